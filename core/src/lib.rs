@@ -1,0 +1,11 @@
+//! xfed-core: every protocol state machine of xfed, with no I/O.
+//!
+//! Bytes, time and DNS answers come in through method calls; bytes to send
+//! and events come out. Nothing here touches a socket, a clock, a thread or
+//! a file (the `host` feature aside, which no protocol module uses).
+
+#![forbid(unsafe_code)]
+
+// pub mod jid; (re-enabled when the jid module lands)
+pub mod xml;
+pub mod xmpp;

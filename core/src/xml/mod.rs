@@ -1,0 +1,35 @@
+//! The XMPP stream reader and writer.
+//!
+//! [`Reader`] turns bytes, in any chunking, into a stream header, complete
+//! top-level elements and the stream end, enforcing RFC 6120's restricted
+//! XML and the configured size and depth limits. Elements are
+//! namespace-resolved trees; [`Element::write`] and [`StreamHeader::write`]
+//! serialize them back.
+
+mod element;
+mod error;
+mod escape;
+mod header;
+pub mod ns;
+mod parse;
+mod reader;
+mod scope;
+mod writer;
+
+pub use element::{Attr, Element, Node};
+pub use error::{Error, ErrorKind};
+pub use header::StreamHeader;
+pub use reader::{Event, Limits, Reader};
+pub use scope::Scope;
+
+/// Parses a standalone element (no inherited namespace bindings); for
+/// tests, tools and configuration, not for streams.
+pub fn parse_element(input: &str) -> Result<Element, Error> {
+    let mut r = Reader::fragment(Limits::default());
+    r.feed_all(input.as_bytes());
+    match r.poll() {
+        Some(Ok(Event::Stanza(e))) if r.is_idle() => Ok(e),
+        Some(Err(e)) => Err(e),
+        _ => Err(Error::new(ErrorKind::NotWellFormed, "not exactly one element")),
+    }
+}

@@ -1,0 +1,336 @@
+//! Turns one complete, UTF-8-validated construct (a stream header's open
+//! tag or a whole top-level element) into its namespace-resolved form.
+//! quick-xml tokenizes; namespace resolution and reference expansion are
+//! ours so that a stanza resolves against the bindings of its stream header.
+
+use std::borrow::Cow;
+
+use quick_xml::events::{BytesStart, Event};
+use smallvec::SmallVec;
+
+use super::element::Element;
+use super::error::{Error, ErrorKind};
+use super::escape::{is_name, unescape_attr, unescape_text};
+use super::header::StreamHeader;
+use super::ns;
+use super::scope::Scope;
+
+fn malformed(detail: impl Into<String>) -> Error {
+    Error::new(ErrorKind::NotWellFormed, detail)
+}
+
+fn quick(e: quick_xml::Error) -> Error {
+    malformed(format!("XML syntax: {e}"))
+}
+
+/// The `&str` of `base` that `part` (a sub-slice handed back by quick-xml)
+/// covers, without validating UTF-8 again.
+#[allow(clippy::needless_lifetimes)]
+fn sub<'a>(base: &'a str, part: &[u8]) -> Result<&'a str, Error> {
+    let off = (part.as_ptr() as usize).wrapping_sub(base.as_ptr() as usize);
+    match base.get(off..off.wrapping_add(part.len())) {
+        Some(s) if s.as_ptr() == part.as_ptr() => Ok(s),
+        // quick-xml hands back borrowed sub-slices of complete tokens, which
+        // start and end on character boundaries; anything else is refused.
+        _ => Err(malformed("token not on a character boundary")),
+    }
+}
+
+/// Splits a qualified name into prefix and local part, checking both.
+fn split_qname(q: &str) -> Result<(Option<&str>, &str), Error> {
+    let (prefix, local) = match q.split_once(':') {
+        Some((p, l)) => (Some(p), l),
+        None => (None, q),
+    };
+    let ok = |s: &str| is_name(s) && !s.contains(':');
+    if !ok(local) || !prefix.is_none_or(ok) {
+        return Err(malformed(format!("'{q}' is not a qualified name")));
+    }
+    Ok((prefix, local))
+}
+
+/// Namespace declarations of open elements, innermost last, over a base scope.
+struct Bindings<'s, 'a> {
+    base: &'s Scope,
+    decls: Vec<(Option<&'a str>, Cow<'static, str>)>,
+    frames: Vec<usize>,
+}
+
+impl<'a> Bindings<'_, 'a> {
+    fn resolve(&self, prefix: Option<&str>) -> Result<&str, Error> {
+        if let Some((_, ns)) = self.decls.iter().rev().find(|(p, _)| *p == prefix) {
+            return Ok(ns);
+        }
+        match prefix {
+            None => Ok(self.base.default_ns()),
+            Some(p) => self
+                .base
+                .resolve(p)
+                .ok_or_else(|| malformed(format!("prefix '{p}' is not bound"))),
+        }
+    }
+
+    fn pop(&mut self) {
+        if let Some(n) = self.frames.pop() {
+            self.decls.truncate(n);
+        }
+    }
+
+    /// Opens an element: records its declarations and returns it with its
+    /// name and attributes resolved.
+    fn open(&mut self, base: &'a str, tag: &BytesStart<'_>) -> Result<Element, Error> {
+        self.frames.push(self.decls.len());
+        let mut plain: SmallVec<[(&'a str, Cow<'a, str>); 8]> = SmallVec::new();
+        for attr in tag.attributes() {
+            let attr = attr.map_err(|e| malformed(format!("attribute: {e}")))?;
+            let key = sub(base, attr.key.as_ref())?;
+            let raw = match &attr.value {
+                Cow::Borrowed(v) => sub(base, v)?,
+                Cow::Owned(_) => return Err(malformed("attribute value not in the input")),
+            };
+            let value = unescape_attr(raw)?;
+            if key == "xmlns" {
+                check_binding(None, &value)?;
+                self.decls.push((None, ns::intern(&value)));
+            } else if let Some(p) = key.strip_prefix("xmlns:") {
+                check_binding(Some(p), &value)?;
+                self.decls.push((Some(p), ns::intern(&value)));
+            } else {
+                plain.push((key, value));
+            }
+        }
+        let qname = sub(base, tag.name().as_ref())?;
+        let (prefix, local) = split_qname(qname)?;
+        let mut e = Element::new(ns::intern(self.resolve(prefix)?), ns::intern_name(local));
+        for (key, value) in plain {
+            let (prefix, local) = split_qname(key)?;
+            let ans = match prefix {
+                None => "",
+                Some(p) => self.resolve(Some(p))?,
+            };
+            if e.attr_ns(ans, local).is_some() {
+                return Err(malformed(format!("attribute '{key}' given twice")));
+            }
+            e.set_attr_ns(ns::intern(ans), ns::intern_name(local), value);
+        }
+        Ok(e)
+    }
+}
+
+fn check_binding(prefix: Option<&str>, ns: &str) -> Result<(), Error> {
+    let bad = match prefix {
+        Some("xmlns") => true,
+        Some("xml") => ns != ns::XML,
+        Some(p) => ns.is_empty() || ns == ns::XML || !is_name(p) || p.contains(':'),
+        None => ns == ns::XML,
+    };
+    if bad || ns == ns::XMLNS {
+        return Err(malformed(format!(
+            "illegal namespace declaration {}='{ns}'",
+            prefix.map_or("xmlns".to_owned(), |p| format!("xmlns:{p}"))
+        )));
+    }
+    Ok(())
+}
+
+fn reader(input: &str) -> quick_xml::Reader<&[u8]> {
+    quick_xml::Reader::from_reader(input.as_bytes())
+}
+
+/// Parses one whole element (a stanza) against the stream's bindings.
+pub fn element(input: &str, scope: &Scope) -> Result<Element, Error> {
+    let mut r = reader(input);
+    let mut b = Bindings {
+        base: scope,
+        decls: Vec::new(),
+        frames: Vec::new(),
+    };
+    let mut stack: Vec<Element> = Vec::new();
+    let mut text = String::new();
+    loop {
+        let ev = r.read_event().map_err(quick)?;
+        if !matches!(ev, Event::Text(_) | Event::GeneralRef(_)) && !text.is_empty() {
+            if let Some(top) = stack.last_mut() {
+                top.push_text(&unescape_text(&text)?);
+            }
+            text.clear();
+        }
+        match ev {
+            Event::Start(tag) => {
+                let e = b.open(input, &tag)?;
+                stack.push(e);
+            }
+            Event::Empty(tag) => {
+                let e = b.open(input, &tag)?;
+                b.pop();
+                match stack.last_mut() {
+                    Some(parent) => parent.push_child(e),
+                    None => return Ok(e),
+                }
+            }
+            Event::End(_) => {
+                b.pop();
+                let done = stack.pop().ok_or_else(|| malformed("unbalanced end tag"))?;
+                match stack.last_mut() {
+                    Some(parent) => parent.push_child(done),
+                    None => return Ok(done),
+                }
+            }
+            Event::Text(t) => text.push_str(sub(input, &t)?),
+            Event::GeneralRef(r) => {
+                text.push('&');
+                text.push_str(sub(input, &r)?);
+                text.push(';');
+            }
+            Event::CData(c) => {
+                if let Some(top) = stack.last_mut() {
+                    top.push_text(&normalize_eol(sub(input, &c)?));
+                }
+            }
+            Event::Comment(_) | Event::PI(_) | Event::DocType(_) | Event::Decl(_) => {
+                return Err(Error::new(
+                    ErrorKind::RestrictedXml,
+                    "comment, processing instruction or DTD inside a stanza",
+                ))
+            }
+            Event::Eof => return Err(malformed("element not closed")),
+        }
+    }
+}
+
+/// XML 1.0 end-of-line handling for CDATA, where references are not expanded.
+fn normalize_eol(s: &str) -> Cow<'_, str> {
+    if s.contains('\r') {
+        Cow::Owned(s.replace("\r\n", "\n").replace('\r', "\n"))
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
+/// Checks `<?...?>` before the stream header: only an XML declaration
+/// naming UTF-8 (or no encoding) passes.
+pub fn declaration(input: &str) -> Result<(), Error> {
+    let is_decl = input
+        .strip_prefix("<?xml")
+        .is_some_and(|rest| rest.starts_with([' ', '\t', '\r', '\n']));
+    if !is_decl {
+        return Err(Error::new(
+            ErrorKind::RestrictedXml,
+            "processing instruction",
+        ));
+    }
+    let Event::Decl(decl) = reader(input).read_event().map_err(quick)? else {
+        return Err(malformed("malformed XML declaration"));
+    };
+    decl.version().map_err(quick)?;
+    match decl.encoding() {
+        None => Ok(()),
+        Some(Ok(enc)) if enc.eq_ignore_ascii_case(b"utf-8") => Ok(()),
+        Some(Ok(enc)) => Err(Error::new(
+            ErrorKind::UnsupportedEncoding,
+            format!("encoding '{}' declared: only UTF-8 is supported", String::from_utf8_lossy(&enc)),
+        )),
+        Some(Err(e)) => Err(malformed(format!("XML declaration: {e}"))),
+    }
+}
+
+/// Parses the open tag of a stream header.
+pub fn header(input: &str) -> Result<StreamHeader, Error> {
+    let mut r = reader(input);
+    let tag = match r.read_event().map_err(quick)? {
+        Event::Start(tag) => tag,
+        Event::Empty(_) => {
+            return Err(Error::new(
+                ErrorKind::BadFormat,
+                "the stream element is empty",
+            ))
+        }
+        _ => return Err(malformed("expected a stream header")),
+    };
+    let base = Scope::default();
+    let mut b = Bindings {
+        base: &base,
+        decls: Vec::new(),
+        frames: Vec::new(),
+    };
+    let e = b.open(input, &tag)?;
+    if e.name() != "stream" {
+        return Err(Error::new(
+            ErrorKind::BadFormat,
+            format!("root element is '{}', not a stream", e.name()),
+        ));
+    }
+    if e.ns() != ns::STREAM {
+        return Err(Error::new(
+            ErrorKind::InvalidNamespace,
+            format!("stream element in namespace '{}'", e.ns()),
+        ));
+    }
+    let mut scope = Scope::default();
+    for (prefix, ns) in b.decls {
+        scope.bind(prefix, ns);
+    }
+    let qname = sub(input, tag.name().as_ref())?.to_owned();
+    Ok(StreamHeader::parsed(qname, scope, e.attrs().iter().cloned().collect()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(r: Result<Element, Error>) -> ErrorKind {
+        r.unwrap_err().kind()
+    }
+
+    #[test]
+    fn resolves_against_stream_scope() {
+        let scope = Scope::server();
+        let e = element(
+            "<db:result from='a' to='b' xml:lang='en'>k<x xmlns='urn:x' y='1'/></db:result>",
+            &scope,
+        )
+        .unwrap();
+        assert!(e.is(ns::DIALBACK, "result"));
+        assert_eq!(e.lang(), Some("en"));
+        assert_eq!(e.text(), "k");
+        let x = e.child("urn:x", "x").unwrap();
+        assert_eq!(x.attr("y"), Some("1"));
+        let m = element("<message><body>a&amp;b<![CDATA[<c>]]></body></message>", &scope).unwrap();
+        assert!(m.is(ns::SERVER, "message"));
+        assert_eq!(m.child(ns::SERVER, "body").unwrap().text(), "a&b<c>");
+    }
+
+    #[test]
+    fn namespace_errors() {
+        let s = Scope::server();
+        assert_eq!(kind(element("<foo:x/>", &s)), ErrorKind::NotWellFormed);
+        assert_eq!(kind(element("<x foo:a='1'/>", &s)), ErrorKind::NotWellFormed);
+        assert_eq!(kind(element("<x xmlns:p='' />", &s)), ErrorKind::NotWellFormed);
+        assert_eq!(kind(element("<x xmlns:xmlns='u'/>", &s)), ErrorKind::NotWellFormed);
+        assert_eq!(kind(element("<x xmlns:xml='u'/>", &s)), ErrorKind::NotWellFormed);
+        assert_eq!(
+            kind(element("<x xmlns:a='u' xmlns:b='u' a:k='1' b:k='2'/>", &s)),
+            ErrorKind::NotWellFormed
+        );
+        assert_eq!(kind(element("<x a='1' a='2'/>", &s)), ErrorKind::NotWellFormed);
+        assert_eq!(kind(element("<1x/>", &s)), ErrorKind::NotWellFormed);
+        assert_eq!(kind(element("<a:b:c/>", &s)), ErrorKind::NotWellFormed);
+        assert_eq!(kind(element("<a><b></a></b>", &s)), ErrorKind::NotWellFormed);
+        assert_eq!(kind(element("<a>&foo;</a>", &s)), ErrorKind::RestrictedXml);
+    }
+
+    #[test]
+    fn header_checks_namespace() {
+        let h = header(
+            "<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' to='b' version='1.0'>",
+        )
+        .unwrap();
+        assert_eq!(h.to(), Some("b"));
+        assert_eq!(h.default_ns(), ns::SERVER);
+        assert_eq!(h.qname(), "stream:stream");
+        let e = header("<stream:stream xmlns:stream='urn:wrong'>").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidNamespace);
+        let e = header("<html xmlns='http://etherx.jabber.org/streams'>").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::BadFormat);
+    }
+}

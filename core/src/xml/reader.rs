@@ -92,6 +92,8 @@ pub struct Reader {
     phase: Phase,
     scan: Scan,
     buf: Vec<u8>,
+    /// Length of the prefix of `buf` already validated.
+    checked: usize,
     depth: u32,
     scope: Scope,
     qname: String,
@@ -109,6 +111,7 @@ impl Reader {
             phase: Phase::Prolog { decl_allowed: true },
             scan: Scan::Idle,
             buf: Vec::new(),
+            checked: 0,
             depth: 0,
             scope: Scope::default(),
             qname: String::new(),
@@ -188,9 +191,11 @@ impl Reader {
         self.buf.capacity()
     }
 
-    /// Appends to the construct buffer within the size limit.
+    /// Appends to the construct buffer within the size limit; the buffer's
+    /// capacity never exceeds the limit either.
     fn take(&mut self, bytes: &[u8]) -> Result<(), Error> {
-        if self.buf.len() + bytes.len() > self.limits.max_stanza_size {
+        let needed = self.buf.len() + bytes.len();
+        if needed > self.limits.max_stanza_size {
             return Err(Error::new(
                 ErrorKind::PolicyViolation,
                 format!(
@@ -198,6 +203,13 @@ impl Reader {
                     self.limits.max_stanza_size
                 ),
             ));
+        }
+        if needed > self.buf.capacity() {
+            let target = (self.buf.capacity() * 2)
+                .max(needed)
+                .max(64)
+                .min(self.limits.max_stanza_size);
+            self.buf.reserve_exact(target - self.buf.len());
         }
         self.buf.extend_from_slice(bytes);
         Ok(())
@@ -240,6 +252,7 @@ impl Reader {
             Scan::Text => {
                 let (n, found) = self.take_until(input, memchr::memchr(b'<', input))?;
                 if found {
+                    self.check_new()?;
                     self.scan = Scan::Open;
                 }
                 Ok(n)
@@ -256,7 +269,8 @@ impl Reader {
                             "processing instruction",
                         ))
                     }
-                    _ => Scan::StartTag { quote: None },
+                    b'a'..=b'z' | b'A'..=b'Z' | b'_' | b':' | 0x80.. => Scan::StartTag { quote: None },
+                    _ => return Err(malformed("'<' not followed by a name")),
                 };
                 if prolog && self.scan != Scan::Decl {
                     // The XML declaration may only come first.
@@ -279,7 +293,10 @@ impl Reader {
                 let (n, found) = self.take_until(input, at)?;
                 if found {
                     match input[n - 1] {
-                        b'>' => self.start_tag()?,
+                        b'>' => {
+                            self.check_new()?;
+                            self.start_tag()?
+                        }
                         q => self.scan = Scan::StartTag { quote: Some(q) },
                     }
                 }
@@ -288,6 +305,7 @@ impl Reader {
             Scan::EndTag => {
                 let (n, found) = self.take_until(input, memchr::memchr(b'>', input))?;
                 if found {
+                    self.check_new()?;
                     self.end_tag()?;
                 }
                 Ok(n)
@@ -295,9 +313,14 @@ impl Reader {
             Scan::Bang => {
                 self.take(&input[..1])?;
                 const CDATA: &[u8] = b"<![CDATA[";
-                if self.bang_len() == 3 && b != b'[' {
-                    let what = if b == b'-' { "comment" } else { "DTD declaration" };
-                    return Err(Error::new(ErrorKind::RestrictedXml, what));
+                if self.bang_len() == 3 {
+                    match b {
+                        b'-' => return Err(Error::new(ErrorKind::RestrictedXml, "comment")),
+                        b'A'..=b'Z' => {
+                            return Err(Error::new(ErrorKind::RestrictedXml, "DTD declaration"))
+                        }
+                        _ => {}
+                    }
                 }
                 if !CDATA.starts_with(&self.buf[self.buf.len() - self.bang_len()..]) {
                     return Err(malformed("malformed CDATA section"));
@@ -314,14 +337,21 @@ impl Reader {
             }
             Scan::CData { start } => {
                 let (n, found) = self.take_until(input, memchr::memchr(b'>', input))?;
-                if found && self.buf.ends_with(b"]]>") && self.buf.len() >= start + 3 {
-                    self.scan = Scan::Text;
+                if found {
+                    self.check_new()?;
+                    if self.buf.ends_with(b"]]>") && self.buf.len() >= start + 3 {
+                        self.scan = Scan::Text;
+                    }
                 }
                 Ok(n)
             }
             Scan::Decl => {
                 let (n, found) = self.take_until(input, memchr::memchr(b'>', input))?;
-                if found && self.buf.ends_with(b"?>") {
+                if found {
+                    // Only the XML declaration passes here, and it holds no '>'.
+                    if !self.buf.ends_with(b"?>") {
+                        return Err(malformed("malformed XML declaration"));
+                    }
                     let text = validate(&self.buf)?;
                     parse::declaration(text)?;
                     self.phase = Phase::Prolog {
@@ -355,6 +385,7 @@ impl Reader {
             )),
             b'<' => {
                 self.buf.clear();
+                self.checked = 0;
                 self.take(&input[..1])?;
                 self.scan = Scan::Open;
                 Ok(1)
@@ -366,6 +397,7 @@ impl Reader {
             0x80..=0xC1 | 0xF5..=0xFF => Err(invalid_utf8()),
             0x80.. => {
                 self.buf.clear();
+                self.checked = 0;
                 self.take(&input[..1])?;
                 self.scan = Scan::TopChar;
                 Ok(1)
@@ -443,14 +475,26 @@ impl Reader {
     }
 
     fn stanza(&mut self) -> Result<(), Error> {
-        let e = parse::element(validate(&self.buf)?, &self.scope)?;
+        // Every tag was checked as it completed; the last one ends the buffer.
+        let text = std::str::from_utf8(&self.buf).map_err(|_| invalid_utf8())?;
+        let e = parse::element(text, &self.scope)?;
         self.events.push_back(Event::Stanza(e));
         self.finish_construct();
         Ok(())
     }
 
+    /// Validates what arrived since the last check; called at each '<' and
+    /// '>' of markup, which are always character boundaries, so bad input is
+    /// refused where it is rather than at the stanza's end.
+    fn check_new(&mut self) -> Result<(), Error> {
+        validate(&self.buf[self.checked..])?;
+        self.checked = self.buf.len();
+        Ok(())
+    }
+
     fn finish_construct(&mut self) {
         self.scan = Scan::Idle;
+        self.checked = 0;
         if self.buf.capacity() > KEEP_CAPACITY {
             self.buf = Vec::new();
         } else {

@@ -1,0 +1,146 @@
+//! Properties of the reader and writer: any chunking of a stream gives the
+//! same events, and serialize/parse round trips.
+
+use proptest::prelude::*;
+use xfed_core::xml::{ns, parse_element, Element, ErrorKind, Event, Limits, Reader, Scope, StreamHeader};
+
+fn xml_text() -> impl Strategy<Value = String> {
+    // Characters XML allows, weighted towards the ones that need escaping.
+    let ch = prop_oneof![
+        3 => prop::sample::select(vec!['<', '>', '&', '\'', '"', '\r', '\n', '\t', ' ', ']', ';', '#']),
+        3 => prop::char::range('a', 'z'),
+        1 => any::<char>().prop_filter("XML char", |c| {
+            matches!(*c, '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+        }),
+    ];
+    prop::collection::vec(ch, 0..24).prop_map(|v| v.into_iter().collect())
+}
+
+fn name() -> impl Strategy<Value = String> {
+    "[a-zA-Z_][a-zA-Z0-9_.-]{0,6}"
+}
+
+fn element_ns() -> impl Strategy<Value = &'static str> {
+    prop::sample::select(vec![ns::SERVER, ns::DIALBACK, ns::STREAM, "", "urn:x", "urn:a:b"])
+}
+
+fn attr_ns() -> impl Strategy<Value = &'static str> {
+    prop_oneof![4 => Just(""), 1 => Just(ns::XML), 1 => Just("urn:y"), 1 => Just(ns::DIALBACK)]
+}
+
+fn leaf() -> impl Strategy<Value = Element> {
+    (
+        element_ns(),
+        name(),
+        prop::collection::vec((attr_ns(), name(), xml_text()), 0..4),
+        xml_text(),
+    )
+        .prop_map(|(ns, name, attrs, text)| {
+            let mut e = Element::new(ns, name);
+            for (ans, an, av) in attrs {
+                e.set_attr_ns(ans, an, av);
+            }
+            e.with_text(&text)
+        })
+}
+
+fn element() -> impl Strategy<Value = Element> {
+    leaf().prop_recursive(4, 24, 4, |inner| {
+        (leaf(), prop::collection::vec(prop_oneof![inner.prop_map(Ok), xml_text().prop_map(Err)], 0..4)).prop_map(
+            |(mut e, kids)| {
+                for k in kids {
+                    match k {
+                        Ok(child) => e.push_child(child),
+                        Err(text) => e.push_text(&text),
+                    }
+                }
+                e
+            },
+        )
+    })
+}
+
+fn stream(stanzas: &[Element], tail: &[u8]) -> Vec<u8> {
+    let scope = Scope::server();
+    let header = StreamHeader::new(scope.clone()).with_attr("to", "b.example").with_attr("version", "1.0");
+    let mut out = Vec::new();
+    header.write(&mut out);
+    for (i, s) in stanzas.iter().enumerate() {
+        s.write(&scope, &mut out);
+        if i % 2 == 0 {
+            out.extend_from_slice(b" \n");
+        }
+    }
+    out.extend_from_slice(tail);
+    header.write_end(&mut out);
+    out
+}
+
+fn read(chunks: &[&[u8]]) -> Vec<Result<Event, ErrorKind>> {
+    let mut r = Reader::new(Limits { max_stanza_size: 4096, max_depth: 8 });
+    let mut out = Vec::new();
+    for c in chunks {
+        r.feed_all(c);
+        out.extend(std::iter::from_fn(|| r.poll().map(|e| e.map_err(|e| e.kind()))));
+    }
+    out
+}
+
+fn split<'a>(input: &'a [u8], cuts: &[prop::sample::Index]) -> Vec<&'a [u8]> {
+    let mut points: Vec<usize> = cuts.iter().map(|i| i.index(input.len() + 1)).collect();
+    points.sort_unstable();
+    let mut chunks = Vec::new();
+    let mut last = 0;
+    for p in points {
+        chunks.push(&input[last..p]);
+        last = p;
+    }
+    chunks.push(&input[last..]);
+    chunks
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn serialize_then_parse_is_identity(e in element()) {
+        let bytes = e.to_bytes();
+        let text = String::from_utf8(bytes).unwrap();
+        prop_assert_eq!(parse_element(&text), Ok(e), "{}", text);
+    }
+
+    #[test]
+    fn stanzas_round_trip_through_a_stream(stanzas in prop::collection::vec(element(), 0..6)) {
+        let input = stream(&stanzas, b"");
+        let ev = read(&[&input]);
+        prop_assert!(matches!(ev.first(), Some(Ok(Event::Header(_)))));
+        prop_assert_eq!(ev.last(), Some(&Ok(Event::End)));
+        let got: Vec<Element> = ev.into_iter().filter_map(|e| match e {
+            Ok(Event::Stanza(s)) => Some(s),
+            _ => None,
+        }).collect();
+        prop_assert_eq!(got, stanzas);
+    }
+
+    #[test]
+    fn any_chunking_gives_the_same_events(
+        stanzas in prop::collection::vec(element(), 0..6),
+        tail in prop_oneof![
+            3 => Just(Vec::new()),
+            1 => prop::collection::vec(any::<u8>(), 0..16),
+            1 => prop::sample::select(vec![
+                b"<!-- c -->".to_vec(), b"<?pi x?>".to_vec(), b"&amp;".to_vec(),
+                b"<a>&bogus;</a>".to_vec(), b"<a><![CDATA[x]]></a>".to_vec(), vec![0xC3],
+                b"<a b='1' b='2'/>".to_vec(), b"<a><b><c><d><e><f><g><h><i/></h></g></f></e></d></c></b></a>".to_vec(),
+            ]),
+        ],
+        cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..12),
+    ) {
+        let input = stream(&stanzas, &tail);
+        let whole = read(&[&input]);
+        let chunked = read(&split(&input, &cuts));
+        prop_assert_eq!(&chunked, &whole);
+        let bytewise: Vec<&[u8]> = input.chunks(1).collect();
+        prop_assert_eq!(read(&bytewise), whole);
+    }
+}

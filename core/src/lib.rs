@@ -6,6 +6,6 @@
 
 #![forbid(unsafe_code)]
 
-// pub mod jid; (re-enabled when the jid module lands)
+pub mod jid;
 pub mod xml;
 pub mod xmpp;

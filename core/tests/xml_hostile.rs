@@ -13,7 +13,11 @@ fn first_error(input: &[u8], chunk: usize) -> Option<ErrorKind> {
     let mut r = Reader::new(limits);
     for piece in input.chunks(chunk.max(1)) {
         r.feed_all(piece);
-        assert!(r.buffered() <= limits.max_stanza_size, "buffer grew to {}", r.buffered());
+        assert!(
+            r.buffered() <= limits.max_stanza_size,
+            "buffer grew to {}",
+            r.buffered()
+        );
         while let Some(ev) = r.poll() {
             if let Err(e) = ev {
                 return Some(e.kind());
@@ -25,7 +29,12 @@ fn first_error(input: &[u8], chunk: usize) -> Option<ErrorKind> {
 
 fn assert_refused(input: &[u8], kind: ErrorKind) {
     for chunk in [1, 7, 4096, input.len()] {
-        assert_eq!(first_error(input, chunk), Some(kind), "chunk {chunk}: {}", String::from_utf8_lossy(&input[..input.len().min(200)]));
+        assert_eq!(
+            first_error(input, chunk),
+            Some(kind),
+            "chunk {chunk}: {}",
+            String::from_utf8_lossy(&input[..input.len().min(200)])
+        );
     }
 }
 
@@ -33,13 +42,23 @@ fn assert_refused(input: &[u8], kind: ErrorKind) {
 fn billion_laughs() {
     let mut dtd = String::from("<?xml version='1.0'?><!DOCTYPE lolz [<!ENTITY lol 'lol'>");
     for i in 1..10 {
-        let prev = if i == 1 { "lol".to_owned() } else { format!("lol{}", i - 1) };
-        dtd.push_str(&format!("<!ENTITY lol{i} '{}'>", format!("&{prev};").repeat(10)));
+        let prev = if i == 1 {
+            "lol".to_owned()
+        } else {
+            format!("lol{}", i - 1)
+        };
+        dtd.push_str(&format!(
+            "<!ENTITY lol{i} '{}'>",
+            format!("&{prev};").repeat(10)
+        ));
     }
     dtd.push_str("]><stream:stream xmlns:stream='http://etherx.jabber.org/streams'><message>&lol9;</message>");
     assert_refused(dtd.as_bytes(), ErrorKind::RestrictedXml);
     // The same entity used without its DTD is still refused.
-    assert_refused(format!("{HEADER}<message><body>&lol9;</body></message>").as_bytes(), ErrorKind::RestrictedXml);
+    assert_refused(
+        format!("{HEADER}<message><body>&lol9;</body></message>").as_bytes(),
+        ErrorKind::RestrictedXml,
+    );
 }
 
 #[test]
@@ -53,10 +72,22 @@ fn external_entity() {
 
 #[test]
 fn comments_and_processing_instructions() {
-    assert_refused(format!("{HEADER}<!-- hi -->").as_bytes(), ErrorKind::RestrictedXml);
-    assert_refused(format!("{HEADER}<message><!-- hi --></message>").as_bytes(), ErrorKind::RestrictedXml);
-    assert_refused(format!("{HEADER}<message><?php x?></message>").as_bytes(), ErrorKind::RestrictedXml);
-    assert_refused(format!("<!-- first -->{HEADER}").as_bytes(), ErrorKind::RestrictedXml);
+    assert_refused(
+        format!("{HEADER}<!-- hi -->").as_bytes(),
+        ErrorKind::RestrictedXml,
+    );
+    assert_refused(
+        format!("{HEADER}<message><!-- hi --></message>").as_bytes(),
+        ErrorKind::RestrictedXml,
+    );
+    assert_refused(
+        format!("{HEADER}<message><?php x?></message>").as_bytes(),
+        ErrorKind::RestrictedXml,
+    );
+    assert_refused(
+        format!("<!-- first -->{HEADER}").as_bytes(),
+        ErrorKind::RestrictedXml,
+    );
 }
 
 #[test]
@@ -71,7 +102,10 @@ fn ten_megabyte_attribute() {
     assert_eq!(first_error(&text, 65536), Some(ErrorKind::PolicyViolation));
     let mut header = b"<stream:stream to='".to_vec();
     header.extend(std::iter::repeat_n(b'x', 300 * 1024));
-    assert_eq!(first_error(&header, 65536), Some(ErrorKind::PolicyViolation));
+    assert_eq!(
+        first_error(&header, 65536),
+        Some(ErrorKind::PolicyViolation)
+    );
 }
 
 #[test]
@@ -83,7 +117,10 @@ fn ten_thousand_deep_nesting() {
     let ok = format!("{HEADER}{}{}", "<a>".repeat(32), "</a>".repeat(32));
     assert_eq!(first_error(ok.as_bytes(), 5), None);
     let over = format!("{HEADER}{}{}", "<a>".repeat(33), "</a>".repeat(33));
-    assert_eq!(first_error(over.as_bytes(), 5), Some(ErrorKind::PolicyViolation));
+    assert_eq!(
+        first_error(over.as_bytes(), 5),
+        Some(ErrorKind::PolicyViolation)
+    );
 }
 
 fn base_stream() -> Vec<u8> {
@@ -98,7 +135,14 @@ fn base_stream() -> Vec<u8> {
 fn bad_utf8_in_every_position() {
     let base = base_stream();
     assert_eq!(first_error(&base, 3), None);
-    let bad: [&[u8]; 6] = [&[0xFF], &[0x80], &[0xC0, 0xAF], &[0xED, 0xA0, 0x80], &[0xF8, 0x88, 0x80, 0x80, 0x80], &[0xE2, 0x82]];
+    let bad: [&[u8]; 6] = [
+        &[0xFF],
+        &[0x80],
+        &[0xC0, 0xAF],
+        &[0xED, 0xA0, 0x80],
+        &[0xF8, 0x88, 0x80, 0x80, 0x80],
+        &[0xE2, 0x82],
+    ];
     for seq in bad {
         for pos in 0..base.len() {
             // Splitting a valid character is not a position of the stream.
@@ -106,8 +150,16 @@ fn bad_utf8_in_every_position() {
                 continue;
             }
             let input = [&base[..pos], seq, &base[pos..]].concat();
-            let expected = if pos == 0 && seq == [0xFF] { ErrorKind::UnsupportedEncoding } else { ErrorKind::NotWellFormed };
-            assert_eq!(first_error(&input, 64), Some(expected), "{seq:02X?} at {pos}");
+            let expected = if pos == 0 && seq == [0xFF] {
+                ErrorKind::UnsupportedEncoding
+            } else {
+                ErrorKind::NotWellFormed
+            };
+            assert_eq!(
+                first_error(&input, 64),
+                Some(expected),
+                "{seq:02X?} at {pos}"
+            );
         }
     }
 }
@@ -121,13 +173,20 @@ fn nul_and_control_bytes_in_every_position() {
                 continue;
             }
             let input = [&base[..pos], &[byte], &base[pos..]].concat();
-            assert_eq!(first_error(&input, 64), Some(ErrorKind::NotWellFormed), "{byte:02X} at {pos}");
+            assert_eq!(
+                first_error(&input, 64),
+                Some(ErrorKind::NotWellFormed),
+                "{byte:02X} at {pos}"
+            );
         }
     }
     // Noncharacters and references to forbidden characters too.
     let fffe = format!("{HEADER}<message><body>\u{FFFE}</body></message>");
     assert_refused(fffe.as_bytes(), ErrorKind::NotWellFormed);
-    assert_refused(format!("{HEADER}<message><body>&#0;</body></message>").as_bytes(), ErrorKind::NotWellFormed);
+    assert_refused(
+        format!("{HEADER}<message><body>&#0;</body></message>").as_bytes(),
+        ErrorKind::NotWellFormed,
+    );
 }
 
 #[test]
@@ -147,6 +206,8 @@ fn random_garbage_never_panics_and_stays_bounded() {
     }
     let mut r = Reader::new(Limits::default());
     r.feed_all(&garbage);
-    let n = std::iter::from_fn(|| r.poll()).filter(|e| matches!(e, Ok(Event::Stanza(_)))).count();
+    let n = std::iter::from_fn(|| r.poll())
+        .filter(|e| matches!(e, Ok(Event::Stanza(_))))
+        .count();
     assert!(n < 200_000);
 }

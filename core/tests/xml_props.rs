@@ -2,7 +2,9 @@
 //! same events, and serialize/parse round trips.
 
 use proptest::prelude::*;
-use xfed_core::xml::{ns, parse_element, Element, ErrorKind, Event, Limits, Reader, Scope, StreamHeader};
+use xfed_core::xml::{
+    ns, parse_element, Element, ErrorKind, Event, Limits, Reader, Scope, StreamHeader,
+};
 
 fn xml_text() -> impl Strategy<Value = String> {
     // Characters XML allows, weighted towards the ones that need escaping.
@@ -21,7 +23,14 @@ fn name() -> impl Strategy<Value = String> {
 }
 
 fn element_ns() -> impl Strategy<Value = &'static str> {
-    prop::sample::select(vec![ns::SERVER, ns::DIALBACK, ns::STREAM, "", "urn:x", "urn:a:b"])
+    prop::sample::select(vec![
+        ns::SERVER,
+        ns::DIALBACK,
+        ns::STREAM,
+        "",
+        "urn:x",
+        "urn:a:b",
+    ])
 }
 
 fn attr_ns() -> impl Strategy<Value = &'static str> {
@@ -46,8 +55,14 @@ fn leaf() -> impl Strategy<Value = Element> {
 
 fn element() -> impl Strategy<Value = Element> {
     leaf().prop_recursive(4, 24, 4, |inner| {
-        (leaf(), prop::collection::vec(prop_oneof![inner.prop_map(Ok), xml_text().prop_map(Err)], 0..4)).prop_map(
-            |(mut e, kids)| {
+        (
+            leaf(),
+            prop::collection::vec(
+                prop_oneof![inner.prop_map(Ok), xml_text().prop_map(Err)],
+                0..4,
+            ),
+        )
+            .prop_map(|(mut e, kids)| {
                 for k in kids {
                     match k {
                         Ok(child) => e.push_child(child),
@@ -55,14 +70,15 @@ fn element() -> impl Strategy<Value = Element> {
                     }
                 }
                 e
-            },
-        )
+            })
     })
 }
 
 fn stream(stanzas: &[Element], tail: &[u8]) -> Vec<u8> {
     let scope = Scope::server();
-    let header = StreamHeader::new(scope.clone()).with_attr("to", "b.example").with_attr("version", "1.0");
+    let header = StreamHeader::new(scope.clone())
+        .with_attr("to", "b.example")
+        .with_attr("version", "1.0");
     let mut out = Vec::new();
     header.write(&mut out);
     for (i, s) in stanzas.iter().enumerate() {
@@ -77,11 +93,16 @@ fn stream(stanzas: &[Element], tail: &[u8]) -> Vec<u8> {
 }
 
 fn read(chunks: &[&[u8]]) -> Vec<Result<Event, ErrorKind>> {
-    let mut r = Reader::new(Limits { max_stanza_size: 4096, max_depth: 8 });
+    let mut r = Reader::new(Limits {
+        max_stanza_size: 4096,
+        max_depth: 8,
+    });
     let mut out = Vec::new();
     for c in chunks {
         r.feed_all(c);
-        out.extend(std::iter::from_fn(|| r.poll().map(|e| e.map_err(|e| e.kind()))));
+        out.extend(std::iter::from_fn(|| {
+            r.poll().map(|e| e.map_err(|e| e.kind()))
+        }));
     }
     out
 }

@@ -6,8 +6,6 @@
 
 use std::borrow::Cow;
 
-use smallvec::SmallVec;
-
 use super::ns;
 
 /// An attribute; `ns` is empty for the usual unprefixed attributes.
@@ -49,7 +47,7 @@ pub enum Node {
 pub struct Element {
     ns: Cow<'static, str>,
     name: Cow<'static, str>,
-    attrs: SmallVec<[Attr; 4]>,
+    attrs: Vec<Attr>,
     nodes: Vec<Node>,
 }
 
@@ -59,7 +57,7 @@ impl Element {
         Element {
             ns: ns.into(),
             name: name.into(),
-            attrs: SmallVec::new(),
+            attrs: Vec::new(),
             nodes: Vec::new(),
         }
     }
@@ -115,11 +113,7 @@ impl Element {
         value: impl Into<String>,
     ) {
         let (ns, name, value) = (ns.into(), name.into(), value.into());
-        match self
-            .attrs
-            .iter_mut()
-            .find(|a| a.name == name && a.ns == ns)
-        {
+        match self.attrs.iter_mut().find(|a| a.name == name && a.ns == ns) {
             Some(a) => a.value = value,
             None => self.attrs.push(Attr { ns, name, value }),
         }
@@ -127,12 +121,19 @@ impl Element {
 
     /// Removes an unprefixed attribute, returning its value.
     pub fn remove_attr(&mut self, name: &str) -> Option<String> {
-        let i = self.attrs.iter().position(|a| a.name == name && a.ns.is_empty())?;
+        let i = self
+            .attrs
+            .iter()
+            .position(|a| a.name == name && a.ns.is_empty())?;
         Some(self.attrs.remove(i).value)
     }
 
     /// Builder form of [`Element::set_attr`].
-    pub fn with_attr(mut self, name: impl Into<Cow<'static, str>>, value: impl Into<String>) -> Self {
+    pub fn with_attr(
+        mut self,
+        name: impl Into<Cow<'static, str>>,
+        value: impl Into<String>,
+    ) -> Self {
         self.set_attr(name, value);
         self
     }
@@ -241,7 +242,9 @@ mod tests {
 
     #[test]
     fn attributes_replace_and_remove() {
-        let mut a = Element::new("x", "a").with_attr("to", "1").with_attr_ns(ns::XML, "lang", "en");
+        let mut a = Element::new("x", "a")
+            .with_attr("to", "1")
+            .with_attr_ns(ns::XML, "lang", "en");
         a.set_attr("to", "2");
         assert_eq!(a.attr("to"), Some("2"));
         assert_eq!(a.lang(), Some("en"));

@@ -1,9 +1,5 @@
 //! The stream header: the open `<stream:stream>` tag that frames a stream.
 
-use std::borrow::Cow;
-
-use smallvec::SmallVec;
-
 use super::element::{Attr, Element};
 use super::ns;
 use super::scope::Scope;
@@ -34,19 +30,12 @@ impl StreamHeader {
         }
     }
 
-    pub(crate) fn parsed(qname: String, scope: Scope, attrs: SmallVec<[Attr; 4]>) -> Self {
-        let mut e = Element::new(ns::STREAM, "stream");
-        for a in attrs {
-            e.set_attr_ns(
-                Cow::Owned(a.ns().to_owned()),
-                Cow::Owned(a.name().to_owned()),
-                a.value(),
-            );
-        }
+    /// A header read from the wire; `root` is the resolved stream element.
+    pub(crate) fn parsed(qname: String, scope: Scope, root: Element) -> Self {
         StreamHeader {
             qname,
             scope,
-            attrs: e,
+            attrs: root,
         }
     }
 

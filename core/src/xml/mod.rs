@@ -30,6 +30,9 @@ pub fn parse_element(input: &str) -> Result<Element, Error> {
     match r.poll() {
         Some(Ok(Event::Stanza(e))) if r.is_idle() => Ok(e),
         Some(Err(e)) => Err(e),
-        _ => Err(Error::new(ErrorKind::NotWellFormed, "not exactly one element")),
+        _ => Err(Error::new(
+            ErrorKind::NotWellFormed,
+            "not exactly one element",
+        )),
     }
 }

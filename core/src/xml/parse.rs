@@ -228,7 +228,10 @@ pub fn declaration(input: &str) -> Result<(), Error> {
         Some(Ok(enc)) if enc.eq_ignore_ascii_case(b"utf-8") => Ok(()),
         Some(Ok(enc)) => Err(Error::new(
             ErrorKind::UnsupportedEncoding,
-            format!("encoding '{}' declared: only UTF-8 is supported", String::from_utf8_lossy(&enc)),
+            format!(
+                "encoding '{}' declared: only UTF-8 is supported",
+                String::from_utf8_lossy(&enc)
+            ),
         )),
         Some(Err(e)) => Err(malformed(format!("XML declaration: {e}"))),
     }
@@ -271,7 +274,7 @@ pub fn header(input: &str) -> Result<StreamHeader, Error> {
         scope.bind(prefix, ns);
     }
     let qname = sub(input, tag.name().as_ref())?.to_owned();
-    Ok(StreamHeader::parsed(qname, scope, e.attrs().iter().cloned().collect()))
+    Ok(StreamHeader::parsed(qname, scope, e))
 }
 
 #[cfg(test)]
@@ -295,7 +298,11 @@ mod tests {
         assert_eq!(e.text(), "k");
         let x = e.child("urn:x", "x").unwrap();
         assert_eq!(x.attr("y"), Some("1"));
-        let m = element("<message><body>a&amp;b<![CDATA[<c>]]></body></message>", &scope).unwrap();
+        let m = element(
+            "<message><body>a&amp;b<![CDATA[<c>]]></body></message>",
+            &scope,
+        )
+        .unwrap();
         assert!(m.is(ns::SERVER, "message"));
         assert_eq!(m.child(ns::SERVER, "body").unwrap().text(), "a&b<c>");
     }
@@ -304,18 +311,36 @@ mod tests {
     fn namespace_errors() {
         let s = Scope::server();
         assert_eq!(kind(element("<foo:x/>", &s)), ErrorKind::NotWellFormed);
-        assert_eq!(kind(element("<x foo:a='1'/>", &s)), ErrorKind::NotWellFormed);
-        assert_eq!(kind(element("<x xmlns:p='' />", &s)), ErrorKind::NotWellFormed);
-        assert_eq!(kind(element("<x xmlns:xmlns='u'/>", &s)), ErrorKind::NotWellFormed);
-        assert_eq!(kind(element("<x xmlns:xml='u'/>", &s)), ErrorKind::NotWellFormed);
+        assert_eq!(
+            kind(element("<x foo:a='1'/>", &s)),
+            ErrorKind::NotWellFormed
+        );
+        assert_eq!(
+            kind(element("<x xmlns:p='' />", &s)),
+            ErrorKind::NotWellFormed
+        );
+        assert_eq!(
+            kind(element("<x xmlns:xmlns='u'/>", &s)),
+            ErrorKind::NotWellFormed
+        );
+        assert_eq!(
+            kind(element("<x xmlns:xml='u'/>", &s)),
+            ErrorKind::NotWellFormed
+        );
         assert_eq!(
             kind(element("<x xmlns:a='u' xmlns:b='u' a:k='1' b:k='2'/>", &s)),
             ErrorKind::NotWellFormed
         );
-        assert_eq!(kind(element("<x a='1' a='2'/>", &s)), ErrorKind::NotWellFormed);
+        assert_eq!(
+            kind(element("<x a='1' a='2'/>", &s)),
+            ErrorKind::NotWellFormed
+        );
         assert_eq!(kind(element("<1x/>", &s)), ErrorKind::NotWellFormed);
         assert_eq!(kind(element("<a:b:c/>", &s)), ErrorKind::NotWellFormed);
-        assert_eq!(kind(element("<a><b></a></b>", &s)), ErrorKind::NotWellFormed);
+        assert_eq!(
+            kind(element("<a><b></a></b>", &s)),
+            ErrorKind::NotWellFormed
+        );
         assert_eq!(kind(element("<a>&foo;</a>", &s)), ErrorKind::RestrictedXml);
     }
 

@@ -269,7 +269,9 @@ impl Reader {
                             "processing instruction",
                         ))
                     }
-                    b'a'..=b'z' | b'A'..=b'Z' | b'_' | b':' | 0x80.. => Scan::StartTag { quote: None },
+                    b'a'..=b'z' | b'A'..=b'Z' | b'_' | b':' | 0x80.. => {
+                        Scan::StartTag { quote: None }
+                    }
                     _ => return Err(malformed("'<' not followed by a name")),
                 };
                 if prolog && self.scan != Scan::Decl {
@@ -518,7 +520,10 @@ fn validate(bytes: &[u8]) -> Result<&str, Error> {
         if b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r') {
             return Err(malformed(format!("control character U+{b:04X}")));
         }
-        if b == 0xEF && bytes.get(i + 1) == Some(&0xBF) && matches!(bytes.get(i + 2), Some(0xBE | 0xBF)) {
+        if b == 0xEF
+            && bytes.get(i + 1) == Some(&0xBF)
+            && matches!(bytes.get(i + 2), Some(0xBE | 0xBF))
+        {
             return Err(malformed("U+FFFE or U+FFFF is not an XML character"));
         }
     }

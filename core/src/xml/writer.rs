@@ -187,6 +187,9 @@ mod tests {
             .with_attr_ns("urn:x", "k", "v")
             .with_attr_ns(ns::XML, "lang", "en");
         let s = String::from_utf8(e.to_bytes()).unwrap();
-        assert_eq!(s, "<a xmlns='u' xmlns:ns0='urn:x' ns0:k='v' xml:lang='en'/>");
+        assert_eq!(
+            s,
+            "<a xmlns='u' xmlns:ns0='urn:x' ns0:k='v' xml:lang='en'/>"
+        );
     }
 }

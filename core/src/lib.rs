@@ -9,3 +9,6 @@
 pub mod jid;
 pub mod xml;
 pub mod xmpp;
+
+#[cfg(feature = "host")]
+pub mod host;

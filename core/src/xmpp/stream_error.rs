@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::xml::{ns, Element};
+
 macro_rules! conditions {
     ($($variant:ident => $name:literal,)*) => {
         /// A defined stream error condition; every fatal stream problem is
@@ -67,9 +69,85 @@ impl fmt::Display for StreamCondition {
     }
 }
 
+/// A stream error as sent or received: condition and optional text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamError {
+    /// The defined condition.
+    pub condition: StreamCondition,
+    /// Human-readable detail (English), for the peer's log.
+    pub text: Option<String>,
+}
+
+impl StreamError {
+    /// An error with explanatory text.
+    pub fn new(condition: StreamCondition, text: impl Into<String>) -> Self {
+        StreamError {
+            condition,
+            text: Some(text.into()),
+        }
+    }
+
+    /// The `<stream:error/>` element.
+    pub fn to_element(&self) -> Element {
+        let mut e = Element::new(ns::STREAM, "error")
+            .with_child(Element::new(ns::STREAMS, self.condition.as_str()));
+        if let Some(text) = &self.text {
+            e.push_child(
+                Element::new(ns::STREAMS, "text")
+                    .with_attr_ns(ns::XML, "lang", "en")
+                    .with_text(text),
+            );
+        }
+        e
+    }
+
+    /// Reads a received `<stream:error/>`; an unknown or missing condition
+    /// is `undefined-condition`, as RFC 6120 section 4.9.3.21 says.
+    pub fn from_element(e: &Element) -> Option<Self> {
+        if !e.is(ns::STREAM, "error") {
+            return None;
+        }
+        let mut condition = None;
+        let mut text = None;
+        for c in e.children().filter(|c| c.ns() == ns::STREAMS) {
+            if c.name() == "text" {
+                text = Some(c.text().into_owned());
+            } else if condition.is_none() {
+                condition = StreamCondition::from_name(c.name());
+            }
+        }
+        Some(StreamError {
+            condition: condition.unwrap_or(StreamCondition::UndefinedCondition),
+            text,
+        })
+    }
+}
+
+impl fmt::Display for StreamError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.text {
+            Some(t) => write!(f, "{} ({t})", self.condition),
+            None => write!(f, "{}", self.condition),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn element_round_trip() {
+        let err = StreamError::new(StreamCondition::HostUnknown, "no such domain");
+        let back = StreamError::from_element(&err.to_element()).unwrap();
+        assert_eq!(back, err);
+        let odd =
+            Element::new(ns::STREAM, "error").with_child(Element::new(ns::STREAMS, "made-up"));
+        assert_eq!(
+            StreamError::from_element(&odd).unwrap().condition,
+            StreamCondition::UndefinedCondition
+        );
+    }
 
     #[test]
     fn twenty_five_conditions_round_trip() {

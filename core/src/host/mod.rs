@@ -1,0 +1,25 @@
+//! What both runtimes need that is not protocol logic: the command line,
+//! logging set-up, and randomness from the operating system. Blocking and
+//! I/O-doing; compiled only with the `host` feature, which no protocol
+//! module uses and the fuzz build leaves off.
+
+pub mod cli;
+
+/// Installs the tracing subscriber both binaries log through; `RUST_LOG`
+/// overrides the default level (`info`).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .try_init();
+}
+
+/// An unpredictable token (hex) from the operating system's generator, for
+/// stream ids, which dialback keys depend on.
+pub fn random_token() -> std::io::Result<String> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(std::io::Error::other)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}

@@ -30,6 +30,7 @@ fn element_ns() -> impl Strategy<Value = &'static str> {
         "",
         "urn:x",
         "urn:a:b",
+        ns::XML,
     ])
 }
 

@@ -31,6 +31,9 @@ fn write_element(e: &Element, scope: &Scope, default_ns: &str, out: &mut Vec<u8>
     // prefixes therefore avoid every prefix the scope declares.
     let prefix = if e.ns() == default_ns {
         None
+    } else if e.ns() == ns::XML {
+        // Bound by definition, and never allowed as a default namespace.
+        Some("xml")
     } else {
         scope.prefix_for(e.ns())
     };

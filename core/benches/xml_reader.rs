@@ -1,0 +1,101 @@
+//! Reader throughput on a realistic s2s stream: 10,000 `<message>` stanzas
+//! of about 300 bytes, fed in 64 KiB reads as a socket would deliver them.
+//! Run with `cargo bench -p xfed-core --bench xml_reader`; prints MB/s and
+//! stanzas/s (median and best of the runs) for reading and for writing.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use xfed_core::xml::{ns, Element, Event, Limits, Reader, Scope, StreamHeader};
+
+const STANZAS: usize = 10_000;
+const RUNS: usize = 30;
+
+fn message(i: usize) -> Element {
+    Element::new(ns::SERVER, "message")
+        .with_attr("from", format!("juliet{}@capulet.example/balcony", i % 97))
+        .with_attr("to", format!("romeo{}@montague.example", i % 89))
+        .with_attr("type", "chat")
+        .with_attr("id", format!("msg-{i:08}"))
+        .with_attr_ns(ns::XML, "lang", "en")
+        .with_child(
+            Element::new(ns::SERVER, "body")
+                .with_text("Art thou not Romeo, and a Montague? Neither, fair saint, if either thee dislike & <so> on."),
+        )
+        .with_child(Element::new(ns::SERVER, "thread").with_text("e0ffe42b28561960c6b12b944a092794b9683a38"))
+        .with_child(Element::new(ns::CHATSTATES, "active"))
+}
+
+fn stream() -> (Vec<u8>, Vec<Element>) {
+    let scope = Scope::server();
+    let header = StreamHeader::new(scope.clone())
+        .with_attr("from", "capulet.example")
+        .with_attr("to", "montague.example")
+        .with_attr("version", "1.0");
+    let mut out = Vec::new();
+    header.write(&mut out);
+    let stanzas: Vec<Element> = (0..STANZAS).map(message).collect();
+    for s in &stanzas {
+        s.write(&scope, &mut out);
+    }
+    header.write_end(&mut out);
+    (out, stanzas)
+}
+
+fn measure(mut f: impl FnMut()) -> (Duration, Duration) {
+    f();
+    let mut times: Vec<Duration> = (0..RUNS)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .collect();
+    times.sort();
+    (times[RUNS / 2], times[0])
+}
+
+fn report(what: &str, bytes: usize, (median, best): (Duration, Duration)) {
+    let mbs = |d: Duration| bytes as f64 / d.as_secs_f64() / 1e6;
+    let sps = |d: Duration| STANZAS as f64 / d.as_secs_f64();
+    println!(
+        "{what}: {:.0} MB/s, {:.0} stanzas/s median ({:.0} MB/s, {:.0} stanzas/s best) over {RUNS} runs of {STANZAS} stanzas, {bytes} bytes",
+        mbs(median),
+        sps(median),
+        mbs(best),
+        sps(best)
+    );
+}
+
+fn main() {
+    let (input, stanzas) = stream();
+    println!(
+        "stream: {} bytes, {:.0} bytes per stanza",
+        input.len(),
+        input.len() as f64 / STANZAS as f64
+    );
+    let read = measure(|| {
+        let mut r = Reader::new(Limits::default());
+        let mut n = 0;
+        for chunk in input.chunks(64 * 1024) {
+            r.feed_all(chunk);
+            while let Some(ev) = r.poll() {
+                if let Ok(Event::Stanza(e)) = ev {
+                    black_box(&e);
+                    n += 1;
+                }
+            }
+        }
+        assert_eq!(n, STANZAS);
+    });
+    report("read", input.len(), read);
+    let scope = Scope::server();
+    let write = measure(|| {
+        let mut out = Vec::with_capacity(input.len());
+        for s in &stanzas {
+            s.write(&scope, &mut out);
+        }
+        black_box(out);
+    });
+    report("write", input.len(), write);
+}

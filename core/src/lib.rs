@@ -6,7 +6,10 @@
 
 #![forbid(unsafe_code)]
 
+pub mod config;
+pub mod dns;
 pub mod jid;
+pub mod tls;
 pub mod xml;
 pub mod xmpp;
 

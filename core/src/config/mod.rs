@@ -1,0 +1,1 @@
+//! Configuration: the TOML file of DESIGN.md section 4, parsed and validated.

@@ -1,0 +1,1 @@
+//! TLS for s2s streams: rustls configurations and peer certificate checks.

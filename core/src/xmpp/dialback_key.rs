@@ -1,0 +1,1 @@
+//! Server Dialback keys (XEP-0185).

@@ -8,7 +8,9 @@
 
 pub mod config;
 pub mod dns;
+pub mod gateway;
 pub mod jid;
+pub mod rng;
 pub mod tls;
 pub mod xml;
 pub mod xmpp;

@@ -1,1 +1,499 @@
 //! Configuration: the TOML file of DESIGN.md section 4, parsed and validated.
+//!
+//! The key names are a user-facing contract (DESIGN.md section 4): they are
+//! kept exactly, and new ones are added beside them. [`parse`] takes the
+//! file's text (the runtime reads the file; this module does no I/O) and
+//! returns either a [`Config`] with the [`Notice`]s worth showing, or the
+//! first [`ConfigError`], which names the line, column and key path.
+//!
+//! Every omitted key takes Lync's default where Lync had the setting
+//! (`reference/lync.md` sections 4 and 5), else the value DESIGN.md shows;
+//! [`defaults`] lists them and each field's doc repeats its own.
+//!
+//! Keys that later work implements are accepted but reported as
+//! [`NoticeKind::NotActiveYet`]; [`INACTIVE_KEYS`] is the one list of them.
+
+mod embedded;
+mod error;
+mod lower;
+mod policy;
+mod raw;
+mod values;
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub use embedded::EMBEDDED_DEFAULT_TOML;
+pub use error::{ConfigError, ErrorKind, Level, Location, Notice, NoticeKind};
+pub use policy::{Admission, RefusalReason, OPEN_FEDERATION_POLICY};
+
+/// Key paths (dotted, without array indices) that are accepted but not acted
+/// on yet. A key is inactive when its path equals an entry or lies under it.
+/// Work that makes a key effective removes its entry here, and nowhere else.
+pub const INACTIVE_KEYS: &[&str] = &[
+    "gateway.subscription_refresh_interval",
+    "gateway.log_message_bodies",
+    "listen.sip",
+    "listen.internal",
+    "listen.metrics",
+    "sip",
+    "store",
+    "access",
+];
+
+/// Parses and validates a configuration file's text.
+///
+/// Unknown keys, malformed values, inconsistent settings and invalid
+/// TLS/SASL/dialback combinations are errors; doubtful combinations and
+/// keys that are not active yet come back as notices, sorted by line.
+pub fn parse(text: &str) -> Result<Loaded, ConfigError> {
+    lower::load(text)
+}
+
+/// A parsed configuration and what the operator should be told about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loaded {
+    /// The validated configuration.
+    pub config: Config,
+    /// Warnings and notes, in file order; none of them stops a start.
+    pub notices: Vec<Notice>,
+}
+
+/// The whole configuration file, every default filled in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `[gateway]`: what Lync kept in `Set-CsXmppGatewayConfiguration`.
+    pub gateway: GatewayConfig,
+    /// `[listen]`: the sockets to listen on.
+    pub listen: ListenConfig,
+    /// `[tls]`: our certificate and whom we trust.
+    pub tls: TlsConfig,
+    /// `[sip]` with `[[sip.account]]`: the SIP side.
+    pub sip: SipConfig,
+    /// `[store]`: where subscriptions persist.
+    pub store: StoreConfig,
+    /// `[[partner]]`, in file order: Lync's `New-CsXmppAllowedPartner`.
+    pub partners: Vec<Partner>,
+    /// `[[block]]`, in file order: refused domains under `federation = "deny-list"`.
+    pub blocks: Vec<Block>,
+    /// `[[access]]`, in file order; first match wins.
+    pub access: Vec<AccessRule>,
+}
+
+/// `[gateway]`. Lync's defaults apply where Lync had the setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayConfig {
+    /// `domains`, required and non-empty: the local domains, each both the
+    /// XMPP and the SIP domain of its users. Held in prepared form (RFC 7622:
+    /// lowercase, U-labels, no trailing dot).
+    pub domains: Vec<String>,
+    /// `dialback_secret` (Lync `DialbackPassphrase`): the key for dialback
+    /// keys, shared by every instance of a deployment. `None` when the file
+    /// has none: the runtime then generates a random one and keeps it in its
+    /// data directory, so one instance keeps its keys valid across restarts.
+    pub dialback_secret: Option<Secret>,
+    /// `connection_limit` (Lync `ConnectionLimit`), default 1000: s2s
+    /// connections over all partners.
+    pub connection_limit: u32,
+    /// `partner_connection_limit` (Lync `PartnerConnectionLimit`), default
+    /// 20: connections per remote domain, unless its `[[partner]]` says.
+    pub partner_connection_limit: u32,
+    /// `stream_establishment_timeout` (Lync `StreamEstablishmentTimeout`),
+    /// default 60 s: time a peer has to complete stream set-up.
+    pub stream_establishment_timeout: Duration,
+    /// `stream_inactivity_timeout` (Lync `StreamInactivityTimeout`), default
+    /// 10 min: idle time after which a stream is closed.
+    pub stream_inactivity_timeout: Duration,
+    /// `keepalive_interval` (Lync `KeepAliveInterval`), default 5 min.
+    pub keepalive_interval: Duration,
+    /// `subscription_refresh_interval` (Lync `SubscriptionRefreshInterval`),
+    /// default 8 h: how often presence subscriptions are refreshed.
+    pub subscription_refresh_interval: Duration,
+    /// `log_message_bodies` (Lync `EnableLoggingAllMessageBodies`), default
+    /// false: bodies are stripped from logs for privacy.
+    pub log_message_bodies: bool,
+    /// `max_stanza_size` in bytes, default 256 KiB (what Prosody and ejabberd
+    /// use for s2s); at least 10000, the size RFC 6120 section 13.12 says a
+    /// server must accept.
+    pub max_stanza_size: usize,
+    /// `federation`, default `allow-list` (Lync had nothing else).
+    pub federation: FederationMode,
+}
+
+/// `federation`: which remote domains may federate at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FederationMode {
+    /// Only `[[partner]]` domains (Lync's behaviour, and the default).
+    AllowList,
+    /// Any domain that authenticates, as public-unverified.
+    Open,
+    /// Like `Open`, except the `[[block]]` domains.
+    DenyList,
+}
+
+/// `[listen]`. Defaults are DESIGN.md's: all interfaces, standard ports.
+/// Addresses are IP literals with a port (`"[::]:5269"` for IPv6); host
+/// names are not resolved here. Port 0 asks the system for a free port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenConfig {
+    /// `s2s`, default `["0.0.0.0:5269"]`: XMPP s2s with STARTTLS.
+    pub s2s: Vec<SocketAddr>,
+    /// `s2s_direct_tls`, default `["0.0.0.0:5270"]`: XMPP s2s in direct
+    /// TLS (XEP-0368).
+    pub s2s_direct_tls: Vec<SocketAddr>,
+    /// `sip`, default `["tcp:0.0.0.0:5060", "udp:0.0.0.0:5060",
+    /// "tls:0.0.0.0:5061"]`: entries are `transport:address:port`.
+    pub sip: Vec<SipListener>,
+    /// `internal`, default none: the edge/gateway link, only used when the
+    /// roles run apart (DESIGN.md shows `"0.0.0.0:23456"` as an example).
+    /// `false` also means none.
+    pub internal: Option<SocketAddr>,
+    /// `metrics`, default `"127.0.0.1:9269"`; `false` turns it off.
+    pub metrics: Option<SocketAddr>,
+}
+
+/// One `listen.sip` entry, such as `"tcp:0.0.0.0:5060"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SipListener {
+    /// The transport before the first colon.
+    pub transport: SipTransport,
+    /// The address and port after it.
+    pub addr: SocketAddr,
+}
+
+/// A SIP transport (RFC 3261 section 18).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SipTransport {
+    /// `tcp`
+    Tcp,
+    /// `udp`
+    Udp,
+    /// `tls`
+    Tls,
+}
+
+impl SipTransport {
+    /// Whether it listens on a TCP socket (for overlap checks).
+    pub fn is_tcp(self) -> bool {
+        !matches!(self, SipTransport::Udp)
+    }
+}
+
+/// `[tls]`. Relative paths are kept as written; the runtime resolves them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// `certificate`, default `cert.pem`: PEM chain that must name every
+    /// local domain in its subjectAltName.
+    pub certificate: PathBuf,
+    /// `key`, default `key.pem`: the certificate's private key, PEM.
+    pub key: PathBuf,
+    /// `trust`, default `system`: which CAs authenticate peers.
+    pub trust: Trust,
+}
+
+/// `tls.trust`: `"system"`, or the path of a CA bundle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trust {
+    /// The operating system's (or webpki's) roots.
+    System,
+    /// A PEM CA bundle, for private federations and tests.
+    File(PathBuf),
+}
+
+/// `[sip]` and its `[[sip.account]]` tables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SipConfig {
+    /// `mode`, default `registrar` (the embedded default's built-in registrar).
+    pub mode: SipMode,
+    /// `next_hop`, a `sip:`/`sips:` URI; required when `mode = "proxy"`.
+    pub next_hop: Option<String>,
+    /// `trusted`, default empty: IP addresses of SIP peers whose requests
+    /// are accepted without digest authentication.
+    pub trusted: Vec<IpAddr>,
+    /// `[[sip.account]]`, default none: who may register in registrar mode.
+    pub accounts: Vec<SipAccount>,
+}
+
+/// `sip.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SipMode {
+    /// SIP users register with xfed itself.
+    Registrar,
+    /// Requests for local users go to `next_hop`.
+    Proxy,
+}
+
+/// One `[[sip.account]]`: a user allowed to register (digest, RFC 8760).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SipAccount {
+    /// `user`: the user part of the SIP address.
+    pub user: String,
+    /// `password` or `ha1`, exactly one.
+    pub credential: SipCredential,
+}
+
+/// How an account proves itself; both forms are secrets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SipCredential {
+    /// `password`: the clear password.
+    Password(Secret),
+    /// `ha1`: hex H(user:realm:password), 32 digits (MD5) or 64 (SHA-256),
+    /// held in lowercase.
+    Ha1(Secret),
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// `url`, default `sqlite://xfed.db`.
+    pub url: StoreUrl,
+}
+
+/// `store.url`, by back end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreUrl {
+    /// `sqlite://PATH`: an embedded SQLite file (a relative path is kept so).
+    Sqlite(PathBuf),
+    /// `postgres://...` or `postgresql://...`, kept whole; it may hold a password.
+    Postgres(Secret),
+}
+
+/// One `[[partner]]`: Lync's `New-CsXmppAllowedPartner`, defaults included.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Partner {
+    /// `domain`, required: the partner's primary domain, prepared.
+    pub domain: String,
+    /// `additional_domains` (Lync `AdditionalDomains`), default none.
+    pub additional_domains: Vec<String>,
+    /// `type` (Lync `PartnerType`), default `public-unverified`.
+    pub partner_type: PartnerType,
+    /// `tls`, `sasl`, `dialback` and `keepalive`.
+    pub policy: StreamPolicy,
+    /// `connect` (Lync `ProxyFqdn`), default none (DNS SRV decides).
+    pub connect: Option<Connect>,
+    /// `connection_limit` (Lync `ConnectionLimit`), default
+    /// `gateway.partner_connection_limit`.
+    pub connection_limit: u32,
+    /// `description`, free text.
+    pub description: Option<String>,
+}
+
+impl Partner {
+    /// The primary domain followed by the additional ones.
+    pub fn domains(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.domain.as_str())
+            .chain(self.additional_domains.iter().map(String::as_str))
+    }
+}
+
+/// `[[partner]] type`: what a remote user may do without invitation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PartnerType {
+    /// Subscribes and IMs without prior invitation, sees status notes.
+    Federated,
+    /// Subscribes and IMs without prior invitation, no status notes.
+    PublicVerified,
+    /// Needs the local user to add or invite first (Lync's default).
+    PublicUnverified,
+}
+
+/// How streams with a partner are negotiated and kept alive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct StreamPolicy {
+    /// `tls` (Lync `TlsNegotiation`), default `required`.
+    pub tls: Negotiation,
+    /// `sasl` (Lync `SaslNegotiation`), default `required`: SASL EXTERNAL,
+    /// which needs TLS.
+    pub sasl: Negotiation,
+    /// `dialback` (Lync `SupportDialbackNegotiation`), default true.
+    pub dialback: bool,
+    /// `keepalive` (Lync `EnableKeepAlive`), default true.
+    pub keepalive: bool,
+}
+
+/// `tls` and `sasl` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Negotiation {
+    /// The stream fails without it.
+    Required,
+    /// Used when the peer offers it.
+    Optional,
+    /// Never used.
+    NotSupported,
+}
+
+/// The TLS/SASL/dialback matrix of `reference/lync.md` section 4 for one
+/// combination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    /// A sound combination.
+    Valid,
+    /// Works, but not as the operator may think; the reason says why.
+    Doubtful(&'static str),
+    /// Cannot authenticate the partner; refused at load.
+    Invalid(&'static str),
+}
+
+impl StreamPolicy {
+    /// Classifies the combination as Lync's negotiation matrix does.
+    pub fn verdict(&self) -> Verdict {
+        use Negotiation::{NotSupported, Optional, Required};
+        match (self.tls, self.sasl, self.dialback) {
+            (_, NotSupported, false) => Verdict::Invalid(
+                "sasl is \"not-supported\" and dialback is false: the partner has no way to authenticate",
+            ),
+            (NotSupported, _, false) => Verdict::Invalid(
+                "SASL needs TLS, tls is \"not-supported\" and dialback is false: the partner has no way to authenticate",
+            ),
+            (_, NotSupported, true) => Verdict::Valid,
+            (NotSupported, _, true) => Verdict::Doubtful(
+                "SASL needs TLS and tls is \"not-supported\": SASL is never used; the partner authenticates by dialback over plain TCP",
+            ),
+            (Optional, _, true) => Verdict::Doubtful(
+                "SASL needs TLS and tls is \"optional\": when TLS is not negotiated SASL cannot be used and dialback runs over plain TCP",
+            ),
+            (Optional, _, false) => Verdict::Doubtful(
+                "SASL needs TLS and tls is \"optional\": when TLS is not negotiated SASL cannot be used and the stream fails",
+            ),
+            (Required, Required, true) => Verdict::Doubtful(
+                "tls and sasl are both \"required\": dialback never operates (set dialback = false, or sasl = \"optional\")",
+            ),
+            (Required, _, _) => Verdict::Valid,
+        }
+    }
+}
+
+/// `[[partner]] connect`: a fixed address instead of DNS SRV.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Connect {
+    /// A host name (prepared like a domain) or an IP literal, IPv6 in brackets.
+    pub host: String,
+    /// The port, 5269 when the value has none.
+    pub port: u16,
+}
+
+/// One `[[block]]`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Block {
+    /// `domain`, prepared; matched exactly, not its subdomains.
+    pub domain: String,
+}
+
+/// One `[[access]]` rule (Lync's `EnableXmppAccess` of an external access policy).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessRule {
+    /// `users`, required and non-empty: globs (`*`, `?`, ASCII
+    /// case-insensitive) over local addresses such as `alice@example.com`.
+    pub users: Vec<String>,
+    /// `xmpp`, default false as Lync's `EnableXmppAccess`.
+    pub xmpp: bool,
+}
+
+/// A secret string: compared normally, never shown by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The secret itself, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// The default of every key that has one, in one place for the docs, the
+/// runtime and `xfed plan`.
+pub mod defaults {
+    use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+    use std::time::Duration;
+
+    /// `gateway.connection_limit` (Lync `ConnectionLimit`).
+    pub const CONNECTION_LIMIT: u32 = 1000;
+    /// `gateway.partner_connection_limit` (Lync `PartnerConnectionLimit`).
+    pub const PARTNER_CONNECTION_LIMIT: u32 = 20;
+    /// `gateway.stream_establishment_timeout` (Lync: 60 s).
+    pub const STREAM_ESTABLISHMENT_TIMEOUT: Duration = Duration::from_secs(60);
+    /// `gateway.stream_inactivity_timeout` (Lync: 600 s).
+    pub const STREAM_INACTIVITY_TIMEOUT: Duration = Duration::from_secs(600);
+    /// `gateway.keepalive_interval` (Lync: 300 s).
+    pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(300);
+    /// `gateway.subscription_refresh_interval` (Lync: 28800 s).
+    pub const SUBSCRIPTION_REFRESH_INTERVAL: Duration = Duration::from_secs(8 * 3600);
+    /// `gateway.log_message_bodies` (Lync `EnableLoggingAllMessageBodies`).
+    pub const LOG_MESSAGE_BODIES: bool = false;
+    /// `gateway.max_stanza_size`, in bytes.
+    pub const MAX_STANZA_SIZE: usize = 256 * 1024;
+    /// The smallest `gateway.max_stanza_size` accepted (RFC 6120 section 13.12).
+    pub const MIN_STANZA_SIZE: usize = 10_000;
+    /// The XMPP s2s port (RFC 6120), also `[[partner]] connect`'s default port.
+    pub const S2S_PORT: u16 = 5269;
+    /// The XEP-0368 direct TLS s2s port.
+    pub const S2S_DIRECT_TLS_PORT: u16 = 5270;
+    /// `listen.s2s`.
+    pub const LISTEN_S2S: SocketAddr =
+        SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, S2S_PORT));
+    /// `listen.s2s_direct_tls`.
+    pub const LISTEN_S2S_DIRECT_TLS: SocketAddr = SocketAddr::V4(SocketAddrV4::new(
+        Ipv4Addr::UNSPECIFIED,
+        S2S_DIRECT_TLS_PORT,
+    ));
+    /// `listen.sip`, as written in the file.
+    pub const LISTEN_SIP: [&str; 3] = ["tcp:0.0.0.0:5060", "udp:0.0.0.0:5060", "tls:0.0.0.0:5061"];
+    /// `listen.metrics`.
+    pub const LISTEN_METRICS: SocketAddr =
+        SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9269));
+    /// `tls.certificate`.
+    pub const CERTIFICATE: &str = "cert.pem";
+    /// `tls.key`.
+    pub const KEY: &str = "key.pem";
+    /// `store.url`.
+    pub const STORE_URL: &str = "sqlite://xfed.db";
+}
+
+/// `as_str` (the spelling in the file) and `Display` for the closed sets.
+macro_rules! spelled {
+    ($ty:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        impl $ty {
+            /// The value as written in the configuration file.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $text),+
+                }
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+spelled!(FederationMode { AllowList => "allow-list", Open => "open", DenyList => "deny-list" });
+spelled!(PartnerType {
+    Federated => "federated",
+    PublicVerified => "public-verified",
+    PublicUnverified => "public-unverified",
+});
+spelled!(Negotiation { Required => "required", Optional => "optional", NotSupported => "not-supported" });
+spelled!(SipMode { Registrar => "registrar", Proxy => "proxy" });
+spelled!(SipTransport { Tcp => "tcp", Udp => "udp", Tls => "tls" });

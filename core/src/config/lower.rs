@@ -1,0 +1,978 @@
+//! From the file as written to a [`Config`]: defaults filled in, values
+//! parsed, and every cross-check (duplicates, overlaps, Lync's matrix) run,
+//! each error placed at the line of what it is about.
+
+use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::de::DeTable;
+use toml::Spanned;
+
+use super::error::{self, describe_path, Location, ELEMENT_TABLES};
+use super::raw::{
+    Domains, RawAccess, RawAccount, RawBlock, RawDuration, RawFile, RawGateway, RawListen,
+    RawOptAddr, RawPartner, RawSip, RawSize, RawStore, RawTls,
+};
+use super::values;
+use super::{
+    defaults, AccessRule, Block, Config, ConfigError, Connect, ErrorKind, FederationMode,
+    GatewayConfig, Level, ListenConfig, Loaded, Negotiation, Notice, NoticeKind, Partner,
+    PartnerType, Secret, SipAccount, SipConfig, SipCredential, SipListener, SipMode, StoreConfig,
+    StoreUrl, StreamPolicy, TlsConfig, Trust, Verdict, INACTIVE_KEYS,
+};
+use crate::jid::Jid;
+
+/// The example secret of DESIGN.md, worth a warning when copied.
+const EXAMPLE_SECRET: &str = "change-me";
+
+/// Dialback secrets shorter than this (in characters) get a warning.
+const SHORT_SECRET: usize = 16;
+
+pub(super) fn load(text: &str) -> Result<Loaded, ConfigError> {
+    let root = DeTable::parse(text).map_err(|e| error::from_syntax(text, &e))?;
+    let raw = RawFile::deserialize(toml::de::Deserializer::from(root.clone()))
+        .map_err(|e| error::from_serde(text, root.get_ref(), &e))?;
+    let mut cx = Lower {
+        text,
+        notices: Vec::new(),
+    };
+    let config = cx.file(raw)?;
+    cx.inactive(root.get_ref());
+    let mut notices = cx.notices;
+    notices.sort_by_key(|n| n.location);
+    Ok(Loaded { config, notices })
+}
+
+struct Lower<'t> {
+    text: &'t str,
+    notices: Vec<Notice>,
+}
+
+/// A listener, for the overlap check: where it came from, if written.
+struct Bound {
+    addr: SocketAddr,
+    tcp: bool,
+    path: &'static str,
+    span: Option<Range<usize>>,
+}
+
+impl Lower<'_> {
+    fn location(&self, span: &Range<usize>) -> Option<Location> {
+        Some(Location::at(self.text, span.start))
+    }
+
+    fn error(
+        &self,
+        kind: ErrorKind,
+        span: &Range<usize>,
+        path: &str,
+        message: String,
+    ) -> ConfigError {
+        ConfigError {
+            kind,
+            location: self.location(span),
+            path: path.to_owned(),
+            message,
+        }
+    }
+
+    fn invalid(&self, span: &Range<usize>, path: &str, reason: &str) -> ConfigError {
+        let message = format!(
+            "invalid value for {}: {reason}",
+            describe_path(path, ELEMENT_TABLES)
+        );
+        self.error(ErrorKind::InvalidValue, span, path, message)
+    }
+
+    fn notice(
+        &mut self,
+        level: Level,
+        kind: NoticeKind,
+        span: &Range<usize>,
+        path: &str,
+        message: String,
+    ) {
+        let location = self.location(span);
+        self.notices.push(Notice {
+            level,
+            kind,
+            location,
+            path: path.to_owned(),
+            message,
+        });
+    }
+
+    fn line_of(&self, span: &Range<usize>) -> usize {
+        Location::at(self.text, span.start).line
+    }
+
+    fn file(&mut self, raw: RawFile) -> Result<Config, ConfigError> {
+        let Some(gateway) = raw.gateway else {
+            return Err(ConfigError {
+                kind: ErrorKind::MissingKey,
+                location: Some(Location { line: 1, column: 1 }),
+                path: "gateway".to_owned(),
+                message: "missing table [gateway] (it holds 'domains', the local domains)"
+                    .to_owned(),
+            });
+        };
+        let gateway = self.gateway(gateway.into_inner())?;
+        let listen = self.listen(raw.listen)?;
+        let tls = self.tls(raw.tls)?;
+        let sip = self.sip(raw.sip)?;
+        let store = self.store(raw.store)?;
+
+        let mut partners = Vec::with_capacity(raw.partner.len());
+        // Every partner domain with where it was written, for duplicates and blocks.
+        let mut taken: Vec<(String, Range<usize>)> = Vec::new();
+        for entry in &raw.partner {
+            let partner = self.partner(entry, &gateway, &mut taken)?;
+            partners.push(partner);
+        }
+        let blocks = self.blocks(&raw.block, &gateway, &taken)?;
+        let access = raw
+            .access
+            .iter()
+            .map(|rule| self.access(rule))
+            .collect::<Result<Vec<_>, _>>()?;
+
+        Ok(Config {
+            gateway,
+            listen,
+            tls,
+            sip,
+            store,
+            partners,
+            blocks,
+            access,
+        })
+    }
+
+    /// A domain name in prepared form (RFC 7622), as the s2s layer sees them.
+    fn domain(&self, raw: &Spanned<String>, path: &str) -> Result<String, ConfigError> {
+        let value = raw.get_ref();
+        match Jid::parse(value) {
+            Ok(jid) if jid.is_domain() => Ok(jid.domain().to_owned()),
+            Ok(_) => Err(self.invalid(
+                &raw.span(),
+                path,
+                &format!("'{value}' is an address, not a domain name"),
+            )),
+            Err(e) => Err(self.invalid(
+                &raw.span(),
+                path,
+                &format!("'{value}' is not a domain name: {e}"),
+            )),
+        }
+    }
+
+    fn gateway(&mut self, g: RawGateway) -> Result<GatewayConfig, ConfigError> {
+        let domains = self.local_domains(&g.domains)?;
+
+        let dialback_secret = match g.dialback_secret {
+            None => None,
+            Some(secret) => {
+                let value = secret.get_ref();
+                let path = "gateway.dialback_secret";
+                if value.is_empty() {
+                    return Err(self.invalid(
+                        &secret.span(),
+                        path,
+                        "empty; omit the key to have xfed generate and keep one",
+                    ));
+                }
+                if value == EXAMPLE_SECRET || value.chars().count() < SHORT_SECRET {
+                    self.notice(
+                        Level::Warning,
+                        NoticeKind::WeakSecret,
+                        &secret.span(),
+                        path,
+                        format!(
+                            "'dialback_secret' in [gateway] is the example value or shorter than {SHORT_SECRET} characters: anyone who guesses it can forge dialback keys for the local domains"
+                        ),
+                    );
+                }
+                Some(Secret::new(value.clone()))
+            }
+        };
+
+        let connection_limit = self.limit(
+            g.connection_limit.as_ref(),
+            "gateway.connection_limit",
+            defaults::CONNECTION_LIMIT,
+        )?;
+        let partner_connection_limit = self.limit(
+            g.partner_connection_limit.as_ref(),
+            "gateway.partner_connection_limit",
+            defaults::PARTNER_CONNECTION_LIMIT,
+        )?;
+        let stream_establishment_timeout = self.duration(
+            g.stream_establishment_timeout.as_ref(),
+            "gateway.stream_establishment_timeout",
+            defaults::STREAM_ESTABLISHMENT_TIMEOUT,
+        )?;
+        let stream_inactivity_timeout = self.duration(
+            g.stream_inactivity_timeout.as_ref(),
+            "gateway.stream_inactivity_timeout",
+            defaults::STREAM_INACTIVITY_TIMEOUT,
+        )?;
+        let keepalive_interval = self.duration(
+            g.keepalive_interval.as_ref(),
+            "gateway.keepalive_interval",
+            defaults::KEEPALIVE_INTERVAL,
+        )?;
+        let subscription_refresh_interval = self.duration(
+            g.subscription_refresh_interval.as_ref(),
+            "gateway.subscription_refresh_interval",
+            defaults::SUBSCRIPTION_REFRESH_INTERVAL,
+        )?;
+        let max_stanza_size = match &g.max_stanza_size {
+            None => defaults::MAX_STANZA_SIZE,
+            Some(size) => self.stanza_size(size)?,
+        };
+
+        Ok(GatewayConfig {
+            domains,
+            dialback_secret,
+            connection_limit,
+            partner_connection_limit,
+            stream_establishment_timeout,
+            stream_inactivity_timeout,
+            keepalive_interval,
+            subscription_refresh_interval,
+            log_message_bodies: g.log_message_bodies.unwrap_or(defaults::LOG_MESSAGE_BODIES),
+            max_stanza_size,
+            federation: g.federation.unwrap_or(FederationMode::AllowList),
+        })
+    }
+
+    fn local_domains(&self, raw: &Domains) -> Result<Vec<String>, ConfigError> {
+        let path = "gateway.domains";
+        let mut domains: Vec<String> = Vec::new();
+        let mut spans: Vec<Range<usize>> = Vec::new();
+        for entry in raw.get_ref() {
+            let domain = self.domain(entry, path)?;
+            if let Some(i) = domains.iter().position(|d| *d == domain) {
+                let first = spans.get(i).map_or(0, |s| self.line_of(s));
+                return Err(self.error(
+                    ErrorKind::Conflict,
+                    &entry.span(),
+                    path,
+                    format!("local domain '{domain}' is listed twice in 'domains' in [gateway] (first on line {first})"),
+                ));
+            }
+            domains.push(domain);
+            spans.push(entry.span());
+        }
+        if domains.is_empty() {
+            return Err(self.invalid(&raw.span(), path, "empty; list at least one local domain"));
+        }
+        Ok(domains)
+    }
+
+    /// A connection limit: a positive integer, since 0 would refuse everything.
+    fn limit(
+        &self,
+        raw: Option<&Spanned<u32>>,
+        path: &str,
+        default: u32,
+    ) -> Result<u32, ConfigError> {
+        match raw {
+            None => Ok(default),
+            Some(v) if *v.get_ref() == 0 => Err(self.invalid(
+                &v.span(),
+                path,
+                "0 would refuse every connection; give a positive number",
+            )),
+            Some(v) => Ok(*v.get_ref()),
+        }
+    }
+
+    /// A duration: positive, since every duration in the file is a timeout
+    /// or a period for which zero means a busy loop or an instant drop.
+    fn duration(
+        &self,
+        raw: Option<&Spanned<RawDuration>>,
+        path: &str,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
+        let Some(raw) = raw else {
+            return Ok(default);
+        };
+        let value = values::parse_duration(&raw.get_ref().0)
+            .map_err(|reason| self.invalid(&raw.span(), path, &reason))?;
+        if value.is_zero() {
+            return Err(self.invalid(&raw.span(), path, "a duration of zero; give a positive one"));
+        }
+        Ok(value)
+    }
+
+    fn stanza_size(&self, raw: &Spanned<RawSize>) -> Result<usize, ConfigError> {
+        let path = "gateway.max_stanza_size";
+        let bytes = match raw.get_ref() {
+            RawSize::Bytes(n) => {
+                u64::try_from(*n).map_err(|_| self.invalid(&raw.span(), path, "a negative size"))?
+            }
+            RawSize::Text(text) => values::parse_size(text)
+                .map_err(|reason| self.invalid(&raw.span(), path, &reason))?,
+        };
+        let bytes = usize::try_from(bytes)
+            .map_err(|_| self.invalid(&raw.span(), path, "too large for this machine"))?;
+        if bytes < defaults::MIN_STANZA_SIZE {
+            return Err(self.invalid(
+                &raw.span(),
+                path,
+                &format!(
+                    "{bytes} bytes is below {}, the stanza size RFC 6120 section 13.12 requires servers to accept",
+                    defaults::MIN_STANZA_SIZE
+                ),
+            ));
+        }
+        Ok(bytes)
+    }
+
+    fn listen(&self, raw: Option<RawListen>) -> Result<ListenConfig, ConfigError> {
+        let raw = raw.unwrap_or(RawListen {
+            s2s: None,
+            s2s_direct_tls: None,
+            sip: None,
+            internal: None,
+            metrics: None,
+        });
+        let mut bound: Vec<Bound> = Vec::new();
+
+        let s2s = self.addrs(
+            raw.s2s.as_deref(),
+            "listen.s2s",
+            defaults::LISTEN_S2S,
+            &mut bound,
+        )?;
+        let s2s_direct_tls = self.addrs(
+            raw.s2s_direct_tls.as_deref(),
+            "listen.s2s_direct_tls",
+            defaults::LISTEN_S2S_DIRECT_TLS,
+            &mut bound,
+        )?;
+
+        let path = "listen.sip";
+        let sip = match &raw.sip {
+            None => {
+                let mut list = Vec::new();
+                for text in defaults::LISTEN_SIP {
+                    if let Ok(listener) = values::parse_sip_listener(text) {
+                        list.push(listener);
+                    }
+                }
+                for l in &list {
+                    bound.push(Bound {
+                        addr: l.addr,
+                        tcp: l.transport.is_tcp(),
+                        path,
+                        span: None,
+                    });
+                }
+                list
+            }
+            Some(entries) => {
+                let mut list = Vec::new();
+                for entry in entries {
+                    let listener: SipListener = values::parse_sip_listener(&entry.get_ref().0)
+                        .map_err(|reason| self.invalid(&entry.span(), path, &reason))?;
+                    bound.push(Bound {
+                        addr: listener.addr,
+                        tcp: listener.transport.is_tcp(),
+                        path,
+                        span: Some(entry.span()),
+                    });
+                    list.push(listener);
+                }
+                list
+            }
+        };
+
+        let internal =
+            self.optional_addr(raw.internal.as_ref(), "listen.internal", None, &mut bound)?;
+        let metrics = self.optional_addr(
+            raw.metrics.as_ref(),
+            "listen.metrics",
+            Some(defaults::LISTEN_METRICS),
+            &mut bound,
+        )?;
+
+        self.overlaps(&bound)?;
+        Ok(ListenConfig {
+            s2s,
+            s2s_direct_tls,
+            sip,
+            internal,
+            metrics,
+        })
+    }
+
+    fn addrs(
+        &self,
+        raw: Option<&[Spanned<super::raw::RawAddr>]>,
+        path: &'static str,
+        default: SocketAddr,
+        bound: &mut Vec<Bound>,
+    ) -> Result<Vec<SocketAddr>, ConfigError> {
+        let Some(entries) = raw else {
+            bound.push(Bound {
+                addr: default,
+                tcp: true,
+                path,
+                span: None,
+            });
+            return Ok(vec![default]);
+        };
+        let mut list = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let addr = values::parse_socket_addr(&entry.get_ref().0)
+                .map_err(|reason| self.invalid(&entry.span(), path, &reason))?;
+            bound.push(Bound {
+                addr,
+                tcp: true,
+                path,
+                span: Some(entry.span()),
+            });
+            list.push(addr);
+        }
+        Ok(list)
+    }
+
+    fn optional_addr(
+        &self,
+        raw: Option<&Spanned<RawOptAddr>>,
+        path: &'static str,
+        default: Option<SocketAddr>,
+        bound: &mut Vec<Bound>,
+    ) -> Result<Option<SocketAddr>, ConfigError> {
+        let (addr, span) = match raw {
+            None => (default, None),
+            Some(value) => match &value.get_ref().0 {
+                None => (None, None),
+                Some(text) => {
+                    let addr = values::parse_socket_addr(text)
+                        .map_err(|reason| self.invalid(&value.span(), path, &reason))?;
+                    (Some(addr), Some(value.span()))
+                }
+            },
+        };
+        if let Some(addr) = addr {
+            bound.push(Bound {
+                addr,
+                tcp: true,
+                path,
+                span,
+            });
+        }
+        Ok(addr)
+    }
+
+    /// Two listeners of one protocol on one port clash when their addresses
+    /// are equal or one is the wildcard of the other's family: the second
+    /// bind would fail at start, so it fails here, with a line.
+    fn overlaps(&self, bound: &[Bound]) -> Result<(), ConfigError> {
+        for (j, later) in bound.iter().enumerate() {
+            for earlier in bound.iter().take(j) {
+                let (a, b) = (earlier.addr, later.addr);
+                let clash = earlier.tcp == later.tcp
+                    && a.port() == b.port()
+                    && a.port() != 0
+                    && a.is_ipv4() == b.is_ipv4()
+                    && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified());
+                if !clash {
+                    continue;
+                }
+                let (here, there) = if later.span.is_some() {
+                    (later, earlier)
+                } else {
+                    (earlier, later)
+                };
+                let Some(span) = &here.span else {
+                    continue;
+                };
+                let where_ = match &there.span {
+                    Some(s) => format!("line {}", self.line_of(s)),
+                    None => "its default".to_owned(),
+                };
+                let protocol = if here.tcp { "TCP" } else { "UDP" };
+                return Err(self.error(
+                    ErrorKind::Conflict,
+                    span,
+                    here.path,
+                    format!(
+                        "{protocol} listener {} in {} overlaps {} of {} ({where_})",
+                        here.addr,
+                        describe_path(here.path, ELEMENT_TABLES),
+                        there.addr,
+                        describe_path(there.path, ELEMENT_TABLES),
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn path_value(
+        &self,
+        raw: Option<&Spanned<String>>,
+        path: &str,
+        default: &str,
+    ) -> Result<PathBuf, ConfigError> {
+        match raw {
+            None => Ok(PathBuf::from(default)),
+            Some(v) if v.get_ref().trim().is_empty() => {
+                Err(self.invalid(&v.span(), path, "an empty path"))
+            }
+            Some(v) => Ok(PathBuf::from(v.get_ref())),
+        }
+    }
+
+    fn tls(&self, raw: Option<RawTls>) -> Result<TlsConfig, ConfigError> {
+        let raw = raw.unwrap_or(RawTls {
+            certificate: None,
+            key: None,
+            trust: None,
+        });
+        let certificate = self.path_value(
+            raw.certificate.as_ref(),
+            "tls.certificate",
+            defaults::CERTIFICATE,
+        )?;
+        let key = self.path_value(raw.key.as_ref(), "tls.key", defaults::KEY)?;
+        let trust = match &raw.trust {
+            None => Trust::System,
+            Some(v) if v.get_ref() == "system" => Trust::System,
+            Some(_) => Trust::File(self.path_value(raw.trust.as_ref(), "tls.trust", "")?),
+        };
+        Ok(TlsConfig {
+            certificate,
+            key,
+            trust,
+        })
+    }
+
+    fn sip(&mut self, raw: Option<Spanned<RawSip>>) -> Result<SipConfig, ConfigError> {
+        let Some(raw) = raw else {
+            return Ok(SipConfig {
+                mode: SipMode::Registrar,
+                next_hop: None,
+                trusted: Vec::new(),
+                accounts: Vec::new(),
+            });
+        };
+        let span = raw.span();
+        let raw = raw.into_inner();
+        let mode = raw.mode.unwrap_or(SipMode::Registrar);
+
+        let next_hop = match &raw.next_hop {
+            None => None,
+            Some(v) => {
+                let value = v.get_ref().trim();
+                let lower = value.to_ascii_lowercase();
+                let rest = lower
+                    .strip_prefix("sip:")
+                    .or_else(|| lower.strip_prefix("sips:"));
+                if rest.is_none_or(str::is_empty) {
+                    return Err(self.invalid(
+                        &v.span(),
+                        "sip.next_hop",
+                        &format!("'{value}' is not a SIP URI: expected one such as \"sip:proxy.example.com;transport=tcp\""),
+                    ));
+                }
+                if mode == SipMode::Registrar {
+                    self.notice(
+                        Level::Warning,
+                        NoticeKind::NoEffect,
+                        &v.span(),
+                        "sip.next_hop",
+                        "'next_hop' in [sip] has no effect unless mode = \"proxy\"".to_owned(),
+                    );
+                }
+                Some(value.to_owned())
+            }
+        };
+        if mode == SipMode::Proxy && next_hop.is_none() {
+            return Err(self.error(
+                ErrorKind::MissingKey,
+                &span,
+                "sip.next_hop",
+                "missing key 'next_hop' in [sip]: mode = \"proxy\" sends requests for local users there".to_owned(),
+            ));
+        }
+
+        let mut trusted: Vec<IpAddr> = Vec::new();
+        for entry in raw.trusted.iter().flatten() {
+            let text = entry.get_ref().0.trim();
+            let ip = text.parse().map_err(|_| {
+                self.invalid(
+                    &entry.span(),
+                    "sip.trusted",
+                    &format!("'{text}' is not an IP address"),
+                )
+            })?;
+            trusted.push(ip);
+        }
+
+        let mut accounts: Vec<SipAccount> = Vec::with_capacity(raw.account.len());
+        let mut lines: Vec<usize> = Vec::new();
+        for entry in &raw.account {
+            let account = self.account(entry)?;
+            if let Some(i) = accounts.iter().position(|a| a.user == account.user) {
+                let first = lines.get(i).copied().unwrap_or_default();
+                return Err(self.error(
+                    ErrorKind::Conflict,
+                    &entry.get_ref().user.span(),
+                    "sip.account.user",
+                    format!(
+                        "[[sip.account]] user '{}' is already defined on line {first}",
+                        account.user
+                    ),
+                ));
+            }
+            lines.push(self.line_of(&entry.span()));
+            accounts.push(account);
+        }
+        if mode == SipMode::Proxy {
+            if let Some(first) = raw.account.first() {
+                self.notice(
+                    Level::Warning,
+                    NoticeKind::NoEffect,
+                    &first.span(),
+                    "sip.account",
+                    "[[sip.account]] has no effect unless mode = \"registrar\"".to_owned(),
+                );
+            }
+        }
+        Ok(SipConfig {
+            mode,
+            next_hop,
+            trusted,
+            accounts,
+        })
+    }
+
+    fn account(&self, entry: &Spanned<RawAccount>) -> Result<SipAccount, ConfigError> {
+        let a: &RawAccount = entry.get_ref();
+        let user = a.user.get_ref();
+        if user.is_empty()
+            || user
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '@' | ':' | ';'))
+        {
+            return Err(self.invalid(
+                &a.user.span(),
+                "sip.account.user",
+                &format!("'{user}' is not a SIP user name (no spaces, '@', ':' or ';')"),
+            ));
+        }
+        let credential = match (&a.password, &a.ha1) {
+            (Some(_), Some(_)) => {
+                return Err(self.error(
+                    ErrorKind::Conflict,
+                    &entry.span(),
+                    "sip.account",
+                    format!("[[sip.account]] '{user}' has both 'password' and 'ha1': give one"),
+                ))
+            }
+            (None, None) => {
+                return Err(self.error(
+                    ErrorKind::MissingKey,
+                    &entry.span(),
+                    "sip.account.password",
+                    format!("[[sip.account]] '{user}' needs 'password' or 'ha1'"),
+                ))
+            }
+            (Some(p), None) if p.get_ref().is_empty() => {
+                return Err(self.invalid(&p.span(), "sip.account.password", "an empty password"))
+            }
+            (Some(p), None) => SipCredential::Password(Secret::new(p.get_ref().clone())),
+            (None, Some(h)) => {
+                let hex = h.get_ref();
+                if !matches!(hex.len(), 32 | 64) || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(self.invalid(
+                        &h.span(),
+                        "sip.account.ha1",
+                        "expected 32 hexadecimal digits (MD5) or 64 (SHA-256, RFC 8760)",
+                    ));
+                }
+                SipCredential::Ha1(Secret::new(hex.to_ascii_lowercase()))
+            }
+        };
+        Ok(SipAccount {
+            user: user.clone(),
+            credential,
+        })
+    }
+
+    fn store(&self, raw: Option<RawStore>) -> Result<StoreConfig, ConfigError> {
+        let Some(url) = raw.and_then(|s| s.url) else {
+            return Ok(StoreConfig {
+                url: StoreUrl::Sqlite(PathBuf::from(
+                    defaults::STORE_URL.trim_start_matches("sqlite://"),
+                )),
+            });
+        };
+        let value = url.get_ref().trim();
+        let path = "store.url";
+        let url = if let Some(file) = value.strip_prefix("sqlite://") {
+            if file.is_empty() {
+                return Err(self.invalid(&url.span(), path, "'sqlite://' names no file"));
+            }
+            StoreUrl::Sqlite(PathBuf::from(file))
+        } else if value.starts_with("postgres://") || value.starts_with("postgresql://") {
+            StoreUrl::Postgres(Secret::new(value))
+        } else {
+            // The value is not echoed: a mistyped postgres URL may hold a password.
+            return Err(self.invalid(
+                &url.span(),
+                path,
+                "expected sqlite://PATH or postgres://...",
+            ));
+        };
+        Ok(StoreConfig { url })
+    }
+
+    fn partner(
+        &mut self,
+        entry: &Spanned<RawPartner>,
+        gateway: &GatewayConfig,
+        taken: &mut Vec<(String, Range<usize>)>,
+    ) -> Result<Partner, ConfigError> {
+        let p: &RawPartner = entry.get_ref();
+        let header = entry.span();
+        let domain = self.domain(&p.domain, "partner.domain")?;
+        self.claim(&domain, &p.domain.span(), "partner.domain", gateway, taken)?;
+        let mut additional_domains = Vec::with_capacity(p.additional_domains.len());
+        for extra in &p.additional_domains {
+            let d = self.domain(extra, "partner.additional_domains")?;
+            self.claim(
+                &d,
+                &extra.span(),
+                "partner.additional_domains",
+                gateway,
+                taken,
+            )?;
+            additional_domains.push(d);
+        }
+
+        let policy = StreamPolicy {
+            tls: p.tls.unwrap_or(Negotiation::Required),
+            sasl: p.sasl.unwrap_or(Negotiation::Required),
+            dialback: p.dialback.unwrap_or(true),
+            keepalive: p.keepalive.unwrap_or(true),
+        };
+        let settings = format!(
+            "tls = \"{}\", sasl = \"{}\", dialback = {}",
+            policy.tls, policy.sasl, policy.dialback
+        );
+        match policy.verdict() {
+            Verdict::Valid => {}
+            Verdict::Doubtful(reason) => self.notice(
+                Level::Warning,
+                NoticeKind::Negotiation,
+                &header,
+                "partner",
+                format!("[[partner]] '{domain}' ({settings}): {reason}"),
+            ),
+            Verdict::Invalid(reason) => {
+                return Err(self.error(
+                    ErrorKind::InvalidNegotiation,
+                    &header,
+                    "partner",
+                    format!(
+                        "[[partner]] '{domain}' has an invalid combination ({settings}): {reason}"
+                    ),
+                ))
+            }
+        }
+
+        let connect = match &p.connect {
+            None => None,
+            Some(v) => Some(self.connect(v)?),
+        };
+        let connection_limit = self.limit(
+            p.connection_limit.as_ref(),
+            "partner.connection_limit",
+            gateway.partner_connection_limit,
+        )?;
+        Ok(Partner {
+            domain,
+            additional_domains,
+            partner_type: p.partner_type.unwrap_or(PartnerType::PublicUnverified),
+            policy,
+            connect,
+            connection_limit,
+            description: p.description.clone(),
+        })
+    }
+
+    /// Records a partner domain, refusing local domains and duplicates.
+    fn claim(
+        &self,
+        domain: &str,
+        span: &Range<usize>,
+        path: &str,
+        gateway: &GatewayConfig,
+        taken: &mut Vec<(String, Range<usize>)>,
+    ) -> Result<(), ConfigError> {
+        if gateway.domains.iter().any(|d| d == domain) {
+            return Err(self.error(
+                ErrorKind::Conflict,
+                span,
+                path,
+                format!(
+                    "partner domain '{domain}' is also a local domain ('domains' in [gateway])"
+                ),
+            ));
+        }
+        if let Some((_, first)) = taken.iter().find(|(d, _)| d == domain) {
+            return Err(self.error(
+                ErrorKind::Conflict,
+                span,
+                path,
+                format!(
+                    "domain '{domain}' already belongs to the [[partner]] on line {}",
+                    self.line_of(first)
+                ),
+            ));
+        }
+        taken.push((domain.to_owned(), span.clone()));
+        Ok(())
+    }
+
+    fn connect(&self, raw: &Spanned<String>) -> Result<Connect, ConfigError> {
+        let path = "partner.connect";
+        let (host, port) = values::split_host_port(raw.get_ref())
+            .map_err(|reason| self.invalid(&raw.span(), path, &reason))?;
+        let host = match Jid::parse(host) {
+            Ok(jid) if jid.is_domain() => jid.domain().to_owned(),
+            _ => {
+                return Err(self.invalid(
+                    &raw.span(),
+                    path,
+                    &format!("'{host}' is not a host name or IP address"),
+                ))
+            }
+        };
+        Ok(Connect { host, port })
+    }
+
+    fn blocks(
+        &mut self,
+        raw: &[Spanned<RawBlock>],
+        gateway: &GatewayConfig,
+        taken: &[(String, Range<usize>)],
+    ) -> Result<Vec<Block>, ConfigError> {
+        let path = "block.domain";
+        let mut blocks: Vec<Block> = Vec::with_capacity(raw.len());
+        let mut lines: Vec<usize> = Vec::new();
+        for entry in raw {
+            let span = entry.get_ref().domain.span();
+            let domain = self.domain(&entry.get_ref().domain, path)?;
+            if gateway.domains.contains(&domain) {
+                return Err(self.error(
+                    ErrorKind::Conflict,
+                    &span,
+                    path,
+                    format!(
+                        "[[block]] domain '{domain}' is a local domain ('domains' in [gateway])"
+                    ),
+                ));
+            }
+            if let Some((_, at)) = taken.iter().find(|(d, _)| *d == domain) {
+                return Err(self.error(
+                    ErrorKind::Conflict,
+                    &span,
+                    path,
+                    format!(
+                        "[[block]] domain '{domain}' is also a [[partner]] domain (line {})",
+                        self.line_of(at)
+                    ),
+                ));
+            }
+            if let Some(i) = blocks.iter().position(|b| b.domain == domain) {
+                let first = lines.get(i).copied().unwrap_or_default();
+                return Err(self.error(
+                    ErrorKind::Conflict,
+                    &span,
+                    path,
+                    format!("[[block]] domain '{domain}' is already blocked on line {first}"),
+                ));
+            }
+            lines.push(self.line_of(&span));
+            blocks.push(Block { domain });
+        }
+        if let Some(first) = raw.first() {
+            if gateway.federation != FederationMode::DenyList {
+                self.notice(
+                    Level::Warning,
+                    NoticeKind::NoEffect,
+                    &first.span(),
+                    "block",
+                    format!(
+                        "[[block]] has no effect unless federation = \"deny-list\" in [gateway] (it is \"{}\")",
+                        gateway.federation
+                    ),
+                );
+            }
+        }
+        Ok(blocks)
+    }
+
+    fn access(&self, entry: &Spanned<RawAccess>) -> Result<AccessRule, ConfigError> {
+        let a: &RawAccess = entry.get_ref();
+        let mut users = Vec::with_capacity(a.users.get_ref().len());
+        for pattern in a.users.get_ref() {
+            if pattern.get_ref().trim().is_empty() {
+                return Err(self.invalid(&pattern.span(), "access.users", "an empty pattern"));
+            }
+            users.push(pattern.get_ref().trim().to_owned());
+        }
+        if users.is_empty() {
+            return Err(self.invalid(
+                &a.users.span(),
+                "access.users",
+                "empty; a rule needs at least one pattern such as \"*@example.com\"",
+            ));
+        }
+        Ok(AccessRule {
+            users,
+            xmpp: a.xmpp.unwrap_or(false),
+        })
+    }
+
+    /// One notice per inactive key the file sets, at its first setting.
+    fn inactive(&mut self, root: &DeTable<'_>) {
+        let mut leaves = error::leaves(root);
+        leaves.sort_by_key(|(_, offset)| *offset);
+        let mut reported: Vec<String> = Vec::new();
+        for (path, offset) in leaves {
+            let inactive = INACTIVE_KEYS.iter().any(|key| {
+                path == *key
+                    || path
+                        .strip_prefix(key)
+                        .is_some_and(|rest| rest.starts_with('.'))
+            });
+            if !inactive || reported.contains(&path) {
+                continue;
+            }
+            let message = format!(
+                "{} is accepted but not active yet: this version does not act on it",
+                describe_path(&path, ELEMENT_TABLES)
+            );
+            self.notice(
+                Level::Info,
+                NoticeKind::NotActiveYet,
+                &(offset..offset),
+                &path,
+                message,
+            );
+            reported.push(path);
+        }
+    }
+}

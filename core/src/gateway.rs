@@ -1,0 +1,998 @@
+//! The one type the runtimes drive: every connection's session, routing
+//! by domain, the local domain's own answers, and limits.
+//!
+//! Runtimes feed it accepted and connected sockets, bytes, DNS replies and
+//! time, and carry out what [`Gateway::poll_output`] returns.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use crate::dns::{Candidate, Connect, Resolution, ResolveError, ResolveOptions, Transport};
+use crate::rng::Rng;
+use crate::xml::{ns, Element};
+use crate::xmpp::session::{Direction, Session, SessionEvent, Settings, Time};
+use crate::xmpp::stanza::{self, Kind, StanzaCondition};
+use crate::xmpp::{StreamCondition, StreamError};
+
+/// A connection, as the gateway and the runtime name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+/// A DNS query in flight, as the gateway and the runtime name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct QueryId(pub u64);
+
+/// Which listener accepted a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listener {
+    /// The STARTTLS port (5269).
+    S2s,
+    /// The direct TLS port (XEP-0368, 5270).
+    S2sDirectTls,
+}
+
+/// What the runtime must do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Send bytes on a connection.
+    Transmit {
+        /// Which.
+        conn: ConnId,
+        /// What.
+        bytes: Vec<u8>,
+    },
+    /// Open a TCP connection; answer with `handle_connected` or
+    /// `handle_connect_failed`.
+    Connect {
+        /// The id the connection will have.
+        conn: ConnId,
+        /// Where.
+        addr: SocketAddr,
+    },
+    /// Close a connection once what was transmitted is sent.
+    Close {
+        /// Which.
+        conn: ConnId,
+    },
+    /// Send a DNS query to the resolver (one UDP datagram from a fresh
+    /// socket, or over TCP with 2-byte length framing when `tcp`); answer
+    /// with [`Gateway::handle_dns`].
+    DnsQuery {
+        /// Which query.
+        query: QueryId,
+        /// The DNS message, unframed.
+        bytes: Vec<u8>,
+        /// Send over TCP (after a truncated UDP answer).
+        tcp: bool,
+    },
+    /// A stanza for a local user, for the gateway role (translation to
+    /// SIP). Until that exists, only replies land here (iq results and
+    /// errors); requests are answered `service-unavailable` by the core.
+    Stanza(Element),
+    /// Something worth a log line.
+    Log(LogLine),
+}
+
+/// Log severity, mapped by the runtime onto its logger.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    /// Normal operation.
+    Info,
+    /// Refused or hostile input, failed routes.
+    Warn,
+    /// Protocol detail.
+    Debug,
+}
+
+/// A log line from the core.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogLine {
+    /// Severity.
+    pub level: Level,
+    /// The connection it is about, if any.
+    pub conn: Option<ConnId>,
+    /// Text.
+    pub message: String,
+}
+
+/// Most stanzas queued for one route while it is being set up.
+pub const ROUTE_QUEUE_LIMIT: usize = 1000;
+
+#[derive(Debug)]
+enum RouteState {
+    /// Resolving the remote domain.
+    Resolving { resolution: Resolution },
+    /// A stream on `conn` (connecting, negotiating, or ready); `rest` are
+    /// the candidates still to try if it fails before it is ready.
+    Streaming {
+        conn: ConnId,
+        rest: VecDeque<Candidate>,
+        ready: bool,
+    },
+}
+
+/// How stanzas from one local domain reach one remote domain.
+#[derive(Debug)]
+struct Route {
+    state: RouteState,
+    queue: VecDeque<Element>,
+    /// Dialback verifications to send once the stream is usable.
+    verifies: Vec<PendingVerify>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct PendingVerify {
+    /// The inbound connection that asked.
+    inbound: ConnId,
+    receiving: String,
+    originating: String,
+    stream_id: String,
+    key: String,
+}
+
+/// The gateway.
+pub struct Gateway {
+    settings: Settings,
+    rng: Rng,
+    next_conn: u64,
+    next_query: u64,
+    sessions: BTreeMap<ConnId, Session>,
+    /// (local, remote) → route.
+    routes: HashMap<(String, String), Route>,
+    /// Outbound connection → its route key.
+    route_of: HashMap<ConnId, (String, String)>,
+    /// DNS query → route key and DNS message id.
+    queries: HashMap<QueryId, ((String, String), u16)>,
+    /// Verifications sent on an outbound connection, by the inbound
+    /// connection that needs the answer.
+    verifying: Vec<(ConnId, PendingVerify)>,
+    out: VecDeque<Output>,
+    /// Wall clock anchor: Unix seconds at `anchor`.
+    anchor: (Instant, u64),
+    shutting_down: bool,
+    /// Global and per-domain inbound limits.
+    connection_limit: usize,
+    partner_connection_limit: usize,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("sessions", &self.sessions.len())
+            .field("routes", &self.routes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    /// A gateway; `seed` comes from the operating system (or a test), and
+    /// `unix_now` is the wall clock at `now`, for certificate validity.
+    pub fn new(
+        settings: Settings,
+        seed: [u8; 32],
+        now: Instant,
+        unix_now: u64,
+        connection_limit: usize,
+        partner_connection_limit: usize,
+    ) -> Gateway {
+        Gateway {
+            settings,
+            rng: Rng::new(seed),
+            next_conn: 1,
+            next_query: 1,
+            sessions: BTreeMap::new(),
+            routes: HashMap::new(),
+            route_of: HashMap::new(),
+            queries: HashMap::new(),
+            verifying: Vec::new(),
+            out: VecDeque::new(),
+            anchor: (now, unix_now),
+            shutting_down: false,
+            connection_limit,
+            partner_connection_limit,
+        }
+    }
+
+    /// The settings every session uses.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    fn time(&self, now: Instant) -> Time {
+        let unix = self.anchor.1 + now.saturating_duration_since(self.anchor.0).as_secs();
+        self.settings.clock.set(unix);
+        Time { now, unix }
+    }
+
+    fn log(&mut self, level: Level, conn: Option<ConnId>, message: String) {
+        self.out.push_back(Output::Log(LogLine {
+            level,
+            conn,
+            message,
+        }));
+    }
+
+    fn new_conn(&mut self) -> ConnId {
+        let id = ConnId(self.next_conn);
+        self.next_conn += 1;
+        id
+    }
+
+    /// Number of live connections.
+    pub fn connections(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// A peer connected to one of our listeners.
+    pub fn accept(&mut self, listener: Listener, peer: SocketAddr, now: Instant) -> ConnId {
+        let t = self.time(now);
+        let conn = self.new_conn();
+        if self.shutting_down || self.sessions.len() >= self.connection_limit {
+            self.log(
+                Level::Warn,
+                Some(conn),
+                format!(
+                    "refusing connection from {peer}: connection limit {} reached",
+                    self.connection_limit
+                ),
+            );
+            self.out.push_back(Output::Close { conn });
+            return conn;
+        }
+        let rng = self.rng.fork();
+        let session = Session::inbound(listener == Listener::S2sDirectTls, &self.settings, rng, t);
+        self.sessions.insert(conn, session);
+        self.log(
+            Level::Debug,
+            Some(conn),
+            format!("accepted {listener:?} connection from {peer}"),
+        );
+        self.drain(conn, t);
+        conn
+    }
+
+    /// An outbound TCP connection is up.
+    pub fn handle_connected(&mut self, conn: ConnId, now: Instant) {
+        let t = self.time(now);
+        if let Some(s) = self.sessions.get_mut(&conn) {
+            s.handle_connected(&self.settings, t);
+        }
+        self.drain(conn, t);
+    }
+
+    /// An outbound TCP connection could not be made.
+    pub fn handle_connect_failed(&mut self, conn: ConnId, reason: &str, now: Instant) {
+        let t = self.time(now);
+        self.log(Level::Warn, Some(conn), format!("connect failed: {reason}"));
+        self.sessions.remove(&conn);
+        if let Some(key) = self.route_of.remove(&conn) {
+            self.fail_route(key, StanzaCondition::RemoteServerTimeout, reason, t);
+        }
+    }
+
+    /// Bytes arrived on a connection.
+    pub fn handle_bytes(&mut self, conn: ConnId, bytes: &[u8], now: Instant) {
+        let t = self.time(now);
+        if let Some(s) = self.sessions.get_mut(&conn) {
+            s.handle_bytes(bytes, &self.settings, t);
+        }
+        self.drain(conn, t);
+    }
+
+    /// The peer closed the TCP connection (or it broke).
+    pub fn handle_closed(&mut self, conn: ConnId, now: Instant) {
+        let t = self.time(now);
+        if self.sessions.contains_key(&conn) {
+            self.log(Level::Debug, Some(conn), "connection closed by peer".into());
+            self.connection_gone(
+                conn,
+                StanzaCondition::RemoteServerTimeout,
+                "connection closed",
+                t,
+            );
+        }
+    }
+
+    /// Time passed.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let t = self.time(now);
+        let due: Vec<ConnId> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.poll_timeout(&self.settings).is_some_and(|d| d <= now))
+            .map(|(c, _)| *c)
+            .collect();
+        for conn in due {
+            if let Some(s) = self.sessions.get_mut(&conn) {
+                s.handle_timeout(&self.settings, t);
+            }
+            self.drain(conn, t);
+        }
+        let keys: Vec<(String, String)> = self
+            .routes
+            .iter()
+            .filter(|(_, r)| matches!(&r.state, RouteState::Resolving { resolution } if resolution.poll_timeout().is_some_and(|d| d <= now)))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in keys {
+            if let Some(Route {
+                state: RouteState::Resolving { resolution },
+                ..
+            }) = self.routes.get_mut(&key)
+            {
+                resolution.handle_timeout(now);
+            }
+            self.queries
+                .retain(|_, (k, _)| *k != key || self.routes.contains_key(k));
+            self.advance_resolution(key, t);
+        }
+    }
+
+    /// The earliest time [`Gateway::handle_timeout`] is needed.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let sessions = self
+            .sessions
+            .values()
+            .filter_map(|s| s.poll_timeout(&self.settings));
+        let dns = self.routes.values().filter_map(|r| match &r.state {
+            RouteState::Resolving { resolution } => resolution.poll_timeout(),
+            _ => None,
+        });
+        sessions.chain(dns).min()
+    }
+
+    /// The next thing for the runtime to do.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// A DNS reply for `query`.
+    pub fn handle_dns(&mut self, query: QueryId, bytes: &[u8], now: Instant) {
+        let t = self.time(now);
+        let Some((key, id)) = self.queries.remove(&query) else {
+            return;
+        };
+        if let Some(Route {
+            state: RouteState::Resolving { resolution },
+            ..
+        }) = self.routes.get_mut(&key)
+        {
+            resolution.handle_response(id, bytes);
+        }
+        self.advance_resolution(key, t);
+    }
+
+    /// Stops accepting, and closes every stream with `</stream:stream>`
+    /// (SIGTERM). Connections end as peers close or time out.
+    pub fn shutdown(&mut self, now: Instant) {
+        let t = self.time(now);
+        self.shutting_down = true;
+        let conns: Vec<ConnId> = self.sessions.keys().copied().collect();
+        for conn in conns {
+            if let Some(s) = self.sessions.get_mut(&conn) {
+                s.close_gracefully("shutting down");
+            }
+            self.drain(conn, t);
+        }
+    }
+
+    /// Whether shutdown has finished: no connection left.
+    pub fn is_idle(&self) -> bool {
+        self.sessions.is_empty()
+    }
+
+    /// A stanza from the local side (the gateway role, tests) for a remote
+    /// XMPP domain. Errors come back as error stanzas through the same
+    /// delivery path as everything else addressed to local users.
+    pub fn send(&mut self, stanza: Element, now: Instant) {
+        let t = self.time(now);
+        self.route(stanza, t);
+    }
+
+    /// Moves a session's output and events into the gateway's.
+    fn drain(&mut self, conn: ConnId, t: Time) {
+        let mut events = Vec::new();
+        if let Some(s) = self.sessions.get_mut(&conn) {
+            if let Some(bytes) = s.poll_transmit() {
+                self.out.push_back(Output::Transmit { conn, bytes });
+            }
+            while let Some(ev) = s.poll_event() {
+                events.push(ev);
+            }
+        }
+        for ev in events {
+            self.on_session_event(conn, ev, t);
+        }
+        // Events may have produced more output on this or other sessions.
+        if let Some(s) = self.sessions.get_mut(&conn) {
+            if let Some(bytes) = s.poll_transmit() {
+                self.out.push_back(Output::Transmit { conn, bytes });
+            }
+            if s.is_closed() {
+                self.sessions.remove(&conn);
+                self.out.push_back(Output::Close { conn });
+            }
+        }
+    }
+
+    fn on_session_event(&mut self, conn: ConnId, ev: SessionEvent, t: Time) {
+        match ev {
+            SessionEvent::InboundAuthorized { from, to, method } => {
+                self.log(
+                    Level::Info,
+                    Some(conn),
+                    format!("inbound stream authenticated: {from} -> {to} by {method:?}"),
+                );
+                let same = self
+                    .sessions
+                    .values()
+                    .filter(|s| {
+                        s.direction() == &Direction::Inbound && s.pairs().any(|(f, _)| *f == from)
+                    })
+                    .count();
+                if same > self.partner_connection_limit {
+                    self.log(
+                        Level::Warn,
+                        Some(conn),
+                        format!("{from} exceeds the per-partner connection limit"),
+                    );
+                    if let Some(s) = self.sessions.get_mut(&conn) {
+                        s.close_with(
+                            &self.settings,
+                            StreamError::new(
+                                StreamCondition::ResourceConstraint,
+                                "too many connections from your domain",
+                            ),
+                        );
+                    }
+                }
+            }
+            SessionEvent::OutboundReady {
+                local,
+                remote,
+                method,
+            } => {
+                self.log(
+                    Level::Info,
+                    Some(conn),
+                    format!("outbound stream ready: {local} -> {remote} by {method:?}"),
+                );
+                let key = (local, remote);
+                if let Some(Route {
+                    state: RouteState::Streaming { ready, .. },
+                    ..
+                }) = self.routes.get_mut(&key)
+                {
+                    *ready = true;
+                }
+                self.flush_route(&key, conn, t);
+            }
+            SessionEvent::OutboundFailed { condition, reason } => {
+                self.log(
+                    Level::Warn,
+                    Some(conn),
+                    format!("outbound stream failed: {reason}"),
+                );
+                if let Some(key) = self.route_of.remove(&conn) {
+                    self.fail_route(key, condition, &reason, t);
+                }
+            }
+            SessionEvent::Stanza(e) => self.route(e, t),
+            SessionEvent::VerifyNeeded {
+                receiving,
+                originating,
+                stream_id,
+                key,
+            } => {
+                let v = PendingVerify {
+                    inbound: conn,
+                    receiving: receiving.clone(),
+                    originating: originating.clone(),
+                    stream_id,
+                    key,
+                };
+                self.log(
+                    Level::Debug,
+                    Some(conn),
+                    format!(
+                        "verifying dialback key of {originating} with its authoritative server"
+                    ),
+                );
+                self.request_verify(v, t);
+            }
+            SessionEvent::VerifyAnswered {
+                receiving,
+                originating,
+                stream_id,
+                valid,
+            } => {
+                let Some(i) = self.verifying.iter().position(|(c, v)| {
+                    *c == conn
+                        && v.receiving == receiving
+                        && v.originating == originating
+                        && v.stream_id == stream_id
+                }) else {
+                    return;
+                };
+                let (_, v) = self.verifying.remove(i);
+                let result = valid.ok_or(StanzaCondition::RemoteServerNotFound);
+                if let Some(s) = self.sessions.get_mut(&v.inbound) {
+                    s.dialback_verified(&v.receiving, &v.originating, result, &self.settings, t);
+                }
+                self.drain(v.inbound, t);
+            }
+            SessionEvent::Notice(message) => self.log(Level::Debug, Some(conn), message),
+            SessionEvent::Closed { reason } => {
+                self.log(
+                    Level::Info,
+                    Some(conn),
+                    format!("connection finished: {reason}"),
+                );
+                self.connection_gone(conn, StanzaCondition::RemoteServerTimeout, &reason, t);
+                self.out.push_back(Output::Close { conn });
+            }
+        }
+    }
+
+    /// Forgets a connection: its route (bouncing what waits), and the
+    /// verifications that depended on it.
+    fn connection_gone(&mut self, conn: ConnId, condition: StanzaCondition, reason: &str, t: Time) {
+        self.sessions.remove(&conn);
+        if let Some(key) = self.route_of.remove(&conn) {
+            let ready = matches!(
+                self.routes.get(&key),
+                Some(Route {
+                    state: RouteState::Streaming { ready: true, .. },
+                    ..
+                })
+            );
+            if ready {
+                // A working stream ended: the next stanza opens a new one.
+                if let Some(route) = self.routes.remove(&key) {
+                    for stanza in route.queue {
+                        self.route(stanza, t);
+                    }
+                }
+            } else {
+                self.fail_route(key, condition, reason, t);
+            }
+        }
+        let failed: Vec<PendingVerify> = self
+            .verifying
+            .iter()
+            .filter(|(c, _)| *c == conn)
+            .map(|(_, v)| v.clone())
+            .collect();
+        self.verifying.retain(|(c, _)| *c != conn);
+        for v in failed {
+            self.verify_failed(v, StanzaCondition::RemoteServerTimeout, t);
+        }
+    }
+
+    fn verify_failed(&mut self, v: PendingVerify, cond: StanzaCondition, t: Time) {
+        if let Some(s) = self.sessions.get_mut(&v.inbound) {
+            s.dialback_verified(&v.receiving, &v.originating, Err(cond), &self.settings, t);
+        }
+        self.drain(v.inbound, t);
+    }
+
+    // ---- routing ----
+
+    fn route(&mut self, stanza: Element, t: Time) {
+        let Some(addr) = stanza::addressing(&stanza) else {
+            self.log(
+                Level::Warn,
+                None,
+                "dropping stanza without valid from/to from the local side".into(),
+            );
+            return;
+        };
+        let (from_domain, to_domain) = (addr.from.domain().to_owned(), addr.to.domain().to_owned());
+        if self.settings.is_local(&to_domain) {
+            return self.deliver_local(stanza, t);
+        }
+        if !self.settings.is_local(&from_domain) {
+            // Not ours to send: an inbound stanza for another domain is
+            // refused by the session before it gets here.
+            return self.bounce(
+                &stanza,
+                StanzaCondition::NotAllowed,
+                "not from a local domain",
+                t,
+            );
+        }
+        if self.settings.policy(&to_domain).is_none() {
+            return self.bounce(
+                &stanza,
+                StanzaCondition::RemoteServerNotFound,
+                "domain is not a federation partner",
+                t,
+            );
+        }
+        let key = (from_domain, to_domain);
+        // An authenticated stream: ours, or the peer's with bidi.
+        let ready = self
+            .sessions
+            .iter()
+            .find(|(_, s)| s.can_send(&key.0, &key.1))
+            .map(|(c, _)| *c);
+        if let Some(conn) = ready {
+            if let Some(s) = self.sessions.get_mut(&conn) {
+                s.send_stanza(&stanza, t);
+            }
+            self.drain(conn, t);
+            return;
+        }
+        let route = self.ensure_route(key.clone(), t);
+        match route {
+            Some(route) if route.queue.len() < ROUTE_QUEUE_LIMIT => route.queue.push_back(stanza),
+            Some(_) => self.bounce(
+                &stanza,
+                StanzaCondition::ResourceConstraint,
+                "too many stanzas waiting for this domain",
+                t,
+            ),
+            None => {}
+        }
+    }
+
+    /// The route for `key`, created (and set in motion) if missing.
+    fn ensure_route(&mut self, key: (String, String), t: Time) -> Option<&mut Route> {
+        if !self.routes.contains_key(&key) {
+            let remote = key.1.clone();
+            let options = ResolveOptions {
+                direct_tls: self.settings.tls_client_direct.is_some(),
+                connect: self
+                    .settings
+                    .connect_for(&remote)
+                    .map(|(host, port)| Connect {
+                        host,
+                        port,
+                        direct_tls: false,
+                    }),
+                ..ResolveOptions::default()
+            };
+            let resolution = Resolution::new(&remote, &options, self.rng.next_u64());
+            self.routes.insert(
+                key.clone(),
+                Route {
+                    state: RouteState::Resolving { resolution },
+                    queue: VecDeque::new(),
+                    verifies: Vec::new(),
+                },
+            );
+            self.log(
+                Level::Debug,
+                None,
+                format!("new route {} -> {}", key.0, key.1),
+            );
+            self.advance_resolution(key.clone(), t);
+        }
+        self.routes.get_mut(&key)
+    }
+
+    fn advance_resolution(&mut self, key: (String, String), t: Time) {
+        let Some(Route {
+            state: RouteState::Resolving { resolution },
+            ..
+        }) = self.routes.get_mut(&key)
+        else {
+            return;
+        };
+        let mut queries = Vec::new();
+        while let Some(q) = resolution.poll_query(t.now) {
+            queries.push(q);
+        }
+        let outcome = resolution.poll_outcome();
+        for q in queries {
+            let query = QueryId(self.next_query);
+            self.next_query += 1;
+            self.queries.insert(query, (key.clone(), q.id));
+            self.out.push_back(Output::DnsQuery {
+                query,
+                bytes: q.message,
+                tcp: q.transport == Transport::Tcp,
+            });
+        }
+        match outcome {
+            None => {}
+            Some(Ok(list)) => {
+                let rest: VecDeque<Candidate> = list.into_iter().collect();
+                self.log(
+                    Level::Debug,
+                    None,
+                    format!("{}: {} candidate address(es)", key.1, rest.len()),
+                );
+                if let Some(route) = self.routes.get_mut(&key) {
+                    route.state = RouteState::Streaming {
+                        conn: ConnId(0),
+                        rest,
+                        ready: false,
+                    };
+                }
+                self.next_candidate(key, t);
+            }
+            Some(Err(ResolveError::NotFound)) => self.routes_fail(
+                key,
+                StanzaCondition::RemoteServerNotFound,
+                "no DNS records",
+                t,
+            ),
+            Some(Err(ResolveError::Unavailable)) => self.routes_fail(
+                key,
+                StanzaCondition::RemoteServerNotFound,
+                "the domain publishes no XMPP service",
+                t,
+            ),
+            Some(Err(ResolveError::Timeout)) => self.routes_fail(
+                key,
+                StanzaCondition::RemoteServerTimeout,
+                "DNS did not answer",
+                t,
+            ),
+        }
+    }
+
+    /// Tries the next candidate address of a route, or fails the route.
+    fn next_candidate(&mut self, key: (String, String), t: Time) {
+        let next = match self.routes.get_mut(&key) {
+            Some(Route {
+                state:
+                    RouteState::Streaming {
+                        rest, ready: false, ..
+                    },
+                ..
+            }) => rest.pop_front(),
+            _ => return,
+        };
+        let Some(candidate) = next else {
+            self.routes_fail(
+                key,
+                StanzaCondition::RemoteServerTimeout,
+                "no candidate address accepted a stream",
+                t,
+            );
+            return;
+        };
+        let conn = self.new_conn();
+        let rng = self.rng.fork();
+        let session =
+            Session::outbound(&key.0, &key.1, candidate.direct_tls, &self.settings, rng, t);
+        self.sessions.insert(conn, session);
+        self.route_of.insert(conn, key.clone());
+        if let Some(Route {
+            state: RouteState::Streaming { conn: c, .. },
+            ..
+        }) = self.routes.get_mut(&key)
+        {
+            *c = conn;
+        }
+        let how = if candidate.direct_tls {
+            "direct TLS"
+        } else {
+            "STARTTLS"
+        };
+        self.log(
+            Level::Debug,
+            Some(conn),
+            format!("connecting to {} at {} ({how})", key.1, candidate.addr),
+        );
+        self.out.push_back(Output::Connect {
+            conn,
+            addr: candidate.addr,
+        });
+        // Verifications waiting for this route go on the new stream.
+        let pending = self
+            .routes
+            .get_mut(&key)
+            .map(|r| std::mem::take(&mut r.verifies))
+            .unwrap_or_default();
+        for v in pending {
+            self.send_verify(conn, v, t);
+        }
+    }
+
+    fn flush_route(&mut self, key: &(String, String), conn: ConnId, t: Time) {
+        let queued = match self.routes.get_mut(key) {
+            Some(r) => std::mem::take(&mut r.queue),
+            None => VecDeque::new(),
+        };
+        if let Some(s) = self.sessions.get_mut(&conn) {
+            for stanza in &queued {
+                s.send_stanza(stanza, t);
+            }
+        }
+        self.drain(conn, t);
+    }
+
+    /// A stream attempt failed: the next candidate if the route was never
+    /// ready and has one, else the route fails.
+    fn fail_route(
+        &mut self,
+        key: (String, String),
+        condition: StanzaCondition,
+        reason: &str,
+        t: Time,
+    ) {
+        let retry = matches!(
+            self.routes.get(&key),
+            Some(Route { state: RouteState::Streaming { rest, ready: false, .. }, .. }) if !rest.is_empty()
+        );
+        if retry {
+            self.log(
+                Level::Debug,
+                None,
+                format!(
+                    "{}: attempt failed ({reason}); trying the next address",
+                    key.1
+                ),
+            );
+            return self.next_candidate(key, t);
+        }
+        self.routes_fail(key, condition, reason, t);
+    }
+
+    /// Removes a route, bouncing every stanza that waited for it.
+    fn routes_fail(
+        &mut self,
+        key: (String, String),
+        condition: StanzaCondition,
+        reason: &str,
+        t: Time,
+    ) {
+        let Some(route) = self.routes.remove(&key) else {
+            return;
+        };
+        if let RouteState::Streaming { conn, .. } = route.state {
+            self.route_of.remove(&conn);
+        }
+        self.log(
+            Level::Warn,
+            None,
+            format!(
+                "route {} -> {} failed ({reason}): bouncing {} stanza(s) with {condition}",
+                key.0,
+                key.1,
+                route.queue.len()
+            ),
+        );
+        for stanza in route.queue {
+            self.bounce(&stanza, condition, reason, t);
+        }
+        for v in route.verifies {
+            self.verify_failed(v, StanzaCondition::RemoteServerNotFound, t);
+        }
+    }
+
+    fn bounce(&mut self, stanza: &Element, condition: StanzaCondition, reason: &str, t: Time) {
+        if let Some(reply) = stanza::error_reply(stanza, condition, Some(reason)) {
+            self.route(reply, t);
+        }
+    }
+
+    fn request_verify(&mut self, v: PendingVerify, t: Time) {
+        let key = (v.receiving.clone(), v.originating.clone());
+        let usable = self
+            .route_conn(&key)
+            .filter(|c| self.sessions.get(c).is_some_and(|s| !s.is_closed()));
+        match usable {
+            Some(conn) => self.send_verify(conn, v, t),
+            None => match self.ensure_route(key.clone(), t) {
+                Some(route) => {
+                    if let RouteState::Streaming { conn, .. } = route.state {
+                        self.send_verify(conn, v, t);
+                    } else {
+                        route.verifies.push(v);
+                    }
+                }
+                None => self.verify_failed(v, StanzaCondition::RemoteServerNotFound, t),
+            },
+        }
+    }
+
+    fn route_conn(&self, key: &(String, String)) -> Option<ConnId> {
+        match self.routes.get(key)?.state {
+            RouteState::Streaming { conn, .. } => Some(conn),
+            _ => None,
+        }
+    }
+
+    fn send_verify(&mut self, conn: ConnId, v: PendingVerify, t: Time) {
+        if let Some(s) = self.sessions.get_mut(&conn) {
+            s.request_verify(&v.receiving, &v.originating, &v.stream_id, &v.key, t);
+        }
+        self.verifying.push((conn, v));
+        self.drain(conn, t);
+    }
+
+    // ---- the local domain ----
+
+    /// A stanza for a local address. Until translation to SIP exists, the
+    /// domain answers ping and disco#info itself and every other request
+    /// gets `service-unavailable` (never silence).
+    fn deliver_local(&mut self, stanza: Element, t: Time) {
+        let Some(addr) = stanza::addressing(&stanza) else {
+            return;
+        };
+        let is_reply = stanza::is_error(&stanza)
+            || (Kind::of(&stanza) == Some(Kind::Iq) && stanza.attr("type") == Some("result"));
+        if is_reply {
+            self.log(
+                Level::Debug,
+                None,
+                format!("reply for {} from {}", addr.to, addr.from),
+            );
+            self.out.push_back(Output::Stanza(stanza));
+            return;
+        }
+        let to_domain = addr.to.is_domain();
+        if to_domain && stanza::is_iq_request(&stanza) && stanza.attr("type") == Some("get") {
+            let query = stanza.children().next();
+            let reply = match query.map(|q| (q.ns(), q.name())) {
+                Some((ns::PING, "ping")) => Some(Element::new(ns::SERVER, "iq")),
+                Some((ns::DISCO_INFO, "query"))
+                    if query.is_some_and(|q| q.attr("node").is_none()) =>
+                {
+                    Some(
+                        Element::new(ns::SERVER, "iq").with_child(
+                            Element::new(ns::DISCO_INFO, "query")
+                                .with_child(
+                                    Element::new(ns::DISCO_INFO, "identity")
+                                        .with_attr("category", "gateway")
+                                        .with_attr("type", "simple")
+                                        .with_attr("name", "xfed XMPP-SIP gateway"),
+                                )
+                                .with_child(
+                                    Element::new(ns::DISCO_INFO, "feature")
+                                        .with_attr("var", ns::DISCO_INFO),
+                                )
+                                .with_child(
+                                    Element::new(ns::DISCO_INFO, "feature")
+                                        .with_attr("var", ns::PING),
+                                ),
+                        ),
+                    )
+                }
+                _ => None,
+            };
+            if let Some(mut reply) = reply {
+                reply.set_attr("type", "result");
+                reply.set_attr("from", addr.to.to_string());
+                reply.set_attr("to", addr.from.to_string());
+                if let Some(id) = stanza.attr("id") {
+                    reply.set_attr("id", id.to_owned());
+                }
+                return self.route(reply, t);
+            }
+        }
+        if Kind::of(&stanza) == Some(Kind::Presence)
+            && stanza.attr("type").is_some_and(|ty| ty == "unavailable")
+        {
+            // Nothing to answer: there is no session it could end.
+            return;
+        }
+        self.log(
+            Level::Info,
+            None,
+            format!(
+                "{} -> {}: no local delivery yet, answering service-unavailable",
+                addr.from, addr.to
+            ),
+        );
+        self.bounce(
+            &stanza,
+            StanzaCondition::ServiceUnavailable,
+            "this gateway does not deliver to local users yet",
+            t,
+        );
+    }
+}
+
+/// Whether `host` is an IP literal (no DNS needed).
+pub fn ip_literal(host: &str) -> Option<IpAddr> {
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()
+}

@@ -7,13 +7,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use xfed_core::config::{Negotiation, StreamPolicy};
 use xfed_core::gateway::{ConnId, Gateway, Listener, LogLine, Output};
 use xfed_core::tls::testing::{LeafSpec, TestCa, TestCert, NOW};
 use xfed_core::tls::{
     client_config, direct_tls_client_config, direct_tls_server_config, server_config, CallerClock,
 };
 use xfed_core::xml::{ns, parse_element, Element};
-use xfed_core::xmpp::session::{Need, PeerPolicy, Settings};
+use xfed_core::xmpp::session::Settings;
 use xfed_core::xmpp::stanza::{self, StanzaCondition};
 
 const T_ESTABLISH: Duration = Duration::from_secs(60);
@@ -24,8 +25,8 @@ struct NodeSpec {
     domain: &'static str,
     secret: &'static str,
     /// Policy towards every other domain (None: refuse all but listed).
-    default_policy: Option<PeerPolicy>,
-    policies: Vec<(&'static str, Option<PeerPolicy>)>,
+    default_policy: Option<StreamPolicy>,
+    policies: Vec<(&'static str, Option<StreamPolicy>)>,
     /// Issue the certificate from the shared CA (true) or self-sign it.
     ca_cert: bool,
     tls: bool,
@@ -36,7 +37,7 @@ impl NodeSpec {
         NodeSpec {
             domain,
             secret: "s3cr3t",
-            default_policy: Some(policy(Need::Optional, Need::Optional, true)),
+            default_policy: Some(policy(Negotiation::Optional, Negotiation::Optional, true)),
             policies: Vec::new(),
             ca_cert: false,
             tls: true,
@@ -44,8 +45,8 @@ impl NodeSpec {
     }
 }
 
-fn policy(tls: Need, sasl: Need, dialback: bool) -> PeerPolicy {
-    PeerPolicy {
+fn policy(tls: Negotiation, sasl: Negotiation, dialback: bool) -> StreamPolicy {
+    StreamPolicy {
         tls,
         sasl,
         dialback,
@@ -78,7 +79,7 @@ fn settings(
 ) -> Settings {
     let clock = Arc::new(CallerClock::new(NOW));
     let id = cert.identity();
-    let policies: HashMap<String, Option<PeerPolicy>> = spec
+    let policies: HashMap<String, Option<StreamPolicy>> = spec
         .policies
         .iter()
         .map(|(d, p)| (d.to_string(), *p))
@@ -340,8 +341,16 @@ fn dialback_answered_by_certificate_when_sasl_is_off() {
     let mut b = NodeSpec::new("b.test");
     a.ca_cert = true;
     b.ca_cert = true;
-    a.default_policy = Some(policy(Need::Required, Need::NotSupported, true));
-    b.default_policy = Some(policy(Need::Required, Need::NotSupported, true));
+    a.default_policy = Some(policy(
+        Negotiation::Required,
+        Negotiation::NotSupported,
+        true,
+    ));
+    b.default_policy = Some(policy(
+        Negotiation::Required,
+        Negotiation::NotSupported,
+        true,
+    ));
     let mut net = Net::new(&[a, b]);
     assert_ping_works(&mut net, 0, 1);
     assert!(
@@ -355,8 +364,16 @@ fn dialback_answered_by_certificate_when_sasl_is_off() {
 fn dialback_without_tls_when_both_allow_it() {
     let mut a = NodeSpec::new("a.test");
     let mut b = NodeSpec::new("b.test");
-    a.default_policy = Some(policy(Need::NotSupported, Need::NotSupported, true));
-    b.default_policy = Some(policy(Need::NotSupported, Need::NotSupported, true));
+    a.default_policy = Some(policy(
+        Negotiation::NotSupported,
+        Negotiation::NotSupported,
+        true,
+    ));
+    b.default_policy = Some(policy(
+        Negotiation::NotSupported,
+        Negotiation::NotSupported,
+        true,
+    ));
     let mut net = Net::new(&[a, b]);
     assert_ping_works(&mut net, 0, 1);
     assert!(
@@ -370,9 +387,13 @@ fn dialback_without_tls_when_both_allow_it() {
 fn tls_required_but_peer_without_tls_bounces() {
     let mut a = NodeSpec::new("a.test");
     a.tls = false;
-    a.default_policy = Some(policy(Need::NotSupported, Need::NotSupported, true));
+    a.default_policy = Some(policy(
+        Negotiation::NotSupported,
+        Negotiation::NotSupported,
+        true,
+    ));
     let mut b = NodeSpec::new("b.test");
-    b.default_policy = Some(policy(Need::Required, Need::Optional, true));
+    b.default_policy = Some(policy(Negotiation::Required, Negotiation::Optional, true));
     let mut net = Net::new(&[a, b]);
     net.send(0, &ping("user@a.test", "b.test", "p1"));
     let got = net.nodes[0]
@@ -397,7 +418,7 @@ fn tls_required_but_peer_without_tls_bounces() {
 fn sasl_required_without_certificate_trust_bounces() {
     let mut a = NodeSpec::new("a.test");
     let b = NodeSpec::new("b.test");
-    a.default_policy = Some(policy(Need::Required, Need::Required, false));
+    a.default_policy = Some(policy(Negotiation::Required, Negotiation::Required, false));
     let mut net = Net::new(&[a, b]);
     net.send(0, &ping("user@a.test", "b.test", "p1"));
     let got = net.nodes[0]
@@ -544,8 +565,16 @@ fn header(from: &str, to: &str) -> String {
 fn plain_net() -> Net {
     let mut a = NodeSpec::new("a.test");
     let mut b = NodeSpec::new("b.test");
-    a.default_policy = Some(policy(Need::NotSupported, Need::NotSupported, true));
-    b.default_policy = Some(policy(Need::NotSupported, Need::NotSupported, true));
+    a.default_policy = Some(policy(
+        Negotiation::NotSupported,
+        Negotiation::NotSupported,
+        true,
+    ));
+    b.default_policy = Some(policy(
+        Negotiation::NotSupported,
+        Negotiation::NotSupported,
+        true,
+    ));
     Net::new(&[a, b])
 }
 

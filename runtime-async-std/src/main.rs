@@ -1,46 +1,107 @@
-//! xfed on async-std: accepts connections and moves bytes between them and
-//! the sans-IO core; every protocol decision is the core's. Written against
-//! the futures-io traits so that it stays small.
+//! xfed on async-std. One task owns the sans-IO [`Gateway`]; every socket
+//! has a task that only moves bytes to and from it. Every protocol decision
+//! is the core's. Written against the futures-io traits so that it stays
+//! small (async-std is discontinued upstream: RUSTSEC-2025-0052).
 
+use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use async_signal::{Signal, Signals};
-use async_std::net::{TcpListener, TcpStream};
+use async_std::channel::{self, Receiver, Sender};
+use async_std::net::{TcpListener, TcpStream, UdpSocket};
 use futures_lite::{future, AsyncReadExt, AsyncWriteExt, StreamExt};
-use tracing::{error, info, warn};
-use xfed_core::host::{self, cli::Cli};
-use xfed_core::xml::Limits;
-use xfed_core::xmpp::{Refuser, StreamCondition, StreamError};
+use tracing::{debug, error, info, warn};
+use xfed_core::gateway::{ConnId, Gateway, Level, Listener, Output, QueryId};
+use xfed_core::host::cli::{Cli, Command};
+use xfed_core::host::setup::{self, Deployment, SHUTDOWN_GRACE};
+use xfed_core::host::{self};
+use xfed_core::xmpp::ping;
 
-/// How long a peer may take to send its stream header.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long to wait for the peer's close after ours.
+/// How long to wait for the peer's close after ours (RFC 6120 section 4.4).
 const CLOSE_LINGER: Duration = Duration::from_secs(5);
+/// TCP connect timeout for outbound streams and DNS over TCP.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// What socket tasks tell the gateway task.
+enum Input {
+    Accepted(Listener, TcpStream, SocketAddr),
+    Connected(ConnId, TcpStream),
+    ConnectFailed(ConnId, String),
+    Bytes(ConnId, Vec<u8>),
+    Closed(ConnId),
+    Dns(QueryId, Vec<u8>),
+    Signal,
+    Timer,
+}
+
+/// What the gateway task tells a connection task.
+enum ToConn {
+    Send(Vec<u8>),
+    Close,
+}
 
 fn main() -> ExitCode {
     host::init_logging();
     let cli = Cli::from_env();
-    async_std::task::block_on(run(cli))
+    let path = match &cli.command {
+        Some(Command::Check { config }) => {
+            return match setup::check(config) {
+                Ok((_, notices)) => {
+                    notices.iter().for_each(|n| println!("{n}"));
+                    println!("{}: OK", config.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Some(Command::Run { config }) => Some(config.clone()),
+        Some(Command::Ping { config, .. }) => Some(config.clone()),
+        None => None,
+    };
+    let ping = match &cli.command {
+        Some(Command::Ping { to, timeout, .. }) => {
+            Some((to.clone(), Duration::from_secs(*timeout)))
+        }
+        _ => None,
+    };
+    match setup::load(path.as_deref()) {
+        Ok(d) => async_std::task::block_on(run(d, ping)),
+        Err(e) => {
+            error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
-async fn run(cli: Cli) -> ExitCode {
-    let listener = match TcpListener::bind(cli.listen).await {
-        Ok(l) => l,
-        Err(e) => {
-            error!("cannot listen on {}: {e}", cli.listen);
-            return ExitCode::FAILURE;
+async fn run(dep: Deployment, ping: Option<(String, Duration)>) -> ExitCode {
+    for n in &dep.notices {
+        info!("{n}");
+    }
+    let (tx, rx) = channel::unbounded::<Input>();
+    let mut bound = Vec::new();
+    for (listener, addrs) in [
+        (Listener::S2s, &dep.s2s),
+        (Listener::S2sDirectTls, &dep.s2s_direct_tls),
+    ] {
+        for addr in addrs {
+            match TcpListener::bind(addr).await {
+                Ok(l) => {
+                    let local = l.local_addr().unwrap_or(*addr);
+                    bound.push(format!("{local} ({listener:?})"));
+                    async_std::task::spawn(accept_loop(l, listener, tx.clone()));
+                }
+                Err(e) => {
+                    error!("cannot listen on {addr}: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
         }
-    };
-    info!(
-        "xfed (async-std) listening for XMPP s2s on {} for domain {}; federation is not built yet, so every stream is refused with a stream error",
-        listener.local_addr().map_or(cli.listen, |a| a),
-        cli.domain
-    );
-    let limits = Limits {
-        max_stanza_size: cli.max_stanza_size,
-        ..Limits::default()
-    };
+    }
     let mut signals = match Signals::new([Signal::Term, Signal::Int]) {
         Ok(s) => s,
         Err(e) => {
@@ -48,25 +109,202 @@ async fn run(cli: Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let (conn_limit, partner_limit) = setup::limits(&dep.config);
+    info!(
+        "xfed (async-std) serving {} on {}",
+        dep.config.gateway.domains.join(", "),
+        bound.join(", ")
+    );
+    let resolver = dep.resolver;
+    let mut gw = Gateway::new(
+        dep.settings,
+        dep.seed,
+        Instant::now(),
+        dep.unix_now,
+        conn_limit,
+        partner_limit,
+    );
+    let mut conns: HashMap<ConnId, Sender<ToConn>> = HashMap::new();
+    let mut stop_by: Option<Instant> = None;
+    let mut code = ExitCode::SUCCESS;
+    let start = Instant::now();
+    let mut pinging = ping.map(|(to, timeout)| {
+        let from = dep.config.gateway.domains[0].clone();
+        let id = format!("xfed-ping-{}", start.elapsed().as_nanos());
+        gw.send(ping::request(&from, &to, &id), start);
+        (to, id, start, start + timeout)
+    });
     loop {
-        let accept = async { Some(listener.accept().await) };
-        let signal = async {
-            signals.next().await;
-            None
-        };
-        match future::or(accept, signal).await {
-            Some(Ok((sock, peer))) => {
-                let domain = cli.domain.clone();
-                async_std::task::spawn(async move {
-                    if let Err(e) = serve(sock, &domain, limits).await {
-                        warn!(%peer, "connection failed: {e}");
+        while let Some(out) = gw.poll_output() {
+            match out {
+                Output::Transmit { conn, bytes } => {
+                    if let Some(c) = conns.get(&conn) {
+                        let _ = c.try_send(ToConn::Send(bytes));
                     }
-                });
+                }
+                Output::Close { conn } => {
+                    if let Some(c) = conns.remove(&conn) {
+                        let _ = c.try_send(ToConn::Close);
+                    }
+                }
+                Output::Connect { conn, addr } => {
+                    let tx = tx.clone();
+                    async_std::task::spawn(async move {
+                        let input = match async_std::future::timeout(
+                            CONNECT_TIMEOUT,
+                            TcpStream::connect(addr),
+                        )
+                        .await
+                        {
+                            Ok(Ok(s)) => Input::Connected(conn, s),
+                            Ok(Err(e)) => Input::ConnectFailed(conn, format!("{addr}: {e}")),
+                            Err(_) => {
+                                Input::ConnectFailed(conn, format!("{addr}: connect timed out"))
+                            }
+                        };
+                        let _ = tx.send(input).await;
+                    });
+                }
+                Output::DnsQuery { query, bytes, tcp } => {
+                    let tx = tx.clone();
+                    async_std::task::spawn(async move {
+                        let reply = if tcp {
+                            dns_tcp(resolver, &bytes).await
+                        } else {
+                            dns_udp(resolver, &bytes).await
+                        };
+                        match reply {
+                            Ok(r) => {
+                                let _ = tx.send(Input::Dns(query, r)).await;
+                            }
+                            // No reply: the core's own timeout takes over.
+                            Err(e) => debug!("DNS query to {resolver}: {e}"),
+                        }
+                    });
+                }
+                Output::Stanza(e) => {
+                    let answer = pinging
+                        .as_ref()
+                        .and_then(|(_, id, _, _)| ping::outcome(&e, id));
+                    match (answer, pinging.take()) {
+                        (Some(result), Some((to, _, sent, _))) => {
+                            let ms = sent.elapsed().as_secs_f64() * 1000.0;
+                            match result {
+                                Ok(()) => println!("ping {to}: answered in {ms:.1} ms"),
+                                Err(cond) => {
+                                    println!("ping {to}: error {cond} after {ms:.1} ms");
+                                    code = ExitCode::FAILURE;
+                                }
+                            }
+                            gw.shutdown(Instant::now());
+                            stop_by = Some(Instant::now() + SHUTDOWN_GRACE);
+                        }
+                        (_, back) => {
+                            pinging = back;
+                            info!(
+                                "stanza for a local user: {}",
+                                String::from_utf8_lossy(&e.to_bytes())
+                            );
+                        }
+                    }
+                }
+                Output::Log(l) => {
+                    let conn = l.conn.map(|c| c.0).unwrap_or(0);
+                    match l.level {
+                        Level::Info => info!(conn, "{}", l.message),
+                        Level::Warn => warn!(conn, "{}", l.message),
+                        Level::Debug => debug!(conn, "{}", l.message),
+                    }
+                }
             }
-            Some(Err(e)) => warn!("accept failed: {e}"),
-            None => {
-                info!("signal received: stopping");
-                return ExitCode::SUCCESS;
+        }
+        if stop_by.is_some() && gw.is_idle() {
+            info!("all streams closed");
+            break;
+        }
+        let now = Instant::now();
+        let wake = gw
+            .poll_timeout()
+            .into_iter()
+            .chain(stop_by)
+            .chain(pinging.as_ref().map(|p| p.3))
+            .min()
+            .unwrap_or(now + Duration::from_secs(3600));
+        let recv = async { rx.recv().await.ok() };
+        let timer = async {
+            async_std::task::sleep(wake.saturating_duration_since(Instant::now())).await;
+            Some(Input::Timer)
+        };
+        let signal = async {
+            if stop_by.is_some() {
+                future::pending::<()>().await;
+            }
+            signals.next().await;
+            Some(Input::Signal)
+        };
+        let Some(input) = future::or(recv, future::or(timer, signal)).await else {
+            break;
+        };
+        let now = Instant::now();
+        match input {
+            Input::Accepted(listener, stream, peer) => {
+                let conn = gw.accept(listener, peer, now);
+                conns.insert(conn, spawn_conn(conn, stream, tx.clone()));
+            }
+            Input::Connected(conn, stream) => {
+                conns.insert(conn, spawn_conn(conn, stream, tx.clone()));
+                gw.handle_connected(conn, now);
+            }
+            Input::ConnectFailed(conn, why) => gw.handle_connect_failed(conn, &why, now),
+            Input::Bytes(conn, bytes) => gw.handle_bytes(conn, &bytes, now),
+            Input::Closed(conn) => {
+                conns.remove(&conn);
+                gw.handle_closed(conn, now);
+            }
+            Input::Dns(query, bytes) => gw.handle_dns(query, &bytes, now),
+            Input::Signal => {
+                info!("signal received: closing streams");
+                gw.shutdown(now);
+                stop_by = Some(now + SHUTDOWN_GRACE);
+            }
+            Input::Timer => {
+                if stop_by.is_some_and(|d| now >= d) {
+                    info!(
+                        "shutdown grace period over; {} connection(s) dropped",
+                        gw.connections()
+                    );
+                    break;
+                }
+                if let Some((to, _, _, deadline)) = &pinging {
+                    if now >= *deadline {
+                        println!("ping {to}: no answer in time");
+                        code = ExitCode::FAILURE;
+                        pinging = None;
+                        gw.shutdown(now);
+                        stop_by = Some(now + SHUTDOWN_GRACE);
+                    }
+                }
+                gw.handle_timeout(now);
+            }
+        }
+    }
+    // Let connection tasks flush their closing bytes.
+    async_std::task::sleep(Duration::from_millis(50)).await;
+    code
+}
+
+async fn accept_loop(listener: TcpListener, kind: Listener, tx: Sender<Input>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                if tx.send(Input::Accepted(kind, stream, peer)).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                warn!("accept failed: {e}");
+                async_std::task::sleep(Duration::from_millis(100)).await;
             }
         }
     }
@@ -74,58 +312,94 @@ async fn run(cli: Cli) -> ExitCode {
 
 enum Wake {
     Read(std::io::Result<usize>),
-    Timer,
+    Gateway(Option<ToConn>),
+    Linger,
 }
 
-async fn serve(mut sock: TcpStream, domain: &str, limits: Limits) -> std::io::Result<()> {
-    let peer = sock.peer_addr()?;
-    let refusal = StreamError::new(
-        StreamCondition::PolicyViolation,
-        "this xfed build does not federate yet",
-    );
-    let mut core = Refuser::new(
-        domain,
-        refusal,
-        host::random_token()?,
-        limits,
-        Instant::now(),
-        HEADER_TIMEOUT,
-    );
-    let mut buf = vec![0u8; 16 * 1024];
-    while !core.is_done() {
-        let wait = core.poll_timeout().map_or(HEADER_TIMEOUT, |t| {
-            t.saturating_duration_since(Instant::now())
-        });
-        let read = async { Wake::Read(sock.read(&mut buf).await) };
-        let timer = async {
-            async_std::task::sleep(wait).await;
-            Wake::Timer
-        };
-        match future::or(read, timer).await {
-            Wake::Read(r) => match r? {
-                0 => return Ok(()),
-                n => core.handle_bytes(&buf[..n]),
-            },
-            Wake::Timer => core.handle_timeout(Instant::now()),
+/// Runs one connection: bytes in go to the gateway, bytes out come from it.
+fn spawn_conn(conn: ConnId, stream: TcpStream, tx: Sender<Input>) -> Sender<ToConn> {
+    let (to_conn, from_gw): (Sender<ToConn>, Receiver<ToConn>) = channel::unbounded();
+    async_std::task::spawn(async move {
+        let mut reader = stream.clone();
+        let mut writer = stream;
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut closing: Option<Instant> = None;
+        loop {
+            let read = async { Wake::Read(reader.read(&mut buf).await) };
+            let gw = async {
+                if closing.is_some() {
+                    future::pending::<()>().await;
+                }
+                Wake::Gateway(from_gw.recv().await.ok())
+            };
+            let linger = async {
+                match closing {
+                    Some(at) => {
+                        async_std::task::sleep(at.saturating_duration_since(Instant::now())).await
+                    }
+                    None => future::pending::<()>().await,
+                }
+                Wake::Linger
+            };
+            match future::or(read, future::or(gw, linger)).await {
+                Wake::Read(Ok(0)) | Wake::Read(Err(_)) | Wake::Linger => break,
+                Wake::Read(Ok(n)) => {
+                    if closing.is_none()
+                        && tx
+                            .send(Input::Bytes(conn, buf[..n].to_vec()))
+                            .await
+                            .is_err()
+                    {
+                        break;
+                    }
+                }
+                Wake::Gateway(Some(ToConn::Send(bytes))) => {
+                    if writer.write_all(&bytes).await.is_err() {
+                        break;
+                    }
+                }
+                Wake::Gateway(Some(ToConn::Close)) | Wake::Gateway(None) => {
+                    let _ = writer.flush().await;
+                    let _ = writer.shutdown(std::net::Shutdown::Write);
+                    closing = Some(Instant::now() + CLOSE_LINGER);
+                }
+            }
         }
-        if let Some(bytes) = core.poll_transmit() {
-            sock.write_all(&bytes).await?;
+        if closing.is_none() {
+            let _ = tx.send(Input::Closed(conn)).await;
         }
+    });
+    to_conn
+}
+
+async fn dns_udp(resolver: SocketAddr, query: &[u8]) -> std::io::Result<Vec<u8>> {
+    let bind: SocketAddr = if resolver.is_ipv6() {
+        "[::]:0".parse()
+    } else {
+        "0.0.0.0:0".parse()
     }
-    if let Some(outcome) = core.outcome() {
-        info!(%peer, "{outcome}");
-    }
-    // Our stream is closed; wait for the peer to close its side (RFC 6120
-    // section 4.4), discarding what it still sends, so that unread input
-    // does not reset the connection before our error reaches it.
-    sock.shutdown(std::net::Shutdown::Write)?;
-    let drain = async {
-        while sock.read(&mut buf).await? > 0 {}
-        Ok(())
-    };
-    let linger = async {
-        async_std::task::sleep(CLOSE_LINGER).await;
-        Ok(())
-    };
-    future::or(drain, linger).await
+    .map_err(std::io::Error::other)?;
+    let sock = UdpSocket::bind(bind).await?;
+    sock.connect(resolver).await?;
+    sock.send(query).await?;
+    let mut buf = vec![0u8; 4096];
+    let n = async_std::future::timeout(Duration::from_secs(30), sock.recv(&mut buf))
+        .await
+        .map_err(|_| std::io::Error::other("no reply"))??;
+    buf.truncate(n);
+    Ok(buf)
+}
+
+async fn dns_tcp(resolver: SocketAddr, query: &[u8]) -> std::io::Result<Vec<u8>> {
+    let framed =
+        xfed_core::dns::tcp_frame(query).ok_or_else(|| std::io::Error::other("query too long"))?;
+    let mut s = async_std::future::timeout(CONNECT_TIMEOUT, TcpStream::connect(resolver))
+        .await
+        .map_err(|_| std::io::Error::other("connect timed out"))??;
+    s.write_all(&framed).await?;
+    let mut len = [0u8; 2];
+    s.read_exact(&mut len).await?;
+    let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    s.read_exact(&mut buf).await?;
+    Ok(buf)
 }

@@ -1,9 +1,10 @@
 //! Shared helpers of xfed's integration tests: finding and running the two
 //! binaries on loopback.
 
+pub mod prosody;
 use std::io::{BufRead, BufReader, Read};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -39,58 +40,61 @@ pub fn free_port() -> u16 {
 /// A running xfed process, killed when dropped; its log lines are collected.
 pub struct Instance {
     child: Child,
-    /// Address of its s2s listener.
-    pub addr: SocketAddr,
     logs: mpsc::Receiver<String>,
     seen: Vec<String>,
 }
 
-impl Instance {
-    /// Starts binary `name` with `args` plus a free `--listen` port, and
-    /// waits until it says it listens.
-    pub fn start(name: &str, args: &[&str]) -> Instance {
-        let port = free_port();
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let mut child = Command::new(binary(name))
-            .args(["--listen", &addr.to_string()])
-            .args(args)
-            .env("RUST_LOG", "debug")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start xfed");
-        let (tx, logs) = mpsc::channel();
-        for pipe in [
-            child
-                .stdout
-                .take()
-                .map(|p| Box::new(p) as Box<dyn Read + Send>),
-            child
-                .stderr
-                .take()
-                .map(|p| Box::new(p) as Box<dyn Read + Send>),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                    if tx.send(line).is_err() {
-                        break;
-                    }
+fn collect_lines(child: &mut Child) -> mpsc::Receiver<String> {
+    let (tx, logs) = mpsc::channel();
+    for pipe in [
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
                 }
-            });
-        }
+            }
+        });
+    }
+    logs
+}
+
+fn command(name: &str, args: &[&str], dir: &Path) -> Command {
+    let mut cmd = Command::new(binary(name));
+    cmd.args(args)
+        .current_dir(dir)
+        .env("RUST_LOG", "debug")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+impl Instance {
+    /// Starts binary `name` with `args` in `dir` and waits until it says
+    /// what it serves.
+    pub fn start(name: &str, args: &[&str], dir: &Path) -> Instance {
+        let mut child = command(name, args, dir).spawn().expect("start xfed");
+        let logs = collect_lines(&mut child);
         let mut inst = Instance {
             child,
-            addr,
             logs,
             seen: Vec::new(),
         };
-        inst.wait_log("listening", Duration::from_secs(20));
+        inst.wait_log("serving", Duration::from_secs(20));
         inst
     }
 
@@ -117,13 +121,21 @@ impl Instance {
         );
     }
 
+    /// Everything logged so far.
+    pub fn log_text(&mut self) -> String {
+        while let Ok(line) = self.logs.try_recv() {
+            self.seen.push(line);
+        }
+        self.seen.join("\n")
+    }
+
     /// Sends SIGTERM and waits for the process to exit; returns whether it
     /// exited successfully.
     pub fn terminate(mut self) -> bool {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
-        let end = Instant::now() + Duration::from_secs(10);
+        let end = Instant::now() + Duration::from_secs(15);
         while Instant::now() < end {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return status.success();
@@ -132,13 +144,6 @@ impl Instance {
         }
         false
     }
-
-    /// Opens a TCP connection to the s2s listener.
-    pub fn connect(&self) -> TcpStream {
-        let s = TcpStream::connect(self.addr).expect("connect to xfed");
-        s.set_read_timeout(Some(Duration::from_secs(10))).ok();
-        s
-    }
 }
 
 impl Drop for Instance {
@@ -146,6 +151,36 @@ impl Drop for Instance {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Runs `name args` in `dir` to completion (at most `timeout`); returns
+/// success and the combined output.
+pub fn run_to_end(name: &str, args: &[&str], dir: &Path, timeout: Duration) -> (bool, String) {
+    let mut child = command(name, args, dir).spawn().expect("start xfed");
+    let logs = collect_lines(&mut child);
+    let end = Instant::now() + timeout;
+    let status = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break Some(status);
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    let text: Vec<String> = logs.try_iter().collect();
+    (status.is_some_and(|s| s.success()), text.join("\n"))
+}
+
+/// A fresh directory under the system temp dir, for one test.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("xfed-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
 }
 
 /// Reads until the peer closes (or the read timeout) and returns the text.
@@ -159,4 +194,44 @@ pub fn read_to_close(s: &mut TcpStream) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// How an xfed instance of a test treats one partner.
+pub struct PartnerSpec<'a> {
+    /// The partner's domain.
+    pub domain: &'a str,
+    /// Where it listens (STARTTLS port).
+    pub connect: String,
+    /// `tls`, `sasl` and `dialback` of the `[[partner]]` entry.
+    pub tls: &'a str,
+    /// See `tls`.
+    pub sasl: &'a str,
+    /// See `tls`.
+    pub dialback: bool,
+}
+
+/// Writes `xfed.toml` for `domain` into `dir` (which holds cert.pem,
+/// key.pem and ca.pem) with loopback listeners on `port` and `port + 1`.
+pub fn write_config(
+    dir: &Path,
+    domain: &str,
+    port: u16,
+    direct_port: u16,
+    partners: &[PartnerSpec<'_>],
+) -> PathBuf {
+    let mut toml = format!(
+        "[gateway]\ndomains = [\"{domain}\"]\ndialback_secret = \"loopback-test-secret-{domain}\"\nfederation = \"allow-list\"\n\
+         stream_establishment_timeout = \"20s\"\n\n\
+         [listen]\ns2s = [\"127.0.0.1:{port}\"]\ns2s_direct_tls = [\"127.0.0.1:{direct_port}\"]\nsip = []\nmetrics = false\n\n\
+         [tls]\ncertificate = \"cert.pem\"\nkey = \"key.pem\"\ntrust = \"ca.pem\"\n"
+    );
+    for p in partners {
+        toml.push_str(&format!(
+            "\n[[partner]]\ndomain = \"{}\"\ntype = \"federated\"\nconnect = \"{}\"\ntls = \"{}\"\nsasl = \"{}\"\ndialback = {}\n",
+            p.domain, p.connect, p.tls, p.sasl, p.dialback
+        ));
+    }
+    let path = dir.join("xfed.toml");
+    std::fs::write(&path, toml).expect("write config");
+    path
 }

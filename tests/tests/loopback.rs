@@ -1,95 +1,133 @@
-//! Both binaries on loopback: streams are framed by the core and answered
-//! with the stream error RFC 6120 prescribes; bad input on one connection
-//! does not disturb another; SIGTERM stops the process cleanly.
+//! Both binaries on loopback: a tokio instance federates with an async-std
+//! instance over real sockets and real TLS, once with SASL EXTERNAL (test
+//! CA certificates) and once with dialback over TLS (self-signed
+//! certificates), each direction pinging the other; SIGTERM closes streams.
 
-use std::io::Write;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use xfed_core::xml::{Event, Limits, Reader};
-use xfed_core::xmpp::{StreamCondition, StreamError};
-use xfed_tests::{read_to_close, Instance, BINARIES};
+use xfed_core::tls::testing::{LeafSpec, TestCa, TestCert};
+use xfed_tests::{free_port, run_to_end, temp_dir, write_config, Instance, PartnerSpec};
 
-const HEADER: &str = "<?xml version='1.0'?><stream:stream xmlns='jabber:server' \
-    xmlns:stream='http://etherx.jabber.org/streams' from='peer.example' to='localhost' version='1.0'>";
-
-/// Parses what xfed sent: its header, then the stream error, then the end.
-fn answered_condition(reply: &str) -> StreamCondition {
-    let mut r = Reader::new(Limits::default());
-    r.feed_all(reply.as_bytes());
-    let events: Vec<_> = std::iter::from_fn(|| r.poll()).collect();
-    match events.as_slice() {
-        [Ok(Event::Header(h)), Ok(Event::Stanza(e)), Ok(Event::End)] => {
-            assert_eq!(h.from(), Some("localhost"), "{reply}");
-            assert!(h.id().is_some_and(|id| id.len() >= 16), "{reply}");
-            StreamError::from_element(e)
-                .expect("a stream error")
-                .condition
-        }
-        other => panic!("unexpected reply {other:?} to {reply}"),
-    }
+struct Side {
+    domain: &'static str,
+    dir: PathBuf,
+    port: u16,
 }
 
-fn exchange(inst: &Instance, input: &[u8]) -> StreamCondition {
-    let mut s = inst.connect();
-    // In small pieces, to exercise reassembly over TCP.
-    // xfed may close before all of a hostile input is written.
-    for chunk in input.chunks(7) {
-        if s.write_all(chunk).is_err() {
-            break;
-        }
+/// Two deployment directories, a.test and b.test, partners of each other.
+fn deployments(name: &str, ca_certs: bool, tls: &str, sasl: &str, dialback: bool) -> (Side, Side) {
+    let ca = TestCa::new("xfed loopback CA");
+    let other_ca = TestCa::new("unrelated CA");
+    let mut sides = Vec::new();
+    for domain in ["a.test", "b.test"] {
+        let dir = temp_dir(&format!("{name}-{domain}"));
+        let leaf = LeafSpec::xmpp_server(domain);
+        let cert = if ca_certs {
+            ca.issue(&leaf)
+        } else {
+            TestCert::self_signed(&leaf)
+        };
+        std::fs::write(dir.join("cert.pem"), cert.chain_pem()).unwrap();
+        std::fs::write(dir.join("key.pem"), cert.key_pem()).unwrap();
+        let trust = if ca_certs {
+            ca.cert_pem()
+        } else {
+            other_ca.cert_pem()
+        };
+        std::fs::write(dir.join("ca.pem"), trust).unwrap();
+        sides.push(Side {
+            domain,
+            dir,
+            port: free_port(),
+        });
     }
-    answered_condition(&read_to_close(&mut s))
+    let b = sides.pop().unwrap();
+    let a = sides.pop().unwrap();
+    for (me, them) in [(&a, &b), (&b, &a)] {
+        let partner = PartnerSpec {
+            domain: them.domain,
+            connect: format!("127.0.0.1:{}", them.port),
+            tls,
+            sasl,
+            dialback,
+        };
+        write_config(&me.dir, me.domain, me.port, free_port(), &[partner]);
+    }
+    (a, b)
+}
+
+/// `server` runs; `client` pings it with `xfed ping`; both directions of
+/// federation are needed for the answer.
+fn ping(server_bin: &str, server: &Side, client_bin: &str, client: &Side, method: &str) {
+    let mut srv = Instance::start(server_bin, &["run", "--config", "xfed.toml"], &server.dir);
+    let (ok, out) = run_to_end(
+        client_bin,
+        &["ping", "--config", "xfed.toml", "--to", server.domain],
+        &client.dir,
+        Duration::from_secs(40),
+    );
+    let server_log = srv.log_text();
+    assert!(
+        ok,
+        "{client_bin} ping {} failed:\n{out}\n--- {server_bin}:\n{server_log}",
+        server.domain
+    );
+    assert!(
+        out.contains(&format!("ping {}: answered", server.domain)),
+        "{out}"
+    );
+    srv.wait_log(
+        &format!(
+            "inbound stream authenticated: {} -> {} by {method}",
+            client.domain, server.domain
+        ),
+        Duration::from_secs(5),
+    );
+    assert!(
+        srv.terminate(),
+        "{server_bin} did not exit cleanly on SIGTERM"
+    );
 }
 
 #[test]
-fn streams_are_refused_with_the_right_error_on_both_runtimes() {
-    for bin in BINARIES {
-        let mut inst = Instance::start(bin, &[]);
-        // Another peer holds a stream open meanwhile: hostile input on
-        // other connections must not disturb it.
-        let mut idle = inst.connect();
-        idle.write_all(&HEADER.as_bytes()[..40]).unwrap();
+fn tokio_and_async_std_federate_with_sasl_external() {
+    let (a, b) = deployments("sasl", true, "required", "required", false);
+    ping("xfed-async-std", &b, "xfed", &a, "Sasl");
+    ping("xfed", &a, "xfed-async-std", &b, "Sasl");
+}
 
-        assert_eq!(
-            exchange(&inst, HEADER.as_bytes()),
-            StreamCondition::PolicyViolation,
-            "{bin}"
-        );
-        let other = HEADER.replace("to='localhost'", "to='elsewhere.example'");
-        assert_eq!(
-            exchange(&inst, other.as_bytes()),
-            StreamCondition::HostUnknown,
-            "{bin}"
-        );
-        let laughs = "<?xml version='1.0'?><!DOCTYPE lolz [<!ENTITY lol 'lol'>]><stream:stream>";
-        assert_eq!(
-            exchange(&inst, laughs.as_bytes()),
-            StreamCondition::RestrictedXml,
-            "{bin}"
-        );
-        assert_eq!(
-            exchange(&inst, b"<stream:stream \xFF>"),
-            StreamCondition::NotWellFormed,
-            "{bin}"
-        );
-        let mut huge = b"<stream:stream to='".to_vec();
-        huge.extend(std::iter::repeat_n(b'a', 300 * 1024));
-        assert_eq!(
-            exchange(&inst, &huge),
-            StreamCondition::PolicyViolation,
-            "{bin}"
-        );
-        inst.wait_log("refused", Duration::from_secs(5));
-        inst.wait_log("restricted-xml", Duration::from_secs(5));
+#[test]
+fn tokio_and_async_std_federate_with_dialback_over_tls() {
+    let (a, b) = deployments("dialback", false, "required", "not-supported", true);
+    ping("xfed-async-std", &b, "xfed", &a, "Dialback");
+    ping("xfed", &a, "xfed-async-std", &b, "Dialback");
+}
 
-        // The idle stream is still served.
-        idle.write_all(&HEADER.as_bytes()[40..]).unwrap();
-        assert_eq!(
-            answered_condition(&read_to_close(&mut idle)),
-            StreamCondition::PolicyViolation,
-            "{bin}"
+#[test]
+fn check_validates_configuration_files() {
+    let dir = temp_dir("check");
+    for bin in xfed_tests::BINARIES {
+        std::fs::write(dir.join("bad.toml"), "[gateway]\ndomains = [\"x.test\"]\n\n[[partner]]\ndomain = \"y.test\"\ntsl = \"required\"\n").unwrap();
+        let (ok, out) = run_to_end(
+            bin,
+            &["check", "--config", "bad.toml"],
+            &dir,
+            Duration::from_secs(10),
         );
-
-        assert!(inst.terminate(), "{bin} did not exit cleanly on SIGTERM");
+        assert!(!ok, "{out}");
+        assert!(
+            out.contains("line 6") && out.contains("tsl"),
+            "{bin}: {out}"
+        );
+        std::fs::write(dir.join("bad.toml"), "[gateway]\ndomains = [\"x.test\"]\n\n[[partner]]\ndomain = \"y.test\"\nsasl = \"not-supported\"\ndialback = false\n").unwrap();
+        let (ok, out) = run_to_end(
+            bin,
+            &["check", "--config", "bad.toml"],
+            &dir,
+            Duration::from_secs(10),
+        );
+        assert!(!ok, "{out}");
+        assert!(out.contains("line 4"), "{bin}: {out}");
     }
 }

@@ -32,8 +32,9 @@ pub use error::{ConfigError, ErrorKind, Level, Location, Notice, NoticeKind};
 pub use policy::{Admission, RefusalReason, OPEN_FEDERATION_POLICY};
 
 /// Key paths (dotted, without array indices) that are accepted but not acted
-/// on yet. A key is inactive when its path equals an entry or lies under it.
-/// Work that makes a key effective removes its entry here, and nowhere else.
+/// on yet. A key is inactive when its path equals an entry or lies under it
+/// (`sip` covers `[[sip.account]]` too). Work that makes a key effective
+/// removes or narrows its entry here, and nowhere else.
 pub const INACTIVE_KEYS: &[&str] = &[
     "gateway.subscription_refresh_interval",
     "gateway.log_message_bodies",

@@ -1,26 +1,51 @@
 //! The command line, identical for `xfed` and `xfed-async-std`.
 
-use std::net::SocketAddr;
+use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 /// xfed: XMPP federation gateway for SIP domains.
 ///
-/// Today it serves the XMPP server-to-server port on loopback and answers
-/// every stream with the stream error RFC 6120 prescribes: federation and
-/// SIP translation are not built yet.
+/// Without a command it runs the embedded default: loopback listeners,
+/// domain `localhost`, a self-signed certificate made on first start in
+/// ./xfed-data.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 pub struct Cli {
-    /// Address of the s2s listener (STARTTLS port).
-    #[arg(long, default_value = "127.0.0.1:5269")]
-    pub listen: SocketAddr,
-    /// The local domain streams are answered for.
-    #[arg(long, default_value = "localhost")]
-    pub domain: String,
-    /// Largest stanza accepted, in bytes.
-    #[arg(long, default_value_t = 256 * 1024)]
-    pub max_stanza_size: usize,
+    /// What to do; nothing runs the embedded default.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a deployment.
+    Run {
+        /// The TOML configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Run a deployment just long enough to ping a remote domain (XEP-0199)
+    /// from the first local domain, print the round trip, and exit: the
+    /// quickest proof that federation works both ways.
+    Ping {
+        /// The TOML configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The remote domain.
+        #[arg(long)]
+        to: String,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+    },
+    /// Validate a configuration file and exit.
+    Check {
+        /// The TOML configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
 }
 
 impl Cli {

@@ -1,12 +1,11 @@
 //! XMPP stream-level vocabulary shared by the reader and the s2s sessions.
 
 pub mod dialback_key;
+pub mod ping;
 mod pipe;
-mod refuse;
 pub mod session;
 pub mod stanza;
 mod stream_error;
 
 pub use pipe::{Pipe, TlsFailure};
-pub use refuse::{Refusal, Refuser};
 pub use stream_error::{StreamCondition, StreamError};

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use rustls::{ClientConfig, ServerConfig};
 
+use crate::config::{Negotiation, StreamPolicy};
 use crate::rng::Rng;
 use crate::tls::{check_peer, CallerClock, PeerCert, TrustAnchors};
 use crate::xml::{ns, Element, Event, Limits, Reader, Scope, StreamHeader};
@@ -24,32 +25,8 @@ use super::pipe::Pipe;
 use super::stanza::{self, Kind, StanzaCondition};
 use super::{StreamCondition, StreamError};
 
-/// How a partner setting asks for TLS or SASL (Lync's three values).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Need {
-    /// Must be negotiated, or the stream is refused.
-    Required,
-    /// Used when both sides offer it.
-    Optional,
-    /// Never used with this peer.
-    NotSupported,
-}
-
-/// How xfed treats one remote domain: the negotiation part of a partner.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PeerPolicy {
-    /// STARTTLS / direct TLS.
-    pub tls: Need,
-    /// SASL EXTERNAL with certificates.
-    pub sasl: Need,
-    /// Whether Server Dialback may authenticate the peer.
-    pub dialback: bool,
-    /// Whether to send whitespace keepalives to it.
-    pub keepalive: bool,
-}
-
 /// Decides which remote domains may federate, and how; `None` refuses.
-pub type PolicyFn = dyn Fn(&str) -> Option<PeerPolicy> + Send + Sync;
+pub type PolicyFn = dyn Fn(&str) -> Option<StreamPolicy> + Send + Sync;
 
 /// What every session of a gateway shares.
 pub struct Settings {
@@ -98,7 +75,7 @@ impl std::fmt::Debug for Settings {
 
 impl Settings {
     /// How to treat `domain`; `None` refuses it.
-    pub fn policy(&self, domain: &str) -> Option<PeerPolicy> {
+    pub fn policy(&self, domain: &str) -> Option<StreamPolicy> {
         (self.policy)(domain)
     }
 
@@ -473,16 +450,18 @@ impl Session {
                 return;
             };
             let remote = remote.clone();
-            match &settings.tls_client_direct {
-                Some(cfg) => match self.pipe.start_client(cfg.clone(), &remote) {
-                    Ok(()) => self.phase = Phase::TlsHandshake,
-                    Err(e) => {
-                        return self.fail_outbound(settings, format!("cannot start TLS: {e}"))
-                    }
-                },
-                None => {
-                    return self
-                        .fail_outbound(settings, "direct TLS but no client certificate".into())
+            let started = match &settings.tls_client_direct {
+                Some(cfg) => self
+                    .pipe
+                    .start_client(cfg.clone(), &remote)
+                    .map_err(|e| format!("cannot start TLS: {e}")),
+                None => Err("direct TLS but no client certificate".to_owned()),
+            };
+            match started {
+                Ok(()) => self.phase = Phase::TlsHandshake,
+                Err(why) => {
+                    self.fail_outbound(settings, why.clone());
+                    self.finish(why);
                 }
             }
         } else {
@@ -671,10 +650,7 @@ impl Session {
                 ),
             );
         };
-        if !h
-            .version()
-            .is_some_and(|v| v.split('.').next() == Some("1"))
-        {
+        if h.version().is_none_or(|v| v.split('.').next() != Some("1")) {
             return self.stream_error(
                 settings,
                 StreamError::new(StreamCondition::UnsupportedVersion, "XMPP 1.0 streams only"),
@@ -704,9 +680,9 @@ impl Session {
             },
             // RFC 3920-era peers omit `from`; each dialback request is
             // then judged by its own `from`.
-            None => PeerPolicy {
-                tls: Need::Optional,
-                sasl: Need::NotSupported,
+            None => StreamPolicy {
+                tls: Negotiation::Optional,
+                sasl: Negotiation::NotSupported,
                 dialback: true,
                 keepalive: false,
             },
@@ -721,7 +697,7 @@ impl Session {
 
     fn inbound_features(
         &mut self,
-        policy: PeerPolicy,
+        policy: StreamPolicy,
         from: Option<&str>,
         settings: &Settings,
         t: Time,
@@ -731,9 +707,9 @@ impl Session {
             return f;
         }
         if !self.pipe.is_tls() {
-            if settings.tls_server.is_some() && policy.tls != Need::NotSupported {
+            if settings.tls_server.is_some() && policy.tls != Negotiation::NotSupported {
                 let mut tls = Element::new(ns::TLS, "starttls");
-                if policy.tls == Need::Required {
+                if policy.tls == Negotiation::Required {
                     tls.push_child(Element::new(ns::TLS, "required"));
                 }
                 f.push_child(tls);
@@ -742,15 +718,17 @@ impl Session {
             // EXTERNAL only once the certificate is validated for the
             // claimed domain (XEP-0178).
             self.peer_cert = self.cert_for(settings, from, t);
-            if policy.sasl != Need::NotSupported && matches!(self.peer_cert, PeerCert::Trusted) {
+            if policy.sasl != Negotiation::NotSupported
+                && matches!(self.peer_cert, PeerCert::Trusted)
+            {
                 f.push_child(
                     Element::new(ns::SASL, "mechanisms")
                         .with_child(Element::new(ns::SASL, "mechanism").with_text("EXTERNAL")),
                 );
             }
         }
-        let tls_ok = self.pipe.is_tls() || policy.tls != Need::Required;
-        if policy.dialback && tls_ok && policy.sasl != Need::Required {
+        let tls_ok = self.pipe.is_tls() || policy.tls != Negotiation::Required;
+        if policy.dialback && tls_ok && policy.sasl != Negotiation::Required {
             f.push_child(
                 Element::new(ns::DIALBACK_FEATURE, "dialback")
                     .with_child(Element::new(ns::DIALBACK_FEATURE, "errors")),
@@ -837,7 +815,7 @@ impl Session {
             return fail(self, "not-authorized", "stream header has no from".into());
         };
         let policy = settings.policy(&from);
-        if !policy.is_some_and(|p| p.sasl != Need::NotSupported) || self.sasl_done {
+        if !policy.is_some_and(|p| p.sasl != Negotiation::NotSupported) || self.sasl_done {
             return fail(self, "invalid-mechanism", "EXTERNAL was not offered".into());
         }
         let text = e.text();
@@ -945,14 +923,14 @@ impl Session {
                 "not a federation partner".into(),
             );
         };
-        if !policy.dialback || policy.sasl == Need::Required {
+        if !policy.dialback || policy.sasl == Negotiation::Required {
             return refuse(
                 self,
                 StanzaCondition::PolicyViolation,
                 "dialback not allowed for this partner".into(),
             );
         }
-        if policy.tls == Need::Required && !self.is_tls() {
+        if policy.tls == Negotiation::Required && !self.is_tls() {
             return refuse(
                 self,
                 StanzaCondition::PolicyViolation,
@@ -1208,9 +1186,9 @@ impl Session {
         let Direction::Outbound { remote, .. } = &self.dir else {
             return;
         };
-        let policy = settings.policy(remote).unwrap_or(PeerPolicy {
-            tls: Need::Required,
-            sasl: Need::Optional,
+        let policy = settings.policy(remote).unwrap_or(StreamPolicy {
+            tls: Negotiation::Required,
+            sasl: Negotiation::Optional,
             dialback: true,
             keepalive: false,
         });
@@ -1241,13 +1219,13 @@ impl Session {
         if !self.pipe.is_tls() {
             if self.offer.starttls
                 && settings.tls_client.is_some()
-                && policy.tls != Need::NotSupported
+                && policy.tls != Negotiation::NotSupported
             {
                 self.send_element(&Element::new(ns::TLS, "starttls"), t);
                 self.phase = Phase::AwaitProceed;
                 return;
             }
-            if policy.tls == Need::Required {
+            if policy.tls == Negotiation::Required {
                 self.fail_outbound(
                     settings,
                     "peer does not offer TLS, which this partner requires".into(),
@@ -1265,7 +1243,7 @@ impl Session {
         // The stream is now usable for dialback verification requests.
         self.flush_verifies(t);
         let cert_ok = matches!(self.peer_cert, PeerCert::Trusted);
-        if self.offer.external && self.pipe.is_tls() && policy.sasl != Need::NotSupported {
+        if self.offer.external && self.pipe.is_tls() && policy.sasl != Negotiation::NotSupported {
             let Direction::Outbound { local, .. } = &self.dir else {
                 return;
             };
@@ -1279,7 +1257,7 @@ impl Session {
             let _ = cert_ok;
             return;
         }
-        if policy.sasl == Need::Required {
+        if policy.sasl == Negotiation::Required {
             self.fail_outbound(
                 settings,
                 "peer does not offer SASL EXTERNAL, which this partner requires".into(),
@@ -1301,7 +1279,7 @@ impl Session {
             return false;
         };
         let policy = settings.policy(&remote);
-        let allowed = policy.is_none_or(|p| p.dialback && p.sasl != Need::Required);
+        let allowed = policy.is_none_or(|p| p.dialback && p.sasl != Negotiation::Required);
         if !allowed || !(self.peer_db || self.offer.dialback) {
             return false;
         }

@@ -1,0 +1,245 @@
+//! Turns a configuration file (or the embedded default) into what the
+//! gateway runs with: certificates and keys read, the trust store loaded,
+//! the dialback secret found or made, the OS seed drawn. Blocking file I/O,
+//! done once at start-up by either runtime.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::config::{self, Config, Trust};
+use crate::tls::{self, CallerClock, LocalIdentity, TrustAnchors};
+use crate::xml::Limits;
+use crate::xmpp::session::Settings;
+
+/// Where the embedded default keeps what it generates.
+pub const DATA_DIR: &str = "xfed-data";
+
+/// Everything a runtime needs to start the gateway.
+pub struct Deployment {
+    /// The parsed configuration.
+    pub config: Arc<Config>,
+    /// What every session shares.
+    pub settings: Settings,
+    /// STARTTLS listeners.
+    pub s2s: Vec<SocketAddr>,
+    /// Direct TLS listeners.
+    pub s2s_direct_tls: Vec<SocketAddr>,
+    /// Seed of the core's generator, from the OS.
+    pub seed: [u8; 32],
+    /// Unix seconds now, anchoring the core's wall clock.
+    pub unix_now: u64,
+    /// The recursive DNS resolver (first `nameserver` of /etc/resolv.conf).
+    pub resolver: SocketAddr,
+    /// Lines for the log: configuration notices and what was generated.
+    pub notices: Vec<String>,
+}
+
+impl std::fmt::Debug for Deployment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deployment")
+            .field("s2s", &self.s2s)
+            .field("s2s_direct_tls", &self.s2s_direct_tls)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Parses and validates a configuration file; the notices on success.
+pub fn check(path: &Path) -> Result<(Config, Vec<String>), String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let loaded = config::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let notices = loaded
+        .notices
+        .iter()
+        .map(|n| format!("{}: {n}", path.display()))
+        .collect();
+    Ok((loaded.config, notices))
+}
+
+/// Loads a deployment from `path`, or the embedded default when `None`
+/// (generating its self-signed certificate and secret on first start).
+pub fn load(path: Option<&Path>) -> Result<Deployment, String> {
+    let (config, mut notices, base) = match path {
+        Some(p) => {
+            let (c, n) = check(p)?;
+            let base = p.parent().map(Path::to_path_buf).unwrap_or_default();
+            (c, n, base)
+        }
+        None => (Config::embedded_default(), Vec::new(), PathBuf::new()),
+    };
+    let resolve = |p: &Path| {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            base.join(p)
+        }
+    };
+    let cert_path = resolve(&config.tls.certificate);
+    let key_path = resolve(&config.tls.key);
+    if path.is_none() && !cert_path.exists() {
+        make_self_signed(&config.gateway.domains, &cert_path, &key_path)?;
+        notices.push(format!(
+            "generated a self-signed certificate for {} in {}",
+            config.gateway.domains.join(", "),
+            cert_path.display()
+        ));
+    }
+    let chain_pem = std::fs::read_to_string(&cert_path)
+        .map_err(|e| format!("cannot read certificate {}: {e}", cert_path.display()))?;
+    let key_pem = std::fs::read_to_string(&key_path)
+        .map_err(|e| format!("cannot read key {}: {e}", key_path.display()))?;
+    let identity = LocalIdentity::from_pem(&chain_pem, &key_pem)
+        .map_err(|e| format!("{}: {e}", cert_path.display()))?;
+    if let Ok(ids) = identity.identities() {
+        for d in &config.gateway.domains {
+            if !ids.matches(d) {
+                notices.push(format!(
+                    "warning: certificate {} does not name {d}; peers will not accept SASL EXTERNAL or dialback by certificate for it",
+                    cert_path.display()
+                ));
+            }
+        }
+    }
+    let trust = match &config.tls.trust {
+        Trust::System => {
+            let found = rustls_native_certs::load_native_certs();
+            let (anchors, skipped) = TrustAnchors::from_der_roots_lossy(found.certs);
+            if skipped > 0 {
+                notices.push(format!(
+                    "{skipped} system CA certificate(s) could not be used"
+                ));
+            }
+            anchors
+        }
+        Trust::File(p) => {
+            let p = resolve(p);
+            let pem = std::fs::read_to_string(&p)
+                .map_err(|e| format!("cannot read CA bundle {}: {e}", p.display()))?;
+            let roots = tls::parse_pem_certs(&pem).map_err(|e| format!("{}: {e}", p.display()))?;
+            TrustAnchors::from_der_roots(roots).map_err(|e| format!("{}: {e}", p.display()))?
+        }
+    };
+    let dialback_secret = match &config.gateway.dialback_secret {
+        Some(s) => s.expose().to_owned(),
+        None => {
+            let dir = cert_path
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default();
+            load_or_make_secret(&dir.join("dialback-secret"), &mut notices)?
+        }
+    };
+    let unix_now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    let clock = Arc::new(CallerClock::new(unix_now));
+    let config = Arc::new(config);
+    let g = &config.gateway;
+    let policy_config = config.clone();
+    let connect_config = config.clone();
+    let settings = Settings {
+        local_domains: g.domains.clone(),
+        limits: Limits {
+            max_stanza_size: g.max_stanza_size,
+            ..Limits::default()
+        },
+        tls_server: Some(tls::server_config(&identity, clock.clone())),
+        tls_client: Some(tls::client_config(&identity, clock.clone())),
+        tls_server_direct: Some(tls::direct_tls_server_config(&identity, clock.clone())),
+        tls_client_direct: Some(tls::direct_tls_client_config(&identity, clock.clone())),
+        clock,
+        trust: Arc::new(trust),
+        dialback_secret,
+        establishment_timeout: g.stream_establishment_timeout,
+        inactivity_timeout: g.stream_inactivity_timeout,
+        keepalive_interval: g.keepalive_interval,
+        policy: Arc::new(move |d: &str| policy_config.federation_policy(d).stream_policy()),
+        connect: Arc::new(move |d: &str| {
+            connect_config
+                .partner_for(d)
+                .and_then(|p| p.connect.as_ref())
+                .map(|c| (c.host.clone(), c.port))
+        }),
+    };
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| format!("no randomness from the OS: {e}"))?;
+    Ok(Deployment {
+        s2s: config.listen.s2s.clone(),
+        s2s_direct_tls: config.listen.s2s_direct_tls.clone(),
+        config,
+        settings,
+        seed,
+        unix_now,
+        resolver: resolver(),
+        notices,
+    })
+}
+
+/// The connection limits of the deployment.
+pub fn limits(config: &Config) -> (usize, usize) {
+    (
+        config.gateway.connection_limit as usize,
+        config.gateway.partner_connection_limit as usize,
+    )
+}
+
+fn make_self_signed(domains: &[String], cert: &Path, key: &Path) -> Result<(), String> {
+    if let Some(dir) = cert.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let pair = rcgen::generate_simple_self_signed(domains.to_vec())
+        .map_err(|e| format!("cannot generate a certificate: {e}"))?;
+    std::fs::write(cert, pair.cert.pem())
+        .map_err(|e| format!("cannot write {}: {e}", cert.display()))?;
+    write_private(key, pair.signing_key.serialize_pem().as_bytes())
+}
+
+fn load_or_make_secret(path: &Path, notices: &mut Vec<String>) -> Result<String, String> {
+    if let Ok(s) = std::fs::read_to_string(path) {
+        if !s.trim().is_empty() {
+            return Ok(s.trim().to_owned());
+        }
+    }
+    let secret = super::random_token().map_err(|e| format!("no randomness from the OS: {e}"))?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    write_private(path, secret.as_bytes())?;
+    notices.push(format!("generated a dialback secret in {}", path.display()));
+    Ok(secret)
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    f.write_all(bytes)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// The first nameserver of /etc/resolv.conf, or 127.0.0.1:53.
+pub fn resolver() -> SocketAddr {
+    std::fs::read_to_string("/etc/resolv.conf")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .filter_map(|l| l.trim().strip_prefix("nameserver"))
+                .find_map(|ip| ip.trim().parse::<std::net::IpAddr>().ok())
+        })
+        .map(|ip| SocketAddr::new(ip, 53))
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 53)))
+}
+
+/// How long a runtime waits for peers to close after SIGTERM.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);

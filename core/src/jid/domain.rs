@@ -72,12 +72,25 @@ pub(super) fn prepare(raw: &str) -> Result<String, JidError> {
     if name.len() > MAX_PART {
         return Err(JidError::TooLong(JidPart::Domain));
     }
+    // The prepared form must prepare to itself, or a JID would not survive
+    // being written out and read back: an A-label can decode to a U-label
+    // that is not valid on its own (found by the jid fuzzer).
+    let (again, check) =
+        Uts46::new().to_unicode(name.as_bytes(), AsciiDenyList::STD3, Hyphens::CheckFirstLast);
+    if check.is_err() || again != name {
+        return Err(JidError::BadDomain);
+    }
     Ok(name.into_owned())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_label_decoding_to_an_invalid_u_label_is_refused() {
+        assert_eq!(prepare("XN--XN--l--XXN--XJJX"), Err(JidError::BadDomain));
+    }
 
     fn ok(raw: &str) -> String {
         match prepare(raw) {

@@ -11,6 +11,8 @@ pub mod dns;
 pub mod gateway;
 pub mod jid;
 pub mod rng;
+#[cfg(feature = "test-ca")]
+pub mod sim;
 pub mod tls;
 pub mod xml;
 pub mod xmpp;

@@ -75,8 +75,11 @@ pub(super) fn prepare(raw: &str) -> Result<String, JidError> {
     // The prepared form must prepare to itself, or a JID would not survive
     // being written out and read back: an A-label can decode to a U-label
     // that is not valid on its own (found by the jid fuzzer).
-    let (again, check) =
-        Uts46::new().to_unicode(name.as_bytes(), AsciiDenyList::STD3, Hyphens::CheckFirstLast);
+    let (again, check) = Uts46::new().to_unicode(
+        name.as_bytes(),
+        AsciiDenyList::STD3,
+        Hyphens::CheckFirstLast,
+    );
     if check.is_err() || again != name {
         return Err(JidError::BadDomain);
     }

@@ -34,9 +34,10 @@
 //!   resolves `_xmpps-server._tcp` then `_xmpp-server._tcp` then A/AAAA
 //!   (`route_to_new_session` with `net.resolvers.service`); the
 //!   `s2sout-pre-connect` hook that lets a module swap the resolver exists
-//!   only from Prosody 13, and prosody-modules' `mod_s2soutinjection` is not
-//!   packaged for 0.12. Patching `net.resolvers.service` from a plugin would
-//!   depend on Prosody's internals and skip the SRV code path entirely.
+//!   only from Prosody 13, and the community `mod_s2soutinjection` is not in
+//!   Debian 12's `prosody-modules` selection. Patching
+//!   `net.resolvers.service` from a plugin of ours would depend on Prosody's
+//!   internals and skip the SRV code path entirely.
 //!
 //! The in-process responder needs no extra package or process, runs Prosody's
 //! real SRV/A path (so tests can also publish `_xmpps-server` records for
@@ -59,6 +60,15 @@
 //! command (`s2s:show()`, `s2s:close(from, to)`), and
 //! [`Prosody::send_stanza`] injects a stanza from a local host (Lua run by
 //! the shell's `>` prefix).
+//!
+//! # Stopping by itself
+//!
+//! Prosody's stdin is a pipe only the test process holds; the plugin
+//! `tests/peers/prosody/mod_xfed_guard.lua` (written into the instance's
+//! folder) shuts Prosody down when that pipe closes, i.e. when the test
+//! process is gone even by SIGKILL, and after
+//! [`ProsodyOptions::max_lifetime`] in any case. It also logs the end of
+//! start-up, which [`Prosody::start`] waits for.
 //!
 //! # Skipping
 //!
@@ -521,7 +531,8 @@ pub struct ProsodyOptions {
     pub extra_global: String,
     /// Lua appended inside the VirtualHost.
     pub extra_host: String,
-    /// Log level of the log file (default "debug").
+    /// Log level of the log file: "debug" (the default: every stanza sent
+    /// and received) or "info" (for load tests). `start` needs info lines.
     pub log_level: String,
     /// How long `start` waits for the listeners.
     pub start_timeout: Duration,
@@ -607,9 +618,18 @@ impl ProsodyOptions {
         self
     }
 
-    /// s2s for `domain` goes to `addr` (SRV + A record in this instance's DNS).
+    /// s2s for `domain` goes to `addr` (SRV + A record in this instance's
+    /// DNS). Route also every domain that will connect *to* this Prosody:
+    /// dialback verifies a sender by connecting back to it.
     pub fn route(mut self, domain: &str, addr: SocketAddr) -> Self {
         self.zone.route(domain, addr);
+        self
+    }
+
+    /// Direct TLS s2s for `domain` goes to `addr` (`_xmpps-server._tcp`
+    /// SRV + A record; Prosody tries it before `_xmpp-server._tcp`).
+    pub fn route_direct_tls(mut self, domain: &str, addr: SocketAddr) -> Self {
+        self.zone.route_direct_tls(domain, addr);
         self
     }
 
@@ -830,11 +850,9 @@ fn make_dir(domain: &str) -> std::io::Result<PathBuf> {
     let base = std::env::temp_dir();
     loop {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let dir = base.join(format!(
-            "xfed-prosody-{}-{}-{n}",
-            std::process::id(),
-            domain
-        ));
+        // Short: the admin socket's path must fit in 108 bytes.
+        let short: String = domain.chars().take(24).collect();
+        let dir = base.join(format!("xfed-prosody-{}-{short}-{n}", std::process::id()));
         match fs::create_dir(&dir) {
             Ok(()) => return Ok(dir),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
@@ -862,6 +880,11 @@ impl Prosody {
     /// panics when it is installed but does not come up (with its log).
     pub fn start(options: ProsodyOptions) -> Result<Prosody, Skip> {
         let t0 = Instant::now();
+        assert!(
+            matches!(options.log_level.as_str(), "debug" | "info"),
+            "log_level {:?}: use \"debug\" or \"info\"",
+            options.log_level
+        );
         let (prosody_bin, prosodyctl) = check_installed()?;
         let dir = make_dir(&options.domain).expect("temporary folder for Prosody");
         for sub in ["data", "certs", "plugins"] {
@@ -899,8 +922,9 @@ impl Prosody {
         Ok(p)
     }
 
-    /// Waits until Prosody has started (its `server-started` work is done:
-    /// the log says the resolver is set up), and every listener accepts.
+    /// Waits until Prosody has started (mod_xfed_guard logs the end of
+    /// `server-started`: hosts, listeners, the admin socket and the
+    /// resolver are all up) and every listener is open.
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + self.options.start_timeout;
         let mut addrs = vec![self.options.c2s_addr(), self.options.s2s_addr()];
@@ -940,7 +964,15 @@ impl Prosody {
             let listening = needles
                 .iter()
                 .all(|n| activated.iter().any(|l| l.contains(n.as_str())));
-            if listening && addrs.iter().all(|a| self.is_listening(*a)) {
+            let started = log.contains("xfed guard: server started");
+            if started && !listening {
+                panic!(
+                    "prosody {} started without listening on all of {addrs:?}:\n{}",
+                    self.options.domain,
+                    self.diagnostics()
+                );
+            }
+            if started && addrs.iter().all(|a| self.is_listening(*a)) {
                 return;
             }
             if Instant::now() > deadline {
@@ -1042,10 +1074,28 @@ impl Prosody {
 
     /// Waits for a log line containing `needle`; `Err` has the whole log.
     pub fn wait_log(&self, needle: &str, timeout: Duration) -> Result<String, String> {
+        self.wait_log_since(0, needle, timeout)
+    }
+
+    /// How many log lines there are now: a mark for
+    /// [`wait_log_since`](Self::wait_log_since).
+    pub fn log_mark(&self) -> usize {
+        self.log_text().lines().count()
+    }
+
+    /// Waits for a line containing `needle` after the first `mark` lines
+    /// (from [`log_mark`](Self::log_mark)), to wait for something that
+    /// happened before too.
+    pub fn wait_log_since(
+        &self,
+        mark: usize,
+        needle: &str,
+        timeout: Duration,
+    ) -> Result<String, String> {
         let deadline = Instant::now() + timeout;
         loop {
             let text = self.log_text();
-            if let Some(l) = text.lines().find(|l| l.contains(needle)) {
+            if let Some(l) = text.lines().skip(mark).find(|l| l.contains(needle)) {
                 return Ok(l.to_string());
             }
             if Instant::now() > deadline {
@@ -1176,7 +1226,9 @@ impl Prosody {
         let lua = format!(
             ">local s, err = require'util.xml'.parse({xml}); \
              if not s then return nil, 'bad stanza: '..tostring(err) end; \
-             return require'core.stanza_router'.core_post_stanza(prosody.hosts[{host}], s) ~= false, 'sent'",
+             local host = prosody.hosts[{host}]; \
+             if not host then return nil, 'no such local host' end; \
+             return prosody.core_post_stanza(host, s) ~= false, 'sent'",
             xml = lua_long_str(stanza),
             host = lua_str(from_host),
         );
@@ -1239,7 +1291,7 @@ impl ShellOutput {
 #[derive(Debug, Clone)]
 pub struct Pong {
     /// Wall-clock time of the prosodyctl command (its own start-up, about
-    /// 0.1 s, included).
+    /// 30 ms, included).
     pub elapsed: Duration,
     /// Time from sending the ping to the pong, as Prosody measured it
     /// (includes DNS, TCP, TLS and dialback when no stream existed).

@@ -1,7 +1,10 @@
 //! Probes of the Prosody harness (`xfed_tests::prosody`), independent of
-//! xfed: two real Prosodys federate through the per-instance DNS responders,
-//! and a Prosody dials a plain loopback listener for a domain the way it
-//! will dial xfed. Skipped (or failed, with CI=true) without Prosody.
+//! xfed: two real Prosodys federate through the per-instance DNS responders
+//! (STARTTLS + dialback with self-signed certificates, direct TLS found by
+//! `_xmpps-server` SRV, SASL EXTERNAL with a test CA), and a Prosody dials a
+//! plain loopback listener for a domain the way it will dial xfed. Skipped
+//! (or failed, with CI=true) without Prosody. Timings are printed
+//! (`--nocapture`).
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -35,6 +38,44 @@ impl Scratch {
         std::fs::write(&cert, ck.cert.pem()).expect("write certificate");
         std::fs::write(&key, ck.signing_key.serialize_pem()).expect("write key");
         (cert, key)
+    }
+
+    /// A test CA (PEM file) and, for each domain, a certificate it signed
+    /// (dNSName SAN) with its key.
+    fn ca_signed(&self, domains: &[&str]) -> (PathBuf, Vec<(PathBuf, PathBuf)>) {
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(rcgen::DnType::CommonName, "xfed probe CA");
+        ca.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+        ];
+        let ca = rcgen::CertifiedIssuer::self_signed(ca, rcgen::KeyPair::generate().unwrap())
+            .expect("CA");
+        let ca_file = self.0.join("ca.pem");
+        std::fs::write(&ca_file, ca.pem()).expect("write CA");
+        let leaves = domains
+            .iter()
+            .map(|domain| {
+                let key = rcgen::KeyPair::generate().unwrap();
+                let mut params =
+                    rcgen::CertificateParams::new(vec![domain.to_string()]).expect("params");
+                params.extended_key_usages = vec![
+                    rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+                    rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+                ];
+                let cert = params.signed_by(&key, &ca).expect("leaf");
+                let (c, k) = (
+                    self.0.join(format!("{domain}.crt")),
+                    self.0.join(format!("{domain}.key")),
+                );
+                std::fs::write(&c, cert.pem()).expect("write certificate");
+                std::fs::write(&k, key.serialize_pem()).expect("write key");
+                (c, k)
+            })
+            .collect();
+        (ca_file, leaves)
     }
 
     fn path(&self) -> &Path {
@@ -173,11 +214,13 @@ fn prosody_dials_a_listener_for_a_domain() {
             match listener.accept() {
                 Ok((c, _)) => break c,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    assert!(
-                        t0.elapsed() < Duration::from_secs(15),
-                        "Prosody never connected to {gw}\n{}",
-                        p.diagnostics()
-                    );
+                    if ping.is_finished() || t0.elapsed() > Duration::from_secs(20) {
+                        panic!(
+                            "Prosody never connected to {gw}; ping: {:?}\n{}",
+                            ping.join(),
+                            p.diagnostics()
+                        );
+                    }
                     std::thread::sleep(Duration::from_millis(5));
                 }
                 Err(e) => panic!("accept: {e}"),
@@ -236,14 +279,14 @@ fn prosody_federates_over_direct_tls() {
     let scratch = Scratch::new("direct-tls");
     let (a_crt, a_key) = scratch.self_signed("a.test");
     let (b_crt, b_key) = scratch.self_signed("b.test");
-    let a = ProsodyOptions::new("a.test", ip(5)).tls(a_crt, a_key);
     let b = ProsodyOptions::new("b.test", ip(6))
         .tls(b_crt, b_key)
         .with_direct_tls()
         .component("sip.b.test", "secret");
     let b_direct = b.s2s_direct_tls_addr().expect("direct TLS port");
-    let mut a = a;
-    a.zone.route_direct_tls("b.test", b_direct);
+    let a = ProsodyOptions::new("a.test", ip(5))
+        .tls(a_crt, a_key)
+        .route_direct_tls("b.test", b_direct);
     let b = b.route("a.test", a.s2s_addr());
 
     let a = require_peer!(Prosody::start(a));
@@ -266,8 +309,6 @@ fn prosody_federates_over_direct_tls() {
         queries[0].starts_with("_xmpps-server._tcp.b.test SRV -> NOERROR (1"),
         "{queries:?}"
     );
-    b.wait_log(&format!("New connection FD"), Duration::from_secs(1))
-        .ok();
     // b.test accepted a.test's connection on the direct TLS port.
     let port = format!(", {})", b_direct.port());
     assert!(
@@ -277,4 +318,44 @@ fn prosody_federates_over_direct_tls() {
         "{}",
         b.diagnostics()
     );
+}
+
+/// With a CA file that trusts the peer's certificate and
+/// `s2s_secure_auth = true`, the streams authenticate with SASL EXTERNAL
+/// (XEP-0178), no dialback: the path xfed's certificates will take.
+#[test]
+fn prosodys_authenticate_with_certificates() {
+    let scratch = Scratch::new("external");
+    let (ca, leaves) = scratch.ca_signed(&["a.test", "b.test"]);
+    let (a_cert, b_cert) = (leaves[0].clone(), leaves[1].clone());
+    let a = ProsodyOptions::new("a.test", ip(7))
+        .tls(a_cert.0, a_cert.1)
+        .cafile(&ca)
+        .secure_auth(true);
+    let b = ProsodyOptions::new("b.test", ip(8))
+        .tls(b_cert.0, b_cert.1)
+        .cafile(&ca)
+        .secure_auth(true);
+    let (a_addr, b_addr) = (a.s2s_addr(), b.s2s_addr());
+    let a = require_peer!(Prosody::start(a.route("b.test", b_addr)));
+    let b = require_peer!(Prosody::start(b.route("a.test", a_addr)));
+    let pong = a
+        .ping("a.test", "b.test")
+        .unwrap_or_else(|e| panic!("{e}\n{}\n{}", a.diagnostics(), b.diagnostics()));
+    println!("ping with SASL EXTERNAL: pong after {:?}", pong.reported);
+    let show = a.shell("s2s:show()", Duration::from_secs(10));
+    println!("a.test s2s:show():\n{}", show.text().trim_end());
+    let out = show
+        .stdout
+        .lines()
+        .find(|l| l.contains("b.test") && l.contains("-->"))
+        .unwrap_or_else(|| panic!("no outgoing stream:\n{}", show.text()));
+    // Columns: ... | Security | SASL | Dialback
+    let cols: Vec<&str> = out.split('|').map(str::trim).collect();
+    assert_eq!(cols[cols.len() - 2..], ["Succeeded", "Not used"], "{out}");
+    a.wait_log(
+        "SASL EXTERNAL with b.test succeeded",
+        Duration::from_secs(1),
+    )
+    .expect("a.test authenticated with SASL EXTERNAL");
 }

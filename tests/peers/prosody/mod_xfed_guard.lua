@@ -4,7 +4,8 @@
 -- holds. When the test process goes away for any reason (end, panic,
 -- SIGKILL, a CI timeout), the pipe reads EOF and Prosody shuts down, so no
 -- test peer outlives its test. Besides, Prosody shuts down after
--- xfed_max_lifetime seconds whatever happens.
+-- xfed_max_lifetime seconds whatever happens. It also logs when start-up is
+-- complete, which is what the harness waits for.
 --
 -- Options (global section):
 --   xfed_watch_stdin = true     -- only when stdin is that pipe (never /dev/null or a tty)
@@ -34,6 +35,12 @@ if module:get_option_boolean("xfed_watch_stdin", false) then
 		stop("stdin closed (test process gone)");
 	end);
 end
+
+-- The harness waits for this line: every host, listener, the admin socket
+-- and the DNS resolver (net.unbound initialises on server-started) are up.
+module:hook_global("server-started", function ()
+	module:log("info", "xfed guard: server started");
+end, -100);
 
 local lifetime = module:get_option_number("xfed_max_lifetime", 900);
 module:add_timer(lifetime, function ()

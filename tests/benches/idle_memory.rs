@@ -1,0 +1,169 @@
+//! Resident memory per idle authenticated TLS s2s connection: 2,000
+//! connections over loopback to a release `xfed`, each negotiated with
+//! STARTTLS and SASL EXTERNAL by a client built on xfed-core's own session
+//! state machine, then left idle; the server's VmRSS before and after.
+//!
+//! Run with `cargo bench -p xfed-tests --bench idle_memory` (it builds the
+//! release binary first). XFED_IDLE_CONNECTIONS changes the count.
+
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use xfed_core::config::{Negotiation, StreamPolicy};
+use xfed_core::rng::Rng;
+use xfed_core::tls::testing::{LeafSpec, TestCa, NOW};
+use xfed_core::tls::{client_config, direct_tls_client_config, CallerClock};
+use xfed_core::xmpp::session::{Session, SessionEvent, Settings, Time};
+use xfed_tests::{free_port, temp_dir, write_config, PartnerSpec};
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// One client connection: negotiates, then stays open until `hold` ends.
+async fn connect(port: u16, settings: Arc<Settings>, seed: u8, ready: tokio::sync::mpsc::UnboundedSender<bool>, hold: Arc<tokio::sync::Notify>) {
+    let mut seed_bytes = [0u8; 32];
+    seed_bytes[0] = seed;
+    let start = std::time::Instant::now();
+    let t = |now: std::time::Instant| Time { now, unix: NOW };
+    let mut s = Session::outbound("c.test", "s.test", false, &settings, Rng::new(seed_bytes), t(start));
+    let Ok(mut sock) = TcpStream::connect(("127.0.0.1", port)).await else {
+        let _ = ready.send(false);
+        return;
+    };
+    s.handle_connected(&settings, t(std::time::Instant::now()));
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut reported = false;
+    loop {
+        if let Some(bytes) = s.poll_transmit() {
+            if sock.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+        while let Some(ev) = s.poll_event() {
+            match ev {
+                SessionEvent::OutboundReady { .. } if !reported => {
+                    reported = true;
+                    let _ = ready.send(true);
+                }
+                SessionEvent::OutboundFailed { .. } | SessionEvent::Closed { .. } if !reported => {
+                    reported = true;
+                    let _ = ready.send(false);
+                }
+                _ => {}
+            }
+        }
+        tokio::select! {
+            n = sock.read(&mut buf) => match n {
+                Ok(0) | Err(_) => break,
+                Ok(n) => s.handle_bytes(&buf[..n], &settings, t(std::time::Instant::now())),
+            },
+            _ = hold.notified() => break,
+        }
+    }
+    if !reported {
+        let _ = ready.send(false);
+    }
+}
+
+fn main() {
+    let count: usize = std::env::var("XFED_IDLE_CONNECTIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let built = Command::new(cargo).args(["build", "--release", "-q", "-p", "xfed-tokio"]).status();
+    assert!(built.is_ok_and(|s| s.success()), "cannot build the release binary");
+    let exe = std::env::current_exe().expect("bench path");
+    let bin = exe.parent().and_then(|d| d.parent()).expect("target dir").join("xfed");
+
+    let ca = TestCa::new("idle memory CA");
+    let dir = temp_dir("idle-memory");
+    let server_cert = ca.issue(&LeafSpec::xmpp_server("s.test"));
+    std::fs::write(dir.join("cert.pem"), server_cert.chain_pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), server_cert.key_pem()).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.cert_pem()).unwrap();
+    let port = free_port();
+    let partner = PartnerSpec { domain: "c.test", connect: "127.0.0.1:1".into(), tls: "required", sasl: "required", dialback: false };
+    let config = write_config(&dir, "s.test", port, free_port(), &[partner]);
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text = text.replace("[gateway]\n", &format!("[gateway]\nconnection_limit = {}\npartner_connection_limit = {}\n", count * 2, count * 2));
+    text.push_str(&format!("connection_limit = {}\n", count * 2));
+    std::fs::write(&config, text).unwrap();
+    let mut server = Command::new(&bin)
+        .args(["run", "--config", "xfed.toml"])
+        .current_dir(&dir)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start xfed");
+    let pid = server.id();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "xfed did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let before = rss_kib(pid);
+
+    let client_cert = ca.issue(&LeafSpec::xmpp_server("c.test"));
+    let clock = Arc::new(CallerClock::new(NOW));
+    let id = client_cert.identity();
+    let trust = Arc::new(ca.trust_anchors());
+    let settings = Arc::new(Settings {
+        local_domains: vec!["c.test".into()],
+        limits: Default::default(),
+        tls_server: None,
+        tls_client: Some(client_config(&id, clock.clone())),
+        tls_server_direct: None,
+        tls_client_direct: Some(direct_tls_client_config(&id, clock.clone())),
+        clock,
+        trust,
+        dialback_secret: "unused".into(),
+        establishment_timeout: Duration::from_secs(120),
+        inactivity_timeout: Duration::from_secs(3600),
+        keepalive_interval: Duration::from_secs(3600),
+        policy: Arc::new(|_: &str| {
+            Some(StreamPolicy { tls: Negotiation::Required, sasl: Negotiation::Required, dialback: false, keepalive: false })
+        }),
+        connect: Arc::new(|_: &str| None),
+    });
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let started = Instant::now();
+    let ok = rt.block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let hold = Arc::new(tokio::sync::Notify::new());
+        for i in 0..count {
+            tokio::spawn(connect(port, settings.clone(), (i % 251) as u8, tx.clone(), hold.clone()));
+            if i % 100 == 99 {
+                tokio::task::yield_now().await;
+            }
+        }
+        let mut ok = 0;
+        for _ in 0..count {
+            if rx.recv().await == Some(true) {
+                ok += 1;
+            }
+        }
+        let elapsed = started.elapsed();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let after = rss_kib(pid);
+        println!(
+            "{ok} of {count} connections authenticated (STARTTLS + SASL EXTERNAL) in {:.2} s; xfed VmRSS {before} KiB -> {after} KiB: {:.1} KiB per idle authenticated TLS connection",
+            elapsed.as_secs_f64(),
+            (after.saturating_sub(before)) as f64 / ok.max(1) as f64
+        );
+        hold.notify_waiters();
+        ok
+    });
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(ok, count, "not every connection authenticated");
+}

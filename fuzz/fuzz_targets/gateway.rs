@@ -18,7 +18,10 @@ use xfed_core::xmpp::session::Settings;
 fn settings() -> Settings {
     Settings {
         local_domains: vec!["local.test".into()],
-        limits: Limits { max_stanza_size: 8192, max_depth: 16 },
+        limits: Limits {
+            max_stanza_size: 8192,
+            max_depth: 16,
+        },
         tls_server: None,
         tls_client: None,
         tls_server_direct: None,

@@ -29,12 +29,25 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 /// One client connection: negotiates, then stays open until `hold` ends.
-async fn connect(port: u16, settings: Arc<Settings>, seed: u8, ready: tokio::sync::mpsc::UnboundedSender<bool>, hold: Arc<tokio::sync::Notify>) {
+async fn connect(
+    port: u16,
+    settings: Arc<Settings>,
+    seed: u8,
+    ready: tokio::sync::mpsc::UnboundedSender<bool>,
+    hold: Arc<tokio::sync::Notify>,
+) {
     let mut seed_bytes = [0u8; 32];
     seed_bytes[0] = seed;
     let start = std::time::Instant::now();
     let t = |now: std::time::Instant| Time { now, unix: NOW };
-    let mut s = Session::outbound("c.test", "s.test", false, &settings, Rng::new(seed_bytes), t(start));
+    let mut s = Session::outbound(
+        "c.test",
+        "s.test",
+        false,
+        &settings,
+        Rng::new(seed_bytes),
+        t(start),
+    );
     let Ok(mut sock) = TcpStream::connect(("127.0.0.1", port)).await else {
         let _ = ready.send(false);
         return;
@@ -75,12 +88,24 @@ async fn connect(port: u16, settings: Arc<Settings>, seed: u8, ready: tokio::syn
 }
 
 fn main() {
-    let count: usize = std::env::var("XFED_IDLE_CONNECTIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
+    let count: usize = std::env::var("XFED_IDLE_CONNECTIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let built = Command::new(cargo).args(["build", "--release", "-q", "-p", "xfed-tokio"]).status();
-    assert!(built.is_ok_and(|s| s.success()), "cannot build the release binary");
+    let built = Command::new(cargo)
+        .args(["build", "--release", "-q", "-p", "xfed-tokio"])
+        .status();
+    assert!(
+        built.is_ok_and(|s| s.success()),
+        "cannot build the release binary"
+    );
     let exe = std::env::current_exe().expect("bench path");
-    let bin = exe.parent().and_then(|d| d.parent()).expect("target dir").join("xfed");
+    let bin = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target dir")
+        .join("xfed");
 
     let ca = TestCa::new("idle memory CA");
     let dir = temp_dir("idle-memory");
@@ -89,10 +114,23 @@ fn main() {
     std::fs::write(dir.join("key.pem"), server_cert.key_pem()).unwrap();
     std::fs::write(dir.join("ca.pem"), ca.cert_pem()).unwrap();
     let port = free_port();
-    let partner = PartnerSpec { domain: "c.test", connect: "127.0.0.1:1".into(), tls: "required", sasl: "required", dialback: false };
+    let partner = PartnerSpec {
+        domain: "c.test",
+        connect: "127.0.0.1:1".into(),
+        tls: "required",
+        sasl: "required",
+        dialback: false,
+    };
     let config = write_config(&dir, "s.test", port, free_port(), &[partner]);
     let mut text = std::fs::read_to_string(&config).unwrap();
-    text = text.replace("[gateway]\n", &format!("[gateway]\nconnection_limit = {}\npartner_connection_limit = {}\n", count * 2, count * 2));
+    text = text.replace(
+        "[gateway]\n",
+        &format!(
+            "[gateway]\nconnection_limit = {}\npartner_connection_limit = {}\n",
+            count * 2,
+            count * 2
+        ),
+    );
     text.push_str(&format!("connection_limit = {}\n", count * 2));
     std::fs::write(&config, text).unwrap();
     let mut server = Command::new(&bin)
@@ -131,11 +169,19 @@ fn main() {
         inactivity_timeout: Duration::from_secs(3600),
         keepalive_interval: Duration::from_secs(3600),
         policy: Arc::new(|_: &str| {
-            Some(StreamPolicy { tls: Negotiation::Required, sasl: Negotiation::Required, dialback: false, keepalive: false })
+            Some(StreamPolicy {
+                tls: Negotiation::Required,
+                sasl: Negotiation::Required,
+                dialback: false,
+                keepalive: false,
+            })
         }),
         connect: Arc::new(|_: &str| None),
     });
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let started = Instant::now();
     let ok = rt.block_on(async {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();

@@ -20,23 +20,34 @@ fn interop(bin: &str, sasl: bool, prosody_ip: u8) {
     let ca = TestCa::new("xfed interop CA");
     let cert = |domain: &str| {
         let leaf = LeafSpec::xmpp_server(domain);
-        if sasl { ca.issue(&leaf) } else { TestCert::self_signed(&leaf) }
+        if sasl {
+            ca.issue(&leaf)
+        } else {
+            TestCert::self_signed(&leaf)
+        }
     };
     let (xfed_cert, prosody_cert) = (cert("xfed.test"), cert("prosody.test"));
     std::fs::write(dir.join("cert.pem"), xfed_cert.chain_pem()).unwrap();
     std::fs::write(dir.join("key.pem"), xfed_cert.key_pem()).unwrap();
-    let trust = if sasl { ca.cert_pem() } else { TestCa::new("unrelated").cert_pem() };
+    let trust = if sasl {
+        ca.cert_pem()
+    } else {
+        TestCa::new("unrelated").cert_pem()
+    };
     std::fs::write(dir.join("ca.pem"), &trust).unwrap();
     std::fs::write(dir.join("prosody.crt"), prosody_cert.chain_pem()).unwrap();
     std::fs::write(dir.join("prosody.key"), prosody_cert.key_pem()).unwrap();
 
     let xfed_port = free_port();
-    let options = ProsodyOptions::new("prosody.test", IpAddr::V4(Ipv4Addr::new(127, 0, 0, prosody_ip)))
-        .tls(dir.join("prosody.crt"), dir.join("prosody.key"))
-        .cafile(dir.join("ca.pem"))
-        .secure_auth(sasl)
-        .require_encryption(true)
-        .route("xfed.test", ([127, 0, 0, 1], xfed_port).into());
+    let options = ProsodyOptions::new(
+        "prosody.test",
+        IpAddr::V4(Ipv4Addr::new(127, 0, 0, prosody_ip)),
+    )
+    .tls(dir.join("prosody.crt"), dir.join("prosody.key"))
+    .cafile(dir.join("ca.pem"))
+    .secure_auth(sasl)
+    .require_encryption(true)
+    .route("xfed.test", ([127, 0, 0, 1], xfed_port).into());
     let partner = PartnerSpec {
         domain: "prosody.test",
         connect: options.s2s_addr().to_string(),
@@ -50,13 +61,27 @@ fn interop(bin: &str, sasl: bool, prosody_ip: u8) {
     let mut xfed = Instance::start(bin, &["run", "--config", "xfed.toml"], &dir);
     let pong = prosody
         .ping("prosody.test", "xfed.test")
-        .unwrap_or_else(|e| panic!("{e}\n--- xfed:\n{}\n--- prosody:\n{}", xfed.log_text(), prosody.diagnostics()));
+        .unwrap_or_else(|e| {
+            panic!(
+                "{e}\n--- xfed:\n{}\n--- prosody:\n{}",
+                xfed.log_text(),
+                prosody.diagnostics()
+            )
+        });
     println!("{name}: Prosody's ping answered in {:?}", pong.reported);
     let method = if sasl { "Sasl" } else { "Dialback" };
-    xfed.wait_log(&format!("inbound stream authenticated: prosody.test -> xfed.test by {method}"), Duration::from_secs(5));
-    xfed.wait_log(&format!("outbound stream ready: xfed.test -> prosody.test by {method}"), Duration::from_secs(5));
+    xfed.wait_log(
+        &format!("inbound stream authenticated: prosody.test -> xfed.test by {method}"),
+        Duration::from_secs(5),
+    );
+    xfed.wait_log(
+        &format!("outbound stream ready: xfed.test -> prosody.test by {method}"),
+        Duration::from_secs(5),
+    );
     // A second ping reuses the streams.
-    prosody.ping("prosody.test", "xfed.test").expect("second ping");
+    prosody
+        .ping("prosody.test", "xfed.test")
+        .expect("second ping");
     assert!(xfed.terminate(), "{bin} did not exit cleanly on SIGTERM");
 }
 

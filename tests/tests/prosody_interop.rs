@@ -1,7 +1,8 @@
 //! Interop with Prosody (Debian's package): a Prosody user's domain pings
 //! xfed's domain (XEP-0199), which needs federation in both directions:
 //! Prosody's stream to xfed (authenticated by xfed), and xfed's stream back
-//! (authenticated by Prosody) carrying the answer. Once with dialback over
+//! (authenticated by Prosody) carrying the answer; then `xfed ping` pings
+//! Prosody's domain, xfed initiating. Once with dialback over
 //! TLS (self-signed certificates), once with SASL EXTERNAL (test CA), on
 //! both runtimes. Prosody finds xfed through the per-test DNS server of the
 //! harness; xfed reaches Prosody through the partner's `connect` address.
@@ -12,7 +13,9 @@ use std::time::Duration;
 
 use xfed_core::tls::testing::{LeafSpec, TestCa, TestCert};
 use xfed_tests::prosody::{Prosody, ProsodyOptions};
-use xfed_tests::{free_port, require_peer, temp_dir, write_config, Instance, PartnerSpec};
+use xfed_tests::{
+    free_port, require_peer, run_to_end, temp_dir, write_config, Instance, PartnerSpec,
+};
 
 fn interop(bin: &str, sasl: bool, prosody_ip: u8) {
     let name = format!("interop-{bin}-{}", if sasl { "sasl" } else { "dialback" });
@@ -83,6 +86,25 @@ fn interop(bin: &str, sasl: bool, prosody_ip: u8) {
         .ping("prosody.test", "xfed.test")
         .expect("second ping");
     assert!(xfed.terminate(), "{bin} did not exit cleanly on SIGTERM");
+    // And the other way round: xfed initiates, Prosody answers.
+    let (ok, out) = run_to_end(
+        bin,
+        &["ping", "--config", "xfed.toml", "--to", "prosody.test"],
+        &dir,
+        Duration::from_secs(30),
+    );
+    assert!(
+        ok,
+        "{bin} ping prosody.test failed:\n{out}\n--- prosody:\n{}",
+        prosody.diagnostics()
+    );
+    assert!(out.contains("ping prosody.test: answered"), "{out}");
+    println!(
+        "{name}: {}",
+        out.lines()
+            .find(|l| l.starts_with("ping "))
+            .unwrap_or_default()
+    );
 }
 
 #[test]

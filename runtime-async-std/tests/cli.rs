@@ -8,10 +8,16 @@ fn help_and_bad_arguments() {
     let bin = env!("CARGO_BIN_EXE_xfed-async-std");
     let help = Command::new(bin).arg("--help").output().expect("run");
     assert!(help.status.success());
-    assert!(String::from_utf8_lossy(&help.stdout).contains("--listen"));
-    let bad = Command::new(bin)
-        .args(["--listen", "not-an-address"])
+    let text = String::from_utf8_lossy(&help.stdout);
+    for command in ["run", "check", "ping"] {
+        assert!(text.contains(command), "{command} missing from:\n{text}");
+    }
+    let no_config = Command::new(bin).arg("run").output().expect("run");
+    assert!(!no_config.status.success());
+    let missing = Command::new(bin)
+        .args(["check", "--config", "/nonexistent/xfed.toml"])
         .output()
         .expect("run");
-    assert!(!bad.status.success());
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read"));
 }

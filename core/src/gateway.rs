@@ -151,9 +151,8 @@ pub struct Gateway {
     /// Wall clock anchor: Unix seconds at `anchor`.
     anchor: (Instant, u64),
     shutting_down: bool,
-    /// Global and per-domain inbound limits.
+    /// Most connections at once, in and out.
     connection_limit: usize,
-    partner_connection_limit: usize,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -174,7 +173,6 @@ impl Gateway {
         now: Instant,
         unix_now: u64,
         connection_limit: usize,
-        partner_connection_limit: usize,
     ) -> Gateway {
         Gateway {
             settings,
@@ -190,7 +188,6 @@ impl Gateway {
             anchor: (now, unix_now),
             shutting_down: false,
             connection_limit,
-            partner_connection_limit,
         }
     }
 
@@ -266,7 +263,9 @@ impl Gateway {
         let t = self.time(now);
         self.log(Level::Warn, Some(conn), format!("connect failed: {reason}"));
         self.sessions.remove(&conn);
-        if let Some(key) = self.route_of.remove(&conn) {
+        let key = self.route_of.remove(&conn);
+        self.reclaim_verifies(conn, key.as_ref(), t);
+        if let Some(key) = key {
             self.fail_route(key, StanzaCondition::RemoteServerTimeout, reason, t);
         }
     }
@@ -371,7 +370,7 @@ impl Gateway {
         let conns: Vec<ConnId> = self.sessions.keys().copied().collect();
         for conn in conns {
             if let Some(s) = self.sessions.get_mut(&conn) {
-                s.close_gracefully("shutting down");
+                s.close_gracefully("shutting down", t.now);
             }
             self.drain(conn, t);
         }
@@ -431,7 +430,7 @@ impl Gateway {
                         s.direction() == &Direction::Inbound && s.pairs().any(|(f, _)| *f == from)
                     })
                     .count();
-                if same > self.partner_connection_limit {
+                if same > self.settings.connection_limit_for(&from) {
                     self.log(
                         Level::Warn,
                         Some(conn),
@@ -474,7 +473,9 @@ impl Gateway {
                     Some(conn),
                     format!("outbound stream failed: {reason}"),
                 );
-                if let Some(key) = self.route_of.remove(&conn) {
+                let key = self.route_of.remove(&conn);
+                self.reclaim_verifies(conn, key.as_ref(), t);
+                if let Some(key) = key {
                     self.fail_route(key, condition, &reason, t);
                 }
             }
@@ -539,7 +540,9 @@ impl Gateway {
     /// verifications that depended on it.
     fn connection_gone(&mut self, conn: ConnId, condition: StanzaCondition, reason: &str, t: Time) {
         self.sessions.remove(&conn);
-        if let Some(key) = self.route_of.remove(&conn) {
+        let key = self.route_of.remove(&conn);
+        self.reclaim_verifies(conn, key.as_ref(), t);
+        if let Some(key) = key {
             let ready = matches!(
                 self.routes.get(&key),
                 Some(Route {
@@ -558,15 +561,27 @@ impl Gateway {
                 self.fail_route(key, condition, reason, t);
             }
         }
-        let failed: Vec<PendingVerify> = self
-            .verifying
-            .iter()
-            .filter(|(c, _)| *c == conn)
-            .map(|(_, v)| v.clone())
-            .collect();
-        self.verifying.retain(|(c, _)| *c != conn);
-        for v in failed {
-            self.verify_failed(v, StanzaCondition::RemoteServerTimeout, t);
+    }
+
+    /// Takes back the verifications sent on `conn`, which will never answer
+    /// them now. On a route still being set up (`key`) they wait again, so
+    /// the next candidate carries them or the route's failure fails them;
+    /// otherwise they fail at once.
+    fn reclaim_verifies(&mut self, conn: ConnId, key: Option<&(String, String)>, t: Time) {
+        let (orphans, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.verifying)
+            .into_iter()
+            .partition(|(c, _)| *c == conn);
+        self.verifying = kept;
+        let setting_up = key
+            .and_then(|k| self.routes.get_mut(k))
+            .filter(|r| matches!(r.state, RouteState::Streaming { ready: false, .. }));
+        match setting_up {
+            Some(route) => route.verifies.extend(orphans.into_iter().map(|(_, v)| v)),
+            None => {
+                for (_, v) in orphans {
+                    self.verify_failed(v, StanzaCondition::RemoteServerTimeout, t);
+                }
+            }
         }
     }
 
@@ -694,6 +709,10 @@ impl Gateway {
                 bytes: q.message,
                 tcp: q.transport == Transport::Tcp,
             });
+        }
+        if outcome.is_some() {
+            // Queries of a finished resolution will never be answered usefully.
+            self.queries.retain(|_, (k, _)| *k != key);
         }
         match outcome {
             None => {}
@@ -861,7 +880,7 @@ impl Gateway {
             self.bounce(&stanza, condition, reason, t);
         }
         for v in route.verifies {
-            self.verify_failed(v, StanzaCondition::RemoteServerNotFound, t);
+            self.verify_failed(v, condition, t);
         }
     }
 

@@ -1,17 +1,27 @@
 //! An in-memory network of gateways with a simulated clock, for tests and
 //! benchmarks (feature `test-ca`): quinn's `Pair` and str0m's `progress()`
 //! are the models. Every node gets a certificate (from a shared test CA or
-//! self-signed), a policy per remote domain, and a fixed address, so no DNS
-//! is involved; outputs are moved between gateways until nothing moves.
+//! self-signed), a policy per remote domain, and a fixed address for every
+//! other node, so no DNS is involved; outputs are moved between gateways
+//! until nothing moves.
+//!
+//! A node built with [`NodeSpec::dns`] has no fixed addresses and resolves
+//! every remote domain; its queries are answered from [`Net::dns`], a table
+//! of records turned into real DNS replies (hickory-proto wire format).
 //!
 //! Test support only: it panics when the network misbehaves.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hickory_proto::op::{Message, OpCode, ResponseCode};
+use hickory_proto::rr::rdata::{A, AAAA, SOA, SRV};
+use hickory_proto::rr::{Name, RData, Record, RecordType as WireType};
+
 use crate::config::{Negotiation, StreamPolicy};
+use crate::dns::{RecordType, Srv};
 use crate::gateway::{ConnId, Gateway, Listener, LogLine, Output};
 use crate::tls::testing::{LeafSpec, TestCa, TestCert, NOW};
 use crate::tls::{
@@ -22,6 +32,10 @@ use crate::xmpp::session::Settings;
 
 /// Stream establishment timeout of every node.
 pub const T_ESTABLISH: Duration = Duration::from_secs(60);
+/// Silence after which every node closes a stream.
+pub const T_INACTIVITY: Duration = Duration::from_secs(600);
+/// Whitespace keepalive period of every node (for partners with keepalive).
+pub const T_KEEPALIVE: Duration = Duration::from_secs(300);
 
 /// How one gateway of the test network is set up.
 #[derive(Clone, Debug)]
@@ -34,6 +48,9 @@ pub struct NodeSpec {
     /// Issue the certificate from the shared CA (true) or self-sign it.
     pub ca_cert: bool,
     pub tls: bool,
+    /// No fixed address for any other node: every remote domain is resolved
+    /// through DNS, answered from [`Net::dns`].
+    pub dns: bool,
 }
 
 impl NodeSpec {
@@ -46,6 +63,7 @@ impl NodeSpec {
             policies: Vec::new(),
             ca_cert: false,
             tls: true,
+            dns: false,
         }
     }
 }
@@ -77,6 +95,172 @@ pub struct Net {
     pub now: Instant,
     /// Bytes a test wants to see, per direction (node, conn).
     pub taps: HashMap<(usize, ConnId), Vec<u8>>,
+    /// The resolver every node's DNS queries go to; `None` (the default)
+    /// makes a DNS query a test failure.
+    pub dns: Option<Zone>,
+}
+
+/// What the simulated resolver answers for one name and record type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DnsAnswer {
+    /// SRV records (a target of `"."` is the root).
+    Srv(Vec<Srv>),
+    /// A or AAAA records (of the family asked).
+    Addrs(Vec<IpAddr>),
+    /// NXDOMAIN.
+    NxDomain,
+    /// SERVFAIL.
+    ServFail,
+    /// No reply at all: the query times out.
+    Silent,
+}
+
+/// The records of the simulated DNS, and the questions asked of it.
+///
+/// A name with no entry for the type asked gets NODATA if it has entries
+/// of another type, NXDOMAIN otherwise; negative answers carry an SOA, as
+/// real ones do (RFC 2308).
+#[derive(Clone, Debug, Default)]
+pub struct Zone {
+    entries: HashMap<(String, RecordType), DnsAnswer>,
+    /// Every question received, in order: (asking node, name without the
+    /// final dot, type, over TCP).
+    pub asked: Vec<(usize, String, RecordType, bool)>,
+}
+
+impl Zone {
+    /// An empty zone: every name is NXDOMAIN.
+    pub fn new() -> Zone {
+        Zone::default()
+    }
+
+    /// Sets the answer for `name` (no final dot, case-insensitive).
+    pub fn set(&mut self, name: &str, rtype: RecordType, answer: DnsAnswer) -> &mut Zone {
+        self.entries
+            .insert((name.to_ascii_lowercase(), rtype), answer);
+        self
+    }
+
+    /// SRV records for `name`: (priority, weight, port, target).
+    pub fn srv(&mut self, name: &str, records: &[(u16, u16, u16, &str)]) -> &mut Zone {
+        let records = records
+            .iter()
+            .map(|&(priority, weight, port, target)| Srv {
+                priority,
+                weight,
+                port,
+                target: target.to_owned(),
+            })
+            .collect();
+        self.set(name, RecordType::Srv, DnsAnswer::Srv(records))
+    }
+
+    /// Adds an address record (A or AAAA by family) for `name`.
+    pub fn addr(&mut self, name: &str, ip: IpAddr) -> &mut Zone {
+        let rtype = if ip.is_ipv4() {
+            RecordType::A
+        } else {
+            RecordType::Aaaa
+        };
+        let entry = self
+            .entries
+            .entry((name.to_ascii_lowercase(), rtype))
+            .or_insert(DnsAnswer::Addrs(Vec::new()));
+        match entry {
+            DnsAnswer::Addrs(addrs) => addrs.push(ip),
+            other => *other = DnsAnswer::Addrs(vec![ip]),
+        }
+        self
+    }
+
+    /// The (name, type) questions node `node` asked, in order.
+    pub fn asked_by(&self, node: usize) -> Vec<(String, RecordType)> {
+        self.asked
+            .iter()
+            .filter(|(n, ..)| *n == node)
+            .map(|(_, name, t, _)| (name.clone(), *t))
+            .collect()
+    }
+
+    /// The reply to a query message from node `node`, or `None` for no
+    /// reply (silence, or bytes that are not a query).
+    pub fn reply(&mut self, node: usize, query: &[u8], tcp: bool) -> Option<Vec<u8>> {
+        let msg = Message::from_vec(query).ok()?;
+        let question = msg.queries.first()?.clone();
+        let rtype = match question.query_type() {
+            WireType::A => RecordType::A,
+            WireType::AAAA => RecordType::Aaaa,
+            WireType::SRV => RecordType::Srv,
+            _ => return None,
+        };
+        let qname = question
+            .name()
+            .to_ascii()
+            .trim_end_matches('.')
+            .to_ascii_lowercase();
+        self.asked.push((node, qname.clone(), rtype, tcp));
+        let answer = match self.entries.get(&(qname.clone(), rtype)) {
+            Some(a) => a.clone(),
+            // NODATA: the name exists with other types.
+            None if self.entries.keys().any(|(n, _)| *n == qname) => DnsAnswer::Addrs(Vec::new()),
+            None => DnsAnswer::NxDomain,
+        };
+        let owner = question.name().clone();
+        let mut r = Message::response(msg.metadata.id, OpCode::Query);
+        r.metadata.recursion_desired = true;
+        r.metadata.recursion_available = true;
+        r.add_query(question);
+        let records: Vec<Record> = match answer {
+            DnsAnswer::Silent => return None,
+            DnsAnswer::ServFail => {
+                r.metadata.response_code = ResponseCode::ServFail;
+                Vec::new()
+            }
+            DnsAnswer::NxDomain => {
+                r.metadata.response_code = ResponseCode::NXDomain;
+                Vec::new()
+            }
+            DnsAnswer::Srv(srvs) => srvs
+                .iter()
+                .map(|s| {
+                    let target = dns_name(&s.target)?;
+                    let srv = SRV::new(s.priority, s.weight, s.port, target);
+                    Some(Record::from_rdata(owner.clone(), 300, RData::SRV(srv)))
+                })
+                .collect::<Option<_>>()?,
+            DnsAnswer::Addrs(addrs) => addrs
+                .iter()
+                .filter_map(|ip| match (ip, rtype) {
+                    (IpAddr::V4(v4), RecordType::A) => Some(RData::A(A(*v4))),
+                    (IpAddr::V6(v6), RecordType::Aaaa) => Some(RData::AAAA(AAAA(*v6))),
+                    _ => None,
+                })
+                .map(|rdata| Record::from_rdata(owner.clone(), 300, rdata))
+                .collect(),
+        };
+        if records.is_empty() && r.metadata.response_code != ResponseCode::ServFail {
+            let soa = SOA::new(
+                dns_name("ns.test")?,
+                dns_name("hostmaster.test")?,
+                1,
+                3600,
+                600,
+                86400,
+                300,
+            );
+            r.add_authority(Record::from_rdata(dns_name("test")?, 300, RData::SOA(soa)));
+        }
+        r.add_answers(records);
+        r.to_vec().ok()
+    }
+}
+
+/// A fully qualified name from `host` (no final dot), `"."` for the root.
+fn dns_name(host: &str) -> Option<Name> {
+    if host == "." {
+        return Some(Name::root());
+    }
+    Name::from_ascii(format!("{host}.")).ok()
 }
 
 fn settings(
@@ -95,6 +279,7 @@ fn settings(
     let default = spec.default_policy;
     let connect: HashMap<String, (String, u16)> = others
         .iter()
+        .filter(|_| !spec.dns)
         .map(|(d, a)| (d.clone(), (a.ip().to_string(), a.port())))
         .collect();
     Settings {
@@ -112,10 +297,11 @@ fn settings(
         trust: Arc::new(ca.trust_anchors()),
         dialback_secret: spec.secret.to_owned(),
         establishment_timeout: T_ESTABLISH,
-        inactivity_timeout: Duration::from_secs(600),
-        keepalive_interval: Duration::from_secs(300),
+        inactivity_timeout: T_INACTIVITY,
+        keepalive_interval: T_KEEPALIVE,
         policy: Arc::new(move |d: &str| policies.get(d).copied().unwrap_or(default)),
         connect: Arc::new(move |d: &str| connect.get(d).cloned()),
+        connection_limit: Arc::new(|_: &str| 10),
     }
 }
 
@@ -149,7 +335,7 @@ impl Net {
                 seed[0] = i as u8;
                 Node {
                     domain: spec.domain.to_owned(),
-                    gw: Gateway::new(settings, seed, now, NOW, 100, 10),
+                    gw: Gateway::new(settings, seed, now, NOW, 100),
                     addr: addrs[i].1,
                     direct: SocketAddr::from(([10, 0, 0, i as u8 + 1], 5270)),
                     logs: Vec::new(),
@@ -162,6 +348,7 @@ impl Net {
             links: HashMap::new(),
             now,
             taps: HashMap::new(),
+            dns: None,
         }
     }
 
@@ -223,21 +410,42 @@ impl Net {
                     self.nodes[j].gw.handle_closed(c, now);
                 }
             }
-            Output::DnsQuery { .. } => {
-                panic!("unexpected DNS query: every domain has a fixed address here")
+            Output::DnsQuery { query, bytes, tcp } => {
+                let zone = self
+                    .dns
+                    .as_mut()
+                    .expect("unexpected DNS query: every domain has a fixed address here");
+                if let Some(reply) = zone.reply(i, &bytes, tcp) {
+                    self.nodes[i].gw.handle_dns(query, &reply, now);
+                }
             }
             Output::Stanza(e) => self.nodes[i].inbox.push(e),
             Output::Log(l) => self.nodes[i].logs.push(l),
         }
     }
 
-    /// Moves the clock and runs the timers.
+    /// Moves the clock on by `d`, running every timer at the time it is
+    /// due, in order, as a runtime sleeping until `poll_timeout` does (a
+    /// deadline already past fires again at once), then the network.
     pub fn advance(&mut self, d: Duration) {
-        self.now += d;
-        for n in &mut self.nodes {
-            n.gw.handle_timeout(self.now);
+        let until = self.now + d;
+        for _ in 0..100_000 {
+            let next = self.nodes.iter().filter_map(|n| n.gw.poll_timeout()).min();
+            let Some(due) = next.filter(|t| *t <= until) else {
+                self.now = until;
+                self.run();
+                return;
+            };
+            self.now = self.now.max(due);
+            let now = self.now;
+            for n in &mut self.nodes {
+                if n.gw.poll_timeout().is_some_and(|t| t <= now) {
+                    n.gw.handle_timeout(now);
+                }
+            }
+            self.run();
         }
-        self.run();
+        panic!("timers did not settle");
     }
 
     /// Sends a stanza from node `i`'s local side.

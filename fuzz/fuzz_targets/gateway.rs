@@ -41,6 +41,7 @@ fn settings() -> Settings {
             })
         }),
         connect: Arc::new(|_: &str| Some(("10.0.0.2".into(), 5269))),
+        connection_limit: Arc::new(|_: &str| 4),
     }
 }
 
@@ -49,7 +50,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let mut now = Instant::now();
-    let mut gw = Gateway::new(settings(), [mode; 32], now, 1_767_225_600, 16, 4);
+    let mut gw = Gateway::new(settings(), [mode; 32], now, 1_767_225_600, 16);
     let conn = if mode & 1 == 0 {
         gw.accept(Listener::S2s, "10.0.0.9:4000".parse().unwrap(), now)
     } else {

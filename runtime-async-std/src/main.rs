@@ -109,7 +109,7 @@ async fn run(dep: Deployment, ping: Option<(String, Duration)>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let (conn_limit, partner_limit) = setup::limits(&dep.config);
+    let conn_limit = setup::connection_limit(&dep.config);
     info!(
         "xfed (async-std) serving {} on {}",
         dep.config.gateway.domains.join(", "),
@@ -122,7 +122,6 @@ async fn run(dep: Deployment, ping: Option<(String, Duration)>) -> ExitCode {
         Instant::now(),
         dep.unix_now,
         conn_limit,
-        partner_limit,
     );
     let mut conns: HashMap<ConnId, Sender<ToConn>> = HashMap::new();
     let mut stop_by: Option<Instant> = None;

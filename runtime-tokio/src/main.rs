@@ -110,7 +110,7 @@ async fn run(dep: Deployment, ping: Option<(String, Duration)>) -> ExitCode {
             }
         }
     }
-    let (conn_limit, partner_limit) = setup::limits(&dep.config);
+    let conn_limit = setup::connection_limit(&dep.config);
     info!(
         "xfed (tokio) serving {} on {}",
         dep.config.gateway.domains.join(", "),
@@ -124,7 +124,6 @@ async fn run(dep: Deployment, ping: Option<(String, Duration)>) -> ExitCode {
         start.into_std(),
         dep.unix_now,
         conn_limit,
-        partner_limit,
     );
     let mut conns: HashMap<ConnId, mpsc::UnboundedSender<ToConn>> = HashMap::new();
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {

@@ -177,6 +177,7 @@ fn main() {
             })
         }),
         connect: Arc::new(|_: &str| None),
+        connection_limit: Arc::new(|_: &str| usize::MAX),
     });
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

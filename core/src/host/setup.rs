@@ -140,6 +140,7 @@ pub fn load(path: Option<&Path>) -> Result<Deployment, String> {
     let g = &config.gateway;
     let policy_config = config.clone();
     let connect_config = config.clone();
+    let limit_config = config.clone();
     let settings = Settings {
         local_domains: g.domains.clone(),
         limits: Limits {
@@ -163,6 +164,12 @@ pub fn load(path: Option<&Path>) -> Result<Deployment, String> {
                 .and_then(|p| p.connect.as_ref())
                 .map(|c| (c.host.clone(), c.port))
         }),
+        connection_limit: Arc::new(move |d: &str| {
+            limit_config.partner_for(d).map_or(
+                limit_config.gateway.partner_connection_limit as usize,
+                |p| p.connection_limit as usize,
+            )
+        }),
     };
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| format!("no randomness from the OS: {e}"))?;
@@ -178,12 +185,9 @@ pub fn load(path: Option<&Path>) -> Result<Deployment, String> {
     })
 }
 
-/// The connection limits of the deployment.
-pub fn limits(config: &Config) -> (usize, usize) {
-    (
-        config.gateway.connection_limit as usize,
-        config.gateway.partner_connection_limit as usize,
-    )
+/// Most connections the deployment holds at once.
+pub fn connection_limit(config: &Config) -> usize {
+    config.gateway.connection_limit as usize
 }
 
 fn make_self_signed(domains: &[String], cert: &Path, key: &Path) -> Result<(), String> {

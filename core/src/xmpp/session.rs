@@ -60,7 +60,13 @@ pub struct Settings {
     /// Fixed address of a domain's server (a partner's `connect`), which
     /// replaces DNS for it.
     pub connect: Arc<ConnectFn>,
+    /// Most inbound connections one remote domain may hold (a partner's
+    /// `connection_limit`, else `partner_connection_limit`).
+    pub connection_limit: Arc<LimitFn>,
 }
+
+/// A per-domain connection limit.
+pub type LimitFn = dyn Fn(&str) -> usize + Send + Sync;
 
 /// A partner's fixed `connect` address: host (name or IP literal) and port.
 pub type ConnectFn = dyn Fn(&str) -> Option<(String, u16)> + Send + Sync;
@@ -82,6 +88,11 @@ impl Settings {
     /// The fixed address configured for `domain`, if any.
     pub fn connect_for(&self, domain: &str) -> Option<(String, u16)> {
         (self.connect)(domain)
+    }
+
+    /// Most inbound connections `domain` may hold.
+    pub fn connection_limit_for(&self, domain: &str) -> usize {
+        (self.connection_limit)(domain)
     }
 
     /// Whether xfed serves `domain`.
@@ -223,6 +234,10 @@ struct Offer {
     bidi: bool,
 }
 
+/// How long a stream we closed waits for the peer's closing tag (RFC 6120
+/// section 4.4: "a reasonable amount of time").
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// One s2s connection.
 #[derive(Debug)]
 pub struct Session {
@@ -258,6 +273,11 @@ pub struct Session {
     established_by: Instant,
     last_rx: Instant,
     last_tx: Instant,
+    /// Last byte received or stanza sent: what keeps a stream from being
+    /// idle (our keepalive spaces do not).
+    last_active: Instant,
+    /// When a stream we closed is given up if the peer does not close too.
+    closing_by: Option<Instant>,
     keepalive: bool,
 }
 
@@ -330,6 +350,8 @@ impl Session {
             established_by: t.now + settings.establishment_timeout,
             last_rx: t.now,
             last_tx: t.now,
+            last_active: t.now,
+            closing_by: None,
             keepalive: false,
         }
     }
@@ -397,7 +419,10 @@ impl Session {
         if self.phase == Phase::Closed {
             return None;
         }
-        let mut next = self.last_rx + settings.inactivity_timeout;
+        if let (Phase::Closing, Some(by)) = (self.phase, self.closing_by) {
+            return Some(by);
+        }
+        let mut next = self.last_active + settings.inactivity_timeout;
         if !self.is_established() {
             next = next.min(self.established_by);
         }
@@ -422,12 +447,14 @@ impl Session {
             );
             return;
         }
-        if t.now >= self.last_rx + settings.inactivity_timeout {
-            if self.phase == Phase::Closing {
+        if let (Phase::Closing, Some(by)) = (self.phase, self.closing_by) {
+            if t.now >= by {
                 self.finish("peer did not close its stream".into());
-            } else {
-                self.close_gracefully("inactivity timeout");
             }
+            return;
+        }
+        if t.now >= self.last_active + settings.inactivity_timeout {
+            self.close_gracefully("inactivity timeout", t.now);
             return;
         }
         if self.keepalive
@@ -475,6 +502,7 @@ impl Session {
             return;
         }
         self.last_rx = t.now;
+        self.last_active = t.now;
         let was_handshaking = self.pipe.is_handshaking();
         if let Err(e) = self.pipe.receive(bytes) {
             self.handle_tls_failure(settings, e.to_string());
@@ -759,7 +787,7 @@ impl Session {
             }
             (ns::DIALBACK, "result") if e.attr("type").is_none() => self.dialback_request(&e, settings, t),
             (ns::DIALBACK, "verify") if e.attr("type").is_none() => self.authoritative_verify(&e, settings, t),
-            (ns::DIALBACK, _) if self.bidi => self.outbound_dialback_answer(&e, settings),
+            (ns::DIALBACK, _) if self.bidi => self.outbound_dialback_answer(&e, settings, t),
             (ns::DIALBACK, name) => self.events.push_back(SessionEvent::Notice(format!(
                 "unsolicited db:{name} with type on an inbound stream ignored (XEP-0220 section 3.1)"
             ))),
@@ -1167,10 +1195,10 @@ impl Session {
                         settings,
                         format!("SASL EXTERNAL failed ({why}) and dialback is not possible"),
                     );
-                    self.close_gracefully("authentication failed");
+                    self.close_gracefully("authentication failed", t.now);
                 }
             }
-            (Phase::Open, ns::DIALBACK, _) => self.outbound_dialback_answer(&e, settings),
+            (Phase::Open, ns::DIALBACK, _) => self.outbound_dialback_answer(&e, settings, t),
             (Phase::Open, _, _) if Kind::of(&e).is_some() => self.outbound_stanza(e, settings),
             (_, ns, name) => self.stream_error(
                 settings,
@@ -1262,14 +1290,14 @@ impl Session {
                 settings,
                 "peer does not offer SASL EXTERNAL, which this partner requires".into(),
             );
-            return self.close_gracefully("SASL EXTERNAL required");
+            return self.close_gracefully("SASL EXTERNAL required", t.now);
         }
         if !self.start_dialback(settings, t) {
             self.fail_outbound(
                 settings,
                 "no authentication method in common with the peer".into(),
             );
-            self.close_gracefully("no authentication method in common");
+            self.close_gracefully("no authentication method in common", t.now);
         }
     }
 
@@ -1294,7 +1322,7 @@ impl Session {
     }
 
     /// Step 4 (`db:result` with type) or Step 3 (`db:verify` with type).
-    fn outbound_dialback_answer(&mut self, e: &Element, settings: &Settings) {
+    fn outbound_dialback_answer(&mut self, e: &Element, settings: &Settings, t: Time) {
         let (Some(from), Some(to), Some(kind)) = (e.attr("from"), e.attr("to"), e.attr("type"))
         else {
             return self.events.push_back(SessionEvent::Notice(
@@ -1328,7 +1356,7 @@ impl Session {
                             condition: StanzaCondition::InternalServerError,
                             reason: format!("{from} judged our dialback key invalid"),
                         });
-                        self.close_gracefully("dialback refused");
+                        self.close_gracefully("dialback refused", t.now);
                     }
                     _ => {
                         let cond = stanza::error_condition(&e.clone().with_attr("type", "error"));
@@ -1336,7 +1364,7 @@ impl Session {
                             condition: StanzaCondition::RemoteServerTimeout,
                             reason: format!("{from} answered dialback with an error ({cond:?})"),
                         });
-                        self.close_gracefully("dialback error");
+                        self.close_gracefully("dialback error", t.now);
                     }
                 }
             }
@@ -1452,15 +1480,17 @@ impl Session {
 
     /// Sends a stanza on an authenticated stream.
     pub fn send_stanza(&mut self, e: &Element, t: Time) {
+        self.last_active = t.now;
         self.send_element(e, t);
     }
 
     /// Closes with `</stream:stream>` (SIGTERM, idle streams): RFC 6120
     /// section 4.4; the peer's closing tag or the inactivity timeout ends it.
-    pub fn close_gracefully(&mut self, why: &str) {
+    pub fn close_gracefully(&mut self, why: &str, now: Instant) {
         if matches!(self.phase, Phase::Closing | Phase::Closed) {
             return;
         }
+        self.closing_by = Some(now + CLOSE_TIMEOUT);
         self.pipe.send(b"</stream:stream>");
         self.events
             .push_back(SessionEvent::Notice(format!("closing stream: {why}")));

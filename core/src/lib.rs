@@ -10,10 +10,14 @@ pub mod config;
 pub mod dns;
 pub mod gateway;
 pub mod jid;
+pub mod registrar;
 pub mod rng;
+pub mod sip;
 #[cfg(feature = "test-ca")]
 pub mod sim;
+pub mod store;
 pub mod tls;
+pub mod translate;
 pub mod xml;
 pub mod xmpp;
 

@@ -1,0 +1,1 @@
+//! What xfed persists, behind an interface a PostgreSQL backend can implement later.

@@ -13,11 +13,11 @@ use async_std::channel::{self, Receiver, Sender};
 use async_std::net::{TcpListener, TcpStream, UdpSocket};
 use futures_lite::{future, AsyncReadExt, AsyncWriteExt, StreamExt};
 use tracing::{debug, error, info, warn};
-use xfed_core::gateway::{ConnId, Gateway, Level, Listener, Output, QueryId};
-use xfed_core::host::cli::{Cli, Command};
-use xfed_core::host::setup::{self, Deployment, SHUTDOWN_GRACE};
+use xfed_core::gateway::{ConnId, Listener, QueryId};
+use xfed_core::host::cli::Cli;
+use xfed_core::host::driver::{self, Driver, Io, Mode};
+use xfed_core::host::setup::{self, Deployment};
 use xfed_core::host::{self};
-use xfed_core::xmpp::ping;
 
 /// How long to wait for the peer's close after ours (RFC 6120 section 4.4).
 const CLOSE_LINGER: Duration = Duration::from_secs(5);
@@ -44,32 +44,11 @@ enum ToConn {
 
 fn main() -> ExitCode {
     host::init_logging();
-    let cli = Cli::from_env();
-    let path = match &cli.command {
-        Some(Command::Check { config }) => {
-            return match setup::check(config) {
-                Ok((_, notices)) => {
-                    notices.iter().for_each(|n| println!("{n}"));
-                    println!("{}: OK", config.display());
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("{e}");
-                    ExitCode::FAILURE
-                }
-            };
-        }
-        Some(Command::Run { config }) => Some(config.clone()),
-        Some(Command::Ping { config, .. }) => Some(config.clone()),
-        None => None,
+    let (config, ping) = match driver::mode(Cli::from_env()) {
+        Mode::Exit(code) => return code,
+        Mode::Run { config, ping } => (config, ping),
     };
-    let ping = match &cli.command {
-        Some(Command::Ping { to, timeout, .. }) => {
-            Some((to.clone(), Duration::from_secs(*timeout)))
-        }
-        _ => None,
-    };
-    match setup::load(path.as_deref()) {
+    match setup::load(config.as_deref()) {
         Ok(d) => async_std::task::block_on(run(d, ping)),
         Err(e) => {
             error!("{e}");
@@ -78,10 +57,60 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(dep: Deployment, ping: Option<(String, Duration)>) -> ExitCode {
-    for n in &dep.notices {
-        info!("{n}");
+/// The runtime's side of [`Io`]: socket tasks and spawned connects and
+/// DNS queries, all reporting into one channel.
+struct AsyncStdIo {
+    tx: Sender<Input>,
+    conns: HashMap<ConnId, Sender<ToConn>>,
+    resolver: SocketAddr,
+}
+
+impl Io for AsyncStdIo {
+    fn transmit(&mut self, conn: ConnId, bytes: Vec<u8>) {
+        if let Some(c) = self.conns.get(&conn) {
+            let _ = c.try_send(ToConn::Send(bytes));
+        }
     }
+
+    fn close(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.remove(&conn) {
+            let _ = c.try_send(ToConn::Close);
+        }
+    }
+
+    fn connect(&mut self, conn: ConnId, addr: SocketAddr) {
+        let tx = self.tx.clone();
+        async_std::task::spawn(async move {
+            let input =
+                match async_std::future::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+                    Ok(Ok(s)) => Input::Connected(conn, s),
+                    Ok(Err(e)) => Input::ConnectFailed(conn, format!("{addr}: {e}")),
+                    Err(_) => Input::ConnectFailed(conn, format!("{addr}: connect timed out")),
+                };
+            let _ = tx.send(input).await;
+        });
+    }
+
+    fn dns(&mut self, query: QueryId, bytes: Vec<u8>, tcp: bool) {
+        let (tx, resolver) = (self.tx.clone(), self.resolver);
+        async_std::task::spawn(async move {
+            let reply = if tcp {
+                dns_tcp(resolver, &bytes).await
+            } else {
+                dns_udp(resolver, &bytes).await
+            };
+            match reply {
+                Ok(r) => {
+                    let _ = tx.send(Input::Dns(query, r)).await;
+                }
+                // No reply: the core's own timeout takes over.
+                Err(e) => debug!("DNS query to {resolver}: {e}"),
+            }
+        });
+    }
+}
+
+async fn run(dep: Deployment, ping: Option<(String, Duration)>) -> ExitCode {
     let (tx, rx) = channel::unbounded::<Input>();
     let mut bound = Vec::new();
     for (listener, addrs) in [
@@ -109,133 +138,32 @@ async fn run(dep: Deployment, ping: Option<(String, Duration)>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let conn_limit = setup::connection_limit(&dep.config);
     info!(
         "xfed (async-std) serving {} on {}",
         dep.config.gateway.domains.join(", "),
         bound.join(", ")
     );
-    let resolver = dep.resolver;
-    let mut gw = Gateway::new(
-        dep.settings,
-        dep.seed,
-        Instant::now(),
-        dep.unix_now,
-        conn_limit,
-    );
-    let mut conns: HashMap<ConnId, Sender<ToConn>> = HashMap::new();
-    let mut stop_by: Option<Instant> = None;
-    let mut code = ExitCode::SUCCESS;
-    let start = Instant::now();
-    let mut pinging = ping.map(|(to, timeout)| {
-        let from = dep.config.gateway.domains[0].clone();
-        let id = format!("xfed-ping-{}", start.elapsed().as_nanos());
-        gw.send(ping::request(&from, &to, &id), start);
-        (to, id, start, start + timeout)
-    });
+    let mut io = AsyncStdIo {
+        tx: tx.clone(),
+        conns: HashMap::new(),
+        resolver: dep.resolver,
+    };
+    let mut driver = Driver::new(dep, ping, Instant::now());
     loop {
-        while let Some(out) = gw.poll_output() {
-            match out {
-                Output::Transmit { conn, bytes } => {
-                    if let Some(c) = conns.get(&conn) {
-                        let _ = c.try_send(ToConn::Send(bytes));
-                    }
-                }
-                Output::Close { conn } => {
-                    if let Some(c) = conns.remove(&conn) {
-                        let _ = c.try_send(ToConn::Close);
-                    }
-                }
-                Output::Connect { conn, addr } => {
-                    let tx = tx.clone();
-                    async_std::task::spawn(async move {
-                        let input = match async_std::future::timeout(
-                            CONNECT_TIMEOUT,
-                            TcpStream::connect(addr),
-                        )
-                        .await
-                        {
-                            Ok(Ok(s)) => Input::Connected(conn, s),
-                            Ok(Err(e)) => Input::ConnectFailed(conn, format!("{addr}: {e}")),
-                            Err(_) => {
-                                Input::ConnectFailed(conn, format!("{addr}: connect timed out"))
-                            }
-                        };
-                        let _ = tx.send(input).await;
-                    });
-                }
-                Output::DnsQuery { query, bytes, tcp } => {
-                    let tx = tx.clone();
-                    async_std::task::spawn(async move {
-                        let reply = if tcp {
-                            dns_tcp(resolver, &bytes).await
-                        } else {
-                            dns_udp(resolver, &bytes).await
-                        };
-                        match reply {
-                            Ok(r) => {
-                                let _ = tx.send(Input::Dns(query, r)).await;
-                            }
-                            // No reply: the core's own timeout takes over.
-                            Err(e) => debug!("DNS query to {resolver}: {e}"),
-                        }
-                    });
-                }
-                Output::Stanza(e) => {
-                    let answer = pinging
-                        .as_ref()
-                        .and_then(|(_, id, _, _)| ping::outcome(&e, id));
-                    match (answer, pinging.take()) {
-                        (Some(result), Some((to, _, sent, _))) => {
-                            let ms = sent.elapsed().as_secs_f64() * 1000.0;
-                            match result {
-                                Ok(()) => println!("ping {to}: answered in {ms:.1} ms"),
-                                Err(cond) => {
-                                    println!("ping {to}: error {cond} after {ms:.1} ms");
-                                    code = ExitCode::FAILURE;
-                                }
-                            }
-                            gw.shutdown(Instant::now());
-                            stop_by = Some(Instant::now() + SHUTDOWN_GRACE);
-                        }
-                        (_, back) => {
-                            pinging = back;
-                            info!(
-                                "stanza for a local user: {}",
-                                String::from_utf8_lossy(&e.to_bytes())
-                            );
-                        }
-                    }
-                }
-                Output::Log(l) => {
-                    let conn = l.conn.map(|c| c.0).unwrap_or(0);
-                    match l.level {
-                        Level::Info => info!(conn, "{}", l.message),
-                        Level::Warn => warn!(conn, "{}", l.message),
-                        Level::Debug => debug!(conn, "{}", l.message),
-                    }
-                }
-            }
-        }
-        if stop_by.is_some() && gw.is_idle() {
-            info!("all streams closed");
+        driver.flush(&mut io);
+        let now = Instant::now();
+        if driver.finished(now) {
             break;
         }
-        let now = Instant::now();
-        let wake = gw
-            .poll_timeout()
-            .into_iter()
-            .chain(stop_by)
-            .chain(pinging.as_ref().map(|p| p.3))
-            .min()
-            .unwrap_or(now + Duration::from_secs(3600));
+        let wake = driver.wake(now);
+        let stopping = driver.stopping();
         let recv = async { rx.recv().await.ok() };
         let timer = async {
             async_std::task::sleep(wake.saturating_duration_since(Instant::now())).await;
             Some(Input::Timer)
         };
         let signal = async {
-            if stop_by.is_some() {
+            if stopping {
                 future::pending::<()>().await;
             }
             signals.next().await;
@@ -245,51 +173,30 @@ async fn run(dep: Deployment, ping: Option<(String, Duration)>) -> ExitCode {
             break;
         };
         let now = Instant::now();
+        let gw = &mut driver.gw;
         match input {
             Input::Accepted(listener, stream, peer) => {
                 let conn = gw.accept(listener, peer, now);
-                conns.insert(conn, spawn_conn(conn, stream, tx.clone()));
+                io.conns.insert(conn, spawn_conn(conn, stream, tx.clone()));
             }
             Input::Connected(conn, stream) => {
-                conns.insert(conn, spawn_conn(conn, stream, tx.clone()));
+                io.conns.insert(conn, spawn_conn(conn, stream, tx.clone()));
                 gw.handle_connected(conn, now);
             }
             Input::ConnectFailed(conn, why) => gw.handle_connect_failed(conn, &why, now),
             Input::Bytes(conn, bytes) => gw.handle_bytes(conn, &bytes, now),
             Input::Closed(conn) => {
-                conns.remove(&conn);
+                io.conns.remove(&conn);
                 gw.handle_closed(conn, now);
             }
             Input::Dns(query, bytes) => gw.handle_dns(query, &bytes, now),
-            Input::Signal => {
-                info!("signal received: closing streams");
-                gw.shutdown(now);
-                stop_by = Some(now + SHUTDOWN_GRACE);
-            }
-            Input::Timer => {
-                if stop_by.is_some_and(|d| now >= d) {
-                    info!(
-                        "shutdown grace period over; {} connection(s) dropped",
-                        gw.connections()
-                    );
-                    break;
-                }
-                if let Some((to, _, _, deadline)) = &pinging {
-                    if now >= *deadline {
-                        println!("ping {to}: no answer in time");
-                        code = ExitCode::FAILURE;
-                        pinging = None;
-                        gw.shutdown(now);
-                        stop_by = Some(now + SHUTDOWN_GRACE);
-                    }
-                }
-                gw.handle_timeout(now);
-            }
+            Input::Signal => driver.on_signal(now),
+            Input::Timer => driver.on_timer(now),
         }
     }
     // Let connection tasks flush their closing bytes.
     async_std::task::sleep(Duration::from_millis(50)).await;
-    code
+    driver.exit_code()
 }
 
 async fn accept_loop(listener: TcpListener, kind: Listener, tx: Sender<Input>) {

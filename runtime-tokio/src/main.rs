@@ -12,11 +12,11 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
-use xfed_core::gateway::{ConnId, Gateway, Level, Listener, Output, QueryId};
-use xfed_core::host::cli::{Cli, Command};
-use xfed_core::host::setup::{self, Deployment, SHUTDOWN_GRACE};
+use xfed_core::gateway::{ConnId, Listener, QueryId};
+use xfed_core::host::cli::Cli;
+use xfed_core::host::driver::{self, Driver, Io, Mode};
+use xfed_core::host::setup::{self, Deployment};
 use xfed_core::host::{self};
-use xfed_core::xmpp::ping;
 
 /// How long to wait for the peer's close after ours (RFC 6120 section 4.4).
 const CLOSE_LINGER: Duration = Duration::from_secs(5);
@@ -41,32 +41,11 @@ enum ToConn {
 
 fn main() -> ExitCode {
     host::init_logging();
-    let cli = Cli::from_env();
-    let path = match &cli.command {
-        Some(Command::Check { config }) => {
-            return match setup::check(config) {
-                Ok((_, notices)) => {
-                    notices.iter().for_each(|n| println!("{n}"));
-                    println!("{}: OK", config.display());
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("{e}");
-                    ExitCode::FAILURE
-                }
-            };
-        }
-        Some(Command::Run { config }) => Some(config.clone()),
-        Some(Command::Ping { config, .. }) => Some(config.clone()),
-        None => None,
+    let (config, ping) = match driver::mode(Cli::from_env()) {
+        Mode::Exit(code) => return code,
+        Mode::Run { config, ping } => (config, ping),
     };
-    let ping = match &cli.command {
-        Some(Command::Ping { to, timeout, .. }) => {
-            Some((to.clone(), Duration::from_secs(*timeout)))
-        }
-        _ => None,
-    };
-    let deployment = match setup::load(path.as_deref()) {
+    let deployment = match setup::load(config.as_deref()) {
         Ok(d) => d,
         Err(e) => {
             error!("{e}");
@@ -86,10 +65,60 @@ fn main() -> ExitCode {
     rt.block_on(run(deployment, ping))
 }
 
-async fn run(dep: Deployment, ping: Option<(String, Duration)>) -> ExitCode {
-    for n in &dep.notices {
-        info!("{n}");
+/// The runtime's side of [`Io`]: socket tasks and spawned connects and
+/// DNS queries, all reporting into one channel.
+struct TokioIo {
+    tx: mpsc::UnboundedSender<Input>,
+    conns: HashMap<ConnId, mpsc::UnboundedSender<ToConn>>,
+    resolver: SocketAddr,
+}
+
+impl Io for TokioIo {
+    fn transmit(&mut self, conn: ConnId, bytes: Vec<u8>) {
+        if let Some(c) = self.conns.get(&conn) {
+            let _ = c.send(ToConn::Send(bytes));
+        }
     }
+
+    fn close(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.remove(&conn) {
+            let _ = c.send(ToConn::Close);
+        }
+    }
+
+    fn connect(&mut self, conn: ConnId, addr: SocketAddr) {
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let input = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await
+            {
+                Ok(Ok(s)) => Input::Connected(conn, s),
+                Ok(Err(e)) => Input::ConnectFailed(conn, format!("{addr}: {e}")),
+                Err(_) => Input::ConnectFailed(conn, format!("{addr}: connect timed out")),
+            };
+            let _ = tx.send(input);
+        });
+    }
+
+    fn dns(&mut self, query: QueryId, bytes: Vec<u8>, tcp: bool) {
+        let (tx, resolver) = (self.tx.clone(), self.resolver);
+        tokio::spawn(async move {
+            let reply = if tcp {
+                dns_tcp(resolver, &bytes).await
+            } else {
+                dns_udp(resolver, &bytes).await
+            };
+            match reply {
+                Ok(r) => {
+                    let _ = tx.send(Input::Dns(query, r));
+                }
+                // No reply: the core's own timeout takes over.
+                Err(e) => debug!("DNS query to {resolver}: {e}"),
+            }
+        });
+    }
+}
+
+async fn run(dep: Deployment, ping: Option<(String, Duration)>) -> ExitCode {
     let (tx, mut rx) = mpsc::unbounded_channel::<Input>();
     let mut bound = Vec::new();
     for (listener, addrs) in [
@@ -110,22 +139,6 @@ async fn run(dep: Deployment, ping: Option<(String, Duration)>) -> ExitCode {
             }
         }
     }
-    let conn_limit = setup::connection_limit(&dep.config);
-    info!(
-        "xfed (tokio) serving {} on {}",
-        dep.config.gateway.domains.join(", "),
-        bound.join(", ")
-    );
-    let resolver = dep.resolver;
-    let start = Instant::now();
-    let mut gw = Gateway::new(
-        dep.settings,
-        dep.seed,
-        start.into_std(),
-        dep.unix_now,
-        conn_limit,
-    );
-    let mut conns: HashMap<ConnId, mpsc::UnboundedSender<ToConn>> = HashMap::new();
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(s) => s,
         Err(e) => {
@@ -133,162 +146,56 @@ async fn run(dep: Deployment, ping: Option<(String, Duration)>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut stop_by: Option<Instant> = None;
-    let mut code = ExitCode::SUCCESS;
-    let mut pinging = ping.map(|(to, timeout)| {
-        let from = dep.config.gateway.domains[0].clone();
-        let id = format!("xfed-ping-{}", start.elapsed().as_nanos());
-        gw.send(ping::request(&from, &to, &id), start.into_std());
-        (to, id, start, start + timeout)
-    });
+    info!(
+        "xfed (tokio) serving {} on {}",
+        dep.config.gateway.domains.join(", "),
+        bound.join(", ")
+    );
+    let mut io = TokioIo {
+        tx: tx.clone(),
+        conns: HashMap::new(),
+        resolver: dep.resolver,
+    };
+    let mut driver = Driver::new(dep, ping, Instant::now().into_std());
     loop {
-        while let Some(out) = gw.poll_output() {
-            match out {
-                Output::Transmit { conn, bytes } => {
-                    if let Some(c) = conns.get(&conn) {
-                        let _ = c.send(ToConn::Send(bytes));
-                    }
-                }
-                Output::Close { conn } => {
-                    if let Some(c) = conns.remove(&conn) {
-                        let _ = c.send(ToConn::Close);
-                    }
-                }
-                Output::Connect { conn, addr } => {
-                    let tx = tx.clone();
-                    tokio::spawn(async move {
-                        let input =
-                            match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
-                                .await
-                            {
-                                Ok(Ok(s)) => Input::Connected(conn, s),
-                                Ok(Err(e)) => Input::ConnectFailed(conn, format!("{addr}: {e}")),
-                                Err(_) => {
-                                    Input::ConnectFailed(conn, format!("{addr}: connect timed out"))
-                                }
-                            };
-                        let _ = tx.send(input);
-                    });
-                }
-                Output::DnsQuery { query, bytes, tcp } => {
-                    let tx = tx.clone();
-                    tokio::spawn(async move {
-                        let reply = if tcp {
-                            dns_tcp(resolver, &bytes).await
-                        } else {
-                            dns_udp(resolver, &bytes).await
-                        };
-                        match reply {
-                            Ok(r) => {
-                                let _ = tx.send(Input::Dns(query, r));
-                            }
-                            // No reply: the core's own timeout takes over.
-                            Err(e) => debug!("DNS query to {resolver}: {e}"),
-                        }
-                    });
-                }
-                Output::Stanza(e) => {
-                    let answer = pinging
-                        .as_ref()
-                        .and_then(|(_, id, _, _)| ping::outcome(&e, id));
-                    match (answer, pinging.take()) {
-                        (Some(result), Some((to, _, sent, _))) => {
-                            let ms = sent.elapsed().as_secs_f64() * 1000.0;
-                            match result {
-                                Ok(()) => println!("ping {to}: answered in {ms:.1} ms"),
-                                Err(cond) => {
-                                    println!("ping {to}: error {cond} after {ms:.1} ms");
-                                    code = ExitCode::FAILURE;
-                                }
-                            }
-                            gw.shutdown(Instant::now().into_std());
-                            stop_by = Some(Instant::now() + SHUTDOWN_GRACE);
-                        }
-                        (_, back) => {
-                            pinging = back;
-                            info!(
-                                "stanza for a local user: {}",
-                                String::from_utf8_lossy(&e.to_bytes())
-                            );
-                        }
-                    }
-                }
-                Output::Log(l) => {
-                    let conn = l.conn.map(|c| c.0).unwrap_or(0);
-                    match l.level {
-                        Level::Info => info!(conn, "{}", l.message),
-                        Level::Warn => warn!(conn, "{}", l.message),
-                        Level::Debug => debug!(conn, "{}", l.message),
-                    }
-                }
-            }
-        }
-        if stop_by.is_some() && gw.is_idle() {
-            info!("all streams closed");
+        driver.flush(&mut io);
+        let now = Instant::now();
+        if driver.finished(now.into_std()) {
             break;
         }
-        let now = Instant::now();
-        let wake = gw
-            .poll_timeout()
-            .map(Instant::from_std)
-            .into_iter()
-            .chain(stop_by)
-            .chain(pinging.as_ref().map(|p| p.3))
-            .min()
-            .unwrap_or(now + Duration::from_secs(3600));
+        let wake = Instant::from_std(driver.wake(now.into_std()));
+        let stopping = driver.stopping();
         tokio::select! {
             input = rx.recv() => {
                 let Some(input) = input else { break };
                 let now = Instant::now().into_std();
+                let gw = &mut driver.gw;
                 match input {
                     Input::Accepted(listener, stream, peer) => {
                         let conn = gw.accept(listener, peer, now);
-                        conns.insert(conn, spawn_conn(conn, stream, tx.clone()));
+                        io.conns.insert(conn, spawn_conn(conn, stream, tx.clone()));
                     }
                     Input::Connected(conn, stream) => {
-                        conns.insert(conn, spawn_conn(conn, stream, tx.clone()));
+                        io.conns.insert(conn, spawn_conn(conn, stream, tx.clone()));
                         gw.handle_connected(conn, now);
                     }
                     Input::ConnectFailed(conn, why) => gw.handle_connect_failed(conn, &why, now),
                     Input::Bytes(conn, bytes) => gw.handle_bytes(conn, &bytes, now),
                     Input::Closed(conn) => {
-                        conns.remove(&conn);
+                        io.conns.remove(&conn);
                         gw.handle_closed(conn, now);
                     }
                     Input::Dns(query, bytes) => gw.handle_dns(query, &bytes, now),
                 }
             }
-            _ = tokio::time::sleep_until(wake) => {
-                if stop_by.is_some_and(|d| Instant::now() >= d) {
-                    info!("shutdown grace period over; {} connection(s) dropped", gw.connections());
-                    break;
-                }
-                if let Some((to, _, _, deadline)) = &pinging {
-                    if Instant::now() >= *deadline {
-                        println!("ping {to}: no answer in time");
-                        code = ExitCode::FAILURE;
-                        pinging = None;
-                        gw.shutdown(Instant::now().into_std());
-                        stop_by = Some(Instant::now() + SHUTDOWN_GRACE);
-                    }
-                }
-                gw.handle_timeout(Instant::now().into_std());
-            }
-            _ = term.recv(), if stop_by.is_none() => {
-                info!("SIGTERM: closing streams");
-                gw.shutdown(Instant::now().into_std());
-                stop_by = Some(Instant::now() + SHUTDOWN_GRACE);
-            }
-            _ = tokio::signal::ctrl_c(), if stop_by.is_none() => {
-                info!("interrupted: closing streams");
-                gw.shutdown(Instant::now().into_std());
-                stop_by = Some(Instant::now() + SHUTDOWN_GRACE);
-            }
+            _ = tokio::time::sleep_until(wake) => driver.on_timer(Instant::now().into_std()),
+            _ = term.recv(), if !stopping => driver.on_signal(Instant::now().into_std()),
+            _ = tokio::signal::ctrl_c(), if !stopping => driver.on_signal(Instant::now().into_std()),
         }
     }
     // Let connection tasks flush their closing bytes.
     tokio::time::sleep(Duration::from_millis(50)).await;
-    code
+    driver.exit_code()
 }
 
 async fn accept_loop(listener: TcpListener, kind: Listener, tx: mpsc::UnboundedSender<Input>) {

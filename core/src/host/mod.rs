@@ -4,6 +4,7 @@
 //! module uses and the fuzz build leaves off.
 
 pub mod cli;
+pub mod driver;
 pub mod setup;
 
 /// Installs the tracing subscriber both binaries log through; `RUST_LOG`

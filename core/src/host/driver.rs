@@ -1,0 +1,249 @@
+//! The runtime-independent half of both binaries' event loop: what to do
+//! with each gateway output, `xfed ping`, shutdown, and the `check`
+//! command. A runtime only implements [`Io`] (sending to socket tasks and
+//! spawning connects and DNS queries) and the waiting.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use tracing::{debug, info, warn};
+
+use super::cli::{Cli, Command};
+use super::setup::{self, Deployment, SHUTDOWN_GRACE};
+use crate::gateway::{ConnId, Gateway, Level, LogLine, Output, QueryId};
+use crate::xmpp::ping;
+
+/// What the command line asks a runtime to do.
+#[derive(Debug)]
+pub enum Mode {
+    /// Exit with this code (the `check` command ran).
+    Exit(ExitCode),
+    /// Run the gateway from this file (or the embedded default), and
+    /// ping a domain if asked.
+    Run {
+        /// The configuration file; `None` for the embedded default.
+        config: Option<PathBuf>,
+        /// `xfed ping`: the domain and how long to wait.
+        ping: Option<(String, Duration)>,
+    },
+}
+
+/// Reads the command line, running `check` at once.
+pub fn mode(cli: Cli) -> Mode {
+    match cli.command {
+        Some(Command::Check { config }) => Mode::Exit(check(&config)),
+        Some(Command::Run { config }) => Mode::Run {
+            config: Some(config),
+            ping: None,
+        },
+        Some(Command::Ping {
+            config,
+            to,
+            timeout,
+        }) => Mode::Run {
+            config: Some(config),
+            ping: Some((to, Duration::from_secs(timeout))),
+        },
+        None => Mode::Run {
+            config: None,
+            ping: None,
+        },
+    }
+}
+
+/// `xfed check`: prints the notices and OK, or the error.
+pub fn check(path: &Path) -> ExitCode {
+    match setup::check(path) {
+        Ok((_, notices)) => {
+            notices.iter().for_each(|n| println!("{n}"));
+            println!("{}: OK", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// What a runtime does for the driver.
+pub trait Io {
+    /// Queue bytes on a connection's task.
+    fn transmit(&mut self, conn: ConnId, bytes: Vec<u8>);
+    /// Tell a connection's task to close once its bytes are out.
+    fn close(&mut self, conn: ConnId);
+    /// Open a TCP connection; report back with `Gateway::handle_connected`
+    /// or `handle_connect_failed`.
+    fn connect(&mut self, conn: ConnId, addr: SocketAddr);
+    /// Send a DNS query to the resolver; report the reply with
+    /// `Gateway::handle_dns` (silence is the core's timeout to handle).
+    fn dns(&mut self, query: QueryId, bytes: Vec<u8>, tcp: bool);
+}
+
+struct Ping {
+    to: String,
+    id: String,
+    sent: Instant,
+    deadline: Instant,
+}
+
+/// The gateway plus what the process does around it.
+pub struct Driver {
+    /// The gateway; runtimes feed it inputs directly.
+    pub gw: Gateway,
+    stop_by: Option<Instant>,
+    ping: Option<Ping>,
+    failed: bool,
+}
+
+impl Driver {
+    /// Starts the gateway of `dep` (logging its notices), and sends the
+    /// ping of `xfed ping` at once.
+    pub fn new(dep: Deployment, ping: Option<(String, Duration)>, now: Instant) -> Driver {
+        for n in &dep.notices {
+            info!("{n}");
+        }
+        let from = dep
+            .config
+            .gateway
+            .domains
+            .first()
+            .cloned()
+            .unwrap_or_default();
+        let limit = setup::connection_limit(&dep.config);
+        let mut gw = Gateway::new(dep.settings, dep.seed, now, dep.unix_now, limit);
+        let ping = ping.map(|(to, timeout)| {
+            let id = format!("xfed-ping-{}", dep.unix_now);
+            gw.send(ping::request(&from, &to, &id), now);
+            Ping {
+                to,
+                id,
+                sent: now,
+                deadline: now + timeout,
+            }
+        });
+        Driver {
+            gw,
+            stop_by: None,
+            ping,
+            failed: false,
+        }
+    }
+
+    /// Carries out every pending output.
+    pub fn flush(&mut self, io: &mut impl Io) {
+        while let Some(out) = self.gw.poll_output() {
+            match out {
+                Output::Transmit { conn, bytes } => io.transmit(conn, bytes),
+                Output::Close { conn } => io.close(conn),
+                Output::Connect { conn, addr } => io.connect(conn, addr),
+                Output::DnsQuery { query, bytes, tcp } => io.dns(query, bytes, tcp),
+                Output::Stanza(e) => {
+                    let answer = self.ping.as_ref().and_then(|p| ping::outcome(&e, &p.id));
+                    match (answer, self.ping.take()) {
+                        (Some(result), Some(p)) => {
+                            let ms = p.sent.elapsed().as_secs_f64() * 1000.0;
+                            match result {
+                                Ok(()) => println!("ping {}: answered in {ms:.1} ms", p.to),
+                                Err(cond) => {
+                                    println!("ping {}: error {cond} after {ms:.1} ms", p.to);
+                                    self.failed = true;
+                                }
+                            }
+                            self.stop(Instant::now());
+                        }
+                        (_, back) => {
+                            self.ping = back;
+                            info!(
+                                "stanza for a local user: {}",
+                                String::from_utf8_lossy(&e.to_bytes())
+                            );
+                        }
+                    }
+                }
+                Output::Log(line) => log(&line),
+            }
+        }
+    }
+
+    /// When the runtime must call [`Driver::on_timer`] at the latest.
+    pub fn wake(&self, now: Instant) -> Instant {
+        self.gw
+            .poll_timeout()
+            .into_iter()
+            .chain(self.stop_by)
+            .chain(self.ping.as_ref().map(|p| p.deadline))
+            .min()
+            .unwrap_or(now + Duration::from_secs(3600))
+    }
+
+    /// The wake-up time came.
+    pub fn on_timer(&mut self, now: Instant) {
+        if let Some(p) = &self.ping {
+            if now >= p.deadline {
+                println!("ping {}: no answer in time", p.to);
+                self.failed = true;
+                self.ping = None;
+                self.stop(now);
+            }
+        }
+        self.gw.handle_timeout(now);
+    }
+
+    /// SIGTERM or SIGINT: close every stream, give peers a grace period.
+    pub fn on_signal(&mut self, now: Instant) {
+        info!("signal received: closing streams");
+        self.stop(now);
+    }
+
+    fn stop(&mut self, now: Instant) {
+        if self.stop_by.is_none() {
+            self.gw.shutdown(now);
+            self.stop_by = Some(now + SHUTDOWN_GRACE);
+        }
+    }
+
+    /// Whether a stop was asked (signals need no more watching).
+    pub fn stopping(&self) -> bool {
+        self.stop_by.is_some()
+    }
+
+    /// Whether the process should exit now.
+    pub fn finished(&self, now: Instant) -> bool {
+        match self.stop_by {
+            Some(_) if self.gw.is_idle() => {
+                info!("all streams closed");
+                true
+            }
+            Some(by) if now >= by => {
+                info!(
+                    "shutdown grace period over; {} connection(s) dropped",
+                    self.gw.connections()
+                );
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The process's exit status.
+    pub fn exit_code(&self) -> ExitCode {
+        if self.failed {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// Writes a core log line through tracing.
+pub fn log(line: &LogLine) {
+    let conn = line.conn.map(|c| c.0).unwrap_or(0);
+    match line.level {
+        Level::Info => info!(conn, "{}", line.message),
+        Level::Warn => warn!(conn, "{}", line.message),
+        Level::Debug => debug!(conn, "{}", line.message),
+    }
+}

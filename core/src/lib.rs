@@ -12,9 +12,9 @@ pub mod gateway;
 pub mod jid;
 pub mod registrar;
 pub mod rng;
-pub mod sip;
 #[cfg(feature = "test-ca")]
 pub mod sim;
+pub mod sip;
 pub mod store;
 pub mod tls;
 pub mod translate;

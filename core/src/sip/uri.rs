@@ -1,0 +1,608 @@
+//! `sip:`, `sips:` (RFC 3261 section 19.1) and `tel:` (RFC 3966) URIs.
+//!
+//! Parts are stored as written (escapes kept) so that `Display` gives back
+//! text that parses to an equal value; [`Uri::user_decoded`] gives the
+//! octets RFC 7247 address mapping works on. Equality is structural, not
+//! the RFC 3261 section 19.1.4 comparison.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use super::params::Params;
+use super::syntax::{
+    encode, is_hnv_char, is_param_char, is_password_char, is_user_char, percent_decode, short,
+    valid_escaped,
+};
+
+/// Why a URI was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UriError {
+    /// A well-formed URI of a scheme other than sip, sips and tel (`im:`,
+    /// `http:`...): a request for it is answered 416.
+    UnsupportedScheme(String),
+    /// Not a valid URI.
+    Malformed(String),
+}
+
+impl fmt::Display for UriError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UriError::UnsupportedScheme(s) => write!(f, "unsupported URI scheme '{s}'"),
+            UriError::Malformed(d) => write!(f, "malformed URI: {d}"),
+        }
+    }
+}
+
+impl std::error::Error for UriError {}
+
+fn malformed(detail: impl Into<String>) -> UriError {
+    UriError::Malformed(detail.into())
+}
+
+/// The URI schemes this crate reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Scheme {
+    Sip,
+    Sips,
+    Tel,
+}
+
+impl Scheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Sip => "sip",
+            Scheme::Sips => "sips",
+            Scheme::Tel => "tel",
+        }
+    }
+}
+
+impl fmt::Display for Scheme {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A host: a domain name as written, or an IP address.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Host {
+    /// A host name; build it with [`Host::parse`] so that it is valid.
+    Domain(String),
+    V4(Ipv4Addr),
+    /// Written `[...]` in URIs and Via.
+    V6(Ipv6Addr),
+}
+
+impl Host {
+    /// A host name, dotted IPv4 address, or bracketed IPv6 reference.
+    pub fn parse(s: &str) -> Result<Host, UriError> {
+        if let Some(inner) = s.strip_prefix('[') {
+            let inner = inner
+                .strip_suffix(']')
+                .ok_or_else(|| malformed("unterminated IPv6 reference"))?;
+            return inner
+                .parse()
+                .map(Host::V6)
+                .map_err(|_| malformed(format!("bad IPv6 address '{}'", short(inner))));
+        }
+        if let Ok(a) = s.parse::<Ipv4Addr>() {
+            return Ok(Host::V4(a));
+        }
+        // RFC 3261 hostname characters; '_' tolerated as deployed DNS has it.
+        let ok = !s.is_empty()
+            && s.len() <= 255
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
+            && !s.starts_with(['.', '-'])
+            && !s.contains("..");
+        if ok {
+            Ok(Host::Domain(s.to_owned()))
+        } else {
+            Err(malformed(format!("bad host '{}'", short(s))))
+        }
+    }
+
+    /// Case-insensitive for names, by address for IP literals.
+    pub fn same(&self, other: &Host) -> bool {
+        match (self, other) {
+            (Host::Domain(a), Host::Domain(b)) => a.eq_ignore_ascii_case(b),
+            _ => self == other,
+        }
+    }
+}
+
+impl fmt::Display for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Host::Domain(d) => f.write_str(d),
+            Host::V4(a) => write!(f, "{a}"),
+            Host::V6(a) => write!(f, "[{a}]"),
+        }
+    }
+}
+
+/// A sip:, sips: or tel: URI.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Uri {
+    scheme: Scheme,
+    /// The user part (for tel:, the telephone number), escapes kept.
+    user: Option<String>,
+    password: Option<String>,
+    /// `None` only for tel:.
+    host: Option<Host>,
+    port: Option<u16>,
+    params: Params,
+    headers: Vec<(String, String)>,
+}
+
+impl Uri {
+    /// `sip:user@host`, percent-encoding `user` (given decoded) where RFC
+    /// 3261 requires it. An empty user means none.
+    pub fn sip(user: Option<&str>, host: Host) -> Uri {
+        Uri::build(Scheme::Sip, user, host)
+    }
+
+    /// `sips:user@host`, like [`Uri::sip`].
+    pub fn sips(user: Option<&str>, host: Host) -> Uri {
+        Uri::build(Scheme::Sips, user, host)
+    }
+
+    fn build(scheme: Scheme, user: Option<&str>, host: Host) -> Uri {
+        Uri {
+            scheme,
+            user: user
+                .filter(|u| !u.is_empty())
+                .map(|u| encode(u.as_bytes(), is_user_char)),
+            password: None,
+            host: Some(host),
+            port: None,
+            params: Params::default(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// `tel:number`; the number must be valid RFC 3966 digits.
+    pub fn tel(number: &str) -> Result<Uri, UriError> {
+        Uri::parse_tel(number)
+    }
+
+    /// The same URI with `port`.
+    pub fn with_port(mut self, port: Option<u16>) -> Uri {
+        if self.scheme != Scheme::Tel {
+            self.port = port;
+        }
+        self
+    }
+
+    /// The same URI with the parameter set (replacing one of that name);
+    /// characters URI parameters cannot hold are percent-encoded. An empty
+    /// name is ignored.
+    pub fn with_param(mut self, name: &str, value: Option<&str>) -> Uri {
+        self.set_param(name, value);
+        self
+    }
+
+    /// Sets a parameter, as [`Uri::with_param`].
+    pub fn set_param(&mut self, name: &str, value: Option<&str>) {
+        if name.is_empty() {
+            return;
+        }
+        let value = value
+            .filter(|v| !v.is_empty())
+            .map(|v| encode(v.as_bytes(), is_param_char));
+        self.params
+            .set(encode(name.as_bytes(), is_param_char), value);
+    }
+
+    /// Removes every parameter called `name`.
+    pub fn remove_param(&mut self, name: &str) {
+        self.params.remove(name);
+    }
+
+    /// The same URI with a `?name=value` header appended (encoded as
+    /// needed; ignored for tel: and for an empty name).
+    pub fn with_header(mut self, name: &str, value: &str) -> Uri {
+        if self.scheme != Scheme::Tel && !name.is_empty() {
+            self.headers.push((
+                encode(name.as_bytes(), is_hnv_char),
+                encode(value.as_bytes(), is_hnv_char),
+            ));
+        }
+        self
+    }
+
+    /// Parses a URI as found in a Request-Line or inside `<...>`.
+    pub fn parse(s: &str) -> Result<Uri, UriError> {
+        let colon = s.find(':').ok_or_else(|| malformed("no scheme"))?;
+        let (scheme, rest) = (&s[..colon], &s[colon + 1..]);
+        if scheme.eq_ignore_ascii_case("sip") {
+            Uri::parse_sip(Scheme::Sip, rest)
+        } else if scheme.eq_ignore_ascii_case("sips") {
+            Uri::parse_sip(Scheme::Sips, rest)
+        } else if scheme.eq_ignore_ascii_case("tel") {
+            Uri::parse_tel(rest)
+        } else if scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+            && !rest.is_empty()
+            && !rest.bytes().any(|b| b <= b' ' || b == 0x7F)
+        {
+            Err(UriError::UnsupportedScheme(scheme.to_ascii_lowercase()))
+        } else {
+            Err(malformed(format!("bad scheme '{}'", short(scheme))))
+        }
+    }
+
+    fn parse_sip(scheme: Scheme, rest: &str) -> Result<Uri, UriError> {
+        let (userinfo, hostpart) = match rest.find('@') {
+            Some(i) => (Some(&rest[..i]), &rest[i + 1..]),
+            None => (None, rest),
+        };
+        let (mut user, mut password) = (None, None);
+        if let Some(ui) = userinfo {
+            let (u, p) = match ui.find(':') {
+                Some(i) => (&ui[..i], Some(&ui[i + 1..])),
+                None => (ui, None),
+            };
+            if u.is_empty() || !valid_escaped(u, is_user_char) {
+                return Err(malformed(format!("bad user part '{}'", short(u))));
+            }
+            if let Some(p) = p {
+                if !valid_escaped(p, is_password_char) {
+                    return Err(malformed("bad password"));
+                }
+            }
+            user = Some(u.to_owned());
+            password = p.map(str::to_owned);
+        }
+        let host_end = if hostpart.starts_with('[') {
+            hostpart
+                .find(']')
+                .map(|i| i + 1)
+                .ok_or_else(|| malformed("unterminated IPv6 reference"))?
+        } else {
+            hostpart.find([':', ';', '?']).unwrap_or(hostpart.len())
+        };
+        let host = Host::parse(&hostpart[..host_end])?;
+        let mut rest = &hostpart[host_end..];
+        let mut port = None;
+        if let Some(p) = rest.strip_prefix(':') {
+            let end = p.find([';', '?']).unwrap_or(p.len());
+            port = Some(parse_port(&p[..end])?);
+            rest = &p[end..];
+        }
+        let end = rest.find('?').unwrap_or(rest.len());
+        let params = parse_uri_params(&rest[..end])?;
+        rest = &rest[end..];
+        let mut headers = Vec::new();
+        if let Some(h) = rest.strip_prefix('?') {
+            for pair in h.split('&') {
+                let (n, v) = pair
+                    .split_once('=')
+                    .ok_or_else(|| malformed("URI header without '='"))?;
+                if n.is_empty() || !valid_escaped(n, is_hnv_char) || !valid_escaped(v, is_hnv_char)
+                {
+                    return Err(malformed("bad URI header"));
+                }
+                headers.push((n.to_owned(), v.to_owned()));
+            }
+        }
+        Ok(Uri {
+            scheme,
+            user,
+            password,
+            host: Some(host),
+            port,
+            params,
+            headers,
+        })
+    }
+
+    fn parse_tel(rest: &str) -> Result<Uri, UriError> {
+        let end = rest.find(';').unwrap_or(rest.len());
+        let number = &rest[..end];
+        let visual = |b: u8| b"-.()".contains(&b);
+        let ok = match number.strip_prefix('+') {
+            Some(n) => {
+                n.bytes().any(|b| b.is_ascii_digit())
+                    && n.bytes().all(|b| b.is_ascii_digit() || visual(b))
+            }
+            None => {
+                number
+                    .bytes()
+                    .any(|b| b.is_ascii_hexdigit() || b == b'*' || b == b'#')
+                    && number
+                        .bytes()
+                        .all(|b| b.is_ascii_hexdigit() || b == b'*' || b == b'#' || visual(b))
+            }
+        };
+        if !ok {
+            return Err(malformed(format!(
+                "bad telephone number '{}'",
+                short(number)
+            )));
+        }
+        Ok(Uri {
+            scheme: Scheme::Tel,
+            user: Some(number.to_owned()),
+            password: None,
+            host: None,
+            port: None,
+            params: parse_uri_params(&rest[end..])?,
+            headers: Vec::new(),
+        })
+    }
+
+    pub fn scheme(&self) -> Scheme {
+        self.scheme
+    }
+
+    /// The user part as written (escapes kept); for tel:, the number.
+    pub fn user(&self) -> Option<&str> {
+        self.user.as_deref()
+    }
+
+    /// The user part with `%XX` escapes decoded: octets, which RFC 7247
+    /// maps to a JID localpart only when they are UTF-8.
+    pub fn user_decoded(&self) -> Option<Cow<'_, [u8]>> {
+        self.user.as_deref().map(percent_decode)
+    }
+
+    /// The password as written (RFC 3261 discourages it).
+    pub fn password(&self) -> Option<&str> {
+        self.password.as_deref()
+    }
+
+    /// The host; `None` for tel:.
+    pub fn host(&self) -> Option<&Host> {
+        self.host.as_ref()
+    }
+
+    pub fn port(&self) -> Option<u16> {
+        self.port
+    }
+
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// See [`Params::get`].
+    pub fn param(&self, name: &str) -> Option<Option<&str>> {
+        self.params.get(name)
+    }
+
+    /// `transport=` (udp, tcp, tls, sctp, ws...).
+    pub fn transport(&self) -> Option<&str> {
+        self.params.value("transport")
+    }
+
+    /// `maddr=`.
+    pub fn maddr(&self) -> Option<&str> {
+        self.params.value("maddr")
+    }
+
+    /// `;lr`: a loose router (RFC 3261 section 16.12).
+    pub fn lr(&self) -> bool {
+        self.params.contains("lr")
+    }
+
+    /// `gr` (RFC 5627): `Some(None)` when present without a value.
+    pub fn gr(&self) -> Option<Option<&str>> {
+        self.params.get("gr")
+    }
+
+    /// URI headers (`?name=value&...`), as written.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.headers.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+}
+
+fn parse_port(p: &str) -> Result<u16, UriError> {
+    if p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(malformed(format!("bad port '{}'", short(p))));
+    }
+    p.parse()
+        .map_err(|_| malformed(format!("port {p} out of range")))
+}
+
+/// `*( ";" pname [ "=" pvalue ] )` of a URI.
+fn parse_uri_params(s: &str) -> Result<Params, UriError> {
+    let mut v = Vec::new();
+    if s.is_empty() {
+        return Ok(Params::default());
+    }
+    let Some(s) = s.strip_prefix(';') else {
+        return Err(malformed(format!("unexpected '{}'", short(s))));
+    };
+    for seg in s.split(';') {
+        let (n, val) = match seg.split_once('=') {
+            Some((n, val)) => (n, Some(val)),
+            None => (seg, None),
+        };
+        if n.is_empty() || !valid_escaped(n, is_param_char) {
+            return Err(malformed(format!("bad URI parameter '{}'", short(seg))));
+        }
+        if let Some(val) = val {
+            if val.is_empty() || !valid_escaped(val, is_param_char) {
+                return Err(malformed(format!("bad URI parameter '{}'", short(seg))));
+            }
+        }
+        v.push((n.to_owned(), val.map(str::to_owned)));
+    }
+    Ok(Params::from_vec(v))
+}
+
+impl fmt::Display for Uri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:", self.scheme)?;
+        if let Some(u) = &self.user {
+            f.write_str(u)?;
+            if let Some(p) = &self.password {
+                write!(f, ":{p}")?;
+            }
+            if self.host.is_some() {
+                f.write_str("@")?;
+            }
+        }
+        if let Some(h) = &self.host {
+            write!(f, "{h}")?;
+        }
+        if let Some(p) = self.port {
+            write!(f, ":{p}")?;
+        }
+        write!(f, "{}", self.params)?;
+        for (i, (n, v)) in self.headers.iter().enumerate() {
+            let sep = if i == 0 { '?' } else { '&' };
+            write!(f, "{sep}{n}={v}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::str::FromStr for Uri {
+    type Err = UriError;
+    fn from_str(s: &str) -> Result<Uri, UriError> {
+        Uri::parse(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rt(s: &str) -> Uri {
+        let u = Uri::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"));
+        assert_eq!(Uri::parse(&u.to_string()).as_ref(), Ok(&u), "{s}");
+        u
+    }
+
+    #[test]
+    fn sip_uris() {
+        let u = rt("sip:alice@atlanta.com");
+        assert_eq!(u.scheme(), Scheme::Sip);
+        assert_eq!(u.user(), Some("alice"));
+        assert_eq!(u.host(), Some(&Host::Domain("atlanta.com".into())));
+        assert_eq!(u.to_string(), "sip:alice@atlanta.com");
+
+        let u = rt("SIPS:alice:secretword@atlanta.com:5061;transport=tcp;lr;maddr=239.255.255.1?subject=project%20x&priority=urgent");
+        assert_eq!(u.scheme(), Scheme::Sips);
+        assert_eq!(u.password(), Some("secretword"));
+        assert_eq!(u.port(), Some(5061));
+        assert_eq!(u.transport(), Some("tcp"));
+        assert!(u.lr());
+        assert_eq!(u.maddr(), Some("239.255.255.1"));
+        assert_eq!(
+            u.headers().collect::<Vec<_>>(),
+            [("subject", "project%20x"), ("priority", "urgent")]
+        );
+
+        let u = rt("sip:+1-212-555-1212:1234@gateway.com;user=phone");
+        assert_eq!(u.user(), Some("+1-212-555-1212"));
+        assert_eq!(u.param("user"), Some(Some("phone")));
+
+        let u = rt("sip:[2001:db8::10]:5070;gr");
+        assert_eq!(u.host(), Some(&Host::V6("2001:db8::10".parse().unwrap())));
+        assert_eq!(u.port(), Some(5070));
+        assert_eq!(u.gr(), Some(None));
+        assert_eq!(u.to_string(), "sip:[2001:db8::10]:5070;gr");
+
+        let u = rt("sip:127.0.0.1:5060");
+        assert_eq!(u.host(), Some(&Host::V4(Ipv4Addr::LOCALHOST)));
+
+        let u = rt("sip:juliet%40capulet%20x@example.com;gr=urn:uuid:f81d4fae");
+        assert_eq!(u.user_decoded().as_deref(), Some(&b"juliet@capulet x"[..]));
+        assert_eq!(u.gr(), Some(Some("urn:uuid:f81d4fae")));
+        rt("sip:a;b=c@example.com");
+        rt("sip:registrar.example.com");
+    }
+
+    #[test]
+    fn tel_uris() {
+        let u = rt("tel:+1-201-555-0123;phone-context=example.com");
+        assert_eq!(u.scheme(), Scheme::Tel);
+        assert_eq!(u.user(), Some("+1-201-555-0123"));
+        assert_eq!(u.host(), None);
+        assert_eq!(u.param("phone-context"), Some(Some("example.com")));
+        rt("tel:7042;phone-context=example.com");
+        rt("tel:*21#");
+        assert!(Uri::parse("tel:+").is_err());
+        assert!(Uri::parse("tel:abc x").is_err());
+        assert!(Uri::parse("tel:").is_err());
+    }
+
+    #[test]
+    fn refused() {
+        for bad in [
+            "sip:",
+            "sip:@host",
+            "sip:a@",
+            "sip:a b@host",
+            "sip:host:",
+            "sip:host:99999",
+            "sip:host:12a",
+            "sip:host;",
+            "sip:host;=x",
+            "sip:host;a=",
+            "sip:host?x",
+            "sip:[::1",
+            "sip:[zz]",
+            "sip:ho st",
+            "sip:host%",
+            "sip:a%4@host",
+            "sip:a@b@c",
+            "sip:.host",
+            "nocolon",
+            "1sip:x",
+            ":x",
+        ] {
+            assert!(
+                matches!(Uri::parse(bad), Err(UriError::Malformed(_))),
+                "{bad}: {:?}",
+                Uri::parse(bad)
+            );
+        }
+        for other in [
+            "im:alice@example.com",
+            "pres:a@b",
+            "http://example.com/",
+            "urn:x",
+        ] {
+            assert!(
+                matches!(Uri::parse(other), Err(UriError::UnsupportedScheme(_))),
+                "{other}"
+            );
+        }
+    }
+
+    #[test]
+    fn construction_encodes() {
+        let u = Uri::sip(
+            Some("juliet@capulet x;%"),
+            Host::parse("example.com").unwrap(),
+        )
+        .with_port(Some(5060))
+        .with_param("transport", Some("tcp"))
+        .with_param("odd name", Some("a b;c"))
+        .with_param("lr", None)
+        .with_header("subject", "hi there&more");
+        let s = u.to_string();
+        assert_eq!(
+            s,
+            "sip:juliet%40capulet%20x;%25@example.com:5060;transport=tcp;odd%20name=a%20b%3Bc;lr?subject=hi%20there%26more"
+        );
+        let back = Uri::parse(&s).unwrap();
+        assert_eq!(back, u);
+        assert_eq!(
+            back.user_decoded().as_deref(),
+            Some("juliet@capulet x;%".as_bytes())
+        );
+        let u = u.with_param("TRANSPORT", Some("udp"));
+        assert_eq!(u.transport(), Some("udp"));
+        assert_eq!(
+            Uri::sip(Some(""), Host::V4(Ipv4Addr::LOCALHOST)).user(),
+            None
+        );
+    }
+}

@@ -1,1 +1,22 @@
 //! Pure XMPP <-> SIP mappings: addresses (RFC 7247), IM (RFC 7572), errors (RFC 7247 tables), chat states (XEP-0085 <-> RFC 3994).
+//!
+//! Every function here is a pure mapping: no I/O, no state, no panics on
+//! input. State the mappings need (thread <-> Call-ID maps, the last
+//! isComposing sent, the 415 that turns isComposing off) belongs to the
+//! caller.
+
+pub mod address;
+pub mod chatstate;
+pub mod error;
+pub mod im;
+
+pub use address::{jid_to_sip, sip_to_jid, AddressError};
+pub use chatstate::{
+    is_composing_xml, next_is_composing, parse_is_composing, ChatState, ComposingState,
+    IsComposing, IsComposingError,
+};
+pub use error::{sip_to_xmpp, xmpp_to_sip};
+pub use im::{
+    sip_message_to_xmpp, sip_message_to_xmpp_as, xmpp_message_to_sip, ImError, SipIm,
+    XmppMessageType,
+};

@@ -1,1 +1,237 @@
-//! What xfed persists, behind an interface a PostgreSQL backend can implement later.
+//! What xfed persists, behind an interface a PostgreSQL backend can
+//! implement later.
+//!
+//! The core never calls a store: it keeps the state it needs in memory and
+//! emits [`Persist`] records describing each change; the runtime applies
+//! them with [`Store::apply`] (from a blocking task: the trait is blocking)
+//! and loads everything back at start. The in-memory [`MemoryStore`] is the
+//! reference behaviour; `host::store_sqlite::SqliteStore` must match it
+//! (`core/tests/store.rs` runs one suite against both).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::registrar::bindings::Binding;
+
+/// One change to persist. Applying a sequence is idempotent and tolerant of
+/// a previous partial run: inserts and updates both write the whole record
+/// (an update of a missing record creates it), deletes of missing records
+/// do nothing.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Persist {
+    /// A new registrar binding.
+    InsertBinding(Binding),
+    /// A refreshed or changed binding, identified by (aor, [`Binding::key`]).
+    UpdateBinding(Binding),
+    /// A binding removed or expired.
+    DeleteBinding {
+        /// Its address of record.
+        aor: String,
+        /// Its [`Binding::key`].
+        key: String,
+    },
+    /// `local_user` addressed `remote_jid` at `at_unix`: what lets a
+    /// `public-unverified` partner's user reach them afterwards (DESIGN.md
+    /// section 4). The first and last times are kept.
+    RememberContact {
+        /// The local address, `user@domain`.
+        local_user: String,
+        /// The remote bare JID, prepared.
+        remote_jid: String,
+        /// When, in unix seconds.
+        at_unix: u64,
+    },
+    /// Forgets a remembered contact (the user removed it).
+    ForgetContact {
+        /// The local address.
+        local_user: String,
+        /// The remote bare JID.
+        remote_jid: String,
+    },
+}
+
+/// A remembered contact between a local user and a remote JID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contacted {
+    /// The local address, `user@domain`.
+    pub local_user: String,
+    /// The remote bare JID.
+    pub remote_jid: String,
+    /// The earliest time recorded, unix seconds.
+    pub first_at: u64,
+    /// The latest time recorded, unix seconds.
+    pub last_at: u64,
+}
+
+impl Contacted {
+    /// Merges one more sighting; min and max make the result independent of
+    /// the order sightings are applied in.
+    fn seen(&mut self, at_unix: u64) {
+        self.first_at = self.first_at.min(at_unix);
+        self.last_at = self.last_at.max(at_unix);
+    }
+}
+
+/// Why a store operation failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    /// The back end failed (I/O, locking, SQL).
+    Backend(String),
+    /// Stored data cannot be read back (a value out of range, ...).
+    Corrupt(String),
+    /// The database was written by a newer xfed.
+    SchemaTooNew {
+        /// The version found.
+        found: i64,
+        /// The newest this build knows.
+        supported: i64,
+    },
+    /// The URL names a back end this build does not have.
+    Unsupported(String),
+    /// A value cannot be stored (e.g. a time beyond the back end's range).
+    Invalid(String),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Backend(m) => write!(f, "store: {m}"),
+            StoreError::Corrupt(m) => write!(f, "store holds unreadable data: {m}"),
+            StoreError::SchemaTooNew { found, supported } => write!(
+                f,
+                "store schema version {found} is newer than this xfed supports ({supported})"
+            ),
+            StoreError::Unsupported(m) => write!(f, "store not supported: {m}"),
+            StoreError::Invalid(m) => write!(f, "value cannot be stored: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// The largest time a store accepts: SQL integers are signed 64-bit, and
+/// every back end must refuse the same values (the memory store too).
+pub const MAX_TIME: u64 = i64::MAX as u64;
+
+/// Refuses a batch holding a time beyond [`MAX_TIME`], before anything is
+/// applied.
+pub(crate) fn check_times(changes: &[Persist]) -> Result<(), StoreError> {
+    for change in changes {
+        let t = match change {
+            Persist::InsertBinding(b) | Persist::UpdateBinding(b) => b.expires_at,
+            Persist::RememberContact { at_unix, .. } => *at_unix,
+            Persist::DeleteBinding { .. } | Persist::ForgetContact { .. } => continue,
+        };
+        if t > MAX_TIME {
+            return Err(StoreError::Invalid(format!("time {t} is beyond 2^63")));
+        }
+    }
+    Ok(())
+}
+
+/// A persistent store. Blocking: runtimes call it from a blocking task.
+/// `apply` is atomic: either every record of the slice is applied or none.
+pub trait Store: Send {
+    /// Every stored binding, in no particular order.
+    fn load_bindings(&mut self) -> Result<Vec<Binding>, StoreError>;
+
+    /// Every remembered contact, in no particular order.
+    fn load_contacts(&mut self) -> Result<Vec<Contacted>, StoreError>;
+
+    /// Applies `changes` in order, all or nothing.
+    fn apply(&mut self, changes: &[Persist]) -> Result<(), StoreError>;
+
+    /// The remembered contact between `local_user` and `remote_jid`, if any.
+    fn has_contacted(
+        &mut self,
+        local_user: &str,
+        remote_jid: &str,
+    ) -> Result<Option<Contacted>, StoreError>;
+
+    /// Records that `local_user` addressed `remote_jid` at `at_unix`.
+    fn remember_contact(
+        &mut self,
+        local_user: &str,
+        remote_jid: &str,
+        at_unix: u64,
+    ) -> Result<(), StoreError> {
+        self.apply(&[Persist::RememberContact {
+            local_user: local_user.to_string(),
+            remote_jid: remote_jid.to_string(),
+            at_unix,
+        }])
+    }
+}
+
+/// The in-memory store: for tests, and the reference behaviour.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStore {
+    bindings: BTreeMap<(String, String), Binding>,
+    contacts: BTreeMap<(String, String), Contacted>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> MemoryStore {
+        MemoryStore::default()
+    }
+}
+
+impl Store for MemoryStore {
+    fn load_bindings(&mut self) -> Result<Vec<Binding>, StoreError> {
+        Ok(self.bindings.values().cloned().collect())
+    }
+
+    fn load_contacts(&mut self) -> Result<Vec<Contacted>, StoreError> {
+        Ok(self.contacts.values().cloned().collect())
+    }
+
+    fn apply(&mut self, changes: &[Persist]) -> Result<(), StoreError> {
+        // Past this check nothing can fail, so all-or-nothing holds.
+        check_times(changes)?;
+        for change in changes {
+            match change {
+                Persist::InsertBinding(b) | Persist::UpdateBinding(b) => {
+                    self.bindings.insert((b.aor.clone(), b.key()), b.clone());
+                }
+                Persist::DeleteBinding { aor, key } => {
+                    self.bindings.remove(&(aor.clone(), key.clone()));
+                }
+                Persist::RememberContact {
+                    local_user,
+                    remote_jid,
+                    at_unix,
+                } => {
+                    self.contacts
+                        .entry((local_user.clone(), remote_jid.clone()))
+                        .and_modify(|c| c.seen(*at_unix))
+                        .or_insert_with(|| Contacted {
+                            local_user: local_user.clone(),
+                            remote_jid: remote_jid.clone(),
+                            first_at: *at_unix,
+                            last_at: *at_unix,
+                        });
+                }
+                Persist::ForgetContact {
+                    local_user,
+                    remote_jid,
+                } => {
+                    self.contacts
+                        .remove(&(local_user.clone(), remote_jid.clone()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn has_contacted(
+        &mut self,
+        local_user: &str,
+        remote_jid: &str,
+    ) -> Result<Option<Contacted>, StoreError> {
+        Ok(self
+            .contacts
+            .get(&(local_user.to_string(), remote_jid.to_string()))
+            .cloned())
+    }
+}

@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod driver;
 pub mod setup;
+pub mod store_sqlite;
 
 /// Installs the tracing subscriber both binaries log through; `RUST_LOG`
 /// overrides the default level (`info`).

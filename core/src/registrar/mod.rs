@@ -1,1 +1,243 @@
 //! The built-in SIP registrar: digest authentication (RFC 8760) and bindings.
+//!
+//! Works on parsed values only (the SIP parser lives in `sip`): the caller
+//! extracts the address of record, the Authorization values, the Contacts
+//! and the source address, and turns [`Decision`]s and
+//! [`bindings::RegisterOutcome`]s into responses. Time is unix seconds from
+//! the caller; randomness (nonces) comes from the caller's [`Rng`].
+
+pub mod bindings;
+pub mod digest;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use crate::config::{SipConfig, SipCredential};
+use crate::rng::Rng;
+use crate::store::Persist;
+
+use bindings::{Binding, Bindings, Policy, RegisterError, RegisterOutcome, RegisterRequest};
+use digest::{Authorization, Digest, Failure, Verdict};
+
+/// What [`Registrar::authorize`] needs to know of a request.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthRequest<'a> {
+    /// Where the request came from (the transport's peer address).
+    pub source: IpAddr,
+    /// The request method, e.g. `REGISTER`.
+    pub method: &'a str,
+    /// The Request-URI as received (digest signs it as text).
+    pub request_uri: &'a str,
+    /// The identity claimed, `user@domain`: the To URI of a REGISTER, the
+    /// From URI of other requests.
+    pub aor: &'a str,
+    /// Every `Authorization` header value of the request, in order.
+    pub authorization: &'a [&'a str],
+}
+
+/// The registrar's answer to "may this request act as `aor`?".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Proceed as `user@domain`.
+    Allow {
+        /// The user part.
+        user: String,
+        /// The domain, lowercase.
+        domain: String,
+        /// Admitted for its source address (`sip.trusted`), without digest.
+        trusted: bool,
+    },
+    /// Answer 401 with [`Registrar::challenge`]'s headers.
+    Challenge {
+        /// The realm: the domain of the address of record.
+        realm: String,
+        /// The user part, which decides the algorithms offered.
+        user: String,
+        /// The password was right but the nonce old: `stale=true`.
+        stale: bool,
+    },
+    /// Answer with this final response.
+    Reject {
+        /// Status code (400, 403).
+        code: u16,
+        /// Reason phrase.
+        reason: &'static str,
+    },
+}
+
+/// The built-in registrar: who may register, and the bindings.
+#[derive(Debug)]
+pub struct Registrar {
+    domains: Vec<String>,
+    accounts: HashMap<String, SipCredential>,
+    trusted: Vec<IpAddr>,
+    digest: Digest,
+    bindings: Bindings,
+}
+
+impl Registrar {
+    /// A registrar for `domains` (`gateway.domains`, each a realm) with the
+    /// accounts and trusted peers of `sip`. `digest` carries the nonce key:
+    /// derive it from a secret shared by the instances of a deployment for
+    /// nonces that any instance accepts.
+    pub fn new(domains: &[String], sip: &SipConfig, digest: Digest, policy: Policy) -> Registrar {
+        Registrar {
+            domains: domains.iter().map(|d| d.to_ascii_lowercase()).collect(),
+            accounts: sip
+                .accounts
+                .iter()
+                .map(|a| (a.user.clone(), a.credential.clone()))
+                .collect(),
+            trusted: sip.trusted.clone(),
+            digest,
+            bindings: Bindings::new(policy),
+        }
+    }
+
+    /// Replaces the bindings by what the store holds (at start); returns
+    /// the deletes of those already expired.
+    pub fn restore(&mut self, stored: Vec<Binding>, now_unix: u64) -> Vec<Persist> {
+        let (bindings, changes) = Bindings::restore(self.bindings.policy(), stored, now_unix);
+        self.bindings = bindings;
+        changes
+    }
+
+    /// The bindings, for lookups and expiry.
+    pub fn bindings(&self) -> &Bindings {
+        &self.bindings
+    }
+
+    /// The bindings, mutably (expiry).
+    pub fn bindings_mut(&mut self) -> &mut Bindings {
+        &mut self.bindings
+    }
+
+    /// The digest server.
+    pub fn digest(&self) -> &Digest {
+        &self.digest
+    }
+
+    /// Whether `domain` is one of ours.
+    pub fn serves(&self, domain: &str) -> bool {
+        self.domains.iter().any(|d| d.eq_ignore_ascii_case(domain))
+    }
+
+    /// Decides who a request may act as; pure (no randomness, no state
+    /// change). The rules:
+    ///
+    /// - the domain of `aor` must be ours (else 403);
+    /// - a `trusted` source is allowed without digest;
+    /// - otherwise the request needs credentials for the realm of that
+    ///   domain: none gets a challenge, whatever the user (not revealing
+    ///   which accounts exist); a digest `username` other than the user of
+    ///   `aor` is refused (403): nobody registers as someone else;
+    /// - unknown users and wrong passwords get the same 403; a right
+    ///   password with an old nonce gets a `stale` challenge; malformed or
+    ///   unsupported credentials get 400.
+    pub fn authorize(&self, req: &AuthRequest<'_>, now_unix: u64) -> Decision {
+        let Some((user, domain)) = req
+            .aor
+            .trim()
+            .rsplit_once('@')
+            .filter(|(u, _)| !u.is_empty())
+        else {
+            return reject(400, "Invalid Address of Record");
+        };
+        if !self.serves(domain) {
+            return reject(403, "Domain Not Served");
+        }
+        let domain = domain.to_ascii_lowercase();
+        if self.trusted.contains(&req.source) {
+            return Decision::Allow {
+                user: user.to_string(),
+                domain,
+                trusted: true,
+            };
+        }
+        let challenge = |stale| Decision::Challenge {
+            realm: domain.clone(),
+            user: user.to_string(),
+            stale,
+        };
+        // Credentials for our realm; those for other realms (meant for
+        // proxies on the way) are not ours to judge.
+        let mut malformed = false;
+        let mut ours = None;
+        for value in req.authorization {
+            match Authorization::parse(value) {
+                Ok(a) if a.realm == domain => {
+                    ours = Some(a);
+                    break;
+                }
+                Ok(_) => {}
+                Err(_) => malformed = true,
+            }
+        }
+        let Some(auth) = ours else {
+            return if malformed {
+                reject(400, "Malformed Authorization")
+            } else {
+                challenge(false)
+            };
+        };
+        if auth.username != user {
+            return reject(403, "Username Does Not Match Address of Record");
+        }
+        let Some(credential) = self.accounts.get(user) else {
+            return reject(403, "Forbidden");
+        };
+        match self.digest.verify(
+            &domain,
+            &auth,
+            user,
+            credential,
+            req.method,
+            req.request_uri,
+            now_unix,
+        ) {
+            Verdict::Valid => Decision::Allow {
+                user: user.to_string(),
+                domain,
+                trusted: false,
+            },
+            Verdict::Stale => challenge(true),
+            Verdict::Failed(
+                Failure::Uri | Failure::Algorithm | Failure::Qop | Failure::NonceCount,
+            ) => reject(400, "Bad Authorization"),
+            Verdict::Failed(_) => reject(403, "Forbidden"),
+        }
+    }
+
+    /// The `WWW-Authenticate` values for a [`Decision::Challenge`]: one per
+    /// algorithm, SHA-256 first, only the stored HA1's algorithm for an HA1
+    /// account.
+    pub fn challenge(
+        &self,
+        realm: &str,
+        user: &str,
+        stale: bool,
+        now_unix: u64,
+        rng: &mut Rng,
+    ) -> Vec<String> {
+        let algorithms = digest::algorithms_for(self.accounts.get(user));
+        self.digest
+            .challenges(realm, algorithms, stale, now_unix, rng)
+            .iter()
+            .map(digest::Challenge::header_value)
+            .collect()
+    }
+
+    /// Processes an authorized REGISTER (see [`Bindings::register`]).
+    pub fn register(
+        &mut self,
+        aor: &str,
+        req: &RegisterRequest,
+        now_unix: u64,
+    ) -> Result<RegisterOutcome, RegisterError> {
+        self.bindings.register(aor, req, now_unix)
+    }
+}
+
+fn reject(code: u16, reason: &'static str) -> Decision {
+    Decision::Reject { code, reason }
+}

@@ -1,0 +1,443 @@
+//! One behaviour suite run against every store: `MemoryStore` (the
+//! reference) and `SqliteStore` (in memory and on a file), plus what only
+//! the SQLite file has (reopening, schema versions, WAL). Needs `host`,
+//! which `cargo test --workspace` enables through the runtimes.
+#![cfg(feature = "host")]
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use proptest::prelude::*;
+use xfed_core::config::{Secret, StoreUrl};
+use xfed_core::host::store_sqlite::{SqliteStore, MIGRATIONS};
+use xfed_core::registrar::bindings::{Binding, Q};
+use xfed_core::store::{Contacted, MemoryStore, Persist, Store, StoreError, MAX_TIME};
+
+/// A database file under the temp directory, removed (with its WAL and
+/// shared-memory files) when dropped.
+struct TempDb(PathBuf);
+
+impl TempDb {
+    fn new(name: &str) -> TempDb {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "xfed-store-test-{}-{}-{name}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        TempDb(dir.join("xfed.db"))
+    }
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+fn binding(aor: &str, contact: &str, expires_at: u64) -> Binding {
+    Binding {
+        aor: aor.into(),
+        contact: contact.into(),
+        expires_at,
+        q: None,
+        call_id: "call-1".into(),
+        cseq: 1,
+        instance: None,
+        reg_id: None,
+    }
+}
+
+fn sorted(mut v: Vec<Binding>) -> Vec<Binding> {
+    v.sort_by_key(|b| (b.aor.clone(), b.key()));
+    v
+}
+
+fn sorted_contacts(mut v: Vec<Contacted>) -> Vec<Contacted> {
+    v.sort_by(|a, b| (&a.local_user, &a.remote_jid).cmp(&(&b.local_user, &b.remote_jid)));
+    v
+}
+
+/// The suite: every back end must pass it unchanged.
+fn suite(store: &mut dyn Store) {
+    assert!(store.load_bindings().unwrap().is_empty());
+    assert!(store.load_contacts().unwrap().is_empty());
+
+    // Every field, including the extremes and non-ASCII text.
+    let full = Binding {
+        aor: "ålice@example.com".into(),
+        contact: "sip:ålice@[2001:db8::1]:5061;transport=tls;ob".into(),
+        expires_at: MAX_TIME,
+        q: Q::from_millis(125),
+        call_id: "a\"b'c\\d".into(),
+        cseq: u32::MAX,
+        instance: Some("<urn:uuid:00000000-0000-1000-8000-000A95A0E128>".into()),
+        reg_id: Some(u32::MAX),
+    };
+    let a1 = binding("alice@example.com", "sip:alice@192.0.2.1", 1000);
+    let a2 = Binding {
+        q: Q::from_millis(1000),
+        ..binding("alice@example.com", "sip:alice@192.0.2.2", 2000)
+    };
+    let b1 = binding("bob@example.com", "sip:bob@192.0.2.3", 3000);
+    store
+        .apply(&[
+            Persist::InsertBinding(full.clone()),
+            Persist::InsertBinding(a1.clone()),
+            Persist::InsertBinding(a2.clone()),
+            Persist::InsertBinding(b1.clone()),
+        ])
+        .unwrap();
+    assert_eq!(
+        sorted(store.load_bindings().unwrap()),
+        sorted(vec![full.clone(), a1.clone(), a2.clone(), b1.clone()])
+    );
+
+    // Update replaces by (aor, key); an instance-keyed binding may change URI.
+    let a1b = Binding {
+        expires_at: 5000,
+        cseq: 2,
+        ..a1.clone()
+    };
+    let full2 = Binding {
+        contact: "sip:alice@198.51.100.7".into(),
+        ..full.clone()
+    };
+    store
+        .apply(&[
+            Persist::UpdateBinding(a1b.clone()),
+            Persist::UpdateBinding(full2.clone()),
+        ])
+        .unwrap();
+    assert_eq!(
+        sorted(store.load_bindings().unwrap()),
+        sorted(vec![full2.clone(), a1b.clone(), a2.clone(), b1.clone()])
+    );
+
+    // Deletes; a missing one is a no-op; an update of a missing record
+    // creates it; an insert of an existing one replaces it.
+    store
+        .apply(&[
+            Persist::DeleteBinding {
+                aor: a2.aor.clone(),
+                key: a2.key(),
+            },
+            Persist::DeleteBinding {
+                aor: "nobody@example.com".into(),
+                key: "uri:sip:x".into(),
+            },
+            Persist::DeleteBinding {
+                aor: b1.aor.clone(),
+                key: b1.key(),
+            },
+            Persist::UpdateBinding(b1.clone()),
+            Persist::InsertBinding(Binding {
+                cseq: 9,
+                ..b1.clone()
+            }),
+        ])
+        .unwrap();
+    assert_eq!(
+        sorted(store.load_bindings().unwrap()),
+        sorted(vec![
+            full2.clone(),
+            a1b.clone(),
+            Binding {
+                cseq: 9,
+                ..b1.clone()
+            }
+        ])
+    );
+
+    // All or nothing: a batch with one unstorable value changes nothing.
+    let before = sorted(store.load_bindings().unwrap());
+    let err = store
+        .apply(&[
+            Persist::DeleteBinding {
+                aor: a1b.aor.clone(),
+                key: a1b.key(),
+            },
+            Persist::InsertBinding(binding("carol@example.com", "sip:c@h", 1)),
+            Persist::InsertBinding(binding("dave@example.com", "sip:d@h", MAX_TIME + 1)),
+        ])
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Invalid(_)), "{err}");
+    assert_eq!(sorted(store.load_bindings().unwrap()), before);
+    assert!(store
+        .apply(&[Persist::RememberContact {
+            local_user: "a@x".into(),
+            remote_jid: "b@y".into(),
+            at_unix: u64::MAX,
+        }])
+        .is_err());
+
+    // Remembered contacts: first and last time, whatever the order (the
+    // earliest arrives in the middle, the latest last).
+    assert_eq!(
+        store
+            .has_contacted("alice@example.com", "romeo@jabber.org")
+            .unwrap(),
+        None
+    );
+    store
+        .remember_contact("alice@example.com", "romeo@jabber.org", 500)
+        .unwrap();
+    store
+        .apply(&[
+            Persist::RememberContact {
+                local_user: "alice@example.com".into(),
+                remote_jid: "romeo@jabber.org".into(),
+                at_unix: 100,
+            },
+            Persist::RememberContact {
+                local_user: "alice@example.com".into(),
+                remote_jid: "romeo@jabber.org".into(),
+                at_unix: 900,
+            },
+            Persist::RememberContact {
+                local_user: "bob@example.com".into(),
+                remote_jid: "romeo@jabber.org".into(),
+                at_unix: 7,
+            },
+        ])
+        .unwrap();
+    let romeo = Contacted {
+        local_user: "alice@example.com".into(),
+        remote_jid: "romeo@jabber.org".into(),
+        first_at: 100,
+        last_at: 900,
+    };
+    assert_eq!(
+        store
+            .has_contacted("alice@example.com", "romeo@jabber.org")
+            .unwrap(),
+        Some(romeo.clone())
+    );
+    // Keys are exact: the caller prepares JIDs.
+    assert_eq!(
+        store
+            .has_contacted("alice@example.com", "juliet@jabber.org")
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        sorted_contacts(store.load_contacts().unwrap()),
+        vec![
+            romeo.clone(),
+            Contacted {
+                local_user: "bob@example.com".into(),
+                remote_jid: "romeo@jabber.org".into(),
+                first_at: 7,
+                last_at: 7,
+            }
+        ]
+    );
+    store
+        .apply(&[
+            Persist::ForgetContact {
+                local_user: "bob@example.com".into(),
+                remote_jid: "romeo@jabber.org".into(),
+            },
+            Persist::ForgetContact {
+                local_user: "nobody@example.com".into(),
+                remote_jid: "romeo@jabber.org".into(),
+            },
+        ])
+        .unwrap();
+    assert_eq!(store.load_contacts().unwrap(), vec![romeo]);
+    assert_eq!(
+        store
+            .has_contacted("bob@example.com", "romeo@jabber.org")
+            .unwrap(),
+        None
+    );
+    // An empty batch is fine.
+    store.apply(&[]).unwrap();
+}
+
+#[test]
+fn memory_store() {
+    suite(&mut MemoryStore::new());
+}
+
+#[test]
+fn sqlite_in_memory() {
+    suite(&mut SqliteStore::open_in_memory().unwrap());
+}
+
+#[test]
+fn sqlite_file() {
+    let db = TempDb::new("suite");
+    let mut store = SqliteStore::open(&StoreUrl::Sqlite(db.0.clone())).unwrap();
+    suite(&mut store);
+    assert_eq!(store.journal_mode().unwrap(), "wal");
+}
+
+#[test]
+fn sqlite_survives_reopening() {
+    let db = TempDb::new("reopen");
+    let b = Binding {
+        q: Q::from_millis(500),
+        instance: Some("<urn:uuid:1>".into()),
+        reg_id: Some(1),
+        ..binding("alice@example.com", "sip:alice@192.0.2.1", 1234)
+    };
+    {
+        let mut store = SqliteStore::open_path(&db.0).unwrap();
+        assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        store
+            .apply(&[
+                Persist::InsertBinding(b.clone()),
+                Persist::RememberContact {
+                    local_user: "alice@example.com".into(),
+                    remote_jid: "romeo@jabber.org".into(),
+                    at_unix: 42,
+                },
+            ])
+            .unwrap();
+    }
+    let mut store = SqliteStore::open_path(&db.0).unwrap();
+    assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as i64);
+    assert_eq!(store.load_bindings().unwrap(), vec![b]);
+    assert_eq!(
+        store
+            .has_contacted("alice@example.com", "romeo@jabber.org")
+            .unwrap()
+            .map(|c| (c.first_at, c.last_at)),
+        Some((42, 42))
+    );
+}
+
+#[test]
+fn two_connections_share_one_file() {
+    let db = TempDb::new("two");
+    let mut writer = SqliteStore::open_path(&db.0).unwrap();
+    let mut reader = SqliteStore::open_path(&db.0).unwrap();
+    let b = binding("alice@example.com", "sip:alice@192.0.2.1", 1);
+    writer.apply(&[Persist::InsertBinding(b.clone())]).unwrap();
+    assert_eq!(reader.load_bindings().unwrap(), vec![b]);
+}
+
+#[test]
+fn sqlite_migrates_an_empty_file_and_refuses_a_newer_one() {
+    let db = TempDb::new("versions");
+    std::fs::create_dir_all(db.0.parent().unwrap()).unwrap();
+    // A version-0 database that already exists (an empty file).
+    std::fs::write(&db.0, b"").unwrap();
+    let store = SqliteStore::open_path(&db.0).unwrap();
+    assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as i64);
+    drop(store);
+    {
+        let conn = rusqlite::Connection::open(&db.0).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+    }
+    match SqliteStore::open_path(&db.0) {
+        Err(StoreError::SchemaTooNew { found, supported }) => {
+            assert_eq!(found, 99);
+            assert_eq!(supported, MIGRATIONS.len() as i64);
+        }
+        other => panic!("expected SchemaTooNew, got {other:?}"),
+    }
+}
+
+#[test]
+fn sqlite_reports_corrupt_rows() {
+    let db = TempDb::new("corrupt");
+    SqliteStore::open_path(&db.0).unwrap();
+    {
+        let conn = rusqlite::Connection::open(&db.0).unwrap();
+        conn.execute(
+            "INSERT INTO bindings (aor, binding_key, contact, expires_at, q, call_id, cseq)
+             VALUES ('a@x', 'uri:sip:a@h', 'sip:a@h', -1, NULL, 'c', 1)",
+            [],
+        )
+        .unwrap();
+    }
+    let err = SqliteStore::open_path(&db.0)
+        .unwrap()
+        .load_bindings()
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt(_)), "{err}");
+}
+
+#[test]
+fn sqlite_refuses_postgres_and_unopenable_paths() {
+    let url = StoreUrl::Postgres(Secret::new("postgres://u:p@db/xfed"));
+    assert!(matches!(
+        SqliteStore::open(&url),
+        Err(StoreError::Unsupported(_))
+    ));
+    // A directory is not a database.
+    let db = TempDb::new("dir");
+    std::fs::create_dir_all(&db.0).unwrap();
+    assert!(matches!(
+        SqliteStore::open_path(&db.0),
+        Err(StoreError::Backend(_))
+    ));
+}
+
+/// Any change, over a small space of keys so that sequences collide.
+fn persist() -> impl Strategy<Value = Persist> {
+    let aor = prop::sample::select(vec!["a@x", "b@x"]);
+    let contact = prop::sample::select(vec!["sip:1@h", "sip:2@h", "SIP:1@H"]);
+    let instance = prop::option::of(prop::sample::select(vec!["<urn:uuid:1>", "<urn:uuid:2>"]));
+    let user = prop::sample::select(vec!["a@x", "b@x"]);
+    let jid = prop::sample::select(vec!["r@j", "s@j"]);
+    prop_oneof![
+        (
+            aor.clone(),
+            contact.clone(),
+            instance,
+            0u64..100,
+            0u32..5,
+            any::<bool>()
+        )
+            .prop_map(|(aor, contact, instance, t, cseq, update)| {
+                let b = Binding {
+                    instance: instance.map(str::to_string),
+                    cseq,
+                    ..binding(aor, contact, t)
+                };
+                if update {
+                    Persist::UpdateBinding(b)
+                } else {
+                    Persist::InsertBinding(b)
+                }
+            }),
+        (aor, contact).prop_map(|(aor, contact)| Persist::DeleteBinding {
+            aor: aor.into(),
+            key: binding(aor, contact, 0).key(),
+        }),
+        (user.clone(), jid.clone(), 0u64..100).prop_map(|(u, j, t)| Persist::RememberContact {
+            local_user: u.into(),
+            remote_jid: j.into(),
+            at_unix: t,
+        }),
+        (user, jid).prop_map(|(u, j)| Persist::ForgetContact {
+            local_user: u.into(),
+            remote_jid: j.into(),
+        }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// SQLite ends in the state the memory store does, for any batches.
+    #[test]
+    fn sqlite_matches_memory(batches in prop::collection::vec(prop::collection::vec(persist(), 0..6), 0..8)) {
+        let mut mem = MemoryStore::new();
+        let mut sql = SqliteStore::open_in_memory().unwrap();
+        for batch in &batches {
+            mem.apply(batch).unwrap();
+            sql.apply(batch).unwrap();
+        }
+        prop_assert_eq!(sorted(mem.load_bindings().unwrap()), sorted(sql.load_bindings().unwrap()));
+        prop_assert_eq!(
+            sorted_contacts(mem.load_contacts().unwrap()),
+            sorted_contacts(sql.load_contacts().unwrap())
+        );
+    }
+}

@@ -4,12 +4,16 @@
 //! Runtimes feed it accepted and connected sockets, bytes, DNS replies and
 //! time, and carry out what [`Gateway::poll_output`] returns.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
+use crate::config::Config;
 use crate::dns::{Candidate, Connect, Resolution, ResolveError, ResolveOptions, Transport};
+use crate::endpoint::{Endpoint, SipSettings};
+use crate::registrar::bindings::Binding;
 use crate::rng::Rng;
+use crate::store::{Contacted, Persist};
 use crate::xml::{ns, Element};
 use crate::xmpp::session::{Direction, Session, SessionEvent, Settings, Time};
 use crate::xmpp::stanza::{self, Kind, StanzaCondition};
@@ -30,6 +34,10 @@ pub enum Listener {
     S2s,
     /// The direct TLS port (XEP-0368, 5270).
     S2sDirectTls,
+    /// SIP over TCP (5060).
+    SipTcp,
+    /// SIP over TLS (5061).
+    SipTls,
 }
 
 /// What the runtime must do.
@@ -39,6 +47,15 @@ pub enum Output {
     Transmit {
         /// Which.
         conn: ConnId,
+        /// What.
+        bytes: Vec<u8>,
+    },
+    /// Send a UDP datagram from our SIP socket `local`.
+    Datagram {
+        /// Which of our sockets.
+        local: SocketAddr,
+        /// To whom.
+        peer: SocketAddr,
         /// What.
         bytes: Vec<u8>,
     },
@@ -70,6 +87,8 @@ pub enum Output {
     /// SIP). Until that exists, only replies land here (iq results and
     /// errors); requests are answered `service-unavailable` by the core.
     Stanza(Element),
+    /// Changes for the store, to apply in order.
+    Persist(Vec<Persist>),
     /// Something worth a log line.
     Log(LogLine),
 }
@@ -153,6 +172,10 @@ pub struct Gateway {
     shutting_down: bool,
     /// Most connections at once, in and out.
     connection_limit: usize,
+    /// The SIP side, when the gateway role runs.
+    sip: Option<Endpoint>,
+    /// Ids of stanzas from the SIP side whose fate it waits for.
+    tracked: HashSet<String>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -188,7 +211,65 @@ impl Gateway {
             anchor: (now, unix_now),
             shutting_down: false,
             connection_limit,
+            sip: None,
+            tracked: HashSet::new(),
         }
+    }
+
+    /// Turns the gateway role on: SIP transports, registrar or proxy link,
+    /// and translation for the local domains. `digest_key` keys the
+    /// registrar's nonces.
+    pub fn enable_sip(
+        &mut self,
+        config: &Config,
+        settings: SipSettings,
+        digest_key: &[u8],
+        now: Instant,
+    ) {
+        let t = self.time(now);
+        let rng = self.rng.fork();
+        self.sip = Some(Endpoint::new(config, settings, digest_key, rng, t));
+    }
+
+    /// Loads the registrar's bindings and the remembered contacts from the
+    /// store (at start).
+    pub fn restore(&mut self, bindings: Vec<Binding>, contacts: Vec<Contacted>, now: Instant) {
+        let t = self.time(now);
+        if let Some(ep) = &mut self.sip {
+            ep.restore(bindings, contacts, t);
+        }
+        self.pump_sip(t);
+    }
+
+    /// Routes what the SIP side has for XMPP.
+    fn pump_sip(&mut self, t: Time) {
+        loop {
+            let Some((stanza, tracked)) = self.sip.as_mut().and_then(Endpoint::poll_stanza) else {
+                break;
+            };
+            if tracked {
+                if let Some(id) = stanza.attr("id") {
+                    self.tracked.insert(id.to_owned());
+                }
+            }
+            self.route(stanza, t);
+        }
+    }
+
+    /// Tells the SIP side what became of a stanza it sent, if it asked.
+    fn settle(&mut self, stanza: &Element, result: Result<(), StanzaCondition>, t: Time) -> bool {
+        let Some(id) = stanza.attr("id") else {
+            return false;
+        };
+        let from_local =
+            stanza::addressing(stanza).is_some_and(|a| self.settings.is_local(a.from.domain()));
+        if !from_local || !self.tracked.remove(id) {
+            return false;
+        }
+        if let Some(ep) = &mut self.sip {
+            ep.delivered(id, result, t);
+        }
+        true
     }
 
     /// The settings every session uses.
@@ -216,16 +297,35 @@ impl Gateway {
         id
     }
 
-    /// Number of live connections.
+    /// Number of live connections, XMPP and SIP.
     pub fn connections(&self) -> usize {
-        self.sessions.len()
+        self.sessions.len() + self.sip.as_ref().map_or(0, Endpoint::connections)
+    }
+
+    /// A UDP datagram on one of our SIP sockets.
+    pub fn handle_datagram(
+        &mut self,
+        local: SocketAddr,
+        peer: SocketAddr,
+        bytes: &[u8],
+        now: Instant,
+    ) {
+        let t = self.time(now);
+        if let Some(ep) = &mut self.sip {
+            ep.handle_datagram(local, peer, bytes, t);
+        }
+        self.pump_sip(t);
+    }
+
+    fn sip_conn(&mut self, conn: ConnId) -> Option<&mut Endpoint> {
+        self.sip.as_mut().filter(|ep| ep.owns(conn))
     }
 
     /// A peer connected to one of our listeners.
     pub fn accept(&mut self, listener: Listener, peer: SocketAddr, now: Instant) -> ConnId {
         let t = self.time(now);
         let conn = self.new_conn();
-        if self.shutting_down || self.sessions.len() >= self.connection_limit {
+        if self.shutting_down || self.connections() >= self.connection_limit {
             self.log(
                 Level::Warn,
                 Some(conn),
@@ -235,6 +335,13 @@ impl Gateway {
                 ),
             );
             self.out.push_back(Output::Close { conn });
+            return conn;
+        }
+        if matches!(listener, Listener::SipTcp | Listener::SipTls) {
+            match &mut self.sip {
+                Some(ep) => ep.accept(conn, peer, listener == Listener::SipTls),
+                None => self.out.push_back(Output::Close { conn }),
+            }
             return conn;
         }
         let rng = self.rng.fork();
@@ -252,6 +359,10 @@ impl Gateway {
     /// An outbound TCP connection is up.
     pub fn handle_connected(&mut self, conn: ConnId, now: Instant) {
         let t = self.time(now);
+        if let Some(ep) = self.sip_conn(conn) {
+            ep.handle_connected(conn, t);
+            return self.pump_sip(t);
+        }
         if let Some(s) = self.sessions.get_mut(&conn) {
             s.handle_connected(&self.settings, t);
         }
@@ -261,6 +372,10 @@ impl Gateway {
     /// An outbound TCP connection could not be made.
     pub fn handle_connect_failed(&mut self, conn: ConnId, reason: &str, now: Instant) {
         let t = self.time(now);
+        if let Some(ep) = self.sip_conn(conn) {
+            ep.handle_connect_failed(conn, reason, t);
+            return self.pump_sip(t);
+        }
         self.log(Level::Warn, Some(conn), format!("connect failed: {reason}"));
         self.sessions.remove(&conn);
         let key = self.route_of.remove(&conn);
@@ -273,6 +388,10 @@ impl Gateway {
     /// Bytes arrived on a connection.
     pub fn handle_bytes(&mut self, conn: ConnId, bytes: &[u8], now: Instant) {
         let t = self.time(now);
+        if let Some(ep) = self.sip_conn(conn) {
+            ep.handle_bytes(conn, bytes, t);
+            return self.pump_sip(t);
+        }
         if let Some(s) = self.sessions.get_mut(&conn) {
             s.handle_bytes(bytes, &self.settings, t);
         }
@@ -282,6 +401,10 @@ impl Gateway {
     /// The peer closed the TCP connection (or it broke).
     pub fn handle_closed(&mut self, conn: ConnId, now: Instant) {
         let t = self.time(now);
+        if let Some(ep) = self.sip_conn(conn) {
+            ep.handle_closed(conn, t);
+            return self.pump_sip(t);
+        }
         if self.sessions.contains_key(&conn) {
             self.log(Level::Debug, Some(conn), "connection closed by peer".into());
             self.connection_gone(
@@ -326,6 +449,12 @@ impl Gateway {
                 .retain(|_, (k, _)| *k != key || self.routes.contains_key(k));
             self.advance_resolution(key, t);
         }
+        if let Some(ep) = &mut self.sip {
+            if ep.poll_timeout().is_some_and(|d| d <= now) {
+                ep.handle_timeout(t);
+            }
+        }
+        self.pump_sip(t);
     }
 
     /// The earliest time [`Gateway::handle_timeout`] is needed.
@@ -338,12 +467,15 @@ impl Gateway {
             RouteState::Resolving { resolution } => resolution.poll_timeout(),
             _ => None,
         });
-        sessions.chain(dns).min()
+        let sip = self.sip.as_ref().and_then(Endpoint::poll_timeout);
+        sessions.chain(dns).chain(sip).min()
     }
 
     /// The next thing for the runtime to do.
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.out.pop_front()
+        self.out
+            .pop_front()
+            .or_else(|| self.sip.as_mut().and_then(Endpoint::poll_output))
     }
 
     /// A DNS reply for `query`.
@@ -376,7 +508,8 @@ impl Gateway {
         }
     }
 
-    /// Whether shutdown has finished: no connection left.
+    /// Whether shutdown has finished: no XMPP stream left (SIP
+    /// connections carry no closing handshake and are simply dropped).
     pub fn is_idle(&self) -> bool {
         self.sessions.is_empty()
     }
@@ -636,6 +769,7 @@ impl Gateway {
             if let Some(s) = self.sessions.get_mut(&conn) {
                 s.send_stanza(&stanza, t);
             }
+            self.settle(&stanza, Ok(()), t);
             self.drain(conn, t);
             return;
         }
@@ -822,6 +956,9 @@ impl Gateway {
                 s.send_stanza(stanza, t);
             }
         }
+        for stanza in &queued {
+            self.settle(stanza, Ok(()), t);
+        }
         self.drain(conn, t);
     }
 
@@ -885,6 +1022,9 @@ impl Gateway {
     }
 
     fn bounce(&mut self, stanza: &Element, condition: StanzaCondition, reason: &str, t: Time) {
+        if self.settle(stanza, Err(condition), t) {
+            return;
+        }
         if let Some(reply) = stanza::error_reply(stanza, condition, Some(reason)) {
             self.route(reply, t);
         }
@@ -927,13 +1067,19 @@ impl Gateway {
 
     // ---- the local domain ----
 
-    /// A stanza for a local address. Until translation to SIP exists, the
-    /// domain answers ping and disco#info itself and every other request
-    /// gets `service-unavailable` (never silence).
+    /// A stanza for a local address. Stanzas for users go to the SIP side
+    /// when it runs; the domain answers ping and disco#info itself; every
+    /// other request gets `service-unavailable` (never silence).
     fn deliver_local(&mut self, stanza: Element, t: Time) {
         let Some(addr) = stanza::addressing(&stanza) else {
             return;
         };
+        if !addr.to.is_domain() {
+            if let Some(ep) = &mut self.sip {
+                ep.from_xmpp(stanza, t);
+                return self.pump_sip(t);
+            }
+        }
         let is_reply = stanza::is_error(&stanza)
             || (Kind::of(&stanza) == Some(Kind::Iq) && stanza.attr("type") == Some("result"));
         if is_reply {

@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod dns;
+pub mod endpoint;
 pub mod gateway;
 pub mod jid;
 pub mod registrar;

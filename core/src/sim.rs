@@ -86,6 +86,10 @@ pub struct Node {
     pub direct: SocketAddr,
     pub logs: Vec<LogLine>,
     pub inbox: Vec<Element>,
+    /// SIP datagrams the node sent: (our socket, peer, bytes).
+    pub datagrams: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
+    /// Store changes the node asked for, in order.
+    pub persisted: Vec<crate::store::Persist>,
 }
 
 /// The network: nodes, the links between their connections, the clock.
@@ -340,6 +344,8 @@ impl Net {
                     direct: SocketAddr::from(([10, 0, 0, i as u8 + 1], 5270)),
                     logs: Vec::new(),
                     inbox: Vec::new(),
+                    datagrams: Vec::new(),
+                    persisted: Vec::new(),
                 }
             })
             .collect();
@@ -420,6 +426,10 @@ impl Net {
                 }
             }
             Output::Stanza(e) => self.nodes[i].inbox.push(e),
+            Output::Datagram { local, peer, bytes } => {
+                self.nodes[i].datagrams.push((local, peer, bytes))
+            }
+            Output::Persist(changes) => self.nodes[i].persisted.extend(changes),
             Output::Log(l) => self.nodes[i].logs.push(l),
         }
     }

@@ -17,7 +17,7 @@ use crate::registrar::bindings::Binding;
 /// a previous partial run: inserts and updates both write the whole record
 /// (an update of a missing record creates it), deletes of missing records
 /// do nothing.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Persist {
     /// A new registrar binding.
     InsertBinding(Binding),

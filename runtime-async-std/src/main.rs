@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_signal::{Signal, Signals};
@@ -13,6 +14,7 @@ use async_std::channel::{self, Receiver, Sender};
 use async_std::net::{TcpListener, TcpStream, UdpSocket};
 use futures_lite::{future, AsyncReadExt, AsyncWriteExt, StreamExt};
 use tracing::{debug, error, info, warn};
+use xfed_core::config::SipTransport;
 use xfed_core::gateway::{ConnId, Listener, QueryId};
 use xfed_core::host::cli::Cli;
 use xfed_core::host::driver::{self, Driver, Io, Mode};
@@ -32,6 +34,7 @@ enum Input {
     Bytes(ConnId, Vec<u8>),
     Closed(ConnId),
     Dns(QueryId, Vec<u8>),
+    Datagram(SocketAddr, SocketAddr, Vec<u8>),
     Signal,
     Timer,
 }
@@ -63,9 +66,17 @@ struct AsyncStdIo {
     tx: Sender<Input>,
     conns: HashMap<ConnId, Sender<ToConn>>,
     resolver: SocketAddr,
+    /// Per SIP UDP socket, the channel of its sending task.
+    udp: HashMap<SocketAddr, Sender<(SocketAddr, Vec<u8>)>>,
 }
 
 impl Io for AsyncStdIo {
+    fn datagram(&mut self, local: SocketAddr, peer: SocketAddr, bytes: Vec<u8>) {
+        if let Some(s) = self.udp.get(&local) {
+            let _ = s.try_send((peer, bytes));
+        }
+    }
+
     fn transmit(&mut self, conn: ConnId, bytes: Vec<u8>) {
         if let Some(c) = self.conns.get(&conn) {
             let _ = c.try_send(ToConn::Send(bytes));
@@ -110,12 +121,50 @@ impl Io for AsyncStdIo {
     }
 }
 
-async fn run(dep: Deployment, ping: Option<(String, Duration)>) -> ExitCode {
+async fn run(mut dep: Deployment, ping: Option<(String, Duration)>) -> ExitCode {
     let (tx, rx) = channel::unbounded::<Input>();
     let mut bound = Vec::new();
+    let mut udp = HashMap::new();
+    let sip_tcp: Vec<SocketAddr> = dep
+        .sip
+        .iter()
+        .filter(|l| l.transport == SipTransport::Tcp)
+        .map(|l| l.addr)
+        .collect();
+    let sip_tls: Vec<SocketAddr> = dep
+        .sip
+        .iter()
+        .filter(|l| l.transport == SipTransport::Tls)
+        .map(|l| l.addr)
+        .collect();
+    for addr in dep
+        .sip
+        .iter()
+        .filter(|l| l.transport == SipTransport::Udp)
+        .map(|l| l.addr)
+    {
+        match UdpSocket::bind(addr).await {
+            Ok(sock) => {
+                let local = sock.local_addr().unwrap_or(addr);
+                bound.push(format!("{local} (SipUdp)"));
+                let sock = Arc::new(sock);
+                let (out_tx, out_rx) = channel::unbounded();
+                udp.insert(local, out_tx);
+                async_std::task::spawn(udp_send_loop(sock.clone(), out_rx));
+                async_std::task::spawn(udp_recv_loop(sock, local, tx.clone()));
+            }
+            Err(e) => {
+                error!("cannot listen on udp {addr}: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    dep.sip_settings.udp = udp.keys().copied().collect();
     for (listener, addrs) in [
         (Listener::S2s, &dep.s2s),
         (Listener::S2sDirectTls, &dep.s2s_direct_tls),
+        (Listener::SipTcp, &sip_tcp),
+        (Listener::SipTls, &sip_tls),
     ] {
         for addr in addrs {
             match TcpListener::bind(addr).await {
@@ -147,8 +196,15 @@ async fn run(dep: Deployment, ping: Option<(String, Duration)>) -> ExitCode {
         tx: tx.clone(),
         conns: HashMap::new(),
         resolver: dep.resolver,
+        udp,
     };
-    let mut driver = Driver::new(dep, ping, Instant::now());
+    let mut driver = match Driver::new(dep, ping, Instant::now()) {
+        Ok(d) => d,
+        Err(e) => {
+            error!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
     loop {
         driver.flush(&mut io);
         let now = Instant::now();
@@ -190,6 +246,7 @@ async fn run(dep: Deployment, ping: Option<(String, Duration)>) -> ExitCode {
                 gw.handle_closed(conn, now);
             }
             Input::Dns(query, bytes) => gw.handle_dns(query, &bytes, now),
+            Input::Datagram(local, peer, bytes) => gw.handle_datagram(local, peer, &bytes, now),
             Input::Signal => driver.on_signal(now),
             Input::Timer => driver.on_timer(now),
         }
@@ -212,6 +269,35 @@ async fn accept_loop(listener: TcpListener, kind: Listener, tx: Sender<Input>) {
                 warn!("accept failed: {e}");
                 async_std::task::sleep(Duration::from_millis(100)).await;
             }
+        }
+    }
+}
+
+/// Reads SIP datagrams from one UDP socket.
+async fn udp_recv_loop(sock: Arc<UdpSocket>, local: SocketAddr, tx: Sender<Input>) {
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        match sock.recv_from(&mut buf).await {
+            Ok((n, peer)) => {
+                if tx
+                    .send(Input::Datagram(local, peer, buf[..n].to_vec()))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            // ICMP errors surface here on some systems; keep reading.
+            Err(e) => debug!("udp {local}: {e}"),
+        }
+    }
+}
+
+/// Sends what the gateway gives one UDP socket.
+async fn udp_send_loop(sock: Arc<UdpSocket>, rx: Receiver<(SocketAddr, Vec<u8>)>) {
+    while let Ok((peer, bytes)) = rx.recv().await {
+        if let Err(e) = sock.send_to(&bytes, peer).await {
+            debug!("SIP datagram to {peer} dropped: {e}");
         }
     }
 }

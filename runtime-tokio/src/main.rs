@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -12,6 +13,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
+use xfed_core::config::SipTransport;
 use xfed_core::gateway::{ConnId, Listener, QueryId};
 use xfed_core::host::cli::Cli;
 use xfed_core::host::driver::{self, Driver, Io, Mode};
@@ -31,6 +33,7 @@ enum Input {
     Bytes(ConnId, Vec<u8>),
     Closed(ConnId),
     Dns(QueryId, Vec<u8>),
+    Datagram(SocketAddr, SocketAddr, Vec<u8>),
 }
 
 /// What the gateway task tells a connection task.
@@ -71,9 +74,18 @@ struct TokioIo {
     tx: mpsc::UnboundedSender<Input>,
     conns: HashMap<ConnId, mpsc::UnboundedSender<ToConn>>,
     resolver: SocketAddr,
+    udp: HashMap<SocketAddr, Arc<UdpSocket>>,
 }
 
 impl Io for TokioIo {
+    fn datagram(&mut self, local: SocketAddr, peer: SocketAddr, bytes: Vec<u8>) {
+        if let Some(sock) = self.udp.get(&local) {
+            if let Err(e) = sock.try_send_to(&bytes, peer) {
+                debug!("SIP datagram to {peer} dropped: {e}");
+            }
+        }
+    }
+
     fn transmit(&mut self, conn: ConnId, bytes: Vec<u8>) {
         if let Some(c) = self.conns.get(&conn) {
             let _ = c.send(ToConn::Send(bytes));
@@ -118,12 +130,48 @@ impl Io for TokioIo {
     }
 }
 
-async fn run(dep: Deployment, ping: Option<(String, Duration)>) -> ExitCode {
+async fn run(mut dep: Deployment, ping: Option<(String, Duration)>) -> ExitCode {
     let (tx, mut rx) = mpsc::unbounded_channel::<Input>();
     let mut bound = Vec::new();
+    let mut udp = HashMap::new();
+    let sip_tcp: Vec<SocketAddr> = dep
+        .sip
+        .iter()
+        .filter(|l| l.transport == SipTransport::Tcp)
+        .map(|l| l.addr)
+        .collect();
+    let sip_tls: Vec<SocketAddr> = dep
+        .sip
+        .iter()
+        .filter(|l| l.transport == SipTransport::Tls)
+        .map(|l| l.addr)
+        .collect();
+    for addr in dep
+        .sip
+        .iter()
+        .filter(|l| l.transport == SipTransport::Udp)
+        .map(|l| l.addr)
+    {
+        match UdpSocket::bind(addr).await {
+            Ok(sock) => {
+                let local = sock.local_addr().unwrap_or(addr);
+                bound.push(format!("{local} (SipUdp)"));
+                let sock = Arc::new(sock);
+                udp.insert(local, sock.clone());
+                tokio::spawn(udp_loop(sock, local, tx.clone()));
+            }
+            Err(e) => {
+                error!("cannot listen on udp {addr}: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    dep.sip_settings.udp = udp.keys().copied().collect();
     for (listener, addrs) in [
         (Listener::S2s, &dep.s2s),
         (Listener::S2sDirectTls, &dep.s2s_direct_tls),
+        (Listener::SipTcp, &sip_tcp),
+        (Listener::SipTls, &sip_tls),
     ] {
         for addr in addrs {
             match TcpListener::bind(addr).await {
@@ -155,8 +203,15 @@ async fn run(dep: Deployment, ping: Option<(String, Duration)>) -> ExitCode {
         tx: tx.clone(),
         conns: HashMap::new(),
         resolver: dep.resolver,
+        udp,
     };
-    let mut driver = Driver::new(dep, ping, Instant::now().into_std());
+    let mut driver = match Driver::new(dep, ping, Instant::now().into_std()) {
+        Ok(d) => d,
+        Err(e) => {
+            error!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
     loop {
         driver.flush(&mut io);
         let now = Instant::now();
@@ -186,6 +241,7 @@ async fn run(dep: Deployment, ping: Option<(String, Duration)>) -> ExitCode {
                         gw.handle_closed(conn, now);
                     }
                     Input::Dns(query, bytes) => gw.handle_dns(query, &bytes, now),
+                    Input::Datagram(local, peer, bytes) => gw.handle_datagram(local, peer, &bytes, now),
                 }
             }
             _ = tokio::time::sleep_until(wake) => driver.on_timer(Instant::now().into_std()),
@@ -210,6 +266,27 @@ async fn accept_loop(listener: TcpListener, kind: Listener, tx: mpsc::UnboundedS
             Err(e) => {
                 warn!("accept failed: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Reads SIP datagrams from one UDP socket.
+async fn udp_loop(sock: Arc<UdpSocket>, local: SocketAddr, tx: mpsc::UnboundedSender<Input>) {
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        match sock.recv_from(&mut buf).await {
+            Ok((n, peer)) => {
+                if tx
+                    .send(Input::Datagram(local, peer, buf[..n].to_vec()))
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            Err(e) => {
+                // ICMP errors surface here on some systems; keep reading.
+                debug!("udp {local}: {e}");
             }
         }
     }

@@ -12,7 +12,9 @@ use tracing::{debug, info, warn};
 
 use super::cli::{Cli, Command};
 use super::setup::{self, Deployment, SHUTDOWN_GRACE};
+use super::store_sqlite::SqliteStore;
 use crate::gateway::{ConnId, Gateway, Level, LogLine, Output, QueryId};
+use crate::store::Store;
 use crate::xmpp::ping;
 
 /// What the command line asks a runtime to do.
@@ -80,6 +82,9 @@ pub trait Io {
     /// Send a DNS query to the resolver; report the reply with
     /// `Gateway::handle_dns` (silence is the core's timeout to handle).
     fn dns(&mut self, query: QueryId, bytes: Vec<u8>, tcp: bool);
+    /// Send a UDP datagram from our SIP socket `local` (loss is SIP's to
+    /// handle).
+    fn datagram(&mut self, local: SocketAddr, peer: SocketAddr, bytes: Vec<u8>);
 }
 
 struct Ping {
@@ -96,15 +101,24 @@ pub struct Driver {
     stop_by: Option<Instant>,
     ping: Option<Ping>,
     failed: bool,
+    store: SqliteStore,
 }
 
 impl Driver {
-    /// Starts the gateway of `dep` (logging its notices), and sends the
-    /// ping of `xfed ping` at once.
-    pub fn new(dep: Deployment, ping: Option<(String, Duration)>, now: Instant) -> Driver {
+    /// Starts the gateway of `dep` (logging its notices), with the SIP
+    /// side and what the store holds, and sends the ping of `xfed ping`
+    /// at once.
+    pub fn new(
+        dep: Deployment,
+        ping: Option<(String, Duration)>,
+        now: Instant,
+    ) -> Result<Driver, String> {
         for n in &dep.notices {
             info!("{n}");
         }
+        let mut store = SqliteStore::open(&dep.store).map_err(|e| e.to_string())?;
+        let bindings = store.load_bindings().map_err(|e| e.to_string())?;
+        let contacts = store.load_contacts().map_err(|e| e.to_string())?;
         let from = dep
             .config
             .gateway
@@ -113,7 +127,10 @@ impl Driver {
             .cloned()
             .unwrap_or_default();
         let limit = setup::connection_limit(&dep.config);
+        let digest_key = format!("xfed sip digest nonces:{}", dep.settings.dialback_secret);
         let mut gw = Gateway::new(dep.settings, dep.seed, now, dep.unix_now, limit);
+        gw.enable_sip(&dep.config, dep.sip_settings, digest_key.as_bytes(), now);
+        gw.restore(bindings, contacts, now);
         let ping = ping.map(|(to, timeout)| {
             let id = format!("xfed-ping-{}", dep.unix_now);
             gw.send(ping::request(&from, &to, &id), now);
@@ -124,12 +141,13 @@ impl Driver {
                 deadline: now + timeout,
             }
         });
-        Driver {
+        Ok(Driver {
             gw,
             stop_by: None,
             ping,
             failed: false,
-        }
+            store,
+        })
     }
 
     /// Carries out every pending output.
@@ -140,6 +158,12 @@ impl Driver {
                 Output::Close { conn } => io.close(conn),
                 Output::Connect { conn, addr } => io.connect(conn, addr),
                 Output::DnsQuery { query, bytes, tcp } => io.dns(query, bytes, tcp),
+                Output::Datagram { local, peer, bytes } => io.datagram(local, peer, bytes),
+                Output::Persist(changes) => {
+                    if let Err(e) = self.store.apply(&changes) {
+                        warn!("store: {e}; {} change(s) not saved", changes.len());
+                    }
+                }
                 Output::Stanza(e) => {
                     let answer = self.ping.as_ref().and_then(|p| ping::outcome(&e, &p.id));
                     match (answer, self.ping.take()) {

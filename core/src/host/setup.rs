@@ -8,8 +8,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::config::{self, Config, Trust};
+use crate::config::{self, Config, SipListener, SipMode, SipTransport, StoreUrl, Trust};
+use crate::endpoint::SipSettings;
+use crate::sip::{self, Uri};
 use crate::tls::{self, CallerClock, LocalIdentity, TrustAnchors};
+use crate::translate::XmppMessageType;
 use crate::xml::Limits;
 use crate::xmpp::session::Settings;
 
@@ -26,6 +29,13 @@ pub struct Deployment {
     pub s2s: Vec<SocketAddr>,
     /// Direct TLS listeners.
     pub s2s_direct_tls: Vec<SocketAddr>,
+    /// SIP listeners.
+    pub sip: Vec<SipListener>,
+    /// The SIP side's settings; the runtime puts the UDP sockets it bound
+    /// into `udp`.
+    pub sip_settings: SipSettings,
+    /// The store, with relative paths resolved.
+    pub store: StoreUrl,
     /// Seed of the core's generator, from the OS.
     pub seed: [u8; 32],
     /// Unix seconds now, anchoring the core's wall clock.
@@ -131,6 +141,14 @@ pub fn load(path: Option<&Path>) -> Result<Deployment, String> {
             load_or_make_secret(&dir.join("dialback-secret"), &mut notices)?
         }
     };
+    let next_hop = match (&config.sip.mode, &config.sip.next_hop) {
+        (SipMode::Proxy, Some(hop)) => Some(resolve_next_hop(hop)?),
+        _ => None,
+    };
+    let store = match &config.store.url {
+        StoreUrl::Sqlite(p) => StoreUrl::Sqlite(resolve(p)),
+        other => other.clone(),
+    };
     let unix_now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -141,6 +159,19 @@ pub fn load(path: Option<&Path>) -> Result<Deployment, String> {
     let policy_config = config.clone();
     let connect_config = config.clone();
     let limit_config = config.clone();
+    let sip_settings = SipSettings {
+        udp: config
+            .listen
+            .sip
+            .iter()
+            .filter(|l| l.transport == SipTransport::Udp)
+            .map(|l| l.addr)
+            .collect(),
+        tls_server: Some(tls::server_config(&identity, clock.clone())),
+        next_hop,
+        message_type: XmppMessageType::Normal,
+        limits: sip::Limits::default(),
+    };
     let settings = Settings {
         local_domains: g.domains.clone(),
         limits: Limits {
@@ -176,6 +207,9 @@ pub fn load(path: Option<&Path>) -> Result<Deployment, String> {
     Ok(Deployment {
         s2s: config.listen.s2s.clone(),
         s2s_direct_tls: config.listen.s2s_direct_tls.clone(),
+        sip: config.listen.sip.clone(),
+        sip_settings,
+        store,
         config,
         settings,
         seed,
@@ -183,6 +217,31 @@ pub fn load(path: Option<&Path>) -> Result<Deployment, String> {
         resolver: resolver(),
         notices,
     })
+}
+
+/// `sip.next_hop` as an address, resolved once at start (blocking, like
+/// the rest of start-up): `sip:host[:port][;transport=tcp|udp]`.
+fn resolve_next_hop(hop: &str) -> Result<(SocketAddr, SipTransport), String> {
+    use std::net::ToSocketAddrs;
+    let uri = Uri::parse(hop).map_err(|e| format!("sip.next_hop {hop}: {e}"))?;
+    let transport = match uri.transport() {
+        Some(t) if t.eq_ignore_ascii_case("tcp") => SipTransport::Tcp,
+        Some(t) if t.eq_ignore_ascii_case("tls") => SipTransport::Tls,
+        _ => SipTransport::Udp,
+    };
+    let host = match uri.host() {
+        Some(sip::Host::Domain(d)) => d.clone(),
+        Some(sip::Host::V4(ip)) => ip.to_string(),
+        Some(sip::Host::V6(ip)) => format!("[{ip}]"),
+        None => return Err(format!("sip.next_hop {hop}: no host")),
+    };
+    let port = uri.port().unwrap_or(5060);
+    let addr = format!("{host}:{port}")
+        .to_socket_addrs()
+        .map_err(|e| format!("sip.next_hop {hop}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("sip.next_hop {hop}: no address"))?;
+    Ok((addr, transport))
 }
 
 /// Most connections the deployment holds at once.

@@ -117,6 +117,12 @@ impl Registrar {
         &self.digest
     }
 
+    /// Whether `user@domain` is an account here.
+    pub fn has_account(&self, aor: &str) -> bool {
+        aor.rsplit_once('@')
+            .is_some_and(|(user, domain)| self.serves(domain) && self.accounts.contains_key(user))
+    }
+
     /// Whether `domain` is one of ours.
     pub fn serves(&self, domain: &str) -> bool {
         self.domains.iter().any(|d| d.eq_ignore_ascii_case(domain))

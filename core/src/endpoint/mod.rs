@@ -1,0 +1,1246 @@
+//! The SIP endpoint of the gateway role: SIP transports, transactions,
+//! the built-in registrar (or the proxy link), access rules, and pager-mode
+//! IM translated both ways.
+//!
+//! The [`crate::gateway::Gateway`] owns one and hands it SIP bytes and the
+//! stanzas addressed to local users; the endpoint gives back stanzas for
+//! XMPP (through [`Endpoint::poll_stanza`]) and learns from the gateway
+//! whether each one reached an authenticated stream
+//! ([`Endpoint::delivered`]), which is when a SIP MESSAGE gets its 202.
+
+mod access;
+mod pager;
+mod transport;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustls::ServerConfig;
+
+use crate::config::{Config, SipMode, SipTransport};
+use crate::gateway::{ConnId, Level, LogLine, Output};
+use crate::jid::Jid;
+use crate::registrar::bindings::{Binding, ContactParam, Policy, RegisterRequest};
+use crate::registrar::digest::Digest;
+use crate::registrar::{AuthRequest, Decision, Registrar};
+use crate::rng::Rng;
+use crate::sip::{
+    self, Contact, Frame, Incoming, Message, Method, Request, Response, Scheme, TransactionTable,
+    TxId, Uri,
+};
+use crate::store::{Contacted, Persist};
+use crate::translate::{self, ChatState, ComposingState, ImError, XmppMessageType};
+use crate::xml::Element;
+use crate::xmpp::session::Time;
+use crate::xmpp::stanza::{self, Kind, StanzaCondition};
+
+pub use access::{glob, Access};
+pub use pager::{message_request, sip_im_of};
+pub use transport::Dest;
+use transport::SipConn;
+
+/// Most XMPP messages waiting for one SIP destination while an earlier
+/// MESSAGE to it is pending (RFC 3428 allows one at a time).
+pub const DESTINATION_QUEUE_LIMIT: usize = 100;
+
+/// Outbound SIP connections get ids from their own range, so that the
+/// gateway and the endpoint never hand out the same [`ConnId`].
+const OUTBOUND_CONN_BASE: u64 = 1 << 62;
+
+/// What the endpoint needs besides the configuration file.
+#[derive(Clone)]
+pub struct SipSettings {
+    /// The UDP sockets the runtime listens on (requests we send over UDP
+    /// leave from one of them).
+    pub udp: Vec<SocketAddr>,
+    /// TLS for SIP over TLS listeners.
+    pub tls_server: Option<Arc<ServerConfig>>,
+    /// Proxy mode: where requests for local users go.
+    pub next_hop: Option<(SocketAddr, SipTransport)>,
+    /// The `type` of messages made from SIP MESSAGEs.
+    pub message_type: XmppMessageType,
+    /// Parser limits.
+    pub limits: sip::Limits,
+}
+
+impl std::fmt::Debug for SipSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SipSettings")
+            .field("udp", &self.udp)
+            .field("next_hop", &self.next_hop)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An XMPP message on its way to a SIP user.
+#[derive(Debug)]
+struct Outgoing {
+    /// The stanza it came from, for the error reply.
+    stanza: Element,
+    /// The MESSAGE (Via added when sent).
+    request: Request,
+    /// Where it goes.
+    target: Target,
+    /// A chat state notification: failures are not reported back.
+    chat_state: bool,
+}
+
+/// A MESSAGE in flight to a SIP destination.
+#[derive(Debug)]
+struct InFlight {
+    destination: String,
+    stanza: Element,
+    chat_state: bool,
+}
+
+/// A SIP MESSAGE whose stanza is on its way to XMPP.
+#[derive(Debug)]
+struct Awaiting {
+    tx: TxId,
+    request: Request,
+}
+
+/// The SIP endpoint.
+pub struct Endpoint {
+    mode: SipMode,
+    domains: Vec<String>,
+    trusted: Vec<IpAddr>,
+    settings: SipSettings,
+    registrar: Registrar,
+    access: Access,
+    rng: Rng,
+    table: TransactionTable,
+    conns: HashMap<ConnId, SipConn>,
+    next_conn: u64,
+    /// Where each transaction's messages go.
+    tx_dest: HashMap<TxId, Dest>,
+    /// Connections REGISTERs came over, by (aor, contact): requests for the
+    /// contact go back over them while they live (RFC 5626's flows, in
+    /// spirit: the only way through NATs and firewalls).
+    flows: HashMap<(String, String), ConnId>,
+    /// XMPP → SIP: per destination, the MESSAGEs waiting their turn.
+    queues: HashMap<String, VecDeque<Outgoing>>,
+    in_flight: HashMap<TxId, InFlight>,
+    /// SIP → XMPP: MESSAGEs waiting for their stanza's fate, by stanza id.
+    awaiting: HashMap<String, Awaiting>,
+    /// The last isComposing state sent per (XMPP sender, SIP destination).
+    composing: HashMap<(String, String), ComposingState>,
+    to_xmpp: VecDeque<(Element, bool)>,
+    out: VecDeque<Output>,
+    /// Monotonic and Unix time at start, to turn binding expiries into
+    /// deadlines.
+    anchor: (Instant, u64),
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("mode", &self.mode)
+            .field("conns", &self.conns.len())
+            .field("transactions", &self.table.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Endpoint {
+    /// The endpoint of `config`; `digest_key` keys the nonces (derive it
+    /// from the dialback secret so every instance accepts them).
+    pub fn new(
+        config: &Config,
+        settings: SipSettings,
+        digest_key: &[u8],
+        rng: Rng,
+        t: Time,
+    ) -> Endpoint {
+        let registrar = Registrar::new(
+            &config.gateway.domains,
+            &config.sip,
+            Digest::new(digest_key, 300),
+            Policy::default(),
+        );
+        Endpoint {
+            mode: config.sip.mode,
+            domains: config.gateway.domains.clone(),
+            trusted: config.sip.trusted.clone(),
+            settings,
+            registrar,
+            access: Access::new(config),
+            rng,
+            table: TransactionTable::new(sip::Timers::default()),
+            conns: HashMap::new(),
+            next_conn: OUTBOUND_CONN_BASE,
+            tx_dest: HashMap::new(),
+            flows: HashMap::new(),
+            queues: HashMap::new(),
+            in_flight: HashMap::new(),
+            awaiting: HashMap::new(),
+            composing: HashMap::new(),
+            to_xmpp: VecDeque::new(),
+            out: VecDeque::new(),
+            anchor: (t.now, t.unix),
+        }
+    }
+
+    /// Loads what the store holds (at start).
+    pub fn restore(&mut self, bindings: Vec<Binding>, contacts: Vec<Contacted>, t: Time) {
+        let n = bindings.len();
+        let expired = self.registrar.restore(bindings, t.unix);
+        self.access.restore(contacts);
+        self.log(
+            Level::Info,
+            None,
+            format!(
+                "registrar: {} binding(s) restored, {} expired",
+                n - expired.len().min(n),
+                expired.len()
+            ),
+        );
+        self.persist(expired);
+    }
+
+    /// Whether `conn` is a SIP connection.
+    pub fn owns(&self, conn: ConnId) -> bool {
+        self.conns.contains_key(&conn)
+    }
+
+    /// Live SIP connections.
+    pub fn connections(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// The next output for the runtime.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// The next stanza for XMPP; `true` when the gateway must report its
+    /// fate through [`Endpoint::delivered`].
+    pub fn poll_stanza(&mut self) -> Option<(Element, bool)> {
+        self.to_xmpp.pop_front()
+    }
+
+    /// The earliest deadline: transactions and binding expiry.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let expiry =
+            self.registrar.bindings().next_expiry().map(|unix| {
+                self.anchor.0 + Duration::from_secs(unix.saturating_sub(self.anchor.1))
+            });
+        self.table.poll_timeout().into_iter().chain(expiry).min()
+    }
+
+    /// Timers.
+    pub fn handle_timeout(&mut self, t: Time) {
+        self.table.handle_timeout(t.now);
+        let expired = self.registrar.bindings_mut().expire(t.unix);
+        if !expired.is_empty() {
+            self.log(
+                Level::Debug,
+                None,
+                format!("registrar: {} binding(s) expired", expired.len()),
+            );
+            self.persist(expired);
+        }
+        self.drain_table(t);
+    }
+
+    // ---- transports ----
+
+    /// A peer connected to a SIP TCP or TLS listener.
+    pub fn accept(&mut self, conn: ConnId, peer: SocketAddr, tls: bool) {
+        let config = if tls {
+            match &self.settings.tls_server {
+                Some(c) => Some(c.clone()),
+                None => {
+                    self.log(
+                        Level::Warn,
+                        Some(conn),
+                        "SIP over TLS without a certificate".into(),
+                    );
+                    self.out.push_back(Output::Close { conn });
+                    return;
+                }
+            }
+        } else {
+            None
+        };
+        match SipConn::accepted(peer, config, self.settings.limits.clone()) {
+            Ok(c) => {
+                self.conns.insert(conn, c);
+                self.log(
+                    Level::Debug,
+                    Some(conn),
+                    format!(
+                        "accepted SIP {} connection from {peer}",
+                        if tls { "TLS" } else { "TCP" }
+                    ),
+                );
+            }
+            Err(e) => {
+                self.log(
+                    Level::Warn,
+                    Some(conn),
+                    format!("SIP connection from {peer}: {e}"),
+                );
+                self.out.push_back(Output::Close { conn });
+            }
+        }
+    }
+
+    /// An outbound SIP connection is up.
+    pub fn handle_connected(&mut self, conn: ConnId, t: Time) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.connected();
+        }
+        self.flush_conn(conn);
+        self.drain_table(t);
+    }
+
+    /// An outbound SIP connection could not be made.
+    pub fn handle_connect_failed(&mut self, conn: ConnId, reason: &str, t: Time) {
+        self.log(
+            Level::Warn,
+            Some(conn),
+            format!("SIP connect failed: {reason}"),
+        );
+        self.handle_closed(conn, t);
+    }
+
+    /// A SIP connection closed: its transactions fail.
+    pub fn handle_closed(&mut self, conn: ConnId, t: Time) {
+        if self.conns.remove(&conn).is_none() {
+            return;
+        }
+        self.flows.retain(|_, c| *c != conn);
+        let failed: Vec<TxId> = self
+            .tx_dest
+            .iter()
+            .filter(|(_, d)| **d == Dest::Conn(conn))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in failed {
+            self.table.handle_transport_error(id);
+        }
+        self.drain_table(t);
+    }
+
+    /// Bytes on a SIP connection.
+    pub fn handle_bytes(&mut self, conn: ConnId, bytes: &[u8], t: Time) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if let Err(e) = c.receive(bytes) {
+            self.log(Level::Warn, Some(conn), format!("SIP connection: {e}"));
+            self.flush_conn(conn);
+            self.close(conn);
+            return;
+        }
+        loop {
+            let Some(c) = self.conns.get_mut(&conn) else {
+                break;
+            };
+            let peer = c.peer;
+            match c.poll() {
+                None => break,
+                Some(Ok(Frame::Message(m))) => self.handle_message(m, Dest::Conn(conn), peer, t),
+                Some(Ok(Frame::Ping)) => {
+                    // RFC 5626 section 3.5.1: a double CRLF gets a CRLF.
+                    if let Some(c) = self.conns.get_mut(&conn) {
+                        c.send(b"\r\n");
+                    }
+                }
+                Some(Ok(Frame::Pong)) => {}
+                Some(Err(e)) => {
+                    let fatal = e.is_fatal();
+                    self.refuse(&e, Dest::Conn(conn), peer);
+                    if fatal {
+                        self.flush_conn(conn);
+                        self.close(conn);
+                        break;
+                    }
+                }
+            }
+        }
+        self.flush_conn(conn);
+        self.drain_table(t);
+    }
+
+    /// A datagram on the UDP socket `local`.
+    pub fn handle_datagram(&mut self, local: SocketAddr, peer: SocketAddr, bytes: &[u8], t: Time) {
+        if sip::is_keepalive(bytes) {
+            return;
+        }
+        let dest = Dest::Udp { local, peer };
+        match sip::parse_datagram(bytes, &self.settings.limits) {
+            Ok(m) => self.handle_message(m, dest, peer, t),
+            Err(e) => self.refuse(&e, dest, peer),
+        }
+        self.drain_table(t);
+    }
+
+    /// Answers (or drops, when no answer can be built) what did not parse.
+    fn refuse(&mut self, e: &sip::ParseError, dest: Dest, peer: SocketAddr) {
+        let tag = sip::new_tag(&mut self.rng);
+        match e.response(&tag) {
+            Some(r) => {
+                self.log(
+                    Level::Warn,
+                    None,
+                    format!("SIP from {peer}: {e}; answering {} {}", r.status, r.reason),
+                );
+                self.send_bytes(dest, &r.to_bytes());
+            }
+            None => self.log(
+                Level::Warn,
+                None,
+                format!("SIP from {peer}: {e}; dropped (no response possible)"),
+            ),
+        }
+    }
+
+    fn close(&mut self, conn: ConnId) {
+        self.out.push_back(Output::Close { conn });
+    }
+
+    fn flush_conn(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            let bytes = c.take_output();
+            if !bytes.is_empty() {
+                self.out.push_back(Output::Transmit { conn, bytes });
+            }
+        }
+    }
+
+    fn send_bytes(&mut self, dest: Dest, bytes: &[u8]) -> bool {
+        match dest {
+            Dest::Udp { local, peer } => {
+                self.out.push_back(Output::Datagram {
+                    local,
+                    peer,
+                    bytes: bytes.to_vec(),
+                });
+                true
+            }
+            Dest::Conn(conn) => match self.conns.get_mut(&conn) {
+                Some(c) => {
+                    c.send(bytes);
+                    self.flush_conn(conn);
+                    true
+                }
+                None => false,
+            },
+        }
+    }
+
+    /// Carries out what the transactions want.
+    fn drain_table(&mut self, t: Time) {
+        while let Some((id, output)) = self.table.poll_output() {
+            match output {
+                sip::Output::Transmit(bytes) => {
+                    let sent = match self.tx_dest.get(&id).copied() {
+                        Some(dest) => self.send_bytes(dest, &bytes),
+                        None => false,
+                    };
+                    if !sent {
+                        self.table.handle_transport_error(id);
+                    }
+                }
+                sip::Output::Provisional(_) => {}
+                sip::Output::Final(response) => self.message_answered(id, Ok(response), t),
+                sip::Output::Timeout => self.message_answered(id, Err(408), t),
+                sip::Output::TransportError => self.message_answered(id, Err(503), t),
+                sip::Output::Terminated => {
+                    self.tx_dest.remove(&id);
+                }
+            }
+        }
+    }
+
+    // ---- SIP requests and responses ----
+
+    fn handle_message(&mut self, m: Message, dest: Dest, peer: SocketAddr, t: Time) {
+        match m {
+            Message::Response(r) => {
+                if self.table.handle_response(r, t.now).is_none() {
+                    self.log(
+                        Level::Debug,
+                        None,
+                        format!("SIP from {peer}: stray response dropped"),
+                    );
+                }
+            }
+            Message::Request(r) => match self.table.handle_request(r, dest.reliable(), t.now) {
+                Ok(Incoming::New(id, req)) => {
+                    self.tx_dest.insert(id, dest);
+                    self.handle_request(id, req, peer, t);
+                }
+                Ok(Incoming::Retransmission(_)) => {}
+                Ok(Incoming::Stateless(req)) => {
+                    if req.method != Method::Ack {
+                        self.log(
+                            Level::Info,
+                            None,
+                            format!("SIP from {peer}: {} not supported; 501", req.method),
+                        );
+                        let tag = sip::new_tag(&mut self.rng);
+                        let r = req.response(501, &tag);
+                        self.send_bytes(dest, &r.to_bytes());
+                    }
+                }
+                Err(e) => self.log(Level::Warn, None, format!("SIP from {peer}: {e}; dropped")),
+            },
+        }
+    }
+
+    fn respond(&mut self, id: TxId, req: &Request, status: u16, reason: Option<&str>, t: Time) {
+        let tag = sip::new_tag(&mut self.rng);
+        let mut r = req.response(status, &tag);
+        if let Some(reason) = reason {
+            r = r.with_reason(reason);
+        }
+        self.respond_with(id, r, t);
+    }
+
+    fn respond_with(&mut self, id: TxId, r: Response, t: Time) {
+        if let Err(e) = self.table.respond(id, r, t.now) {
+            self.log(Level::Debug, None, format!("SIP response not sent: {e}"));
+        }
+        self.drain_table(t);
+    }
+
+    fn handle_request(&mut self, id: TxId, req: Request, peer: SocketAddr, t: Time) {
+        if req.headers.max_forwards().ok().flatten() == Some(0) && req.method != Method::Register {
+            return self.respond(id, &req, 483, None, t);
+        }
+        match req.method {
+            Method::Register => self.register(id, req, peer, t),
+            Method::Message => self.sip_message(id, req, peer, t),
+            Method::Options => {
+                let tag = sip::new_tag(&mut self.rng);
+                let mut r = req.response(200, &tag);
+                r.headers.push("Allow", "REGISTER, MESSAGE, OPTIONS");
+                r.headers
+                    .push("Accept", translate::im::ACCEPTED_CONTENT_TYPES);
+                self.respond_with(id, r, t);
+            }
+            _ => {
+                self.log(
+                    Level::Info,
+                    None,
+                    format!("SIP from {peer}: {} not supported; 405", req.method),
+                );
+                let tag = sip::new_tag(&mut self.rng);
+                let mut r = req.response(405, &tag);
+                r.headers.push("Allow", "REGISTER, MESSAGE, OPTIONS");
+                self.respond_with(id, r, t);
+            }
+        }
+    }
+
+    /// Digest (or trusted source) for a request acting as `aor`; `None`
+    /// when the request was answered.
+    fn authenticate(
+        &mut self,
+        id: TxId,
+        req: &Request,
+        aor: &str,
+        peer: SocketAddr,
+        t: Time,
+    ) -> Option<String> {
+        let register = req.method == Method::Register;
+        if self.mode == SipMode::Proxy {
+            if self.trusted.contains(&peer.ip()) {
+                return Some(aor.to_owned());
+            }
+            self.log(
+                Level::Warn,
+                None,
+                format!(
+                    "SIP {} from {peer}: not a trusted address in proxy mode; 403",
+                    req.method
+                ),
+            );
+            self.respond(id, req, 403, Some("Not A Trusted Peer"), t);
+            return None;
+        }
+        let header = if register {
+            "Authorization"
+        } else {
+            "Proxy-Authorization"
+        };
+        let authorization: Vec<&str> = req.headers.get_all(header).collect();
+        let uri = req.uri.to_string();
+        let decision = self.registrar.authorize(
+            &AuthRequest {
+                source: peer.ip(),
+                method: req.method.as_str(),
+                request_uri: &uri,
+                aor,
+                authorization: &authorization,
+            },
+            t.unix,
+        );
+        match decision {
+            Decision::Allow { user, domain, .. } => Some(format!("{user}@{domain}")),
+            Decision::Challenge { realm, user, stale } => {
+                let values = self
+                    .registrar
+                    .challenge(&realm, &user, stale, t.unix, &mut self.rng);
+                let (status, name) = if register {
+                    (401, "WWW-Authenticate")
+                } else {
+                    (407, "Proxy-Authenticate")
+                };
+                let tag = sip::new_tag(&mut self.rng);
+                let mut r = req.response(status, &tag);
+                for v in values {
+                    r.headers.push(name, v);
+                }
+                self.respond_with(id, r, t);
+                None
+            }
+            Decision::Reject { code, reason } => {
+                self.log(
+                    Level::Warn,
+                    None,
+                    format!("SIP {} from {peer} as {aor}: {code} {reason}", req.method),
+                );
+                self.respond(id, req, code, Some(reason), t);
+                None
+            }
+        }
+    }
+
+    fn register(&mut self, id: TxId, req: Request, peer: SocketAddr, t: Time) {
+        if self.mode == SipMode::Proxy {
+            return self.respond(id, &req, 405, Some("Registrar Not Enabled"), t);
+        }
+        let to = match req.headers.to() {
+            Ok(to) => to,
+            Err(e) => return self.respond(id, &req, 400, Some(&format!("Bad To: {e}")), t),
+        };
+        let Some(aor) = aor_of(to.uri()) else {
+            return self.respond(id, &req, 404, Some("Invalid Address of Record"), t);
+        };
+        let Some(aor) = self.authenticate(id, &req, &aor, peer, t) else {
+            return;
+        };
+        let contacts = match req.headers.contacts() {
+            Ok(c) => c,
+            Err(e) => return self.respond(id, &req, 400, Some(&format!("Bad Contact: {e}")), t),
+        };
+        let (call_id, cseq, expires) = match (
+            req.headers.call_id(),
+            req.headers.cseq(),
+            req.headers.expires(),
+        ) {
+            (Ok(c), Ok(s), Ok(e)) => (c.to_owned(), s.seq, e),
+            _ => return self.respond(id, &req, 400, None, t),
+        };
+        let mut rr = RegisterRequest {
+            call_id,
+            cseq,
+            expires_header: expires,
+            ..RegisterRequest::default()
+        };
+        for c in &contacts {
+            match c {
+                Contact::Star => rr.star = true,
+                Contact::Addr(a) => rr.contacts.push(ContactParam {
+                    uri: a.uri().to_string(),
+                    expires: a.expires(),
+                    q: a.q().map(|q| f32::from(q) / 1000.0),
+                    instance: a
+                        .params()
+                        .get("+sip.instance")
+                        .flatten()
+                        .map(|v| v.trim_matches('"').to_owned()),
+                    reg_id: a
+                        .params()
+                        .get("reg-id")
+                        .flatten()
+                        .and_then(|v| v.parse().ok()),
+                }),
+            }
+        }
+        match self.registrar.register(&aor, &rr, t.unix) {
+            Ok(outcome) => {
+                if let Some(Dest::Conn(conn)) = self.tx_dest.get(&id).copied() {
+                    for c in &rr.contacts {
+                        self.flows.insert((aor.clone(), c.uri.clone()), conn);
+                    }
+                }
+                let tag = sip::new_tag(&mut self.rng);
+                let mut r = req.response(200, &tag);
+                for b in &outcome.bindings {
+                    r.headers.push(
+                        "Contact",
+                        format!("<{}>;expires={}", b.contact, b.expires_in(t.unix)),
+                    );
+                }
+                self.log(
+                    Level::Info,
+                    None,
+                    format!(
+                        "registrar: {aor} has {} binding(s) (from {peer})",
+                        outcome.bindings.len()
+                    ),
+                );
+                self.persist(outcome.changes);
+                self.respond_with(id, r, t);
+            }
+            Err(e) => {
+                let tag = sip::new_tag(&mut self.rng);
+                let mut r = req.response(e.code, &tag).with_reason(e.reason);
+                if let Some(min) = e.min_expires {
+                    r.headers.push("Min-Expires", min.to_string());
+                }
+                self.respond_with(id, r, t);
+            }
+        }
+    }
+
+    /// A MESSAGE from a SIP user toward XMPP.
+    fn sip_message(&mut self, id: TxId, req: Request, peer: SocketAddr, t: Time) {
+        let from = match req.headers.from() {
+            Ok(f) => f,
+            Err(e) => return self.respond(id, &req, 400, Some(&format!("Bad From: {e}")), t),
+        };
+        let Some(from_aor) = aor_of(from.uri()).filter(|a| self.is_local(domain_of(a))) else {
+            self.log(
+                Level::Warn,
+                None,
+                format!(
+                    "SIP MESSAGE from {peer}: From {} is not a local user; 403",
+                    from.uri()
+                ),
+            );
+            return self.respond(id, &req, 403, Some("Not A Local User"), t);
+        };
+        let Some(sender) = self.authenticate(id, &req, &from_aor, peer, t) else {
+            return;
+        };
+        let im = match pager::sip_im_of(&req) {
+            Ok(im) => im,
+            Err((status, reason)) => {
+                self.log(
+                    Level::Info,
+                    None,
+                    format!("SIP MESSAGE from {sender}: {status} {reason}"),
+                );
+                return self.respond(id, &req, status, Some(reason), t);
+            }
+        };
+        if !self.access.xmpp_allowed(&sender) {
+            self.log(
+                Level::Info,
+                None,
+                format!("{sender} has no XMPP access; 403"),
+            );
+            return self.respond(id, &req, 403, Some("No XMPP Access"), t);
+        }
+        let stanza_id = format!("sip-{}", self.rng.token());
+        let stanza =
+            match translate::sip_message_to_xmpp_as(&im, &stanza_id, self.settings.message_type) {
+                Ok(s) => s,
+                Err(e) => {
+                    let status = e.sip_status();
+                    self.log(
+                        Level::Info,
+                        None,
+                        format!("SIP MESSAGE from {sender}: {e:?}; {status}"),
+                    );
+                    let tag = sip::new_tag(&mut self.rng);
+                    let mut r = req.response(status, &tag);
+                    if status == 415 {
+                        r.headers
+                            .push("Accept", translate::im::ACCEPTED_CONTENT_TYPES);
+                    }
+                    return self.respond_with(id, r, t);
+                }
+            };
+        let Some(to) = stanza.attr("to").and_then(|j| Jid::parse(j).ok()) else {
+            return self.respond(id, &req, 400, None, t);
+        };
+        if self.is_local(to.domain()) {
+            return self.respond(id, &req, 404, Some("Not An XMPP Address"), t);
+        }
+        if let Some(change) = self.access.remember(&sender, to.bare().as_str(), t.unix) {
+            self.persist(vec![change]);
+        }
+        self.log(
+            Level::Debug,
+            None,
+            format!("SIP MESSAGE {sender} -> {to} as stanza {stanza_id}"),
+        );
+        self.awaiting.insert(
+            stanza_id,
+            Awaiting {
+                tx: id,
+                request: req,
+            },
+        );
+        self.to_xmpp.push_back((stanza, true));
+    }
+
+    /// The gateway's word on a stanza made from a SIP MESSAGE: on an
+    /// authenticated stream (202), or bounced (the mapped error).
+    pub fn delivered(&mut self, stanza_id: &str, result: Result<(), StanzaCondition>, t: Time) {
+        let Some(a) = self.awaiting.remove(stanza_id) else {
+            return;
+        };
+        match result {
+            Ok(()) => self.respond(a.tx, &a.request, 202, None, t),
+            Err(condition) => {
+                let status = translate::xmpp_to_sip(condition, false, false);
+                self.log(
+                    Level::Info,
+                    None,
+                    format!("stanza {stanza_id} bounced with {condition}; SIP {status}"),
+                );
+                self.respond(a.tx, &a.request, status, Some(condition.as_str()), t);
+            }
+        }
+    }
+
+    // ---- XMPP toward SIP ----
+
+    /// A stanza for a local user (not the domain itself).
+    pub fn from_xmpp(&mut self, stanza: Element, t: Time) {
+        let Some(addr) = stanza::addressing(&stanza) else {
+            return;
+        };
+        let (from, to) = (addr.from, addr.to);
+        let local_user = to.bare().as_str().to_owned();
+        if stanza::is_error(&stanza) {
+            // An error about a message we sent, arriving after its 202.
+            let cond =
+                stanza::error_condition(&stanza).map_or("undefined-condition", |c| c.as_str());
+            self.log(
+                Level::Info,
+                None,
+                format!(
+                    "{from} -> {to}: XMPP error {cond} for stanza {} (after its SIP answer)",
+                    stanza.attr("id").unwrap_or("")
+                ),
+            );
+            return;
+        }
+        if Kind::of(&stanza) != Some(Kind::Message) {
+            return self.refuse_stanza(
+                &stanza,
+                StanzaCondition::ServiceUnavailable,
+                "only messages reach SIP users",
+            );
+        }
+        if !self.access.xmpp_allowed(&local_user) {
+            self.log(
+                Level::Info,
+                None,
+                format!("{from} -> {to}: no XMPP access; service-unavailable"),
+            );
+            return self.refuse_stanza(&stanza, StanzaCondition::ServiceUnavailable, "");
+        }
+        let remote = from.bare().as_str().to_owned();
+        if !self.access.may_reach(&remote, &local_user) {
+            self.log(
+                Level::Info,
+                None,
+                format!("{from} -> {to}: public-unverified partner, not contacted first; service-unavailable"),
+            );
+            return self.refuse_stanza(&stanza, StanzaCondition::ServiceUnavailable, "");
+        }
+        let (im, chat_state) = match translate::xmpp_message_to_sip(&stanza) {
+            Ok(im) => (im, None),
+            Err(ImError::ChatStateOnly(state)) => {
+                match self.composing_update(&remote, &local_user, state) {
+                    Some(c) => (pager::is_composing_im(&from, &to, c), Some(state)),
+                    None => return,
+                }
+            }
+            Err(ImError::NoBody) | Err(ImError::ErrorMessage) => {
+                self.log(
+                    Level::Debug,
+                    None,
+                    format!("{from} -> {to}: message without body or chat state not gatewayed"),
+                );
+                return;
+            }
+            Err(e) => {
+                let cond = e.condition().unwrap_or(StanzaCondition::BadRequest);
+                return self.refuse_stanza(&stanza, cond, "");
+            }
+        };
+        if chat_state.is_none() {
+            self.composing
+                .insert((remote, local_user.clone()), ComposingState::Idle);
+        }
+        let Some((target, destination_key)) = self.target_for(&local_user, t) else {
+            let cond = if self.registrar_has_account(&local_user) {
+                StanzaCondition::RecipientUnavailable
+            } else {
+                StanzaCondition::ItemNotFound
+            };
+            self.log(
+                Level::Info,
+                None,
+                format!("{from} -> {to}: no SIP contact; {cond}"),
+            );
+            if chat_state.is_none() {
+                self.refuse_stanza(&stanza, cond, "");
+            }
+            return;
+        };
+        let call_id = im
+            .call_id
+            .clone()
+            .unwrap_or_else(|| sip::new_call_id(&mut self.rng));
+        let tag = sip::new_tag(&mut self.rng);
+        let request = match pager::message_request(&im, &target, &call_id, &tag) {
+            Ok(r) => r,
+            Err(e) => {
+                self.log(Level::Info, None, format!("{from} -> {to}: {e}"));
+                return self.refuse_stanza(&stanza, StanzaCondition::JidMalformed, "");
+            }
+        };
+        if request.to_bytes().len() > translate::im::PAGER_MODE_LIMIT && chat_state.is_none() {
+            return self.refuse_stanza(
+                &stanza,
+                StanzaCondition::PolicyViolation,
+                "too large for a SIP MESSAGE (RFC 3428: 1300 bytes)",
+            );
+        }
+        let outgoing = Outgoing {
+            stanza,
+            request,
+            target,
+            chat_state: chat_state.is_some(),
+        };
+        let busy = self
+            .in_flight
+            .values()
+            .any(|f| f.destination == destination_key);
+        let queue = self.queues.entry(destination_key.clone()).or_default();
+        if queue.len() >= DESTINATION_QUEUE_LIMIT {
+            let o = outgoing;
+            return self.refuse_stanza(
+                &o.stanza,
+                StanzaCondition::ResourceConstraint,
+                "too many messages waiting for this SIP user",
+            );
+        }
+        queue.push_back(outgoing);
+        if !busy {
+            self.send_next(&destination_key, t);
+        }
+    }
+
+    fn composing_update(
+        &mut self,
+        remote: &str,
+        local: &str,
+        state: ChatState,
+    ) -> Option<ComposingState> {
+        let key = (remote.to_owned(), local.to_owned());
+        let last = self
+            .composing
+            .get(&key)
+            .copied()
+            .unwrap_or(ComposingState::Idle);
+        let next = translate::next_is_composing(last, state)?;
+        self.composing.insert(key, next);
+        Some(next)
+    }
+
+    /// Whether `aor` is an account of the built-in registrar (an
+    /// unregistered account is unavailable, an unknown one not found).
+    fn registrar_has_account(&self, aor: &str) -> bool {
+        self.mode == SipMode::Registrar && self.registrar.has_account(aor)
+    }
+
+    /// Where a MESSAGE for `aor` goes: (Request-URI, address, transport
+    /// key for one-at-a-time ordering).
+    fn target_for(&mut self, aor: &str, t: Time) -> Option<(Target, String)> {
+        match self.mode {
+            SipMode::Proxy => {
+                let (addr, transport) = self.settings.next_hop?;
+                let uri = Uri::parse(&format!("sip:{aor}")).ok()?;
+                Some((
+                    Target {
+                        uri,
+                        to: format!("sip:{aor}"),
+                        addr,
+                        transport,
+                        flow: None,
+                    },
+                    aor.to_owned(),
+                ))
+            }
+            SipMode::Registrar => {
+                let binding = self
+                    .registrar
+                    .bindings()
+                    .lookup(aor, t.unix)
+                    .into_iter()
+                    .next()?;
+                let uri = Uri::parse(&binding.contact).ok()?;
+                let flow = self
+                    .flows
+                    .get(&(aor.to_owned(), binding.contact.clone()))
+                    .copied()
+                    .filter(|c| self.conns.contains_key(c));
+                let transport = match uri.transport() {
+                    Some(tr) if tr.eq_ignore_ascii_case("tcp") => SipTransport::Tcp,
+                    Some(tr) if tr.eq_ignore_ascii_case("tls") => SipTransport::Tls,
+                    _ if uri.scheme() == Scheme::Sips => SipTransport::Tls,
+                    _ => SipTransport::Udp,
+                };
+                let default_port = if transport == SipTransport::Tls {
+                    5061
+                } else {
+                    5060
+                };
+                let ip = match uri.host()? {
+                    sip::Host::V4(ip) => IpAddr::V4(*ip),
+                    sip::Host::V6(ip) => IpAddr::V6(*ip),
+                    sip::Host::Domain(_) => {
+                        if flow.is_none() {
+                            self.log(Level::Warn, None, format!("{aor}: contact {} names a host; only IP contacts (or the registering connection) are reachable", binding.contact));
+                            return None;
+                        }
+                        IpAddr::from([0, 0, 0, 0])
+                    }
+                };
+                let addr = SocketAddr::new(ip, uri.port().unwrap_or(default_port));
+                Some((
+                    Target {
+                        uri,
+                        to: format!("sip:{aor}"),
+                        addr,
+                        transport,
+                        flow,
+                    },
+                    binding.contact.clone(),
+                ))
+            }
+        }
+    }
+
+    /// Sends the first queued MESSAGE for `destination`.
+    fn send_next(&mut self, destination: &str, t: Time) {
+        loop {
+            let Some(mut outgoing) = self
+                .queues
+                .get_mut(destination)
+                .and_then(VecDeque::pop_front)
+            else {
+                self.queues.remove(destination);
+                return;
+            };
+            let Some((dest, via)) = self.dest_for(&outgoing.target) else {
+                if !outgoing.chat_state {
+                    self.refuse_stanza(
+                        &outgoing.stanza,
+                        StanzaCondition::RecipientUnavailable,
+                        "the SIP user cannot be reached",
+                    );
+                }
+                continue;
+            };
+            let branch = sip::new_branch(&mut self.rng);
+            outgoing
+                .request
+                .headers
+                .push_front("Via", format!("SIP/2.0/{via};branch={branch};rport"));
+            match self
+                .table
+                .start_client(&outgoing.request, dest.reliable(), t.now)
+            {
+                Ok(id) => {
+                    self.tx_dest.insert(id, dest);
+                    self.in_flight.insert(
+                        id,
+                        InFlight {
+                            destination: destination.to_owned(),
+                            stanza: outgoing.stanza,
+                            chat_state: outgoing.chat_state,
+                        },
+                    );
+                    self.drain_table(t);
+                    return;
+                }
+                Err(e) => {
+                    self.log(Level::Warn, None, format!("SIP MESSAGE not sent: {e}"));
+                    self.refuse_stanza(&outgoing.stanza, StanzaCondition::InternalServerError, "");
+                }
+            }
+        }
+    }
+
+    /// The transport for a target, and the Via `transport sent-by` to use:
+    /// the registering connection, a UDP socket of the right family, or a
+    /// new TCP connection.
+    fn dest_for(&mut self, target: &Target) -> Option<(Dest, String)> {
+        if let Some(conn) = target.flow.filter(|c| self.conns.contains_key(c)) {
+            let tls = self.conns.get(&conn).is_some_and(|c| c.tls);
+            let via = format!("{} {}", if tls { "TLS" } else { "TCP" }, self.sent_by());
+            return Some((Dest::Conn(conn), via));
+        }
+        match target.transport {
+            SipTransport::Udp => {
+                let local = *self
+                    .settings
+                    .udp
+                    .iter()
+                    .find(|l| l.is_ipv4() == target.addr.is_ipv4())?;
+                Some((
+                    Dest::Udp {
+                        local,
+                        peer: target.addr,
+                    },
+                    format!("UDP {local}"),
+                ))
+            }
+            SipTransport::Tcp => {
+                let existing = self
+                    .conns
+                    .iter()
+                    .find(|(_, c)| c.peer == target.addr && !c.tls)
+                    .map(|(id, _)| *id);
+                let conn = match existing {
+                    Some(c) => c,
+                    None => {
+                        let conn = ConnId(self.next_conn);
+                        self.next_conn += 1;
+                        self.conns.insert(
+                            conn,
+                            SipConn::outbound(target.addr, self.settings.limits.clone()),
+                        );
+                        self.out.push_back(Output::Connect {
+                            conn,
+                            addr: target.addr,
+                        });
+                        conn
+                    }
+                };
+                Some((Dest::Conn(conn), format!("TCP {}", self.sent_by())))
+            }
+            SipTransport::Tls => {
+                self.log(
+                    Level::Warn,
+                    None,
+                    format!(
+                        "{}: SIP over TLS is only used on connections the user opened",
+                        target.uri
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// The host:port in the Via of requests on connections.
+    fn sent_by(&self) -> String {
+        match self.settings.udp.first() {
+            Some(a) if !a.ip().is_unspecified() => a.to_string(),
+            _ => self.domains.first().cloned().unwrap_or_default(),
+        }
+    }
+
+    /// A client transaction ended: the response (or the failure) of a
+    /// MESSAGE toward SIP. Errors go back to the XMPP sender; the next
+    /// MESSAGE to the destination goes out.
+    fn message_answered(&mut self, id: TxId, result: Result<Response, u16>, t: Time) {
+        let Some(f) = self.in_flight.remove(&id) else {
+            return;
+        };
+        let (status, retry_after, reason) = match &result {
+            Ok(r) => (
+                r.status,
+                r.headers.contains("Retry-After"),
+                r.reason.clone(),
+            ),
+            Err(code) => (*code, false, sip::reason_phrase(*code).to_owned()),
+        };
+        if (200..300).contains(&status) {
+            self.log(
+                Level::Debug,
+                None,
+                format!("MESSAGE to {} answered {status}", f.destination),
+            );
+        } else if !f.chat_state {
+            let (condition, error_type) = translate::sip_to_xmpp(status, retry_after);
+            self.log(
+                Level::Info,
+                None,
+                format!(
+                    "MESSAGE to {} answered {status} {reason}: {condition} to the XMPP sender",
+                    f.destination
+                ),
+            );
+            if let Some(mut reply) = stanza::error_reply(&f.stanza, condition, Some(&reason)) {
+                if let Some(e) = reply.child_mut(crate::xml::ns::SERVER, "error") {
+                    e.set_attr("type", error_type.as_str());
+                }
+                self.to_xmpp.push_back((reply, false));
+            }
+        }
+        self.send_next(&f.destination, t);
+    }
+
+    /// Answers an XMPP stanza with an error.
+    fn refuse_stanza(&mut self, stanza: &Element, condition: StanzaCondition, text: &str) {
+        let text = (!text.is_empty()).then_some(text);
+        if let Some(reply) = stanza::error_reply(stanza, condition, text) {
+            self.to_xmpp.push_back((reply, false));
+        }
+    }
+
+    fn is_local(&self, domain: &str) -> bool {
+        self.domains.iter().any(|d| d.eq_ignore_ascii_case(domain))
+    }
+
+    fn persist(&mut self, changes: Vec<Persist>) {
+        if !changes.is_empty() {
+            self.out.push_back(Output::Persist(changes));
+        }
+    }
+
+    fn log(&mut self, level: Level, conn: Option<ConnId>, message: String) {
+        self.out.push_back(Output::Log(LogLine {
+            level,
+            conn,
+            message,
+        }));
+    }
+}
+
+/// Where a MESSAGE toward a SIP user goes.
+#[derive(Clone, Debug)]
+pub struct Target {
+    /// The Request-URI.
+    pub uri: Uri,
+    /// The To URI.
+    pub to: String,
+    /// The address to send to (unused with a flow).
+    pub addr: SocketAddr,
+    /// The transport to the address.
+    pub transport: SipTransport,
+    /// The connection the user registered over, if still open.
+    pub flow: Option<ConnId>,
+}
+
+/// `user@domain` of a SIP URI, domain lowercased.
+fn aor_of(uri: &Uri) -> Option<String> {
+    let user = uri.user().filter(|u| !u.is_empty())?;
+    let host = match uri.host()? {
+        sip::Host::Domain(d) => d.to_ascii_lowercase(),
+        _ => return None,
+    };
+    Some(format!("{user}@{host}"))
+}
+
+fn domain_of(aor: &str) -> &str {
+    aor.rsplit_once('@').map_or(aor, |(_, d)| d)
+}

@@ -243,10 +243,7 @@ impl Gateway {
 
     /// Routes what the SIP side has for XMPP.
     fn pump_sip(&mut self, t: Time) {
-        loop {
-            let Some((stanza, tracked)) = self.sip.as_mut().and_then(Endpoint::poll_stanza) else {
-                break;
-            };
+        while let Some((stanza, tracked)) = self.sip.as_mut().and_then(Endpoint::poll_stanza) {
             if tracked {
                 if let Some(id) = stanza.attr("id") {
                     self.tracked.insert(id.to_owned());

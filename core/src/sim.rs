@@ -458,6 +458,49 @@ impl Net {
         panic!("timers did not settle");
     }
 
+    /// Turns node `i` into an XMPP-SIP gateway configured by `toml` (a
+    /// whole configuration file; only `[sip]`, `[[access]]` and
+    /// `[[partner]]` types matter here), with one SIP UDP socket at
+    /// [`Net::sip_addr`].
+    pub fn enable_sip(&mut self, i: usize, toml: &str) {
+        let config = crate::config::parse(toml)
+            .expect("test configuration")
+            .config;
+        let settings = crate::endpoint::SipSettings {
+            udp: vec![self.sip_addr(i)],
+            tls_server: None,
+            next_hop: None,
+            message_type: crate::translate::XmppMessageType::Normal,
+            limits: Default::default(),
+        };
+        let now = self.now;
+        self.nodes[i]
+            .gw
+            .enable_sip(&config, settings, b"digest key", now);
+        self.run();
+    }
+
+    /// Node `i`'s SIP UDP socket: 10.0.0.N:5060.
+    pub fn sip_addr(&self, i: usize) -> SocketAddr {
+        SocketAddr::new(self.nodes[i].addr.ip(), 5060)
+    }
+
+    /// A SIP datagram from `peer` to node `i`'s SIP socket.
+    pub fn sip_datagram(&mut self, i: usize, peer: SocketAddr, bytes: &[u8]) {
+        let (local, now) = (self.sip_addr(i), self.now);
+        self.nodes[i].gw.handle_datagram(local, peer, bytes, now);
+        self.run();
+    }
+
+    /// Takes the SIP datagrams node `i` sent to `peer`.
+    pub fn take_datagrams(&mut self, i: usize, peer: SocketAddr) -> Vec<Vec<u8>> {
+        let (to_peer, rest) = std::mem::take(&mut self.nodes[i].datagrams)
+            .into_iter()
+            .partition(|(_, p, _)| *p == peer);
+        self.nodes[i].datagrams = rest;
+        to_peer.into_iter().map(|(_, _, b)| b).collect()
+    }
+
     /// Sends a stanza from node `i`'s local side.
     pub fn send(&mut self, i: usize, stanza: &str) {
         let e = parse_element(stanza).expect("test stanza");

@@ -265,7 +265,7 @@ impl Endpoint {
         } else {
             None
         };
-        match SipConn::accepted(peer, config, self.settings.limits.clone()) {
+        match SipConn::accepted(peer, config, self.settings.limits) {
             Ok(c) => {
                 self.conns.insert(conn, c);
                 self.log(
@@ -336,10 +336,7 @@ impl Endpoint {
             self.close(conn);
             return;
         }
-        loop {
-            let Some(c) = self.conns.get_mut(&conn) else {
-                break;
-            };
+        while let Some(c) = self.conns.get_mut(&conn) {
             let peer = c.peer;
             match c.poll() {
                 None => break,
@@ -1113,10 +1110,8 @@ impl Endpoint {
                     None => {
                         let conn = ConnId(self.next_conn);
                         self.next_conn += 1;
-                        self.conns.insert(
-                            conn,
-                            SipConn::outbound(target.addr, self.settings.limits.clone()),
-                        );
+                        self.conns
+                            .insert(conn, SipConn::outbound(target.addr, self.settings.limits));
                         self.out.push_back(Output::Connect {
                             conn,
                             addr: target.addr,

@@ -86,8 +86,6 @@ pub enum StoreError {
         /// The newest this build knows.
         supported: i64,
     },
-    /// The URL names a back end this build does not have.
-    Unsupported(String),
     /// A value cannot be stored (e.g. a time beyond the back end's range).
     Invalid(String),
 }
@@ -101,7 +99,6 @@ impl fmt::Display for StoreError {
                 f,
                 "store schema version {found} is newer than this xfed supports ({supported})"
             ),
-            StoreError::Unsupported(m) => write!(f, "store not supported: {m}"),
             StoreError::Invalid(m) => write!(f, "value cannot be stored: {m}"),
         }
     }

@@ -213,19 +213,10 @@ fn design_example_parses() {
                 "gateway.subscription_refresh_interval"
             ),
             (10, Info, NotActiveYet, "gateway.log_message_bodies"),
-            (19, Info, NotActiveYet, "listen.sip"),
             (20, Info, NotActiveYet, "listen.internal"),
             (21, Info, NotActiveYet, "listen.metrics"),
-            (29, Info, NotActiveYet, "sip.mode"),
-            (31, Info, NotActiveYet, "sip.next_hop"),
             (31, Warning, NoEffect, "sip.next_hop"),
-            (32, Info, NotActiveYet, "sip.trusted"),
-            (35, Info, NotActiveYet, "sip.account.user"),
-            (36, Info, NotActiveYet, "sip.account.password"),
-            (39, Info, NotActiveYet, "store.url"),
             (53, Warning, NoEffect, "block"),
-            (57, Info, NotActiveYet, "access.users"),
-            (58, Info, NotActiveYet, "access.xmpp"),
         ]
     );
     assert_eq!(
@@ -233,8 +224,8 @@ fn design_example_parses() {
         "line 3, column 19: 'dialback_secret' in [gateway] is the example value or shorter than 16 characters: anyone who guesses it can forge dialback keys for the local domains"
     );
     assert_eq!(
-        loaded.notices[11].to_string(),
-        "line 36, column 1: 'password' in [[sip.account]] is accepted but not active yet: this version does not act on it"
+        loaded.notices[3].to_string(),
+        "line 20, column 1: 'internal' in [listen] is accepted but not active yet: this version does not act on it"
     );
 }
 
@@ -637,7 +628,14 @@ fn bad_values_name_their_line() {
             4,
             7,
             "store.url",
-            "expected sqlite://PATH or postgres://",
+            "expected sqlite://PATH",
+        ),
+        (
+            with("[store]\nurl = \"postgres://u:pw@h/db\"\n"),
+            4,
+            7,
+            "store.url",
+            "PostgreSQL is not supported by this version yet",
         ),
         (
             with("[[partner]]\ndomain = \"a b\"\n"),
@@ -808,12 +806,8 @@ fn inactive_keys_are_reported_only_when_set() {
         [
             "gateway.subscription_refresh_interval",
             "gateway.log_message_bodies",
-            "listen.sip",
             "listen.internal",
             "listen.metrics",
-            "sip",
-            "store",
-            "access",
         ]
     );
 
@@ -837,7 +831,7 @@ ha1 = \"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"
 [[access]]
 users = [\"*\"]
 [store]
-url = \"postgres://xfed@db/xfed\"
+url = \"sqlite:///var/lib/xfed/xfed.db\"
 ";
     let loaded = ok(text);
     let got: Vec<(usize, &str)> = loaded
@@ -854,14 +848,7 @@ url = \"postgres://xfed@db/xfed\"
         .collect();
     assert_eq!(
         got,
-        [
-            (3, "gateway.log_message_bodies"),
-            (5, "listen.metrics"),
-            (7, "sip.account.user"),
-            (8, "sip.account.ha1"),
-            (13, "access.users"),
-            (15, "store.url"),
-        ]
+        [(3, "gateway.log_message_bodies"), (5, "listen.metrics"),]
     );
     let c = loaded.config;
     assert!(c.gateway.log_message_bodies);
@@ -871,7 +858,7 @@ url = \"postgres://xfed@db/xfed\"
     );
     assert_eq!(
         c.store.url,
-        StoreUrl::Postgres(Secret::new("postgres://xfed@db/xfed"))
+        StoreUrl::Sqlite("/var/lib/xfed/xfed.db".into())
     );
     assert!(!c.access[0].xmpp, "EnableXmppAccess defaults to false");
 }

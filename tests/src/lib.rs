@@ -2,6 +2,7 @@
 //! binaries on loopback.
 
 pub mod prosody;
+pub mod sip_ua;
 use std::io::{BufRead, BufReader, Read};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

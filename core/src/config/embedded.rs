@@ -1,6 +1,6 @@
 //! The embedded default: what `xfed` runs with no arguments.
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 
 use super::{
@@ -33,6 +33,9 @@ trust = "system"
 
 [sip]
 mode = "registrar"
+# No [[sip.account]]: SIP user agents on this machine register and send
+# without digest. A deployment lists its accounts and trusts only its proxy.
+trusted = ["127.0.0.1", "::1"]
 
 [store]
 url = "sqlite://xfed-data/xfed.db"
@@ -47,7 +50,8 @@ impl Config {
     /// `localhost`, every listener on 127.0.0.1, a self-signed certificate
     /// and the SQLite store in `./xfed-data` (relative paths, which the
     /// runtime resolves against its working directory), the built-in
-    /// registrar.
+    /// registrar, which trusts loopback sources (SIP user agents on this
+    /// machine need no account).
     ///
     /// Federation is `open`: with loopback-only listeners the only peers
     /// are on this machine, so any domain that authenticates may federate
@@ -97,7 +101,7 @@ impl Config {
             sip: SipConfig {
                 mode: SipMode::Registrar,
                 next_hop: None,
-                trusted: Vec::new(),
+                trusted: vec![Ipv4Addr::LOCALHOST.into(), Ipv6Addr::LOCALHOST.into()],
                 accounts: Vec::new(),
             },
             store: StoreConfig {

@@ -725,14 +725,16 @@ impl Lower<'_> {
             }
             StoreUrl::Sqlite(PathBuf::from(file))
         } else if value.starts_with("postgres://") || value.starts_with("postgresql://") {
-            StoreUrl::Postgres(Secret::new(value))
-        } else {
-            // The value is not echoed: a mistyped postgres URL may hold a password.
+            // Refused here rather than when the store opens, so that `check`
+            // says it; the value is not echoed (it may hold a password).
             return Err(self.invalid(
                 &url.span(),
                 path,
-                "expected sqlite://PATH or postgres://...",
+                "PostgreSQL is not supported by this version yet; use sqlite://PATH",
             ));
+        } else {
+            // The value is not echoed: a mistyped postgres URL may hold a password.
+            return Err(self.invalid(&url.span(), path, "expected sqlite://PATH"));
         };
         Ok(StoreConfig { url })
     }

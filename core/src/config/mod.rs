@@ -38,12 +38,8 @@ pub use policy::{Admission, RefusalReason, OPEN_FEDERATION_POLICY};
 pub const INACTIVE_KEYS: &[&str] = &[
     "gateway.subscription_refresh_interval",
     "gateway.log_message_bodies",
-    "listen.sip",
     "listen.internal",
     "listen.metrics",
-    "sip",
-    "store",
-    "access",
 ];
 
 /// Parses and validates a configuration file's text.
@@ -256,13 +252,12 @@ pub struct StoreConfig {
     pub url: StoreUrl,
 }
 
-/// `store.url`, by back end.
+/// `store.url`, by back end. PostgreSQL (`postgres://`) is refused at load
+/// until its back end exists, so every value here can be opened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreUrl {
     /// `sqlite://PATH`: an embedded SQLite file (a relative path is kept so).
     Sqlite(PathBuf),
-    /// `postgres://...` or `postgresql://...`, kept whole; it may hold a password.
-    Postgres(Secret),
 }
 
 /// One `[[partner]]`: Lync's `New-CsXmppAllowedPartner`, defaults included.

@@ -147,7 +147,6 @@ pub fn load(path: Option<&Path>) -> Result<Deployment, String> {
     };
     let store = match &config.store.url {
         StoreUrl::Sqlite(p) => StoreUrl::Sqlite(resolve(p)),
-        other => other.clone(),
     };
     let unix_now = SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -72,9 +72,6 @@ impl SqliteStore {
     pub fn open(url: &StoreUrl) -> Result<SqliteStore, StoreError> {
         match url {
             StoreUrl::Sqlite(path) => SqliteStore::open_path(path),
-            StoreUrl::Postgres(_) => Err(StoreError::Unsupported(
-                "postgres:// needs the PostgreSQL back end, which this build lacks".into(),
-            )),
         }
     }
 

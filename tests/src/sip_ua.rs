@@ -1,0 +1,250 @@
+//! A minimal SIP user agent for loopback tests: registers with digest,
+//! sends MESSAGEs (answering 401/407 challenges) and answers the MESSAGEs it
+//! receives, over UDP or TCP, with blocking sockets and timeouts. Requests
+//! are written as text (as a phone would); what comes back is read with
+//! xfed's own parser, which is tested on its own.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::time::{Duration, Instant};
+
+use xfed_core::registrar::digest::Challenge;
+use xfed_core::sip::{parse_datagram, Frame, Limits, Message, Request, Response, StreamFramer};
+
+enum Link {
+    Udp(UdpSocket),
+    Tcp(TcpStream, StreamFramer),
+}
+
+/// One SIP user (`user@domain`) talking to one xfed SIP listener.
+pub struct SipUa {
+    user: String,
+    domain: String,
+    password: String,
+    server: SocketAddr,
+    local: SocketAddr,
+    link: Link,
+    seq: u32,
+    /// Requests that arrived while we waited for a response.
+    pending: Vec<Request>,
+}
+
+impl SipUa {
+    /// A user agent on a fresh loopback socket, UDP or TCP (connected now).
+    pub fn new(user: &str, domain: &str, password: &str, server: SocketAddr, tcp: bool) -> SipUa {
+        let link = if tcp {
+            let s = TcpStream::connect(server).expect("connect to xfed's SIP TCP listener");
+            s.set_nodelay(true).ok();
+            Link::Tcp(s, StreamFramer::new(Limits::default()))
+        } else {
+            let s = UdpSocket::bind("127.0.0.1:0").expect("bind UDP");
+            Link::Udp(s)
+        };
+        let local = match &link {
+            Link::Udp(s) => s.local_addr(),
+            Link::Tcp(s, _) => s.local_addr(),
+        }
+        .expect("local address");
+        SipUa {
+            user: user.into(),
+            domain: domain.into(),
+            password: password.into(),
+            server,
+            local,
+            link,
+            seq: 0,
+            pending: Vec::new(),
+        }
+    }
+
+    fn transport(&self) -> &'static str {
+        match self.link {
+            Link::Udp(_) => "UDP",
+            Link::Tcp(..) => "TCP",
+        }
+    }
+
+    /// This agent's Contact URI.
+    pub fn contact(&self) -> String {
+        let t = match self.link {
+            Link::Udp(_) => "",
+            Link::Tcp(..) => ";transport=tcp",
+        };
+        format!("sip:{}@{}{t}", self.user, self.local)
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        match &mut self.link {
+            Link::Udp(s) => {
+                s.send_to(bytes, self.server).expect("send datagram");
+            }
+            Link::Tcp(s, _) => s.write_all(bytes).expect("write to TCP"),
+        }
+    }
+
+    /// The next message from xfed, or None after `timeout`.
+    fn recv(&mut self, timeout: Duration) -> Option<Message> {
+        let deadline = Instant::now() + timeout;
+        let mut buf = vec![0u8; 65536];
+        loop {
+            if let Link::Tcp(_, framer) = &mut self.link {
+                while let Some(frame) = framer.poll() {
+                    match frame.expect("xfed sent a malformed SIP stream") {
+                        Frame::Message(m) => return Some(m),
+                        Frame::Ping | Frame::Pong => {}
+                    }
+                }
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            let left = left.max(Duration::from_millis(1));
+            match &mut self.link {
+                Link::Udp(s) => {
+                    s.set_read_timeout(Some(left)).ok();
+                    match s.recv_from(&mut buf) {
+                        Ok((n, _)) => {
+                            let m = parse_datagram(&buf[..n], &Limits::default())
+                                .expect("xfed sent a malformed datagram");
+                            return Some(m);
+                        }
+                        Err(_) => continue,
+                    }
+                }
+                Link::Tcp(s, framer) => {
+                    s.set_read_timeout(Some(left)).ok();
+                    match s.read(&mut buf) {
+                        Ok(0) => panic!("xfed closed the SIP connection"),
+                        Ok(n) => framer.feed(&buf[..n]),
+                        Err(_) => continue,
+                    }
+                }
+            }
+        }
+    }
+
+    /// The final response to the request with `cseq`, keeping requests
+    /// that arrive meanwhile; None on timeout.
+    fn final_response(&mut self, cseq: u32, timeout: Duration) -> Option<Response> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            match self.recv(left)? {
+                Message::Response(r) => {
+                    let ours = r.headers.cseq().map(|c| c.seq == cseq).unwrap_or(false);
+                    if ours && r.status >= 200 {
+                        return Some(r);
+                    }
+                }
+                Message::Request(q) => self.pending.push(q),
+            }
+        }
+    }
+
+    fn request(
+        &mut self,
+        method: &str,
+        uri: &str,
+        to: &str,
+        extra: &[String],
+        body: &str,
+    ) -> (u32, String) {
+        self.seq += 1;
+        let seq = self.seq;
+        let mut text = format!(
+            "{method} {uri} SIP/2.0\r\n\
+             Via: SIP/2.0/{} {};branch=z9hG4bK-ua-{seq}-{}\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:{}@{}>;tag=ua{seq}\r\n\
+             To: <{to}>\r\n\
+             Call-ID: {method}-{}-{}@{}\r\n\
+             CSeq: {seq} {method}\r\n",
+            self.transport(),
+            self.local,
+            std::process::id(),
+            self.user,
+            self.domain,
+            self.user,
+            seq,
+            self.local.port(),
+        );
+        for h in extra {
+            text.push_str(h);
+            text.push_str("\r\n");
+        }
+        if !body.is_empty() {
+            text.push_str("Content-Type: text/plain;charset=UTF-8\r\n");
+        }
+        text.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+        (seq, text)
+    }
+
+    /// Sends a request and returns its final response, answering one
+    /// digest challenge (401 or 407) with our credentials.
+    fn transact(
+        &mut self,
+        method: &str,
+        uri: &str,
+        to: &str,
+        extra: &[String],
+        body: &str,
+    ) -> Response {
+        let (seq, text) = self.request(method, uri, to, extra, body);
+        self.send(text.as_bytes());
+        let first = self
+            .final_response(seq, Duration::from_secs(20))
+            .unwrap_or_else(|| panic!("no final response to {method} {uri}"));
+        let (header, answer_name) = match first.status {
+            401 => ("WWW-Authenticate", "Authorization"),
+            407 => ("Proxy-Authenticate", "Proxy-Authorization"),
+            _ => return first,
+        };
+        let challenge = first
+            .headers
+            .get_all(header)
+            .find_map(|v| Challenge::parse(v).ok())
+            .unwrap_or_else(|| panic!("{} without a usable {header}", first.status));
+        let auth = challenge.answer(&self.user, &self.password, method, uri, "0a4f113b", 1);
+        let mut extra = extra.to_vec();
+        extra.push(format!("{answer_name}: {}", auth.header_value()));
+        let (seq, text) = self.request(method, uri, to, &extra, body);
+        self.send(text.as_bytes());
+        self.final_response(seq, Duration::from_secs(20))
+            .unwrap_or_else(|| panic!("no final response to authenticated {method} {uri}"))
+    }
+
+    /// REGISTERs this agent's contact for `expires` seconds; the final status.
+    pub fn register(&mut self, expires: u32) -> u16 {
+        let aor = format!("sip:{}@{}", self.user, self.domain);
+        let uri = format!("sip:{}", self.domain);
+        let extra = [
+            format!("Contact: <{}>", self.contact()),
+            format!("Expires: {expires}"),
+        ];
+        self.transact("REGISTER", &uri, &aor, &extra, "").status
+    }
+
+    /// Sends a text MESSAGE to `to` (an address `user@domain`); the final
+    /// response.
+    pub fn message(&mut self, to: &str, body: &str) -> Response {
+        let uri = format!("sip:{to}");
+        self.transact("MESSAGE", &uri, &uri, &[], body)
+    }
+
+    /// Waits for the next request xfed sends us and answers it with
+    /// `status`; None on timeout.
+    pub fn receive(&mut self, status: u16, timeout: Duration) -> Option<Request> {
+        let req = if self.pending.is_empty() {
+            let deadline = Instant::now() + timeout;
+            loop {
+                let left = deadline.checked_duration_since(Instant::now())?;
+                if let Message::Request(q) = self.recv(left)? {
+                    break q;
+                }
+            }
+        } else {
+            self.pending.remove(0)
+        };
+        let answer = req.response(status, "uas1").to_bytes();
+        self.send(&answer);
+        Some(req)
+    }
+}

@@ -1,0 +1,165 @@
+//! SIP users of two xfed deployments chat through XMPP federation, on real
+//! sockets: a.test and b.test each run the built-in registrar; alice
+//! (UDP) registers with a.test, bob (TCP) with b.test, both with digest.
+//! Messages go SIP -> a.test -> s2s (TLS + dialback) -> b.test -> SIP and
+//! back; the sender's 202 means the stanza was on the authenticated stream.
+//! Each deployment runs once on each runtime, and a.test is restarted in
+//! the middle to show that its bindings come back from the store.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use xfed_core::tls::testing::{LeafSpec, TestCa, TestCert};
+use xfed_tests::sip_ua::SipUa;
+use xfed_tests::{free_port, temp_dir, write_config, Instance, PartnerSpec};
+
+struct Side {
+    domain: &'static str,
+    dir: PathBuf,
+    s2s: u16,
+    sip: SocketAddr,
+}
+
+/// A free port for both UDP and TCP on 127.0.0.1.
+fn free_sip_port() -> u16 {
+    loop {
+        let port = free_port();
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+fn deployments(name: &str) -> (Side, Side) {
+    let other_ca = TestCa::new("unrelated CA");
+    let mut sides = Vec::new();
+    for domain in ["a.test", "b.test"] {
+        let dir = temp_dir(&format!("sip-{name}-{domain}"));
+        let cert = TestCert::self_signed(&LeafSpec::xmpp_server(domain));
+        std::fs::write(dir.join("cert.pem"), cert.chain_pem()).unwrap();
+        std::fs::write(dir.join("key.pem"), cert.key_pem()).unwrap();
+        std::fs::write(dir.join("ca.pem"), other_ca.cert_pem()).unwrap();
+        let sip_port = free_sip_port();
+        sides.push(Side {
+            domain,
+            dir,
+            s2s: free_port(),
+            sip: SocketAddr::from(([127, 0, 0, 1], sip_port)),
+        });
+    }
+    let b = sides.pop().unwrap();
+    let a = sides.pop().unwrap();
+    for (me, them, user) in [(&a, &b, "alice"), (&b, &a, "bob")] {
+        let partner = PartnerSpec {
+            domain: them.domain,
+            connect: format!("127.0.0.1:{}", them.s2s),
+            tls: "required",
+            sasl: "not-supported",
+            dialback: true,
+        };
+        let path = write_config(&me.dir, me.domain, me.s2s, free_port(), &[partner]);
+        let toml = std::fs::read_to_string(&path).unwrap().replace(
+            "sip = []",
+            &format!("sip = [\"udp:{0}\", \"tcp:{0}\"]", me.sip),
+        );
+        let toml = format!(
+            "{toml}\n[sip]\nmode = \"registrar\"\n\n\
+             [[sip.account]]\nuser = \"{user}\"\npassword = \"{user}-secret\"\n\n\
+             [store]\nurl = \"sqlite://xfed.db\"\n"
+        );
+        std::fs::write(&path, toml).unwrap();
+    }
+    (a, b)
+}
+
+fn start(bin: &str, side: &Side) -> Instance {
+    Instance::start(bin, &["run", "--config", "xfed.toml"], &side.dir)
+}
+
+fn ua(user: &str, side: &Side, tcp: bool) -> SipUa {
+    SipUa::new(user, side.domain, &format!("{user}-secret"), side.sip, tcp)
+}
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn chat(bin_a: &str, bin_b: &str) {
+    let (a, b) = deployments(&format!("{bin_a}-{bin_b}"));
+    let mut xa = start(bin_a, &a);
+    let mut xb = start(bin_b, &b);
+
+    let mut alice = ua("alice", &a, false);
+    let mut bob = ua("bob", &b, true);
+    assert_eq!(alice.register(600), 200, "{}", xa.log_text());
+    assert_eq!(bob.register(600), 200, "{}", xb.log_text());
+
+    // Nobody registers as someone else: bob's credentials, alice's address.
+    let mut mallory = SipUa::new("alice", "a.test", "bob-secret", a.sip, false);
+    assert_eq!(mallory.register(600), 403, "{}", xa.log_text());
+
+    // alice -> bob: 407, digest, then 202 once the stanza is on the stream.
+    let sent = alice.message("bob@b.test", "hello bob");
+    assert_eq!(sent.status, 202, "{}", xa.log_text());
+    let got = bob.receive(200, WAIT).expect("bob's MESSAGE");
+    assert_eq!(got.method.as_str(), "MESSAGE");
+    assert_eq!(got.body, b"hello bob");
+    let from = got.headers.from().unwrap();
+    assert_eq!(from.uri().to_string(), "sip:alice@a.test");
+    assert!(
+        got.headers
+            .content_type()
+            .is_some_and(|c| c.starts_with("text/plain")),
+        "{got:?}"
+    );
+
+    // bob -> alice over the stream b.test now has.
+    assert_eq!(bob.message("alice@a.test", "hi alice").status, 202);
+    let got = alice.receive(200, WAIT).expect("alice's MESSAGE");
+    assert_eq!(got.body, b"hi alice");
+    assert_eq!(
+        got.headers.from().unwrap().uri().to_string(),
+        "sip:bob@b.test"
+    );
+
+    // The 202 means "on the authenticated stream"; an XMPP error that
+    // comes back later (RFC 7247 table: unknown user item-not-found,
+    // unregistered user recipient-unavailable) is logged by the sender's
+    // gateway, as SIP has no way to take back a final response.
+    assert_eq!(alice.message("nobody@b.test", "anyone?").status, 202);
+    xa.wait_log("XMPP error item-not-found", WAIT);
+    assert_eq!(bob.register(0), 200);
+    assert_eq!(alice.message("bob@b.test", "still there?").status, 202);
+    xa.wait_log("XMPP error recipient-unavailable", WAIT);
+    // bob comes back on a new connection and leaves without unregistering:
+    // his flow is gone, so he is unavailable too (not a server error).
+    drop(bob);
+    let mut bob = ua("bob", &b, true);
+    assert_eq!(bob.register(600), 200);
+    drop(bob);
+    assert_eq!(alice.message("bob@b.test", "gone?").status, 202);
+    xb.wait_log("answered 480", WAIT);
+    let mut bob = ua("bob", &b, true);
+
+    // a.test restarts: alice's binding comes back from the store, so bob
+    // reaches her without her registering again.
+    assert!(xa.terminate(), "{bin_a} did not exit cleanly");
+    let mut xa = start(bin_a, &a);
+    assert_eq!(bob.register(600), 200);
+    let sent = bob.message("alice@a.test", "after the restart");
+    assert_eq!(sent.status, 202, "{}\n{}", xb.log_text(), xa.log_text());
+    let got = alice
+        .receive(200, WAIT)
+        .expect("alice's MESSAGE after restart");
+    assert_eq!(got.body, b"after the restart");
+    assert!(xa.terminate() && xb.terminate(), "unclean exit on SIGTERM");
+}
+
+#[test]
+fn sip_users_chat_tokio_to_async_std() {
+    chat("xfed", "xfed-async-std");
+}
+
+#[test]
+fn sip_users_chat_async_std_to_tokio() {
+    chat("xfed-async-std", "xfed");
+}

@@ -90,6 +90,11 @@ pub struct Node {
     pub datagrams: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
     /// Store changes the node asked for, in order.
     pub persisted: Vec<crate::store::Persist>,
+    /// Keep the bytes this node receives on its XMPP connections (see
+    /// [`Net::record_stanzas`]).
+    pub record: bool,
+    /// The bytes received per connection, while `record` is on.
+    pub received: HashMap<ConnId, Vec<u8>>,
 }
 
 /// The network: nodes, the links between their connections, the clock.
@@ -346,6 +351,8 @@ impl Net {
                     inbox: Vec::new(),
                     datagrams: Vec::new(),
                     persisted: Vec::new(),
+                    record: false,
+                    received: HashMap::new(),
                 }
             })
             .collect();
@@ -384,6 +391,13 @@ impl Net {
                     tap.extend_from_slice(&bytes);
                 }
                 if let Some(&(j, c)) = self.links.get(&(i, conn)) {
+                    if self.nodes[j].record {
+                        self.nodes[j]
+                            .received
+                            .entry(c)
+                            .or_default()
+                            .extend_from_slice(&bytes);
+                    }
                     self.nodes[j].gw.handle_bytes(c, &bytes, now);
                 }
             }
@@ -506,6 +520,38 @@ impl Net {
         let e = parse_element(stanza).expect("test stanza");
         self.nodes[i].gw.send(e, self.now);
         self.run();
+    }
+
+    /// Records what node `i` receives on its XMPP connections from now on,
+    /// for [`Net::stanzas_received`]. The stanzas of a plain XMPP node are
+    /// otherwise invisible: without a SIP side it answers messages for its
+    /// users `service-unavailable`. Only plaintext streams can be read, so
+    /// the node needs `NodeSpec::tls = false`.
+    pub fn record_stanzas(&mut self, i: usize) {
+        self.nodes[i].record = true;
+    }
+
+    /// The stanzas (message, presence, iq in `jabber:server`) node `i`
+    /// received on its XMPP connections since [`Net::record_stanzas`], per
+    /// connection in connection order.
+    pub fn stanzas_received(&self, i: usize) -> Vec<Element> {
+        let mut conns: Vec<_> = self.nodes[i].received.iter().collect();
+        conns.sort_by_key(|(c, _)| **c);
+        let mut out = Vec::new();
+        for (_, bytes) in conns {
+            let mut reader = crate::xml::Reader::new(crate::xml::Limits::default());
+            reader.feed_all(bytes);
+            while let Some(Ok(event)) = reader.poll() {
+                if let crate::xml::Event::Stanza(e) = event {
+                    let stanza = e.ns() == crate::xml::ns::SERVER
+                        && matches!(e.name(), "message" | "presence" | "iq");
+                    if stanza {
+                        out.push(e);
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// Whether node `i` logged something containing `needle`.

@@ -9,10 +9,10 @@
 //! ([`Endpoint::delivered`]), which is when a SIP MESSAGE gets its 202.
 
 mod access;
-mod pager;
+pub mod pager;
 mod transport;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -127,6 +127,9 @@ pub struct Endpoint {
     awaiting: HashMap<String, Awaiting>,
     /// The last isComposing state sent per (XMPP sender, SIP destination).
     composing: HashMap<(String, String), ComposingState>,
+    /// SIP destinations that answered an isComposing MESSAGE with 415:
+    /// they get no more (RFC 3994 section 6, MUST).
+    no_composing: HashSet<String>,
     to_xmpp: VecDeque<(Element, bool)>,
     out: VecDeque<Output>,
     /// Monotonic and Unix time at start, to turn binding expiries into
@@ -177,6 +180,7 @@ impl Endpoint {
             in_flight: HashMap::new(),
             awaiting: HashMap::new(),
             composing: HashMap::new(),
+            no_composing: HashSet::new(),
             to_xmpp: VecDeque::new(),
             out: VecDeque::new(),
             anchor: (t.now, t.unix),
@@ -793,7 +797,13 @@ impl Endpoint {
         match result {
             Ok(()) => self.respond(a.tx, &a.request, 202, None, t),
             Err(condition) => {
-                let status = translate::xmpp_to_sip(condition, false, false);
+                // RFC 4320 section 4.1: no 408 to a non-INVITE (the
+                // transaction would swallow it and the user agent wait out
+                // Timer F); a gateway whose far side timed out says 504.
+                let status = match translate::xmpp_to_sip(condition, false, false) {
+                    408 => 504,
+                    s => s,
+                };
                 self.log(
                     Level::Info,
                     None,
@@ -892,6 +902,9 @@ impl Endpoint {
             }
             return;
         };
+        if chat_state.is_some() && self.no_composing.contains(&destination_key) {
+            return;
+        }
         let call_id = im
             .call_id
             .clone()
@@ -1167,7 +1180,19 @@ impl Endpoint {
                 None,
                 format!("MESSAGE to {} answered {status}", f.destination),
             );
-        } else if !f.chat_state {
+        } else if f.chat_state {
+            if status == 415 {
+                self.log(
+                    Level::Debug,
+                    None,
+                    format!(
+                        "{} refused isComposing (415): no more sent to it",
+                        f.destination
+                    ),
+                );
+                self.no_composing.insert(f.destination.clone());
+            }
+        } else {
             let (condition, error_type) = translate::sip_to_xmpp(status, retry_after);
             self.log(
                 Level::Info,

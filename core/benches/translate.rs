@@ -1,0 +1,155 @@
+//! Translation throughput on one core, the gateway's hot path without the
+//! sockets: XMPP `<message>` bytes of an s2s stream in, SIP MESSAGE bytes
+//! out (reader, RFC 7572 mapping, request building with Via, serializing),
+//! and SIP MESSAGE datagrams in, `<message>` bytes out (parser, mapping,
+//! serializer). Transactions, queues and TLS are not included.
+//! Run with `cargo bench -p xfed-core --bench translate`.
+
+use std::hint::black_box;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use xfed_core::config::SipTransport;
+use xfed_core::endpoint::pager::{message_request, sip_im_of};
+use xfed_core::endpoint::Target;
+use xfed_core::sip::{parse_datagram, Limits as SipLimits, Message, Uri};
+use xfed_core::translate::{sip_message_to_xmpp_as, xmpp_message_to_sip, XmppMessageType};
+use xfed_core::xml::{ns, Element, Event, Limits, Reader, Scope, StreamHeader};
+
+const MESSAGES: usize = 10_000;
+const RUNS: usize = 20;
+
+fn message(i: usize) -> Element {
+    Element::new(ns::SERVER, "message")
+        .with_attr("from", format!("juliet{}@capulet.example/balcony", i % 97))
+        .with_attr("to", format!("romeo{}@montague.example", i % 89))
+        .with_attr("type", "chat")
+        .with_attr("id", format!("msg-{i:08}"))
+        .with_attr_ns(ns::XML, "lang", "en")
+        .with_child(Element::new(ns::SERVER, "body").with_text(
+            "Art thou not Romeo, and a Montague? Neither, fair saint, if either thee dislike & <so> on.",
+        ))
+        .with_child(
+            Element::new(ns::SERVER, "thread").with_text("e0ffe42b28561960c6b12b944a092794b9683a38"),
+        )
+}
+
+fn xmpp_stream() -> Vec<u8> {
+    let scope = Scope::server();
+    let header = StreamHeader::new(scope.clone())
+        .with_attr("from", "capulet.example")
+        .with_attr("to", "montague.example")
+        .with_attr("version", "1.0");
+    let mut out = Vec::new();
+    header.write(&mut out);
+    for i in 0..MESSAGES {
+        message(i).write(&scope, &mut out);
+    }
+    out
+}
+
+fn target(i: usize) -> Target {
+    let addr: SocketAddr = "192.0.2.10:5060".parse().unwrap();
+    Target {
+        uri: Uri::parse(&format!("sip:romeo{}@192.0.2.10:5060", i % 89)).unwrap(),
+        to: format!("sip:romeo{}@montague.example", i % 89),
+        addr,
+        transport: SipTransport::Udp,
+        flow: None,
+    }
+}
+
+/// XMPP bytes -> SIP MESSAGE bytes; returns the datagrams.
+fn xmpp_to_sip(input: &[u8], targets: &[Target]) -> Vec<Vec<u8>> {
+    let mut reader = Reader::new(Limits::default());
+    let mut out = Vec::with_capacity(MESSAGES);
+    for chunk in input.chunks(64 * 1024) {
+        reader.feed_all(chunk);
+        while let Some(ev) = reader.poll() {
+            let Ok(Event::Stanza(stanza)) = ev else {
+                continue;
+            };
+            let im = xmpp_message_to_sip(&stanza).expect("a gatewayed message");
+            let call_id = im.call_id.clone().unwrap_or_default();
+            let mut req = message_request(&im, &targets[out.len()], &call_id, "8b1c2d").unwrap();
+            req.headers.push_front(
+                "Via",
+                "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK5f3c9a1e7d;rport",
+            );
+            out.push(req.to_bytes());
+        }
+    }
+    out
+}
+
+/// SIP MESSAGE datagrams -> `<message>` bytes.
+fn sip_to_xmpp(datagrams: &[Vec<u8>]) -> Vec<u8> {
+    let scope = Scope::server();
+    let limits = SipLimits::default();
+    let mut out = Vec::with_capacity(datagrams.len() * 400);
+    for d in datagrams {
+        let Ok(Message::Request(req)) = parse_datagram(d, &limits) else {
+            panic!("a MESSAGE request");
+        };
+        let im = sip_im_of(&req).expect("a MESSAGE to map");
+        let msg = sip_message_to_xmpp_as(&im, "sip-4f1d", XmppMessageType::Chat).unwrap();
+        msg.write(&scope, &mut out);
+    }
+    out
+}
+
+fn measure(mut f: impl FnMut()) -> (Duration, Duration) {
+    f();
+    let mut times: Vec<Duration> = (0..RUNS)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .collect();
+    times.sort();
+    (times[RUNS / 2], times[0])
+}
+
+fn report(what: &str, (median, best): (Duration, Duration)) {
+    let per_s = |d: Duration| MESSAGES as f64 / d.as_secs_f64();
+    println!(
+        "{what}: {:.0} messages/s median ({:.0} best), {:.2} µs each, over {RUNS} runs of {MESSAGES}",
+        per_s(median),
+        per_s(best),
+        median.as_secs_f64() * 1e6 / MESSAGES as f64
+    );
+}
+
+fn main() {
+    let input = xmpp_stream();
+    let targets: Vec<Target> = (0..MESSAGES).map(target).collect();
+    let datagrams = xmpp_to_sip(&input, &targets);
+    assert_eq!(datagrams.len(), MESSAGES);
+    let back = sip_to_xmpp(&datagrams);
+    println!(
+        "XMPP in: {:.0} bytes per <message>; SIP out: {:.0} bytes per MESSAGE; XMPP back: {:.0} bytes",
+        input.len() as f64 / MESSAGES as f64,
+        datagrams.iter().map(Vec::len).sum::<usize>() as f64 / MESSAGES as f64,
+        back.len() as f64 / MESSAGES as f64
+    );
+    report(
+        "XMPP -> SIP",
+        measure(|| {
+            black_box(xmpp_to_sip(&input, &targets));
+        }),
+    );
+    report(
+        "SIP -> XMPP",
+        measure(|| {
+            black_box(sip_to_xmpp(&datagrams));
+        }),
+    );
+    report(
+        "round trip (XMPP -> SIP -> XMPP)",
+        measure(|| {
+            let d = xmpp_to_sip(&input, &targets);
+            black_box(sip_to_xmpp(&d));
+        }),
+    );
+}

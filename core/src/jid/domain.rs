@@ -1,5 +1,6 @@
 //! Domainpart preparation (RFC 7622 section 3.2).
 
+use std::borrow::Cow;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use idna::uts46::{AsciiDenyList, Hyphens, Uts46};
@@ -19,7 +20,32 @@ const MAX_LABEL: usize = 63;
 /// A-labels into U-labels. It is a little more lenient than strict IDNA2008
 /// (some symbols, and `--` in the third and fourth positions, are let
 /// through), which only matters for names that cannot be registered anyway.
-pub(super) fn prepare(raw: &str) -> Result<String, JidError> {
+pub(super) fn prepare(raw: &str) -> Result<Cow<'_, str>, JidError> {
+    prepare_with(raw, true)
+}
+
+/// True when UTS 46 `to_unicode` (STD3 rules, hyphens checked at the ends
+/// of labels) is plain ASCII lowercasing for `name`: every label is
+/// non-empty, made of ASCII letters, digits and hyphens, neither starts nor
+/// ends with a hyphen, and is not an A-label (`xn--` in any case), which
+/// would be decoded. Those code points are valid or mapped to their
+/// lowercase under STD3, and the bidi and joiner checks have nothing to do
+/// on ASCII. Lowercasing keeps a name of this form, so the result prepares
+/// to itself. Everything else is left to `to_unicode`.
+fn is_plain_ldh_name(name: &str) -> bool {
+    name.split('.').all(|label| {
+        let b = label.as_bytes();
+        !b.is_empty()
+            && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+            && b.first() != Some(&b'-')
+            && b.last() != Some(&b'-')
+            && !b.get(..4).is_some_and(|p| p.eq_ignore_ascii_case(b"xn--"))
+    })
+}
+
+/// [`prepare`], with the ASCII fast path turned off when `fast` is false so
+/// that tests can check the two agree.
+fn prepare_with(raw: &str, fast: bool) -> Result<Cow<'_, str>, JidError> {
     if raw.len() > MAX_RAW_PART {
         return Err(JidError::TooLong(JidPart::Domain));
     }
@@ -33,14 +59,24 @@ pub(super) fn prepare(raw: &str) -> Result<String, JidError> {
             .strip_suffix(']')
             .and_then(|v6| v6.parse::<Ipv6Addr>().ok())
             .ok_or(JidError::BadIpLiteral)?;
-        return Ok(format!("[{addr}]"));
+        return Ok(Cow::Owned(format!("[{addr}]")));
     }
 
-    let (name, result) =
-        Uts46::new().to_unicode(raw.as_bytes(), AsciiDenyList::STD3, Hyphens::CheckFirstLast);
-    if result.is_err() {
-        return Err(JidError::BadDomain);
-    }
+    let plain = fast && is_plain_ldh_name(raw);
+    let name = if plain {
+        if raw.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(raw.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(raw)
+        }
+    } else {
+        let (name, result) =
+            Uts46::new().to_unicode(raw.as_bytes(), AsciiDenyList::STD3, Hyphens::CheckFirstLast);
+        if result.is_err() {
+            return Err(JidError::BadDomain);
+        }
+        Cow::Owned(name.into_owned())
+    };
 
     // A name whose last label is numeric can only be an IPv4 address: no
     // top-level domain is all digits, and accepting `1.2.3` or `010.0.0.1`
@@ -50,7 +86,7 @@ pub(super) fn prepare(raw: &str) -> Result<String, JidError> {
         let addr = name
             .parse::<Ipv4Addr>()
             .map_err(|_| JidError::BadIpLiteral)?;
-        return Ok(addr.to_string());
+        return Ok(Cow::Owned(addr.to_string()));
     }
 
     for label in name.split('.') {
@@ -74,16 +110,19 @@ pub(super) fn prepare(raw: &str) -> Result<String, JidError> {
     }
     // The prepared form must prepare to itself, or a JID would not survive
     // being written out and read back: an A-label can decode to a U-label
-    // that is not valid on its own (found by the jid fuzzer).
-    let (again, check) = Uts46::new().to_unicode(
-        name.as_bytes(),
-        AsciiDenyList::STD3,
-        Hyphens::CheckFirstLast,
-    );
-    if check.is_err() || again != name {
-        return Err(JidError::BadDomain);
+    // that is not valid on its own (found by the jid fuzzer). A plain name
+    // is lowercase LDH already, which `to_unicode` leaves alone.
+    if !plain {
+        let (again, check) = Uts46::new().to_unicode(
+            name.as_bytes(),
+            AsciiDenyList::STD3,
+            Hyphens::CheckFirstLast,
+        );
+        if check.is_err() || again != name {
+            return Err(JidError::BadDomain);
+        }
     }
-    Ok(name.into_owned())
+    Ok(name)
 }
 
 #[cfg(test)]
@@ -97,7 +136,7 @@ mod tests {
 
     fn ok(raw: &str) -> String {
         match prepare(raw) {
-            Ok(s) => s,
+            Ok(s) => s.into_owned(),
             Err(e) => panic!("{raw:?} rejected: {e}"),
         }
     }
@@ -187,6 +226,67 @@ mod tests {
             prepare(&"a.".repeat(MAX_RAW_PART)),
             Err(JidError::TooLong(JidPart::Domain))
         );
+    }
+
+    /// LDH-ish names with the edge cases of the fast path weighted up:
+    /// A-labels in any case, hyphens at label ends, empty labels, numeric
+    /// last labels, trailing dots, and characters outside LDH.
+    fn ascii_name() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let label = prop_oneof![
+            6 => "[a-zA-Z0-9-]{0,8}",
+            1 => "[xX][nN]--[a-zA-Z0-9-]{0,8}",
+            1 => Just("xn--bcher-kva".to_owned()),
+            1 => "[0-9]{1,4}",
+            1 => "[a-zA-Z0-9_ @/:\\[\\]!*-]{1,4}",
+            1 => Just("a".repeat(64)),
+        ];
+        (prop::collection::vec(label, 1..5), any::<bool>()).prop_map(|(labels, dot)| {
+            let mut s = labels.join(".");
+            if dot {
+                s.push('.');
+            }
+            s
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fast_path_agrees_with_uts46(s in ascii_name()) {
+            let fast = prepare_with(&s, true).map(Cow::into_owned);
+            let slow = prepare_with(&s, false).map(Cow::into_owned);
+            proptest::prop_assert_eq!(fast, slow, "{:?}", s);
+        }
+    }
+
+    #[test]
+    fn fast_path_edge_cases() {
+        for s in [
+            "Example.COM",
+            "example.com.",
+            "-a.com",
+            "a-.com",
+            "a--b.com",
+            "XN--BCHER-KVA.de",
+            "xN--zz.com",
+            "xn-a.com",
+            "1.2.3.4",
+            "1.2.3",
+            "a..b",
+            ".a",
+            "a.",
+            "..",
+            "a.b-",
+            "123.example",
+            "example.123",
+        ] {
+            assert_eq!(
+                prepare_with(s, true).map(Cow::into_owned),
+                prepare_with(s, false).map(Cow::into_owned),
+                "{s:?}"
+            );
+        }
+        assert!(matches!(prepare("capulet.example"), Ok(Cow::Borrowed(_))));
     }
 
     #[test]

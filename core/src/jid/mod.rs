@@ -291,7 +291,34 @@ fn precis<P: Profile>(profile: &P, part: JidPart, raw: &str) -> Result<String, J
     Ok(Cow::into_owned(prepared))
 }
 
-fn prepare_local(raw: &str) -> Result<String, JidError> {
+/// True for the bytes a localpart can hold without any PRECIS work: ASCII
+/// 0x21..=0x7E (all PVALID in IdentifierClass under the ASCII7 rule of
+/// RFC 8264 section 9.11) minus those RFC 7622 section 3.3.1 forbids.
+fn is_plain_local_byte(b: u8) -> bool {
+    matches!(b, 0x21..=0x7e) && !LOCAL_FORBIDDEN.contains(&char::from(b))
+}
+
+/// Prepares a localpart with UsernameCaseMapped (RFC 8265 section 3.3).
+///
+/// Fast path: for a non-empty string of [`is_plain_local_byte`] bytes,
+/// width mapping (no ASCII code point has a decomposition), NFC (ASCII is
+/// normalised) and the bidi rule (which only applies to strings with
+/// right-to-left characters) change nothing, so enforcement is ASCII
+/// lowercasing, which is also stable. Already-lowercase input is borrowed.
+/// Everything else, errors included, goes through the full profile.
+fn prepare_local(raw: &str) -> Result<Cow<'_, str>, JidError> {
+    if !raw.is_empty() && raw.len() <= MAX_PART && raw.bytes().all(is_plain_local_byte) {
+        return Ok(if raw.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(raw.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(raw)
+        });
+    }
+    prepare_local_precis(raw).map(Cow::Owned)
+}
+
+/// UsernameCaseMapped and the RFC 7622 character rules, for every input.
+fn prepare_local_precis(raw: &str) -> Result<String, JidError> {
     let local = precis(&UsernameCaseMapped::new(), JidPart::Local, raw)?;
     // Checked after mapping, so that fullwidth forms of these are caught too.
     match local.chars().find(|c| LOCAL_FORBIDDEN.contains(c)) {
@@ -300,7 +327,22 @@ fn prepare_local(raw: &str) -> Result<String, JidError> {
     }
 }
 
-fn prepare_resource(raw: &str) -> Result<String, JidError> {
+/// Prepares a resourcepart with OpaqueString (RFC 8265 section 4.2).
+///
+/// Fast path: a non-empty string of printable ASCII, space included
+/// (0x20..=0x7E), is returned unchanged: FreeformClass allows all of it
+/// (ASCII7 and the Spaces category), the additional mapping only touches
+/// non-ASCII spaces and NFC leaves ASCII alone. The empty string is left
+/// to the full path, which refuses it.
+fn prepare_resource(raw: &str) -> Result<Cow<'_, str>, JidError> {
+    if !raw.is_empty() && raw.len() <= MAX_PART && raw.bytes().all(|b| matches!(b, 0x20..=0x7e)) {
+        return Ok(Cow::Borrowed(raw));
+    }
+    prepare_resource_precis(raw).map(Cow::Owned)
+}
+
+/// OpaqueString, for every input.
+fn prepare_resource_precis(raw: &str) -> Result<String, JidError> {
     precis(&OpaqueString::new(), JidPart::Resource, raw)
 }
 
@@ -629,6 +671,58 @@ mod tests {
             Err(JidError::Precis(JidPart::Local))
         );
         assert!(Jid::parse("\u{5d0}\u{5d1}@example.com").is_ok());
+    }
+
+    /// Printable ASCII with the edge cases of the fast paths weighted up:
+    /// space, the RFC 7622 forbidden characters, DEL and controls.
+    fn ascii_part() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let ch = prop_oneof![
+            8 => prop::char::range('\u{20}', '\u{7e}'),
+            2 => prop::sample::select(vec![' ', '"', '&', '\'', '/', ':', '<', '>', '@', 'A', 'Z']),
+            1 => prop::sample::select(vec!['\u{0}', '\u{9}', '\u{1f}', '\u{7f}', '\u{ff21}']),
+        ];
+        prop::collection::vec(ch, 0..12).prop_map(|v| v.into_iter().collect())
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn local_fast_path_agrees_with_precis(s in ascii_part()) {
+            let fast = prepare_local(&s).map(Cow::into_owned);
+            proptest::prop_assert_eq!(fast, prepare_local_precis(&s), "{:?}", s);
+        }
+
+        #[test]
+        fn resource_fast_path_agrees_with_precis(s in ascii_part()) {
+            let fast = prepare_resource(&s).map(Cow::into_owned);
+            proptest::prop_assert_eq!(fast, prepare_resource_precis(&s), "{:?}", s);
+        }
+    }
+
+    #[test]
+    fn fast_paths_agree_on_edge_cases() {
+        let long = "a".repeat(MAX_PART);
+        let too_long = "A".repeat(MAX_PART + 1);
+        for s in [
+            "", " ", "a b", " a", "a ", "~", "!", "Juliet", "juliet", "\\20", "a\u{7f}", "\u{7f}",
+            "\t", "\"", "@", "\u{e9}", &long, &too_long,
+        ] {
+            assert_eq!(
+                prepare_local(s).map(Cow::into_owned),
+                prepare_local_precis(s),
+                "{s:?}"
+            );
+            assert_eq!(
+                prepare_resource(s).map(Cow::into_owned),
+                prepare_resource_precis(s),
+                "{s:?}"
+            );
+        }
+        assert!(matches!(prepare_local("juliet"), Ok(Cow::Borrowed(_))));
+        assert!(matches!(
+            prepare_resource("Balcony 2"),
+            Ok(Cow::Borrowed(_))
+        ));
     }
 
     #[test]

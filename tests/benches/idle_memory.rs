@@ -17,7 +17,7 @@ use xfed_core::rng::Rng;
 use xfed_core::tls::testing::{LeafSpec, TestCa, NOW};
 use xfed_core::tls::{client_config, direct_tls_client_config, CallerClock};
 use xfed_core::xmpp::session::{Session, SessionEvent, Settings, Time};
-use xfed_tests::{free_port, temp_dir, write_config, PartnerSpec};
+use xfed_tests::{free_port, release_binary, temp_dir, write_config, PartnerSpec};
 
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -92,20 +92,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2000);
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let built = Command::new(cargo)
-        .args(["build", "--release", "-q", "-p", "xfed-tokio"])
-        .status();
-    assert!(
-        built.is_ok_and(|s| s.success()),
-        "cannot build the release binary"
-    );
-    let exe = std::env::current_exe().expect("bench path");
-    let bin = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target dir")
-        .join("xfed");
+    let bin = release_binary("xfed-tokio", "xfed");
 
     let ca = TestCa::new("idle memory CA");
     let dir = temp_dir("idle-memory");

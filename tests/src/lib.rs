@@ -3,6 +3,9 @@
 
 pub mod prosody;
 pub mod sip_ua;
+pub mod sipp;
+pub mod xmpp_client;
+
 use std::io::{BufRead, BufReader, Read};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -45,8 +48,9 @@ pub struct Instance {
     seen: Vec<String>,
 }
 
-fn collect_lines(child: &mut Child) -> mpsc::Receiver<String> {
-    let (tx, logs) = mpsc::channel();
+/// Calls `each` with every line the child writes to stdout or stderr, from
+/// one reader thread per pipe.
+pub fn on_output_lines(child: &mut Child, each: impl Fn(String) -> bool + Clone + Send + 'static) {
     for pipe in [
         child
             .stdout
@@ -60,16 +64,40 @@ fn collect_lines(child: &mut Child) -> mpsc::Receiver<String> {
     .into_iter()
     .flatten()
     {
-        let tx = tx.clone();
+        let each = each.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
+                if !each(line) {
                     break;
                 }
             }
         });
     }
+}
+
+fn collect_lines(child: &mut Child) -> mpsc::Receiver<String> {
+    let (tx, logs) = mpsc::channel();
+    on_output_lines(child, move |line| tx.send(line).is_ok());
     logs
+}
+
+/// Release build of a workspace binary, built by `cargo build --release`
+/// from a bench (benches run optimised, but the binaries they start must
+/// be too).
+pub fn release_binary(package: &str, name: &str) -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let built = Command::new(cargo)
+        .args(["build", "--release", "-q", "-p", package])
+        .status();
+    assert!(
+        built.is_ok_and(|s| s.success()),
+        "cannot build the release binary"
+    );
+    let exe = std::env::current_exe().expect("bench path");
+    exe.parent()
+        .and_then(|d| d.parent())
+        .expect("target dir")
+        .join(name)
 }
 
 fn command(name: &str, args: &[&str], dir: &Path) -> Command {

@@ -539,6 +539,11 @@ pub struct ProsodyOptions {
     /// Prosody shuts itself down after this long, whatever happens
     /// (default 15 minutes). It also stops when the test process is gone.
     pub max_lifetime: Duration,
+    /// `(user, password)`: accounts of `domain`, created with `prosodyctl
+    /// register` before Prosody starts (c2s clients log in with them over
+    /// plain TCP: `c2s_require_encryption = false`,
+    /// `allow_unencrypted_plain_auth = true`).
+    pub users: Vec<(String, String)>,
 }
 
 impl ProsodyOptions {
@@ -571,6 +576,7 @@ impl ProsodyOptions {
             log_level: "debug".into(),
             start_timeout: Duration::from_secs(20),
             max_lifetime: Duration::from_secs(900),
+            users: Vec::new(),
         }
     }
 
@@ -642,6 +648,13 @@ impl ProsodyOptions {
     /// Adds an XEP-0114 component `domain` with `secret`.
     pub fn component(mut self, domain: &str, secret: &str) -> Self {
         self.components.push((domain.into(), secret.into()));
+        self
+    }
+
+    /// Adds the account `user@domain` with `password` (see
+    /// [`users`](Self::users)).
+    pub fn user(mut self, user: &str, password: &str) -> Self {
+        self.users.push((user.into(), password.into()));
         self
     }
 
@@ -861,6 +874,56 @@ fn make_dir(domain: &str) -> std::io::Result<PathBuf> {
     }
 }
 
+/// `prosodyctl --config FILE register USER DOMAIN PASSWORD` (internal
+/// storage: it writes the account file itself, no server needed), killed
+/// after 20 s; panics with its output when it fails.
+fn register_user(
+    prosodyctl: &Path,
+    config: &Path,
+    dir: &Path,
+    user: &str,
+    domain: &str,
+    password: &str,
+) {
+    let mut child = Command::new(prosodyctl)
+        .arg("--config")
+        .arg(config)
+        .args(["register", user, domain, password])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", prosodyctl.display()));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if Instant::now() > deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+            Err(e) => panic!("waiting for prosodyctl register: {e}"),
+        }
+    };
+    if status.is_some_and(|s| s.success()) {
+        return;
+    }
+    let mut out = String::new();
+    for pipe in [
+        child.stdout.take().map(|p| Box::new(p) as Box<dyn Read>),
+        child.stderr.take().map(|p| Box::new(p) as Box<dyn Read>),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let _ = BufReader::new(pipe).read_to_string(&mut out);
+    }
+    panic!("prosodyctl register {user} {domain} failed ({status:?}):\n{out}");
+}
+
 /// A running Prosody, killed when dropped.
 pub struct Prosody {
     child: Child,
@@ -895,6 +958,9 @@ impl Prosody {
         let config = dir.join("prosody.cfg.lua");
         fs::write(&config, render_config(&options, &dir, dns.addr()))
             .expect("write Prosody config");
+        for (user, password) in &options.users {
+            register_user(&prosodyctl, &config, &dir, user, &options.domain, password);
+        }
         let console = fs::File::create(dir.join("console.log")).expect("console log");
         let child = Command::new(&prosody_bin)
             .arg("-F")
@@ -1327,6 +1393,26 @@ impl fmt::Display for PingError {
 }
 
 impl std::error::Error for PingError {}
+
+/// Writes self-signed certificates for `xfed_domain` (`cert.pem`,
+/// `key.pem`) and `prosody_domain` (`prosody.crt`, `prosody.key`) into `dir`,
+/// and a `ca.pem` that trusts neither, so both sides fall back to dialback
+/// over TLS.
+pub fn write_dialback_certs(dir: &Path, xfed_domain: &str, prosody_domain: &str) {
+    use xfed_core::tls::testing::{LeafSpec, TestCa, TestCert};
+    let xfed = TestCert::self_signed(&LeafSpec::xmpp_server(xfed_domain));
+    let prosody = TestCert::self_signed(&LeafSpec::xmpp_server(prosody_domain));
+    let files = [
+        ("cert.pem", xfed.chain_pem()),
+        ("key.pem", xfed.key_pem()),
+        ("ca.pem", TestCa::new("unrelated").cert_pem()),
+        ("prosody.crt", prosody.chain_pem()),
+        ("prosody.key", prosody.key_pem()),
+    ];
+    for (name, pem) in files {
+        std::fs::write(dir.join(name), pem).expect("write test certificate");
+    }
+}
 
 #[cfg(test)]
 mod tests {

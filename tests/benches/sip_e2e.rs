@@ -1,0 +1,292 @@
+//! SIP → XMPP end to end: sipp sends N SIP MESSAGEs (default 5,000 at
+//! 1,000/s, one TCP connection, from a `trusted` address so no digest) as
+//! alice@xfed.test to bob@prosody.test; a release `xfed` (tokio) turns them
+//! into stanzas on its s2s stream to Prosody (TLS, dialback), and Prosody
+//! delivers them over c2s to a raw-socket receiver
+//! (`tests/peers/xmpp_count.py`).
+//!
+//! Prints: the SIP side (calls, 202s, sipp's response times for the 202,
+//! from `-trace_rtt` in whole milliseconds; xfed sends the 202 once the
+//! stanza is on the authenticated s2s stream, so it covers xfed's SIP and
+//! XMPP work but not Prosody's),
+//! the messages received by bob and their rate (first to last arrival),
+//! the latency per message from sipp's send (`[timestamp]` in the body) to
+//! the arrival at bob (the whole path: sipp, xfed, s2s, Prosody, c2s),
+//! p50/p90/p99/max, and the CPU time xfed and Prosody spent.
+//!
+//! Run: `cargo bench -p xfed-tests --bench sip_e2e` (builds the release
+//! binary first). Environment: XFED_SIP_BENCH_N (messages, default 5000),
+//! XFED_SIP_BENCH_RATE (per second, default 1000), XFED_SIP_BENCH_LIMIT
+//! (most outstanding MESSAGEs, default 2000). Skips (with the reason) when
+//! Prosody, sipp or Python is missing.
+
+use std::io::{BufRead, BufReader};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use xfed_tests::prosody::{write_dialback_certs, Prosody, ProsodyOptions, Skip};
+use xfed_tests::sipp::{self, free_sip_port, Sipp, SippOptions, Transport, XfedSip};
+use xfed_tests::xmpp_client::python;
+use xfed_tests::{free_port, release_binary, temp_dir};
+
+const RECEIVER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/peers/xmpp_count.py");
+
+fn env_num(name: &str, default: u32) -> u32 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// utime + stime of a process, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // state is f[0]; utime is field 14 of stat, i.e. f[11]; stime f[12].
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn main() {
+    if let Err(Skip(why)) = run() {
+        println!("sip_e2e SKIPPED: {why}");
+    }
+}
+
+fn run() -> Result<(), Skip> {
+    let n = env_num("XFED_SIP_BENCH_N", 5000);
+    let rate = env_num("XFED_SIP_BENCH_RATE", 1000);
+    let limit = env_num("XFED_SIP_BENCH_LIMIT", 2000);
+    sipp::binary()?;
+    let bin = release_binary("xfed-tokio", "xfed");
+
+    let dir = temp_dir("sip-e2e");
+    write_dialback_certs(&dir, "xfed.test", "prosody.test");
+    let s2s_port = free_port();
+    let mut options = ProsodyOptions::new("prosody.test", IpAddr::V4(Ipv4Addr::new(127, 0, 0, 71)))
+        .tls(dir.join("prosody.crt"), dir.join("prosody.key"))
+        .cafile(dir.join("ca.pem"))
+        .require_encryption(true)
+        .route("xfed.test", ([127, 0, 0, 1], s2s_port).into())
+        .user("bob", "bob-secret");
+    options.log_level = "info".into();
+    let sip = XfedSip {
+        domain: "xfed.test".into(),
+        s2s_port,
+        sip_port: free_sip_port(),
+        accounts: vec![("alice".into(), "alice-secret".into())],
+        trusted: vec!["127.0.0.1".into()],
+        partners: vec![("prosody.test".into(), options.s2s_addr())],
+    };
+    sipp::write_xfed_config(&dir, &sip);
+    let prosody = Prosody::start(options)?;
+
+    let xfed = Killed(
+        Command::new(&bin)
+            .args(["run", "--config", "xfed.toml"])
+            .current_dir(&dir)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start xfed"),
+    );
+    let xfed_pid = xfed.0.id();
+    let sip_tcp = SocketAddr::from(([127, 0, 0, 1], sip.sip_port));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(sip_tcp).is_err() {
+        assert!(Instant::now() < deadline, "xfed did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // The receiver: bob over c2s.
+    let c2s = prosody.c2s_addr();
+    let mut receiver = Killed(
+        Command::new(python())
+            .arg(RECEIVER)
+            .args(["bob@prosody.test", "bob-secret"])
+            .arg(c2s.ip().to_string())
+            .arg(c2s.port().to_string())
+            .arg(n.to_string())
+            .args(["--timeout", "180", "--idle", "15"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| Skip(format!("cannot run {}: {e}", python().display())))?,
+    );
+    let (tx, lines) = mpsc::channel::<(Instant, String)>();
+    let stdout = receiver.0.stdout.take().expect("receiver stdout");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send((Instant::now(), line)).is_err() {
+                break;
+            }
+        }
+    });
+    let wait_line = |prefix: &str, timeout: Duration| -> String {
+        let end = Instant::now() + timeout;
+        loop {
+            let left = end
+                .checked_duration_since(Instant::now())
+                .unwrap_or_else(|| panic!("receiver: no {prefix:?} line within {timeout:?}"));
+            match lines.recv_timeout(left) {
+                Ok((_, l)) if l.starts_with(prefix) => return l,
+                Ok((_, l)) if l.starts_with("failed") => panic!("receiver {l}"),
+                Ok(_) => {}
+                Err(_) => panic!(
+                    "receiver: no {prefix:?} line within {timeout:?}\n{}",
+                    prosody.diagnostics()
+                ),
+            }
+        }
+    };
+    wait_line("ready", Duration::from_secs(20));
+
+    let uac = |calls: u32, run: &str, rate: Option<u32>, trace: bool| {
+        let mut o = SippOptions::new("uac_bench_message.xml", sip_tcp, Transport::Tcp)
+            .key("ruri", "bob@prosody.test")
+            .key("from_user", "alice")
+            .key("domain", "xfed.test")
+            .key("run", run)
+            .timeout(Duration::from_secs(120));
+        o.calls = calls;
+        o.rate = rate;
+        o.limit = Some(limit);
+        o.trace_msg = trace;
+        // One line per call with its MESSAGE -> 202 time (ms resolution).
+        o.extra_args = ["-trace_rtt", "-rtt_freq", "100"]
+            .map(String::from)
+            .to_vec();
+        Sipp::start(o).expect("sipp")
+    };
+    // Warm-up: the s2s streams both ways (TLS, dialback) are set up.
+    let t_warm = Instant::now();
+    let warm = uac(1, "warmup", None, true).wait(Duration::from_secs(60));
+    assert!(warm.ok(), "warm-up failed:\n{}", warm.report());
+    wait_line("warm", Duration::from_secs(20));
+    println!(
+        "warm-up: first MESSAGE delivered (s2s set-up included) in {:.3} s",
+        t_warm.elapsed().as_secs_f64()
+    );
+
+    let cpu_xfed0 = cpu_seconds(xfed_pid);
+    let cpu_prosody0 = cpu_seconds(prosody.pid());
+    let t0 = Instant::now();
+    let mut load = uac(n, "main", Some(rate), false);
+    let sent = load.wait(Duration::from_secs(150));
+    let sipp_elapsed = t0.elapsed();
+    // The receiver ends at N messages, or 15 s after the last one.
+    let status = {
+        let end = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(Some(s)) = receiver.0.try_wait() {
+                break Some(s);
+            }
+            if Instant::now() > end {
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let cpu_xfed = cpu_seconds(xfed_pid) - cpu_xfed0;
+    let cpu_prosody = cpu_seconds(prosody.pid()) - cpu_prosody0;
+    std::thread::sleep(Duration::from_millis(100));
+    let mut latencies = Vec::new();
+    let (mut first, mut last) = (f64::MAX, f64::MIN);
+    let mut other = String::new();
+    while let Ok((_, l)) = lines.try_recv() {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        match f.as_slice() {
+            ["m", _n, sent_at, recv_at] => {
+                let (s, r): (f64, f64) = (
+                    sent_at.parse().unwrap_or(0.0),
+                    recv_at.parse().unwrap_or(0.0),
+                );
+                latencies.push((r - s) * 1000.0);
+                first = first.min(r);
+                last = last.max(r);
+            }
+            _ => {
+                other.push_str(&l);
+                other.push('\n');
+            }
+        }
+    }
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    let received = latencies.len();
+    // Date_ms;response_time_ms;rtd_no
+    let mut rtt: Vec<f64> = load
+        .trace_file("rtt.csv")
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(';').nth(1)?.trim().parse().ok())
+        .collect();
+    rtt.sort_by(|a, b| a.total_cmp(b));
+    let response_time = format!(
+        "p50 {} ms, p99 {} ms, max {} ms over {} calls (sipp measures whole ms)",
+        percentile(&rtt, 0.50),
+        percentile(&rtt, 0.99),
+        rtt.last().copied().unwrap_or(f64::NAN),
+        rtt.len()
+    );
+    println!(
+        "SIP: sipp sent {n} MESSAGEs at {rate}/s over TCP: {} answered 202, {} failed, sipp ran {:.2} s (exit {:?}); sipp's response times (MESSAGE -> 202, which xfed sends once the stanza is on the s2s stream) {}",
+        sent.successful,
+        sent.failed,
+        sipp_elapsed.as_secs_f64(),
+        sent.exit,
+        response_time
+    );
+    let span = (last - first).max(1e-9);
+    println!(
+        "XMPP: bob received {received} of {n} ({}); {:.0} msg/s from first to last arrival ({:.2} s)",
+        other.trim().replace('\n', ", "),
+        (received.saturating_sub(1)) as f64 / span,
+        span
+    );
+    println!(
+        "latency sipp send -> bob receive (sipp, xfed, s2s TLS, Prosody, c2s): p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        percentile(&latencies, 0.50),
+        percentile(&latencies, 0.90),
+        percentile(&latencies, 0.99),
+        latencies.last().copied().unwrap_or(f64::NAN)
+    );
+    println!(
+        "CPU during the run: xfed {:.2} s ({:.0} us per message), Prosody {:.2} s ({:.0} us per message)",
+        cpu_xfed,
+        cpu_xfed * 1e6 / n.max(1) as f64,
+        cpu_prosody,
+        cpu_prosody * 1e6 / n.max(1) as f64
+    );
+    if status.is_none() || received < n as usize || !sent.ok() {
+        eprintln!("{}\n{}", sent.report(), prosody.diagnostics());
+        panic!("not every message went through: {received} of {n} received");
+    }
+    drop(receiver);
+    drop(xfed);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}

@@ -1,0 +1,680 @@
+//! An XMPP client for interop tests: `tests/peers/xmpp_client.py`
+//! (slixmpp) as a child process, driven with JSON lines on its stdin and
+//! read through the JSON lines it prints.
+//!
+//! The script logs in over plain TCP to an IP literal (it never resolves
+//! anything), so the server must allow unencrypted PLAIN (Prosody:
+//! `c2s_require_encryption = false`, `allow_unencrypted_plain_auth = true`,
+//! which the Prosody harness sets). It always ends by itself: after its
+//! lifetime, when its stdin closes (this process is gone), or on `quit`;
+//! [`XmppClient`] also kills it when dropped.
+//!
+//! Python: `XFED_PYTHON`, else `/usr/bin/python3` (Debian's, which has
+//! `python3-slixmpp`; a `python3` first on `PATH` may be another one),
+//! else `python3`. Without slixmpp, [`XmppClient::connect`] gives a
+//! [`Skip`].
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::prosody::Skip;
+
+/// The script, from the source tree.
+pub const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/peers/xmpp_client.py");
+
+/// The Python that runs the script.
+pub fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("XFED_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let debian = PathBuf::from("/usr/bin/python3");
+    if debian.is_file() {
+        debian
+    } else {
+        PathBuf::from("python3")
+    }
+}
+
+/// Whether [`python`] can import slixmpp: its version, or why not.
+pub fn check_installed() -> Result<String, Skip> {
+    let py = python();
+    let out = Command::new(&py)
+        .args(["-c", "import slixmpp; print(slixmpp.__version__)"])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| Skip(format!("cannot run {}: {e}", py.display())))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(Skip(format!(
+            "slixmpp is not installed for {} (apt-get install python3-slixmpp): {}",
+            py.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// A small JSON reader (the script's events) and writer (its commands).
+
+/// A JSON value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Json {
+    Null,
+    Bool(bool),
+    Num(f64),
+    Str(String),
+    Arr(Vec<Json>),
+    Obj(BTreeMap<String, Json>),
+}
+
+impl Json {
+    /// Parses one JSON text.
+    pub fn parse(text: &str) -> Result<Json, String> {
+        let mut p = JsonParser {
+            s: text.as_bytes(),
+            i: 0,
+        };
+        let v = p.value()?;
+        p.ws();
+        if p.i != p.s.len() {
+            return Err(format!("trailing characters at {}", p.i));
+        }
+        Ok(v)
+    }
+
+    /// Member `key` of an object.
+    pub fn get(&self, key: &str) -> Option<&Json> {
+        match self {
+            Json::Obj(m) => m.get(key),
+            _ => None,
+        }
+    }
+
+    /// The string, if this is one.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Json::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Member `key` as a string (absent or null: `None`).
+    pub fn str_of(&self, key: &str) -> Option<String> {
+        self.get(key).and_then(Json::as_str).map(str::to_string)
+    }
+}
+
+struct JsonParser<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl JsonParser<'_> {
+    fn ws(&mut self) {
+        while self.i < self.s.len() && self.s[self.i].is_ascii_whitespace() {
+            self.i += 1;
+        }
+    }
+
+    fn eat(&mut self, lit: &str) -> bool {
+        if self.s[self.i..].starts_with(lit.as_bytes()) {
+            self.i += lit.len();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn value(&mut self) -> Result<Json, String> {
+        self.ws();
+        match self.s.get(self.i) {
+            None => Err("unexpected end".into()),
+            Some(b'{') => {
+                self.i += 1;
+                let mut m = BTreeMap::new();
+                self.ws();
+                if self.eat("}") {
+                    return Ok(Json::Obj(m));
+                }
+                loop {
+                    self.ws();
+                    let k = self.string()?;
+                    self.ws();
+                    if !self.eat(":") {
+                        return Err(format!("':' expected at {}", self.i));
+                    }
+                    let v = self.value()?;
+                    m.insert(k, v);
+                    self.ws();
+                    if self.eat("}") {
+                        return Ok(Json::Obj(m));
+                    }
+                    if !self.eat(",") {
+                        return Err(format!("',' or '}}' expected at {}", self.i));
+                    }
+                }
+            }
+            Some(b'[') => {
+                self.i += 1;
+                let mut a = Vec::new();
+                self.ws();
+                if self.eat("]") {
+                    return Ok(Json::Arr(a));
+                }
+                loop {
+                    a.push(self.value()?);
+                    self.ws();
+                    if self.eat("]") {
+                        return Ok(Json::Arr(a));
+                    }
+                    if !self.eat(",") {
+                        return Err(format!("',' or ']' expected at {}", self.i));
+                    }
+                }
+            }
+            Some(b'"') => self.string().map(Json::Str),
+            Some(_) if self.eat("null") => Ok(Json::Null),
+            Some(_) if self.eat("true") => Ok(Json::Bool(true)),
+            Some(_) if self.eat("false") => Ok(Json::Bool(false)),
+            Some(_) => {
+                let start = self.i;
+                while self.i < self.s.len() && b"+-0123456789.eE".contains(&self.s[self.i]) {
+                    self.i += 1;
+                }
+                std::str::from_utf8(&self.s[start..self.i])
+                    .ok()
+                    .and_then(|t| t.parse().ok())
+                    .map(Json::Num)
+                    .ok_or_else(|| format!("bad value at {start}"))
+            }
+        }
+    }
+
+    fn hex4(&mut self) -> Result<u32, String> {
+        let h = self
+            .s
+            .get(self.i..self.i + 4)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u32::from_str_radix(h, 16).ok())
+            .ok_or("bad \\u escape")?;
+        self.i += 4;
+        Ok(h)
+    }
+
+    fn string(&mut self) -> Result<String, String> {
+        if !self.eat("\"") {
+            return Err(format!("string expected at {}", self.i));
+        }
+        let mut out = Vec::new();
+        loop {
+            let Some(&c) = self.s.get(self.i) else {
+                return Err("unterminated string".into());
+            };
+            self.i += 1;
+            match c {
+                b'"' => return String::from_utf8(out).map_err(|e| e.to_string()),
+                b'\\' => {
+                    let Some(&e) = self.s.get(self.i) else {
+                        return Err("unterminated escape".into());
+                    };
+                    self.i += 1;
+                    let ch = match e {
+                        b'"' => '"',
+                        b'\\' => '\\',
+                        b'/' => '/',
+                        b'b' => '\u{8}',
+                        b'f' => '\u{c}',
+                        b'n' => '\n',
+                        b'r' => '\r',
+                        b't' => '\t',
+                        b'u' => {
+                            let hi = self.hex4()?;
+                            let code = if (0xd800..0xdc00).contains(&hi) && self.eat("\\u") {
+                                let lo = self.hex4()?;
+                                0x10000 + ((hi - 0xd800) << 10) + (lo.wrapping_sub(0xdc00) & 0x3ff)
+                            } else {
+                                hi
+                            };
+                            char::from_u32(code).unwrap_or('\u{fffd}')
+                        }
+                        _ => return Err(format!("bad escape at {}", self.i)),
+                    };
+                    let mut buf = [0u8; 4];
+                    out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+                }
+                c => out.push(c),
+            }
+        }
+    }
+}
+
+/// `s` as a JSON string literal.
+pub fn json_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+// ---------------------------------------------------------------------------
+// Events
+
+/// A stanza error, as the client received it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StanzaError {
+    /// `type` attribute: cancel, wait, modify, auth, continue.
+    pub error_type: Option<String>,
+    /// The defined condition's element name, e.g. `item-not-found`.
+    pub condition: Option<String>,
+    pub text: Option<String>,
+}
+
+/// A `<message/>` the client received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub message_type: Option<String>,
+    pub id: Option<String>,
+    pub body: Option<String>,
+    pub thread: Option<String>,
+    pub subject: Option<String>,
+    pub error: Option<StanzaError>,
+    pub chatstate: Option<String>,
+    /// When this process read it.
+    pub at: Instant,
+}
+
+impl Received {
+    fn of(m: &Json, at: Instant) -> Received {
+        let error = m.get("error").and_then(|e| match e {
+            Json::Obj(_) => Some(StanzaError {
+                error_type: e.str_of("type"),
+                condition: e.str_of("condition"),
+                text: e.str_of("text"),
+            }),
+            _ => None,
+        });
+        Received {
+            from: m.str_of("from"),
+            to: m.str_of("to"),
+            message_type: m.str_of("type"),
+            id: m.str_of("id"),
+            body: m.str_of("body"),
+            thread: m.str_of("thread"),
+            subject: m.str_of("subject"),
+            error,
+            chatstate: m.str_of("chatstate"),
+            at,
+        }
+    }
+
+    /// Whether it is `type='error'`.
+    pub fn is_error(&self) -> bool {
+        self.message_type.as_deref() == Some("error")
+    }
+
+    /// The bare JID of the sender.
+    pub fn from_bare(&self) -> &str {
+        let f = self.from.as_deref().unwrap_or("");
+        f.split('/').next().unwrap_or(f)
+    }
+}
+
+/// What the script reported.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// Logged in, initial presence sent; the full JID.
+    Ready(String),
+    /// A send command went out; the stanza id.
+    Sent(Option<String>),
+    Message(Box<Received>),
+    /// Login or connection failure.
+    Failed(String),
+    Disconnected(Option<String>),
+    /// Anything else (stream errors, bad commands, bye, timeout), as text.
+    Other(String),
+}
+
+/// A message to send.
+#[derive(Debug, Clone, Default)]
+pub struct Outgoing {
+    pub to: String,
+    pub body: Option<String>,
+    /// Default `chat`.
+    pub message_type: Option<String>,
+    pub id: Option<String>,
+    pub thread: Option<String>,
+    pub subject: Option<String>,
+}
+
+impl Outgoing {
+    /// A chat message with a body.
+    pub fn chat(to: &str, body: &str) -> Outgoing {
+        Outgoing {
+            to: to.into(),
+            body: Some(body.into()),
+            ..Outgoing::default()
+        }
+    }
+
+    fn command(&self) -> String {
+        let mut fields = vec![format!("\"to\":{}", json_str(&self.to))];
+        for (k, v) in [
+            ("body", &self.body),
+            ("type", &self.message_type),
+            ("id", &self.id),
+            ("thread", &self.thread),
+            ("subject", &self.subject),
+        ] {
+            if let Some(v) = v {
+                fields.push(format!("{}:{}", json_str(k), json_str(v)));
+            }
+        }
+        format!("{{\"send\":{{{}}}}}", fields.join(","))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The client
+
+/// A logged-in XMPP client; the process is killed when dropped.
+pub struct XmppClient {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    events: mpsc::Receiver<Event>,
+    /// Every message received so far, in order.
+    received: Vec<Received>,
+    /// Every event so far, for failure messages.
+    log: Vec<String>,
+    stderr: Arc<Mutex<String>>,
+    /// The full JID the server bound.
+    pub jid: String,
+}
+
+impl XmppClient {
+    /// Logs `jid` (bare; the script adds a resource) in at the c2s listener
+    /// `c2s` with `password` and waits (at most 20 s) until the session has
+    /// started. The process ends by itself after `lifetime`. [`Skip`] when
+    /// slixmpp is not installed; panics when the login fails.
+    pub fn connect(
+        jid: &str,
+        password: &str,
+        c2s: SocketAddr,
+        lifetime: Duration,
+    ) -> Result<XmppClient, Skip> {
+        check_installed()?;
+        let mut child = Command::new(python())
+            .arg(SCRIPT)
+            .arg(jid)
+            .arg(password)
+            .arg(c2s.ip().to_string())
+            .arg(c2s.port().to_string())
+            .arg("--timeout")
+            .arg(lifetime.as_secs_f64().max(1.0).to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| Skip(format!("cannot run {}: {e}", python().display())))?;
+        let stdin = child.stdin.take();
+        let (tx, events) = mpsc::channel();
+        let stdout = child.stdout.take().expect("stdout pipe");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let at = Instant::now();
+                let event = match Json::parse(&line) {
+                    Ok(v) => {
+                        if let Some(j) = v.str_of("jid").filter(|_| v.get("ready").is_some()) {
+                            Event::Ready(j)
+                        } else if let Some(m) = v.get("message") {
+                            Event::Message(Box::new(Received::of(m, at)))
+                        } else if let Some(s) = v.get("sent") {
+                            Event::Sent(s.str_of("id"))
+                        } else if let Some(f) = v.str_of("failed") {
+                            Event::Failed(f)
+                        } else if let Some(d) = v.get("disconnected") {
+                            Event::Disconnected(d.as_str().map(str::to_string))
+                        } else {
+                            Event::Other(line)
+                        }
+                    }
+                    Err(e) => Event::Other(format!("{line} (not JSON: {e})")),
+                };
+                if tx.send(event).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = Arc::new(Mutex::new(String::new()));
+        if let Some(pipe) = child.stderr.take() {
+            let stderr = stderr.clone();
+            std::thread::spawn(move || {
+                let mut pipe = pipe;
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = pipe.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    stderr
+                        .lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            });
+        }
+        let mut client = XmppClient {
+            child,
+            stdin,
+            events,
+            received: Vec::new(),
+            log: Vec::new(),
+            stderr,
+            jid: String::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match client.next_event(deadline) {
+                Some(Event::Ready(j)) => {
+                    client.jid = j;
+                    return Ok(client);
+                }
+                Some(Event::Failed(why)) => {
+                    panic!("{jid}: login failed: {why}\n{}", client.diagnostics())
+                }
+                Some(_) => {}
+                None => panic!(
+                    "{jid}: not logged in within 20 s at {c2s}\n{}",
+                    client.diagnostics()
+                ),
+            }
+        }
+    }
+
+    /// The next event before `deadline` (recorded), or `None`.
+    fn next_event(&mut self, deadline: Instant) -> Option<Event> {
+        let left = deadline.checked_duration_since(Instant::now())?;
+        let event = self.events.recv_timeout(left).ok()?;
+        self.log.push(format!("{event:?}"));
+        if let Event::Message(m) = &event {
+            self.received.push((**m).clone());
+        }
+        Some(event)
+    }
+
+    /// Events and stderr so far, for a failure message.
+    pub fn diagnostics(&mut self) -> String {
+        while let Ok(e) = self.events.try_recv() {
+            self.log.push(format!("{e:?}"));
+            if let Event::Message(m) = e {
+                self.received.push(*m);
+            }
+        }
+        format!(
+            "--- xmpp client {} events:\n{}\n--- stderr:\n{}",
+            self.jid,
+            self.log.join("\n"),
+            self.stderr.lock().unwrap()
+        )
+    }
+
+    fn command(&mut self, line: &str) {
+        let ok = self.stdin.as_mut().is_some_and(|s| {
+            s.write_all(format!("{line}\n").as_bytes()).is_ok() && s.flush().is_ok()
+        });
+        if !ok {
+            panic!(
+                "xmpp client gone; cannot send {line}\n{}",
+                self.diagnostics()
+            );
+        }
+    }
+
+    /// Sends a message; returns its id once the script has sent it.
+    pub fn send(&mut self, msg: &Outgoing) -> String {
+        self.command(&msg.command());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.next_event(deadline) {
+                Some(Event::Sent(id)) => return id.unwrap_or_default(),
+                Some(Event::Disconnected(why)) => panic!(
+                    "xmpp client disconnected ({why:?}) while sending\n{}",
+                    self.diagnostics()
+                ),
+                Some(_) => {}
+                None => panic!("send not confirmed within 10 s\n{}", self.diagnostics()),
+            }
+        }
+    }
+
+    /// Sends a chat message with `body` to `to`; its id.
+    pub fn send_chat(&mut self, to: &str, body: &str) -> String {
+        self.send(&Outgoing::chat(to, body))
+    }
+
+    /// Sends raw XML.
+    pub fn send_raw(&mut self, xml: &str) {
+        self.command(&format!("{{\"raw\":{}}}", json_str(xml)));
+    }
+
+    /// Waits (at most `timeout`) for a received message matching `pred`,
+    /// among those received before too; `None` when none came.
+    pub fn wait_message(
+        &mut self,
+        timeout: Duration,
+        pred: impl Fn(&Received) -> bool,
+    ) -> Option<Received> {
+        if let Some(m) = self.received.iter().find(|m| pred(m)) {
+            return Some(m.clone());
+        }
+        let deadline = Instant::now() + timeout;
+        while let Some(e) = self.next_event(deadline) {
+            if let Event::Message(m) = e {
+                if pred(&m) {
+                    return Some(*m);
+                }
+            }
+        }
+        None
+    }
+
+    /// [`wait_message`](Self::wait_message), panicking with `what` and the
+    /// client's events on timeout.
+    pub fn expect_message(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&Received) -> bool,
+    ) -> Received {
+        match self.wait_message(timeout, pred) {
+            Some(m) => m,
+            None => {
+                let jid = self.jid.clone();
+                panic!(
+                    "{jid}: no {what} within {timeout:?}\n{}",
+                    self.diagnostics()
+                )
+            }
+        }
+    }
+
+    /// Reads what has arrived without waiting; every message so far.
+    pub fn received(&mut self) -> &[Received] {
+        while let Ok(e) = self.events.try_recv() {
+            self.log.push(format!("{e:?}"));
+            if let Event::Message(m) = e {
+                self.received.push(*m);
+            }
+        }
+        &self.received
+    }
+
+    /// Ends the session (`quit`, then the stream closes) and waits at most
+    /// 5 s for the process; then kills it.
+    pub fn quit(mut self) {
+        self.finish(Duration::from_secs(5));
+    }
+
+    fn finish(&mut self, grace: Duration) {
+        if let Some(mut s) = self.stdin.take() {
+            let _ = s.write_all(b"{\"quit\":true}\n");
+            let _ = s.flush();
+        }
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for XmppClient {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{}", self.diagnostics());
+        }
+        self.finish(Duration::from_millis(500));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_round_trip() {
+        let v = Json::parse(
+            r#"{"message": {"body": "h\u00e9 \"x\"\n\ud83d\ude00", "error": null, "n": -1.5e2, "a": [true, false]}}"#,
+        )
+        .unwrap();
+        let m = v.get("message").unwrap();
+        assert_eq!(m.str_of("body").unwrap(), "hé \"x\"\n😀");
+        assert_eq!(m.get("error"), Some(&Json::Null));
+        assert_eq!(m.get("n"), Some(&Json::Num(-150.0)));
+        let s = "a\"b\\c\nd\u{1}é";
+        assert_eq!(Json::parse(&json_str(s)).unwrap(), Json::Str(s.into()));
+        assert!(Json::parse("{\"a\":1} x").is_err());
+    }
+}

@@ -6,10 +6,13 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::config::Config;
-use crate::dns::{Candidate, Connect, Resolution, ResolveError, ResolveOptions, Transport};
+use crate::dns::{
+    Candidate, Connect, HostsTable, Resolution, ResolveError, ResolveOptions, Transport,
+};
 use crate::endpoint::{Endpoint, SipSettings};
 use crate::registrar::bindings::Binding;
 use crate::rng::Rng;
@@ -176,6 +179,8 @@ pub struct Gateway {
     sip: Option<Endpoint>,
     /// Ids of stanzas from the SIP side whose fate it waits for.
     tracked: HashSet<String>,
+    /// Local names and addresses, used before DNS.
+    hosts: Arc<HostsTable>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -213,7 +218,14 @@ impl Gateway {
             connection_limit,
             sip: None,
             tracked: HashSet::new(),
+            hosts: Arc::default(),
         }
+    }
+
+    /// Uses `hosts` (the runtime's `/etc/hosts`) for the addresses of the
+    /// names it lists, before DNS.
+    pub fn set_hosts(&mut self, hosts: HostsTable) {
+        self.hosts = Arc::new(hosts);
     }
 
     /// Turns the gateway role on: SIP transports, registrar or proxy link,
@@ -797,6 +809,7 @@ impl Gateway {
                         port,
                         direct_tls: false,
                     }),
+                hosts: self.hosts.clone(),
                 ..ResolveOptions::default()
             };
             let resolution = Resolution::new(&remote, &options, self.rng.next_u64());

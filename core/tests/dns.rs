@@ -10,8 +10,9 @@ use hickory_proto::rr::rdata::{A, AAAA, CNAME, SOA, SRV};
 use hickory_proto::rr::{Name, RData, Record, RecordType as WireType};
 use proptest::prelude::*;
 use xfed_core::dns::{
-    parse_answer, query, tcp_frame, tcp_unframe, Candidate, Connect, Query, RecordType, Resolution,
-    ResolveError, ResolveOptions, Transport, MAX_CANDIDATES, MAX_IN_FLIGHT, MAX_SRV_RECORDS,
+    parse_answer, query, tcp_frame, tcp_unframe, Candidate, Connect, HostsTable, Query, RecordType,
+    Resolution, ResolveError, ResolveOptions, Transport, MAX_CANDIDATES, MAX_IN_FLIGHT,
+    MAX_SRV_RECORDS,
 };
 
 const SRV_S: &str = "_xmpp-server._tcp.example.com";
@@ -582,6 +583,87 @@ fn srv_targets_without_addresses_are_not_found_and_no_fallback() {
     assert!(!dns
         .asked_names()
         .contains(&("example.com".to_owned(), WireType::A)));
+}
+
+/// `/etc/hosts` answers address lookups only: SRV still goes to DNS, the
+/// fallback and SRV targets and `connect` hosts take their addresses from
+/// the table without a query, and names it does not list are asked as usual.
+#[test]
+fn hosts_table_answers_addresses_but_not_srv() {
+    let hosts = std::sync::Arc::new(HostsTable::parse(
+        "127.0.0.2 example.com\n::1 xmpp.example.com\n127.0.0.9 gw.example.org\n",
+    ));
+    let with_hosts = ResolveOptions {
+        hosts: hosts.clone(),
+        ..opts()
+    };
+
+    // No SRV records: the domain on 5269, from the table.
+    let mut dns = Resolver::default();
+    let mut r = Resolution::new("example.com", &with_hosts, 1);
+    assert_eq!(
+        drive(&mut r, &mut dns).outcome,
+        Ok(vec![cand("127.0.0.2:5269", false, "example.com")])
+    );
+    assert_eq!(
+        dns.asked_names(),
+        [
+            (SRV_D.to_owned(), WireType::SRV),
+            (SRV_S.to_owned(), WireType::SRV)
+        ],
+        "only SRV is asked"
+    );
+
+    // SRV records win over the table's entry for the domain; a target the
+    // table lists needs no query, the others are asked.
+    let mut dns = Resolver::default();
+    dns.set(
+        SRV_S,
+        WireType::SRV,
+        Script::Records(vec![
+            srv(SRV_S, 0, 0, 5300, "xmpp.example.com"),
+            srv(SRV_S, 1, 0, 5301, "backup.example.com"),
+        ]),
+    )
+    .set(
+        "backup.example.com",
+        WireType::A,
+        Script::Records(vec![a("backup.example.com", [192, 0, 2, 7])]),
+    );
+    let mut r = Resolution::new("example.com", &with_hosts, 1);
+    assert_eq!(
+        drive(&mut r, &mut dns).outcome,
+        Ok(vec![
+            cand("[::1]:5300", false, "xmpp.example.com"),
+            cand("192.0.2.7:5301", false, "backup.example.com"),
+        ])
+    );
+    assert!(!dns
+        .asked_names()
+        .iter()
+        .any(|(n, _)| n == "xmpp.example.com" || n == "example.com"));
+
+    // A partner's `connect` host from the table: no DNS at all.
+    let mut dns = Resolver::default();
+    let o = ResolveOptions {
+        connect: Connect::parse("GW.example.org:5299"),
+        ..with_hosts
+    };
+    let mut r = Resolution::new("example.org", &o, 1);
+    assert_eq!(
+        drive(&mut r, &mut dns).outcome,
+        Ok(vec![cand("127.0.0.9:5299", false, "gw.example.org")])
+    );
+    assert!(dns.asked_names().is_empty());
+
+    // SRV lookups that fail are still a timeout, table or not: the
+    // fallback never bypasses an SRV record the resolver failed to deliver.
+    let mut dns = Resolver::default();
+    dns.set(SRV_S, WireType::SRV, Script::ServFail)
+        .set(SRV_D, WireType::SRV, Script::ServFail);
+    let o = ResolveOptions { hosts, ..opts() };
+    let mut r = Resolution::new("example.com", &o, 1);
+    assert_eq!(drive(&mut r, &mut dns).outcome, Err(ResolveError::Timeout));
 }
 
 #[test]

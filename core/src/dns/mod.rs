@@ -14,6 +14,7 @@
 //! - [`codec`]: [`query`] and [`parse_answer`], with the spoofing checks (id
 //!   and question), the CNAME chain and the TTLs; [`tcp_frame`] /
 //!   [`tcp_unframe`] for the TCP retry a truncated answer asks for.
+//! - [`hosts`]: [`HostsTable`], `/etc/hosts` read for addresses before DNS.
 //! - [`resolve`]: [`Resolution`], the procedure from a peer domain to an
 //!   ordered list of [`Candidate`] addresses, or the reason there is none.
 //! - `rng`: the seeded SplitMix64 generator behind message ids and the SRV
@@ -27,6 +28,7 @@
 //! [`Resolution::handle_response`] with the query's id.
 
 pub mod codec;
+pub mod hosts;
 pub mod resolve;
 pub(crate) mod rng;
 
@@ -34,6 +36,7 @@ pub use codec::{
     parse_answer, query, reply_id, tcp_frame, tcp_unframe, Answer, DnsError, RecordType, Srv,
     MAX_CNAME_HOPS, MAX_UDP_PAYLOAD,
 };
+pub use hosts::HostsTable;
 pub use resolve::{
     Candidate, Connect, Query, Resolution, ResolveError, ResolveOptions, Transport, DEFAULT_PORT,
     MAX_CANDIDATES, MAX_IN_FLIGHT, MAX_QUERY_TIMEOUT, MAX_RETRIES, MAX_SRV_RECORDS,

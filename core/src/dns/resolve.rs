@@ -23,7 +23,9 @@
 //!    - No records and a lookup that failed (no reply, SERVFAIL, ...):
 //!      [`ResolveError::Timeout`], not the fallback, which could bypass an
 //!      SRV record the resolver failed to deliver.
-//! 3. Every target is resolved, AAAA and A, all in parallel (at most
+//! 3. Every target is resolved, AAAA and A, all in parallel (a name the
+//!    local [`HostsTable`] lists takes its addresses from there, with no
+//!    query, as the C library does; at most
 //!    [`MAX_IN_FLIGHT`] datagrams out at once); the candidates are produced
 //!    all at once when every lookup has ended. That costs one round trip
 //!    after the SRV answer rather than one per target, and keeps the
@@ -55,9 +57,11 @@
 //! its own fresh UDP socket (random source port) connected to the resolver.
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::codec::{self, host_string, parse_answer, to_name, Answer, DnsError, RecordType, Srv};
+use super::hosts::HostsTable;
 use super::rng::Rng;
 
 /// SRV records considered per resolution (both services together), the best
@@ -133,6 +137,9 @@ pub struct ResolveOptions {
     /// Sends after the first, on timeout or an error code such as SERVFAIL
     /// (capped at [`MAX_RETRIES`]); a switch to TCP starts a fresh count.
     pub retries: u32,
+    /// Addresses of the local hosts table, used instead of A/AAAA queries
+    /// for the names it lists.
+    pub hosts: Arc<HostsTable>,
 }
 
 impl Default for ResolveOptions {
@@ -145,6 +152,7 @@ impl Default for ResolveOptions {
             connect: None,
             query_timeout: Duration::from_secs(5),
             retries: 1,
+            hosts: Arc::default(),
         }
     }
 }
@@ -284,6 +292,7 @@ pub struct Resolution {
     lookups: Vec<Lookup>,
     outcome: Option<Result<Vec<Candidate>, ResolveError>>,
     ttl: Option<u32>,
+    hosts: Arc<HostsTable>,
 }
 
 impl Resolution {
@@ -302,6 +311,7 @@ impl Resolution {
             lookups: Vec::new(),
             outcome: None,
             ttl: None,
+            hosts: options.hosts.clone(),
         };
         if let Some(c) = &options.connect {
             let target = Target {
@@ -527,7 +537,9 @@ impl Resolution {
             }
             let Ok(name) = to_name(&t.host) else { continue };
             t.host = host_string(&name);
-            if !self.lookups.iter().any(|l| l.name == t.host) {
+            if self.hosts.lookup(&t.host).is_empty()
+                && !self.lookups.iter().any(|l| l.name == t.host)
+            {
                 self.push_lookup(t.host.clone(), RecordType::Aaaa, Kind::Addr);
                 self.push_lookup(t.host.clone(), RecordType::A, Kind::Addr);
             }
@@ -605,8 +617,10 @@ impl Resolution {
         let mut out: Vec<Candidate> = Vec::new();
         let mut failed = false;
         'targets: for t in targets {
+            let listed = self.hosts.lookup(&t.host);
             let addrs: Vec<IpAddr> = match ip_literal(&t.host) {
                 Some(ip) => vec![ip],
+                None if !listed.is_empty() => listed.to_vec(),
                 None => {
                     let mut addrs = Vec::new();
                     for rtype in [RecordType::Aaaa, RecordType::A] {

@@ -129,6 +129,7 @@ impl Driver {
         let limit = setup::connection_limit(&dep.config);
         let digest_key = format!("xfed sip digest nonces:{}", dep.settings.dialback_secret);
         let mut gw = Gateway::new(dep.settings, dep.seed, now, dep.unix_now, limit);
+        gw.set_hosts(dep.hosts);
         gw.enable_sip(&dep.config, dep.sip_settings, digest_key.as_bytes(), now);
         gw.restore(bindings, contacts, now);
         let ping = ping.map(|(to, timeout)| {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::config::{self, Config, SipListener, SipMode, SipTransport, StoreUrl, Trust};
+use crate::dns::HostsTable;
 use crate::endpoint::SipSettings;
 use crate::sip::{self, Uri};
 use crate::tls::{self, CallerClock, LocalIdentity, TrustAnchors};
@@ -42,6 +43,8 @@ pub struct Deployment {
     pub unix_now: u64,
     /// The recursive DNS resolver (first `nameserver` of /etc/resolv.conf).
     pub resolver: SocketAddr,
+    /// /etc/hosts, consulted for addresses before DNS.
+    pub hosts: HostsTable,
     /// Lines for the log: configuration notices and what was generated.
     pub notices: Vec<String>,
 }
@@ -214,6 +217,7 @@ pub fn load(path: Option<&Path>) -> Result<Deployment, String> {
         seed,
         unix_now,
         resolver: resolver(),
+        hosts: hosts_table(),
         notices,
     })
 }
@@ -301,6 +305,13 @@ pub fn resolver() -> SocketAddr {
         })
         .map(|ip| SocketAddr::new(ip, 53))
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 53)))
+}
+
+/// /etc/hosts as read now (empty when it cannot be read).
+pub fn hosts_table() -> HostsTable {
+    std::fs::read_to_string("/etc/hosts")
+        .map(|text| HostsTable::parse(&text))
+        .unwrap_or_default()
 }
 
 /// How long a runtime waits for peers to close after SIGTERM.

@@ -485,7 +485,6 @@ impl Net {
             tls_server: None,
             next_hop: None,
             message_type: crate::translate::XmppMessageType::Normal,
-            limits: Default::default(),
         };
         let now = self.now;
         self.nodes[i]

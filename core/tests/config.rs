@@ -257,6 +257,7 @@ fn omitted_keys_take_lync_and_design_defaults() {
     assert_eq!(c.tls.trust, Trust::System);
     assert_eq!(c.sip.mode, SipMode::Registrar);
     assert_eq!(c.sip.next_hop, None);
+    assert_eq!(c.sip.max_message_size, 64 * 1024);
     assert!(c.sip.trusted.is_empty() && c.sip.accounts.is_empty());
     assert_eq!(c.store.url, StoreUrl::Sqlite(PathBuf::from("xfed.db")));
     assert!(c.blocks.is_empty() && c.access.is_empty());
@@ -510,6 +511,13 @@ fn bad_values_name_their_line() {
             19,
             "gateway.max_stanza_size",
             "below 10000",
+        ),
+        (
+            gw("[sip]\nmax_message_size = 1000"),
+            4,
+            20,
+            "sip.max_message_size",
+            "below 4096",
         ),
         (
             gw("max_stanza_size = -1"),

@@ -24,6 +24,7 @@ fn sip_config() -> SipConfig {
     SipConfig {
         mode: SipMode::Registrar,
         next_hop: None,
+        max_message_size: 64 * 1024,
         trusted: vec!["10.0.0.5".parse().unwrap()],
         accounts: vec![
             SipAccount {

@@ -1438,6 +1438,39 @@ fn hostile_datagrams_get_their_answer_and_the_node_lives() {
     assert_eq!(req.body, b"still alive");
 }
 
+/// `sip.max_message_size` is what the parser enforces: a 6,000-byte
+/// MESSAGE, well within the default, is refused under a 4 KiB setting.
+#[test]
+fn configured_message_size_limit_applies() {
+    let body = "x".repeat(6000);
+    let bytes = GOOD
+        .replace(
+            "Content-Length: 5",
+            &format!("Content-Length: {}", body.len()),
+        )
+        .replace("\r\n\r\nhello", &format!("\r\n\r\n{body}"));
+    let mut net = network(FEDERATED);
+    net.sip_datagram(XFED, evil(), bytes.as_bytes());
+    let (_, resps) = take(&mut net, evil());
+    assert!(
+        resps.iter().all(|r| r.status != 513),
+        "64 KiB by default: {resps:?}"
+    );
+
+    let mut net = Net::new(&[NodeSpec::new("xfed.test"), {
+        let mut remote = NodeSpec::new("remote.test");
+        remote.tls = false;
+        remote
+    }]);
+    net.enable_sip(
+        XFED,
+        &BASE.replace("[sip]\n", "[sip]\nmax_message_size = \"4KiB\"\n"),
+    );
+    let r = hostile(&mut net, bytes.as_bytes(), "answering 513");
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].status, 513);
+}
+
 #[test]
 fn retransmitted_requests_get_the_same_answer() {
     let mut net = network(FEDERATED);

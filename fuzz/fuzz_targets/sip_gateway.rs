@@ -97,7 +97,6 @@ fuzz_target!(|data: &[u8]| {
             tls_server: None,
             next_hop: None,
             message_type: XmppMessageType::Normal,
-            limits: Default::default(),
         },
         b"fuzz digest key",
         now,

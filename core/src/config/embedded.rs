@@ -101,6 +101,7 @@ impl Config {
             sip: SipConfig {
                 mode: SipMode::Registrar,
                 next_hop: None,
+                max_message_size: defaults::SIP_MAX_MESSAGE_SIZE,
                 trusted: vec![Ipv4Addr::LOCALHOST.into(), Ipv6Addr::LOCALHOST.into()],
                 accounts: Vec::new(),
             },

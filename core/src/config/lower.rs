@@ -231,7 +231,12 @@ impl Lower<'_> {
         )?;
         let max_stanza_size = match &g.max_stanza_size {
             None => defaults::MAX_STANZA_SIZE,
-            Some(size) => self.stanza_size(size)?,
+            Some(size) => self.size(
+                size,
+                "gateway.max_stanza_size",
+                defaults::MIN_STANZA_SIZE,
+                "the stanza size RFC 6120 section 13.12 requires servers to accept",
+            )?,
         };
 
         Ok(GatewayConfig {
@@ -310,8 +315,15 @@ impl Lower<'_> {
         Ok(value)
     }
 
-    fn stanza_size(&self, raw: &Spanned<RawSize>) -> Result<usize, ConfigError> {
-        let path = "gateway.max_stanza_size";
+    /// A size of at least `min` bytes; `why_min` says where the floor
+    /// comes from.
+    fn size(
+        &self,
+        raw: &Spanned<RawSize>,
+        path: &str,
+        min: usize,
+        why_min: &str,
+    ) -> Result<usize, ConfigError> {
         let bytes = match raw.get_ref() {
             RawSize::Bytes(n) => {
                 u64::try_from(*n).map_err(|_| self.invalid(&raw.span(), path, "a negative size"))?
@@ -321,14 +333,11 @@ impl Lower<'_> {
         };
         let bytes = usize::try_from(bytes)
             .map_err(|_| self.invalid(&raw.span(), path, "too large for this machine"))?;
-        if bytes < defaults::MIN_STANZA_SIZE {
+        if bytes < min {
             return Err(self.invalid(
                 &raw.span(),
                 path,
-                &format!(
-                    "{bytes} bytes is below {}, the stanza size RFC 6120 section 13.12 requires servers to accept",
-                    defaults::MIN_STANZA_SIZE
-                ),
+                &format!("{bytes} bytes is below {min}, {why_min}"),
             ));
         }
         Ok(bytes)
@@ -563,6 +572,7 @@ impl Lower<'_> {
                 next_hop: None,
                 trusted: Vec::new(),
                 accounts: Vec::new(),
+                max_message_size: defaults::SIP_MAX_MESSAGE_SIZE,
             });
         };
         let span = raw.span();
@@ -648,11 +658,21 @@ impl Lower<'_> {
                 );
             }
         }
+        let max_message_size = match &raw.max_message_size {
+            None => defaults::SIP_MAX_MESSAGE_SIZE,
+            Some(size) => self.size(
+                size,
+                "sip.max_message_size",
+                defaults::SIP_MIN_MESSAGE_SIZE,
+                "the size a SIP MESSAGE may reach (RFC 3428 section 8: 1300 bytes of request plus headers added on the way)",
+            )?,
+        };
         Ok(SipConfig {
             mode,
             next_hop,
             trusted,
             accounts,
+            max_message_size,
         })
     }
 

@@ -214,6 +214,10 @@ pub struct SipConfig {
     pub trusted: Vec<IpAddr>,
     /// `[[sip.account]]`, default none: who may register in registrar mode.
     pub accounts: Vec<SipAccount>,
+    /// `max_message_size`, default 64 KiB: the largest SIP message taken;
+    /// a larger one is refused (413 for its body, 513 for its header
+    /// section) when it can be answered, else dropped with a log line.
+    pub max_message_size: usize,
 }
 
 /// `sip.mode`.
@@ -439,6 +443,10 @@ pub mod defaults {
     pub const MAX_STANZA_SIZE: usize = 256 * 1024;
     /// The smallest `gateway.max_stanza_size` accepted (RFC 6120 section 13.12).
     pub const MIN_STANZA_SIZE: usize = 10_000;
+    /// `sip.max_message_size`, in bytes.
+    pub const SIP_MAX_MESSAGE_SIZE: usize = 64 * 1024;
+    /// The smallest `sip.max_message_size` accepted.
+    pub const SIP_MIN_MESSAGE_SIZE: usize = 4096;
     /// The XMPP s2s port (RFC 6120), also `[[partner]] connect`'s default port.
     pub const S2S_PORT: u16 = 5269;
     /// The XEP-0368 direct TLS s2s port.

@@ -157,6 +157,7 @@ pub(super) struct RawSip {
     pub mode: Option<SipMode>,
     pub next_hop: Option<Spanned<String>>,
     pub trusted: Option<Vec<Spanned<RawIp>>>,
+    pub max_message_size: Option<Spanned<RawSize>>,
     #[serde(default)]
     pub account: Vec<Spanned<RawAccount>>,
 }

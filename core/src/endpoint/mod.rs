@@ -61,8 +61,6 @@ pub struct SipSettings {
     pub next_hop: Option<(SocketAddr, SipTransport)>,
     /// The `type` of messages made from SIP MESSAGEs.
     pub message_type: XmppMessageType,
-    /// Parser limits.
-    pub limits: sip::Limits,
 }
 
 impl std::fmt::Debug for SipSettings {
@@ -108,6 +106,8 @@ pub struct Endpoint {
     domains: Vec<String>,
     trusted: Vec<IpAddr>,
     settings: SipSettings,
+    /// Parser limits (`sip.max_message_size`).
+    limits: sip::Limits,
     registrar: Registrar,
     access: Access,
     rng: Rng,
@@ -168,6 +168,10 @@ impl Endpoint {
             domains: config.gateway.domains.clone(),
             trusted: config.sip.trusted.clone(),
             settings,
+            limits: sip::Limits {
+                max_message_size: config.sip.max_message_size,
+                ..sip::Limits::default()
+            },
             registrar,
             access: Access::new(config),
             rng,
@@ -269,7 +273,7 @@ impl Endpoint {
         } else {
             None
         };
-        match SipConn::accepted(peer, config, self.settings.limits) {
+        match SipConn::accepted(peer, config, self.limits) {
             Ok(c) => {
                 self.conns.insert(conn, c);
                 self.log(
@@ -373,7 +377,7 @@ impl Endpoint {
             return;
         }
         let dest = Dest::Udp { local, peer };
-        match sip::parse_datagram(bytes, &self.settings.limits) {
+        match sip::parse_datagram(bytes, &self.limits) {
             Ok(m) => self.handle_message(m, dest, peer, t),
             Err(e) => self.refuse(&e, dest, peer),
         }
@@ -1127,7 +1131,7 @@ impl Endpoint {
                         let conn = ConnId(self.next_conn);
                         self.next_conn += 1;
                         self.conns
-                            .insert(conn, SipConn::outbound(target.addr, self.settings.limits));
+                            .insert(conn, SipConn::outbound(target.addr, self.limits));
                         self.out.push_back(Output::Connect {
                             conn,
                             addr: target.addr,

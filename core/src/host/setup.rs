@@ -172,7 +172,6 @@ pub fn load(path: Option<&Path>) -> Result<Deployment, String> {
         tls_server: Some(tls::server_config(&identity, clock.clone())),
         next_hop,
         message_type: XmppMessageType::Normal,
-        limits: sip::Limits::default(),
     };
     let settings = Settings {
         local_domains: g.domains.clone(),

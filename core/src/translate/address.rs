@@ -1,9 +1,11 @@
 //! SIP URI <-> JID mapping (RFC 7247 section 6).
 //!
-//! Until `crate::sip::Uri` exists, URIs travel as text and `parse_uri`
-//! reads only what the mapping needs: the scheme, the user, the host and
-//! the `gr` parameter. Everything else (password, port, other parameters,
-//! headers) is not part of the address and is dropped.
+//! URIs travel as text and `parse_uri` reads only what the mapping needs:
+//! the scheme (`sip:`, and `im:`/`pres:` which `crate::sip::Uri`
+//! does not take), the user, the host and the `gr` parameter. Everything
+//! else (password, port, other parameters, headers) is not part of the
+//! address and is dropped. (This predates `crate::sip::Uri`; folding the
+//! two readers into one is open work.)
 //!
 //! The local part goes through full XEP-0106 escaping, not only the three
 //! characters (`& ' /`) of RFC 7247 section 6.4 step 5: a percent-decoded

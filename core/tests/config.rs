@@ -513,6 +513,13 @@ fn bad_values_name_their_line() {
             "below 10000",
         ),
         (
+            gw("[sip]\nmode = \"proxy\"\nnext_hop = \"sip:10.0.0.5;transport=tls\""),
+            5,
+            12,
+            "sip.next_hop",
+            "SIP over TLS toward the next hop is not supported",
+        ),
+        (
             gw("[sip]\nmax_message_size = 1000"),
             4,
             20,

@@ -163,3 +163,82 @@ fn sip_users_chat_tokio_to_async_std() {
 fn sip_users_chat_async_std_to_tokio() {
     chat("xfed-async-std", "xfed");
 }
+
+/// Proxy mode: a.test sends every request for its users to `next_hop`
+/// (played by a SIP agent standing for the domain's proxy) and accepts
+/// requests only from `trusted` addresses; b.test runs the registrar.
+fn proxy(bin_a: &str, bin_b: &str) {
+    let (a, b) = deployments(&format!("proxy-{bin_a}-{bin_b}"));
+    // The proxy sends as alice from 127.0.0.1, the only trusted address.
+    let mut proxy = SipUa::new("alice", "a.test", "", a.sip, false);
+    let hop = proxy.contact().replace("sip:alice@", "sip:");
+    let path = a.dir.join("xfed.toml");
+    let toml = std::fs::read_to_string(&path).unwrap().replace(
+        "[sip]\nmode = \"registrar\"\n",
+        &format!("[sip]\nmode = \"proxy\"\nnext_hop = \"{hop}\"\ntrusted = [\"127.0.0.1\"]\n"),
+    );
+    let toml = toml.replace(
+        "[[sip.account]]\nuser = \"alice\"\npassword = \"alice-secret\"\n",
+        "",
+    );
+    std::fs::write(&path, toml).unwrap();
+    let mut xa = start(bin_a, &a);
+    let mut xb = start(bin_b, &b);
+    let mut bob = ua("bob", &b, true);
+    assert_eq!(bob.register(600), 200, "{}", xb.log_text());
+
+    // The proxy's MESSAGE for a remote user: no challenge (trusted), 202.
+    let sent = proxy.message("bob@b.test", "via the proxy");
+    assert_eq!(sent.status, 202, "{}", xa.log_text());
+    let got = bob.receive(200, WAIT).expect("bob's MESSAGE");
+    assert_eq!(got.body, b"via the proxy");
+    assert_eq!(
+        got.headers.from().unwrap().uri().to_string(),
+        "sip:alice@a.test"
+    );
+
+    // bob -> alice@a.test goes to the next hop, not to a binding.
+    assert_eq!(bob.message("alice@a.test", "to the proxy").status, 202);
+    let got = proxy.receive(200, WAIT).expect("the proxy's MESSAGE");
+    assert_eq!(got.uri.to_string(), "sip:alice@a.test");
+    assert_eq!(got.body, b"to the proxy");
+    assert_eq!(
+        got.headers.from().unwrap().uri().to_string(),
+        "sip:bob@b.test"
+    );
+
+    // No registrar in proxy mode, and nobody else is trusted.
+    assert_eq!(proxy.register(600), 405, "{}", xa.log_text());
+    let stranger = std::net::UdpSocket::bind("127.0.0.2:0").expect("bind 127.0.0.2");
+    stranger
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let request = format!(
+        "MESSAGE sip:bob@b.test SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {0};branch=z9hG4bK-stranger\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:alice@a.test>;tag=s1\r\n\
+         To: <sip:bob@b.test>\r\n\
+         Call-ID: stranger-1\r\n\
+         CSeq: 1 MESSAGE\r\n\
+         Content-Length: 2\r\n\r\nhi",
+        stranger.local_addr().unwrap()
+    );
+    stranger.send_to(request.as_bytes(), a.sip).unwrap();
+    let mut buf = [0u8; 4096];
+    let (n, _) = stranger.recv_from(&mut buf).expect("an answer");
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    assert!(answer.starts_with("SIP/2.0 403"), "{answer}");
+    xa.wait_log("not a trusted address in proxy mode", WAIT);
+    assert!(xa.terminate() && xb.terminate(), "unclean exit on SIGTERM");
+}
+
+#[test]
+fn proxy_mode_tokio_to_async_std() {
+    proxy("xfed", "xfed-async-std");
+}
+
+#[test]
+fn proxy_mode_async_std_to_tokio() {
+    proxy("xfed-async-std", "xfed");
+}

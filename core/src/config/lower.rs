@@ -594,6 +594,13 @@ impl Lower<'_> {
                         &format!("'{value}' is not a SIP URI: expected one such as \"sip:proxy.example.com;transport=tcp\""),
                     ));
                 }
+                if lower.starts_with("sips:") || lower.contains(";transport=tls") {
+                    return Err(self.invalid(
+                        &v.span(),
+                        "sip.next_hop",
+                        &format!("'{value}': SIP over TLS toward the next hop is not supported by this version yet; use transport=tcp or udp"),
+                    ));
+                }
                 if mode == SipMode::Registrar {
                     self.notice(
                         Level::Warning,

@@ -21,12 +21,12 @@
 //! Prosody, sipp or Python is missing.
 
 use std::io::{BufRead, BufReader};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use xfed_tests::prosody::{write_dialback_certs, Prosody, ProsodyOptions, Skip};
+use xfed_tests::prosody::{prosody_for_xfed, write_dialback_certs, Prosody, Skip};
 use xfed_tests::sipp::{self, free_sip_port, Sipp, SippOptions, Transport, XfedSip};
 use xfed_tests::xmpp_client::python;
 use xfed_tests::{free_port, release_binary, temp_dir};
@@ -84,12 +84,7 @@ fn run() -> Result<(), Skip> {
     let dir = temp_dir("sip-e2e");
     write_dialback_certs(&dir, "xfed.test", "prosody.test");
     let s2s_port = free_port();
-    let mut options = ProsodyOptions::new("prosody.test", IpAddr::V4(Ipv4Addr::new(127, 0, 0, 71)))
-        .tls(dir.join("prosody.crt"), dir.join("prosody.key"))
-        .cafile(dir.join("ca.pem"))
-        .require_encryption(true)
-        .route("xfed.test", ([127, 0, 0, 1], s2s_port).into())
-        .user("bob", "bob-secret");
+    let mut options = prosody_for_xfed(&dir, 71, s2s_port);
     options.log_level = "info".into();
     let sip = XfedSip {
         domain: "xfed.test".into(),

@@ -1394,6 +1394,32 @@ impl fmt::Display for PingError {
 
 impl std::error::Error for PingError {}
 
+/// The Prosody of the SIP interop labs: `prosody.test` on
+/// 127.0.0.`ip` with the certificates of [`write_dialback_certs`] in `dir`
+/// (so dialback over TLS), `xfed.test` routed to xfed's s2s port on
+/// 127.0.0.1, and the user `bob` (password `bob-secret`).
+pub fn prosody_for_xfed(dir: &Path, ip: u8, xfed_s2s_port: u16) -> ProsodyOptions {
+    ProsodyOptions::new("prosody.test", IpAddr::V4(Ipv4Addr::new(127, 0, 0, ip)))
+        .tls(dir.join("prosody.crt"), dir.join("prosody.key"))
+        .cafile(dir.join("ca.pem"))
+        .secure_auth(false)
+        .require_encryption(true)
+        .route("xfed.test", ([127, 0, 0, 1], xfed_s2s_port).into())
+        .user("bob", "bob-secret")
+}
+
+/// `require_peer` in a function returning `Option`: the value, or return
+/// `None` (the test skips) after printing why; a panic under `CI=true`.
+#[macro_export]
+macro_rules! need {
+    ($e:expr) => {
+        match $crate::prosody::require_peer($e) {
+            Some(v) => v,
+            None => return None,
+        }
+    };
+}
+
 /// Writes self-signed certificates for `xfed_domain` (`cert.pem`,
 /// `key.pem`) and `prosody_domain` (`prosody.crt`, `prosody.key`) into `dir`,
 /// and a `ca.pem` that trusts neither, so both sides fall back to dialback

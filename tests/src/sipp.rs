@@ -660,3 +660,14 @@ pub fn write_xfed_config(dir: &Path, sip: &XfedSip) -> PathBuf {
     fs::write(&path, toml).expect("write xfed.toml");
     path
 }
+
+/// The URI of a From/To/Contact header value, without `<>`, display name
+/// and parameters: `sip:u@d`.
+pub fn bare_uri(header: &str) -> &str {
+    let h = header.trim();
+    let inner = match (h.find('<'), h.find('>')) {
+        (Some(a), Some(b)) if a < b => &h[a + 1..b],
+        _ => h.split(';').next().unwrap_or(h),
+    };
+    inner.split(';').next().unwrap_or(inner).trim()
+}

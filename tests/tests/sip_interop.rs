@@ -20,27 +20,16 @@
 //! Under CI=true a missing Prosody, sipp or slixmpp fails the test;
 //! elsewhere it prints why it skips.
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use xfed_tests::prosody::{require_peer, write_dialback_certs, Prosody, ProsodyOptions, Skip};
-use xfed_tests::sipp::{self, free_sip_port, Sipp, SippOptions, Transport, XfedSip};
+use xfed_tests::need;
+use xfed_tests::prosody::{prosody_for_xfed, write_dialback_certs, Prosody, Skip};
+use xfed_tests::sipp::{self, bare_uri, free_sip_port, Sipp, SippOptions, Transport, XfedSip};
 use xfed_tests::xmpp_client::{self, XmppClient};
 use xfed_tests::{free_port, temp_dir, Instance};
 
 const WAIT: Duration = Duration::from_secs(20);
-
-/// `require_peer!` in a function returning `Option`: the value, or `None`
-/// (skip) after printing why; a panic under CI=true.
-macro_rules! need {
-    ($e:expr) => {
-        match require_peer($e) {
-            Some(v) => v,
-            None => return None,
-        }
-    };
-}
 
 /// xfed with the SIP side on, Prosody and bob, all running.
 struct Lab {
@@ -88,16 +77,7 @@ fn lab(bin: &str, test: &str, prosody_ip: u8) -> Option<Lab> {
     write_dialback_certs(&dir, "xfed.test", "prosody.test");
 
     let s2s_port = free_port();
-    let options = ProsodyOptions::new(
-        "prosody.test",
-        IpAddr::V4(Ipv4Addr::new(127, 0, 0, prosody_ip)),
-    )
-    .tls(dir.join("prosody.crt"), dir.join("prosody.key"))
-    .cafile(dir.join("ca.pem"))
-    .secure_auth(false)
-    .require_encryption(true)
-    .route("xfed.test", ([127, 0, 0, 1], s2s_port).into())
-    .user("bob", "bob-secret");
+    let options = prosody_for_xfed(&dir, prosody_ip, s2s_port);
     let sip = XfedSip {
         domain: "xfed.test".into(),
         s2s_port,
@@ -168,16 +148,6 @@ fn assert_registered(run: &sipp::SippRun, port: u16) {
         "200 Contact {contact:?}\n{}",
         run.report()
     );
-}
-
-/// `uri` without `<>`, the display name and parameters: `sip:u@d`.
-fn bare_uri(header: &str) -> &str {
-    let h = header.trim();
-    let inner = match (h.find('<'), h.find('>')) {
-        (Some(a), Some(b)) if a < b => &h[a + 1..b],
-        _ => h.split(';').next().unwrap_or(h),
-    };
-    inner.split(';').next().unwrap_or(inner).trim()
 }
 
 fn xmpp_to_sip(bin: &str, prosody_ip: u8) {

@@ -1,0 +1,368 @@
+//! xfed's SIP proxy mode behind a real Kamailio (Debian's `kamailio`, 5.6,
+//! a plain proxy/registrar without the xmpp module), end to end over
+//! loopback, on both runtimes. Kamailio serves the SIP domain xfed.test on
+//! 127.0.0.9x (`tests/peers/kamailio/kamailio.cfg`: REGISTER → location
+//! table; MESSAGE for xfed.test → lookup, relay to the contact; MESSAGE for
+//! another domain → relay to xfed). xfed runs `[sip] mode = "proxy"` with
+//! Kamailio as `next_hop` and Kamailio's address as the only `trusted` one;
+//! Prosody serves prosody.test, bob@prosody.test is a slixmpp client, and
+//! xfed and Prosody federate over s2s as in `sip_interop.rs`. The SIP user
+//! alice@xfed.test is on 127.0.0.1, so xfed would refuse her directly.
+//!
+//! - `xmpp_to_sip`: bob → alice before she registers: Kamailio has no
+//!   contact and answers 404, bob gets `item-not-found` (RFC 7247 Table
+//!   3). Alice (the `SipUa` helper) REGISTERs with Kamailio (200, no
+//!   digest); bob's "hello" reaches her as a SIP MESSAGE through xfed and
+//!   Kamailio: Request-URI her contact (Kamailio's lookup), From
+//!   sip:bob@prosody.test, To sip:alice@xfed.test, text/plain, the body
+//!   exactly, Kamailio's Via above xfed's; her 200 goes back through
+//!   Kamailio to xfed and bob gets no error.
+//! - `sip_to_xmpp`: sipp as alice sends a MESSAGE to sip:bob@prosody.test
+//!   to Kamailio (no digest: `uac_bench_message.xml`), which relays it to
+//!   xfed; xfed answers 202 once the stanza is on the s2s stream, Kamailio
+//!   passes the 202 back (exactly one final response); bob receives exactly
+//!   sipp's body from alice@xfed.test, once. Then a MESSAGE through
+//!   Kamailio to a domain xfed does not federate with gets xfed's 404, and
+//!   the same MESSAGE sent straight to xfed from 127.0.0.1 gets 403 (not
+//!   trusted).
+//!
+//! Transports: each runtime runs one direction over UDP and the other over
+//! TCP (xfed ⇄ Kamailio and the SIP user ⇄ Kamailio alike).
+//!
+//! Under CI=true a missing Kamailio, Prosody, sipp or slixmpp fails the
+//! test; elsewhere it prints why it skips.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use xfed_tests::kamailio::{self, Kamailio, KamailioOptions};
+use xfed_tests::need;
+use xfed_tests::prosody::{prosody_for_xfed, write_dialback_certs, Prosody, Skip};
+use xfed_tests::sip_ua::SipUa;
+use xfed_tests::sipp::{self, bare_uri, free_sip_port, Sipp, SippOptions, Transport, XfedSip};
+use xfed_tests::xmpp_client::{self, XmppClient};
+use xfed_tests::{free_port, temp_dir, Instance};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// xfed in proxy mode behind Kamailio, Prosody and bob, all running.
+struct Lab {
+    name: String,
+    /// Declared first: dropped (killed) first.
+    bob: XmppClient,
+    xfed: Instance,
+    kamailio: Kamailio,
+    prosody: Prosody,
+    sip: XfedSip,
+    /// xfed ⇄ Kamailio (and the SIP user ⇄ Kamailio) over TCP, else UDP.
+    tcp: bool,
+    /// xfed's folder (config, certificates, store).
+    dir: PathBuf,
+}
+
+impl Lab {
+    /// Everything xfed, Kamailio, Prosody and bob logged, for a failure
+    /// message.
+    fn diagnostics(&mut self) -> String {
+        format!(
+            "--- {} xfed:\n{}\n{}\n{}\n{}",
+            self.name,
+            self.xfed.log_text(),
+            self.kamailio.diagnostics(),
+            self.prosody.diagnostics(),
+            self.bob.diagnostics()
+        )
+    }
+
+    /// Waits for an xfed log line containing `needle`.
+    fn xfed_log(&mut self, needle: &str) -> String {
+        self.xfed.wait_log(needle, WAIT)
+    }
+
+    /// Waits for a Kamailio log line containing `needle`.
+    fn kamailio_log(&mut self, needle: &str) -> String {
+        match self.kamailio.wait_log(needle, WAIT) {
+            Ok(l) => l,
+            Err(e) => panic!("{e}\n{}", self.diagnostics()),
+        }
+    }
+
+    fn transport(&self) -> Transport {
+        if self.tcp {
+            Transport::Tcp
+        } else {
+            Transport::Udp
+        }
+    }
+}
+
+impl Drop for Lab {
+    /// Removes xfed's folder; with `XFED_KEEP_PEERS`, keeps it and prints
+    /// every log (the peers keep theirs on a panic too).
+    fn drop(&mut self) {
+        if std::env::var_os("XFED_KEEP_PEERS").is_some() {
+            let text = self.diagnostics();
+            eprintln!("{text}\n(kept {})", self.dir.display());
+        } else if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Every peer the tests need, or why not.
+fn peers_installed() -> Result<(), Skip> {
+    kamailio::binary()?;
+    sipp::binary()?;
+    xmpp_client::check_installed()?;
+    Ok(())
+}
+
+/// Starts Prosody on 127.0.0.`prosody_ip` with user bob, Kamailio for
+/// xfed.test on 127.0.0.`kamailio_ip`, xfed (`bin`) in proxy mode behind
+/// it, and logs bob in. `None`: a peer is missing and the test skips.
+fn lab(bin: &str, test: &str, prosody_ip: u8, kamailio_ip: u8, tcp: bool) -> Option<Lab> {
+    need!(peers_installed());
+    let name = format!("kamailio-{test}-{bin}");
+    let dir = temp_dir(&name);
+    write_dialback_certs(&dir, "xfed.test", "prosody.test");
+
+    let s2s_port = free_port();
+    let options = prosody_for_xfed(&dir, prosody_ip, s2s_port);
+
+    let sip_port = free_sip_port();
+    let t = if tcp { "tcp" } else { "udp" };
+    let kamailio_options = KamailioOptions::new(
+        "xfed.test",
+        Ipv4Addr::new(127, 0, 0, kamailio_ip),
+        &format!("sip:127.0.0.1:{sip_port};transport={t}"),
+    );
+    let sip = XfedSip {
+        domain: "xfed.test".into(),
+        s2s_port,
+        sip_port,
+        accounts: Vec::new(),
+        trusted: vec![kamailio_options.ip.to_string()],
+        partners: vec![("prosody.test".into(), options.s2s_addr())],
+    };
+    // The registrar-mode configuration of sip_interop.rs, turned into
+    // proxy mode with Kamailio as the next hop.
+    let path = sipp::write_xfed_config(&dir, &sip);
+    let toml = std::fs::read_to_string(&path).expect("read xfed.toml");
+    let proxied = toml.replacen(
+        "[sip]\nmode = \"registrar\"\n",
+        &format!(
+            "[sip]\nmode = \"proxy\"\nnext_hop = \"{}\"\n",
+            kamailio_options.uri(tcp)
+        ),
+        1,
+    );
+    assert_ne!(proxied, toml, "no [sip] mode line in:\n{toml}");
+    std::fs::write(&path, proxied).expect("write xfed.toml");
+
+    let prosody = need!(Prosody::start(options));
+    let kamailio = need!(Kamailio::start(kamailio_options));
+    let xfed = Instance::start(bin, &["run", "--config", "xfed.toml"], &dir);
+    let bob = need!(XmppClient::connect(
+        "bob@prosody.test",
+        "bob-secret",
+        prosody.c2s_addr(),
+        Duration::from_secs(120),
+    ));
+    Some(Lab {
+        name,
+        bob,
+        xfed,
+        kamailio,
+        prosody,
+        sip,
+        tcp,
+        dir,
+    })
+}
+
+fn xmpp_to_sip(bin: &str, prosody_ip: u8, kamailio_ip: u8, tcp: bool) {
+    let Some(mut lab) = lab(bin, "x2s", prosody_ip, kamailio_ip, tcp) else {
+        return;
+    };
+    let kam = lab.kamailio.addr();
+
+    // Before alice registers: Kamailio knows no contact and says 404.
+    let early = lab.bob.send_chat("alice@xfed.test", "anyone there?");
+    let m = lab
+        .bob
+        .expect_message("error for the early message", WAIT, |m| {
+            m.id.as_deref() == Some(early.as_str())
+        });
+    let cond = m.error.as_ref().and_then(|e| e.condition.as_deref());
+    assert!(
+        m.is_error() && cond == Some("item-not-found"),
+        "to an unregistered user: {m:?}\n{}",
+        lab.diagnostics()
+    );
+    assert_eq!(m.from.as_deref(), Some("alice@xfed.test"), "{m:?}");
+    lab.kamailio_log("MESSAGE for sip:alice@xfed.test from 127.0.0.1");
+    lab.kamailio_log("no contact, 404");
+    lab.xfed_log("MESSAGE to alice@xfed.test answered 404");
+
+    // alice registers with Kamailio (no digest there) from 127.0.0.1.
+    let mut alice = SipUa::new("alice", "xfed.test", "", kam, tcp);
+    let status = alice.register(300);
+    assert_eq!(status, 200, "REGISTER\n{}", lab.diagnostics());
+    lab.kamailio_log("REGISTER sip:alice@xfed.test");
+
+    let t0 = Instant::now();
+    let body = "hello through kamailio \u{e9}t\u{e9} <&>";
+    let hello = lab.bob.send_chat("alice@xfed.test", body);
+    let Some(msg) = alice.receive(200, WAIT) else {
+        panic!("alice got no MESSAGE\n{}", lab.diagnostics());
+    };
+    println!(
+        "{bin}: XMPP -> xfed -> Kamailio -> SIP MESSAGE within {:?}",
+        t0.elapsed()
+    );
+    let report = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&msg.to_bytes()),
+        lab.diagnostics()
+    );
+    assert_eq!(msg.method.to_string(), "MESSAGE", "{report}");
+    // Kamailio's lookup replaced xfed's sip:alice@xfed.test by the contact.
+    assert_eq!(msg.uri.to_string(), alice.contact(), "{report}");
+    let from = msg.headers.get("From").unwrap_or_default();
+    assert_eq!(bare_uri(from), "sip:bob@prosody.test", "{report}");
+    let to = msg.headers.get("To").unwrap_or_default();
+    assert_eq!(bare_uri(to), "sip:alice@xfed.test", "{report}");
+    assert!(
+        msg.headers.content_type_is("text/plain"),
+        "Content-Type {:?}\n{report}",
+        msg.headers.content_type()
+    );
+    assert_eq!(String::from_utf8_lossy(&msg.body), body, "{report}");
+    // Through Kamailio: its Via on top, xfed's below.
+    let vias: Vec<&str> = msg.headers.values("Via").collect();
+    let transport = if tcp { "TCP" } else { "UDP" };
+    assert_eq!(vias.len(), 2, "{report}");
+    assert!(
+        vias[0].starts_with(&format!("SIP/2.0/{transport} {kam}")),
+        "{report}"
+    );
+    assert!(
+        vias[1].starts_with(&format!("SIP/2.0/{transport} 127.0.0.1:")),
+        "{report}"
+    );
+    lab.kamailio_log(&format!("to {}", alice.contact()));
+    lab.kamailio_log("reply 200");
+    lab.xfed_log("MESSAGE to alice@xfed.test answered 200");
+
+    // Nothing came back to bob for hello: an error after the early one
+    // would be before this probe's error (one s2s stream, in order).
+    let probe = lab.bob.send_chat("nobody@xfed.test", "is this thing on?");
+    let m = lab
+        .bob
+        .expect_message("error from nobody@xfed.test", WAIT, |m| {
+            m.id.as_deref() == Some(probe.as_str())
+        });
+    let e = m.error.clone().unwrap_or_else(|| panic!("{m:?}"));
+    assert_eq!(e.condition.as_deref(), Some("item-not-found"), "{m:?}");
+    let back: Vec<_> = lab
+        .bob
+        .received()
+        .iter()
+        .filter(|m| m.id.as_deref() == Some(hello.as_str()))
+        .cloned()
+        .collect();
+    assert!(
+        back.is_empty(),
+        "bob got something back for hello: {back:?}"
+    );
+}
+
+fn sip_to_xmpp(bin: &str, prosody_ip: u8, kamailio_ip: u8, tcp: bool) {
+    let Some(mut lab) = lab(bin, "s2x", prosody_ip, kamailio_ip, tcp) else {
+        return;
+    };
+    let kam = lab.kamailio.addr();
+    let mut uac = Sipp::start(
+        SippOptions::new("uac_bench_message.xml", kam, lab.transport())
+            .key("ruri", "bob@prosody.test")
+            .key("from_user", "alice")
+            .key("domain", "xfed.test")
+            .key("run", "kamailio")
+            .timeout(Duration::from_secs(30)),
+    )
+    .expect("sipp (checked before)");
+    let t0 = Instant::now();
+    let run = uac.wait(Duration::from_secs(40));
+    assert!(run.ok(), "{}\n{}", run.report(), lab.diagnostics());
+    println!(
+        "{bin}: SIP MESSAGE -> Kamailio -> xfed -> 202 in {:?}",
+        t0.elapsed()
+    );
+    let statuses: Vec<u16> = run.received().filter_map(|m| m.status()).collect();
+    assert_eq!(statuses, [202], "responses\n{}", run.report());
+    let sent: Vec<&sipp::Traced> = run.sent().filter(|m| m.is_request("MESSAGE")).collect();
+    let body = sent
+        .first()
+        .unwrap_or_else(|| panic!("sipp sent no MESSAGE\n{}", run.report()))
+        .body()
+        .to_string();
+    assert!(body.starts_with("bench kamailio 1 "), "{}", run.report());
+    lab.kamailio_log("MESSAGE for sip:bob@prosody.test from 127.0.0.1");
+    lab.kamailio_log("reply 202");
+
+    let m = lab.bob.expect_message("alice's message", WAIT, |m| {
+        m.from_bare() == "alice@xfed.test"
+    });
+    assert!(!m.is_error(), "{m:?}");
+    assert_eq!(m.body.as_deref(), Some(body.as_str()), "{m:?}");
+    assert_eq!(
+        m.to.as_deref().map(|t| t.split('/').next().unwrap_or(t)),
+        Some("bob@prosody.test")
+    );
+
+    // A domain xfed does not federate with: xfed's 404 comes back through
+    // Kamailio.
+    let mut alice = SipUa::new("alice", "xfed.test", "", kam, lab.tcp);
+    let r = alice.message("carol@elsewhere.test", "anyone?");
+    assert_eq!(r.status, 404, "{}", lab.diagnostics());
+    lab.xfed_log("bounced with remote-server-not-found; SIP 404");
+
+    // Straight to xfed from 127.0.0.1: not Kamailio, not trusted.
+    let mut direct = SipUa::new("alice", "xfed.test", "", lab.sip.sip_addr(), lab.tcp);
+    let r = direct.message("bob@prosody.test", "past the proxy");
+    assert_eq!(r.status, 403, "{}", lab.diagnostics());
+    lab.xfed_log("not a trusted address in proxy mode");
+
+    // Only sipp's message reached bob, once (no retransmission delivered
+    // twice).
+    std::thread::sleep(Duration::from_millis(300));
+    let from_alice: Vec<_> = lab
+        .bob
+        .received()
+        .iter()
+        .filter(|m| m.from_bare() == "alice@xfed.test")
+        .cloned()
+        .collect();
+    assert_eq!(from_alice.len(), 1, "{from_alice:?}");
+}
+
+#[test]
+fn xmpp_to_sip_tokio_udp() {
+    xmpp_to_sip("xfed", 81, 91, false);
+}
+
+#[test]
+fn xmpp_to_sip_async_std_tcp() {
+    xmpp_to_sip("xfed-async-std", 82, 92, true);
+}
+
+#[test]
+fn sip_to_xmpp_tokio_tcp() {
+    sip_to_xmpp("xfed", 83, 93, true);
+}
+
+#[test]
+fn sip_to_xmpp_async_std_udp() {
+    sip_to_xmpp("xfed-async-std", 84, 94, false);
+}

@@ -6,7 +6,6 @@
 //! Run with `cargo bench -p xfed-tests --bench idle_memory` (it builds the
 //! release binary first). XFED_IDLE_CONNECTIONS changes the count.
 
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,7 +16,7 @@ use xfed_core::rng::Rng;
 use xfed_core::tls::testing::{LeafSpec, TestCa, NOW};
 use xfed_core::tls::{client_config, direct_tls_client_config, CallerClock};
 use xfed_core::xmpp::session::{Session, SessionEvent, Settings, Time};
-use xfed_tests::{free_port, release_binary, temp_dir, write_config, PartnerSpec};
+use xfed_tests::{free_port, release_binary, spawn_quiet, temp_dir, write_config, PartnerSpec};
 
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -120,15 +119,7 @@ fn main() {
     );
     text.push_str(&format!("connection_limit = {}\n", count * 2));
     std::fs::write(&config, text).unwrap();
-    let mut server = Command::new(&bin)
-        .args(["run", "--config", "xfed.toml"])
-        .current_dir(&dir)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start xfed");
+    let mut server = spawn_quiet(&bin, &dir);
     let pid = server.id();
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {

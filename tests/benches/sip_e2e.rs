@@ -27,9 +27,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use xfed_tests::prosody::{prosody_for_xfed, write_dialback_certs, Prosody, Skip};
-use xfed_tests::sipp::{self, free_sip_port, Sipp, SippOptions, Transport, XfedSip};
+use xfed_tests::sipp::{self, Sipp, SippOptions, Transport, XfedSip};
 use xfed_tests::xmpp_client::python;
-use xfed_tests::{free_port, release_binary, temp_dir};
+use xfed_tests::{free_port, free_sip_port, release_binary, spawn_quiet, temp_dir};
 
 const RECEIVER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/peers/xmpp_count.py");
 
@@ -97,17 +97,7 @@ fn run() -> Result<(), Skip> {
     sipp::write_xfed_config(&dir, &sip);
     let prosody = Prosody::start(options)?;
 
-    let xfed = Killed(
-        Command::new(&bin)
-            .args(["run", "--config", "xfed.toml"])
-            .current_dir(&dir)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start xfed"),
-    );
+    let xfed = Killed(spawn_quiet(&bin, &dir));
     let xfed_pid = xfed.0.id();
     let sip_tcp = SocketAddr::from(([127, 0, 0, 1], sip.sip_port));
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -34,7 +34,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::prosody::Skip;
+use crate::prosody::{find_peer_binary, Skip};
 
 /// The configuration template; placeholders in double braces.
 pub const CONFIG_TEMPLATE: &str = include_str!("../peers/kamailio/kamailio.cfg");
@@ -44,20 +44,12 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 /// The kamailio binary: `XFED_KAMAILIO`, else `kamailio` on `PATH` or in
 /// /usr/sbin, /usr/local/sbin.
 pub fn binary() -> Result<PathBuf, Skip> {
-    if let Some(p) = std::env::var_os("XFED_KAMAILIO") {
-        let p = PathBuf::from(p);
-        return if p.is_file() {
-            Ok(p)
-        } else {
-            Err(Skip(format!("XFED_KAMAILIO={}: no such file", p.display())))
-        };
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/sbin")])
-        .map(|d| d.join("kamailio"))
-        .find(|p| p.is_file())
-        .ok_or_else(|| Skip("kamailio is not installed (apt-get install kamailio)".into()))
+    find_peer_binary(
+        "XFED_KAMAILIO",
+        "kamailio",
+        &["/usr/sbin", "/usr/local/sbin"],
+        "kamailio",
+    )
 }
 
 /// A port free for both UDP and TCP on `ip` a moment ago (Kamailio
@@ -286,19 +278,7 @@ impl Kamailio {
 
     /// Waits for a log line containing `needle`; `Err` has the whole log.
     pub fn wait_log(&self, needle: &str, timeout: Duration) -> Result<String, String> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let text = self.log_text();
-            if let Some(l) = text.lines().find(|l| l.contains(needle)) {
-                return Ok(l.to_string());
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "no kamailio log line with {needle:?} within {timeout:?}; log:\n{text}"
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        crate::poll_log("kamailio", || self.log_text(), 0, needle, timeout)
     }
 
     /// The log, for a failure message.

@@ -8,7 +8,7 @@ pub mod sipp;
 pub mod xmpp_client;
 
 use std::io::{BufRead, BufReader, Read};
-use std::net::{TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -40,6 +40,55 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("free loopback port")
+}
+
+/// A loopback port free for both TCP and UDP a moment ago (a SIP listener
+/// takes both).
+pub fn free_sip_port() -> u16 {
+    loop {
+        let port = free_port();
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// Polls a peer's log file (read by `read`) until a line after the first
+/// `skip` contains `needle`; `Err` names `peer` and holds the whole log.
+pub fn poll_log(
+    peer: &str,
+    read: impl Fn() -> String,
+    skip: usize,
+    needle: &str,
+    timeout: Duration,
+) -> Result<String, String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let text = read();
+        if let Some(l) = text.lines().skip(skip).find(|l| l.contains(needle)) {
+            return Ok(l.to_string());
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "no {peer} log line with {needle:?} within {timeout:?}; log:\n{text}"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Starts a release `bin` on `dir/xfed.toml` for a benchmark: warnings
+/// only, on stderr; nothing on stdout.
+pub fn spawn_quiet(bin: &Path, dir: &Path) -> Child {
+    Command::new(bin)
+        .args(["run", "--config", "xfed.toml"])
+        .current_dir(dir)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start xfed")
 }
 
 /// A running xfed process, killed when dropped; its log lines are collected.

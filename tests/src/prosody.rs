@@ -106,6 +106,34 @@ impl fmt::Display for Skip {
     }
 }
 
+/// A peer's program: the file `env_var` names, else `name` on `PATH` or in
+/// one of `dirs`; `Skip` says to install `package`.
+pub fn find_peer_binary(
+    env_var: &str,
+    name: &str,
+    dirs: &[&str],
+    package: &str,
+) -> Result<PathBuf, Skip> {
+    if let Some(p) = std::env::var_os(env_var) {
+        let p = PathBuf::from(p);
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(Skip(format!("{env_var}={}: no such file", p.display())))
+        };
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(dirs.iter().map(PathBuf::from))
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            Skip(format!(
+                "{name} is not installed (apt-get install {package})"
+            ))
+        })
+}
+
 /// Whether the tests run in CI, where every peer must be there.
 pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
@@ -1158,19 +1186,7 @@ impl Prosody {
         needle: &str,
         timeout: Duration,
     ) -> Result<String, String> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let text = self.log_text();
-            if let Some(l) = text.lines().skip(mark).find(|l| l.contains(needle)) {
-                return Ok(l.to_string());
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "no log line with {needle:?} within {timeout:?}; log:\n{text}"
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        crate::poll_log("prosody", || self.log_text(), mark, needle, timeout)
     }
 
     /// The log and DNS queries, for a failure message.

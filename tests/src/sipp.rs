@@ -21,14 +21,14 @@
 //! gives a [`Skip`].
 
 use std::fs;
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::prosody::Skip;
+use crate::prosody::{find_peer_binary, Skip};
 
 /// The scenarios, by file name.
 pub const SCENARIOS: [(&str, &str); 6] = [
@@ -60,32 +60,7 @@ pub const SCENARIOS: [(&str, &str); 6] = [
 
 /// The sipp binary: `XFED_SIPP`, else `sipp` on `PATH` (or in /usr/bin).
 pub fn binary() -> Result<PathBuf, Skip> {
-    if let Some(p) = std::env::var_os("XFED_SIPP") {
-        let p = PathBuf::from(p);
-        return if p.is_file() {
-            Ok(p)
-        } else {
-            Err(Skip(format!("XFED_SIPP={}: no such file", p.display())))
-        };
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/bin")])
-        .map(|d| d.join("sipp"))
-        .find(|p| p.is_file())
-        .ok_or_else(|| Skip("sipp is not installed (apt-get install sip-tester)".into()))
-}
-
-/// A loopback port free for both UDP and TCP a moment ago (sipp binds
-/// both for `-t u1`/`-t t1` listeners).
-pub fn free_sip_port() -> u16 {
-    loop {
-        let tcp = TcpListener::bind("127.0.0.1:0").expect("free TCP port");
-        let port = tcp.local_addr().expect("local address").port();
-        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
+    find_peer_binary("XFED_SIPP", "sipp", &["/usr/bin"], "sip-tester")
 }
 
 /// The SIP transport sipp uses.
@@ -157,7 +132,7 @@ impl SippOptions {
             oocsf: None,
             remote,
             transport,
-            local: SocketAddr::from(([127, 0, 0, 1], free_sip_port())),
+            local: SocketAddr::from(([127, 0, 0, 1], crate::free_sip_port())),
             keys: Vec::new(),
             auth: None,
             calls: 1,

@@ -14,7 +14,6 @@
 //! else `python3`. Without slixmpp, [`XmppClient::connect`] gives a
 //! [`Skip`].
 
-use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -22,6 +21,8 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use serde_json::Value;
 
 use crate::prosody::Skip;
 
@@ -60,218 +61,10 @@ pub fn check_installed() -> Result<String, Skip> {
     }
 }
 
-// ---------------------------------------------------------------------------
-// A small JSON reader (the script's events) and writer (its commands).
-
-/// A JSON value.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Json {
-    Null,
-    Bool(bool),
-    Num(f64),
-    Str(String),
-    Arr(Vec<Json>),
-    Obj(BTreeMap<String, Json>),
-}
-
-impl Json {
-    /// Parses one JSON text.
-    pub fn parse(text: &str) -> Result<Json, String> {
-        let mut p = JsonParser {
-            s: text.as_bytes(),
-            i: 0,
-        };
-        let v = p.value()?;
-        p.ws();
-        if p.i != p.s.len() {
-            return Err(format!("trailing characters at {}", p.i));
-        }
-        Ok(v)
-    }
-
-    /// Member `key` of an object.
-    pub fn get(&self, key: &str) -> Option<&Json> {
-        match self {
-            Json::Obj(m) => m.get(key),
-            _ => None,
-        }
-    }
-
-    /// The string, if this is one.
-    pub fn as_str(&self) -> Option<&str> {
-        match self {
-            Json::Str(s) => Some(s),
-            _ => None,
-        }
-    }
-
-    /// Member `key` as a string (absent or null: `None`).
-    pub fn str_of(&self, key: &str) -> Option<String> {
-        self.get(key).and_then(Json::as_str).map(str::to_string)
-    }
-}
-
-struct JsonParser<'a> {
-    s: &'a [u8],
-    i: usize,
-}
-
-impl JsonParser<'_> {
-    fn ws(&mut self) {
-        while self.i < self.s.len() && self.s[self.i].is_ascii_whitespace() {
-            self.i += 1;
-        }
-    }
-
-    fn eat(&mut self, lit: &str) -> bool {
-        if self.s[self.i..].starts_with(lit.as_bytes()) {
-            self.i += lit.len();
-            true
-        } else {
-            false
-        }
-    }
-
-    fn value(&mut self) -> Result<Json, String> {
-        self.ws();
-        match self.s.get(self.i) {
-            None => Err("unexpected end".into()),
-            Some(b'{') => {
-                self.i += 1;
-                let mut m = BTreeMap::new();
-                self.ws();
-                if self.eat("}") {
-                    return Ok(Json::Obj(m));
-                }
-                loop {
-                    self.ws();
-                    let k = self.string()?;
-                    self.ws();
-                    if !self.eat(":") {
-                        return Err(format!("':' expected at {}", self.i));
-                    }
-                    let v = self.value()?;
-                    m.insert(k, v);
-                    self.ws();
-                    if self.eat("}") {
-                        return Ok(Json::Obj(m));
-                    }
-                    if !self.eat(",") {
-                        return Err(format!("',' or '}}' expected at {}", self.i));
-                    }
-                }
-            }
-            Some(b'[') => {
-                self.i += 1;
-                let mut a = Vec::new();
-                self.ws();
-                if self.eat("]") {
-                    return Ok(Json::Arr(a));
-                }
-                loop {
-                    a.push(self.value()?);
-                    self.ws();
-                    if self.eat("]") {
-                        return Ok(Json::Arr(a));
-                    }
-                    if !self.eat(",") {
-                        return Err(format!("',' or ']' expected at {}", self.i));
-                    }
-                }
-            }
-            Some(b'"') => self.string().map(Json::Str),
-            Some(_) if self.eat("null") => Ok(Json::Null),
-            Some(_) if self.eat("true") => Ok(Json::Bool(true)),
-            Some(_) if self.eat("false") => Ok(Json::Bool(false)),
-            Some(_) => {
-                let start = self.i;
-                while self.i < self.s.len() && b"+-0123456789.eE".contains(&self.s[self.i]) {
-                    self.i += 1;
-                }
-                std::str::from_utf8(&self.s[start..self.i])
-                    .ok()
-                    .and_then(|t| t.parse().ok())
-                    .map(Json::Num)
-                    .ok_or_else(|| format!("bad value at {start}"))
-            }
-        }
-    }
-
-    fn hex4(&mut self) -> Result<u32, String> {
-        let h = self
-            .s
-            .get(self.i..self.i + 4)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u32::from_str_radix(h, 16).ok())
-            .ok_or("bad \\u escape")?;
-        self.i += 4;
-        Ok(h)
-    }
-
-    fn string(&mut self) -> Result<String, String> {
-        if !self.eat("\"") {
-            return Err(format!("string expected at {}", self.i));
-        }
-        let mut out = Vec::new();
-        loop {
-            let Some(&c) = self.s.get(self.i) else {
-                return Err("unterminated string".into());
-            };
-            self.i += 1;
-            match c {
-                b'"' => return String::from_utf8(out).map_err(|e| e.to_string()),
-                b'\\' => {
-                    let Some(&e) = self.s.get(self.i) else {
-                        return Err("unterminated escape".into());
-                    };
-                    self.i += 1;
-                    let ch = match e {
-                        b'"' => '"',
-                        b'\\' => '\\',
-                        b'/' => '/',
-                        b'b' => '\u{8}',
-                        b'f' => '\u{c}',
-                        b'n' => '\n',
-                        b'r' => '\r',
-                        b't' => '\t',
-                        b'u' => {
-                            let hi = self.hex4()?;
-                            let code = if (0xd800..0xdc00).contains(&hi) && self.eat("\\u") {
-                                let lo = self.hex4()?;
-                                0x10000 + ((hi - 0xd800) << 10) + (lo.wrapping_sub(0xdc00) & 0x3ff)
-                            } else {
-                                hi
-                            };
-                            char::from_u32(code).unwrap_or('\u{fffd}')
-                        }
-                        _ => return Err(format!("bad escape at {}", self.i)),
-                    };
-                    let mut buf = [0u8; 4];
-                    out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
-                }
-                c => out.push(c),
-            }
-        }
-    }
-}
-
-/// `s` as a JSON string literal.
-pub fn json_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+/// Member `key` of a JSON object as a string (absent, null or not a
+/// string: `None`).
+fn str_of(v: &Value, key: &str) -> Option<String> {
+    v.get(key).and_then(Value::as_str).map(str::to_owned)
 }
 
 // ---------------------------------------------------------------------------
@@ -304,25 +97,25 @@ pub struct Received {
 }
 
 impl Received {
-    fn of(m: &Json, at: Instant) -> Received {
-        let error = m.get("error").and_then(|e| match e {
-            Json::Obj(_) => Some(StanzaError {
-                error_type: e.str_of("type"),
-                condition: e.str_of("condition"),
-                text: e.str_of("text"),
-            }),
-            _ => None,
-        });
+    fn of(m: &Value, at: Instant) -> Received {
+        let error = m
+            .get("error")
+            .filter(|e| e.is_object())
+            .map(|e| StanzaError {
+                error_type: str_of(e, "type"),
+                condition: str_of(e, "condition"),
+                text: str_of(e, "text"),
+            });
         Received {
-            from: m.str_of("from"),
-            to: m.str_of("to"),
-            message_type: m.str_of("type"),
-            id: m.str_of("id"),
-            body: m.str_of("body"),
-            thread: m.str_of("thread"),
-            subject: m.str_of("subject"),
+            from: str_of(m, "from"),
+            to: str_of(m, "to"),
+            message_type: str_of(m, "type"),
+            id: str_of(m, "id"),
+            body: str_of(m, "body"),
+            thread: str_of(m, "thread"),
+            subject: str_of(m, "subject"),
             error,
-            chatstate: m.str_of("chatstate"),
+            chatstate: str_of(m, "chatstate"),
             at,
         }
     }
@@ -377,7 +170,8 @@ impl Outgoing {
     }
 
     fn command(&self) -> String {
-        let mut fields = vec![format!("\"to\":{}", json_str(&self.to))];
+        let mut fields = serde_json::Map::new();
+        fields.insert("to".into(), self.to.clone().into());
         for (k, v) in [
             ("body", &self.body),
             ("type", &self.message_type),
@@ -386,10 +180,10 @@ impl Outgoing {
             ("subject", &self.subject),
         ] {
             if let Some(v) = v {
-                fields.push(format!("{}:{}", json_str(k), json_str(v)));
+                fields.insert(k.into(), v.clone().into());
             }
         }
-        format!("{{\"send\":{{{}}}}}", fields.join(","))
+        serde_json::json!({ "send": fields }).to_string()
     }
 }
 
@@ -441,15 +235,15 @@ impl XmppClient {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 let at = Instant::now();
-                let event = match Json::parse(&line) {
+                let event = match serde_json::from_str::<Value>(&line) {
                     Ok(v) => {
-                        if let Some(j) = v.str_of("jid").filter(|_| v.get("ready").is_some()) {
+                        if let Some(j) = str_of(&v, "jid").filter(|_| v.get("ready").is_some()) {
                             Event::Ready(j)
                         } else if let Some(m) = v.get("message") {
                             Event::Message(Box::new(Received::of(m, at)))
                         } else if let Some(s) = v.get("sent") {
-                            Event::Sent(s.str_of("id"))
-                        } else if let Some(f) = v.str_of("failed") {
+                            Event::Sent(str_of(s, "id"))
+                        } else if let Some(f) = str_of(&v, "failed") {
                             Event::Failed(f)
                         } else if let Some(d) = v.get("disconnected") {
                             Event::Disconnected(d.as_str().map(str::to_string))
@@ -572,7 +366,7 @@ impl XmppClient {
 
     /// Sends raw XML.
     pub fn send_raw(&mut self, xml: &str) {
-        self.command(&format!("{{\"raw\":{}}}", json_str(xml)));
+        self.command(&serde_json::json!({ "raw": xml }).to_string());
     }
 
     /// Waits (at most `timeout`) for a received message matching `pred`,
@@ -664,17 +458,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn json_round_trip() {
-        let v = Json::parse(
-            r#"{"message": {"body": "h\u00e9 \"x\"\n\ud83d\ude00", "error": null, "n": -1.5e2, "a": [true, false]}}"#,
-        )
-        .unwrap();
-        let m = v.get("message").unwrap();
-        assert_eq!(m.str_of("body").unwrap(), "hé \"x\"\n😀");
-        assert_eq!(m.get("error"), Some(&Json::Null));
-        assert_eq!(m.get("n"), Some(&Json::Num(-150.0)));
-        let s = "a\"b\\c\nd\u{1}é";
-        assert_eq!(Json::parse(&json_str(s)).unwrap(), Json::Str(s.into()));
-        assert!(Json::parse("{\"a\":1} x").is_err());
+    fn send_command_escapes_its_fields() {
+        let mut m = Outgoing::chat("bob@example.com", "a\"b\\c\nd\u{1}é");
+        m.id = Some("x1".into());
+        let v: Value = serde_json::from_str(&m.command()).unwrap();
+        let send = v.get("send").unwrap();
+        assert_eq!(str_of(send, "body").as_deref(), m.body.as_deref());
+        assert_eq!(str_of(send, "to").as_deref(), Some("bob@example.com"));
+        assert_eq!(str_of(send, "id").as_deref(), Some("x1"));
+        assert_eq!(send.get("thread"), None);
     }
 }

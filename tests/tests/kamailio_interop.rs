@@ -40,9 +40,9 @@ use xfed_tests::kamailio::{self, Kamailio, KamailioOptions};
 use xfed_tests::need;
 use xfed_tests::prosody::{prosody_for_xfed, write_dialback_certs, Prosody, Skip};
 use xfed_tests::sip_ua::SipUa;
-use xfed_tests::sipp::{self, bare_uri, free_sip_port, Sipp, SippOptions, Transport, XfedSip};
+use xfed_tests::sipp::{self, bare_uri, Sipp, SippOptions, Transport, XfedSip};
 use xfed_tests::xmpp_client::{self, XmppClient};
-use xfed_tests::{free_port, temp_dir, Instance};
+use xfed_tests::{free_port, free_sip_port, temp_dir, Instance};
 
 const WAIT: Duration = Duration::from_secs(20);
 

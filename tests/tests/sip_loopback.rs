@@ -12,23 +12,13 @@ use std::time::Duration;
 
 use xfed_core::tls::testing::{LeafSpec, TestCa, TestCert};
 use xfed_tests::sip_ua::SipUa;
-use xfed_tests::{free_port, temp_dir, write_config, Instance, PartnerSpec};
+use xfed_tests::{free_port, free_sip_port, temp_dir, write_config, Instance, PartnerSpec};
 
 struct Side {
     domain: &'static str,
     dir: PathBuf,
     s2s: u16,
     sip: SocketAddr,
-}
-
-/// A free port for both UDP and TCP on 127.0.0.1.
-fn free_sip_port() -> u16 {
-    loop {
-        let port = free_port();
-        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
 }
 
 fn deployments(name: &str) -> (Side, Side) {

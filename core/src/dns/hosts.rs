@@ -56,11 +56,6 @@ impl HostsTable {
             .map(Vec::as_slice)
             .unwrap_or_default()
     }
-
-    /// Whether the table lists nothing.
-    pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
-    }
 }
 
 fn normalize(name: &str) -> String {

@@ -617,26 +617,27 @@ impl Resolution {
         let mut out: Vec<Candidate> = Vec::new();
         let mut failed = false;
         'targets: for t in targets {
-            let listed = self.hosts.lookup(&t.host);
             let addrs: Vec<IpAddr> = match ip_literal(&t.host) {
                 Some(ip) => vec![ip],
-                None if !listed.is_empty() => listed.to_vec(),
-                None => {
-                    let mut addrs = Vec::new();
-                    for rtype in [RecordType::Aaaa, RecordType::A] {
-                        let found = self
-                            .lookups
-                            .iter()
-                            .find(|l| l.rtype == rtype && l.name == t.host)
-                            .map(|l| &l.state);
-                        match found {
-                            Some(State::Done(Found::Addrs(a))) => addrs.extend_from_slice(a),
-                            Some(State::Done(Found::Failed)) => failed = true,
-                            _ => {}
+                None => match self.hosts.lookup(&t.host) {
+                    [] => {
+                        let mut addrs = Vec::new();
+                        for rtype in [RecordType::Aaaa, RecordType::A] {
+                            let found = self
+                                .lookups
+                                .iter()
+                                .find(|l| l.rtype == rtype && l.name == t.host)
+                                .map(|l| &l.state);
+                            match found {
+                                Some(State::Done(Found::Addrs(a))) => addrs.extend_from_slice(a),
+                                Some(State::Done(Found::Failed)) => failed = true,
+                                _ => {}
+                            }
                         }
+                        addrs
                     }
-                    addrs
-                }
+                    listed => listed.to_vec(),
+                },
             };
             for ip in addrs {
                 let c = Candidate {

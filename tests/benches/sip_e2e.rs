@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use xfed_tests::prosody::{prosody_for_xfed, write_dialback_certs, Prosody, Skip};
 use xfed_tests::sipp::{self, Sipp, SippOptions, Transport, XfedSip};
 use xfed_tests::xmpp_client::python;
-use xfed_tests::{free_port, free_sip_port, release_binary, spawn_quiet, temp_dir};
+use xfed_tests::{free_port, release_binary, spawn_quiet, temp_dir};
 
 const RECEIVER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/peers/xmpp_count.py");
 
@@ -89,7 +89,7 @@ fn run() -> Result<(), Skip> {
     let sip = XfedSip {
         domain: "xfed.test".into(),
         s2s_port,
-        sip_port: free_sip_port(),
+        sip_port: free_port(),
         accounts: vec![("alice".into(), "alice-secret".into())],
         trusted: vec!["127.0.0.1".into()],
         partners: vec![("prosody.test".into(), options.s2s_addr())],

@@ -27,7 +27,7 @@
 //! turns into a failure under `CI=true`.
 
 use std::fs;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -52,18 +52,6 @@ pub fn binary() -> Result<PathBuf, Skip> {
     )
 }
 
-/// A port free for both UDP and TCP on `ip` a moment ago (Kamailio
-/// listens on both); never 5060.
-pub fn free_port_on(ip: IpAddr) -> u16 {
-    loop {
-        let tcp = TcpListener::bind((ip, 0)).expect("free TCP port");
-        let port = tcp.local_addr().expect("local address").port();
-        if port != 5060 && UdpSocket::bind((ip, port)).is_ok() {
-            return port;
-        }
-    }
-}
-
 /// One Kamailio instance.
 #[derive(Debug, Clone)]
 pub struct KamailioOptions {
@@ -73,7 +61,7 @@ pub struct KamailioOptions {
     /// Where it listens (UDP and TCP), in 127.0.0.0/8; also the source
     /// of its TCP connections (`tcp_source_ipv4`).
     pub ip: Ipv4Addr,
-    /// Its port (free, from [`free_port_on`]).
+    /// Its port (free, from [`crate::free_port_on`]).
     pub port: u16,
     /// The SIP URI MESSAGEs for other domains are relayed to (`$du`), e.g.
     /// `sip:127.0.0.1:40000;transport=udp` (xfed).
@@ -95,7 +83,7 @@ impl KamailioOptions {
         KamailioOptions {
             domain: domain.into(),
             ip,
-            port: free_port_on(ip.into()),
+            port: crate::free_port_on(ip.into()),
             xfed: xfed.into(),
             shm_mb: 16,
             pkg_mb: 4,

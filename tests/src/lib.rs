@@ -8,9 +8,10 @@ pub mod sipp;
 pub mod xmpp_client;
 
 use std::io::{BufRead, BufReader, Read};
-use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::net::{IpAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -34,23 +35,41 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
-/// A loopback port that was free a moment ago.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free loopback port")
-}
+/// The first port [`free_port_on`] hands out and how many it may use:
+/// below Linux's ephemeral range (32768 and up), so no socket bound to port
+/// 0 (the test's own, a peer's, or an xfed instance's outbound one) can take
+/// a port between the moment it is chosen and the listener's bind. A port
+/// from the kernel's ephemeral range was how a test once lost its port.
+const PORT_BASE: u32 = 20_000;
+const PORT_SPAN: u32 = 12_000;
 
-/// A loopback port free for both TCP and UDP a moment ago (a SIP listener
-/// takes both).
-pub fn free_sip_port() -> u16 {
-    loop {
-        let port = free_port();
-        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+/// How many ports this test process has handed out: two tests running at
+/// once never get the same port.
+static PORTS_HANDED_OUT: AtomicU32 = AtomicU32::new(0);
+
+/// A port on `ip` free for both TCP and UDP (a SIP listener, Kamailio and
+/// Prosody's ports take one or both), never handed out before by this
+/// process. Test processes start at different offsets (by pid), so
+/// leftovers of an earlier one are unlikely to be met; a port in use is
+/// skipped.
+pub fn free_port_on(ip: IpAddr) -> u16 {
+    let offset = std::process::id().wrapping_mul(7_919) % PORT_SPAN;
+    for _ in 0..PORT_SPAN {
+        let n = PORTS_HANDED_OUT.fetch_add(1, Ordering::Relaxed);
+        let port = (PORT_BASE + (offset + n) % PORT_SPAN) as u16;
+        if TcpListener::bind((ip, port)).is_ok() && UdpSocket::bind((ip, port)).is_ok() {
             return port;
         }
     }
+    panic!(
+        "no free port on {ip} in {PORT_BASE}..{}",
+        PORT_BASE + PORT_SPAN
+    )
+}
+
+/// A free loopback port on 127.0.0.1, for TCP and UDP ([`free_port_on`]).
+pub fn free_port() -> u16 {
+    free_port_on(IpAddr::from([127, 0, 0, 1]))
 }
 
 /// Polls a peer's log file (read by `read`) until a line after the first

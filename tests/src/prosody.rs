@@ -80,7 +80,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -498,25 +498,6 @@ fn answer(q: &[u8], zone: &Zone) -> Option<(Vec<u8>, DnsQuery)> {
 // ---------------------------------------------------------------------------
 // Options
 
-/// A free TCP port on `ip`, or panics.
-fn free_port_on(ip: IpAddr) -> u16 {
-    TcpListener::bind((ip, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("no free port on {ip}: {e}"))
-}
-
-/// Free TCP ports on `ip`, distinct from each other.
-fn free_ports_on(ip: IpAddr, n: usize) -> Vec<u16> {
-    // Hold them all open at once so that they differ.
-    let held: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind((ip, 0)).unwrap_or_else(|e| panic!("no free port on {ip}: {e}")))
-        .collect();
-    held.iter()
-        .map(|l| l.local_addr().expect("local address").port())
-        .collect()
-}
-
 /// What a Prosody instance looks like. [`ProsodyOptions::new`] chooses free
 /// ports at once, so that peers can be given this instance's address
 /// ([`ProsodyOptions::s2s_addr`]) before it starts.
@@ -580,7 +561,7 @@ impl ProsodyOptions {
     /// certificate and no routes yet.
     pub fn new(domain: &str, ip: IpAddr) -> ProsodyOptions {
         assert!(ip.is_loopback(), "{ip} is not a loopback address");
-        let ports = free_ports_on(ip, 3);
+        let ports: Vec<u16> = (0..3).map(|_| crate::free_port_on(ip)).collect();
         ProsodyOptions {
             domain: domain.to_string(),
             ip,
@@ -669,7 +650,7 @@ impl ProsodyOptions {
 
     /// Opens a direct TLS s2s listener on a free port.
     pub fn with_direct_tls(mut self) -> Self {
-        self.s2s_direct_tls_port = Some(free_port_on(self.ip));
+        self.s2s_direct_tls_port = Some(crate::free_port_on(self.ip));
         self
     }
 

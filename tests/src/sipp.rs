@@ -132,7 +132,7 @@ impl SippOptions {
             oocsf: None,
             remote,
             transport,
-            local: SocketAddr::from(([127, 0, 0, 1], crate::free_sip_port())),
+            local: SocketAddr::from(([127, 0, 0, 1], crate::free_port())),
             keys: Vec::new(),
             auth: None,
             calls: 1,

@@ -42,7 +42,7 @@ use xfed_tests::prosody::{prosody_for_xfed, write_dialback_certs, Prosody, Skip}
 use xfed_tests::sip_ua::SipUa;
 use xfed_tests::sipp::{self, bare_uri, Sipp, SippOptions, Transport, XfedSip};
 use xfed_tests::xmpp_client::{self, XmppClient};
-use xfed_tests::{free_port, free_sip_port, temp_dir, Instance};
+use xfed_tests::{free_port, temp_dir, Instance};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -130,7 +130,7 @@ fn lab(bin: &str, test: &str, prosody_ip: u8, kamailio_ip: u8, tcp: bool) -> Opt
     let s2s_port = free_port();
     let options = prosody_for_xfed(&dir, prosody_ip, s2s_port);
 
-    let sip_port = free_sip_port();
+    let sip_port = free_port();
     let t = if tcp { "tcp" } else { "udp" };
     let kamailio_options = KamailioOptions::new(
         "xfed.test",

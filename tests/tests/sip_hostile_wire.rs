@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use xfed_core::tls::testing::{LeafSpec, TestCert};
 use xfed_tests::sip_ua::SipUa;
-use xfed_tests::{free_port, free_sip_port, temp_dir, write_config, Instance, BINARIES};
+use xfed_tests::{free_port, temp_dir, write_config, Instance, BINARIES};
 
 const DOMAIN: &str = "xfed.test";
 
@@ -36,7 +36,7 @@ fn start(bin: &str) -> (Instance, SocketAddr) {
     std::fs::write(dir.join("cert.pem"), cert.chain_pem()).unwrap();
     std::fs::write(dir.join("key.pem"), cert.key_pem()).unwrap();
     std::fs::write(dir.join("ca.pem"), cert.chain_pem()).unwrap();
-    let sip = SocketAddr::from(([127, 0, 0, 1], free_sip_port()));
+    let sip = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let path = write_config(&dir, DOMAIN, free_port(), free_port(), &[]);
     let toml = std::fs::read_to_string(&path)
         .unwrap()

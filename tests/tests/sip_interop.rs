@@ -27,7 +27,7 @@ use xfed_tests::need;
 use xfed_tests::prosody::{prosody_for_xfed, write_dialback_certs, Prosody, Skip};
 use xfed_tests::sipp::{self, bare_uri, Sipp, SippOptions, Transport, XfedSip};
 use xfed_tests::xmpp_client::{self, XmppClient};
-use xfed_tests::{free_port, free_sip_port, temp_dir, Instance};
+use xfed_tests::{free_port, temp_dir, Instance};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -81,7 +81,7 @@ fn lab(bin: &str, test: &str, prosody_ip: u8) -> Option<Lab> {
     let sip = XfedSip {
         domain: "xfed.test".into(),
         s2s_port,
-        sip_port: free_sip_port(),
+        sip_port: free_port(),
         accounts: vec![("alice".into(), "alice-secret".into())],
         trusted: Vec::new(),
         partners: vec![("prosody.test".into(), options.s2s_addr())],
@@ -169,7 +169,7 @@ fn xmpp_to_sip(bin: &str, prosody_ip: u8) {
     );
     assert_eq!(m.from.as_deref(), Some("alice@xfed.test"), "{m:?}");
 
-    let port = free_sip_port();
+    let port = free_port();
     let mut uas = alice_uas(&lab, "uas_receive_message.xml", 1, port);
     lab.xfed_log("registrar: alice@xfed.test has 1 binding(s)");
     let t0 = Instant::now();
@@ -311,7 +311,7 @@ fn sip_error_reaches_xmpp(bin: &str, prosody_ip: u8) {
     let Some(mut lab) = lab(bin, "err", prosody_ip) else {
         return;
     };
-    let port = free_sip_port();
+    let port = free_port();
     let mut uas = alice_uas(&lab, "uas_receive_message_busy.xml", 1, port);
     lab.xfed_log("registrar: alice@xfed.test has 1 binding(s)");
     let id = lab.bob.send_chat("alice@xfed.test", "are you busy?");

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use xfed_core::tls::testing::{LeafSpec, TestCa, TestCert};
 use xfed_tests::sip_ua::SipUa;
-use xfed_tests::{free_port, free_sip_port, temp_dir, write_config, Instance, PartnerSpec};
+use xfed_tests::{free_port, temp_dir, write_config, Instance, PartnerSpec};
 
 struct Side {
     domain: &'static str,
@@ -30,7 +30,7 @@ fn deployments(name: &str) -> (Side, Side) {
         std::fs::write(dir.join("cert.pem"), cert.chain_pem()).unwrap();
         std::fs::write(dir.join("key.pem"), cert.key_pem()).unwrap();
         std::fs::write(dir.join("ca.pem"), other_ca.cert_pem()).unwrap();
-        let sip_port = free_sip_port();
+        let sip_port = free_port();
         sides.push(Side {
             domain,
             dir,

@@ -55,6 +55,7 @@ fn target(i: usize) -> Target {
         to: format!("sip:romeo{}@montague.example", i % 89),
         addr,
         transport: SipTransport::Udp,
+        tls_name: None,
         flow: None,
     }
 }

@@ -22,6 +22,7 @@ use hickory_proto::rr::{Name, RData, Record, RecordType as WireType};
 
 use crate::config::{Negotiation, StreamPolicy};
 use crate::dns::{RecordType, Srv};
+use crate::endpoint::NextHop;
 use crate::gateway::{ConnId, Gateway, Listener, LogLine, Output};
 use crate::tls::testing::{LeafSpec, TestCa, TestCert, NOW};
 use crate::tls::{
@@ -95,6 +96,21 @@ pub struct Node {
     pub record: bool,
     /// The bytes received per connection, while `record` is on.
     pub received: HashMap<ConnId, Vec<u8>>,
+    /// Its certificate (SIP over TLS uses it too).
+    pub cert: TestCert,
+}
+
+/// A stream between a node and a peer outside the network that the test
+/// plays (a SIP user agent or proxy over TCP or TLS): what the node sent
+/// on it, and whether the node closed it.
+#[derive(Debug)]
+pub struct OutsideConn {
+    /// Bytes the node sent, not yet taken.
+    pub sent: Vec<u8>,
+    /// The node closed it.
+    pub closed: bool,
+    /// The outside address.
+    pub peer: SocketAddr,
 }
 
 /// The network: nodes, the links between their connections, the clock.
@@ -107,6 +123,13 @@ pub struct Net {
     /// The resolver every node's DNS queries go to; `None` (the default)
     /// makes a DNS query a test failure.
     pub dns: Option<Zone>,
+    /// The CA that issues `ca_cert` nodes' certificates, trusted by all.
+    pub ca: TestCa,
+    /// Addresses outside the network that accept connections
+    /// ([`Net::listen_outside`]).
+    pub outside_listeners: Vec<SocketAddr>,
+    /// Streams with outside peers, by (node, conn).
+    pub outside: HashMap<(usize, ConnId), OutsideConn>,
 }
 
 /// What the simulated resolver answers for one name and record type.
@@ -353,6 +376,7 @@ impl Net {
                     persisted: Vec::new(),
                     record: false,
                     received: HashMap::new(),
+                    cert,
                 }
             })
             .collect();
@@ -362,6 +386,9 @@ impl Net {
             now,
             taps: HashMap::new(),
             dns: None,
+            ca,
+            outside_listeners: Vec::new(),
+            outside: HashMap::new(),
         }
     }
 
@@ -390,6 +417,9 @@ impl Net {
                 if let Some(tap) = self.taps.get_mut(&(i, conn)) {
                     tap.extend_from_slice(&bytes);
                 }
+                if let Some(o) = self.outside.get_mut(&(i, conn)) {
+                    o.sent.extend_from_slice(&bytes);
+                }
                 if let Some(&(j, c)) = self.links.get(&(i, conn)) {
                     if self.nodes[j].record {
                         self.nodes[j]
@@ -406,6 +436,18 @@ impl Net {
                     .nodes
                     .iter()
                     .position(|n| n.addr == addr || n.direct == addr);
+                if self.outside_listeners.contains(&addr) {
+                    self.outside.insert(
+                        (i, conn),
+                        OutsideConn {
+                            sent: Vec::new(),
+                            closed: false,
+                            peer: addr,
+                        },
+                    );
+                    self.nodes[i].gw.handle_connected(conn, now);
+                    return;
+                }
                 match target {
                     Some(j) => {
                         let listener = if self.nodes[j].direct == addr {
@@ -425,6 +467,9 @@ impl Net {
                 }
             }
             Output::Close { conn } => {
+                if let Some(o) = self.outside.get_mut(&(i, conn)) {
+                    o.closed = true;
+                }
                 if let Some((j, c)) = self.links.remove(&(i, conn)) {
                     self.links.remove(&(j, c));
                     self.nodes[j].gw.handle_closed(c, now);
@@ -477,13 +522,24 @@ impl Net {
     /// `[[partner]]` types matter here), with one SIP UDP socket at
     /// [`Net::sip_addr`].
     pub fn enable_sip(&mut self, i: usize, toml: &str) {
+        self.enable_sip_with(i, toml, None);
+    }
+
+    /// [`Net::enable_sip`] with proxy mode's next hop (the configuration's
+    /// `next_hop` is not resolved here). SIP over TLS presents the node's
+    /// certificate and trusts [`Net::ca`].
+    pub fn enable_sip_with(&mut self, i: usize, toml: &str, next_hop: Option<NextHop>) {
         let config = crate::config::parse(toml)
             .expect("test configuration")
             .config;
+        let clock = Arc::new(CallerClock::new(NOW));
+        let id = self.nodes[i].cert.identity();
         let settings = crate::endpoint::SipSettings {
             udp: vec![self.sip_addr(i)],
-            tls_server: None,
-            next_hop: None,
+            tls_server: Some(server_config(&id, clock.clone())),
+            tls_client: Some(client_config(&id, clock)),
+            trust: Arc::new(self.ca.trust_anchors()),
+            next_hop,
             message_type: crate::translate::XmppMessageType::Normal,
         };
         let now = self.now;
@@ -503,6 +559,61 @@ impl Net {
         let (local, now) = (self.sip_addr(i), self.now);
         self.nodes[i].gw.handle_datagram(local, peer, bytes, now);
         self.run();
+    }
+
+    /// Makes connections to `addr` succeed: they become outside streams
+    /// the test plays the other end of.
+    pub fn listen_outside(&mut self, addr: SocketAddr) {
+        self.outside_listeners.push(addr);
+    }
+
+    /// An outside peer at `from` connects to node `i`'s `listener`.
+    pub fn connect_from_outside(
+        &mut self,
+        i: usize,
+        listener: Listener,
+        from: SocketAddr,
+    ) -> ConnId {
+        let now = self.now;
+        let conn = self.nodes[i].gw.accept(listener, from, now);
+        self.outside.insert(
+            (i, conn),
+            OutsideConn {
+                sent: Vec::new(),
+                closed: false,
+                peer: from,
+            },
+        );
+        self.run();
+        conn
+    }
+
+    /// The outside streams node `i` opened, oldest first.
+    pub fn outside_conns(&self, i: usize) -> Vec<ConnId> {
+        let mut conns: Vec<ConnId> = self
+            .outside
+            .keys()
+            .filter(|(n, _)| *n == i)
+            .map(|(_, c)| *c)
+            .collect();
+        conns.sort();
+        conns
+    }
+
+    /// Bytes from the outside peer on node `i`'s stream `conn`.
+    pub fn outside_send(&mut self, i: usize, conn: ConnId, bytes: &[u8]) {
+        let now = self.now;
+        self.nodes[i].gw.handle_bytes(conn, bytes, now);
+        self.run();
+    }
+
+    /// Takes what node `i` sent on the outside stream `conn`, and whether
+    /// it closed it.
+    pub fn outside_take(&mut self, i: usize, conn: ConnId) -> (Vec<u8>, bool) {
+        match self.outside.get_mut(&(i, conn)) {
+            Some(o) => (std::mem::take(&mut o.sent), o.closed),
+            None => (Vec::new(), false),
+        }
     }
 
     /// Takes the SIP datagrams node `i` sent to `peer`.

@@ -10,8 +10,8 @@ use std::time::Duration;
 use xfed_core::config::{
     self, defaults, Admission, Config, ConfigError, Connect, ErrorKind, FederationMode, Level,
     Loaded, Location, Negotiation, NoticeKind, PartnerType, RefusalReason, Secret, SipCredential,
-    SipMode, SipTransport, StoreUrl, StreamPolicy, Trust, Verdict, EMBEDDED_DEFAULT_TOML,
-    INACTIVE_KEYS, OPEN_FEDERATION_POLICY,
+    SipMode, SipTransport, StoreUrl, StreamPolicy, Trust, TrustedPeer, Verdict,
+    EMBEDDED_DEFAULT_TOML, INACTIVE_KEYS, OPEN_FEDERATION_POLICY,
 };
 
 /// DESIGN.md section 4, verbatim.
@@ -154,7 +154,9 @@ fn design_example_parses() {
     );
     assert_eq!(
         c.sip.trusted,
-        ["10.0.0.5".parse::<std::net::IpAddr>().expect("ip")]
+        [TrustedPeer::Address(
+            "10.0.0.5".parse::<std::net::IpAddr>().expect("ip")
+        )]
     );
     assert_eq!(c.sip.accounts.len(), 1);
     assert_eq!(c.sip.accounts[0].user, "alice");
@@ -517,7 +519,7 @@ fn bad_values_name_their_line() {
             5,
             12,
             "sip.next_hop",
-            "SIP over TLS toward the next hop is not supported",
+            "the host must be a name; give the address as maddr=IP",
         ),
         (
             gw("[sip]\nmax_message_size = 1000"),
@@ -622,7 +624,7 @@ fn bad_values_name_their_line() {
             4,
             12,
             "sip.trusted",
-            "not an IP address",
+            "is not an IP address (networks are not taken) or a host name",
         ),
         (
             with("[[sip.account]]\nuser = \"a\"\nha1 = \"xyz\"\n"),
@@ -1123,5 +1125,45 @@ proptest! {
                 prop_assert!(l.line >= 1 && l.line <= text.lines().count() + 1);
             }
         }
+    }
+}
+
+#[test]
+fn trusted_peers_are_addresses_or_certificate_names() {
+    let c = ok(&with(
+        "[sip]\ntrusted = [\"10.0.0.5\", \"::1\", \"Proxy.Example.COM\"]\n",
+    ))
+    .config;
+    assert_eq!(
+        c.sip.trusted,
+        [
+            TrustedPeer::Address("10.0.0.5".parse().expect("ip")),
+            TrustedPeer::Address("::1".parse().expect("ip")),
+            TrustedPeer::Certificate("proxy.example.com".into()),
+        ]
+    );
+    let e = err(&with("[sip]\ntrusted = [\"alice@proxy.example.com\"]\n"));
+    assert_eq!(e.path, "sip.trusted");
+    assert!(e.message.contains("not a domain name"), "{e}");
+}
+
+#[test]
+fn next_hop_over_tls_needs_a_name() {
+    for hop in [
+        "sips:proxy.example.com",
+        "sip:proxy.example.com:5061;transport=tls",
+        "sip:proxy.example.com;transport=TLS;maddr=10.0.0.5",
+    ] {
+        let c = ok(&with(&format!(
+            "[sip]\nmode = \"proxy\"\nnext_hop = \"{hop}\"\n"
+        )))
+        .config;
+        assert_eq!(c.sip.next_hop.as_deref(), Some(hop));
+    }
+    for hop in ["sips:10.0.0.5", "sip:[::1]:5061;transport=tls"] {
+        let e = err(&with(&format!(
+            "[sip]\nmode = \"proxy\"\nnext_hop = \"{hop}\"\n"
+        )));
+        assert!(e.message.contains("the host must be a name"), "{hop}: {e}");
     }
 }

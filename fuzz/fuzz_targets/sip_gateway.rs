@@ -95,6 +95,8 @@ fuzz_target!(|data: &[u8]| {
         SipSettings {
             udp: vec![udp],
             tls_server: None,
+            tls_client: None,
+            trust: std::sync::Arc::new(xfed_core::tls::TrustAnchors::empty()),
             next_hop: None,
             message_type: XmppMessageType::Normal,
         },

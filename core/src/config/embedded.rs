@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use super::{
     defaults, Config, FederationMode, GatewayConfig, ListenConfig, SipConfig, SipListener, SipMode,
-    SipTransport, StoreConfig, StoreUrl, TlsConfig, Trust,
+    SipTransport, StoreConfig, StoreUrl, TlsConfig, Trust, TrustedPeer,
 };
 
 /// [`Config::embedded_default`] as a file, to print or to start a real one
@@ -102,7 +102,10 @@ impl Config {
                 mode: SipMode::Registrar,
                 next_hop: None,
                 max_message_size: defaults::SIP_MAX_MESSAGE_SIZE,
-                trusted: vec![Ipv4Addr::LOCALHOST.into(), Ipv6Addr::LOCALHOST.into()],
+                trusted: vec![
+                    TrustedPeer::Address(Ipv4Addr::LOCALHOST.into()),
+                    TrustedPeer::Address(Ipv6Addr::LOCALHOST.into()),
+                ],
                 accounts: Vec::new(),
             },
             store: StoreConfig {

@@ -2,7 +2,7 @@
 //! parsed, and every cross-check (duplicates, overlaps, Lync's matrix) run,
 //! each error placed at the line of what it is about.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -21,7 +21,7 @@ use super::{
     defaults, AccessRule, Block, Config, ConfigError, Connect, ErrorKind, FederationMode,
     GatewayConfig, Level, ListenConfig, Loaded, Negotiation, Notice, NoticeKind, Partner,
     PartnerType, Secret, SipAccount, SipConfig, SipCredential, SipListener, SipMode, StoreConfig,
-    StoreUrl, StreamPolicy, TlsConfig, Trust, Verdict, INACTIVE_KEYS,
+    StoreUrl, StreamPolicy, TlsConfig, Trust, TrustedPeer, Verdict, INACTIVE_KEYS,
 };
 use crate::jid::Jid;
 
@@ -594,13 +594,7 @@ impl Lower<'_> {
                         &format!("'{value}' is not a SIP URI: expected one such as \"sip:proxy.example.com;transport=tcp\""),
                     ));
                 }
-                if lower.starts_with("sips:") || lower.contains(";transport=tls") {
-                    return Err(self.invalid(
-                        &v.span(),
-                        "sip.next_hop",
-                        &format!("'{value}': SIP over TLS toward the next hop is not supported by this version yet; use transport=tcp or udp"),
-                    ));
-                }
+                self.next_hop_tls(v, value)?;
                 if mode == SipMode::Registrar {
                     self.notice(
                         Level::Warning,
@@ -622,17 +616,24 @@ impl Lower<'_> {
             ));
         }
 
-        let mut trusted: Vec<IpAddr> = Vec::new();
+        let mut trusted: Vec<TrustedPeer> = Vec::new();
         for entry in raw.trusted.iter().flatten() {
-            let text = entry.get_ref().0.trim();
-            let ip = text.parse().map_err(|_| {
-                self.invalid(
+            let text = entry.get_ref().trim();
+            if let Ok(ip) = text.parse() {
+                trusted.push(TrustedPeer::Address(ip));
+                continue;
+            }
+            if text.contains('/') {
+                return Err(self.invalid(
                     &entry.span(),
                     "sip.trusted",
-                    &format!("'{text}' is not an IP address"),
-                )
-            })?;
-            trusted.push(ip);
+                    &format!(
+                        "'{text}' is not an IP address (networks are not taken) or a host name"
+                    ),
+                ));
+            }
+            let name = self.domain(entry, "sip.trusted")?;
+            trusted.push(TrustedPeer::Certificate(name));
         }
 
         let mut accounts: Vec<SipAccount> = Vec::with_capacity(raw.account.len());
@@ -681,6 +682,25 @@ impl Lower<'_> {
             accounts,
             max_message_size,
         })
+    }
+
+    /// A next hop over TLS (`sips:` or `transport=tls`) must be named by
+    /// a host name, since its certificate is checked against it.
+    fn next_hop_tls(&self, v: &Spanned<String>, value: &str) -> Result<(), ConfigError> {
+        let uri = crate::sip::Uri::parse(value)
+            .map_err(|e| self.invalid(&v.span(), "sip.next_hop", &format!("'{value}': {e}")))?;
+        let tls = uri.scheme() == crate::sip::Scheme::Sips
+            || uri
+                .transport()
+                .is_some_and(|t| t.eq_ignore_ascii_case("tls"));
+        if tls && !matches!(uri.host(), Some(crate::sip::Host::Domain(_))) {
+            return Err(self.invalid(
+                &v.span(),
+                "sip.next_hop",
+                &format!("'{value}': over TLS the next hop's certificate is checked against its host, so the host must be a name; give the address as maddr=IP if DNS does not know the name"),
+            ));
+        }
+        Ok(())
     }
 
     fn account(&self, entry: &Spanned<RawAccount>) -> Result<SipAccount, ConfigError> {

@@ -208,16 +208,29 @@ pub struct SipConfig {
     /// `mode`, default `registrar` (the embedded default's built-in registrar).
     pub mode: SipMode,
     /// `next_hop`, a `sip:`/`sips:` URI; required when `mode = "proxy"`.
+    /// Over TLS (`sips:` or `transport=tls`) its host is a name, which the
+    /// next hop's certificate must prove; `maddr` may give the address.
     pub next_hop: Option<String>,
-    /// `trusted`, default empty: IP addresses of SIP peers whose requests
-    /// are accepted without digest authentication.
-    pub trusted: Vec<IpAddr>,
+    /// `trusted`, default empty: SIP peers whose requests are accepted
+    /// without digest authentication (in proxy mode, the only ones).
+    pub trusted: Vec<TrustedPeer>,
     /// `[[sip.account]]`, default none: who may register in registrar mode.
     pub accounts: Vec<SipAccount>,
     /// `max_message_size`, default 64 KiB: the largest SIP message taken;
     /// a larger one is refused (413 for its body, 513 for its header
     /// section) when it can be answered, else dropped with a log line.
     pub max_message_size: usize,
+}
+
+/// One `sip.trusted` entry: how a SIP peer proves it is trusted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrustedPeer {
+    /// An IP address: requests whose source it is (over any transport).
+    Address(IpAddr),
+    /// A host name: requests over a TLS connection whose peer certificate
+    /// is valid under `[tls] trust` and names it (mutual TLS, for a proxy
+    /// whose address is not fixed or not private).
+    Certificate(String),
 }
 
 /// `sip.mode`.

@@ -41,7 +41,6 @@ text_value!(
     RawSipListener,
     "a SIP listener string such as \"tcp:0.0.0.0:5060\""
 );
-text_value!(RawIp, "an IP address string such as \"10.0.0.5\"");
 
 /// A size: a TOML integer (bytes) or a string such as `"256KiB"`.
 #[derive(Debug)]
@@ -156,7 +155,7 @@ pub(super) struct RawTls {
 pub(super) struct RawSip {
     pub mode: Option<SipMode>,
     pub next_hop: Option<Spanned<String>>,
-    pub trusted: Option<Vec<Spanned<RawIp>>>,
+    pub trusted: Option<Vec<Spanned<String>>>,
     pub max_message_size: Option<Spanned<RawSize>>,
     #[serde(default)]
     pub account: Vec<Spanned<RawAccount>>,

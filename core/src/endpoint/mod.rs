@@ -17,9 +17,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustls::ServerConfig;
+use rustls::{ClientConfig, ServerConfig};
 
-use crate::config::{Config, SipMode, SipTransport};
+use crate::config::{Config, SipMode, SipTransport, TrustedPeer};
 use crate::gateway::{ConnId, Level, LogLine, Output};
 use crate::jid::Jid;
 use crate::registrar::bindings::{Binding, ContactParam, Policy, RegisterRequest};
@@ -31,6 +31,7 @@ use crate::sip::{
     TxId, Uri,
 };
 use crate::store::{Contacted, Persist};
+use crate::tls::{self, PeerCert, TrustAnchors};
 use crate::translate::{self, ChatState, ComposingState, ImError, XmppMessageType};
 use crate::xml::Element;
 use crate::xmpp::session::Time;
@@ -39,7 +40,7 @@ use crate::xmpp::stanza::{self, Kind, StanzaCondition};
 pub use access::{glob, Access};
 pub use pager::{message_request, sip_im_of};
 pub use transport::Dest;
-use transport::SipConn;
+use transport::{PendingCheck, SipConn};
 
 /// Most XMPP messages waiting for one SIP destination while an earlier
 /// MESSAGE to it is pending (RFC 3428 allows one at a time).
@@ -55,10 +56,15 @@ pub struct SipSettings {
     /// The UDP sockets the runtime listens on (requests we send over UDP
     /// leave from one of them).
     pub udp: Vec<SocketAddr>,
-    /// TLS for SIP over TLS listeners.
+    /// TLS for SIP over TLS listeners (asks for a client certificate,
+    /// which `sip.trusted` names may be proven by).
     pub tls_server: Option<Arc<ServerConfig>>,
+    /// TLS toward a next hop over TLS (presents our certificate).
+    pub tls_client: Option<Arc<ClientConfig>>,
+    /// What peer certificates are checked against (`[tls] trust`).
+    pub trust: Arc<TrustAnchors>,
     /// Proxy mode: where requests for local users go.
-    pub next_hop: Option<(SocketAddr, SipTransport)>,
+    pub next_hop: Option<NextHop>,
     /// The `type` of messages made from SIP MESSAGEs.
     pub message_type: XmppMessageType,
 }
@@ -70,6 +76,25 @@ impl std::fmt::Debug for SipSettings {
             .field("next_hop", &self.next_hop)
             .finish_non_exhaustive()
     }
+}
+
+/// Proxy mode's next hop, resolved at start.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NextHop {
+    /// Where to send (the URI's `maddr`, else its host, resolved).
+    pub addr: SocketAddr,
+    /// How.
+    pub transport: SipTransport,
+    /// The URI's host: over TLS, the name its certificate must prove (and
+    /// the SNI sent).
+    pub name: String,
+}
+
+/// Where a request came from, and whether it is a `sip.trusted` peer.
+#[derive(Clone, Copy, Debug)]
+struct Source {
+    addr: SocketAddr,
+    trusted: bool,
 }
 
 /// An XMPP message on its way to a SIP user.
@@ -104,7 +129,7 @@ struct Awaiting {
 pub struct Endpoint {
     mode: SipMode,
     domains: Vec<String>,
-    trusted: Vec<IpAddr>,
+    trusted: Vec<TrustedPeer>,
     settings: SipSettings,
     /// Parser limits (`sip.max_message_size`).
     limits: sip::Limits,
@@ -298,8 +323,10 @@ impl Endpoint {
 
     /// An outbound SIP connection is up.
     pub fn handle_connected(&mut self, conn: ConnId, t: Time) {
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.connected();
+        if let Some(Err(e)) = self.conns.get_mut(&conn).map(SipConn::connected) {
+            self.log(Level::Warn, Some(conn), format!("SIP connection: {e}"));
+            self.close(conn);
+            return self.handle_closed(conn, t);
         }
         self.flush_conn(conn);
         self.drain_table(t);
@@ -344,6 +371,9 @@ impl Endpoint {
             self.close(conn);
             return;
         }
+        if !self.check_certificate(conn, t) {
+            return;
+        }
         while let Some(c) = self.conns.get_mut(&conn) {
             let peer = c.peer;
             match c.poll() {
@@ -369,6 +399,90 @@ impl Endpoint {
         }
         self.flush_conn(conn);
         self.drain_table(t);
+    }
+
+    /// Judges the peer's certificate once a TLS handshake has ended: a
+    /// client of our listener may prove a `sip.trusted` name; a server we
+    /// opened TLS to must prove its name, else the connection closes
+    /// (its transactions fail). `false` when the connection is gone.
+    fn check_certificate(&mut self, conn: ConnId, t: Time) -> bool {
+        let Some(c) = self.conns.get(&conn) else {
+            return false;
+        };
+        let chain = c.peer_certificates();
+        let peer = c.peer;
+        match c.pending_check() {
+            None => true,
+            Some(PendingCheck::Client) => {
+                let mut proven = None;
+                let mut refused = None;
+                if !chain.is_empty() {
+                    for peer_name in &self.trusted {
+                        let TrustedPeer::Certificate(name) = peer_name else {
+                            continue;
+                        };
+                        match tls::check_peer(chain, &self.settings.trust, t.unix, name) {
+                            PeerCert::Trusted => {
+                                proven = Some(name.clone());
+                                break;
+                            }
+                            PeerCert::Untrusted { reason } => {
+                                refused.get_or_insert(reason);
+                            }
+                            PeerCert::None => {}
+                        }
+                    }
+                }
+                let line = match (&proven, &refused, chain.is_empty()) {
+                    (Some(name), _, _) => {
+                        format!("SIP TLS client {peer}: certificate proves trusted peer {name}")
+                    }
+                    (None, _, true) => format!("SIP TLS client {peer}: no client certificate"),
+                    (None, Some(reason), false) => format!(
+                        "SIP TLS client {peer}: certificate proves no trusted name ({reason})"
+                    ),
+                    (None, None, false) => format!(
+                        "SIP TLS client {peer}: certificate not checked (no host name in sip.trusted)"
+                    ),
+                };
+                let level = if proven.is_some() || chain.is_empty() {
+                    Level::Debug
+                } else {
+                    Level::Info
+                };
+                self.log(level, Some(conn), line);
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.judged(proven);
+                }
+                true
+            }
+            Some(PendingCheck::Server(name)) => {
+                match tls::check_peer(chain, &self.settings.trust, t.unix, name) {
+                    PeerCert::Trusted => {
+                        let line = format!("SIP TLS to {name} at {peer}: certificate verified");
+                        self.log(Level::Debug, Some(conn), line);
+                        if let Some(c) = self.conns.get_mut(&conn) {
+                            c.verified();
+                        }
+                        self.flush_conn(conn);
+                        true
+                    }
+                    verdict => {
+                        let why = match verdict {
+                            PeerCert::Untrusted { reason } => reason.to_string(),
+                            _ => "no certificate".to_owned(),
+                        };
+                        let line = format!(
+                            "SIP TLS to {name} at {peer}: {why}; connection closed, its requests fail"
+                        );
+                        self.log(Level::Warn, Some(conn), line);
+                        self.close(conn);
+                        self.handle_closed(conn, t);
+                        false
+                    }
+                }
+            }
+        }
     }
 
     /// A datagram on the UDP socket `local`.
@@ -481,7 +595,11 @@ impl Endpoint {
             Message::Request(r) => match self.table.handle_request(r, dest.reliable(), t.now) {
                 Ok(Incoming::New(id, req)) => {
                     self.tx_dest.insert(id, dest);
-                    self.handle_request(id, req, peer, t);
+                    let src = Source {
+                        addr: peer,
+                        trusted: self.is_trusted(peer, dest),
+                    };
+                    self.handle_request(id, req, src, t);
                 }
                 Ok(Incoming::Retransmission(_)) => {}
                 Ok(Incoming::Stateless(req)) => {
@@ -501,6 +619,20 @@ impl Endpoint {
         }
     }
 
+    /// Whether a request from `peer` over `dest` comes from a
+    /// `sip.trusted` peer: its address is listed, or its TLS certificate
+    /// proved a listed name.
+    fn is_trusted(&self, peer: SocketAddr, dest: Dest) -> bool {
+        let proven = match dest {
+            Dest::Conn(conn) => self.conns.get(&conn).and_then(SipConn::proven),
+            Dest::Udp { .. } => None,
+        };
+        self.trusted.iter().any(|p| match p {
+            TrustedPeer::Address(ip) => *ip == peer.ip(),
+            TrustedPeer::Certificate(name) => proven == Some(name.as_str()),
+        })
+    }
+
     fn respond(&mut self, id: TxId, req: &Request, status: u16, reason: Option<&str>, t: Time) {
         let tag = sip::new_tag(&mut self.rng);
         let mut r = req.response(status, &tag);
@@ -517,13 +649,14 @@ impl Endpoint {
         self.drain_table(t);
     }
 
-    fn handle_request(&mut self, id: TxId, req: Request, peer: SocketAddr, t: Time) {
+    fn handle_request(&mut self, id: TxId, req: Request, src: Source, t: Time) {
+        let peer = src.addr;
         if req.headers.max_forwards().ok().flatten() == Some(0) && req.method != Method::Register {
             return self.respond(id, &req, 483, None, t);
         }
         match req.method {
-            Method::Register => self.register(id, req, peer, t),
-            Method::Message => self.sip_message(id, req, peer, t),
+            Method::Register => self.register(id, req, src, t),
+            Method::Message => self.sip_message(id, req, src, t),
             Method::Options => {
                 let tag = sip::new_tag(&mut self.rng);
                 let mut r = req.response(200, &tag);
@@ -553,19 +686,20 @@ impl Endpoint {
         id: TxId,
         req: &Request,
         aor: &str,
-        peer: SocketAddr,
+        src: Source,
         t: Time,
     ) -> Option<String> {
         let register = req.method == Method::Register;
+        let peer = src.addr;
         if self.mode == SipMode::Proxy {
-            if self.trusted.contains(&peer.ip()) {
+            if src.trusted {
                 return Some(aor.to_owned());
             }
             self.log(
                 Level::Warn,
                 None,
                 format!(
-                    "SIP {} from {peer}: not a trusted address in proxy mode; 403",
+                    "SIP {} from {peer}: not a trusted peer in proxy mode; 403",
                     req.method
                 ),
             );
@@ -581,7 +715,7 @@ impl Endpoint {
         let uri = req.uri.to_string();
         let decision = self.registrar.authorize(
             &AuthRequest {
-                source: peer.ip(),
+                trusted: src.trusted,
                 method: req.method.as_str(),
                 request_uri: &uri,
                 aor,
@@ -620,7 +754,8 @@ impl Endpoint {
         }
     }
 
-    fn register(&mut self, id: TxId, req: Request, peer: SocketAddr, t: Time) {
+    fn register(&mut self, id: TxId, req: Request, src: Source, t: Time) {
+        let peer = src.addr;
         if self.mode == SipMode::Proxy {
             return self.respond(id, &req, 405, Some("Registrar Not Enabled"), t);
         }
@@ -631,7 +766,7 @@ impl Endpoint {
         let Some(aor) = aor_of(to.uri()) else {
             return self.respond(id, &req, 404, Some("Invalid Address of Record"), t);
         };
-        let Some(aor) = self.authenticate(id, &req, &aor, peer, t) else {
+        let Some(aor) = self.authenticate(id, &req, &aor, src, t) else {
             return;
         };
         let contacts = match req.headers.contacts() {
@@ -710,7 +845,8 @@ impl Endpoint {
     }
 
     /// A MESSAGE from a SIP user toward XMPP.
-    fn sip_message(&mut self, id: TxId, req: Request, peer: SocketAddr, t: Time) {
+    fn sip_message(&mut self, id: TxId, req: Request, src: Source, t: Time) {
+        let peer = src.addr;
         let from = match req.headers.from() {
             Ok(f) => f,
             Err(e) => return self.respond(id, &req, 400, Some(&format!("Bad From: {e}")), t),
@@ -726,7 +862,7 @@ impl Endpoint {
             );
             return self.respond(id, &req, 403, Some("Not A Local User"), t);
         };
-        let Some(sender) = self.authenticate(id, &req, &from_aor, peer, t) else {
+        let Some(sender) = self.authenticate(id, &req, &from_aor, src, t) else {
             return;
         };
         let im = match pager::sip_im_of(&req) {
@@ -981,14 +1117,15 @@ impl Endpoint {
     fn target_for(&mut self, aor: &str, t: Time) -> Option<(Target, String)> {
         match self.mode {
             SipMode::Proxy => {
-                let (addr, transport) = self.settings.next_hop?;
+                let hop = self.settings.next_hop.as_ref()?;
                 let uri = Uri::parse(&format!("sip:{aor}")).ok()?;
                 Some((
                     Target {
                         uri,
                         to: format!("sip:{aor}"),
-                        addr,
-                        transport,
+                        addr: hop.addr,
+                        transport: hop.transport,
+                        tls_name: Some(hop.name.clone()),
                         flow: None,
                     },
                     aor.to_owned(),
@@ -1036,6 +1173,7 @@ impl Endpoint {
                         to: format!("sip:{aor}"),
                         addr,
                         transport,
+                        tls_name: None,
                         flow,
                     },
                     binding.contact.clone(),
@@ -1100,7 +1238,7 @@ impl Endpoint {
     /// new TCP connection.
     fn dest_for(&mut self, target: &Target) -> Option<(Dest, String)> {
         if let Some(conn) = target.flow.filter(|c| self.conns.contains_key(c)) {
-            let tls = self.conns.get(&conn).is_some_and(|c| c.tls);
+            let tls = self.conns.get(&conn).is_some_and(SipConn::is_tls);
             let via = format!("{} {}", if tls { "TLS" } else { "TCP" }, self.sent_by());
             return Some((Dest::Conn(conn), via));
         }
@@ -1123,7 +1261,7 @@ impl Endpoint {
                 let existing = self
                     .conns
                     .iter()
-                    .find(|(_, c)| c.peer == target.addr && !c.tls)
+                    .find(|(_, c)| c.peer == target.addr && !c.is_tls())
                     .map(|(id, _)| *id);
                 let conn = match existing {
                     Some(c) => c,
@@ -1131,7 +1269,7 @@ impl Endpoint {
                         let conn = ConnId(self.next_conn);
                         self.next_conn += 1;
                         self.conns
-                            .insert(conn, SipConn::outbound(target.addr, self.limits));
+                            .insert(conn, SipConn::outbound(target.addr, None, self.limits));
                         self.out.push_back(Output::Connect {
                             conn,
                             addr: target.addr,
@@ -1142,15 +1280,39 @@ impl Endpoint {
                 Some((Dest::Conn(conn), format!("TCP {}", self.sent_by())))
             }
             SipTransport::Tls => {
-                self.log(
-                    Level::Warn,
-                    None,
-                    format!(
-                        "{}: SIP over TLS is only used on connections the user opened",
-                        target.uri
-                    ),
-                );
-                None
+                let (Some(name), Some(config)) = (&target.tls_name, &self.settings.tls_client)
+                else {
+                    self.log(
+                        Level::Warn,
+                        None,
+                        format!(
+                            "{}: SIP over TLS toward a user is only used on connections the user opened",
+                            target.uri
+                        ),
+                    );
+                    return None;
+                };
+                let existing = self
+                    .conns
+                    .iter()
+                    .find(|(_, c)| c.peer == target.addr && c.opened_to() == Some(name))
+                    .map(|(id, _)| *id);
+                let conn = match existing {
+                    Some(c) => c,
+                    None => {
+                        let conn = ConnId(self.next_conn);
+                        self.next_conn += 1;
+                        let tls = Some((config.clone(), name.clone()));
+                        self.conns
+                            .insert(conn, SipConn::outbound(target.addr, tls, self.limits));
+                        self.out.push_back(Output::Connect {
+                            conn,
+                            addr: target.addr,
+                        });
+                        conn
+                    }
+                };
+                Some((Dest::Conn(conn), format!("TLS {}", self.sent_by())))
             }
         }
     }
@@ -1254,6 +1416,10 @@ pub struct Target {
     pub addr: SocketAddr,
     /// The transport to the address.
     pub transport: SipTransport,
+    /// Over TLS, the name the server's certificate must prove (only the
+    /// next hop has one: user agents are reached over TLS only through
+    /// their own flows).
+    pub tls_name: Option<String>,
     /// The connection the user registered over, if still open.
     pub flow: Option<ConnId>,
 }

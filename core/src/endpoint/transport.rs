@@ -4,7 +4,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use rustls::ServerConfig;
+use rustls::pki_types::CertificateDer;
+use rustls::{ClientConfig, ServerConfig};
 
 use crate::gateway::ConnId;
 use crate::sip::{Frame, Limits, ParseError, StreamFramer};
@@ -36,12 +37,51 @@ impl Dest {
 pub struct SipConn {
     /// The remote address.
     pub peer: SocketAddr,
-    /// Whether TLS runs on it.
-    pub tls: bool,
+    security: Security,
     pipe: Pipe,
     framer: StreamFramer,
-    /// Outbound and not connected yet: plaintext waits here.
+    /// Outbound and not usable yet (not connected, or TLS whose server is
+    /// not verified): plaintext waits here.
     waiting: Option<Vec<u8>>,
+}
+
+/// Whether TLS runs on a connection, which side opened it, and what the
+/// peer's certificate proved.
+#[derive(Debug)]
+enum Security {
+    Plain,
+    /// A peer opened TLS to our listener; its client certificate, if any,
+    /// is judged once the handshake ends.
+    Accepted {
+        proven: Judged,
+    },
+    /// We open TLS toward `name`: the handshake starts once TCP is up
+    /// (`config` waits until then) and plaintext waits until the server's
+    /// certificate proves `name`.
+    Opened {
+        name: String,
+        config: Option<Arc<ClientConfig>>,
+        verified: bool,
+    },
+}
+
+/// A client certificate, judged or not yet.
+#[derive(Debug)]
+enum Judged {
+    Pending,
+    /// The trusted name it proved, if any.
+    Done(Option<String>),
+}
+
+/// A TLS connection whose handshake has ended and whose peer certificate
+/// waits to be judged ([`SipConn::pending_check`]).
+#[derive(Debug, PartialEq, Eq)]
+pub enum PendingCheck<'a> {
+    /// A client of our listener: which trusted name, if any, does its
+    /// certificate prove?
+    Client,
+    /// A server we opened TLS to: does its certificate prove this name?
+    Server(&'a str),
 }
 
 impl SipConn {
@@ -52,32 +92,132 @@ impl SipConn {
         limits: Limits,
     ) -> Result<SipConn, TlsFailure> {
         let mut pipe = Pipe::default();
-        let is_tls = tls.is_some();
-        if let Some(config) = tls {
-            pipe.start_server(config)?;
-        }
+        let security = match tls {
+            Some(config) => {
+                pipe.start_server(config)?;
+                Security::Accepted {
+                    proven: Judged::Pending,
+                }
+            }
+            None => Security::Plain,
+        };
         Ok(SipConn {
             peer,
-            tls: is_tls,
+            security,
             pipe,
             framer: StreamFramer::new(limits),
             waiting: None,
         })
     }
 
-    /// A plain TCP connection we open; bytes wait for [`SipConn::connected`].
-    pub fn outbound(peer: SocketAddr, limits: Limits) -> SipConn {
+    /// A connection we open, plain TCP or (with `tls`: the client
+    /// configuration and the name the server must prove) TLS; bytes wait
+    /// for [`SipConn::connected`] (and, over TLS, [`SipConn::verified`]).
+    pub fn outbound(
+        peer: SocketAddr,
+        tls: Option<(Arc<ClientConfig>, String)>,
+        limits: Limits,
+    ) -> SipConn {
+        let security = match tls {
+            Some((config, name)) => Security::Opened {
+                name,
+                config: Some(config),
+                verified: false,
+            },
+            None => Security::Plain,
+        };
         SipConn {
             peer,
-            tls: false,
+            security,
             pipe: Pipe::default(),
             framer: StreamFramer::new(limits),
             waiting: Some(Vec::new()),
         }
     }
 
-    /// The TCP connection is up: what waited goes out.
-    pub fn connected(&mut self) {
+    /// Whether TLS runs on it.
+    pub fn is_tls(&self) -> bool {
+        !matches!(self.security, Security::Plain)
+    }
+
+    /// The name the server must prove, on TLS we opened.
+    pub fn opened_to(&self) -> Option<&str> {
+        match &self.security {
+            Security::Opened { name, .. } => Some(name),
+            _ => None,
+        }
+    }
+
+    /// The name the peer's certificate proved: a trusted name for a
+    /// client of our listener, the server's name on TLS we opened.
+    pub fn proven(&self) -> Option<&str> {
+        match &self.security {
+            Security::Accepted {
+                proven: Judged::Done(name),
+            } => name.as_deref(),
+            Security::Opened {
+                name,
+                verified: true,
+                ..
+            } => Some(name),
+            _ => None,
+        }
+    }
+
+    /// What must be judged now that the handshake has ended, if anything.
+    pub fn pending_check(&self) -> Option<PendingCheck<'_>> {
+        if self.pipe.is_handshaking() {
+            return None;
+        }
+        match &self.security {
+            Security::Accepted {
+                proven: Judged::Pending,
+            } => Some(PendingCheck::Client),
+            Security::Opened {
+                name,
+                config: None,
+                verified: false,
+            } => Some(PendingCheck::Server(name)),
+            _ => None,
+        }
+    }
+
+    /// The certificate chain the peer presented (empty if none).
+    pub fn peer_certificates(&self) -> &[CertificateDer<'static>] {
+        self.pipe.peer_certificates().unwrap_or_default()
+    }
+
+    /// Records what a client's certificate proved.
+    pub fn judged(&mut self, name: Option<String>) {
+        if let Security::Accepted { proven } = &mut self.security {
+            *proven = Judged::Done(name);
+        }
+    }
+
+    /// The server's certificate proved its name: what waited goes out.
+    pub fn verified(&mut self) {
+        if let Security::Opened { verified, .. } = &mut self.security {
+            *verified = true;
+            self.release();
+        }
+    }
+
+    /// The TCP connection is up: plain TCP sends what waited, TLS starts
+    /// its handshake.
+    pub fn connected(&mut self) -> Result<(), TlsFailure> {
+        match &mut self.security {
+            Security::Opened { name, config, .. } => match config.take() {
+                Some(config) => self.pipe.start_client(config, name),
+                None => Ok(()),
+            },
+            _ => {
+                self.release();
+                Ok(())
+            }
+        }
+    }
+
+    fn release(&mut self) {
         if let Some(bytes) = self.waiting.take() {
             self.pipe.send(&bytes);
         }

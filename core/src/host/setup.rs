@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::config::{self, Config, SipListener, SipMode, SipTransport, StoreUrl, Trust};
 use crate::dns::HostsTable;
-use crate::endpoint::SipSettings;
+use crate::endpoint::{NextHop, SipSettings};
 use crate::sip::{self, Uri};
 use crate::tls::{self, CallerClock, LocalIdentity, TrustAnchors};
 use crate::translate::XmppMessageType;
@@ -134,6 +134,7 @@ pub fn load(path: Option<&Path>) -> Result<Deployment, String> {
             TrustAnchors::from_der_roots(roots).map_err(|e| format!("{}: {e}", p.display()))?
         }
     };
+    let trust = Arc::new(trust);
     let dialback_secret = match &config.gateway.dialback_secret {
         Some(s) => s.expose().to_owned(),
         None => {
@@ -170,6 +171,8 @@ pub fn load(path: Option<&Path>) -> Result<Deployment, String> {
             .map(|l| l.addr)
             .collect(),
         tls_server: Some(tls::server_config(&identity, clock.clone())),
+        tls_client: Some(tls::client_config(&identity, clock.clone())),
+        trust: trust.clone(),
         next_hop,
         message_type: XmppMessageType::Normal,
     };
@@ -184,7 +187,7 @@ pub fn load(path: Option<&Path>) -> Result<Deployment, String> {
         tls_server_direct: Some(tls::direct_tls_server_config(&identity, clock.clone())),
         tls_client_direct: Some(tls::direct_tls_client_config(&identity, clock.clone())),
         clock,
-        trust: Arc::new(trust),
+        trust,
         dialback_secret,
         establishment_timeout: g.stream_establishment_timeout,
         inactivity_timeout: g.stream_inactivity_timeout,
@@ -221,14 +224,18 @@ pub fn load(path: Option<&Path>) -> Result<Deployment, String> {
     })
 }
 
-/// `sip.next_hop` as an address, resolved once at start (blocking, like
-/// the rest of start-up): `sip:host[:port][;transport=tcp|udp]`.
-fn resolve_next_hop(hop: &str) -> Result<(SocketAddr, SipTransport), String> {
+/// `sip.next_hop` resolved once at start (blocking, like the rest of
+/// start-up): `sip:host[:port][;transport=udp|tcp|tls][;maddr=ip]` or
+/// `sips:host[:port]`. The address is `maddr` when given (RFC 3261
+/// section 19.1.1), else the host's; over TLS the certificate must name
+/// the host.
+fn resolve_next_hop(hop: &str) -> Result<NextHop, String> {
     use std::net::ToSocketAddrs;
     let uri = Uri::parse(hop).map_err(|e| format!("sip.next_hop {hop}: {e}"))?;
     let transport = match uri.transport() {
         Some(t) if t.eq_ignore_ascii_case("tcp") => SipTransport::Tcp,
         Some(t) if t.eq_ignore_ascii_case("tls") => SipTransport::Tls,
+        _ if uri.scheme() == sip::Scheme::Sips => SipTransport::Tls,
         _ => SipTransport::Udp,
     };
     let host = match uri.host() {
@@ -237,13 +244,27 @@ fn resolve_next_hop(hop: &str) -> Result<(SocketAddr, SipTransport), String> {
         Some(sip::Host::V6(ip)) => format!("[{ip}]"),
         None => return Err(format!("sip.next_hop {hop}: no host")),
     };
-    let port = uri.port().unwrap_or(5060);
-    let addr = format!("{host}:{port}")
+    let default_port = if transport == SipTransport::Tls {
+        5061
+    } else {
+        5060
+    };
+    let port = uri.port().unwrap_or(default_port);
+    let address_of = match uri.maddr() {
+        Some(maddr) if maddr.contains(':') && !maddr.starts_with('[') => format!("[{maddr}]"),
+        Some(maddr) => maddr.to_owned(),
+        None => host.clone(),
+    };
+    let addr = format!("{address_of}:{port}")
         .to_socket_addrs()
         .map_err(|e| format!("sip.next_hop {hop}: {e}"))?
         .next()
         .ok_or_else(|| format!("sip.next_hop {hop}: no address"))?;
-    Ok((addr, transport))
+    Ok(NextHop {
+        addr,
+        transport,
+        name: host,
+    })
 }
 
 /// Most connections the deployment holds at once.

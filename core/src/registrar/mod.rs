@@ -10,7 +10,6 @@ pub mod bindings;
 pub mod digest;
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 
 use crate::config::{SipConfig, SipCredential};
 use crate::rng::Rng;
@@ -22,8 +21,9 @@ use digest::{Authorization, Digest, Failure, Verdict};
 /// What [`Registrar::authorize`] needs to know of a request.
 #[derive(Debug, Clone, Copy)]
 pub struct AuthRequest<'a> {
-    /// Where the request came from (the transport's peer address).
-    pub source: IpAddr,
+    /// Whether the request comes from a `sip.trusted` peer (the endpoint
+    /// judges its address or certificate): no digest then.
+    pub trusted: bool,
     /// The request method, e.g. `REGISTER`.
     pub method: &'a str,
     /// The Request-URI as received (digest signs it as text).
@@ -44,7 +44,7 @@ pub enum Decision {
         user: String,
         /// The domain, lowercase.
         domain: String,
-        /// Admitted for its source address (`sip.trusted`), without digest.
+        /// Admitted as a `sip.trusted` peer, without digest.
         trusted: bool,
     },
     /// Answer 401 with [`Registrar::challenge`]'s headers.
@@ -70,14 +70,13 @@ pub enum Decision {
 pub struct Registrar {
     domains: Vec<String>,
     accounts: HashMap<String, SipCredential>,
-    trusted: Vec<IpAddr>,
     digest: Digest,
     bindings: Bindings,
 }
 
 impl Registrar {
     /// A registrar for `domains` (`gateway.domains`, each a realm) with the
-    /// accounts and trusted peers of `sip`. `digest` carries the nonce key:
+    /// accounts of `sip`. `digest` carries the nonce key:
     /// derive it from a secret shared by the instances of a deployment for
     /// nonces that any instance accepts.
     pub fn new(domains: &[String], sip: &SipConfig, digest: Digest, policy: Policy) -> Registrar {
@@ -88,7 +87,6 @@ impl Registrar {
                 .iter()
                 .map(|a| (a.user.clone(), a.credential.clone()))
                 .collect(),
-            trusted: sip.trusted.clone(),
             digest,
             bindings: Bindings::new(policy),
         }
@@ -153,7 +151,7 @@ impl Registrar {
             return reject(403, "Domain Not Served");
         }
         let domain = domain.to_ascii_lowercase();
-        if self.trusted.contains(&req.source) {
+        if req.trusted {
             return Decision::Allow {
                 user: user.to_string(),
                 domain,

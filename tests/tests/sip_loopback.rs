@@ -219,7 +219,7 @@ fn proxy(bin_a: &str, bin_b: &str) {
     let (n, _) = stranger.recv_from(&mut buf).expect("an answer");
     let answer = String::from_utf8_lossy(&buf[..n]);
     assert!(answer.starts_with("SIP/2.0 403"), "{answer}");
-    xa.wait_log("not a trusted address in proxy mode", WAIT);
+    xa.wait_log("not a trusted peer in proxy mode", WAIT);
     assert!(xa.terminate() && xb.terminate(), "unclean exit on SIGTERM");
 }
 

@@ -26,8 +26,21 @@
 //!   the same MESSAGE sent straight to xfed from 127.0.0.1 gets 403 (not
 //!   trusted).
 //!
+//! - `mutual_tls`: xfed ⇄ Kamailio over TLS, both authenticated by
+//!   certificates from the lab's CA: `next_hop` is
+//!   `sip:kamailio.test:PORT;transport=tls;maddr=127.0.0.9x` and
+//!   `trusted = ["kamailio.test"]` (no address: trust comes from the
+//!   certificate alone). Kamailio requires xfed's client certificate and
+//!   verifies it; xfed verifies Kamailio's server certificate before it
+//!   sends anything. bob → alice arrives with xfed's `SIP/2.0/TLS` Via
+//!   under Kamailio's; alice → bob reaches xfed over a TLS connection
+//!   Kamailio opens with its client certificate, gets 202, and bob
+//!   receives it. alice's own MESSAGE straight to xfed (plain TCP, no
+//!   certificate) gets 403.
+//!
 //! Transports: each runtime runs one direction over UDP and the other over
-//! TCP (xfed ⇄ Kamailio and the SIP user ⇄ Kamailio alike).
+//! TCP (xfed ⇄ Kamailio and the SIP user ⇄ Kamailio alike); `mutual_tls`
+//! runs on both runtimes with the SIP user on TCP.
 //!
 //! Under CI=true a missing Kamailio, Prosody, sipp or slixmpp fails the
 //! test; elsewhere it prints why it skips.
@@ -36,7 +49,8 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use xfed_tests::kamailio::{self, Kamailio, KamailioOptions};
+use xfed_core::tls::testing::{LeafSpec, TestCa, TestCert};
+use xfed_tests::kamailio::{self, Kamailio, KamailioOptions, KamailioTls};
 use xfed_tests::need;
 use xfed_tests::prosody::{prosody_for_xfed, write_dialback_certs, Prosody, Skip};
 use xfed_tests::sip_ua::SipUa;
@@ -55,7 +69,7 @@ struct Lab {
     kamailio: Kamailio,
     prosody: Prosody,
     sip: XfedSip,
-    /// xfed ⇄ Kamailio (and the SIP user ⇄ Kamailio) over TCP, else UDP.
+    /// The SIP user ⇄ Kamailio over TCP, else UDP.
     tcp: bool,
     /// xfed's folder (config, certificates, store).
     dir: PathBuf,
@@ -111,53 +125,123 @@ impl Drop for Lab {
 }
 
 /// Every peer the tests need, or why not.
-fn peers_installed() -> Result<(), Skip> {
+fn peers_installed(tls: bool) -> Result<(), Skip> {
     kamailio::binary()?;
+    if tls {
+        kamailio::tls_module()?;
+    }
     sipp::binary()?;
     xmpp_client::check_installed()?;
     Ok(())
 }
 
+/// How xfed and Kamailio talk.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Link {
+    Udp,
+    Tcp,
+    /// Mutually authenticated TLS, trusted by certificate name.
+    Tls,
+}
+
+/// The name in Kamailio's certificate, which xfed trusts in the TLS lab.
+const KAMAILIO_NAME: &str = "kamailio.test";
+
+/// The TLS lab's certificates in `dir`: a CA (`ca.pem`, trusted by xfed,
+/// Kamailio and Prosody) that issued xfed's (`cert.pem`, `key.pem`, for
+/// xfed.test) and Kamailio's (`kamailio.pem`, `kamailio.key`, for
+/// kamailio.test); Prosody's is self-signed (s2s stays dialback over TLS,
+/// as in the other tests).
+fn write_tls_certs(dir: &std::path::Path) {
+    let ca = TestCa::new("xfed lab CA");
+    let xfed = ca.issue(&LeafSpec::xmpp_server("xfed.test"));
+    let kamailio = ca.issue(&LeafSpec::new().dns(KAMAILIO_NAME));
+    let prosody = TestCert::self_signed(&LeafSpec::xmpp_server("prosody.test"));
+    let files = [
+        ("ca.pem", ca.cert_pem()),
+        ("cert.pem", xfed.chain_pem()),
+        ("key.pem", xfed.key_pem()),
+        ("kamailio.pem", kamailio.chain_pem()),
+        ("kamailio.key", kamailio.key_pem()),
+        ("prosody.crt", prosody.chain_pem()),
+        ("prosody.key", prosody.key_pem()),
+    ];
+    for (name, pem) in files {
+        std::fs::write(dir.join(name), pem).expect("write lab certificate");
+    }
+}
+
 /// Starts Prosody on 127.0.0.`prosody_ip` with user bob, Kamailio for
 /// xfed.test on 127.0.0.`kamailio_ip`, xfed (`bin`) in proxy mode behind
-/// it, and logs bob in. `None`: a peer is missing and the test skips.
-fn lab(bin: &str, test: &str, prosody_ip: u8, kamailio_ip: u8, tcp: bool) -> Option<Lab> {
-    need!(peers_installed());
+/// it over `link`, and logs bob in. `None`: a peer is missing and the test
+/// skips.
+fn lab(bin: &str, test: &str, prosody_ip: u8, kamailio_ip: u8, link: Link) -> Option<Lab> {
+    need!(peers_installed(link == Link::Tls));
     let name = format!("kamailio-{test}-{bin}");
     let dir = temp_dir(&name);
-    write_dialback_certs(&dir, "xfed.test", "prosody.test");
+    if link == Link::Tls {
+        write_tls_certs(&dir);
+    } else {
+        write_dialback_certs(&dir, "xfed.test", "prosody.test");
+    }
 
     let s2s_port = free_port();
     let options = prosody_for_xfed(&dir, prosody_ip, s2s_port);
 
     let sip_port = free_port();
-    let t = if tcp { "tcp" } else { "udp" };
-    let kamailio_options = KamailioOptions::new(
-        "xfed.test",
-        Ipv4Addr::new(127, 0, 0, kamailio_ip),
-        &format!("sip:127.0.0.1:{sip_port};transport={t}"),
-    );
+    let tls_port = free_port();
+    let kamailio_ip = Ipv4Addr::new(127, 0, 0, kamailio_ip);
+    let xfed_uri = match link {
+        Link::Udp => format!("sip:127.0.0.1:{sip_port};transport=udp"),
+        Link::Tcp => format!("sip:127.0.0.1:{sip_port};transport=tcp"),
+        Link::Tls => format!("sip:127.0.0.1:{tls_port};transport=tls"),
+    };
+    let mut kamailio_options = KamailioOptions::new("xfed.test", kamailio_ip, &xfed_uri);
+    if link == Link::Tls {
+        let mut tls = KamailioTls::new(
+            kamailio_ip,
+            dir.join("kamailio.pem"),
+            dir.join("kamailio.key"),
+            dir.join("ca.pem"),
+        );
+        tls.client_server_name = Some("xfed.test".into());
+        kamailio_options.tls = Some(tls);
+    }
+    let (next_hop, trusted) = match link {
+        Link::Udp | Link::Tcp => (
+            kamailio_options.uri(link == Link::Tcp),
+            kamailio_options.ip.to_string(),
+        ),
+        Link::Tls => (
+            kamailio_options.tls_uri(KAMAILIO_NAME),
+            KAMAILIO_NAME.to_owned(),
+        ),
+    };
     let sip = XfedSip {
         domain: "xfed.test".into(),
         s2s_port,
         sip_port,
         accounts: Vec::new(),
-        trusted: vec![kamailio_options.ip.to_string()],
+        trusted: vec![trusted],
         partners: vec![("prosody.test".into(), options.s2s_addr())],
     };
     // The registrar-mode configuration of sip_interop.rs, turned into
-    // proxy mode with Kamailio as the next hop.
+    // proxy mode with Kamailio as the next hop (and, for TLS, a SIP TLS
+    // listener).
     let path = sipp::write_xfed_config(&dir, &sip);
     let toml = std::fs::read_to_string(&path).expect("read xfed.toml");
-    let proxied = toml.replacen(
+    let mut proxied = toml.replacen(
         "[sip]\nmode = \"registrar\"\n",
-        &format!(
-            "[sip]\nmode = \"proxy\"\nnext_hop = \"{}\"\n",
-            kamailio_options.uri(tcp)
-        ),
+        &format!("[sip]\nmode = \"proxy\"\nnext_hop = \"{next_hop}\"\n"),
         1,
     );
     assert_ne!(proxied, toml, "no [sip] mode line in:\n{toml}");
+    if link == Link::Tls {
+        let listeners = format!("\"tcp:127.0.0.1:{sip_port}\"]");
+        let with_tls = format!("\"tcp:127.0.0.1:{sip_port}\", \"tls:127.0.0.1:{tls_port}\"]");
+        assert!(proxied.contains(&listeners), "{proxied}");
+        proxied = proxied.replacen(&listeners, &with_tls, 1);
+    }
     std::fs::write(&path, proxied).expect("write xfed.toml");
 
     let prosody = need!(Prosody::start(options));
@@ -176,13 +260,14 @@ fn lab(bin: &str, test: &str, prosody_ip: u8, kamailio_ip: u8, tcp: bool) -> Opt
         kamailio,
         prosody,
         sip,
-        tcp,
+        tcp: link != Link::Udp,
         dir,
     })
 }
 
 fn xmpp_to_sip(bin: &str, prosody_ip: u8, kamailio_ip: u8, tcp: bool) {
-    let Some(mut lab) = lab(bin, "x2s", prosody_ip, kamailio_ip, tcp) else {
+    let link = if tcp { Link::Tcp } else { Link::Udp };
+    let Some(mut lab) = lab(bin, "x2s", prosody_ip, kamailio_ip, link) else {
         return;
     };
     let kam = lab.kamailio.addr();
@@ -279,7 +364,8 @@ fn xmpp_to_sip(bin: &str, prosody_ip: u8, kamailio_ip: u8, tcp: bool) {
 }
 
 fn sip_to_xmpp(bin: &str, prosody_ip: u8, kamailio_ip: u8, tcp: bool) {
-    let Some(mut lab) = lab(bin, "s2x", prosody_ip, kamailio_ip, tcp) else {
+    let link = if tcp { Link::Tcp } else { Link::Udp };
+    let Some(mut lab) = lab(bin, "s2x", prosody_ip, kamailio_ip, link) else {
         return;
     };
     let kam = lab.kamailio.addr();
@@ -332,7 +418,7 @@ fn sip_to_xmpp(bin: &str, prosody_ip: u8, kamailio_ip: u8, tcp: bool) {
     let mut direct = SipUa::new("alice", "xfed.test", "", lab.sip.sip_addr(), lab.tcp);
     let r = direct.message("bob@prosody.test", "past the proxy");
     assert_eq!(r.status, 403, "{}", lab.diagnostics());
-    lab.xfed_log("not a trusted address in proxy mode");
+    lab.xfed_log("not a trusted peer in proxy mode");
 
     // Only sipp's message reached bob, once (no retransmission delivered
     // twice).
@@ -345,6 +431,85 @@ fn sip_to_xmpp(bin: &str, prosody_ip: u8, kamailio_ip: u8, tcp: bool) {
         .cloned()
         .collect();
     assert_eq!(from_alice.len(), 1, "{from_alice:?}");
+}
+
+fn mutual_tls(bin: &str, prosody_ip: u8, kamailio_ip: u8) {
+    let Some(mut lab) = lab(bin, "tls", prosody_ip, kamailio_ip, Link::Tls) else {
+        return;
+    };
+    let kam = lab.kamailio.addr();
+    let kam_tls = lab.kamailio.tls_addr().expect("Kamailio's TLS listener");
+
+    // alice registers with Kamailio (plain TCP: the user side).
+    let mut alice = SipUa::new("alice", "xfed.test", "", kam, true);
+    assert_eq!(alice.register(300), 200, "REGISTER\n{}", lab.diagnostics());
+
+    // bob -> xfed -> TLS -> Kamailio -> alice.
+    let body = "over mutual TLS";
+    let hello = lab.bob.send_chat("alice@xfed.test", body);
+    let Some(msg) = alice.receive(200, WAIT) else {
+        panic!("alice got no MESSAGE\n{}", lab.diagnostics());
+    };
+    let report = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&msg.to_bytes()),
+        lab.diagnostics()
+    );
+    assert_eq!(String::from_utf8_lossy(&msg.body), body, "{report}");
+    assert_eq!(
+        bare_uri(msg.headers.get("From").unwrap_or_default()),
+        "sip:bob@prosody.test"
+    );
+    let vias: Vec<&str> = msg.headers.values("Via").collect();
+    assert_eq!(vias.len(), 2, "{report}");
+    assert!(
+        vias[0].starts_with(&format!("SIP/2.0/TCP {kam}")),
+        "{report}"
+    );
+    assert!(vias[1].starts_with("SIP/2.0/TLS 127.0.0.1:"), "{report}");
+    lab.xfed_log(&format!(
+        "SIP TLS to {KAMAILIO_NAME} at {kam_tls}: certificate verified"
+    ));
+    lab.xfed_log("MESSAGE to alice@xfed.test answered 200");
+
+    // alice -> Kamailio -> TLS (Kamailio's client certificate) -> xfed -> bob.
+    let r = alice.message("bob@prosody.test", "and back over TLS");
+    assert_eq!(r.status, 202, "{}", lab.diagnostics());
+    let m = lab.bob.expect_message("alice's message", WAIT, |m| {
+        m.from_bare() == "alice@xfed.test"
+    });
+    assert_eq!(m.body.as_deref(), Some("and back over TLS"), "{m:?}");
+    lab.xfed_log(&format!("certificate proves trusted peer {KAMAILIO_NAME}"));
+
+    // Straight to xfed over TCP from 127.0.0.1: no certificate, no
+    // trusted address.
+    let mut direct = SipUa::new("alice", "xfed.test", "", lab.sip.sip_addr(), true);
+    let r = direct.message("bob@prosody.test", "past the proxy");
+    assert_eq!(r.status, 403, "{}", lab.diagnostics());
+    lab.xfed_log("not a trusted peer in proxy mode");
+
+    // Nothing came back to bob for hello.
+    let back: Vec<_> = lab
+        .bob
+        .received()
+        .iter()
+        .filter(|m| m.id.as_deref() == Some(hello.as_str()))
+        .cloned()
+        .collect();
+    assert!(
+        back.is_empty(),
+        "bob got something back for hello: {back:?}"
+    );
+}
+
+#[test]
+fn mutual_tls_tokio() {
+    mutual_tls("xfed", 85, 95);
+}
+
+#[test]
+fn mutual_tls_async_std() {
+    mutual_tls("xfed-async-std", 86, 96);
 }
 
 #[test]

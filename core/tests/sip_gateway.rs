@@ -757,6 +757,79 @@ fn one_message_in_flight_per_destination() {
     assert!(inbox_with_id(&net, "m3").is_empty());
 }
 
+#[test]
+fn a_message_forks_to_every_device() {
+    let mut net = network(FEDERATED);
+    register(&mut net, alice_ua(), "alice", ALICE_PW);
+    register(&mut net, alice_ua2(), "alice", ALICE_PW);
+    let send = |net: &mut Net, id: &str, body: &str| {
+        xmpp_message(
+            net,
+            "bob@remote.test/phone",
+            "alice@xfed.test",
+            id,
+            &format!("<body>{body}</body>"),
+        );
+    };
+
+    // Both devices get the MESSAGE: their own Request-URI, one Call-ID,
+    // a branch each.
+    send(&mut net, "m1", "one");
+    let phone = one_request(&mut net, alice_ua());
+    let laptop = one_request(&mut net, alice_ua2());
+    assert_eq!(phone.uri.to_string(), "sip:alice@192.0.2.10:5060");
+    assert_eq!(laptop.uri.to_string(), "sip:alice@192.0.2.11:5060");
+    assert_eq!(
+        (&phone.body[..], &laptop.body[..]),
+        (&b"one"[..], &b"one"[..])
+    );
+    assert_eq!(phone.headers.call_id().ok(), laptop.headers.call_id().ok());
+    assert_ne!(
+        phone.headers.top_via().unwrap().branch(),
+        laptop.headers.top_via().unwrap().branch()
+    );
+    // The laptop's 200 settles it: the phone's later 480 is not reported.
+    answer(&mut net, alice_ua2(), &laptop, 200, &[]);
+    answer(&mut net, alice_ua(), &phone, 480, &[]);
+    assert!(inbox_with_id(&net, "m1").is_empty());
+
+    // Both refuse: the 6xx wins over the 4xx, whatever the order.
+    send(&mut net, "m2", "two");
+    let phone = one_request(&mut net, alice_ua());
+    let laptop = one_request(&mut net, alice_ua2());
+    answer(&mut net, alice_ua(), &phone, 486, &[]);
+    assert!(
+        inbox_with_id(&net, "m2").is_empty(),
+        "wait for every branch"
+    );
+    answer(&mut net, alice_ua2(), &laptop, 603, &[]);
+    let expected = xfed_core::translate::sip_to_xmpp(603, false).0;
+    assert_eq!(error_back(&net, "m2").0, expected);
+
+    // A device that never answers does not hold the next message back:
+    // the phone's 200 settles m3 and m4 goes out at once, to both.
+    send(&mut net, "m3", "three");
+    send(&mut net, "m4", "four");
+    let phone = one_request(&mut net, alice_ua());
+    let laptop = one_request(&mut net, alice_ua2());
+    assert_eq!(
+        (&phone.body[..], &laptop.body[..]),
+        (&b"three"[..], &b"three"[..])
+    );
+    answer(&mut net, alice_ua(), &phone, 200, &[]);
+    let phone = one_request(&mut net, alice_ua());
+    assert_eq!(phone.body, b"four");
+    let (again, _) = take(&mut net, alice_ua2());
+    let bodies: Vec<&[u8]> = again.iter().map(|r| &r.body[..]).collect();
+    // The laptop gets m4 (and UDP retransmissions of m3, unanswered).
+    assert!(bodies.contains(&&b"four"[..]), "{bodies:?}");
+    answer(&mut net, alice_ua(), &phone, 200, &[]);
+    // m3's silent branch times out later: nothing goes back to bob.
+    net.advance(Duration::from_secs(40));
+    assert!(inbox_with_id(&net, "m3").is_empty());
+    assert!(inbox_with_id(&net, "m4").is_empty());
+}
+
 // ---- 3. SIP -> XMPP ----
 
 #[test]

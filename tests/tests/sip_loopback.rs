@@ -79,8 +79,11 @@ fn chat(bin_a: &str, bin_b: &str) {
     let mut xb = start(bin_b, &b);
 
     let mut alice = ua("alice", &a, false);
+    // alice's second device, over TCP: messages to her fork to both.
+    let mut alice2 = ua("alice", &a, true);
     let mut bob = ua("bob", &b, true);
     assert_eq!(alice.register(600), 200, "{}", xa.log_text());
+    assert_eq!(alice2.register(600), 200, "{}", xa.log_text());
     assert_eq!(bob.register(600), 200, "{}", xb.log_text());
 
     // Nobody registers as someone else: bob's credentials, alice's address.
@@ -102,7 +105,7 @@ fn chat(bin_a: &str, bin_b: &str) {
         "{got:?}"
     );
 
-    // bob -> alice over the stream b.test now has.
+    // bob -> alice over the stream b.test now has, on both her devices.
     assert_eq!(bob.message("alice@a.test", "hi alice").status, 202);
     let got = alice.receive(200, WAIT).expect("alice's MESSAGE");
     assert_eq!(got.body, b"hi alice");
@@ -110,6 +113,11 @@ fn chat(bin_a: &str, bin_b: &str) {
         got.headers.from().unwrap().uri().to_string(),
         "sip:bob@b.test"
     );
+    let got2 = alice2.receive(200, WAIT).expect("alice's second device");
+    assert_eq!(got2.body, b"hi alice");
+    assert_eq!(got2.headers.call_id().ok(), got.headers.call_id().ok());
+    xa.wait_log("MESSAGE to alice@a.test forked to 2 contacts", WAIT);
+    drop(alice2);
 
     // The 202 means "on the authenticated stream"; an XMPP error that
     // comes back later (RFC 7247 table: unknown user item-not-found,

@@ -102,20 +102,52 @@ struct Source {
 struct Outgoing {
     /// The stanza it came from, for the error reply.
     stanza: Element,
-    /// The MESSAGE (Via added when sent).
+    /// The MESSAGE (Via added when sent, Request-URI set per target).
     request: Request,
-    /// Where it goes.
-    target: Target,
+    /// Where it goes: every live binding of the user (the request forks),
+    /// or the next hop.
+    targets: Vec<Target>,
     /// A chat state notification: failures are not reported back.
     chat_state: bool,
 }
 
-/// A MESSAGE in flight to a SIP destination.
+/// A MESSAGE in flight to a SIP user, forked to one client transaction
+/// per target. It is settled by the first 2xx, or by the best failure
+/// once every branch has failed; branches still running then are left to
+/// end on their own.
 #[derive(Debug)]
 struct InFlight {
     destination: String,
     stanza: Element,
     chat_state: bool,
+    /// Branches not ended yet.
+    running: usize,
+    settled: bool,
+    /// The failure to report if no branch succeeds (RFC 3261 section
+    /// 16.7's choice, simplified: see [`failure_rank`]).
+    best: Option<BranchFailure>,
+}
+
+/// How one branch of a MESSAGE failed.
+#[derive(Debug, Clone)]
+struct BranchFailure {
+    status: u16,
+    retry_after: bool,
+    reason: String,
+    /// No response: a timeout or a transport error.
+    local: bool,
+}
+
+/// Which failure of a fork is reported (lower first): a 6xx ends the
+/// search (RFC 3261 section 16.7), then what a device answered (4xx, then
+/// 5xx), and last what no device said (a timeout, a dead transport).
+fn failure_rank(f: &BranchFailure) -> u8 {
+    match f.status {
+        _ if f.local => 3,
+        600..=699 => 0,
+        400..=499 => 1,
+        _ => 2,
+    }
 }
 
 /// A SIP MESSAGE whose stanza is on its way to XMPP.
@@ -147,7 +179,11 @@ pub struct Endpoint {
     flows: HashMap<(String, String), ConnId>,
     /// XMPP → SIP: per destination, the MESSAGEs waiting their turn.
     queues: HashMap<String, VecDeque<Outgoing>>,
-    in_flight: HashMap<TxId, InFlight>,
+    /// MESSAGEs in flight, by their own number; `branches` maps each
+    /// client transaction to its MESSAGE.
+    in_flight: HashMap<u64, InFlight>,
+    branches: HashMap<TxId, u64>,
+    next_message: u64,
     /// SIP → XMPP: MESSAGEs waiting for their stanza's fate, by stanza id.
     awaiting: HashMap<String, Awaiting>,
     /// The last isComposing state sent per (XMPP sender, SIP destination).
@@ -207,6 +243,8 @@ impl Endpoint {
             flows: HashMap::new(),
             queues: HashMap::new(),
             in_flight: HashMap::new(),
+            branches: HashMap::new(),
+            next_message: 0,
             awaiting: HashMap::new(),
             composing: HashMap::new(),
             no_composing: HashSet::new(),
@@ -1026,7 +1064,8 @@ impl Endpoint {
             self.composing
                 .insert((remote, local_user.clone()), ComposingState::Idle);
         }
-        let Some((target, destination_key)) = self.target_for(&local_user, t) else {
+        let targets = self.targets_for(&local_user, t);
+        let Some(first) = targets.first() else {
             let cond = if self.registrar_has_account(&local_user) {
                 StanzaCondition::RecipientUnavailable
             } else {
@@ -1042,6 +1081,7 @@ impl Endpoint {
             }
             return;
         };
+        let destination_key = local_user.clone();
         if chat_state.is_some() && self.no_composing.contains(&destination_key) {
             return;
         }
@@ -1050,7 +1090,7 @@ impl Endpoint {
             .clone()
             .unwrap_or_else(|| sip::new_call_id(&mut self.rng));
         let tag = sip::new_tag(&mut self.rng);
-        let request = match pager::message_request(&im, &target, &call_id, &tag) {
+        let request = match pager::message_request(&im, first, &call_id, &tag) {
             Ok(r) => r,
             Err(e) => {
                 self.log(Level::Info, None, format!("{from} -> {to}: {e}"));
@@ -1067,13 +1107,13 @@ impl Endpoint {
         let outgoing = Outgoing {
             stanza,
             request,
-            target,
+            targets,
             chat_state: chat_state.is_some(),
         };
         let busy = self
             .in_flight
             .values()
-            .any(|f| f.destination == destination_key);
+            .any(|f| !f.settled && f.destination == destination_key);
         let queue = self.queues.entry(destination_key.clone()).or_default();
         if queue.len() >= DESTINATION_QUEUE_LIMIT {
             let o = outgoing;
@@ -1112,80 +1152,84 @@ impl Endpoint {
         self.mode == SipMode::Registrar && self.registrar.has_account(aor)
     }
 
-    /// Where a MESSAGE for `aor` goes: (Request-URI, address, transport
-    /// key for one-at-a-time ordering).
-    fn target_for(&mut self, aor: &str, t: Time) -> Option<(Target, String)> {
+    /// Where a MESSAGE for `aor` goes: the next hop, or every live
+    /// binding (by `q`, then contact) that can be reached. Empty when none.
+    fn targets_for(&mut self, aor: &str, t: Time) -> Vec<Target> {
         match self.mode {
             SipMode::Proxy => {
-                let hop = self.settings.next_hop.as_ref()?;
-                let uri = Uri::parse(&format!("sip:{aor}")).ok()?;
-                Some((
-                    Target {
-                        uri,
-                        to: format!("sip:{aor}"),
-                        addr: hop.addr,
-                        transport: hop.transport,
-                        tls_name: Some(hop.name.clone()),
-                        flow: None,
-                    },
-                    aor.to_owned(),
-                ))
+                let Some(hop) = self.settings.next_hop.as_ref() else {
+                    return Vec::new();
+                };
+                let Ok(uri) = Uri::parse(&format!("sip:{aor}")) else {
+                    return Vec::new();
+                };
+                vec![Target {
+                    uri,
+                    to: format!("sip:{aor}"),
+                    addr: hop.addr,
+                    transport: hop.transport,
+                    tls_name: Some(hop.name.clone()),
+                    flow: None,
+                }]
             }
             SipMode::Registrar => {
-                let binding = self
-                    .registrar
-                    .bindings()
-                    .lookup(aor, t.unix)
-                    .into_iter()
-                    .next()?;
-                let uri = Uri::parse(&binding.contact).ok()?;
-                let flow = self
-                    .flows
-                    .get(&(aor.to_owned(), binding.contact.clone()))
-                    .copied()
-                    .filter(|c| self.conns.contains_key(c));
-                let transport = match uri.transport() {
-                    Some(tr) if tr.eq_ignore_ascii_case("tcp") => SipTransport::Tcp,
-                    Some(tr) if tr.eq_ignore_ascii_case("tls") => SipTransport::Tls,
-                    _ if uri.scheme() == Scheme::Sips => SipTransport::Tls,
-                    _ => SipTransport::Udp,
-                };
-                let default_port = if transport == SipTransport::Tls {
-                    5061
-                } else {
-                    5060
-                };
-                let ip = match uri.host()? {
-                    sip::Host::V4(ip) => IpAddr::V4(*ip),
-                    sip::Host::V6(ip) => IpAddr::V6(*ip),
-                    sip::Host::Domain(_) => {
-                        if flow.is_none() {
-                            self.log(Level::Warn, None, format!("{aor}: contact {} names a host; only IP contacts (or the registering connection) are reachable", binding.contact));
-                            return None;
-                        }
-                        IpAddr::from([0, 0, 0, 0])
-                    }
-                };
-                let addr = SocketAddr::new(ip, uri.port().unwrap_or(default_port));
-                Some((
-                    Target {
-                        uri,
-                        to: format!("sip:{aor}"),
-                        addr,
-                        transport,
-                        tls_name: None,
-                        flow,
-                    },
-                    binding.contact.clone(),
-                ))
+                let bindings = self.registrar.bindings().lookup(aor, t.unix);
+                bindings
+                    .iter()
+                    .filter_map(|b| self.binding_target(aor, &b.contact))
+                    .collect()
             }
         }
     }
 
-    /// Sends the first queued MESSAGE for `destination`.
+    /// How to reach one contact of `aor`: its flow, else its own address
+    /// (an IP: no DNS for SIP).
+    fn binding_target(&mut self, aor: &str, contact: &str) -> Option<Target> {
+        let uri = Uri::parse(contact).ok()?;
+        let flow = self
+            .flows
+            .get(&(aor.to_owned(), contact.to_owned()))
+            .copied()
+            .filter(|c| self.conns.contains_key(c));
+        let transport = match uri.transport() {
+            Some(tr) if tr.eq_ignore_ascii_case("tcp") => SipTransport::Tcp,
+            Some(tr) if tr.eq_ignore_ascii_case("tls") => SipTransport::Tls,
+            _ if uri.scheme() == Scheme::Sips => SipTransport::Tls,
+            _ => SipTransport::Udp,
+        };
+        let default_port = if transport == SipTransport::Tls {
+            5061
+        } else {
+            5060
+        };
+        let ip = match uri.host()? {
+            sip::Host::V4(ip) => IpAddr::V4(*ip),
+            sip::Host::V6(ip) => IpAddr::V6(*ip),
+            sip::Host::Domain(_) => {
+                if flow.is_none() {
+                    self.log(Level::Warn, None, format!("{aor}: contact {contact} names a host; only IP contacts (or the registering connection) are reachable"));
+                    return None;
+                }
+                IpAddr::from([0, 0, 0, 0])
+            }
+        };
+        let addr = SocketAddr::new(ip, uri.port().unwrap_or(default_port));
+        Some(Target {
+            uri,
+            to: format!("sip:{aor}"),
+            addr,
+            transport,
+            tls_name: None,
+            flow,
+        })
+    }
+
+    /// Sends the first queued MESSAGE for `destination`, forked to each of
+    /// its targets; one that cannot start at all is refused and the next
+    /// is tried.
     fn send_next(&mut self, destination: &str, t: Time) {
         loop {
-            let Some(mut outgoing) = self
+            let Some(outgoing) = self
                 .queues
                 .get_mut(destination)
                 .and_then(VecDeque::pop_front)
@@ -1193,7 +1237,31 @@ impl Endpoint {
                 self.queues.remove(destination);
                 return;
             };
-            let Some((dest, via)) = self.dest_for(&outgoing.target) else {
+            let number = self.next_message;
+            self.next_message += 1;
+            let mut started = 0;
+            for target in &outgoing.targets {
+                let Some((dest, via)) = self.dest_for(target) else {
+                    continue;
+                };
+                let mut request = outgoing.request.clone();
+                request.uri = target.uri.clone();
+                let branch = sip::new_branch(&mut self.rng);
+                request
+                    .headers
+                    .push_front("Via", format!("SIP/2.0/{via};branch={branch};rport"));
+                match self.table.start_client(&request, dest.reliable(), t.now) {
+                    Ok(id) => {
+                        self.tx_dest.insert(id, dest);
+                        self.branches.insert(id, number);
+                        started += 1;
+                    }
+                    Err(e) => {
+                        self.log(Level::Warn, None, format!("SIP MESSAGE not sent: {e}"));
+                    }
+                }
+            }
+            if started == 0 {
                 if !outgoing.chat_state {
                     self.refuse_stanza(
                         &outgoing.stanza,
@@ -1202,34 +1270,27 @@ impl Endpoint {
                     );
                 }
                 continue;
-            };
-            let branch = sip::new_branch(&mut self.rng);
-            outgoing
-                .request
-                .headers
-                .push_front("Via", format!("SIP/2.0/{via};branch={branch};rport"));
-            match self
-                .table
-                .start_client(&outgoing.request, dest.reliable(), t.now)
-            {
-                Ok(id) => {
-                    self.tx_dest.insert(id, dest);
-                    self.in_flight.insert(
-                        id,
-                        InFlight {
-                            destination: destination.to_owned(),
-                            stanza: outgoing.stanza,
-                            chat_state: outgoing.chat_state,
-                        },
-                    );
-                    self.drain_table(t);
-                    return;
-                }
-                Err(e) => {
-                    self.log(Level::Warn, None, format!("SIP MESSAGE not sent: {e}"));
-                    self.refuse_stanza(&outgoing.stanza, StanzaCondition::InternalServerError, "");
-                }
             }
+            if started > 1 {
+                self.log(
+                    Level::Debug,
+                    None,
+                    format!("MESSAGE to {destination} forked to {started} contacts"),
+                );
+            }
+            self.in_flight.insert(
+                number,
+                InFlight {
+                    destination: destination.to_owned(),
+                    stanza: outgoing.stanza,
+                    chat_state: outgoing.chat_state,
+                    running: started,
+                    settled: false,
+                    best: None,
+                },
+            );
+            self.drain_table(t);
+            return;
         }
     }
 
@@ -1325,57 +1386,93 @@ impl Endpoint {
         }
     }
 
-    /// A client transaction ended: the response (or the failure) of a
-    /// MESSAGE toward SIP. Errors go back to the XMPP sender; the next
-    /// MESSAGE to the destination goes out.
+    /// A client transaction ended: the response (or the failure) of one
+    /// branch of a MESSAGE toward SIP. The first 2xx settles it; when
+    /// every branch failed, the best failure goes back to the XMPP sender.
+    /// Once settled, the next MESSAGE to the user goes out.
     fn message_answered(&mut self, id: TxId, result: Result<Response, u16>, t: Time) {
-        let Some(f) = self.in_flight.remove(&id) else {
+        let Some(number) = self.branches.remove(&id) else {
             return;
         };
-        let (status, retry_after, reason) = match &result {
-            Ok(r) => (
-                r.status,
-                r.headers.contains("Retry-After"),
-                r.reason.clone(),
-            ),
-            Err(code) => (*code, false, sip::reason_phrase(*code).to_owned()),
+        let Some(f) = self.in_flight.get_mut(&number) else {
+            return;
         };
-        if (200..300).contains(&status) {
+        f.running -= 1;
+        let failure = match &result {
+            Ok(r) if (200..300).contains(&r.status) => None,
+            Ok(r) => Some(BranchFailure {
+                status: r.status,
+                retry_after: r.headers.contains("Retry-After"),
+                reason: r.reason.clone(),
+                local: false,
+            }),
+            Err(code) => Some(BranchFailure {
+                status: *code,
+                retry_after: false,
+                reason: sip::reason_phrase(*code).to_owned(),
+                local: true,
+            }),
+        };
+        let destination = f.destination.clone();
+        if f.settled {
+            if f.running == 0 {
+                self.in_flight.remove(&number);
+            }
+            return;
+        }
+        let Some(failure) = failure else {
+            f.settled = true;
+            if f.running == 0 {
+                self.in_flight.remove(&number);
+            }
+            let status = result.map(|r| r.status).unwrap_or_default();
             self.log(
                 Level::Debug,
                 None,
-                format!("MESSAGE to {} answered {status}", f.destination),
+                format!("MESSAGE to {destination} answered {status}"),
             );
-        } else if f.chat_state {
-            if status == 415 {
-                self.log(
-                    Level::Debug,
-                    None,
-                    format!(
-                        "{} refused isComposing (415): no more sent to it",
-                        f.destination
-                    ),
-                );
-                self.no_composing.insert(f.destination.clone());
-            }
-        } else {
-            let (condition, error_type) = translate::sip_to_xmpp(status, retry_after);
+            return self.send_next(&destination, t);
+        };
+        let refused_composing = f.chat_state && failure.status == 415;
+        if f.best
+            .as_ref()
+            .is_none_or(|b| failure_rank(&failure) < failure_rank(b))
+        {
+            f.best = Some(failure);
+        }
+        let running = f.running;
+        if refused_composing {
+            self.no_composing.insert(destination.clone());
+            self.log(
+                Level::Debug,
+                None,
+                format!("{destination} refused isComposing (415): no more sent to it"),
+            );
+        }
+        if running > 0 {
+            return;
+        }
+        let Some(f) = self.in_flight.remove(&number) else {
+            return;
+        };
+        if let (false, Some(best)) = (f.chat_state, f.best) {
+            let (condition, error_type) = translate::sip_to_xmpp(best.status, best.retry_after);
             self.log(
                 Level::Info,
                 None,
                 format!(
-                    "MESSAGE to {} answered {status} {reason}: {condition} to the XMPP sender",
-                    f.destination
+                    "MESSAGE to {destination} answered {} {}: {condition} to the XMPP sender",
+                    best.status, best.reason
                 ),
             );
-            if let Some(mut reply) = stanza::error_reply(&f.stanza, condition, Some(&reason)) {
+            if let Some(mut reply) = stanza::error_reply(&f.stanza, condition, Some(&best.reason)) {
                 if let Some(e) = reply.child_mut(crate::xml::ns::SERVER, "error") {
                     e.set_attr("type", error_type.as_str());
                 }
                 self.to_xmpp.push_back((reply, false));
             }
         }
-        self.send_next(&f.destination, t);
+        self.send_next(&destination, t);
     }
 
     /// Answers an XMPP stanza with an error.

@@ -54,7 +54,7 @@ fn registrar(key: &[u8]) -> Registrar {
     )
 }
 
-fn authorize(reg: &Registrar, aor: &str, auth: &[&str], now: u64) -> Decision {
+fn authorize(reg: &mut Registrar, aor: &str, auth: &[&str], now: u64) -> Decision {
     reg.authorize(
         &AuthRequest {
             trusted: false,
@@ -69,7 +69,7 @@ fn authorize(reg: &Registrar, aor: &str, auth: &[&str], now: u64) -> Decision {
 
 /// Asks for a challenge for `user`, then answers it with `password` using
 /// the first algorithm offered (as clients do).
-fn login(reg: &Registrar, rng: &mut Rng, user: &str, password: &str, now: u64) -> String {
+fn login(reg: &mut Registrar, rng: &mut Rng, user: &str, password: &str, now: u64) -> String {
     let aor = format!("{user}@example.com");
     let Decision::Challenge {
         realm,
@@ -92,9 +92,10 @@ fn reject(code: u16) -> impl Fn(&Decision) -> bool {
 
 #[test]
 fn challenge_headers_sha256_first() {
-    let reg = registrar(b"k");
+    let mut reg = registrar(b"k");
     let mut rng = Rng::new([1; 32]);
-    let Decision::Challenge { realm, user, stale } = authorize(&reg, "alice@Example.COM", &[], T0)
+    let Decision::Challenge { realm, user, stale } =
+        authorize(&mut reg, "alice@Example.COM", &[], T0)
     else {
         panic!("expected a challenge");
     };
@@ -116,7 +117,7 @@ fn challenge_headers_sha256_first() {
     }
     // Unknown users get the same challenge: no account enumeration.
     assert!(matches!(
-        authorize(&reg, "mallory@example.com", &[], T0),
+        authorize(&mut reg, "mallory@example.com", &[], T0),
         Decision::Challenge { stale: false, .. }
     ));
     assert_eq!(
@@ -135,16 +136,16 @@ fn challenge_headers_sha256_first() {
 
 #[test]
 fn digest_login_each_algorithm_and_credential() {
-    let reg = registrar(b"k");
+    let mut reg = registrar(b"k");
     let mut rng = Rng::new([2; 32]);
     for (user, pw) in [
         ("alice", "secret"),
         ("carol", "carolpw"),
         ("dave", "davepw"),
     ] {
-        let auth = login(&reg, &mut rng, user, pw, T0);
+        let auth = login(&mut reg, &mut rng, user, pw, T0);
         assert_eq!(
-            authorize(&reg, &format!("{user}@example.com"), &[&auth], T0 + 10),
+            authorize(&mut reg, &format!("{user}@example.com"), &[&auth], T0 + 10),
             Decision::Allow {
                 user: user.into(),
                 domain: "example.com".into(),
@@ -154,7 +155,7 @@ fn digest_login_each_algorithm_and_credential() {
         );
     }
     // MD5 against a password account, answering the second challenge.
-    let Decision::Challenge { realm, user, .. } = authorize(&reg, "alice@example.com", &[], T0)
+    let Decision::Challenge { realm, user, .. } = authorize(&mut reg, "alice@example.com", &[], T0)
     else {
         panic!()
     };
@@ -165,39 +166,39 @@ fn digest_login_each_algorithm_and_credential() {
         .answer("alice", "secret", "REGISTER", URI, "c", 1)
         .header_value();
     assert!(matches!(
-        authorize(&reg, "alice@example.com", &[&auth], T0),
+        authorize(&mut reg, "alice@example.com", &[&auth], T0),
         Decision::Allow { .. }
     ));
 }
 
 #[test]
 fn digest_failures() {
-    let reg = registrar(b"k");
+    let mut reg = registrar(b"k");
     let mut rng = Rng::new([3; 32]);
     // Wrong password.
-    let auth = login(&reg, &mut rng, "alice", "wrong", T0);
+    let auth = login(&mut reg, &mut rng, "alice", "wrong", T0);
     assert!(reject(403)(&authorize(
-        &reg,
+        &mut reg,
         "alice@example.com",
         &[&auth],
         T0
     )));
     // Unknown user: the same answer.
-    let auth = login(&reg, &mut rng, "mallory", "x", T0);
+    let auth = login(&mut reg, &mut rng, "mallory", "x", T0);
     assert!(reject(403)(&authorize(
-        &reg,
+        &mut reg,
         "mallory@example.com",
         &[&auth],
         T0
     )));
     // Bob, with his own right password, may not register as Alice.
-    let auth = login(&reg, &mut rng, "bob", "bobpw", T0);
+    let auth = login(&mut reg, &mut rng, "bob", "bobpw", T0);
     assert!(matches!(
-        authorize(&reg, "bob@example.com", &[&auth], T0),
+        authorize(&mut reg, "bob@example.com", &[&auth], T0),
         Decision::Allow { .. }
     ));
     assert!(reject(403)(&authorize(
-        &reg,
+        &mut reg,
         "alice@example.com",
         &[&auth],
         T0
@@ -215,13 +216,13 @@ fn digest_failures() {
         .answer("alice", "secret", "REGISTER", URI, "c", 1)
         .header_value();
     assert!(matches!(
-        authorize(&reg, "alice@example.com", &[&other], T0),
+        authorize(&mut reg, "alice@example.com", &[&other], T0),
         Decision::Challenge { stale: false, .. }
     ));
     // ... but ours is found among several.
-    let good = login(&reg, &mut rng, "alice", "secret", T0);
+    let good = login(&mut reg, &mut rng, "alice", "secret", T0);
     assert!(matches!(
-        authorize(&reg, "alice@example.com", &[&other, &good], T0),
+        authorize(&mut reg, "alice@example.com", &[&other, &good], T0),
         Decision::Allow { .. }
     ));
     // Credentials signed for another Request-URI.
@@ -238,43 +239,88 @@ fn digest_failures() {
         )
         .header_value();
     assert!(reject(400)(&authorize(
-        &reg,
+        &mut reg,
         "alice@example.com",
         &[&wrong_uri],
         T0
     )));
     // Malformed, and a domain we do not serve.
     assert!(reject(400)(&authorize(
-        &reg,
+        &mut reg,
         "alice@example.com",
         &["Digest username=\"alice"],
         T0
     )));
-    assert!(reject(403)(&authorize(&reg, "alice@example.org", &[], T0)));
-    assert!(reject(400)(&authorize(&reg, "no-at-sign", &[], T0)));
-    assert!(reject(400)(&authorize(&reg, "@example.com", &[], T0)));
+    assert!(reject(403)(&authorize(
+        &mut reg,
+        "alice@example.org",
+        &[],
+        T0
+    )));
+    assert!(reject(400)(&authorize(&mut reg, "no-at-sign", &[], T0)));
+    assert!(reject(400)(&authorize(&mut reg, "@example.com", &[], T0)));
     // The other local domain is its own realm.
     assert!(matches!(
-        authorize(&reg, "alice@example.net", &[], T0),
+        authorize(&mut reg, "alice@example.net", &[], T0),
         Decision::Challenge { ref realm, .. } if realm == "example.net"
     ));
     assert!(matches!(
-        authorize(&reg, "alice@example.net", &[&good], T0),
+        authorize(&mut reg, "alice@example.net", &[&good], T0),
         Decision::Challenge { stale: false, .. }
     ));
 }
 
 #[test]
-fn expired_or_foreign_nonce_is_stale() {
-    let reg = registrar(b"k");
-    let mut rng = Rng::new([4; 32]);
-    let auth = login(&reg, &mut rng, "alice", "secret", T0);
+fn a_replayed_authorization_is_stale() {
+    let mut reg = registrar(b"k");
+    let mut rng = Rng::new([5; 32]);
+    let aor = "alice@example.com";
+    let Decision::Challenge { realm, user, .. } = authorize(&mut reg, aor, &[], T0) else {
+        panic!("expected a challenge");
+    };
+    let headers = reg.challenge(&realm, &user, false, T0, &mut rng);
+    let ch = Challenge::parse(&headers[0]).unwrap();
+    let first = ch
+        .answer("alice", "secret", "REGISTER", URI, "c1", 1)
+        .header_value();
     assert!(matches!(
-        authorize(&reg, "alice@example.com", &[&auth], T0 + 300),
+        authorize(&mut reg, aor, &[&first], T0 + 1),
+        Decision::Allow { .. }
+    ));
+    // The same Authorization again, well within the nonce's lifetime.
+    assert!(matches!(
+        authorize(&mut reg, aor, &[&first], T0 + 2),
+        Decision::Challenge { stale: true, .. }
+    ));
+    // The client's next request on that nonce counts up: accepted, once.
+    let second = ch
+        .answer("alice", "secret", "REGISTER", URI, "c1", 2)
+        .header_value();
+    assert!(matches!(
+        authorize(&mut reg, aor, &[&second], T0 + 3),
+        Decision::Allow { .. }
+    ));
+    assert!(matches!(
+        authorize(&mut reg, aor, &[&second], T0 + 4),
+        Decision::Challenge { stale: true, .. }
+    ));
+    assert!(matches!(
+        authorize(&mut reg, aor, &[&first], T0 + 5),
+        Decision::Challenge { stale: true, .. }
+    ));
+}
+
+#[test]
+fn expired_or_foreign_nonce_is_stale() {
+    let mut reg = registrar(b"k");
+    let mut rng = Rng::new([4; 32]);
+    let auth = login(&mut reg, &mut rng, "alice", "secret", T0);
+    assert!(matches!(
+        authorize(&mut reg, "alice@example.com", &[&auth], T0 + 300),
         Decision::Allow { .. }
     ));
     // Replayed after the nonce's lifetime: stale, with stale=true in the header.
-    let d = authorize(&reg, "alice@example.com", &[&auth], T0 + 301);
+    let d = authorize(&mut reg, "alice@example.com", &[&auth], T0 + 301);
     let Decision::Challenge {
         realm,
         user,
@@ -286,30 +332,30 @@ fn expired_or_foreign_nonce_is_stale() {
     let h = reg.challenge(&realm, &user, true, T0 + 301, &mut rng);
     assert!(h.iter().all(|v| v.ends_with("stale=true")), "{h:?}");
     // The same answer with a wrong password is a failure, not stale.
-    let wrong = login(&reg, &mut rng, "alice", "wrong", T0);
+    let wrong = login(&mut reg, &mut rng, "alice", "wrong", T0);
     assert!(reject(403)(&authorize(
-        &reg,
+        &mut reg,
         "alice@example.com",
         &[&wrong],
         T0 + 301
     )));
     // After a restart under another key the old nonce is stale too...
-    let restarted = registrar(b"other key");
+    let mut restarted = registrar(b"other key");
     assert!(matches!(
-        authorize(&restarted, "alice@example.com", &[&auth], T0 + 10),
+        authorize(&mut restarted, "alice@example.com", &[&auth], T0 + 10),
         Decision::Challenge { stale: true, .. }
     ));
     // ... while an instance sharing the key accepts it.
-    let sibling = registrar(b"k");
+    let mut sibling = registrar(b"k");
     assert!(matches!(
-        authorize(&sibling, "alice@example.com", &[&auth], T0 + 10),
+        authorize(&mut sibling, "alice@example.com", &[&auth], T0 + 10),
         Decision::Allow { .. }
     ));
 }
 
 #[test]
 fn trusted_peers_skip_digest() {
-    let reg = registrar(b"k");
+    let mut reg = registrar(b"k");
     let req = AuthRequest {
         trusted: true,
         method: "MESSAGE",
@@ -840,8 +886,8 @@ proptest! {
         let s = format!("Digest {}", parts.concat());
         let _ = Authorization::parse(&s);
         let _ = Challenge::parse(&s);
-        let reg = registrar(b"k");
-        let _ = authorize(&reg, "alice@example.com", &[&s], T0);
+        let mut reg = registrar(b"k");
+        let _ = authorize(&mut reg, "alice@example.com", &[&s], T0);
     }
 
     /// Whatever the field values, our writer's output parses back to them.

@@ -7,6 +7,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::Duration;
 
+use xfed_core::registrar::digest::Challenge;
 use xfed_core::tls::testing::{LeafSpec, TestCert};
 use xfed_tests::sip_ua::SipUa;
 use xfed_tests::{free_port, temp_dir, write_config, Instance, BINARIES};
@@ -54,14 +55,21 @@ fn start(bin: &str) -> (Instance, SocketAddr) {
 /// Sends one datagram; returns the status lines of what comes back
 /// within half a second.
 fn datagram(sock: &UdpSocket, to: SocketAddr, bytes: &[u8]) -> Vec<String> {
+    exchange(sock, to, bytes)
+        .iter()
+        .map(|text| text.lines().next().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// Sends one datagram; returns what comes back within half a second.
+fn exchange(sock: &UdpSocket, to: SocketAddr, bytes: &[u8]) -> Vec<String> {
     sock.send_to(bytes, to).expect("send datagram");
-    let mut lines = Vec::new();
+    let mut texts = Vec::new();
     let mut buf = vec![0u8; 65_536];
     while let Ok((n, _)) = sock.recv_from(&mut buf) {
-        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-        lines.push(text.lines().next().unwrap_or_default().to_owned());
+        texts.push(String::from_utf8_lossy(&buf[..n]).into_owned());
     }
-    lines
+    texts
 }
 
 /// Writes `bytes` on a fresh TCP connection; returns everything read until
@@ -167,6 +175,47 @@ fn hostile(bin: &str) {
     assert!(datagram(&sock, sip, bytes.as_bytes()).is_empty());
     let after = xfed.log_text().matches("dropped").count();
     assert!(after > before, "no log line for the CR datagram");
+
+    // A captured Authorization sent again with a new branch (as an
+    // attacker would, so that it is no retransmission): a stale
+    // challenge, not a second message.
+    let texts = exchange(&sock, sip, good(30).as_bytes());
+    let challenge = texts
+        .iter()
+        .filter(|t| t.starts_with("SIP/2.0 407"))
+        .flat_map(|t| t.lines())
+        .find_map(|l| l.strip_prefix("Proxy-Authenticate: "))
+        .and_then(|v| Challenge::parse(v).ok())
+        .unwrap_or_else(|| panic!("no challenge: {texts:?}"));
+    let auth = challenge
+        .answer(
+            "alice",
+            "alice-secret",
+            "MESSAGE",
+            "sip:bob@remote.test",
+            "c0ffee",
+            1,
+        )
+        .header_value();
+    let signed = |n: u32| {
+        good(n).replacen(
+            "Content-Type:",
+            &format!("Proxy-Authorization: {auth}\r\nContent-Type:"),
+            1,
+        )
+    };
+    let first = datagram(&sock, sip, signed(31).as_bytes());
+    assert!(
+        first.iter().all(|l| !l.starts_with("SIP/2.0 407")),
+        "the first use is authenticated: {first:?}"
+    );
+    let replayed = exchange(&sock, sip, signed(32).as_bytes());
+    assert!(
+        replayed
+            .iter()
+            .any(|t| t.starts_with("SIP/2.0 407") && t.contains("stale=true")),
+        "{replayed:?}"
+    );
 
     // Still alive: alice registers with digest.
     let mut alice = SipUa::new("alice", DOMAIN, "alice-secret", sip, false);

@@ -14,10 +14,11 @@
 //! nonces, and memory does not grow with clients. Binding the realm stops a
 //! nonce issued for one local domain from being used in another.
 //!
-//! Without per-nonce state, `nc` is only checked for syntax: a captured
-//! `Authorization` can be replayed until its nonce expires. The lifetime is
-//! therefore short (five minutes by default), and a replayed REGISTER is
-//! refused anyway by the Call-ID/CSeq ordering of the bindings.
+//! Checking a nonce needs no state, so `nc` is only checked for syntax
+//! here; the registrar remembers the counts of nonces that authenticated a
+//! request ([`super::replay`]) and refuses a count seen before, so a
+//! captured `Authorization` cannot be replayed to the same instance. The
+//! lifetime is short (five minutes by default), which bounds that table.
 
 use base64::Engine;
 use md5::Digest as _;

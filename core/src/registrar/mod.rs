@@ -8,6 +8,7 @@
 
 pub mod bindings;
 pub mod digest;
+pub mod replay;
 
 use std::collections::HashMap;
 
@@ -17,6 +18,7 @@ use crate::store::Persist;
 
 use bindings::{Binding, Bindings, Policy, RegisterError, RegisterOutcome, RegisterRequest};
 use digest::{Authorization, Digest, Failure, Verdict};
+use replay::NonceCounts;
 
 /// What [`Registrar::authorize`] needs to know of a request.
 #[derive(Debug, Clone, Copy)]
@@ -71,6 +73,8 @@ pub struct Registrar {
     domains: Vec<String>,
     accounts: HashMap<String, SipCredential>,
     digest: Digest,
+    /// Counts of nonces that authenticated a request (replay protection).
+    nonce_counts: NonceCounts,
     bindings: Bindings,
 }
 
@@ -87,6 +91,7 @@ impl Registrar {
                 .iter()
                 .map(|a| (a.user.clone(), a.credential.clone()))
                 .collect(),
+            nonce_counts: NonceCounts::new(NonceCounts::DEFAULT_CAPACITY, digest.nonce_lifetime()),
             digest,
             bindings: Bindings::new(policy),
         }
@@ -126,8 +131,8 @@ impl Registrar {
         self.domains.iter().any(|d| d.eq_ignore_ascii_case(domain))
     }
 
-    /// Decides who a request may act as; pure (no randomness, no state
-    /// change). The rules:
+    /// Decides who a request may act as (no randomness; the only state it
+    /// changes is the count of the nonce that authenticated it). The rules:
     ///
     /// - the domain of `aor` must be ours (else 403);
     /// - a `trusted` source is allowed without digest;
@@ -137,8 +142,10 @@ impl Registrar {
     ///   `aor` is refused (403): nobody registers as someone else;
     /// - unknown users and wrong passwords get the same 403; a right
     ///   password with an old nonce gets a `stale` challenge; malformed or
-    ///   unsupported credentials get 400.
-    pub fn authorize(&self, req: &AuthRequest<'_>, now_unix: u64) -> Decision {
+    ///   unsupported credentials get 400;
+    /// - a nonce count not above the highest this nonce was accepted with
+    ///   is a replay ([`replay`]), answered with a `stale` challenge.
+    pub fn authorize(&mut self, req: &AuthRequest<'_>, now_unix: u64) -> Decision {
         let Some((user, domain)) = req
             .aor
             .trim()
@@ -199,11 +206,25 @@ impl Registrar {
             req.request_uri,
             now_unix,
         ) {
-            Verdict::Valid => Decision::Allow {
-                user: user.to_string(),
-                domain,
-                trusted: false,
-            },
+            Verdict::Valid => {
+                let nc = auth
+                    .nc
+                    .as_deref()
+                    .and_then(|n| u32::from_str_radix(n, 16).ok())
+                    .unwrap_or_default();
+                let issued = self
+                    .digest
+                    .nonce_issued(&domain, &auth.nonce)
+                    .unwrap_or(now_unix);
+                if !self.nonce_counts.accept(&auth.nonce, issued, nc, now_unix) {
+                    return challenge(true);
+                }
+                Decision::Allow {
+                    user: user.to_string(),
+                    domain,
+                    trusted: false,
+                }
+            }
             Verdict::Stale => challenge(true),
             Verdict::Failed(
                 Failure::Uri | Failure::Algorithm | Failure::Qop | Failure::NonceCount,

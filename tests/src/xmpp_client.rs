@@ -421,6 +421,16 @@ impl XmppClient {
         &self.received
     }
 
+    /// The messages received so far whose `id` is `id` (errors coming back
+    /// for a message sent carry its id).
+    pub fn received_with_id(&mut self, id: &str) -> Vec<Received> {
+        self.received()
+            .iter()
+            .filter(|m| m.id.as_deref() == Some(id))
+            .cloned()
+            .collect()
+    }
+
     /// Ends the session (`quit`, then the stream closes) and waits at most
     /// 5 s for the process; then kills it.
     pub fn quit(mut self) {

@@ -350,13 +350,7 @@ fn xmpp_to_sip(bin: &str, prosody_ip: u8, kamailio_ip: u8, tcp: bool) {
         });
     let e = m.error.clone().unwrap_or_else(|| panic!("{m:?}"));
     assert_eq!(e.condition.as_deref(), Some("item-not-found"), "{m:?}");
-    let back: Vec<_> = lab
-        .bob
-        .received()
-        .iter()
-        .filter(|m| m.id.as_deref() == Some(hello.as_str()))
-        .cloned()
-        .collect();
+    let back = lab.bob.received_with_id(&hello);
     assert!(
         back.is_empty(),
         "bob got something back for hello: {back:?}"
@@ -489,13 +483,7 @@ fn mutual_tls(bin: &str, prosody_ip: u8, kamailio_ip: u8) {
     lab.xfed_log("not a trusted peer in proxy mode");
 
     // Nothing came back to bob for hello.
-    let back: Vec<_> = lab
-        .bob
-        .received()
-        .iter()
-        .filter(|m| m.id.as_deref() == Some(hello.as_str()))
-        .cloned()
-        .collect();
+    let back = lab.bob.received_with_id(&hello);
     assert!(
         back.is_empty(),
         "bob got something back for hello: {back:?}"

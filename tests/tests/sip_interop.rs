@@ -230,13 +230,7 @@ fn xmpp_to_sip(bin: &str, prosody_ip: u8) {
     assert_eq!(e.condition.as_deref(), Some("item-not-found"), "{m:?}");
     assert_eq!(e.error_type.as_deref(), Some("cancel"), "{m:?}");
     assert_eq!(m.from.as_deref(), Some("nobody@xfed.test"), "{m:?}");
-    let errors: Vec<_> = lab
-        .bob
-        .received()
-        .iter()
-        .filter(|m| m.id.as_deref() == Some(hello.as_str()))
-        .cloned()
-        .collect();
+    let errors = lab.bob.received_with_id(&hello);
     assert!(
         errors.is_empty(),
         "bob got something back for hello: {errors:?}"

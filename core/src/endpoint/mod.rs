@@ -1319,29 +1319,12 @@ impl Endpoint {
                 ))
             }
             SipTransport::Tcp => {
-                let existing = self
-                    .conns
-                    .iter()
-                    .find(|(_, c)| c.peer == target.addr && !c.is_tls())
-                    .map(|(id, _)| *id);
-                let conn = match existing {
-                    Some(c) => c,
-                    None => {
-                        let conn = ConnId(self.next_conn);
-                        self.next_conn += 1;
-                        self.conns
-                            .insert(conn, SipConn::outbound(target.addr, None, self.limits));
-                        self.out.push_back(Output::Connect {
-                            conn,
-                            addr: target.addr,
-                        });
-                        conn
-                    }
-                };
+                let conn = self.connection_to(target.addr, None);
                 Some((Dest::Conn(conn), format!("TCP {}", self.sent_by())))
             }
             SipTransport::Tls => {
-                let (Some(name), Some(config)) = (&target.tls_name, &self.settings.tls_client)
+                let (Some(name), Some(config)) =
+                    (target.tls_name.clone(), self.settings.tls_client.clone())
                 else {
                     self.log(
                         Level::Warn,
@@ -1353,29 +1336,36 @@ impl Endpoint {
                     );
                     return None;
                 };
-                let existing = self
-                    .conns
-                    .iter()
-                    .find(|(_, c)| c.peer == target.addr && c.opened_to() == Some(name))
-                    .map(|(id, _)| *id);
-                let conn = match existing {
-                    Some(c) => c,
-                    None => {
-                        let conn = ConnId(self.next_conn);
-                        self.next_conn += 1;
-                        let tls = Some((config.clone(), name.clone()));
-                        self.conns
-                            .insert(conn, SipConn::outbound(target.addr, tls, self.limits));
-                        self.out.push_back(Output::Connect {
-                            conn,
-                            addr: target.addr,
-                        });
-                        conn
-                    }
-                };
+                let conn = self.connection_to(target.addr, Some((config, name)));
                 Some((Dest::Conn(conn), format!("TLS {}", self.sent_by())))
             }
         }
+    }
+
+    /// A connection to `addr`: over plain TCP, any open one (ours or the
+    /// peer's); over TLS (`tls`: the client configuration and the name
+    /// the server must prove), one we opened to that name. Else a new one,
+    /// whose connection the runtime is asked for.
+    fn connection_to(
+        &mut self,
+        addr: SocketAddr,
+        tls: Option<(Arc<ClientConfig>, String)>,
+    ) -> ConnId {
+        let name = tls.as_ref().map(|(_, n)| n.as_str());
+        let existing = self
+            .conns
+            .iter()
+            .find(|(_, c)| c.peer == addr && c.is_tls() == name.is_some() && c.opened_to() == name)
+            .map(|(id, _)| *id);
+        if let Some(conn) = existing {
+            return conn;
+        }
+        let conn = ConnId(self.next_conn);
+        self.next_conn += 1;
+        self.conns
+            .insert(conn, SipConn::outbound(addr, tls, self.limits));
+        self.out.push_back(Output::Connect { conn, addr });
+        conn
     }
 
     /// The host:port in the Via of requests on connections.

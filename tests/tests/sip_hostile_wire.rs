@@ -31,17 +31,21 @@ fn good(n: u32) -> String {
     )
 }
 
-fn start(bin: &str) -> (Instance, SocketAddr) {
+/// xfed with SIP on UDP and TCP at the first address and TLS at the
+/// second.
+fn start(bin: &str) -> (Instance, SocketAddr, SocketAddr) {
     let dir = temp_dir(&format!("sip-hostile-{bin}"));
     let cert = TestCert::self_signed(&LeafSpec::xmpp_server(DOMAIN));
     std::fs::write(dir.join("cert.pem"), cert.chain_pem()).unwrap();
     std::fs::write(dir.join("key.pem"), cert.key_pem()).unwrap();
     std::fs::write(dir.join("ca.pem"), cert.chain_pem()).unwrap();
     let sip = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let tls = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let path = write_config(&dir, DOMAIN, free_port(), free_port(), &[]);
-    let toml = std::fs::read_to_string(&path)
-        .unwrap()
-        .replace("sip = []", &format!("sip = [\"udp:{sip}\", \"tcp:{sip}\"]"));
+    let toml = std::fs::read_to_string(&path).unwrap().replace(
+        "sip = []",
+        &format!("sip = [\"udp:{sip}\", \"tcp:{sip}\", \"tls:{tls}\"]"),
+    );
     let toml = format!(
         "{toml}\n[sip]\nmode = \"registrar\"\nmax_message_size = \"8KiB\"\n\n\
          [[sip.account]]\nuser = \"alice\"\npassword = \"alice-secret\"\n\n\
@@ -49,7 +53,7 @@ fn start(bin: &str) -> (Instance, SocketAddr) {
     );
     std::fs::write(&path, toml).unwrap();
     let inst = Instance::start(bin, &["run", "--config", "xfed.toml"], &dir);
-    (inst, sip)
+    (inst, sip, tls)
 }
 
 /// Sends one datagram; returns the status lines of what comes back
@@ -92,7 +96,7 @@ fn stream(to: SocketAddr, bytes: &[u8]) -> (String, bool) {
 }
 
 fn hostile(bin: &str) {
-    let (mut xfed, sip) = start(bin);
+    let (mut xfed, sip, tls) = start(bin);
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(500)))
         .unwrap();
@@ -175,6 +179,14 @@ fn hostile(bin: &str) {
     assert!(datagram(&sock, sip, bytes.as_bytes()).is_empty());
     let after = xfed.log_text().matches("dropped").count();
     assert!(after > before, "no log line for the CR datagram");
+
+    // Plain SIP and garbage on the TLS port: not TLS records, so the
+    // connection is closed (after an alert) with a log line.
+    for bytes in [good(12).as_bytes(), &b"\x16\x03\x01\xff\xffgarbage"[..]] {
+        let (_, closed) = stream(tls, bytes);
+        assert!(closed, "the TLS port kept a connection that is not TLS");
+    }
+    xfed.wait_log("SIP connection: TLS:", wait);
 
     // A captured Authorization sent again with a new branch (as an
     // attacker would, so that it is no retransmission): a stale

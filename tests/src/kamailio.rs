@@ -509,6 +509,7 @@ mod tests {
     use std::net::TcpListener;
     use std::sync::Arc;
 
+    use xfed_core::sip::{Frame, Limits, StreamFramer};
     use xfed_core::tls::rustls::{
         self, client::WebPkiServerVerifier, crypto::CryptoProvider, server::Acceptor,
         server::WebPkiClientVerifier, ClientConfig, ClientConnection, RootCertStore, ServerConfig,
@@ -619,34 +620,33 @@ mod tests {
         s
     }
 
-    /// Reads one SIP message (headers and Content-Length body) from `s`.
+    /// Reads one SIP message from `s` (framed by xfed's own
+    /// `StreamFramer`), as text.
     fn read_sip(s: &mut impl Read) -> std::io::Result<String> {
-        let mut data = Vec::new();
+        let mut framer = StreamFramer::new(Limits::default());
         let mut buf = [0u8; 4096];
         loop {
-            let text = String::from_utf8_lossy(&data).into_owned();
-            if let Some(end) = text.find("\r\n\r\n") {
-                let len = text[..end]
-                    .lines()
-                    .find_map(|l| {
-                        let (name, value) = l.split_once(':')?;
-                        let name = name.trim();
-                        (name.eq_ignore_ascii_case("content-length") || name == "l")
-                            .then(|| value.trim().parse::<usize>().ok())?
-                    })
-                    .unwrap_or(0);
-                if data.len() >= end + 4 + len {
-                    return Ok(text);
+            match framer.poll() {
+                Some(Ok(Frame::Message(m))) => {
+                    return Ok(String::from_utf8_lossy(&m.to_bytes()).into_owned())
                 }
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        e.to_string(),
+                    ))
+                }
+                None => {}
             }
             match s.read(&mut buf)? {
                 0 => {
                     return Err(std::io::Error::new(
                         std::io::ErrorKind::UnexpectedEof,
-                        format!("closed after {text:?}"),
+                        "closed before a whole SIP message",
                     ))
                 }
-                n => data.extend_from_slice(&buf[..n]),
+                n => framer.feed(&buf[..n]),
             }
         }
     }

@@ -410,6 +410,13 @@ impl XmppClient {
         }
     }
 
+    /// The message whose `id` is `id` (the error coming back for a
+    /// message sent with [`send_chat`](Self::send_chat)), panicking with
+    /// `what` on timeout.
+    pub fn expect_reply(&mut self, what: &str, id: &str, timeout: Duration) -> Received {
+        self.expect_message(what, timeout, |m| m.id.as_deref() == Some(id))
+    }
+
     /// Reads what has arrived without waiting; every message so far.
     pub fn received(&mut self) -> &[Received] {
         while let Ok(e) = self.events.try_recv() {

@@ -276,9 +276,7 @@ fn xmpp_to_sip(bin: &str, prosody_ip: u8, kamailio_ip: u8, tcp: bool) {
     let early = lab.bob.send_chat("alice@xfed.test", "anyone there?");
     let m = lab
         .bob
-        .expect_message("error for the early message", WAIT, |m| {
-            m.id.as_deref() == Some(early.as_str())
-        });
+        .expect_reply("error for the early message", &early, WAIT);
     let cond = m.error.as_ref().and_then(|e| e.condition.as_deref());
     assert!(
         m.is_error() && cond == Some("item-not-found"),
@@ -345,9 +343,7 @@ fn xmpp_to_sip(bin: &str, prosody_ip: u8, kamailio_ip: u8, tcp: bool) {
     let probe = lab.bob.send_chat("nobody@xfed.test", "is this thing on?");
     let m = lab
         .bob
-        .expect_message("error from nobody@xfed.test", WAIT, |m| {
-            m.id.as_deref() == Some(probe.as_str())
-        });
+        .expect_reply("error from nobody@xfed.test", &probe, WAIT);
     let e = m.error.clone().unwrap_or_else(|| panic!("{m:?}"));
     assert_eq!(e.condition.as_deref(), Some("item-not-found"), "{m:?}");
     let back = lab.bob.received_with_id(&hello);

@@ -158,9 +158,7 @@ fn xmpp_to_sip(bin: &str, prosody_ip: u8) {
     let early = lab.bob.send_chat("alice@xfed.test", "anyone there?");
     let m = lab
         .bob
-        .expect_message("error for the early message", WAIT, |m| {
-            m.id.as_deref() == Some(early.as_str())
-        });
+        .expect_reply("error for the early message", &early, WAIT);
     let cond = m.error.as_ref().and_then(|e| e.condition.as_deref());
     assert!(
         m.is_error() && cond == Some("recipient-unavailable"),
@@ -222,9 +220,7 @@ fn xmpp_to_sip(bin: &str, prosody_ip: u8) {
     let lost = lab.bob.send_chat("nobody@xfed.test", "is this thing on?");
     let m = lab
         .bob
-        .expect_message("error from nobody@xfed.test", WAIT, |m| {
-            m.id.as_deref() == Some(lost.as_str())
-        });
+        .expect_reply("error from nobody@xfed.test", &lost, WAIT);
     let e = m.error.clone().unwrap_or_else(|| panic!("{m:?}"));
     assert!(m.is_error(), "{m:?}");
     assert_eq!(e.condition.as_deref(), Some("item-not-found"), "{m:?}");
@@ -319,9 +315,7 @@ fn sip_error_reaches_xmpp(bin: &str, prosody_ip: u8) {
     );
     let m = lab
         .bob
-        .expect_message("error for the busy message", WAIT, |m| {
-            m.id.as_deref() == Some(id.as_str())
-        });
+        .expect_reply("error for the busy message", &id, WAIT);
     let e = m.error.clone().unwrap_or_else(|| panic!("{m:?}"));
     assert!(m.is_error(), "{m:?}");
     assert_eq!(

@@ -1239,32 +1239,25 @@ impl Endpoint {
             };
             let number = self.next_message;
             self.next_message += 1;
+            let Outgoing {
+                stanza,
+                request,
+                targets,
+                chat_state,
+            } = outgoing;
             let mut started = 0;
-            for target in &outgoing.targets {
-                let Some((dest, via)) = self.dest_for(target) else {
-                    continue;
-                };
-                let mut request = outgoing.request.clone();
-                request.uri = target.uri.clone();
-                let branch = sip::new_branch(&mut self.rng);
-                request
-                    .headers
-                    .push_front("Via", format!("SIP/2.0/{via};branch={branch};rport"));
-                match self.table.start_client(&request, dest.reliable(), t.now) {
-                    Ok(id) => {
-                        self.tx_dest.insert(id, dest);
-                        self.branches.insert(id, number);
-                        started += 1;
-                    }
-                    Err(e) => {
-                        self.log(Level::Warn, None, format!("SIP MESSAGE not sent: {e}"));
-                    }
+            // Every branch but the last gets a copy; the last takes the
+            // request itself (the usual single-device case copies nothing).
+            if let Some((last, others)) = targets.split_last() {
+                for target in others {
+                    started += usize::from(self.start_branch(request.clone(), target, number, t));
                 }
+                started += usize::from(self.start_branch(request, last, number, t));
             }
             if started == 0 {
-                if !outgoing.chat_state {
+                if !chat_state {
                     self.refuse_stanza(
-                        &outgoing.stanza,
+                        &stanza,
                         StanzaCondition::RecipientUnavailable,
                         "the SIP user cannot be reached",
                     );
@@ -1282,8 +1275,8 @@ impl Endpoint {
                 number,
                 InFlight {
                     destination: destination.to_owned(),
-                    stanza: outgoing.stanza,
-                    chat_state: outgoing.chat_state,
+                    stanza,
+                    chat_state,
                     running: started,
                     settled: false,
                     best: None,
@@ -1291,6 +1284,37 @@ impl Endpoint {
             );
             self.drain_table(t);
             return;
+        }
+    }
+
+    /// Starts one branch of MESSAGE `number`: `request` with `target`'s
+    /// Request-URI and our Via, on `target`'s transport. `false` when it
+    /// could not start.
+    fn start_branch(
+        &mut self,
+        mut request: Request,
+        target: &Target,
+        number: u64,
+        t: Time,
+    ) -> bool {
+        let Some((dest, via)) = self.dest_for(target) else {
+            return false;
+        };
+        request.uri = target.uri.clone();
+        let branch = sip::new_branch(&mut self.rng);
+        request
+            .headers
+            .push_front("Via", format!("SIP/2.0/{via};branch={branch};rport"));
+        match self.table.start_client(&request, dest.reliable(), t.now) {
+            Ok(id) => {
+                self.tx_dest.insert(id, dest);
+                self.branches.insert(id, number);
+                true
+            }
+            Err(e) => {
+                self.log(Level::Warn, None, format!("SIP MESSAGE not sent: {e}"));
+                false
+            }
         }
     }
 
@@ -1388,40 +1412,39 @@ impl Endpoint {
             return;
         };
         f.running -= 1;
-        let failure = match &result {
-            Ok(r) if (200..300).contains(&r.status) => None,
-            Ok(r) => Some(BranchFailure {
-                status: r.status,
-                retry_after: r.headers.contains("Retry-After"),
-                reason: r.reason.clone(),
-                local: false,
-            }),
-            Err(code) => Some(BranchFailure {
-                status: *code,
-                retry_after: false,
-                reason: sip::reason_phrase(*code).to_owned(),
-                local: true,
-            }),
-        };
-        let destination = f.destination.clone();
         if f.settled {
+            // A late branch of a message already settled: ignored.
             if f.running == 0 {
                 self.in_flight.remove(&number);
             }
             return;
         }
-        let Some(failure) = failure else {
-            f.settled = true;
-            if f.running == 0 {
-                self.in_flight.remove(&number);
+        let destination = f.destination.clone();
+        let failure = match result {
+            Ok(r) if (200..300).contains(&r.status) => {
+                f.settled = true;
+                if f.running == 0 {
+                    self.in_flight.remove(&number);
+                }
+                self.log(
+                    Level::Debug,
+                    None,
+                    format!("MESSAGE to {destination} answered {}", r.status),
+                );
+                return self.send_next(&destination, t);
             }
-            let status = result.map(|r| r.status).unwrap_or_default();
-            self.log(
-                Level::Debug,
-                None,
-                format!("MESSAGE to {destination} answered {status}"),
-            );
-            return self.send_next(&destination, t);
+            Ok(r) => BranchFailure {
+                status: r.status,
+                retry_after: r.headers.contains("Retry-After"),
+                reason: r.reason,
+                local: false,
+            },
+            Err(code) => BranchFailure {
+                status: code,
+                retry_after: false,
+                reason: sip::reason_phrase(code).to_owned(),
+                local: true,
+            },
         };
         let refused_composing = f.chat_state && failure.status == 415;
         if f.best

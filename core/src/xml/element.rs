@@ -119,6 +119,17 @@ impl Element {
         }
     }
 
+    /// Appends an attribute the caller knows is not there yet (the parser,
+    /// which has checked for duplicates already).
+    pub(super) fn push_attr_unchecked(
+        &mut self,
+        ns: Cow<'static, str>,
+        name: Cow<'static, str>,
+        value: String,
+    ) {
+        self.attrs.push(Attr { ns, name, value });
+    }
+
     /// Removes an unprefixed attribute, returning its value.
     pub fn remove_attr(&mut self, name: &str) -> Option<String> {
         let i = self

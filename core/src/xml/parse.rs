@@ -4,6 +4,7 @@
 //! ours so that a stanza resolves against the bindings of its stream header.
 
 use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 
 use quick_xml::events::{BytesStart, Event};
 use smallvec::SmallVec;
@@ -49,17 +50,36 @@ fn split_qname(q: &str) -> Result<(Option<&str>, &str), Error> {
     Ok((prefix, local))
 }
 
-/// Namespace declarations of open elements, innermost last, over a base scope.
+/// Namespace declarations of open elements, innermost last, over a base
+/// scope. `index` maps each declared prefix to the positions of its
+/// declarations in `decls`, so a lookup costs the same however many
+/// declarations are open.
 struct Bindings<'s, 'a> {
     base: &'s Scope,
+    max_attributes: usize,
     decls: Vec<(Option<&'a str>, Cow<'static, str>)>,
+    index: HashMap<Option<&'a str>, SmallVec<[usize; 2]>>,
     frames: Vec<usize>,
 }
 
-impl<'a> Bindings<'_, 'a> {
+/// Above this many attributes on one element, duplicates are found with a
+/// hash set instead of by comparing each with the earlier ones.
+const LINEAR_DUPLICATE_CHECK: usize = 8;
+
+impl<'s, 'a> Bindings<'s, 'a> {
+    fn new(base: &'s Scope, max_attributes: usize) -> Self {
+        Bindings {
+            base,
+            max_attributes,
+            decls: Vec::new(),
+            index: HashMap::new(),
+            frames: Vec::new(),
+        }
+    }
+
     fn resolve(&self, prefix: Option<&str>) -> Result<&str, Error> {
-        if let Some((_, ns)) = self.decls.iter().rev().find(|(p, _)| *p == prefix) {
-            return Ok(ns);
+        if let Some(&i) = self.index.get(&prefix).and_then(|v| v.last()) {
+            return Ok(&self.decls[i].1);
         }
         match prefix {
             None => Ok(self.base.default_ns()),
@@ -70,9 +90,20 @@ impl<'a> Bindings<'_, 'a> {
         }
     }
 
+    fn declare(&mut self, prefix: Option<&'a str>, ns: Cow<'static, str>) {
+        self.index.entry(prefix).or_default().push(self.decls.len());
+        self.decls.push((prefix, ns));
+    }
+
     fn pop(&mut self) {
-        if let Some(n) = self.frames.pop() {
-            self.decls.truncate(n);
+        let Some(n) = self.frames.pop() else { return };
+        for (prefix, _) in self.decls.drain(n..) {
+            if let Some(v) = self.index.get_mut(&prefix) {
+                v.pop();
+                if v.is_empty() {
+                    self.index.remove(&prefix);
+                }
+            }
         }
     }
 
@@ -81,7 +112,16 @@ impl<'a> Bindings<'_, 'a> {
     fn open(&mut self, base: &'a str, tag: &BytesStart<'_>) -> Result<Element, Error> {
         self.frames.push(self.decls.len());
         let mut plain: SmallVec<[(&'a str, Cow<'a, str>); 8]> = SmallVec::new();
-        for attr in tag.attributes() {
+        for (count, attr) in tag.attributes().enumerate() {
+            if count >= self.max_attributes {
+                return Err(Error::new(
+                    ErrorKind::PolicyViolation,
+                    format!(
+                        "more than {} attributes on one element",
+                        self.max_attributes
+                    ),
+                ));
+            }
             let attr = attr.map_err(|e| malformed(format!("attribute: {e}")))?;
             let key = sub(base, attr.key.as_ref())?;
             let raw = match &attr.value {
@@ -91,10 +131,10 @@ impl<'a> Bindings<'_, 'a> {
             let value = unescape_attr(raw)?;
             if key == "xmlns" {
                 check_binding(None, &value)?;
-                self.decls.push((None, ns::intern(&value)));
+                self.declare(None, ns::intern(&value));
             } else if let Some(p) = key.strip_prefix("xmlns:") {
                 check_binding(Some(p), &value)?;
-                self.decls.push((Some(p), ns::intern(&value)));
+                self.declare(Some(p), ns::intern(&value));
             } else {
                 plain.push((key, value));
             }
@@ -102,16 +142,25 @@ impl<'a> Bindings<'_, 'a> {
         let qname = sub(base, tag.name().as_ref())?;
         let (prefix, local) = split_qname(qname)?;
         let mut e = Element::new(ns::intern(self.resolve(prefix)?), ns::intern_name(local));
+        // Two different qualified names can resolve to one expanded name
+        // (`a:x` and `b:x` with `a` and `b` bound to one namespace).
+        let mut seen: HashSet<(&str, &str)> = HashSet::new();
+        let hashed = plain.len() > LINEAR_DUPLICATE_CHECK;
         for (key, value) in plain {
             let (prefix, local) = split_qname(key)?;
             let ans = match prefix {
                 None => "",
                 Some(p) => self.resolve(Some(p))?,
             };
-            if e.attr_ns(ans, local).is_some() {
+            let twice = if hashed {
+                !seen.insert((ans, local))
+            } else {
+                e.attr_ns(ans, local).is_some()
+            };
+            if twice {
                 return Err(malformed(format!("attribute '{key}' given twice")));
             }
-            e.set_attr_ns(ns::intern(ans), ns::intern_name(local), value);
+            e.push_attr_unchecked(ns::intern(ans), ns::intern_name(local), value.into_owned());
         }
         Ok(e)
     }
@@ -138,13 +187,9 @@ fn reader(input: &str) -> quick_xml::Reader<&[u8]> {
 }
 
 /// Parses one whole element (a stanza) against the stream's bindings.
-pub fn element(input: &str, scope: &Scope) -> Result<Element, Error> {
+pub fn element(input: &str, scope: &Scope, max_attributes: usize) -> Result<Element, Error> {
     let mut r = reader(input);
-    let mut b = Bindings {
-        base: scope,
-        decls: Vec::new(),
-        frames: Vec::new(),
-    };
+    let mut b = Bindings::new(scope, max_attributes);
     let mut stack: Vec<Element> = Vec::new();
     let mut text = String::new();
     loop {
@@ -238,7 +283,7 @@ pub fn declaration(input: &str) -> Result<(), Error> {
 }
 
 /// Parses the open tag of a stream header.
-pub fn header(input: &str) -> Result<StreamHeader, Error> {
+pub fn header(input: &str, max_attributes: usize) -> Result<StreamHeader, Error> {
     let mut r = reader(input);
     let tag = match r.read_event().map_err(quick)? {
         Event::Start(tag) => tag,
@@ -251,11 +296,7 @@ pub fn header(input: &str) -> Result<StreamHeader, Error> {
         _ => return Err(malformed("expected a stream header")),
     };
     let base = Scope::default();
-    let mut b = Bindings {
-        base: &base,
-        decls: Vec::new(),
-        frames: Vec::new(),
-    };
+    let mut b = Bindings::new(&base, max_attributes);
     let e = b.open(input, &tag)?;
     if e.name() != "stream" {
         return Err(Error::new(
@@ -280,6 +321,66 @@ pub fn header(input: &str) -> Result<StreamHeader, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn element(input: &str, scope: &Scope) -> Result<Element, Error> {
+        super::element(input, scope, 64)
+    }
+
+    fn header(input: &str) -> Result<StreamHeader, Error> {
+        super::header(input, 64)
+    }
+
+    #[test]
+    fn attributes_are_bounded_and_checked_in_linear_time() {
+        let s = Scope::server();
+        let many = |n: usize, dup: bool| {
+            let mut x = String::from("<x");
+            for i in 0..n {
+                x.push_str(&format!(" a{}='1'", if dup && i == n - 1 { 0 } else { i }));
+            }
+            x + "/>"
+        };
+        assert_eq!(element(&many(64, false), &s).unwrap().attrs().len(), 64);
+        assert_eq!(kind(element(&many(60, true), &s)), ErrorKind::NotWellFormed);
+        assert_eq!(
+            kind(element(&many(65, false), &s)),
+            ErrorKind::PolicyViolation
+        );
+        // 23,000 attributes (219 KB) stop at the 65th, not after a scan of each.
+        assert_eq!(
+            kind(element(&many(23_000, false), &s)),
+            ErrorKind::PolicyViolation
+        );
+        let decls: String = (0..65).map(|i| format!(" xmlns:p{i}='u{i}'")).collect();
+        let e = super::header(
+            &format!("<stream:stream xmlns:stream='{}'{decls}>", ns::STREAM),
+            64,
+        );
+        assert_eq!(e.unwrap_err().kind(), ErrorKind::PolicyViolation);
+    }
+
+    #[test]
+    fn inner_declarations_shadow_and_unwind() {
+        let s = Scope::server();
+        let e = element(
+            "<x xmlns:p='u1' p:a='1'><y xmlns:p='u2' p:a='2'/><z p:a='3'/></x>",
+            &s,
+        )
+        .unwrap();
+        assert_eq!(e.attr_ns("u1", "a"), Some("1"));
+        assert_eq!(
+            e.child("jabber:server", "y").unwrap().attr_ns("u2", "a"),
+            Some("2")
+        );
+        assert_eq!(
+            e.child("jabber:server", "z").unwrap().attr_ns("u1", "a"),
+            Some("3")
+        );
+        assert_eq!(
+            kind(element("<x><y xmlns:p='u'/><z p:a='1'/></x>", &s)),
+            ErrorKind::NotWellFormed
+        );
+    }
 
     fn kind(r: Result<Element, Error>) -> ErrorKind {
         r.unwrap_err().kind()

@@ -23,16 +23,21 @@ pub struct Limits {
     pub max_stanza_size: usize,
     /// Element nesting, the stanza itself being depth 1.
     pub max_depth: u32,
+    /// Attributes of one element, namespace declarations included.
+    pub max_attributes: usize,
 }
 
 impl Default for Limits {
     /// 256 KiB is what Prosody and ejabberd allow on s2s by default; 32
     /// levels is three times the deepest stanza seen in practice (pubsub
-    /// items carrying Atom with XHTML content nest about 10).
+    /// items carrying Atom with XHTML content nest about 10); no stanza
+    /// of any XEP carries more than a dozen attributes on one element, so
+    /// 64 leaves room and keeps namespace lookups short.
     fn default() -> Self {
         Limits {
             max_stanza_size: 256 * 1024,
             max_depth: 32,
+            max_attributes: 64,
         }
     }
 }
@@ -424,7 +429,7 @@ impl Reader {
         let empty = self.buf.ends_with(b"/>");
         match self.phase {
             Phase::Prolog { .. } => {
-                let header = parse::header(validate(&self.buf)?)?;
+                let header = parse::header(validate(&self.buf)?, self.limits.max_attributes)?;
                 self.scope = header.scope().clone();
                 self.qname = header.qname().to_owned();
                 self.phase = Phase::Open;
@@ -479,7 +484,7 @@ impl Reader {
     fn stanza(&mut self) -> Result<(), Error> {
         // Every tag was checked as it completed; the last one ends the buffer.
         let text = std::str::from_utf8(&self.buf).map_err(|_| invalid_utf8())?;
-        let e = parse::element(text, &self.scope)?;
+        let e = parse::element(text, &self.scope, self.limits.max_attributes)?;
         self.events.push_back(Event::Stanza(e));
         self.finish_construct();
         Ok(())

@@ -27,6 +27,9 @@ pub struct Pipe {
     out: Vec<u8>,
     /// Decrypted (or plain) bytes for the XML reader.
     plain: Vec<u8>,
+    /// Plaintext that rustls could not buffer yet (its handshake-time
+    /// limit); written as soon as it can take more.
+    pending: Vec<u8>,
 }
 
 impl Pipe {
@@ -102,19 +105,50 @@ impl Pipe {
             }
         }
         self.flush();
+        self.write_pending();
         Ok(())
     }
 
-    /// Plaintext for the network (encrypted first when TLS is on).
+    /// Plaintext for the network (encrypted first when TLS is on). Nothing
+    /// is ever cut: what rustls cannot take yet waits, in order.
     pub fn send(&mut self, plain: &[u8]) {
-        match self.tls.as_mut() {
-            Some(tls) => {
-                // rustls buffers plaintext written during the handshake.
-                let _ = tls.writer().write_all(plain);
-                self.flush();
-            }
-            None => self.out.extend_from_slice(plain),
+        if self.tls.is_none() {
+            self.out.extend_from_slice(plain);
+        } else if self.pending.is_empty() {
+            let taken = self.write_through(plain);
+            self.pending.extend_from_slice(&plain[taken..]);
+        } else {
+            self.pending.extend_from_slice(plain);
+            self.write_pending();
         }
+    }
+
+    /// Hands plaintext to rustls as far as it takes it, moving each batch
+    /// of records out before the next (rustls buffers at most its limit,
+    /// 64 KiB, at a time); returns how much it took. It refuses only
+    /// during the handshake, when plaintext cannot be encrypted yet.
+    fn write_through(&mut self, plain: &[u8]) -> usize {
+        let mut taken = 0;
+        while taken < plain.len() {
+            let Some(tls) = self.tls.as_mut() else { break };
+            let n = tls.writer().write(&plain[taken..]).unwrap_or(0);
+            self.flush();
+            if n == 0 {
+                break;
+            }
+            taken += n;
+        }
+        taken
+    }
+
+    fn write_pending(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let pending = std::mem::take(&mut self.pending);
+        let taken = self.write_through(&pending);
+        self.pending = pending;
+        self.pending.drain(..taken);
     }
 
     /// Sends TLS close_notify (RFC 6120 section 4.4 step 4).
@@ -155,5 +189,48 @@ impl Pipe {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tls::testing::{LeafSpec, TestCert};
+    use crate::tls::{client_config, server_config, CallerClock};
+
+    /// Moves bytes both ways until neither side has any.
+    fn pump(a: &mut Pipe, b: &mut Pipe) {
+        for _ in 0..1000 {
+            let (to_b, to_a) = (a.take_output(), b.take_output());
+            if to_a.is_empty() && to_b.is_empty() {
+                return;
+            }
+            b.receive(&to_b).unwrap();
+            a.receive(&to_a).unwrap();
+        }
+        panic!("pipes never went quiet");
+    }
+
+    #[test]
+    fn large_writes_over_tls_arrive_whole_during_and_after_the_handshake() {
+        let id = TestCert::self_signed(&LeafSpec::xmpp_server("a.test")).identity();
+        let clock = Arc::new(CallerClock::new(1_800_000_000));
+        let (mut client, mut server) = (Pipe::default(), Pipe::default());
+        server.start_server(server_config(&id, clock.clone())).unwrap();
+        client.start_client(client_config(&id, clock), "a.test").unwrap();
+        // 200 KB before the handshake is done (rustls holds 64 KiB there),
+        // in two writes, then 300 KB in one write after it.
+        let early: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        client.send(&early[..150_000]);
+        client.send(&early[150_000..]);
+        pump(&mut client, &mut server);
+        assert!(!server.is_handshaking());
+        let got = server.take_plain();
+        assert!(got == early, "{} of {} bytes arrived intact", got.len(), early.len());
+        let late: Vec<u8> = (0..300_000u32).map(|i| (i % 241) as u8).collect();
+        server.send(&late);
+        pump(&mut client, &mut server);
+        let got = client.take_plain();
+        assert!(got == late, "{} of {} bytes arrived intact", got.len(), late.len());
     }
 }

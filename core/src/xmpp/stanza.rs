@@ -177,8 +177,10 @@ pub fn error_element(condition: StanzaCondition, text: Option<&str>) -> Element 
 }
 
 /// The error reply to `stanza` (RFC 6120 section 8.3.1): same kind and id,
-/// `from`/`to` swapped, the original payload kept for message and presence
-/// as a courtesy, and an `<error/>`. `None` for an error stanza, which is
+/// `from`/`to` swapped, and an `<error/>`. Of the payload only a message's
+/// `<thread/>` is kept (so a client files the error in its conversation):
+/// echoing a body would let any sender double what we write for it, and
+/// RFC 6120 makes the copy optional. `None` for an error stanza, which is
 /// never answered with another error.
 pub fn error_reply(
     stanza: &Element,
@@ -198,10 +200,8 @@ pub fn error_reply(
     if let Some(to) = stanza.attr("from") {
         reply.set_attr("to", to);
     }
-    if Kind::of(stanza) != Some(Kind::Iq) {
-        for child in stanza.children() {
-            reply.push_child(child.clone());
-        }
+    if let Some(thread) = stanza.child(ns::SERVER, "thread") {
+        reply.push_child(thread.clone());
     }
     reply.push_child(error_element(condition, text));
     Some(reply)
@@ -262,6 +262,16 @@ mod tests {
         );
         assert!(error_reply(&r, StanzaCondition::BadRequest, None).is_none());
         assert_eq!(Kind::of(&m), Some(Kind::Message));
+        // The body is never echoed (a 100 KB message got a 100 KB error);
+        // the thread is kept.
+        assert!(r.child(ns::SERVER, "body").is_none());
+        let big = format!(
+            "<message xmlns='jabber:server' from='a@x' to='b@y'><thread>t1</thread><body>{}</body></message>",
+            "x".repeat(100_000)
+        );
+        let r = error_reply(&parse_element(&big).unwrap(), StanzaCondition::NotAcceptable, None).unwrap();
+        assert_eq!(r.child(ns::SERVER, "thread").map(|t| t.text()), Some("t1".into()));
+        assert!(r.to_bytes().len() < 1_000);
         let a = addressing(&m).unwrap();
         assert_eq!(a.to.domain(), "y");
         let bad = parse_element("<message xmlns='jabber:server' to='b@y'/>").unwrap();

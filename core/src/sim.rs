@@ -541,6 +541,7 @@ impl Net {
             trust: Arc::new(self.ca.trust_anchors()),
             next_hop,
             message_type: crate::translate::XmppMessageType::Normal,
+            log_message_bodies: config.gateway.log_message_bodies,
         };
         let now = self.now;
         self.nodes[i]

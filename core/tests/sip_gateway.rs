@@ -540,9 +540,10 @@ fn bindings_expire() {
         "<body>hi</body>",
     );
     assert!(take(&mut net, alice_ua()).0.is_empty());
+    // Expired is as good as never registered, and as no account at all.
     assert_eq!(
         error_back(&net, "m1").0,
-        StanzaCondition::RecipientUnavailable
+        StanzaCondition::ServiceUnavailable
     );
 }
 
@@ -594,6 +595,51 @@ fn xmpp_message_becomes_a_sip_message() {
     );
     // No retransmission after the final response.
     assert!(take(&mut net, alice_ua()).0.is_empty());
+}
+
+/// Lync's EnableLoggingAllMessageBodies: bodies reach the log in both
+/// directions when it is on, and never otherwise.
+#[test]
+fn message_bodies_are_logged_only_when_configured() {
+    for on in [false, true] {
+        let mut remote = NodeSpec::new("remote.test");
+        remote.tls = false;
+        let mut net = Net::new(&[NodeSpec::new("xfed.test"), remote]);
+        let base = BASE.replace(
+            "[gateway]\n",
+            &format!("[gateway]\nlog_message_bodies = {on}\n"),
+        );
+        net.enable_sip(XFED, &format!("{base}{FEDERATED}"));
+        net.record_stanzas(REMOTE);
+        register(&mut net, alice_ua(), "alice", ALICE_PW);
+        xmpp_message(
+            &mut net,
+            "bob@remote.test/phone",
+            "alice@xfed.test",
+            "m1",
+            "<body>BODY-TO-SIP</body>",
+        );
+        let req = one_request(&mut net, alice_ua());
+        answer(&mut net, alice_ua(), &req, 200, &[]);
+        let r = sip_message(
+            &mut net,
+            alice_ua(),
+            "alice",
+            ALICE_PW,
+            "sip:bob@remote.test",
+            "text/plain",
+            &[],
+            "BODY-TO-XMPP",
+        );
+        assert_eq!(r.status, 202, "{}", net.dump(XFED));
+        for body in ["BODY-TO-SIP", "BODY-TO-XMPP"] {
+            assert_eq!(
+                net.log_has(XFED, body),
+                on,
+                "{body}, log_message_bodies = {on}"
+            );
+        }
+    }
 }
 
 #[test]
@@ -685,14 +731,17 @@ fn no_answer_times_out_after_timer_f() {
     );
     assert!(inbox_with_id(&net, "m1").is_empty());
     net.advance(Duration::from_secs(2));
+    // A device that never answers says no more than a missing account.
     assert_eq!(
         error_back(&net, "m1"),
-        (StanzaCondition::RemoteServerTimeout, "wait".to_owned())
+        (StanzaCondition::ServiceUnavailable, "cancel".to_owned())
     );
 }
 
+/// RFC 6121 section 8.5: a remote sender cannot tell a missing account
+/// from one that is offline (issue 8: accounts could be enumerated).
 #[test]
-fn unknown_and_unregistered_users() {
+fn unknown_and_unregistered_users_look_alike() {
     let mut net = network(FEDERATED);
     xmpp_message(
         &mut net,
@@ -700,10 +749,6 @@ fn unknown_and_unregistered_users() {
         "nobody@xfed.test",
         "m1",
         "<body>hi</body>",
-    );
-    assert_eq!(
-        error_back(&net, "m1"),
-        (StanzaCondition::ItemNotFound, "cancel".to_owned())
     );
     // carol has an account but no binding.
     xmpp_message(
@@ -713,9 +758,15 @@ fn unknown_and_unregistered_users() {
         "m2",
         "<body>hi</body>",
     );
+    let error_of = |id: &str| {
+        let e = inbox_with_id(&net, id);
+        assert_eq!(e.len(), 1, "{e:?}");
+        e[0].child(ns::SERVER, "error").cloned().expect("an error")
+    };
+    assert_eq!(error_of("m1"), error_of("m2"));
     assert_eq!(
-        error_back(&net, "m2"),
-        (StanzaCondition::RecipientUnavailable, "wait".to_owned())
+        error_back(&net, "m1"),
+        (StanzaCondition::ServiceUnavailable, "cancel".to_owned())
     );
     assert!(net.nodes[XFED].datagrams.is_empty());
 }
@@ -747,7 +798,7 @@ fn one_message_in_flight_per_destination() {
     answer(&mut net, alice_ua(), &r2, 480, &[]);
     assert_eq!(
         error_back(&net, "m2").0,
-        StanzaCondition::RecipientUnavailable
+        StanzaCondition::ServiceUnavailable
     );
     let r3 = one_request(&mut net, alice_ua());
     assert_eq!(r3.body, b"three");
@@ -1823,7 +1874,7 @@ fn register_limits_stale_nonces_and_star() {
     );
     assert_eq!(
         error_back(&net, "m1").0,
-        StanzaCondition::RecipientUnavailable
+        StanzaCondition::ServiceUnavailable
     );
 }
 

@@ -314,12 +314,13 @@ fn next_hop_that_cannot_prove_its_name_gets_nothing() {
             "{what}: {}",
             net.dump(XFED)
         );
-        // The XMPP sender hears that alice cannot be reached.
+        // The XMPP sender hears that alice cannot be reached, in the words
+        // used for a missing account (nothing to enumerate).
         let back = inbox_with_id(&net, "m2");
         assert_eq!(back.len(), 1, "{what}: {back:?}");
         assert_eq!(
             stanza::error_condition(&back[0]),
-            Some(StanzaCondition::RecipientUnavailable),
+            Some(StanzaCondition::ServiceUnavailable),
             "{what}"
         );
     }

@@ -99,6 +99,7 @@ fuzz_target!(|data: &[u8]| {
             trust: std::sync::Arc::new(xfed_core::tls::TrustAnchors::empty()),
             next_hop: None,
             message_type: XmppMessageType::Normal,
+            log_message_bodies: false,
         },
         b"fuzz digest key",
         now,

@@ -10,8 +10,8 @@
 //! alice@xfed.test is on 127.0.0.1, so xfed would refuse her directly.
 //!
 //! - `xmpp_to_sip`: bob → alice before she registers: Kamailio has no
-//!   contact and answers 404, bob gets `item-not-found` (RFC 7247 Table
-//!   3). Alice (the `SipUa` helper) REGISTERs with Kamailio (200, no
+//!   contact and answers 404, bob gets `service-unavailable` (what a
+//!   missing account gets too: no enumeration, RFC 6121 section 8.5). Alice (the `SipUa` helper) REGISTERs with Kamailio (200, no
 //!   digest); bob's "hello" reaches her as a SIP MESSAGE through xfed and
 //!   Kamailio: Request-URI her contact (Kamailio's lookup), From
 //!   sip:bob@prosody.test, To sip:alice@xfed.test, text/plain, the body
@@ -279,7 +279,7 @@ fn xmpp_to_sip(bin: &str, prosody_ip: u8, kamailio_ip: u8, tcp: bool) {
         .expect_reply("error for the early message", &early, WAIT);
     let cond = m.error.as_ref().and_then(|e| e.condition.as_deref());
     assert!(
-        m.is_error() && cond == Some("item-not-found"),
+        m.is_error() && cond == Some("service-unavailable"),
         "to an unregistered user: {m:?}\n{}",
         lab.diagnostics()
     );
@@ -345,7 +345,7 @@ fn xmpp_to_sip(bin: &str, prosody_ip: u8, kamailio_ip: u8, tcp: bool) {
         .bob
         .expect_reply("error from nobody@xfed.test", &probe, WAIT);
     let e = m.error.clone().unwrap_or_else(|| panic!("{m:?}"));
-    assert_eq!(e.condition.as_deref(), Some("item-not-found"), "{m:?}");
+    assert_eq!(e.condition.as_deref(), Some("service-unavailable"), "{m:?}");
     let back = lab.bob.received_with_id(&hello);
     assert!(
         back.is_empty(),

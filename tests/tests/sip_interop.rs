@@ -5,10 +5,13 @@
 //! dialback), as in `prosody_interop.rs`.
 //!
 //! - `xmpp_to_sip`: bob → alice before alice registers gets
-//!   `recipient-unavailable`; sipp REGISTERs with digest (401, then 200);
+//!   `service-unavailable`; sipp REGISTERs with digest (401, then 200);
 //!   bob's "hello" reaches sipp as a SIP MESSAGE (From bob, To alice,
 //!   text/plain, the body exactly), sipp answers 200 and bob gets no error;
-//!   bob → nobody@xfed.test gets `item-not-found`.
+//!   bob → nobody@xfed.test gets the same `service-unavailable` as the
+//!   unregistered alice did (no account enumeration, RFC 6121 section
+//!   8.5). Error and iq-result stanzas bob sends to xfed's domain are
+//!   logged without their bodies, and a newline in them forges no line.
 //! - `sip_to_xmpp`: sipp sends a MESSAGE as alice over TCP, is challenged
 //!   (407), authenticates and gets 202; bob receives exactly that body from
 //!   alice@xfed.test. Then a MESSAGE to a domain xfed does not federate with
@@ -159,9 +162,10 @@ fn xmpp_to_sip(bin: &str, prosody_ip: u8) {
     let m = lab
         .bob
         .expect_reply("error for the early message", &early, WAIT);
-    let cond = m.error.as_ref().and_then(|e| e.condition.as_deref());
+    let early_error = m.error.clone();
+    let cond = early_error.as_ref().and_then(|e| e.condition.as_deref());
     assert!(
-        m.is_error() && cond == Some("recipient-unavailable"),
+        m.is_error() && cond == Some("service-unavailable"),
         "to an unregistered account: {m:?}\n{}",
         lab.diagnostics()
     );
@@ -223,13 +227,35 @@ fn xmpp_to_sip(bin: &str, prosody_ip: u8) {
         .expect_reply("error from nobody@xfed.test", &lost, WAIT);
     let e = m.error.clone().unwrap_or_else(|| panic!("{m:?}"));
     assert!(m.is_error(), "{m:?}");
-    assert_eq!(e.condition.as_deref(), Some("item-not-found"), "{m:?}");
+    // Exactly what the unregistered account answered: nothing to tell
+    // a missing account from an offline one.
+    assert_eq!(Some(&e), early_error.as_ref(), "{m:?}");
+    assert_eq!(e.condition.as_deref(), Some("service-unavailable"), "{m:?}");
     assert_eq!(e.error_type.as_deref(), Some("cancel"), "{m:?}");
     assert_eq!(m.from.as_deref(), Some("nobody@xfed.test"), "{m:?}");
     let errors = lab.bob.received_with_id(&hello);
     assert!(
         errors.is_empty(),
         "bob got something back for hello: {errors:?}"
+    );
+
+    // Replies addressed to the gateway itself are logged, but never
+    // their content, and nothing a peer writes starts a log line.
+    lab.bob.send_raw(
+        "<message type='error' to='xfed.test' id='leak-1'><body>SECRET-1\nFORGED line</body>\
+         <error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>",
+    );
+    lab.bob.send_raw(
+        "<iq type='result' to='xfed.test' id='leak-2&#10;FORGED id'><query xmlns='jabber:iq:version'>\
+         <name>SECRET-2</name></query></iq>",
+    );
+    lab.xfed_log("leak-2");
+    let log = lab.xfed.log_text();
+    assert!(log.contains("leak-1"), "{log}");
+    assert!(!log.contains("SECRET"), "a body reached the log:\n{log}");
+    assert!(
+        !log.lines().any(|l| l.starts_with("FORGED")),
+        "a peer forged a log line:\n{log}"
     );
 }
 

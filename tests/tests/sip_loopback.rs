@@ -120,14 +120,16 @@ fn chat(bin_a: &str, bin_b: &str) {
     drop(alice2);
 
     // The 202 means "on the authenticated stream"; an XMPP error that
-    // comes back later (RFC 7247 table: unknown user item-not-found,
-    // unregistered user recipient-unavailable) is logged by the sender's
-    // gateway, as SIP has no way to take back a final response.
+    // comes back later is logged by the sender's gateway, as SIP has no
+    // way to take back a final response. An unknown user and an
+    // unregistered one get the same service-unavailable (b.test lets
+    // no one enumerate its accounts).
     assert_eq!(alice.message("nobody@b.test", "anyone?").status, 202);
-    xa.wait_log("XMPP error item-not-found", WAIT);
+    xa.wait_log("XMPP error service-unavailable", WAIT);
+    xb.wait_log("nobody@b.test: no such account; service-unavailable", WAIT);
     assert_eq!(bob.register(0), 200);
     assert_eq!(alice.message("bob@b.test", "still there?").status, 202);
-    xa.wait_log("XMPP error recipient-unavailable", WAIT);
+    xb.wait_log("bob@b.test: no SIP contact; service-unavailable", WAIT);
     // bob comes back on a new connection and leaves without unregistering:
     // his flow is gone, so he is unavailable too (not a server error).
     drop(bob);

@@ -37,7 +37,6 @@ pub use policy::{Admission, RefusalReason, OPEN_FEDERATION_POLICY};
 /// removes or narrows its entry here, and nowhere else.
 pub const INACTIVE_KEYS: &[&str] = &[
     "gateway.subscription_refresh_interval",
-    "gateway.log_message_bodies",
     "listen.internal",
     "listen.metrics",
 ];

@@ -35,7 +35,7 @@ use crate::tls::{self, PeerCert, TrustAnchors};
 use crate::translate::{self, ChatState, ComposingState, ImError, XmppMessageType};
 use crate::xml::Element;
 use crate::xmpp::session::Time;
-use crate::xmpp::stanza::{self, Kind, StanzaCondition};
+use crate::xmpp::stanza::{self, ErrorType, Kind, StanzaCondition};
 
 pub use access::{glob, Access};
 pub use pager::{message_request, sip_im_of};
@@ -67,6 +67,9 @@ pub struct SipSettings {
     pub next_hop: Option<NextHop>,
     /// The `type` of messages made from SIP MESSAGEs.
     pub message_type: XmppMessageType,
+    /// `gateway.log_message_bodies` (Lync `EnableLoggingAllMessageBodies`):
+    /// every message crossing the gateway is logged with its body.
+    pub log_message_bodies: bool,
 }
 
 impl std::fmt::Debug for SipSettings {
@@ -137,6 +140,25 @@ struct BranchFailure {
     /// No response: a timeout or a transport error.
     local: bool,
 }
+
+impl BranchFailure {
+    /// Whether this failure says only that the user is missing or cannot
+    /// be reached (no such user, not registered, nobody answered): such
+    /// failures are all reported as [`CONCEALED`].
+    fn conceals_existence(&self) -> bool {
+        self.local || matches!(self.status, 404 | 410 | 480 | 484 | 604)
+    }
+}
+
+/// What an XMPP sender learns when a local user does not exist or cannot
+/// be reached: the same condition for both (RFC 6121 section 8.5.1 and
+/// 8.5.2.2.1), so that no remote domain can list the accounts or see who
+/// is online by writing to them. Presence authorization (issue 10's
+/// subscriptions) is the only thing that may tell them apart later; until
+/// presence exists, nobody holds it. What a device itself answered (486
+/// Busy Here, 603 Decline, 415 ...) is still mapped per RFC 7247: a user
+/// who answered exists to whoever wrote, as with any reply.
+const CONCEALED: StanzaCondition = StanzaCondition::ServiceUnavailable;
 
 /// Which failure of a fork is reported (lower first): a 6xx ends the
 /// search (RFC 3261 section 16.7), then what a device answered (4xx, then
@@ -956,6 +978,14 @@ impl Endpoint {
             None,
             format!("SIP MESSAGE {sender} -> {to} as stanza {stanza_id}"),
         );
+        if self.settings.log_message_bodies {
+            let body = &im.body;
+            self.log(
+                Level::Info,
+                None,
+                format!("message {sender} -> {to}: {body}"),
+            );
+        }
         self.awaiting.insert(
             stanza_id,
             Awaiting {
@@ -1061,23 +1091,27 @@ impl Endpoint {
             }
         };
         if chat_state.is_none() {
+            if self.settings.log_message_bodies {
+                let body = &im.body;
+                self.log(Level::Info, None, format!("message {from} -> {to}: {body}"));
+            }
             self.composing
                 .insert((remote, local_user.clone()), ComposingState::Idle);
         }
         let targets = self.targets_for(&local_user, t);
         let Some(first) = targets.first() else {
-            let cond = if self.registrar_has_account(&local_user) {
-                StanzaCondition::RecipientUnavailable
+            let why = if self.registrar_has_account(&local_user) {
+                "no SIP contact"
             } else {
-                StanzaCondition::ItemNotFound
+                "no such account"
             };
             self.log(
                 Level::Info,
                 None,
-                format!("{from} -> {to}: no SIP contact; {cond}"),
+                format!("{from} -> {to}: {why}; {CONCEALED}"),
             );
             if chat_state.is_none() {
-                self.refuse_stanza(&stanza, cond, "");
+                self.refuse_stanza(&stanza, CONCEALED, "");
             }
             return;
         };
@@ -1469,7 +1503,12 @@ impl Endpoint {
             return;
         };
         if let (false, Some(best)) = (f.chat_state, f.best) {
-            let (condition, error_type) = translate::sip_to_xmpp(best.status, best.retry_after);
+            let (condition, error_type, text) = if best.conceals_existence() {
+                (CONCEALED, ErrorType::Cancel, None)
+            } else {
+                let (c, ty) = translate::sip_to_xmpp(best.status, best.retry_after);
+                (c, ty, Some(best.reason.as_str()))
+            };
             self.log(
                 Level::Info,
                 None,
@@ -1478,7 +1517,7 @@ impl Endpoint {
                     best.status, best.reason
                 ),
             );
-            if let Some(mut reply) = stanza::error_reply(&f.stanza, condition, Some(&best.reason)) {
+            if let Some(mut reply) = stanza::error_reply(&f.stanza, condition, text) {
                 if let Some(e) = reply.child_mut(crate::xml::ns::SERVER, "error") {
                     e.set_attr("type", error_type.as_str());
                 }

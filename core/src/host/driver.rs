@@ -14,8 +14,9 @@ use super::cli::{Cli, Command};
 use super::setup::{self, Deployment, SHUTDOWN_GRACE};
 use super::store_sqlite::SqliteStore;
 use crate::gateway::{ConnId, Gateway, Level, LogLine, Output, QueryId};
+use crate::logtext;
 use crate::store::Store;
-use crate::xmpp::ping;
+use crate::xmpp::{ping, stanza};
 
 /// What the command line asks a runtime to do.
 #[derive(Debug)]
@@ -102,6 +103,9 @@ pub struct Driver {
     ping: Option<Ping>,
     failed: bool,
     store: SqliteStore,
+    /// `gateway.log_message_bodies`: stanzas for the gateway are logged
+    /// whole, not summarized.
+    log_bodies: bool,
 }
 
 impl Driver {
@@ -127,6 +131,7 @@ impl Driver {
             .cloned()
             .unwrap_or_default();
         let limit = setup::connection_limit(&dep.config);
+        let log_bodies = dep.config.gateway.log_message_bodies;
         let digest_key = format!("xfed sip digest nonces:{}", dep.settings.dialback_secret);
         let mut gw = Gateway::new(dep.settings, dep.seed, now, dep.unix_now, limit);
         gw.set_hosts(dep.hosts);
@@ -148,6 +153,7 @@ impl Driver {
             ping,
             failed: false,
             store,
+            log_bodies,
         })
     }
 
@@ -181,10 +187,12 @@ impl Driver {
                         }
                         (_, back) => {
                             self.ping = back;
-                            info!(
-                                "stanza for a local user: {}",
-                                String::from_utf8_lossy(&e.to_bytes())
-                            );
+                            let what = if self.log_bodies {
+                                String::from_utf8_lossy(&e.to_bytes()).into_owned()
+                            } else {
+                                stanza::summary(&e)
+                            };
+                            info!("stanza for the gateway: {}", logtext::escape(&what));
                         }
                     }
                 }
@@ -263,12 +271,14 @@ impl Driver {
     }
 }
 
-/// Writes a core log line through tracing.
+/// Writes a core log line through tracing, with whatever a peer put in
+/// it escaped ([`logtext::escape`]).
 pub fn log(line: &LogLine) {
     let conn = line.conn.map(|c| c.0).unwrap_or(0);
+    let message = logtext::escape(&line.message);
     match line.level {
-        Level::Info => info!(conn, "{}", line.message),
-        Level::Warn => warn!(conn, "{}", line.message),
-        Level::Debug => debug!(conn, "{}", line.message),
+        Level::Info => info!(conn, "{message}"),
+        Level::Warn => warn!(conn, "{message}"),
+        Level::Debug => debug!(conn, "{message}"),
     }
 }

@@ -175,6 +175,7 @@ pub fn load(path: Option<&Path>) -> Result<Deployment, String> {
         trust: trust.clone(),
         next_hop,
         message_type: XmppMessageType::Normal,
+        log_message_bodies: g.log_message_bodies,
     };
     let settings = Settings {
         local_domains: g.domains.clone(),

@@ -216,8 +216,12 @@ mod tests {
         let id = TestCert::self_signed(&LeafSpec::xmpp_server("a.test")).identity();
         let clock = Arc::new(CallerClock::new(1_800_000_000));
         let (mut client, mut server) = (Pipe::default(), Pipe::default());
-        server.start_server(server_config(&id, clock.clone())).unwrap();
-        client.start_client(client_config(&id, clock), "a.test").unwrap();
+        server
+            .start_server(server_config(&id, clock.clone()))
+            .unwrap();
+        client
+            .start_client(client_config(&id, clock), "a.test")
+            .unwrap();
         // 200 KB before the handshake is done (rustls holds 64 KiB there),
         // in two writes, then 300 KB in one write after it.
         let early: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
@@ -226,11 +230,21 @@ mod tests {
         pump(&mut client, &mut server);
         assert!(!server.is_handshaking());
         let got = server.take_plain();
-        assert!(got == early, "{} of {} bytes arrived intact", got.len(), early.len());
+        assert!(
+            got == early,
+            "{} of {} bytes arrived intact",
+            got.len(),
+            early.len()
+        );
         let late: Vec<u8> = (0..300_000u32).map(|i| (i % 241) as u8).collect();
         server.send(&late);
         pump(&mut client, &mut server);
         let got = client.take_plain();
-        assert!(got == late, "{} of {} bytes arrived intact", got.len(), late.len());
+        assert!(
+            got == late,
+            "{} of {} bytes arrived intact",
+            got.len(),
+            late.len()
+        );
     }
 }

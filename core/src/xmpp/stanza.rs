@@ -207,6 +207,34 @@ pub fn error_reply(
     Some(reply)
 }
 
+/// One line naming a stanza for the log: kind, type, id, addresses, the
+/// error condition and the payload's element names, never its text (a
+/// message body is logged only where `log_message_bodies` says so).
+pub fn summary(e: &Element) -> String {
+    let attr = |name: &str| e.attr(name).unwrap_or("");
+    let mut line = format!(
+        "<{}> type={:?} id={:?} from={:?} to={:?}",
+        e.name(),
+        attr("type"),
+        attr("id"),
+        attr("from"),
+        attr("to")
+    );
+    if let Some(c) = error_condition(e) {
+        line.push_str(&format!(" condition={c}"));
+    }
+    let payload: Vec<String> = e
+        .children()
+        .filter(|c| !(c.ns() == ns::SERVER && c.name() == "error"))
+        .take(4)
+        .map(|c| format!("{{{}}}{}", c.ns(), c.name()))
+        .collect();
+    if !payload.is_empty() {
+        line.push_str(&format!(" payload={}", payload.join(",")));
+    }
+    line
+}
+
 /// Reads the defined condition of a received error stanza; an unknown or
 /// missing one is `undefined-condition`.
 pub fn error_condition(stanza: &Element) -> Option<StanzaCondition> {
@@ -241,6 +269,21 @@ mod tests {
     }
 
     #[test]
+    fn summary_names_a_stanza_without_its_text() {
+        let m = parse_element(
+            "<message xmlns='jabber:server' type='error' id='a&#10;b' from='x@y' to='y'>\
+             <body>SECRET</body><error type='cancel'>\
+             <item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>",
+        )
+        .unwrap();
+        let line = summary(&m);
+        assert!(!line.contains("SECRET") && !line.contains('\n'), "{line}");
+        assert!(line.contains("id=\"a\\nb\""), "{line}");
+        assert!(line.contains("condition=item-not-found"), "{line}");
+        assert!(line.contains("payload={jabber:server}body"), "{line}");
+    }
+
+    #[test]
     fn error_reply_swaps_addresses_and_keeps_id() {
         let m = parse_element(
             "<message xmlns='jabber:server' from='a@x/r' to='b@y' id='7' type='chat'><body>hi</body></message>",
@@ -269,8 +312,16 @@ mod tests {
             "<message xmlns='jabber:server' from='a@x' to='b@y'><thread>t1</thread><body>{}</body></message>",
             "x".repeat(100_000)
         );
-        let r = error_reply(&parse_element(&big).unwrap(), StanzaCondition::NotAcceptable, None).unwrap();
-        assert_eq!(r.child(ns::SERVER, "thread").map(|t| t.text()), Some("t1".into()));
+        let r = error_reply(
+            &parse_element(&big).unwrap(),
+            StanzaCondition::NotAcceptable,
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            r.child(ns::SERVER, "thread").map(|t| t.text()),
+            Some("t1".into())
+        );
         assert!(r.to_bytes().len() < 1_000);
         let a = addressing(&m).unwrap();
         assert_eq!(a.to.domain(), "y");

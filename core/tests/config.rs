@@ -772,6 +772,12 @@ fn conflicts_name_the_offending_line() {
         (with("[[sip.account]]\nuser = \"a\"\npassword = \"p\"\nha1 = \"0123456789abcdef0123456789abcdef\"\n"), ErrorKind::Conflict, 3, 1, "sip.account", "both 'password' and 'ha1'"),
         (with("[[sip.account]]\nuser = \"a\"\n"), ErrorKind::MissingKey, 3, 1, "sip.account.password", "needs 'password' or 'ha1'"),
         (with("[[sip.account]]\nuser = \"a\"\npassword = \"p\"\n[[sip.account]]\nuser = \"a\"\nha1 = \"0123456789abcdef0123456789abcdef\"\n"), ErrorKind::Conflict, 7, 8, "sip.account.user", "already defined on line 3"),
+        // Accounts are told apart as XMPP addresses (issue 8: `Alice`
+        // authenticated with its own password and spoke as `alice`).
+        (with("[[sip.account]]\nuser = \"alice\"\npassword = \"p\"\n[[sip.account]]\nuser = \"Alice\"\npassword = \"q\"\n"), ErrorKind::Conflict, 7, 8, "sip.account.user", "the same address as 'alice' on line 3"),
+        (with("[[sip.account]]\nuser = \"\u{e9}mile\"\npassword = \"p\"\n[[sip.account]]\nuser = \"\u{c9}MILE\"\npassword = \"q\"\n"), ErrorKind::Conflict, 7, 8, "sip.account.user", "the same address"),
+        (with("[[sip.account]]\nuser = \"a\\u0007b\"\npassword = \"p\"\n"), ErrorKind::InvalidValue, 4, 8, "sip.account.user", "not a SIP user name"),
+        (with("[[sip.account]]\nuser = \"\u{2639}\"\npassword = \"p\"\n"), ErrorKind::InvalidValue, 4, 8, "sip.account.user", "cannot be an XMPP address"),
         (with("[listen]\ns2s = [\"0.0.0.0:5269\"]\ns2s_direct_tls = [\"127.0.0.1:5269\"]\n"), ErrorKind::Conflict, 5, 19, "listen.s2s_direct_tls", "overlaps 0.0.0.0:5269 of 's2s' in [listen] (line 4)"),
         (with("[listen]\nmetrics = \"0.0.0.0:5270\"\n"), ErrorKind::Conflict, 4, 11, "listen.metrics", "(its default)"),
         (with("[listen]\nsip = [\"tcp:0.0.0.0:5060\", \"tls:0.0.0.0:5060\"]\n"), ErrorKind::Conflict, 4, 28, "listen.sip", "TCP listener"),

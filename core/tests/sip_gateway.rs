@@ -597,6 +597,69 @@ fn xmpp_message_becomes_a_sip_message() {
     assert!(take(&mut net, alice_ua()).0.is_empty());
 }
 
+/// One canonical form for local users (issue 8: an account spoke as
+/// another through a spelling of its name): `ALICE` and `%61lice` are
+/// alice, who signs with her account's name; the binding is hers and her
+/// messages come from alice@xfed.test. Carol cannot be `%61lice`.
+#[test]
+fn spellings_of_a_user_are_one_user() {
+    let mut net = network(FEDERATED);
+    let r = register_as(&mut net, alice_ua(), "ALICE", "alice", ALICE_PW, 600);
+    assert_eq!(r.status, 200, "{r:?}\n{}", net.dump(XFED));
+    assert!(binding_persisted(
+        &net,
+        &format!("sip:ALICE@{}", alice_ua())
+    ));
+    xmpp_message(
+        &mut net,
+        "bob@remote.test/phone",
+        "alice@xfed.test",
+        "m1",
+        "<body>found you</body>",
+    );
+    let req = one_request(&mut net, alice_ua());
+    answer(&mut net, alice_ua(), &req, 200, &[]);
+    let r = sip_message(
+        &mut net,
+        alice_ua(),
+        "alice",
+        ALICE_PW,
+        "sip:bob@remote.test",
+        "text/plain",
+        &[],
+        "from alice",
+    );
+    assert_eq!(r.status, 202);
+    // Carol's own credentials, From a spelling of alice: refused.
+    let from = "sip:%61lice@xfed.test";
+    let r = with_digest(
+        &mut net,
+        carol_ua(),
+        "MESSAGE",
+        "sip:bob@remote.test",
+        "carol",
+        CAROL_PW,
+        &|auth| {
+            let mut headers: Vec<(&str, String)> = vec![("Content-Type", "text/plain".to_owned())];
+            headers.extend(auth);
+            request(
+                "MESSAGE",
+                "sip:bob@remote.test",
+                carol_ua(),
+                from,
+                "sip:bob@remote.test",
+                "im-carol@ua",
+                &headers,
+                "I am alice",
+            )
+        },
+    );
+    assert_eq!(r.status, 403, "{r:?}");
+    let got = messages_at_remote(&net);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].attr("from"), Some("alice@xfed.test"));
+}
+
 /// Lync's EnableLoggingAllMessageBodies: bodies reach the log in both
 /// directions when it is on, and never otherwise.
 #[test]

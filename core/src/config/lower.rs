@@ -637,22 +637,38 @@ impl Lower<'_> {
         }
 
         let mut accounts: Vec<SipAccount> = Vec::with_capacity(raw.account.len());
-        let mut lines: Vec<usize> = Vec::new();
+        // Accounts are told apart in the canonical form of their user
+        // (jid::foreign_local), the form From users and JIDs are
+        // compared in: `Alice` and `alice` would be one user, and whoever
+        // holds either password could speak as both.
+        let mut canonical: Vec<(String, usize, String)> = Vec::new();
         for entry in &raw.account {
             let account = self.account(entry)?;
-            if let Some(i) = accounts.iter().position(|a| a.user == account.user) {
-                let first = lines.get(i).copied().unwrap_or_default();
+            let user_span = entry.get_ref().user.span();
+            let form = crate::jid::foreign_local(&account.user).map_err(|e| {
+                self.invalid(
+                    &user_span,
+                    "sip.account.user",
+                    &format!("'{}' cannot be an XMPP address: {e:?}", account.user),
+                )
+            })?;
+            if let Some((_, first, same)) = canonical.iter().find(|(c, _, _)| *c == form) {
+                let detail = if *same == account.user {
+                    format!("[[sip.account]] user '{same}' is already defined on line {first}")
+                } else {
+                    format!(
+                        "[[sip.account]] user '{}' is the same address as '{same}' on line {first} (both are {form}@ on XMPP)",
+                        account.user
+                    )
+                };
                 return Err(self.error(
                     ErrorKind::Conflict,
-                    &entry.get_ref().user.span(),
+                    &user_span,
                     "sip.account.user",
-                    format!(
-                        "[[sip.account]] user '{}' is already defined on line {first}",
-                        account.user
-                    ),
+                    detail,
                 ));
             }
-            lines.push(self.line_of(&entry.span()));
+            canonical.push((form, self.line_of(&entry.span()), account.user.clone()));
             accounts.push(account);
         }
         if mode == SipMode::Proxy {

@@ -967,6 +967,21 @@ impl Endpoint {
         let Some(to) = stanza.attr("to").and_then(|j| Jid::parse(j).ok()) else {
             return self.respond(id, &req, 400, None, t);
         };
+        // The stanza speaks as the user who authenticated, nobody else.
+        let speaks_as = stanza.attr("from").and_then(|j| Jid::parse(j).ok());
+        if speaks_as
+            .as_ref()
+            .map(|j| j.bare())
+            .map(|b| b.as_str().to_owned())
+            != Some(sender.clone())
+        {
+            self.log(
+                Level::Warn,
+                None,
+                format!("SIP MESSAGE from {peer}: authenticated as {sender} but would speak as {speaks_as:?}; 403"),
+            );
+            return self.respond(id, &req, 403, Some("From Is Not The Authenticated User"), t);
+        }
         if self.is_local(to.domain()) {
             return self.respond(id, &req, 404, Some("Not An XMPP Address"), t);
         }
@@ -1574,13 +1589,16 @@ pub struct Target {
 }
 
 /// `user@domain` of a SIP URI, domain lowercased.
+/// The canonical address of record of a URI ([`translate::canonical_aor`]):
+/// the one form in which local users are compared; `None` when no XMPP
+/// address can name the user.
 fn aor_of(uri: &Uri) -> Option<String> {
     let user = uri.user().filter(|u| !u.is_empty())?;
     let host = match uri.host()? {
-        sip::Host::Domain(d) => d.to_ascii_lowercase(),
+        sip::Host::Domain(d) => d,
         _ => return None,
     };
-    Some(format!("{user}@{host}"))
+    translate::canonical_aor(user, host).ok()
 }
 
 fn domain_of(aor: &str) -> &str {

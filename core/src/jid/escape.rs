@@ -75,6 +75,54 @@ pub fn escape_local(raw: &str) -> Result<String, JidError> {
     Ok(out)
 }
 
+/// The prepared localpart that names a user of another address system (a
+/// SIP user, decoded): XEP-0106 escaping, then PRECIS UsernameCaseMapped,
+/// so `Alice` and `alice` are one user. This is the canonical form of a
+/// gatewayed user, in which accounts, bindings, senders and JIDs are all
+/// compared.
+///
+/// A `\` before an upper-case escape look-alike (`\2F`) is escaped too,
+/// since case mapping would turn it into a real escape (the user `\2F`
+/// would become the JID of `/`). [`JidError::Unstable`] when PRECIS makes
+/// an escaping that does not read back as the same user (fullwidth `＼`
+/// before `20` at an edge, ...).
+pub fn foreign_local(raw: &str) -> Result<String, JidError> {
+    let escaped = escape_foreign(raw)?;
+    let local = super::prepare_local(&escaped)?.into_owned();
+    if escape_foreign(&unescape_local(&local)).as_deref() != Ok(local.as_str()) {
+        return Err(JidError::Unstable);
+    }
+    Ok(local)
+}
+
+/// [`escape_local`], plus the escaping of `\` before `2F`, `3A`, `3C`,
+/// `3E` or `5C` written with an upper-case letter.
+fn escape_foreign(raw: &str) -> Result<String, JidError> {
+    let escaped = escape_local(raw)?;
+    if !escaped.contains(['A', 'C', 'E', 'F']) {
+        return Ok(escaped);
+    }
+    const UPPER: [&str; 5] = ["2F", "3A", "3C", "3E", "5C"];
+    let mut out = String::with_capacity(escaped.len() + 8);
+    let mut rest = escaped.as_str();
+    while let Some(pos) = rest.find('\\') {
+        let (head, tail) = rest.split_at(pos);
+        out.push_str(head);
+        let after = tail.get(1..).unwrap_or_default();
+        let code = after.get(..2).unwrap_or_default();
+        if UPPER.iter().any(|u| code.eq_ignore_ascii_case(u))
+            && code.bytes().any(|b| b.is_ascii_uppercase())
+        {
+            out.push_str("\\5c");
+        } else {
+            out.push('\\');
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
 /// Turns an escaped localpart back into the foreign user name.
 ///
 /// Only the ten exact lowercase sequences are decoded; partial or other

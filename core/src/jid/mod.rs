@@ -28,7 +28,7 @@ use precis_profiles::precis_core::profile::{stabilize, Profile};
 use precis_profiles::precis_core::Error as PrecisError;
 use precis_profiles::{OpaqueString, UsernameCaseMapped};
 
-pub use escape::{escape_local, unescape_local};
+pub use escape::{escape_local, foreign_local, unescape_local};
 
 /// Longest part, in octets, after preparation (RFC 7622 section 3.1).
 const MAX_PART: usize = 1023;
@@ -95,6 +95,9 @@ pub enum JidError {
     /// [`escape_local`] was given a name that starts or ends with a space,
     /// which XEP-0106 cannot represent.
     SpaceAtEdge,
+    /// [`foreign_local`]: the prepared localpart does not read back as the
+    /// same foreign user, so the address would not map back.
+    Unstable,
 }
 
 impl JidError {
@@ -121,6 +124,9 @@ impl fmt::Display for JidError {
             JidError::EmptyLabel => f.write_str("domainpart has an empty label"),
             JidError::LabelTooLong => f.write_str("domainpart label longer than 63 octets"),
             JidError::BadIpLiteral => f.write_str("domainpart is not a valid IP address"),
+            JidError::Unstable => {
+                f.write_str("localpart does not map back to the same user once prepared")
+            }
             JidError::SpaceAtEdge => {
                 f.write_str("localpart cannot start or end with a space, even escaped")
             }

@@ -30,8 +30,9 @@ pub struct AuthRequest<'a> {
     pub method: &'a str,
     /// The Request-URI as received (digest signs it as text).
     pub request_uri: &'a str,
-    /// The identity claimed, `user@domain`: the To URI of a REGISTER, the
-    /// From URI of other requests.
+    /// The identity claimed, `user@domain` in canonical form
+    /// (`translate::canonical_aor`): the To URI of a REGISTER, the From
+    /// URI of other requests.
     pub aor: &'a str,
     /// Every `Authorization` header value of the request, in order.
     pub authorization: &'a [&'a str],
@@ -71,7 +72,9 @@ pub enum Decision {
 #[derive(Debug)]
 pub struct Registrar {
     domains: Vec<String>,
-    accounts: HashMap<String, SipCredential>,
+    /// By canonical user ([`crate::jid::foreign_local`]): the name as
+    /// configured (what digest signs) and its credential.
+    accounts: HashMap<String, (String, SipCredential)>,
     digest: Digest,
     /// Counts of nonces that authenticated a request (replay protection).
     nonce_counts: NonceCounts,
@@ -89,7 +92,10 @@ impl Registrar {
             accounts: sip
                 .accounts
                 .iter()
-                .map(|a| (a.user.clone(), a.credential.clone()))
+                .filter_map(|a| {
+                    let canonical = crate::jid::foreign_local(&a.user).ok()?;
+                    Some((canonical, (a.user.clone(), a.credential.clone())))
+                })
                 .collect(),
             nonce_counts: NonceCounts::new(NonceCounts::DEFAULT_CAPACITY, digest.nonce_lifetime()),
             digest,
@@ -191,16 +197,19 @@ impl Registrar {
                 challenge(false)
             };
         };
-        if auth.username != user {
+        // Compared in canonical form: `Alice` signing for `alice` is the
+        // same user, `bob` signing for `alice` is not.
+        if crate::jid::foreign_local(&auth.username).ok().as_deref() != Some(user) {
             return reject(403, "Username Does Not Match Address of Record");
         }
-        let Some(credential) = self.accounts.get(user) else {
+        let Some((name, credential)) = self.accounts.get(user) else {
             return reject(403, "Forbidden");
         };
+        // The digest itself signs the name exactly as the account has it.
         match self.digest.verify(
             &domain,
             &auth,
-            user,
+            name,
             credential,
             req.method,
             req.request_uri,
@@ -244,7 +253,7 @@ impl Registrar {
         now_unix: u64,
         rng: &mut Rng,
     ) -> Vec<String> {
-        let algorithms = digest::algorithms_for(self.accounts.get(user));
+        let algorithms = digest::algorithms_for(self.accounts.get(user).map(|(_, c)| c));
         self.digest
             .challenges(realm, algorithms, stale, now_unix, rng)
             .iter()

@@ -20,7 +20,7 @@ use std::fmt;
 
 use idna::uts46::{AsciiDenyList, DnsLength, Hyphens, Uts46};
 
-use crate::jid::{escape_local, unescape_local, Jid, JidError};
+use crate::jid::{foreign_local, unescape_local, Jid, JidError};
 
 /// Why a URI does not map to a JID.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -235,50 +235,30 @@ fn percent_decode(s: &str) -> Result<Cow<'_, str>, AddressError> {
 pub fn sip_to_jid(uri: &str) -> Result<Jid, AddressError> {
     let parts = parse_uri(uri)?;
     let local = match parts.user {
-        Some(user) => Some(escape_user(&percent_decode(user)?).map_err(AddressError::Jid)?),
+        Some(user) => Some(foreign_local(&percent_decode(user)?)?),
         None => None,
     };
     let resource = parts.gr.map(percent_decode).transpose()?;
-    let jid = Jid::from_parts(local.as_deref(), parts.host, resource.as_deref())
-        .map_err(AddressError::Jid)?;
-    // PRECIS maps before anything is unescaped (fullwidth `＼` becomes `\`),
-    // so it can make an escaping that does not read back as itself, such
-    // as a leading `\20`; such a JID would not survive the way back.
-    if let Some(local) = jid.local() {
-        if escape_user(&unescape_local(local)).as_deref() != Ok(local) {
-            return Err(AddressError::Unstable);
-        }
-    }
-    Ok(jid)
+    Jid::from_parts(local.as_deref(), parts.host, resource.as_deref()).map_err(AddressError::Jid)
 }
 
-/// XEP-0106 escaping for a decoded SIP user, also escaping a `\` before
-/// an upper-case escape look-alike (`\2F`): PRECIS will lowercase it into
-/// a real escape, which would make the user `\2F` the same JID as `/`.
-fn escape_user(raw: &str) -> Result<String, JidError> {
-    let escaped = escape_local(raw)?;
-    if !escaped.contains(['A', 'C', 'E', 'F']) {
-        return Ok(escaped);
-    }
-    const UPPER: [&str; 5] = ["2F", "3A", "3C", "3E", "5C"];
-    let mut out = String::with_capacity(escaped.len() + 8);
-    let mut rest = escaped.as_str();
-    while let Some(pos) = rest.find('\\') {
-        let (head, tail) = rest.split_at(pos);
-        out.push_str(head);
-        let after = tail.get(1..).unwrap_or_default();
-        let code = after.get(..2).unwrap_or_default();
-        if UPPER.iter().any(|u| code.eq_ignore_ascii_case(u))
-            && code.bytes().any(|b| b.is_ascii_uppercase())
-        {
-            out.push_str("\\5c");
-        } else {
-            out.push('\\');
+/// The canonical address of record `user@domain` of a SIP URI's user
+/// (percent-encoded, as written in the URI) at `domain`:
+/// [`foreign_local`] of the decoded user, and the domain in lower case.
+/// Local users are compared in this form everywhere (accounts, bindings,
+/// the `From` of a request, the JID it becomes).
+pub fn canonical_aor(user: &str, domain: &str) -> Result<String, AddressError> {
+    let user = foreign_local(&percent_decode(user)?).map_err(AddressError::from)?;
+    Ok(format!("{user}@{}", domain.to_ascii_lowercase()))
+}
+
+impl From<JidError> for AddressError {
+    fn from(e: JidError) -> Self {
+        match e {
+            JidError::Unstable => AddressError::Unstable,
+            e => AddressError::Jid(e),
         }
-        rest = after;
     }
-    out.push_str(rest);
-    Ok(out)
 }
 
 /// Bytes the SIP `user` rule (RFC 3261 25.1: unreserved / user-unreserved)

@@ -10,7 +10,7 @@ pub mod chatstate;
 pub mod error;
 pub mod im;
 
-pub use address::{jid_to_sip, sip_to_jid, AddressError};
+pub use address::{canonical_aor, jid_to_sip, sip_to_jid, AddressError};
 pub use chatstate::{
     is_composing_xml, next_is_composing, parse_is_composing, ChatState, ComposingState,
     IsComposing, IsComposingError,

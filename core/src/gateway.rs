@@ -311,6 +311,12 @@ impl Gateway {
         self.sessions.len() + self.sip.as_ref().map_or(0, Endpoint::connections)
     }
 
+    /// SIP transactions held (server and client): what a flood of
+    /// requests would make grow, for tests and the operator's figures.
+    pub fn sip_transactions(&self) -> usize {
+        self.sip.as_ref().map_or(0, Endpoint::transactions)
+    }
+
     /// A UDP datagram on one of our SIP sockets.
     pub fn handle_datagram(
         &mut self,

@@ -11,6 +11,7 @@ pub mod dns;
 pub mod endpoint;
 pub mod gateway;
 pub mod jid;
+pub mod log_budget;
 pub mod logtext;
 pub mod registrar;
 pub mod rng;

@@ -419,7 +419,7 @@ fn a_tu_that_never_answers_releases_the_transaction() {
 fn table_matches_and_merges_timers() {
     let t0 = Instant::now();
     let mut rng = Rng::new([3; 32]);
-    let mut table = TransactionTable::new(Timers::default());
+    let mut table = TransactionTable::new(Timers::default(), 100);
     // Three outgoing MESSAGEs over UDP, one over TCP.
     let mut reqs = Vec::new();
     for i in 0..4 {
@@ -488,7 +488,7 @@ fn table_matches_and_merges_timers() {
 #[test]
 fn table_server_side() {
     let t0 = Instant::now();
-    let mut table = TransactionTable::new(Timers::default());
+    let mut table = TransactionTable::new(Timers::default(), 100);
     let req = request(Method::Message, "z9hG4bKabc", "UDP");
     let Ok(Incoming::New(id, got)) = table.handle_request(req.clone(), false, t0) else {
         panic!("not new")
@@ -539,6 +539,53 @@ fn table_server_side() {
     assert!(table.is_empty());
     assert_eq!(
         table.respond(id, answer(&req, 200), t0),
+        Err(TransactionError::Unknown)
+    );
+}
+
+/// Issue 8: the table is bounded; a request beyond the bound is handed
+/// back as Overloaded (the endpoint answers 503 statelessly), and a
+/// stateless answer forgets its transaction at once.
+#[test]
+fn table_is_bounded_and_answers_can_be_stateless() {
+    let t0 = Instant::now();
+    let mut table = TransactionTable::new(Timers::default(), 3);
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let req = request(Method::Register, &format!("z9hG4bKb{i}"), "UDP");
+        let Ok(Incoming::New(id, _)) = table.handle_request(req, false, t0) else {
+            panic!("not new")
+        };
+        ids.push(id);
+    }
+    let fourth = request(Method::Register, "z9hG4bKb3", "UDP");
+    assert!(matches!(
+        table.handle_request(fourth.clone(), false, t0),
+        Ok(Incoming::Overloaded(r)) if r == fourth
+    ));
+    // A retransmission of a held one is still matched.
+    let again = request(Method::Register, "z9hG4bKb0", "UDP");
+    assert!(matches!(
+        table.handle_request(again.clone(), false, t0),
+        Ok(Incoming::Retransmission(id)) if id == ids[0]
+    ));
+    // Answered statelessly: sent, terminated, forgotten, room again.
+    table
+        .respond_stateless(ids[0], &answer(&again, 401))
+        .unwrap();
+    let out: Vec<_> = std::iter::from_fn(|| table.poll_output()).collect();
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert!(
+        matches!(&out[0], (id, Output::Transmit(b)) if *id == ids[0] && b.starts_with(b"SIP/2.0 401"))
+    );
+    assert!(matches!(out[1], (id, Output::Terminated) if id == ids[0]));
+    assert_eq!(table.servers(), 2);
+    assert!(matches!(
+        table.handle_request(again, false, t0),
+        Ok(Incoming::New(..))
+    ));
+    assert_eq!(
+        table.respond_stateless(ids[0], &answer(&fourth, 401)),
         Err(TransactionError::Unknown)
     );
 }

@@ -22,6 +22,7 @@ use rustls::{ClientConfig, ServerConfig};
 use crate::config::{Config, SipMode, SipTransport, TrustedPeer};
 use crate::gateway::{ConnId, Level, LogLine, Output};
 use crate::jid::Jid;
+use crate::log_budget::{self, LogBudget};
 use crate::registrar::bindings::{Binding, ContactParam, Policy, RegisterRequest};
 use crate::registrar::digest::Digest;
 use crate::registrar::{AuthRequest, Decision, Registrar};
@@ -150,6 +151,17 @@ impl BranchFailure {
     }
 }
 
+/// Server transactions held at once (requests that authenticated and
+/// await or absorb their answer); a new request beyond gets 503.
+const MAX_SERVER_TRANSACTIONS: usize = 10_000;
+/// Retry-After of that 503, in seconds.
+const OVERLOAD_RETRY_AFTER: &str = "5";
+/// Lines a source may cause per window with garbage, failed digests and
+/// overload; sources tracked one by one.
+const LOG_LINES_PER_SOURCE: u32 = 5;
+const LOG_WINDOW: Duration = Duration::from_secs(60);
+const LOG_SOURCES: usize = 1024;
+
 /// What an XMPP sender learns when a local user does not exist or cannot
 /// be reached: the same condition for both (RFC 6121 section 8.5.1 and
 /// 8.5.2.2.1), so that no remote domain can list the accounts or see who
@@ -215,6 +227,12 @@ pub struct Endpoint {
     no_composing: HashSet<String>,
     to_xmpp: VecDeque<(Element, bool)>,
     out: VecDeque<Output>,
+    /// Server transactions whose request authenticated (or came from a
+    /// trusted peer): only these are answered statefully.
+    authenticated: HashSet<TxId>,
+    /// Log lines per source address for what any peer can cause at will:
+    /// unparsable messages, failed digests, overload refusals.
+    log_budget: LogBudget<IpAddr>,
     /// Monotonic and Unix time at start, to turn binding expiries into
     /// deadlines.
     anchor: (Instant, u64),
@@ -258,7 +276,7 @@ impl Endpoint {
             registrar,
             access: Access::new(config),
             rng,
-            table: TransactionTable::new(sip::Timers::default()),
+            table: TransactionTable::new(sip::Timers::default(), MAX_SERVER_TRANSACTIONS),
             conns: HashMap::new(),
             next_conn: OUTBOUND_CONN_BASE,
             tx_dest: HashMap::new(),
@@ -272,6 +290,8 @@ impl Endpoint {
             no_composing: HashSet::new(),
             to_xmpp: VecDeque::new(),
             out: VecDeque::new(),
+            authenticated: HashSet::new(),
+            log_budget: LogBudget::new(LOG_LINES_PER_SOURCE, LOG_WINDOW, LOG_SOURCES, t.now),
             anchor: (t.now, t.unix),
         }
     }
@@ -301,6 +321,11 @@ impl Endpoint {
     /// Live SIP connections.
     pub fn connections(&self) -> usize {
         self.conns.len()
+    }
+
+    /// SIP transactions held, server and client.
+    pub fn transactions(&self) -> usize {
+        self.table.len()
     }
 
     /// The next output for the runtime.
@@ -448,7 +473,7 @@ impl Endpoint {
                 Some(Ok(Frame::Pong)) => {}
                 Some(Err(e)) => {
                     let fatal = e.is_fatal();
-                    self.refuse(&e, Dest::Conn(conn), peer);
+                    self.refuse(&e, Dest::Conn(conn), peer, t);
                     if fatal {
                         self.flush_conn(conn);
                         self.close(conn);
@@ -553,28 +578,37 @@ impl Endpoint {
         let dest = Dest::Udp { local, peer };
         match sip::parse_datagram(bytes, &self.limits) {
             Ok(m) => self.handle_message(m, dest, peer, t),
-            Err(e) => self.refuse(&e, dest, peer),
+            Err(e) => self.refuse(&e, dest, peer, t),
         }
         self.drain_table(t);
     }
 
     /// Answers (or drops, when no answer can be built) what did not parse.
-    fn refuse(&mut self, e: &sip::ParseError, dest: Dest, peer: SocketAddr) {
+    fn refuse(&mut self, e: &sip::ParseError, dest: Dest, peer: SocketAddr, t: Time) {
         let tag = sip::new_tag(&mut self.rng);
         match e.response(&tag) {
             Some(r) => {
-                self.log(
-                    Level::Warn,
-                    None,
+                self.log_limited(
+                    peer,
+                    t,
                     format!("SIP from {peer}: {e}; answering {} {}", r.status, r.reason),
                 );
                 self.send_bytes(dest, &r.to_bytes());
             }
-            None => self.log(
-                Level::Warn,
-                None,
+            None => self.log_limited(
+                peer,
+                t,
                 format!("SIP from {peer}: {e}; dropped (no response possible)"),
             ),
+        }
+    }
+
+    /// A warning any peer can cause at will: logged within its source's
+    /// budget, with the count of those suppressed before it.
+    fn log_limited(&mut self, peer: SocketAddr, t: Time, message: String) {
+        if let Some(suppressed) = self.log_budget.allow(peer.ip(), t.now) {
+            let note = log_budget::suppressed_note(suppressed);
+            self.log(Level::Warn, None, format!("{message}{note}"));
         }
     }
 
@@ -634,6 +668,7 @@ impl Endpoint {
                 sip::Output::TransportError => self.message_answered(id, Err(480), t),
                 sip::Output::Terminated => {
                     self.tx_dest.remove(&id);
+                    self.authenticated.remove(&id);
                 }
             }
         }
@@ -662,6 +697,21 @@ impl Endpoint {
                     self.handle_request(id, req, src, t);
                 }
                 Ok(Incoming::Retransmission(_)) => {}
+                Ok(Incoming::Overloaded(req)) => {
+                    self.log_limited(
+                        peer,
+                        t,
+                        format!(
+                            "SIP {} from {peer}: {} transactions in progress; 503",
+                            req.method,
+                            self.table.servers()
+                        ),
+                    );
+                    let tag = sip::new_tag(&mut self.rng);
+                    let mut r = req.response(503, &tag);
+                    r.headers.push("Retry-After", OVERLOAD_RETRY_AFTER);
+                    self.send_bytes(dest, &r.to_bytes());
+                }
                 Ok(Incoming::Stateless(req)) => {
                     if req.method != Method::Ack {
                         self.log(
@@ -702,8 +752,17 @@ impl Endpoint {
         self.respond_with(id, r, t);
     }
 
+    /// Answers server transaction `id`: statefully when its request
+    /// authenticated (retransmissions are absorbed, the request is never
+    /// acted on twice), statelessly otherwise, so that requests anyone
+    /// can send (no credentials, wrong ones, OPTIONS) keep nothing.
     fn respond_with(&mut self, id: TxId, r: Response, t: Time) {
-        if let Err(e) = self.table.respond(id, r, t.now) {
+        let sent = if self.authenticated.contains(&id) {
+            self.table.respond(id, r, t.now)
+        } else {
+            self.table.respond_stateless(id, &r)
+        };
+        if let Err(e) = sent {
             self.log(Level::Debug, None, format!("SIP response not sent: {e}"));
         }
         self.drain_table(t);
@@ -753,11 +812,12 @@ impl Endpoint {
         let peer = src.addr;
         if self.mode == SipMode::Proxy {
             if src.trusted {
+                self.authenticated.insert(id);
                 return Some(aor.to_owned());
             }
-            self.log(
-                Level::Warn,
-                None,
+            self.log_limited(
+                peer,
+                t,
                 format!(
                     "SIP {} from {peer}: not a trusted peer in proxy mode; 403",
                     req.method
@@ -784,7 +844,10 @@ impl Endpoint {
             t.unix,
         );
         match decision {
-            Decision::Allow { user, domain, .. } => Some(format!("{user}@{domain}")),
+            Decision::Allow { user, domain, .. } => {
+                self.authenticated.insert(id);
+                Some(format!("{user}@{domain}"))
+            }
             Decision::Challenge { realm, user, stale } => {
                 let values = self
                     .registrar
@@ -803,9 +866,9 @@ impl Endpoint {
                 None
             }
             Decision::Reject { code, reason } => {
-                self.log(
-                    Level::Warn,
-                    None,
+                self.log_limited(
+                    peer,
+                    t,
                     format!("SIP {} from {peer} as {aor}: {code} {reason}", req.method),
                 );
                 self.respond(id, req, code, Some(reason), t);
@@ -912,9 +975,9 @@ impl Endpoint {
             Err(e) => return self.respond(id, &req, 400, Some(&format!("Bad From: {e}")), t),
         };
         let Some(from_aor) = aor_of(from.uri()).filter(|a| self.is_local(domain_of(a))) else {
-            self.log(
-                Level::Warn,
-                None,
+            self.log_limited(
+                peer,
+                t,
                 format!(
                     "SIP MESSAGE from {peer}: From {} is not a local user; 403",
                     from.uri()

@@ -26,6 +26,10 @@ pub enum Incoming {
     /// INVITE or ACK, which have no transactions here: answer statelessly
     /// (an INVITE) or ignore (an ACK).
     Stateless(Request),
+    /// A new request while the table holds its limit of server
+    /// transactions: answer 503 with Retry-After statelessly (RFC 3261
+    /// section 21.5.4), keeping nothing.
+    Overloaded(Request),
 }
 
 #[derive(Debug)]
@@ -53,14 +57,25 @@ pub struct TransactionTable {
     /// and the due ones costs a logarithm, not a scan.
     wakeups: BTreeSet<(Instant, TxId)>,
     out: VecDeque<(TxId, Output)>,
+    /// At most this many server transactions at once.
+    max_servers: usize,
 }
 
 impl TransactionTable {
-    pub fn new(timers: Timers) -> Self {
+    /// A table holding at most `max_servers` server transactions (what a
+    /// peer can make us keep); client transactions are ours, bounded by
+    /// the queues that start them.
+    pub fn new(timers: Timers, max_servers: usize) -> Self {
         TransactionTable {
             timers,
+            max_servers,
             ..TransactionTable::default()
         }
+    }
+
+    /// Live server transactions.
+    pub fn servers(&self) -> usize {
+        self.servers.len()
     }
 
     /// Live transactions.
@@ -119,6 +134,9 @@ impl TransactionTable {
             self.sync(id);
             return Ok(Incoming::Retransmission(id));
         }
+        if self.servers.len() >= self.max_servers {
+            return Ok(Incoming::Overloaded(request));
+        }
         let tx = ServerTransaction::new(&request, reliable, self.timers, now)?;
         let id = self.next();
         self.servers.insert(key, id);
@@ -164,6 +182,34 @@ impl TransactionTable {
         let r = tx.respond(response, now);
         self.sync(id);
         r
+    }
+
+    /// Answers server transaction `id` and forgets it at once, as a
+    /// stateless server would (RFC 3261 section 8.2.7): for answers to
+    /// requests that did not authenticate, so that a flood of them keeps
+    /// nothing for Timer J. A retransmission is then a new request and
+    /// gets the same answer again. Outputs the response and
+    /// [`Output::Terminated`].
+    pub fn respond_stateless(
+        &mut self,
+        id: TxId,
+        response: &Response,
+    ) -> Result<(), TransactionError> {
+        let Some(Entry {
+            tx: Tx::Server(tx),
+            scheduled,
+        }) = self.entries.remove(&id)
+        else {
+            return Err(TransactionError::Unknown);
+        };
+        if let Some(t) = scheduled {
+            self.wakeups.remove(&(t, id));
+        }
+        self.servers.remove(tx.key());
+        self.out
+            .push_back((id, Output::Transmit(response.to_bytes())));
+        self.out.push_back((id, Output::Terminated));
+        Ok(())
     }
 
     /// The transport failed sending for transaction `id`.

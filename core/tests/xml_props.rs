@@ -97,6 +97,7 @@ fn read(chunks: &[&[u8]]) -> Vec<Result<Event, ErrorKind>> {
     let mut r = Reader::new(Limits {
         max_stanza_size: 4096,
         max_depth: 8,
+        ..Limits::default()
     });
     let mut out = Vec::new();
     for c in chunks {

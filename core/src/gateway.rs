@@ -173,7 +173,8 @@ pub struct Gateway {
     /// Wall clock anchor: Unix seconds at `anchor`.
     anchor: (Instant, u64),
     shutting_down: bool,
-    /// Most connections at once, in and out.
+    /// Most s2s connections at once, in and out (`gateway.connection_limit`;
+    /// SIP connections have their own limit, kept by the endpoint).
     connection_limit: usize,
     /// The SIP side, when the gateway role runs.
     sip: Option<Endpoint>,
@@ -308,7 +309,19 @@ impl Gateway {
 
     /// Number of live connections, XMPP and SIP.
     pub fn connections(&self) -> usize {
-        self.sessions.len() + self.sip.as_ref().map_or(0, Endpoint::connections)
+        self.s2s_connections() + self.sip_connections()
+    }
+
+    /// Number of live s2s connections, in and out: what
+    /// `gateway.connection_limit` bounds.
+    pub fn s2s_connections(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Number of live SIP TCP and TLS connections, in and out: what
+    /// `sip.connection_limit` bounds.
+    pub fn sip_connections(&self) -> usize {
+        self.sip.as_ref().map_or(0, Endpoint::connections)
     }
 
     /// SIP transactions held (server and client): what a flood of
@@ -336,27 +349,39 @@ impl Gateway {
         self.sip.as_mut().filter(|ep| ep.owns(conn))
     }
 
-    /// A peer connected to one of our listeners.
+    /// A peer connected to one of our listeners. Each kind has its own
+    /// limit: s2s connections `gateway.connection_limit`, SIP ones
+    /// `sip.connection_limit` (checked by the endpoint); a newcomer beyond
+    /// its kind's limit is closed at once and the other kind is unaffected.
     pub fn accept(&mut self, listener: Listener, peer: SocketAddr, now: Instant) -> ConnId {
         let t = self.time(now);
         let conn = self.new_conn();
-        if self.shutting_down || self.connections() >= self.connection_limit {
+        if self.shutting_down {
             self.log(
-                Level::Warn,
+                Level::Info,
                 Some(conn),
-                format!(
-                    "refusing connection from {peer}: connection limit {} reached",
-                    self.connection_limit
-                ),
+                format!("refusing connection from {peer}: shutting down"),
             );
             self.out.push_back(Output::Close { conn });
             return conn;
         }
         if matches!(listener, Listener::SipTcp | Listener::SipTls) {
             match &mut self.sip {
-                Some(ep) => ep.accept(conn, peer, listener == Listener::SipTls),
+                Some(ep) => ep.accept(conn, peer, listener == Listener::SipTls, t),
                 None => self.out.push_back(Output::Close { conn }),
             }
+            return conn;
+        }
+        if self.s2s_connections() >= self.connection_limit {
+            self.log(
+                Level::Warn,
+                Some(conn),
+                format!(
+                    "refusing s2s connection from {peer}: gateway.connection_limit {} reached",
+                    self.connection_limit
+                ),
+            );
+            self.out.push_back(Output::Close { conn });
             return conn;
         }
         let rng = self.rng.fork();
@@ -378,8 +403,10 @@ impl Gateway {
             ep.handle_connected(conn, t);
             return self.pump_sip(t);
         }
-        if let Some(s) = self.sessions.get_mut(&conn) {
-            s.handle_connected(&self.settings, t);
+        match self.sessions.get_mut(&conn) {
+            Some(s) => s.handle_connected(&self.settings, t),
+            // Given up on while it connected (a timeout): not wanted now.
+            None => return self.out.push_back(Output::Close { conn }),
         }
         self.drain(conn, t);
     }

@@ -52,6 +52,8 @@ pub struct NodeSpec {
     /// No fixed address for any other node: every remote domain is resolved
     /// through DNS, answered from [`Net::dns`].
     pub dns: bool,
+    /// `gateway.connection_limit`: most s2s connections at once.
+    pub connection_limit: usize,
 }
 
 impl NodeSpec {
@@ -65,6 +67,7 @@ impl NodeSpec {
             ca_cert: false,
             tls: true,
             dns: false,
+            connection_limit: 100,
         }
     }
 }
@@ -367,7 +370,7 @@ impl Net {
                 seed[0] = i as u8;
                 Node {
                     domain: spec.domain.to_owned(),
-                    gw: Gateway::new(settings, seed, now, NOW, 100),
+                    gw: Gateway::new(settings, seed, now, NOW, spec.connection_limit),
                     addr: addrs[i].1,
                     direct: SocketAddr::from(([10, 0, 0, i as u8 + 1], 5270)),
                     logs: Vec::new(),

@@ -259,6 +259,10 @@ fn omitted_keys_take_lync_and_design_defaults() {
     assert_eq!(c.sip.mode, SipMode::Registrar);
     assert_eq!(c.sip.next_hop, None);
     assert_eq!(c.sip.max_message_size, 64 * 1024);
+    assert_eq!(c.sip.connection_limit, 1000);
+    assert_eq!(c.sip.handshake_timeout, Duration::from_secs(10));
+    assert_eq!(c.sip.request_timeout, Duration::from_secs(30));
+    assert_eq!(c.sip.idle_timeout, Duration::from_secs(300));
     assert!(c.sip.trusted.is_empty() && c.sip.accounts.is_empty());
     assert_eq!(c.store.url, StoreUrl::Sqlite(PathBuf::from("xfed.db")));
     assert!(c.blocks.is_empty() && c.access.is_empty());
@@ -415,6 +419,17 @@ fn unknown_keys_name_line_column_and_table() {
         "{e}"
     );
 
+    let e = err(&with(
+        "[sip]\nconnection_limit = 50\nidle_timout = \"1m\"\n",
+    ));
+    assert_eq!((e.kind, at(&e)), (ErrorKind::UnknownKey, (5, 1)));
+    assert_eq!(e.path, "sip.idle_timout");
+    assert!(
+        e.message
+            .starts_with("unknown key 'idle_timout' in [sip] ("),
+        "{e}"
+    );
+
     let e = err("[gateway]\ndomains = [\"example.com\"]\nconection_limit = 5\n");
     assert_eq!((e.kind, at(&e)), (ErrorKind::UnknownKey, (3, 1)));
     assert!(
@@ -519,6 +534,34 @@ fn bad_values_name_their_line() {
             12,
             "sip.next_hop",
             "the host must be a name; give the address as maddr=IP",
+        ),
+        (
+            gw("[sip]\nconnection_limit = 0"),
+            4,
+            20,
+            "sip.connection_limit",
+            "positive",
+        ),
+        (
+            gw("[sip]\nrequest_timeout = \"0s\""),
+            4,
+            19,
+            "sip.request_timeout",
+            "a duration of zero",
+        ),
+        (
+            gw("[sip]\nidle_timeout = 300"),
+            4,
+            16,
+            "sip.idle_timeout",
+            "expected a duration string such as \"60s\"",
+        ),
+        (
+            gw("[sip]\nhandshake_timeout = \"10 seconds\""),
+            4,
+            21,
+            "sip.handshake_timeout",
+            "'seconds' is not a unit of duration",
         ),
         (
             gw("[sip]\nmax_message_size = 1000"),

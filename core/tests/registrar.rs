@@ -23,6 +23,10 @@ fn sip_config() -> SipConfig {
         mode: SipMode::Registrar,
         next_hop: None,
         max_message_size: 64 * 1024,
+        connection_limit: 1000,
+        handshake_timeout: std::time::Duration::from_secs(10),
+        request_timeout: std::time::Duration::from_secs(30),
+        idle_timeout: std::time::Duration::from_secs(300),
         trusted: Vec::new(),
         accounts: vec![
             SipAccount {

@@ -372,3 +372,32 @@ fn listener_trusts_a_client_certificate_that_proves_a_trusted_name() {
         }
     }
 }
+
+#[test]
+fn next_hop_that_never_finishes_the_handshake_is_given_up() {
+    let mut net = network();
+    xmpp_message(&mut net, "m4");
+    let conns = net.outside_conns(XFED);
+    assert_eq!(conns.len(), 1);
+    // The proxy reads the ClientHello and never answers.
+    let (hello, closed) = net.outside_take(XFED, conns[0]);
+    assert!(!hello.is_empty() && !closed);
+    net.advance(std::time::Duration::from_secs(11));
+    let (_, closed) = net.outside_take(XFED, conns[0]);
+    assert!(closed, "{}", net.dump(XFED));
+    assert!(
+        net.log_has(
+            XFED,
+            "SIP TLS connection to 192.0.2.50:5061 closed: not connected (and through TLS) within 10s (sip.handshake_timeout)"
+        ),
+        "{}",
+        net.dump(XFED)
+    );
+    // The MESSAGE fails as a transport error: alice cannot be reached.
+    let back = inbox_with_id(&net, "m4");
+    assert_eq!(back.len(), 1, "{back:?}\n{}", net.dump(XFED));
+    assert_eq!(
+        stanza::error_condition(&back[0]),
+        Some(StanzaCondition::RecipientUnavailable)
+    );
+}

@@ -1,16 +1,20 @@
 //! Hostile SIP on real sockets, on both runtimes: each input gets the
 //! response RFC 3261 gives it, or is dropped, with a log line naming what
 //! happened; a stream that lost its framing is answered and closed; and
-//! after all of it the process still registers a user.
+//! after all of it the process still registers a user. Silent,
+//! half-finished and idle SIP connections are closed by their timeouts,
+//! and SIP connections have a limit of their own that never locks s2s out
+//! (nor the other way round).
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::time::Duration;
+use std::thread;
+use std::time::{Duration, Instant};
 
 use xfed_core::registrar::digest::Challenge;
 use xfed_core::tls::testing::{LeafSpec, TestCert};
 use xfed_tests::sip_ua::SipUa;
-use xfed_tests::{free_port, temp_dir, write_config, Instance, BINARIES};
+use xfed_tests::{free_port, temp_dir, write_config, Instance, PartnerSpec, BINARIES};
 
 const DOMAIN: &str = "xfed.test";
 
@@ -31,29 +35,62 @@ fn good(n: u32) -> String {
     )
 }
 
-/// xfed with SIP on UDP and TCP at the first address and TLS at the
-/// second.
+/// An xfed instance with SIP on UDP and TCP at `sip` and TLS at `tls`,
+/// and its s2s (STARTTLS) port.
+struct Xfed {
+    inst: Instance,
+    sip: SocketAddr,
+    tls: SocketAddr,
+    s2s: SocketAddr,
+}
+
+/// xfed with the hostile tests' settings.
 fn start(bin: &str) -> (Instance, SocketAddr, SocketAddr) {
-    let dir = temp_dir(&format!("sip-hostile-{bin}"));
+    let x = start_with(bin, "hostile", "", "max_message_size = \"8KiB\"\n");
+    (x.inst, x.sip, x.tls)
+}
+
+/// xfed (domain xfed.test, registrar with the account alice, remote.test a
+/// partner) with `gateway` lines added to `[gateway]` and `sip` lines to
+/// `[sip]`.
+fn start_with(bin: &str, name: &str, gateway: &str, sip_keys: &str) -> Xfed {
+    let dir = temp_dir(&format!("sip-{name}-{bin}"));
     let cert = TestCert::self_signed(&LeafSpec::xmpp_server(DOMAIN));
     std::fs::write(dir.join("cert.pem"), cert.chain_pem()).unwrap();
     std::fs::write(dir.join("key.pem"), cert.key_pem()).unwrap();
     std::fs::write(dir.join("ca.pem"), cert.chain_pem()).unwrap();
     let sip = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let tls = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let path = write_config(&dir, DOMAIN, free_port(), free_port(), &[]);
-    let toml = std::fs::read_to_string(&path).unwrap().replace(
-        "sip = []",
-        &format!("sip = [\"udp:{sip}\", \"tcp:{sip}\", \"tls:{tls}\"]"),
-    );
+    let s2s = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    // A partner whose streams xfed accepts (it is never dialled here).
+    let remote = PartnerSpec {
+        domain: "remote.test",
+        connect: format!("127.0.0.1:{}", free_port()),
+        tls: "optional",
+        sasl: "optional",
+        dialback: true,
+    };
+    let path = write_config(&dir, DOMAIN, s2s.port(), free_port(), &[remote]);
+    let toml = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace(
+            "sip = []",
+            &format!("sip = [\"udp:{sip}\", \"tcp:{sip}\", \"tls:{tls}\"]"),
+        )
+        .replace("[gateway]\n", &format!("[gateway]\n{gateway}"));
     let toml = format!(
-        "{toml}\n[sip]\nmode = \"registrar\"\nmax_message_size = \"8KiB\"\n\n\
+        "{toml}\n[sip]\nmode = \"registrar\"\n{sip_keys}\n\
          [[sip.account]]\nuser = \"alice\"\npassword = \"alice-secret\"\n\n\
          [store]\nurl = \"sqlite://xfed.db\"\n"
     );
     std::fs::write(&path, toml).unwrap();
     let inst = Instance::start(bin, &["run", "--config", "xfed.toml"], &dir);
-    (inst, sip, tls)
+    Xfed {
+        inst,
+        sip,
+        tls,
+        s2s,
+    }
 }
 
 /// Sends one datagram; returns the status lines of what comes back
@@ -242,5 +279,217 @@ fn hostile(bin: &str) {
 fn hostile_sip_on_both_runtimes() {
     for bin in BINARIES {
         hostile(bin);
+    }
+}
+
+/// A complete OPTIONS request (answered 200 without authentication).
+fn options(n: u32) -> String {
+    format!(
+        "OPTIONS sip:xfed.test SIP/2.0\r\n\
+         Via: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bK-options-{n}\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:someone@elsewhere.test>;tag=o{n}\r\n\
+         To: <sip:xfed.test>\r\n\
+         Call-ID: options-{n}\r\n\
+         CSeq: 1 OPTIONS\r\n\
+         Content-Length: 0\r\n\r\n"
+    )
+}
+
+/// Writes `bytes` on a new connection to `to` and reads until xfed closes
+/// it: how long that took after the write, or `None` if it was still open
+/// after `bound`.
+fn closed_within(to: SocketAddr, bytes: &[u8], bound: Duration) -> Option<Duration> {
+    let mut s = TcpStream::connect(to).expect("connect");
+    s.write_all(bytes).expect("write");
+    let start = Instant::now();
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = bound.checked_sub(start.elapsed())?;
+        s.set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .unwrap();
+        match s.read(&mut buf) {
+            Ok(0) => return Some(start.elapsed()),
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => return Some(start.elapsed()),
+            Err(_) => {}
+        }
+    }
+}
+
+/// Opens an s2s connection and sends remote.test's stream header: whether
+/// xfed answered with its own (the connection is kept open for the caller).
+fn s2s_served(to: SocketAddr) -> (TcpStream, bool) {
+    let mut s = TcpStream::connect(to).expect("connect s2s");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let header = "<?xml version='1.0'?><stream:stream xmlns='jabber:server' \
+        xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' \
+        from='remote.test' to='xfed.test' version='1.0'>";
+    let _ = s.write_all(header.as_bytes());
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let served = loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break false,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+        if String::from_utf8_lossy(&got).contains("<stream:stream") {
+            break true;
+        }
+    };
+    (s, served)
+}
+
+fn timeouts(bin: &str) {
+    let Xfed {
+        mut inst, sip, tls, ..
+    } = start_with(
+        bin,
+        "timeouts",
+        "",
+        "handshake_timeout = \"1s\"\nrequest_timeout = \"1s\"\nidle_timeout = \"2s\"\n",
+    );
+    let full = options(1);
+    let partial_body = full.replace(
+        "Content-Length: 0\r\n\r\n",
+        "Content-Length: 100\r\n\r\nhello",
+    );
+    let hello = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03".to_vec();
+    // (what, where, bytes, the timeout that must close it)
+    let second = Duration::from_secs(1);
+    let cases: Vec<(&str, SocketAddr, Vec<u8>, Duration)> = vec![
+        ("silent TCP", sip, Vec::new(), second),
+        (
+            "half a header section",
+            sip,
+            full.as_bytes()[..60].to_vec(),
+            second,
+        ),
+        (
+            "Content-Length beyond the body",
+            sip,
+            partial_body.into_bytes(),
+            second,
+        ),
+        ("silent TLS", tls, Vec::new(), second),
+        ("half a ClientHello", tls, hello, second),
+        ("idle after a request", sip, full.into_bytes(), 2 * second),
+    ];
+    let runs: Vec<_> = cases
+        .into_iter()
+        .map(|(what, to, bytes, timeout)| {
+            thread::spawn(move || {
+                (
+                    what,
+                    timeout,
+                    closed_within(to, &bytes, Duration::from_secs(8)),
+                )
+            })
+        })
+        .collect();
+    // A registered flow outlives the idle timeout.
+    let mut alice = SipUa::new("alice", DOMAIN, "alice-secret", sip, true);
+    assert_eq!(alice.register(600), 200, "{}", inst.log_text());
+    thread::sleep(Duration::from_millis(3500));
+
+    for run in runs {
+        let (what, timeout, took) = run.join().expect("case thread");
+        let took = took.unwrap_or_else(|| panic!("{bin}: {what}: still open after 8 s"));
+        assert!(
+            took >= timeout / 2 && took <= timeout + Duration::from_secs(3),
+            "{bin}: {what}: closed after {took:?}, expected about {timeout:?}"
+        );
+    }
+    // The flow is still there: a MESSAGE over it gets its answer (404:
+    // the address is no XMPP one).
+    let r = alice.message("bob@xfed.test", "still here");
+    assert_eq!(r.status, 404, "{bin}: {}", inst.log_text());
+    // Each closure says which timeout, and whose connection.
+    for line in [
+        "closed: no complete message within 1s (sip.request_timeout)",
+        "closed: TLS handshake not finished within 1s (sip.handshake_timeout)",
+        "for 2s (sip.idle_timeout)",
+    ] {
+        let got = inst.wait_log(line, Duration::from_secs(5));
+        assert!(got.contains("connection from 127.0.0.1:"), "{got}");
+    }
+    assert!(inst.terminate(), "{bin}: xfed did not exit cleanly");
+}
+
+fn limits(bin: &str) {
+    let Xfed {
+        mut inst, sip, s2s, ..
+    } = start_with(
+        bin,
+        "limits",
+        "connection_limit = 3\n",
+        "connection_limit = 3\n",
+    );
+    let wait = Duration::from_secs(5);
+    // Three silent SIP connections fill sip.connection_limit.
+    let mut silent: Vec<TcpStream> = (0..3)
+        .map(|_| TcpStream::connect(sip).expect("connect SIP"))
+        .collect();
+    for _ in 0..3 {
+        inst.wait_log("accepted SIP TCP connection", wait);
+    }
+    // A fourth is closed at once (the request timeout is 30 s).
+    let took = closed_within(sip, b"", wait);
+    assert!(
+        took.is_some(),
+        "{bin}: a SIP connection beyond the limit stayed open"
+    );
+    inst.wait_log("sip.connection_limit 3 reached", wait);
+
+    // s2s is served all the same, up to its own limit.
+    let mut streams = Vec::new();
+    for n in 0..3 {
+        let (s, served) = s2s_served(s2s);
+        assert!(
+            served,
+            "{bin}: s2s connection {n} refused:\n{}",
+            inst.log_text()
+        );
+        streams.push(s);
+    }
+    let (_, served) = s2s_served(s2s);
+    assert!(!served, "{bin}: a fourth s2s connection was served");
+    inst.wait_log("gateway.connection_limit 3 reached", wait);
+
+    // And with s2s at its limit, a SIP connection is served as soon as a
+    // slot is free.
+    drop(silent.pop());
+    let deadline = Instant::now() + wait;
+    let answered = loop {
+        let mut s = TcpStream::connect(sip).expect("connect SIP");
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let _ = s.write_all(options(2).as_bytes());
+        let mut buf = [0u8; 4096];
+        if let Ok(n) = s.read(&mut buf) {
+            if buf[..n].starts_with(b"SIP/2.0 200") {
+                break true;
+            }
+        }
+        if Instant::now() > deadline {
+            break false;
+        }
+        thread::sleep(Duration::from_millis(100));
+    };
+    assert!(answered, "{bin}: SIP not served:\n{}", inst.log_text());
+    drop(streams);
+    assert!(inst.terminate(), "{bin}: xfed did not exit cleanly");
+}
+
+#[test]
+fn silent_and_unfinished_sip_connections_time_out_on_both_runtimes() {
+    for bin in BINARIES {
+        timeouts(bin);
+    }
+}
+
+#[test]
+fn sip_and_s2s_connection_limits_are_separate_on_both_runtimes() {
+    for bin in BINARIES {
+        limits(bin);
     }
 }

@@ -102,6 +102,10 @@ impl Config {
                 mode: SipMode::Registrar,
                 next_hop: None,
                 max_message_size: defaults::SIP_MAX_MESSAGE_SIZE,
+                connection_limit: defaults::SIP_CONNECTION_LIMIT,
+                handshake_timeout: defaults::SIP_HANDSHAKE_TIMEOUT,
+                request_timeout: defaults::SIP_REQUEST_TIMEOUT,
+                idle_timeout: defaults::SIP_IDLE_TIMEOUT,
                 trusted: vec![
                     TrustedPeer::Address(Ipv4Addr::LOCALHOST.into()),
                     TrustedPeer::Address(Ipv6Addr::LOCALHOST.into()),

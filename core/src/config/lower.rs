@@ -573,6 +573,10 @@ impl Lower<'_> {
                 trusted: Vec::new(),
                 accounts: Vec::new(),
                 max_message_size: defaults::SIP_MAX_MESSAGE_SIZE,
+                connection_limit: defaults::SIP_CONNECTION_LIMIT,
+                handshake_timeout: defaults::SIP_HANDSHAKE_TIMEOUT,
+                request_timeout: defaults::SIP_REQUEST_TIMEOUT,
+                idle_timeout: defaults::SIP_IDLE_TIMEOUT,
             });
         };
         let span = raw.span();
@@ -697,6 +701,26 @@ impl Lower<'_> {
             trusted,
             accounts,
             max_message_size,
+            connection_limit: self.limit(
+                raw.connection_limit.as_ref(),
+                "sip.connection_limit",
+                defaults::SIP_CONNECTION_LIMIT,
+            )?,
+            handshake_timeout: self.duration(
+                raw.handshake_timeout.as_ref(),
+                "sip.handshake_timeout",
+                defaults::SIP_HANDSHAKE_TIMEOUT,
+            )?,
+            request_timeout: self.duration(
+                raw.request_timeout.as_ref(),
+                "sip.request_timeout",
+                defaults::SIP_REQUEST_TIMEOUT,
+            )?,
+            idle_timeout: self.duration(
+                raw.idle_timeout.as_ref(),
+                "sip.idle_timeout",
+                defaults::SIP_IDLE_TIMEOUT,
+            )?,
         })
     }
 

@@ -93,7 +93,8 @@ pub struct GatewayConfig {
     /// data directory, so one instance keeps its keys valid across restarts.
     pub dialback_secret: Option<Secret>,
     /// `connection_limit` (Lync `ConnectionLimit`), default 1000: s2s
-    /// connections over all partners.
+    /// connections over all partners, inbound and outbound (SIP
+    /// connections have their own, `sip.connection_limit`).
     pub connection_limit: u32,
     /// `partner_connection_limit` (Lync `PartnerConnectionLimit`), default
     /// 20: connections per remote domain, unless its `[[partner]]` says.
@@ -219,6 +220,22 @@ pub struct SipConfig {
     /// a larger one is refused (413 for its body, 513 for its header
     /// section) when it can be answered, else dropped with a log line.
     pub max_message_size: usize,
+    /// `connection_limit`, default 1000: SIP TCP and TLS connections at
+    /// once, inbound and outbound; a connection accepted beyond it is
+    /// closed at once (outbound ones are never refused, but count).
+    pub connection_limit: u32,
+    /// `handshake_timeout`, default 10 s: an accepted TLS connection must
+    /// finish its handshake, and an outbound connection must be connected
+    /// (and through TLS), within this.
+    pub handshake_timeout: Duration,
+    /// `request_timeout`, default 30 s: an accepted connection must
+    /// deliver its first complete message within this of its handshake,
+    /// and a message once started must be complete within this.
+    pub request_timeout: Duration,
+    /// `idle_timeout`, default 5 min: a connection that carries no live
+    /// registration (is no flow) is closed after this long without a
+    /// message or keepalive from the peer.
+    pub idle_timeout: Duration,
 }
 
 /// One `sip.trusted` entry: how a SIP peer proves it is trusted.
@@ -459,6 +476,15 @@ pub mod defaults {
     pub const SIP_MAX_MESSAGE_SIZE: usize = 64 * 1024;
     /// The smallest `sip.max_message_size` accepted.
     pub const SIP_MIN_MESSAGE_SIZE: usize = 4096;
+    /// `sip.connection_limit`: SIP TCP and TLS connections, in and out.
+    pub const SIP_CONNECTION_LIMIT: u32 = 1000;
+    /// `sip.handshake_timeout`.
+    pub const SIP_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+    /// `sip.request_timeout`.
+    pub const SIP_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+    /// `sip.idle_timeout`: over twice RFC 5626's keepalive period for TCP
+    /// (95 to 120 s), so a flow's keepalives always arrive in time.
+    pub const SIP_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
     /// The XMPP s2s port (RFC 6120), also `[[partner]] connect`'s default port.
     pub const S2S_PORT: u16 = 5269;
     /// The XEP-0368 direct TLS s2s port.

@@ -157,6 +157,10 @@ pub(super) struct RawSip {
     pub next_hop: Option<Spanned<String>>,
     pub trusted: Option<Vec<Spanned<String>>>,
     pub max_message_size: Option<Spanned<RawSize>>,
+    pub connection_limit: Option<Spanned<u32>>,
+    pub handshake_timeout: Option<Spanned<RawDuration>>,
+    pub request_timeout: Option<Spanned<RawDuration>>,
+    pub idle_timeout: Option<Spanned<RawDuration>>,
     #[serde(default)]
     pub account: Vec<Spanned<RawAccount>>,
 }

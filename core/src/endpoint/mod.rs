@@ -40,7 +40,7 @@ use crate::xmpp::stanza::{self, ErrorType, Kind, StanzaCondition};
 
 pub use access::{glob, Access};
 pub use pager::{message_request, sip_im_of};
-pub use transport::Dest;
+pub use transport::{Dest, Expiry, Timeouts};
 use transport::{PendingCheck, SipConn};
 
 /// Most XMPP messages waiting for one SIP destination while an earlier
@@ -204,6 +204,10 @@ pub struct Endpoint {
     rng: Rng,
     table: TransactionTable,
     conns: HashMap<ConnId, SipConn>,
+    /// Most connections at once, in and out (`sip.connection_limit`).
+    connection_limit: usize,
+    /// When silent, half-finished and idle connections are closed.
+    timeouts: Timeouts,
     next_conn: u64,
     /// Where each transaction's messages go.
     tx_dest: HashMap<TxId, Dest>,
@@ -278,6 +282,12 @@ impl Endpoint {
             rng,
             table: TransactionTable::new(sip::Timers::default(), MAX_SERVER_TRANSACTIONS),
             conns: HashMap::new(),
+            connection_limit: usize::try_from(config.sip.connection_limit).unwrap_or(usize::MAX),
+            timeouts: Timeouts {
+                handshake: config.sip.handshake_timeout,
+                request: config.sip.request_timeout,
+                idle: config.sip.idle_timeout,
+            },
             next_conn: OUTBOUND_CONN_BASE,
             tx_dest: HashMap::new(),
             flows: HashMap::new(),
@@ -339,13 +349,24 @@ impl Endpoint {
         self.to_xmpp.pop_front()
     }
 
-    /// The earliest deadline: transactions and binding expiry.
+    /// The earliest deadline: transactions, binding expiry and the
+    /// connections' timeouts.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let expiry =
             self.registrar.bindings().next_expiry().map(|unix| {
                 self.anchor.0 + Duration::from_secs(unix.saturating_sub(self.anchor.1))
             });
-        self.table.poll_timeout().into_iter().chain(expiry).min()
+        let conns = self
+            .conns
+            .values()
+            .filter_map(|c| c.deadline(&self.timeouts))
+            .map(|(at, _)| at);
+        self.table
+            .poll_timeout()
+            .into_iter()
+            .chain(expiry)
+            .chain(conns)
+            .min()
     }
 
     /// Timers.
@@ -359,14 +380,74 @@ impl Endpoint {
                 format!("registrar: {} binding(s) expired", expired.len()),
             );
             self.persist(expired);
+            self.refresh_flows(t);
         }
+        self.expire_conns(t);
         self.drain_table(t);
+    }
+
+    /// Closes the connections whose timeout ran out, each with a log line
+    /// naming the timeout and the peer.
+    fn expire_conns(&mut self, t: Time) {
+        let due: Vec<(ConnId, Expiry)> = self
+            .conns
+            .iter()
+            .filter_map(|(id, c)| match c.deadline(&self.timeouts) {
+                Some((at, why)) if at <= t.now => Some((*id, why)),
+                _ => None,
+            })
+            .collect();
+        for (conn, why) in due {
+            if let Some(c) = self.conns.get(&conn) {
+                let line = format!(
+                    "SIP {} connection {} {} closed: {} {:?} ({})",
+                    if c.is_tls() { "TLS" } else { "TCP" },
+                    if c.is_inbound() { "from" } else { "to" },
+                    c.peer,
+                    why.describe(c.is_inbound()),
+                    why.duration(&self.timeouts),
+                    why.key(),
+                );
+                let level = if why == Expiry::Idle {
+                    Level::Info
+                } else {
+                    Level::Warn
+                };
+                self.log(level, Some(conn), line);
+            }
+            self.drop_conn(conn, t);
+        }
+    }
+
+    /// Forgets the flows whose binding has ended, and tells every
+    /// connection whether it carries a live binding: a flow stays open
+    /// while its binding lives; the others follow the idle timeout.
+    fn refresh_flows(&mut self, t: Time) {
+        let bindings = self.registrar.bindings();
+        self.flows
+            .retain(|(aor, contact), _| bindings.is_live(aor, contact, t.unix));
+        let flows: HashSet<ConnId> = self.flows.values().copied().collect();
+        for (id, c) in &mut self.conns {
+            c.set_flow(flows.contains(id), t.now);
+        }
     }
 
     // ---- transports ----
 
-    /// A peer connected to a SIP TCP or TLS listener.
-    pub fn accept(&mut self, conn: ConnId, peer: SocketAddr, tls: bool) {
+    /// A peer connected to a SIP TCP or TLS listener; beyond
+    /// `sip.connection_limit` it is closed at once.
+    pub fn accept(&mut self, conn: ConnId, peer: SocketAddr, tls: bool, t: Time) {
+        if self.conns.len() >= self.connection_limit {
+            self.log(
+                Level::Warn,
+                Some(conn),
+                format!(
+                    "refusing SIP connection from {peer}: sip.connection_limit {} reached",
+                    self.connection_limit
+                ),
+            );
+            return self.close(conn);
+        }
         let config = if tls {
             match &self.settings.tls_server {
                 Some(c) => Some(c.clone()),
@@ -383,7 +464,7 @@ impl Endpoint {
         } else {
             None
         };
-        match SipConn::accepted(peer, config, self.limits) {
+        match SipConn::accepted(peer, config, self.limits, t.now) {
             Ok(c) => {
                 self.conns.insert(conn, c);
                 self.log(
@@ -408,10 +489,9 @@ impl Endpoint {
 
     /// An outbound SIP connection is up.
     pub fn handle_connected(&mut self, conn: ConnId, t: Time) {
-        if let Some(Err(e)) = self.conns.get_mut(&conn).map(SipConn::connected) {
+        if let Some(Err(e)) = self.conns.get_mut(&conn).map(|c| c.connected(t.now)) {
             self.log(Level::Warn, Some(conn), format!("SIP connection: {e}"));
-            self.close(conn);
-            return self.handle_closed(conn, t);
+            return self.drop_conn(conn, t);
         }
         self.flush_conn(conn);
         self.drain_table(t);
@@ -450,18 +530,16 @@ impl Endpoint {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        if let Err(e) = c.receive(bytes) {
+        if let Err(e) = c.receive(bytes, t.now) {
             self.log(Level::Warn, Some(conn), format!("SIP connection: {e}"));
-            self.flush_conn(conn);
-            self.close(conn);
-            return;
+            return self.drop_conn(conn, t);
         }
         if !self.check_certificate(conn, t) {
             return;
         }
         while let Some(c) = self.conns.get_mut(&conn) {
             let peer = c.peer;
-            match c.poll() {
+            match c.poll(t.now) {
                 None => break,
                 Some(Ok(Frame::Message(m))) => self.handle_message(m, Dest::Conn(conn), peer, t),
                 Some(Ok(Frame::Ping)) => {
@@ -475,9 +553,7 @@ impl Endpoint {
                     let fatal = e.is_fatal();
                     self.refuse(&e, Dest::Conn(conn), peer, t);
                     if fatal {
-                        self.flush_conn(conn);
-                        self.close(conn);
-                        break;
+                        return self.drop_conn(conn, t);
                     }
                 }
             }
@@ -561,8 +637,7 @@ impl Endpoint {
                             "SIP TLS to {name} at {peer}: {why}; connection closed, its requests fail"
                         );
                         self.log(Level::Warn, Some(conn), line);
-                        self.close(conn);
-                        self.handle_closed(conn, t);
+                        self.drop_conn(conn, t);
                         false
                     }
                 }
@@ -614,6 +689,16 @@ impl Endpoint {
 
     fn close(&mut self, conn: ConnId) {
         self.out.push_back(Output::Close { conn });
+    }
+
+    /// Closes a connection of ours: what it has to send goes out first,
+    /// the runtime closes it, and it is forgotten at once (its
+    /// transactions fail as if the peer had closed it), so it no longer
+    /// counts against `sip.connection_limit`.
+    fn drop_conn(&mut self, conn: ConnId, t: Time) {
+        self.flush_conn(conn);
+        self.close(conn);
+        self.handle_closed(conn, t);
     }
 
     fn flush_conn(&mut self, conn: ConnId) {
@@ -937,6 +1022,7 @@ impl Endpoint {
                         self.flows.insert((aor.clone(), c.uri.clone()), conn);
                     }
                 }
+                self.refresh_flows(t);
                 let tag = sip::new_tag(&mut self.rng);
                 let mut r = req.response(200, &tag);
                 for b in &outcome.bindings {
@@ -1409,7 +1495,7 @@ impl Endpoint {
         number: u64,
         t: Time,
     ) -> bool {
-        let Some((dest, via)) = self.dest_for(target) else {
+        let Some((dest, via)) = self.dest_for(target, t.now) else {
             return false;
         };
         request.uri = target.uri.clone();
@@ -1433,7 +1519,7 @@ impl Endpoint {
     /// The transport for a target, and the Via `transport sent-by` to use:
     /// the registering connection, a UDP socket of the right family, or a
     /// new TCP connection.
-    fn dest_for(&mut self, target: &Target) -> Option<(Dest, String)> {
+    fn dest_for(&mut self, target: &Target, now: Instant) -> Option<(Dest, String)> {
         if let Some(conn) = target.flow.filter(|c| self.conns.contains_key(c)) {
             let tls = self.conns.get(&conn).is_some_and(SipConn::is_tls);
             let via = format!("{} {}", if tls { "TLS" } else { "TCP" }, self.sent_by());
@@ -1455,7 +1541,7 @@ impl Endpoint {
                 ))
             }
             SipTransport::Tcp => {
-                let conn = self.connection_to(target.addr, None);
+                let conn = self.connection_to(target.addr, None, now);
                 Some((Dest::Conn(conn), format!("TCP {}", self.sent_by())))
             }
             SipTransport::Tls => {
@@ -1472,7 +1558,7 @@ impl Endpoint {
                     );
                     return None;
                 };
-                let conn = self.connection_to(target.addr, Some((config, name)));
+                let conn = self.connection_to(target.addr, Some((config, name)), now);
                 Some((Dest::Conn(conn), format!("TLS {}", self.sent_by())))
             }
         }
@@ -1486,6 +1572,7 @@ impl Endpoint {
         &mut self,
         addr: SocketAddr,
         tls: Option<(Arc<ClientConfig>, String)>,
+        now: Instant,
     ) -> ConnId {
         let name = tls.as_ref().map(|(_, n)| n.as_str());
         let existing = self
@@ -1499,7 +1586,7 @@ impl Endpoint {
         let conn = ConnId(self.next_conn);
         self.next_conn += 1;
         self.conns
-            .insert(conn, SipConn::outbound(addr, tls, self.limits));
+            .insert(conn, SipConn::outbound(addr, tls, self.limits, now));
         self.out.push_back(Output::Connect { conn, addr });
         conn
     }

@@ -1,8 +1,10 @@
 //! SIP transports as the endpoint sees them: where a message goes, and
-//! the state of each TCP or TLS connection (its byte pipe and framer).
+//! the state of each TCP or TLS connection (its byte pipe and framer, and
+//! the times its timeouts count from).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use rustls::pki_types::CertificateDer;
 use rustls::{ClientConfig, ServerConfig};
@@ -43,6 +45,117 @@ pub struct SipConn {
     /// Outbound and not usable yet (not connected, or TLS whose server is
     /// not verified): plaintext waits here.
     waiting: Option<Vec<u8>>,
+    timing: Timing,
+}
+
+/// The timeouts of SIP connections (`sip.handshake_timeout`,
+/// `sip.request_timeout`, `sip.idle_timeout`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Connected and through TLS (outbound), or through TLS (accepted).
+    pub handshake: Duration,
+    /// The first message of an accepted connection, and any message once
+    /// started.
+    pub request: Duration,
+    /// Silence from the peer, unless the connection carries a live
+    /// binding.
+    pub idle: Duration,
+}
+
+/// Which timeout of a connection ran out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expiry {
+    /// Not connected, or its TLS handshake not finished.
+    Handshake,
+    /// Accepted, and no complete message yet.
+    FirstMessage,
+    /// A message started and never finished.
+    Unfinished,
+    /// Nothing from the peer for a while, and no live binding over it.
+    Idle,
+}
+
+impl Expiry {
+    /// The configuration key that sets this timeout.
+    pub fn key(self) -> &'static str {
+        match self {
+            Expiry::Handshake => "sip.handshake_timeout",
+            Expiry::FirstMessage | Expiry::Unfinished => "sip.request_timeout",
+            Expiry::Idle => "sip.idle_timeout",
+        }
+    }
+
+    /// What happened, for a log line followed by the duration: on a
+    /// connection a peer opened (`inbound`) or one we opened.
+    pub fn describe(self, inbound: bool) -> &'static str {
+        match self {
+            Expiry::Handshake if inbound => "TLS handshake not finished within",
+            Expiry::Handshake => "not connected (and through TLS) within",
+            Expiry::FirstMessage => "no complete message within",
+            Expiry::Unfinished => "a message left unfinished for",
+            Expiry::Idle => "idle (no message or keepalive, no live registration over it) for",
+        }
+    }
+
+    /// How long that timeout is.
+    pub fn duration(self, timeouts: &Timeouts) -> Duration {
+        match self {
+            Expiry::Handshake => timeouts.handshake,
+            Expiry::FirstMessage | Expiry::Unfinished => timeouts.request,
+            Expiry::Idle => timeouts.idle,
+        }
+    }
+}
+
+/// What a connection's timeouts count from.
+#[derive(Debug)]
+struct Timing {
+    /// A peer opened it (else we did).
+    inbound: bool,
+    /// When it was accepted, or asked of the runtime.
+    opened: Instant,
+    /// When it became usable: connected, and through its TLS handshake.
+    ready: Option<Instant>,
+    /// The peer's last complete message or keepalive (at first, `opened`).
+    last_heard: Instant,
+    /// Whether the peer has sent a complete message.
+    heard_message: bool,
+    /// When the message being received started, if one is unfinished.
+    partial_since: Option<Instant>,
+    /// Whether the connection carries a live binding (a flow): no idle
+    /// timeout then.
+    flow: bool,
+}
+
+impl Timing {
+    fn new(inbound: bool, ready: bool, now: Instant) -> Timing {
+        Timing {
+            inbound,
+            opened: now,
+            ready: ready.then_some(now),
+            last_heard: now,
+            heard_message: false,
+            partial_since: None,
+            flow: false,
+        }
+    }
+
+    /// The earliest timeout that applies, and when it runs out.
+    fn deadline(&self, timeouts: &Timeouts) -> Option<(Instant, Expiry)> {
+        let Some(ready) = self.ready else {
+            return Some((self.opened + timeouts.handshake, Expiry::Handshake));
+        };
+        let first = (self.inbound && !self.heard_message)
+            .then(|| (ready + timeouts.request, Expiry::FirstMessage));
+        let unfinished = self
+            .partial_since
+            .map(|since| (since + timeouts.request, Expiry::Unfinished));
+        let idle = (!self.flow).then(|| (self.last_heard + timeouts.idle, Expiry::Idle));
+        [first, unfinished, idle]
+            .into_iter()
+            .flatten()
+            .min_by_key(|(at, _)| *at)
+    }
 }
 
 /// Whether TLS runs on a connection, which side opened it, and what the
@@ -90,7 +203,9 @@ impl SipConn {
         peer: SocketAddr,
         tls: Option<Arc<ServerConfig>>,
         limits: Limits,
+        now: Instant,
     ) -> Result<SipConn, TlsFailure> {
+        let plain = tls.is_none();
         let mut pipe = Pipe::default();
         let security = match tls {
             Some(config) => {
@@ -107,6 +222,7 @@ impl SipConn {
             pipe,
             framer: StreamFramer::new(limits),
             waiting: None,
+            timing: Timing::new(true, plain, now),
         })
     }
 
@@ -117,6 +233,7 @@ impl SipConn {
         peer: SocketAddr,
         tls: Option<(Arc<ClientConfig>, String)>,
         limits: Limits,
+        now: Instant,
     ) -> SipConn {
         let security = match tls {
             Some((config, name)) => Security::Opened {
@@ -132,6 +249,7 @@ impl SipConn {
             pipe: Pipe::default(),
             framer: StreamFramer::new(limits),
             waiting: Some(Vec::new()),
+            timing: Timing::new(false, false, now),
         }
     }
 
@@ -202,9 +320,9 @@ impl SipConn {
         }
     }
 
-    /// The TCP connection is up: plain TCP sends what waited, TLS starts
-    /// its handshake.
-    pub fn connected(&mut self) -> Result<(), TlsFailure> {
+    /// The TCP connection is up: plain TCP sends what waited (and is
+    /// ready), TLS starts its handshake.
+    pub fn connected(&mut self, now: Instant) -> Result<(), TlsFailure> {
         match &mut self.security {
             Security::Opened { name, config, .. } => match config.take() {
                 Some(config) => self.pipe.start_client(config, name),
@@ -212,6 +330,7 @@ impl SipConn {
             },
             _ => {
                 self.release();
+                self.timing.ready.get_or_insert(now);
                 Ok(())
             }
         }
@@ -236,16 +355,64 @@ impl SipConn {
         self.pipe.take_output()
     }
 
-    /// Bytes from the wire; frames come out of [`SipConn::poll`].
-    pub fn receive(&mut self, bytes: &[u8]) -> Result<(), TlsFailure> {
+    /// Bytes from the wire at `now`; frames come out of
+    /// [`SipConn::poll`].
+    pub fn receive(&mut self, bytes: &[u8], now: Instant) -> Result<(), TlsFailure> {
         self.pipe.receive(bytes)?;
+        if self.timing.ready.is_none() && self.handshake_done() {
+            self.timing.ready = Some(now);
+        }
         let plain = self.pipe.take_plain();
         self.framer.feed(&plain);
+        let timing = &mut self.timing;
+        timing.partial_since = match (self.framer.mid_message(), self.framer.has_frames()) {
+            (false, _) => None,
+            // Something completed: what is unfinished started with it.
+            (true, true) => Some(now),
+            (true, false) => timing.partial_since.or(Some(now)),
+        };
         Ok(())
     }
 
-    /// The next message or keepalive read.
-    pub fn poll(&mut self) -> Option<Result<Frame, ParseError>> {
-        self.framer.poll()
+    /// Whether it is connected and through its TLS handshake, if any.
+    fn handshake_done(&self) -> bool {
+        let started = !matches!(
+            self.security,
+            Security::Opened {
+                config: Some(_),
+                ..
+            }
+        );
+        started && !self.pipe.is_handshaking()
+    }
+
+    /// The next message or keepalive read (which counts as the peer's
+    /// activity at `now`).
+    pub fn poll(&mut self, now: Instant) -> Option<Result<Frame, ParseError>> {
+        let frame = self.framer.poll();
+        if let Some(Ok(f)) = &frame {
+            self.timing.last_heard = now;
+            self.timing.heard_message |= matches!(f, Frame::Message(_));
+        }
+        frame
+    }
+
+    /// Whether a peer opened it.
+    pub fn is_inbound(&self) -> bool {
+        self.timing.inbound
+    }
+
+    /// Whether it carries a live binding (a flow, kept while the binding
+    /// lives); when it stops being one, its idle time counts from `now`.
+    pub fn set_flow(&mut self, flow: bool, now: Instant) {
+        if self.timing.flow && !flow {
+            self.timing.last_heard = now;
+        }
+        self.timing.flow = flow;
+    }
+
+    /// When the first of its timeouts runs out, and which.
+    pub fn deadline(&self, timeouts: &Timeouts) -> Option<(Instant, Expiry)> {
+        self.timing.deadline(timeouts)
     }
 }

@@ -334,6 +334,16 @@ impl Bindings {
         list
     }
 
+    /// Whether `aor` has a live binding to `contact` (as registered).
+    pub fn is_live(&self, aor: &str, contact: &str, now_unix: u64) -> bool {
+        normalize_aor(aor)
+            .and_then(|aor| self.by_aor.get(&aor))
+            .is_some_and(|list| {
+                list.iter()
+                    .any(|b| b.contact == contact && b.expires_at > now_unix)
+            })
+    }
+
     /// Every binding (expired ones not yet collected included), in no
     /// particular order.
     pub fn iter(&self) -> impl Iterator<Item = &Binding> {

@@ -147,6 +147,20 @@ impl StreamFramer {
         matches!(self.state, State::Idle { .. }) && self.out.is_empty()
     }
 
+    /// True while a message (or the CR of a keepalive) has started and
+    /// not finished.
+    pub fn mid_message(&self) -> bool {
+        matches!(
+            self.state,
+            State::IdleCr { .. } | State::Head(_) | State::Body { .. }
+        )
+    }
+
+    /// True when frames (or an error) wait for [`StreamFramer::poll`].
+    pub fn has_frames(&self) -> bool {
+        !self.out.is_empty()
+    }
+
     /// True after a fatal error.
     pub fn has_failed(&self) -> bool {
         matches!(self.state, State::Failed)

@@ -393,11 +393,12 @@ fn next_hop_that_never_finishes_the_handshake_is_given_up() {
         "{}",
         net.dump(XFED)
     );
-    // The MESSAGE fails as a transport error: alice cannot be reached.
+    // The MESSAGE fails as a transport error: alice cannot be reached,
+    // said as for a missing account (no enumeration).
     let back = inbox_with_id(&net, "m4");
     assert_eq!(back.len(), 1, "{back:?}\n{}", net.dump(XFED));
     assert_eq!(
         stanza::error_condition(&back[0]),
-        Some(StanzaCondition::RecipientUnavailable)
+        Some(StanzaCondition::ServiceUnavailable)
     );
 }

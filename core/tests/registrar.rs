@@ -27,6 +27,7 @@ fn sip_config() -> SipConfig {
         handshake_timeout: std::time::Duration::from_secs(10),
         request_timeout: std::time::Duration::from_secs(30),
         idle_timeout: std::time::Duration::from_secs(300),
+        max_transactions: 10_000,
         trusted: Vec::new(),
         accounts: vec![
             SipAccount {

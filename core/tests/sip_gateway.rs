@@ -651,6 +651,51 @@ fn requests_that_do_not_authenticate_keep_nothing() {
     assert_eq!(net.nodes[XFED].gw.sip_transactions(), 0);
 }
 
+/// Issue 8: the table of server transactions is bounded
+/// (`sip.max_transactions`); beyond it a new request gets 503 with
+/// Retry-After, statelessly, and service comes back as they end.
+#[test]
+fn a_full_transaction_table_answers_503() {
+    let mut remote = NodeSpec::new("remote.test");
+    remote.tls = false;
+    let mut net = Net::new(&[NodeSpec::new("xfed.test"), remote]);
+    let base = BASE.replace("[sip]\n", "[sip]\nmax_transactions = 3\n");
+    net.enable_sip(XFED, &format!("{base}{FEDERATED}"));
+    net.record_stanzas(REMOTE);
+    for i in 0..3 {
+        let r = sip_message(
+            &mut net,
+            alice_ua(),
+            "alice",
+            ALICE_PW,
+            "sip:bob@remote.test",
+            "text/plain",
+            &[],
+            &format!("message {i}"),
+        );
+        assert_eq!(r.status, 202, "{}", net.dump(XFED));
+    }
+    assert_eq!(net.nodes[XFED].gw.sip_transactions(), 3);
+    let options = request(
+        "OPTIONS",
+        "sip:xfed.test",
+        carol_ua(),
+        "sip:carol@xfed.test",
+        "sip:xfed.test",
+        "busy",
+        &[],
+        "",
+    );
+    let r = exchange(&mut net, carol_ua(), &options);
+    assert_eq!(r.status, 503);
+    assert_eq!(r.headers.get("Retry-After"), Some("5"));
+    assert_eq!(net.nodes[XFED].gw.sip_transactions(), 3);
+    assert!(net.log_has(XFED, "3 transactions in progress; 503"));
+    // Timer J ends them (32 s over UDP): served again.
+    net.advance(Duration::from_secs(33));
+    assert_eq!(exchange(&mut net, carol_ua(), &options).status, 200);
+}
+
 /// One canonical form for local users (issue 8: an account spoke as
 /// another through a spelling of its name): `ALICE` and `%61lice` are
 /// alice, who signs with her account's name; the binding is hers and her

@@ -106,6 +106,7 @@ impl Config {
                 handshake_timeout: defaults::SIP_HANDSHAKE_TIMEOUT,
                 request_timeout: defaults::SIP_REQUEST_TIMEOUT,
                 idle_timeout: defaults::SIP_IDLE_TIMEOUT,
+                max_transactions: defaults::SIP_MAX_TRANSACTIONS,
                 trusted: vec![
                     TrustedPeer::Address(Ipv4Addr::LOCALHOST.into()),
                     TrustedPeer::Address(Ipv6Addr::LOCALHOST.into()),

@@ -577,6 +577,7 @@ impl Lower<'_> {
                 handshake_timeout: defaults::SIP_HANDSHAKE_TIMEOUT,
                 request_timeout: defaults::SIP_REQUEST_TIMEOUT,
                 idle_timeout: defaults::SIP_IDLE_TIMEOUT,
+                max_transactions: defaults::SIP_MAX_TRANSACTIONS,
             });
         };
         let span = raw.span();
@@ -720,6 +721,11 @@ impl Lower<'_> {
                 raw.idle_timeout.as_ref(),
                 "sip.idle_timeout",
                 defaults::SIP_IDLE_TIMEOUT,
+            )?,
+            max_transactions: self.limit(
+                raw.max_transactions.as_ref(),
+                "sip.max_transactions",
+                defaults::SIP_MAX_TRANSACTIONS,
             )?,
         })
     }

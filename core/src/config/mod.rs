@@ -236,6 +236,10 @@ pub struct SipConfig {
     /// registration (is no flow) is closed after this long without a
     /// message or keepalive from the peer.
     pub idle_timeout: Duration,
+    /// `max_transactions`, default 10,000: SIP server transactions held at
+    /// once (requests that authenticated, until answered and for Timer J
+    /// after); a new request beyond gets 503 with Retry-After.
+    pub max_transactions: u32,
 }
 
 /// One `sip.trusted` entry: how a SIP peer proves it is trusted.
@@ -485,6 +489,9 @@ pub mod defaults {
     /// `sip.idle_timeout`: over twice RFC 5626's keepalive period for TCP
     /// (95 to 120 s), so a flow's keepalives always arrive in time.
     pub const SIP_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+    /// `sip.max_transactions`: a few seconds of a busy domain's traffic
+    /// (each lives 32 s after its answer over UDP), a few MB at most.
+    pub const SIP_MAX_TRANSACTIONS: u32 = 10_000;
     /// The XMPP s2s port (RFC 6120), also `[[partner]] connect`'s default port.
     pub const S2S_PORT: u16 = 5269;
     /// The XEP-0368 direct TLS s2s port.

@@ -161,6 +161,7 @@ pub(super) struct RawSip {
     pub handshake_timeout: Option<Spanned<RawDuration>>,
     pub request_timeout: Option<Spanned<RawDuration>>,
     pub idle_timeout: Option<Spanned<RawDuration>>,
+    pub max_transactions: Option<Spanned<u32>>,
     #[serde(default)]
     pub account: Vec<Spanned<RawAccount>>,
 }

@@ -151,9 +151,6 @@ impl BranchFailure {
     }
 }
 
-/// Server transactions held at once (requests that authenticated and
-/// await or absorb their answer); a new request beyond gets 503.
-const MAX_SERVER_TRANSACTIONS: usize = 10_000;
 /// Retry-After of that 503, in seconds.
 const OVERLOAD_RETRY_AFTER: &str = "5";
 /// Lines a source may cause per window with garbage, failed digests and
@@ -280,7 +277,10 @@ impl Endpoint {
             registrar,
             access: Access::new(config),
             rng,
-            table: TransactionTable::new(sip::Timers::default(), MAX_SERVER_TRANSACTIONS),
+            table: TransactionTable::new(
+                sip::Timers::default(),
+                usize::try_from(config.sip.max_transactions).unwrap_or(usize::MAX),
+            ),
             conns: HashMap::new(),
             connection_limit: usize::try_from(config.sip.connection_limit).unwrap_or(usize::MAX),
             timeouts: Timeouts {

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::dns::{
@@ -85,6 +85,8 @@ pub enum Output {
         bytes: Vec<u8>,
         /// Send over TCP (after a truncated UDP answer).
         tcp: bool,
+        /// Give up after this: the core no longer waits for the reply.
+        timeout: Duration,
     },
     /// A stanza for a local user, for the gateway role (translation to
     /// SIP). Until that exists, only replies land here (iq results and
@@ -885,6 +887,7 @@ impl Gateway {
                 query,
                 bytes: q.message,
                 tcp: q.transport == Transport::Tcp,
+                timeout: q.timeout,
             });
         }
         if outcome.is_some() {

@@ -46,7 +46,13 @@ struct Xfed {
 
 /// xfed with the hostile tests' settings.
 fn start(bin: &str) -> (Instance, SocketAddr, SocketAddr) {
-    let x = start_with(bin, "hostile", "", "max_message_size = \"8KiB\"\n");
+    // Every hostile input's log line is checked: no budget to run out.
+    let x = start_with(
+        bin,
+        "hostile",
+        "log_lines_per_source = 1000\n",
+        "max_message_size = \"8KiB\"\n",
+    );
     (x.inst, x.sip, x.tls)
 }
 

@@ -71,6 +71,7 @@ impl Config {
                 subscription_refresh_interval: defaults::SUBSCRIPTION_REFRESH_INTERVAL,
                 log_message_bodies: defaults::LOG_MESSAGE_BODIES,
                 max_stanza_size: defaults::MAX_STANZA_SIZE,
+                log_lines_per_source: defaults::LOG_LINES_PER_SOURCE,
                 federation: FederationMode::Open,
             },
             listen: ListenConfig {

@@ -250,6 +250,11 @@ impl Lower<'_> {
             subscription_refresh_interval,
             log_message_bodies: g.log_message_bodies.unwrap_or(defaults::LOG_MESSAGE_BODIES),
             max_stanza_size,
+            log_lines_per_source: self.limit(
+                g.log_lines_per_source.as_ref(),
+                "gateway.log_lines_per_source",
+                defaults::LOG_LINES_PER_SOURCE,
+            )?,
             federation: g.federation.unwrap_or(FederationMode::AllowList),
         })
     }

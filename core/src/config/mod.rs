@@ -117,6 +117,10 @@ pub struct GatewayConfig {
     /// use for s2s); at least 10000, the size RFC 6120 section 13.12 says a
     /// server must accept.
     pub max_stanza_size: usize,
+    /// `log_lines_per_source`, default 20: warnings one source address can
+    /// cause at will (garbage, failed digests, refusals) logged per minute;
+    /// the rest are counted and the count rides on its next line.
+    pub log_lines_per_source: u32,
     /// `federation`, default `allow-list` (Lync had nothing else).
     pub federation: FederationMode,
 }
@@ -472,6 +476,9 @@ pub mod defaults {
     pub const SUBSCRIPTION_REFRESH_INTERVAL: Duration = Duration::from_secs(8 * 3600);
     /// `gateway.log_message_bodies` (Lync `EnableLoggingAllMessageBodies`).
     pub const LOG_MESSAGE_BODIES: bool = false;
+    /// `gateway.log_lines_per_source`: enough to diagnose one peer, too
+    /// few for a flood to matter (20 a minute, 1,024 sources tracked).
+    pub const LOG_LINES_PER_SOURCE: u32 = 20;
     /// `gateway.max_stanza_size`, in bytes.
     pub const MAX_STANZA_SIZE: usize = 256 * 1024;
     /// The smallest `gateway.max_stanza_size` accepted (RFC 6120 section 13.12).

@@ -129,6 +129,7 @@ pub(super) struct RawGateway {
     pub subscription_refresh_interval: Option<Spanned<RawDuration>>,
     pub log_message_bodies: Option<bool>,
     pub max_stanza_size: Option<Spanned<RawSize>>,
+    pub log_lines_per_source: Option<Spanned<u32>>,
     pub federation: Option<FederationMode>,
 }
 

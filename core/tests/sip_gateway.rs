@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use xfed_core::gateway::Listener;
 use xfed_core::registrar::digest::{Algorithm, Challenge};
 use xfed_core::sim::{Net, NodeSpec, Zone};
 use xfed_core::sip::{parse_datagram, Limits, Message, Request, Response};
@@ -727,6 +728,48 @@ fn a_message_too_large_once_escaped_gets_413() {
     let got = messages_at_remote(&net);
     assert_eq!(got.len(), 1);
     assert_eq!(text_of(&got[0], "body").as_deref(), Some(fits.as_str()));
+}
+
+/// Issue 8: a UDP source address can be forged, so `sip.trusted`
+/// addresses are trusted over TCP and TLS only, unless `trust_udp` says
+/// otherwise.
+#[test]
+fn trusted_addresses_are_not_trusted_over_udp_unless_configured() {
+    for trust_udp in [false, true] {
+        let mut remote = NodeSpec::new("remote.test");
+        remote.tls = false;
+        let mut net = Net::new(&[NodeSpec::new("xfed.test"), remote]);
+        let base = BASE.replace(
+            "[sip]\n",
+            &format!("[sip]\ntrusted = [\"192.0.2.10\"]\ntrust_udp = {trust_udp}\n"),
+        );
+        net.enable_sip(XFED, &format!("{base}{FEDERATED}"));
+        let register = |n: u32| {
+            request(
+                "REGISTER",
+                "sip:xfed.test",
+                alice_ua(),
+                "sip:alice@xfed.test",
+                "sip:alice@xfed.test",
+                &format!("trust-{n}"),
+                &[("Contact", format!("<sip:alice@{}>", alice_ua()))],
+                "",
+            )
+        };
+        let over_udp = exchange(&mut net, alice_ua(), &register(1)).status;
+        assert_eq!(
+            over_udp,
+            if trust_udp { 200 } else { 401 },
+            "trust_udp = {trust_udp}"
+        );
+        let conn = net.connect_from_outside(XFED, Listener::SipTcp, alice_ua());
+        net.outside_send(XFED, conn, &register(2));
+        let (bytes, _) = net.outside_take(XFED, conn);
+        let Message::Response(r) = parse(&bytes) else {
+            panic!("no response")
+        };
+        assert_eq!(r.status, 200, "over TCP, trust_udp = {trust_udp}");
+    }
 }
 
 /// One canonical form for local users (issue 8: an account spoke as

@@ -193,7 +193,9 @@ fn proxy(bin_a: &str, bin_b: &str) {
     let path = a.dir.join("xfed.toml");
     let toml = std::fs::read_to_string(&path).unwrap().replace(
         "[sip]\nmode = \"registrar\"\n",
-        &format!("[sip]\nmode = \"proxy\"\nnext_hop = \"{hop}\"\ntrusted = [\"127.0.0.1\"]\n"),
+        &format!(
+            "[sip]\nmode = \"proxy\"\nnext_hop = \"{hop}\"\ntrusted = [\"127.0.0.1\"]\ntrust_udp = true\n"
+        ),
     );
     let toml = toml.replace(
         "[[sip.account]]\nuser = \"alice\"\npassword = \"alice-secret\"\n",

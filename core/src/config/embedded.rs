@@ -36,6 +36,8 @@ mode = "registrar"
 # No [[sip.account]]: SIP user agents on this machine register and send
 # without digest. A deployment lists its accounts and trusts only its proxy.
 trusted = ["127.0.0.1", "::1"]
+# Loopback cannot be spoofed from outside: trust it over UDP too.
+trust_udp = true
 
 [store]
 url = "sqlite://xfed-data/xfed.db"
@@ -108,6 +110,7 @@ impl Config {
                 request_timeout: defaults::SIP_REQUEST_TIMEOUT,
                 idle_timeout: defaults::SIP_IDLE_TIMEOUT,
                 max_transactions: defaults::SIP_MAX_TRANSACTIONS,
+                trust_udp: true,
                 trusted: vec![
                     TrustedPeer::Address(Ipv4Addr::LOCALHOST.into()),
                     TrustedPeer::Address(Ipv6Addr::LOCALHOST.into()),

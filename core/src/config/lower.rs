@@ -583,6 +583,7 @@ impl Lower<'_> {
                 request_timeout: defaults::SIP_REQUEST_TIMEOUT,
                 idle_timeout: defaults::SIP_IDLE_TIMEOUT,
                 max_transactions: defaults::SIP_MAX_TRANSACTIONS,
+                trust_udp: false,
             });
         };
         let span = raw.span();
@@ -732,6 +733,7 @@ impl Lower<'_> {
                 "sip.max_transactions",
                 defaults::SIP_MAX_TRANSACTIONS,
             )?,
+            trust_udp: raw.trust_udp.unwrap_or(false),
         })
     }
 

@@ -218,6 +218,11 @@ pub struct SipConfig {
     /// `trusted`, default empty: SIP peers whose requests are accepted
     /// without digest authentication (in proxy mode, the only ones).
     pub trusted: Vec<TrustedPeer>,
+    /// `trust_udp`, default false: whether the addresses in `trusted` are
+    /// trusted over UDP too. A UDP source address can be forged by anyone
+    /// who can send packets, so only an operator who knows the path (a
+    /// private network, loopback) says so.
+    pub trust_udp: bool,
     /// `[[sip.account]]`, default none: who may register in registrar mode.
     pub accounts: Vec<SipAccount>,
     /// `max_message_size`, default 64 KiB: the largest SIP message taken;

@@ -163,6 +163,7 @@ pub(super) struct RawSip {
     pub request_timeout: Option<Spanned<RawDuration>>,
     pub idle_timeout: Option<Spanned<RawDuration>>,
     pub max_transactions: Option<Spanned<u32>>,
+    pub trust_udp: Option<bool>,
     #[serde(default)]
     pub account: Vec<Spanned<RawAccount>>,
 }

@@ -192,6 +192,8 @@ pub struct Endpoint {
     mode: SipMode,
     domains: Vec<String>,
     trusted: Vec<TrustedPeer>,
+    /// `sip.trust_udp`: addresses are trusted over UDP too.
+    trust_udp: bool,
     settings: SipSettings,
     /// Parser limits (`sip.max_message_size`).
     limits: sip::Limits,
@@ -272,6 +274,7 @@ impl Endpoint {
             mode: config.sip.mode,
             domains: config.gateway.domains.clone(),
             trusted: config.sip.trusted.clone(),
+            trust_udp: config.sip.trust_udp,
             settings,
             limits: sip::Limits {
                 max_message_size: config.sip.max_message_size,
@@ -831,8 +834,9 @@ impl Endpoint {
             Dest::Conn(conn) => self.conns.get(&conn).and_then(SipConn::proven),
             Dest::Udp { .. } => None,
         };
+        let spoofable = matches!(dest, Dest::Udp { .. }) && !self.trust_udp;
         self.trusted.iter().any(|p| match p {
-            TrustedPeer::Address(ip) => *ip == peer.ip(),
+            TrustedPeer::Address(ip) => !spoofable && *ip == peer.ip(),
             TrustedPeer::Certificate(name) => proven == Some(name.as_str()),
         })
     }

@@ -188,9 +188,8 @@ impl SipUa {
         body: &str,
     ) -> Response {
         let (seq, text) = self.request(method, uri, to, extra, body);
-        self.send(text.as_bytes());
         let first = self
-            .final_response(seq, Duration::from_secs(20))
+            .ask(seq, &text, Duration::from_secs(20))
             .unwrap_or_else(|| panic!("no final response to {method} {uri}"));
         let (header, answer_name) = match first.status {
             401 => ("WWW-Authenticate", "Authorization"),
@@ -206,9 +205,29 @@ impl SipUa {
         let mut extra = extra.to_vec();
         extra.push(format!("{answer_name}: {}", auth.header_value()));
         let (seq, text) = self.request(method, uri, to, &extra, body);
-        self.send(text.as_bytes());
-        self.final_response(seq, Duration::from_secs(20))
+        self.ask(seq, &text, Duration::from_secs(20))
             .unwrap_or_else(|| panic!("no final response to authenticated {method} {uri}"))
+    }
+
+    /// Sends request `text` (CSeq `seq`) and waits for its final response;
+    /// over UDP it is sent again as RFC 3261's Timer E says (500 ms,
+    /// doubling to 4 s), since a datagram may be lost (a busy server's
+    /// socket buffer drops it).
+    fn ask(&mut self, seq: u32, text: &str, timeout: Duration) -> Option<Response> {
+        let deadline = Instant::now() + timeout;
+        let mut interval = Duration::from_millis(500);
+        loop {
+            self.send(text.as_bytes());
+            let left = deadline.checked_duration_since(Instant::now())?;
+            let wait = match self.link {
+                Link::Udp(_) => interval.min(left),
+                Link::Tcp(..) => left,
+            };
+            if let Some(r) = self.final_response(seq, wait) {
+                return Some(r);
+            }
+            interval = (interval * 2).min(Duration::from_secs(4));
+        }
     }
 
     /// REGISTERs this agent's contact for `expires` seconds; the final status.

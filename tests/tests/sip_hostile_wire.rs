@@ -12,11 +12,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use xfed_core::registrar::digest::Challenge;
-use xfed_core::tls::testing::{LeafSpec, TestCert};
+use xfed_tests::hostile::{start as start_with, Target as Xfed, DOMAIN};
 use xfed_tests::sip_ua::SipUa;
-use xfed_tests::{free_port, temp_dir, write_config, Instance, PartnerSpec, BINARIES};
-
-const DOMAIN: &str = "xfed.test";
+use xfed_tests::{Instance, BINARIES};
 
 /// A well-formed MESSAGE from an untrusted source (which would get 407).
 fn good(n: u32) -> String {
@@ -35,15 +33,6 @@ fn good(n: u32) -> String {
     )
 }
 
-/// An xfed instance with SIP on UDP and TCP at `sip` and TLS at `tls`,
-/// and its s2s (STARTTLS) port.
-struct Xfed {
-    inst: Instance,
-    sip: SocketAddr,
-    tls: SocketAddr,
-    s2s: SocketAddr,
-}
-
 /// xfed with the hostile tests' settings.
 fn start(bin: &str) -> (Instance, SocketAddr, SocketAddr) {
     // Every hostile input's log line is checked: no budget to run out.
@@ -54,49 +43,6 @@ fn start(bin: &str) -> (Instance, SocketAddr, SocketAddr) {
         "max_message_size = \"8KiB\"\n",
     );
     (x.inst, x.sip, x.tls)
-}
-
-/// xfed (domain xfed.test, registrar with the account alice, remote.test a
-/// partner) with `gateway` lines added to `[gateway]` and `sip` lines to
-/// `[sip]`.
-fn start_with(bin: &str, name: &str, gateway: &str, sip_keys: &str) -> Xfed {
-    let dir = temp_dir(&format!("sip-{name}-{bin}"));
-    let cert = TestCert::self_signed(&LeafSpec::xmpp_server(DOMAIN));
-    std::fs::write(dir.join("cert.pem"), cert.chain_pem()).unwrap();
-    std::fs::write(dir.join("key.pem"), cert.key_pem()).unwrap();
-    std::fs::write(dir.join("ca.pem"), cert.chain_pem()).unwrap();
-    let sip = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let tls = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let s2s = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    // A partner whose streams xfed accepts (it is never dialled here).
-    let remote = PartnerSpec {
-        domain: "remote.test",
-        connect: format!("127.0.0.1:{}", free_port()),
-        tls: "optional",
-        sasl: "optional",
-        dialback: true,
-    };
-    let path = write_config(&dir, DOMAIN, s2s.port(), free_port(), &[remote]);
-    let toml = std::fs::read_to_string(&path)
-        .unwrap()
-        .replace(
-            "sip = []",
-            &format!("sip = [\"udp:{sip}\", \"tcp:{sip}\", \"tls:{tls}\"]"),
-        )
-        .replace("[gateway]\n", &format!("[gateway]\n{gateway}"));
-    let toml = format!(
-        "{toml}\n[sip]\nmode = \"registrar\"\n{sip_keys}\n\
-         [[sip.account]]\nuser = \"alice\"\npassword = \"alice-secret\"\n\n\
-         [store]\nurl = \"sqlite://xfed.db\"\n"
-    );
-    std::fs::write(&path, toml).unwrap();
-    let inst = Instance::start(bin, &["run", "--config", "xfed.toml"], &dir);
-    Xfed {
-        inst,
-        sip,
-        tls,
-        s2s,
-    }
 }
 
 /// Sends one datagram; returns the status lines of what comes back

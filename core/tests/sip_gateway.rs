@@ -75,6 +75,20 @@ fn network(extra: &str) -> Net {
     net
 }
 
+/// As [`network`] with [`FEDERATED`], `gateway` lines added to
+/// `[gateway]` and `sip` lines to `[sip]`.
+fn network_with(gateway: &str, sip: &str) -> Net {
+    let mut remote = NodeSpec::new("remote.test");
+    remote.tls = false;
+    let mut net = Net::new(&[NodeSpec::new("xfed.test"), remote]);
+    let base = BASE
+        .replace("[gateway]\n", &format!("[gateway]\n{gateway}"))
+        .replace("[sip]\n", &format!("[sip]\n{sip}"));
+    net.enable_sip(XFED, &format!("{base}{FEDERATED}"));
+    net.record_stanzas(REMOTE);
+    net
+}
+
 /// Unique numbers for branches, tags and CSeqs (increasing, so that a
 /// registrar never sees an out-of-order request).
 fn next() -> u32 {
@@ -657,12 +671,7 @@ fn requests_that_do_not_authenticate_keep_nothing() {
 /// Retry-After, statelessly, and service comes back as they end.
 #[test]
 fn a_full_transaction_table_answers_503() {
-    let mut remote = NodeSpec::new("remote.test");
-    remote.tls = false;
-    let mut net = Net::new(&[NodeSpec::new("xfed.test"), remote]);
-    let base = BASE.replace("[sip]\n", "[sip]\nmax_transactions = 3\n");
-    net.enable_sip(XFED, &format!("{base}{FEDERATED}"));
-    net.record_stanzas(REMOTE);
+    let mut net = network_with("", "max_transactions = 3\n");
     for i in 0..3 {
         let r = sip_message(
             &mut net,
@@ -702,12 +711,7 @@ fn a_full_transaction_table_answers_503() {
 /// follows), so it is refused with 413; one that fits goes through whole.
 #[test]
 fn a_message_too_large_once_escaped_gets_413() {
-    let mut remote = NodeSpec::new("remote.test");
-    remote.tls = false;
-    let mut net = Net::new(&[NodeSpec::new("xfed.test"), remote]);
-    let base = BASE.replace("[gateway]\n", "[gateway]\nmax_stanza_size = 10000\n");
-    net.enable_sip(XFED, &format!("{base}{FEDERATED}"));
-    net.record_stanzas(REMOTE);
+    let mut net = network_with("max_stanza_size = 10000\n", "");
     let send = |net: &mut Net, body: &str| {
         sip_message(
             net,
@@ -736,14 +740,10 @@ fn a_message_too_large_once_escaped_gets_413() {
 #[test]
 fn trusted_addresses_are_not_trusted_over_udp_unless_configured() {
     for trust_udp in [false, true] {
-        let mut remote = NodeSpec::new("remote.test");
-        remote.tls = false;
-        let mut net = Net::new(&[NodeSpec::new("xfed.test"), remote]);
-        let base = BASE.replace(
-            "[sip]\n",
-            &format!("[sip]\ntrusted = [\"192.0.2.10\"]\ntrust_udp = {trust_udp}\n"),
+        let mut net = network_with(
+            "",
+            &format!("trusted = [\"192.0.2.10\"]\ntrust_udp = {trust_udp}\n"),
         );
-        net.enable_sip(XFED, &format!("{base}{FEDERATED}"));
         let register = |n: u32| {
             request(
                 "REGISTER",
@@ -916,15 +916,7 @@ fn spellings_of_a_user_are_one_user() {
 #[test]
 fn message_bodies_are_logged_only_when_configured() {
     for on in [false, true] {
-        let mut remote = NodeSpec::new("remote.test");
-        remote.tls = false;
-        let mut net = Net::new(&[NodeSpec::new("xfed.test"), remote]);
-        let base = BASE.replace(
-            "[gateway]\n",
-            &format!("[gateway]\nlog_message_bodies = {on}\n"),
-        );
-        net.enable_sip(XFED, &format!("{base}{FEDERATED}"));
-        net.record_stanzas(REMOTE);
+        let mut net = network_with(&format!("log_message_bodies = {on}\n"), "");
         register(&mut net, alice_ua(), "alice", ALICE_PW);
         xmpp_message(
             &mut net,

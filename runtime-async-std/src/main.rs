@@ -17,7 +17,9 @@ use tracing::{debug, error, info, warn};
 use xfed_core::config::SipTransport;
 use xfed_core::gateway::{ConnId, Listener, QueryId};
 use xfed_core::host::cli::Cli;
-use xfed_core::host::driver::{self, Driver, Io, Mode, SendQueue, DATAGRAM_QUEUE, INPUT_QUEUE};
+use xfed_core::host::driver::{
+    self, ConnTable, ConnTask, Driver, Io, Mode, SendQueue, DATAGRAM_QUEUE, INPUT_QUEUE,
+};
 use xfed_core::host::setup::{self, Deployment};
 use xfed_core::host::{self};
 
@@ -64,20 +66,30 @@ fn main() -> ExitCode {
 /// DNS queries, all reporting into one bounded channel.
 struct AsyncStdIo {
     tx: Sender<Input>,
-    conns: HashMap<ConnId, Conn>,
+    conns: ConnTable<Conn>,
     resolver: SocketAddr,
     /// Per SIP UDP socket, the channel of its sending task.
     udp: HashMap<SocketAddr, Sender<(SocketAddr, Vec<u8>)>>,
-    /// [`driver::send_queue_limit`].
-    send_limit: usize,
-    stalled: Vec<ConnId>,
 }
 
 /// A connection's task as the gateway task holds it.
 struct Conn {
     tx: Sender<ToConn>,
-    queue: SendQueue,
     task: async_std::task::JoinHandle<()>,
+}
+
+impl ConnTask for Conn {
+    fn send(&self, bytes: Vec<u8>) {
+        let _ = self.tx.try_send(ToConn::Send(bytes));
+    }
+
+    fn close(&self) {
+        let _ = self.tx.try_send(ToConn::Close);
+    }
+
+    fn abort(self) {
+        async_std::task::spawn(self.task.cancel());
+    }
 }
 
 impl Io for AsyncStdIo {
@@ -90,25 +102,15 @@ impl Io for AsyncStdIo {
     }
 
     fn transmit(&mut self, conn: ConnId, bytes: Vec<u8>) {
-        let Some(c) = self.conns.get(&conn) else {
-            return;
-        };
-        if c.queue.push(bytes.len(), self.send_limit) {
-            let _ = c.tx.try_send(ToConn::Send(bytes));
-        } else if let Some(c) = self.conns.remove(&conn) {
-            async_std::task::spawn(c.task.cancel());
-            self.stalled.push(conn);
-        }
+        self.conns.transmit(conn, bytes);
     }
 
     fn close(&mut self, conn: ConnId) {
-        if let Some(c) = self.conns.remove(&conn) {
-            let _ = c.tx.try_send(ToConn::Close);
-        }
+        self.conns.close(conn);
     }
 
     fn take_stalled(&mut self) -> Vec<ConnId> {
-        std::mem::take(&mut self.stalled)
+        self.conns.take_stalled()
     }
 
     fn connect(&mut self, conn: ConnId, addr: SocketAddr) {
@@ -220,11 +222,9 @@ async fn run(mut dep: Deployment, ping: Option<(String, Duration)>) -> ExitCode 
     );
     let mut io = AsyncStdIo {
         tx: tx.clone(),
-        conns: HashMap::new(),
+        conns: ConnTable::new(driver::send_queue_limit(&dep.config)),
         resolver: dep.resolver,
         udp,
-        send_limit: driver::send_queue_limit(&dep.config),
-        stalled: Vec::new(),
     };
     let mut driver = match Driver::new(dep, ping, Instant::now()) {
         Ok(d) => d,
@@ -261,16 +261,18 @@ async fn run(mut dep: Deployment, ping: Option<(String, Duration)>) -> ExitCode 
         match input {
             Input::Accepted(listener, stream, peer) => {
                 let conn = gw.accept(listener, peer, now);
-                io.conns.insert(conn, spawn_conn(conn, stream, tx.clone()));
+                let (queue, task) = spawn_conn(conn, stream, tx.clone());
+                io.conns.insert(conn, queue, task);
             }
             Input::Connected(conn, stream) => {
-                io.conns.insert(conn, spawn_conn(conn, stream, tx.clone()));
+                let (queue, task) = spawn_conn(conn, stream, tx.clone());
+                io.conns.insert(conn, queue, task);
                 gw.handle_connected(conn, now);
             }
             Input::ConnectFailed(conn, why) => gw.handle_connect_failed(conn, &why, now),
             Input::Bytes(conn, bytes) => gw.handle_bytes(conn, &bytes, now),
             Input::Closed(conn) => {
-                io.conns.remove(&conn);
+                io.conns.remove(conn);
                 gw.handle_closed(conn, now);
             }
             Input::Dns(query, bytes) => gw.handle_dns(query, &bytes, now),
@@ -339,7 +341,7 @@ enum Wake {
 
 /// Runs one connection: bytes in go to the gateway, bytes out come from
 /// it. The channel toward it is bounded in bytes by its [`SendQueue`].
-fn spawn_conn(conn: ConnId, stream: TcpStream, tx: Sender<Input>) -> Conn {
+fn spawn_conn(conn: ConnId, stream: TcpStream, tx: Sender<Input>) -> (SendQueue, Conn) {
     let (to_conn, from_gw): (Sender<ToConn>, Receiver<ToConn>) = channel::unbounded();
     let queue = SendQueue::default();
     let written = queue.clone();
@@ -394,11 +396,7 @@ fn spawn_conn(conn: ConnId, stream: TcpStream, tx: Sender<Input>) -> Conn {
             let _ = tx.send(Input::Closed(conn)).await;
         }
     });
-    Conn {
-        tx: to_conn,
-        queue,
-        task,
-    }
+    (queue, Conn { tx: to_conn, task })
 }
 
 async fn dns_udp(resolver: SocketAddr, query: &[u8]) -> std::io::Result<Vec<u8>> {

@@ -16,7 +16,9 @@ use tracing::{debug, error, info, warn};
 use xfed_core::config::SipTransport;
 use xfed_core::gateway::{ConnId, Listener, QueryId};
 use xfed_core::host::cli::Cli;
-use xfed_core::host::driver::{self, Driver, Io, Mode, SendQueue, INPUT_QUEUE};
+use xfed_core::host::driver::{
+    self, ConnTable, ConnTask, Driver, Io, Mode, SendQueue, INPUT_QUEUE,
+};
 use xfed_core::host::setup::{self, Deployment};
 use xfed_core::host::{self};
 
@@ -72,19 +74,29 @@ fn main() -> ExitCode {
 /// DNS queries, all reporting into one bounded channel.
 struct TokioIo {
     tx: mpsc::Sender<Input>,
-    conns: HashMap<ConnId, Conn>,
+    conns: ConnTable<Conn>,
     resolver: SocketAddr,
     udp: HashMap<SocketAddr, Arc<UdpSocket>>,
-    /// [`driver::send_queue_limit`].
-    send_limit: usize,
-    stalled: Vec<ConnId>,
 }
 
 /// A connection's task as the gateway task holds it.
 struct Conn {
     tx: mpsc::UnboundedSender<ToConn>,
-    queue: SendQueue,
     task: tokio::task::JoinHandle<()>,
+}
+
+impl ConnTask for Conn {
+    fn send(&self, bytes: Vec<u8>) {
+        let _ = self.tx.send(ToConn::Send(bytes));
+    }
+
+    fn close(&self) {
+        let _ = self.tx.send(ToConn::Close);
+    }
+
+    fn abort(self) {
+        self.task.abort();
+    }
 }
 
 impl Io for TokioIo {
@@ -97,25 +109,15 @@ impl Io for TokioIo {
     }
 
     fn transmit(&mut self, conn: ConnId, bytes: Vec<u8>) {
-        let Some(c) = self.conns.get(&conn) else {
-            return;
-        };
-        if c.queue.push(bytes.len(), self.send_limit) {
-            let _ = c.tx.send(ToConn::Send(bytes));
-        } else if let Some(c) = self.conns.remove(&conn) {
-            c.task.abort();
-            self.stalled.push(conn);
-        }
+        self.conns.transmit(conn, bytes);
     }
 
     fn close(&mut self, conn: ConnId) {
-        if let Some(c) = self.conns.remove(&conn) {
-            let _ = c.tx.send(ToConn::Close);
-        }
+        self.conns.close(conn);
     }
 
     fn take_stalled(&mut self) -> Vec<ConnId> {
-        std::mem::take(&mut self.stalled)
+        self.conns.take_stalled()
     }
 
     fn connect(&mut self, conn: ConnId, addr: SocketAddr) {
@@ -225,11 +227,9 @@ async fn run(mut dep: Deployment, ping: Option<(String, Duration)>) -> ExitCode 
     );
     let mut io = TokioIo {
         tx: tx.clone(),
-        conns: HashMap::new(),
+        conns: ConnTable::new(driver::send_queue_limit(&dep.config)),
         resolver: dep.resolver,
         udp,
-        send_limit: driver::send_queue_limit(&dep.config),
-        stalled: Vec::new(),
     };
     let mut driver = match Driver::new(dep, ping, Instant::now().into_std()) {
         Ok(d) => d,
@@ -254,16 +254,18 @@ async fn run(mut dep: Deployment, ping: Option<(String, Duration)>) -> ExitCode 
                 match input {
                     Input::Accepted(listener, stream, peer) => {
                         let conn = gw.accept(listener, peer, now);
-                        io.conns.insert(conn, spawn_conn(conn, stream, tx.clone()));
+                        let (queue, task) = spawn_conn(conn, stream, tx.clone());
+                io.conns.insert(conn, queue, task);
                     }
                     Input::Connected(conn, stream) => {
-                        io.conns.insert(conn, spawn_conn(conn, stream, tx.clone()));
+                        let (queue, task) = spawn_conn(conn, stream, tx.clone());
+                io.conns.insert(conn, queue, task);
                         gw.handle_connected(conn, now);
                     }
                     Input::ConnectFailed(conn, why) => gw.handle_connect_failed(conn, &why, now),
                     Input::Bytes(conn, bytes) => gw.handle_bytes(conn, &bytes, now),
                     Input::Closed(conn) => {
-                        io.conns.remove(&conn);
+                        io.conns.remove(conn);
                         gw.handle_closed(conn, now);
                     }
                     Input::Dns(query, bytes) => gw.handle_dns(query, &bytes, now),
@@ -323,7 +325,7 @@ async fn udp_loop(sock: Arc<UdpSocket>, local: SocketAddr, tx: mpsc::Sender<Inpu
 
 /// Runs one connection: bytes in go to the gateway, bytes out come from
 /// it. The channel toward it is bounded in bytes by its [`SendQueue`].
-fn spawn_conn(conn: ConnId, mut stream: TcpStream, tx: mpsc::Sender<Input>) -> Conn {
+fn spawn_conn(conn: ConnId, mut stream: TcpStream, tx: mpsc::Sender<Input>) -> (SendQueue, Conn) {
     let (to_conn, mut from_gw) = mpsc::unbounded_channel::<ToConn>();
     let queue = SendQueue::default();
     let written = queue.clone();
@@ -360,11 +362,7 @@ fn spawn_conn(conn: ConnId, mut stream: TcpStream, tx: mpsc::Sender<Input>) -> C
             let _ = tx.send(Input::Closed(conn)).await;
         }
     });
-    Conn {
-        tx: to_conn,
-        queue,
-        task,
-    }
+    (queue, Conn { tx: to_conn, task })
 }
 
 async fn dns_udp(resolver: SocketAddr, query: &[u8]) -> std::io::Result<Vec<u8>> {

@@ -3,6 +3,7 @@
 //! command. A runtime only implements [`Io`] (sending to socket tasks and
 //! spawning connects and DNS queries) and the waiting.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -109,6 +110,73 @@ pub const DATAGRAM_QUEUE: usize = 1024;
 /// that stops reading costs no more than that before it is dropped.
 pub fn send_queue_limit(config: &crate::config::Config) -> usize {
     config.gateway.max_stanza_size.saturating_mul(2)
+}
+
+/// What the gateway task holds of one connection's task.
+pub trait ConnTask {
+    /// Queues bytes; the task writes them in order.
+    fn send(&self, bytes: Vec<u8>);
+    /// Closes once what is queued is out.
+    fn close(&self);
+    /// Stops at once, dropping the socket.
+    fn abort(self);
+}
+
+/// A runtime's connection tasks with their send queues: a peer that lets
+/// more than the limit pile up is aborted and reported by
+/// [`ConnTable::take_stalled`] (for [`Io::take_stalled`]).
+#[derive(Debug)]
+pub struct ConnTable<T> {
+    conns: HashMap<ConnId, (SendQueue, T)>,
+    limit: usize,
+    stalled: Vec<ConnId>,
+}
+
+impl<T: ConnTask> ConnTable<T> {
+    /// Tasks whose queues hold at most `limit` bytes
+    /// ([`send_queue_limit`]).
+    pub fn new(limit: usize) -> Self {
+        ConnTable {
+            conns: HashMap::new(),
+            limit,
+            stalled: Vec::new(),
+        }
+    }
+
+    /// A new connection's task, with the queue it takes written bytes off.
+    pub fn insert(&mut self, conn: ConnId, queue: SendQueue, task: T) {
+        self.conns.insert(conn, (queue, task));
+    }
+
+    /// The task ended by itself (the peer closed).
+    pub fn remove(&mut self, conn: ConnId) {
+        self.conns.remove(&conn);
+    }
+
+    /// Queues bytes, or aborts a connection whose peer stopped reading.
+    pub fn transmit(&mut self, conn: ConnId, bytes: Vec<u8>) {
+        let Some((queue, task)) = self.conns.get(&conn) else {
+            return;
+        };
+        if queue.push(bytes.len(), self.limit) {
+            task.send(bytes);
+        } else if let Some((_, task)) = self.conns.remove(&conn) {
+            task.abort();
+            self.stalled.push(conn);
+        }
+    }
+
+    /// Closes a connection once its bytes are out.
+    pub fn close(&mut self, conn: ConnId) {
+        if let Some((_, task)) = self.conns.remove(&conn) {
+            task.close();
+        }
+    }
+
+    /// The connections aborted since the last call.
+    pub fn take_stalled(&mut self) -> Vec<ConnId> {
+        std::mem::take(&mut self.stalled)
+    }
 }
 
 /// Bytes handed to one connection's task and not written yet, shared by

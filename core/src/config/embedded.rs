@@ -72,6 +72,10 @@ impl Config {
                 log_message_bodies: defaults::LOG_MESSAGE_BODIES,
                 max_stanza_size: defaults::MAX_STANZA_SIZE,
                 federation: FederationMode::Open,
+                max_pending_dialback_per_stream: defaults::MAX_PENDING_DIALBACK_PER_STREAM,
+                max_pending_dialback_per_domain: defaults::MAX_PENDING_DIALBACK_PER_DOMAIN,
+                max_routes: defaults::MAX_ROUTES,
+                max_dns_queries: defaults::MAX_DNS_QUERIES,
             },
             listen: ListenConfig {
                 s2s: vec![loopback(defaults::S2S_PORT)],

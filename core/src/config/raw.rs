@@ -130,6 +130,10 @@ pub(super) struct RawGateway {
     pub log_message_bodies: Option<bool>,
     pub max_stanza_size: Option<Spanned<RawSize>>,
     pub federation: Option<FederationMode>,
+    pub max_pending_dialback_per_stream: Option<Spanned<u32>>,
+    pub max_pending_dialback_per_domain: Option<Spanned<u32>>,
+    pub max_routes: Option<Spanned<u32>>,
+    pub max_dns_queries: Option<Spanned<u32>>,
 }
 
 #[derive(Debug, Deserialize)]

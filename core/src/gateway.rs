@@ -330,6 +330,30 @@ impl Gateway {
         self.sip.as_ref().map_or(0, Endpoint::transactions)
     }
 
+    /// Dialback verifications waiting for an authoritative server (queued
+    /// on a route or sent): what `gateway.max_pending_dialback_per_stream`
+    /// and `max_pending_dialback_per_domain` bound.
+    pub fn pending_dialback(&self) -> usize {
+        self.verifying.len()
+            + self
+                .routes
+                .values()
+                .map(|r| r.verifies.len())
+                .sum::<usize>()
+    }
+
+    /// Outbound routes being set up or up: what `gateway.max_routes`
+    /// bounds.
+    pub fn routes(&self) -> usize {
+        self.routes.len()
+    }
+
+    /// DNS queries the runtime is asked to hold open: what
+    /// `gateway.max_dns_queries` bounds.
+    pub fn dns_queries(&self) -> usize {
+        self.queries.len()
+    }
+
     /// A UDP datagram on one of our SIP sockets.
     pub fn handle_datagram(
         &mut self,

@@ -63,6 +63,47 @@ pub struct Settings {
     /// Most inbound connections one remote domain may hold (a partner's
     /// `connection_limit`, else `partner_connection_limit`).
     pub connection_limit: Arc<LimitFn>,
+    /// What dialback requests may make the gateway hold.
+    pub bounds: S2sBounds,
+}
+
+/// What an unauthenticated peer can make the s2s side hold, at most: the
+/// `[gateway]` keys of the same names (see `config::GatewayConfig`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct S2sBounds {
+    /// Dialback requests waiting for verification on one inbound stream.
+    pub max_pending_dialback_per_stream: usize,
+    /// Verifications of one originating domain waiting, over all streams.
+    pub max_pending_dialback_per_domain: usize,
+    /// Outbound routes being set up or up.
+    pub max_routes: usize,
+    /// DNS queries in flight.
+    pub max_dns_queries: usize,
+}
+
+impl Default for S2sBounds {
+    /// The configuration's defaults.
+    fn default() -> Self {
+        use crate::config::defaults;
+        S2sBounds {
+            max_pending_dialback_per_stream: defaults::MAX_PENDING_DIALBACK_PER_STREAM as usize,
+            max_pending_dialback_per_domain: defaults::MAX_PENDING_DIALBACK_PER_DOMAIN as usize,
+            max_routes: defaults::MAX_ROUTES as usize,
+            max_dns_queries: defaults::MAX_DNS_QUERIES as usize,
+        }
+    }
+}
+
+impl S2sBounds {
+    /// The bounds a configuration sets.
+    pub fn from_config(g: &crate::config::GatewayConfig) -> Self {
+        S2sBounds {
+            max_pending_dialback_per_stream: g.max_pending_dialback_per_stream as usize,
+            max_pending_dialback_per_domain: g.max_pending_dialback_per_domain as usize,
+            max_routes: g.max_routes as usize,
+            max_dns_queries: g.max_dns_queries as usize,
+        }
+    }
 }
 
 /// A per-domain connection limit.

@@ -86,6 +86,8 @@ pub enum Output {
         bytes: Vec<u8>,
         /// Send over TCP (after a truncated UDP answer).
         tcp: bool,
+        /// Give up after this: the core no longer waits for the reply.
+        timeout: Duration,
     },
     /// A stanza for a local user, for the gateway role (translation to
     /// SIP). Until that exists, only replies land here (iq results and
@@ -122,9 +124,9 @@ pub struct LogLine {
 /// Most stanzas queued for one route while it is being set up.
 pub const ROUTE_QUEUE_LIMIT: usize = 1000;
 
-/// Warnings about refusals logged per stream (or per bound reached) and
-/// minute, the rest counted; streams tracked one by one at most.
-const LOG_LINES_PER_SOURCE: u32 = 5;
+/// The window of `gateway.log_lines_per_source` for warnings about
+/// refusals, per stream (or per bound reached), and the streams tracked
+/// one by one (the others share one budget).
 const LOG_WINDOW: Duration = Duration::from_secs(60);
 const LOG_SOURCES: usize = 1024;
 
@@ -203,8 +205,6 @@ pub struct Gateway {
     /// Routes with a query waiting for one of the `max_dns_queries` slots,
     /// first come first served, one query per turn.
     dns_waiting: VecDeque<RouteKey>,
-    /// How long the runtime holds a DNS query: the resolutions' timeout.
-    dns_query_timeout: Duration,
     /// How long a route may wait for a DNS slot: as long as a lookup the
     /// resolver never answers takes to fail (every send timed out).
     dns_wait_limit: Duration,
@@ -251,6 +251,7 @@ impl Gateway {
         connection_limit: usize,
     ) -> Gateway {
         let dns = ResolveOptions::default();
+        let log_lines = settings.bounds.log_lines_per_source;
         Gateway {
             settings,
             rng: Rng::new(seed),
@@ -261,11 +262,10 @@ impl Gateway {
             route_of: HashMap::new(),
             queries: HashMap::new(),
             dns_waiting: VecDeque::new(),
-            dns_query_timeout: dns.query_timeout,
             dns_wait_limit: dns.query_timeout * (dns.retries + 1),
             verifying: Vec::new(),
             pending_by_domain: HashMap::new(),
-            log_budget: LogBudget::new(LOG_LINES_PER_SOURCE, LOG_WINDOW, LOG_SOURCES, now),
+            log_budget: LogBudget::new(log_lines, LOG_WINDOW, LOG_SOURCES, now),
             out: VecDeque::new(),
             anchor: (now, unix_now),
             shutting_down: false,
@@ -1239,7 +1239,8 @@ impl Gateway {
     fn send_query(&mut self, key: &RouteKey, q: Query, t: Time) {
         let query = QueryId(self.next_query);
         self.next_query += 1;
-        let deadline = t.now + self.dns_query_timeout;
+        // The runtime drops the query then (`Output::DnsQuery::timeout`).
+        let deadline = t.now + q.timeout;
         self.queries.insert(
             query,
             QueryOut {
@@ -1252,6 +1253,7 @@ impl Gateway {
             query,
             bytes: q.message,
             tcp: q.transport == Transport::Tcp,
+            timeout: q.timeout,
         });
     }
 

@@ -482,7 +482,9 @@ impl Net {
                     self.nodes[j].gw.handle_closed(c, now);
                 }
             }
-            Output::DnsQuery { query, bytes, tcp } => {
+            Output::DnsQuery {
+                query, bytes, tcp, ..
+            } => {
                 let zone = self
                     .dns
                     .as_mut()

@@ -268,6 +268,7 @@ fn omitted_keys_take_lync_and_design_defaults() {
     assert_eq!(c.sip.request_timeout, Duration::from_secs(30));
     assert_eq!(c.sip.idle_timeout, Duration::from_secs(300));
     assert_eq!(c.sip.max_transactions, 10_000);
+    assert_eq!(c.gateway.log_lines_per_source, 20);
     assert!(c.sip.trusted.is_empty() && c.sip.accounts.is_empty());
     assert_eq!(c.store.url, StoreUrl::Sqlite(PathBuf::from("xfed.db")));
     assert!(c.blocks.is_empty() && c.access.is_empty());

@@ -28,6 +28,7 @@ fn sip_config() -> SipConfig {
         request_timeout: std::time::Duration::from_secs(30),
         idle_timeout: std::time::Duration::from_secs(300),
         max_transactions: 10_000,
+        trust_udp: false,
         trusted: Vec::new(),
         accounts: vec![
             SipAccount {

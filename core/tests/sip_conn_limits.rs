@@ -20,7 +20,7 @@ const IDLE: Duration = Duration::from_secs(300);
 const SECOND: Duration = Duration::from_secs(1);
 
 /// xfed.test in registrar mode; the user agent at 192.0.2.10 is trusted
-/// (registers without digest).
+/// (registers without digest, over UDP too).
 const BASE: &str = r#"
 [gateway]
 domains = ["xfed.test"]
@@ -29,6 +29,7 @@ dialback_secret = "a dialback secret long enough for the tests"
 [sip]
 mode = "registrar"
 trusted = ["192.0.2.10"]
+trust_udp = true
 "#;
 
 /// One node, xfed.test, with SIP configured by [`BASE`] plus `extra` (more

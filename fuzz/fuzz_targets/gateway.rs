@@ -21,6 +21,7 @@ fn settings() -> Settings {
         limits: Limits {
             max_stanza_size: 8192,
             max_depth: 16,
+            max_attributes: 16,
         },
         tls_server: None,
         tls_client: None,

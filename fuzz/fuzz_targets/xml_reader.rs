@@ -8,6 +8,7 @@ use xfed_core::xml::{Event, Limits, Reader};
 const LIMITS: Limits = Limits {
     max_stanza_size: 4096,
     max_depth: 16,
+    max_attributes: 16,
 };
 
 fn run(input: &[u8], chunk: usize) -> Vec<Result<Event, xfed_core::xml::ErrorKind>> {

@@ -17,7 +17,7 @@ use tracing::{debug, error, info, warn};
 use xfed_core::config::SipTransport;
 use xfed_core::gateway::{ConnId, Listener, QueryId};
 use xfed_core::host::cli::Cli;
-use xfed_core::host::driver::{self, Driver, Io, Mode};
+use xfed_core::host::driver::{self, Driver, Io, Mode, SendQueue, DATAGRAM_QUEUE, INPUT_QUEUE};
 use xfed_core::host::setup::{self, Deployment};
 use xfed_core::host::{self};
 
@@ -61,32 +61,54 @@ fn main() -> ExitCode {
 }
 
 /// The runtime's side of [`Io`]: socket tasks and spawned connects and
-/// DNS queries, all reporting into one channel.
+/// DNS queries, all reporting into one bounded channel.
 struct AsyncStdIo {
     tx: Sender<Input>,
-    conns: HashMap<ConnId, Sender<ToConn>>,
+    conns: HashMap<ConnId, Conn>,
     resolver: SocketAddr,
     /// Per SIP UDP socket, the channel of its sending task.
     udp: HashMap<SocketAddr, Sender<(SocketAddr, Vec<u8>)>>,
+    /// [`driver::send_queue_limit`].
+    send_limit: usize,
+    stalled: Vec<ConnId>,
+}
+
+/// A connection's task as the gateway task holds it.
+struct Conn {
+    tx: Sender<ToConn>,
+    queue: SendQueue,
+    task: async_std::task::JoinHandle<()>,
 }
 
 impl Io for AsyncStdIo {
     fn datagram(&mut self, local: SocketAddr, peer: SocketAddr, bytes: Vec<u8>) {
         if let Some(s) = self.udp.get(&local) {
-            let _ = s.try_send((peer, bytes));
+            if s.try_send((peer, bytes)).is_err() {
+                debug!("SIP datagram to {peer} dropped: send queue full");
+            }
         }
     }
 
     fn transmit(&mut self, conn: ConnId, bytes: Vec<u8>) {
-        if let Some(c) = self.conns.get(&conn) {
-            let _ = c.try_send(ToConn::Send(bytes));
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        if c.queue.push(bytes.len(), self.send_limit) {
+            let _ = c.tx.try_send(ToConn::Send(bytes));
+        } else if let Some(c) = self.conns.remove(&conn) {
+            async_std::task::spawn(c.task.cancel());
+            self.stalled.push(conn);
         }
     }
 
     fn close(&mut self, conn: ConnId) {
         if let Some(c) = self.conns.remove(&conn) {
-            let _ = c.try_send(ToConn::Close);
+            let _ = c.tx.try_send(ToConn::Close);
         }
+    }
+
+    fn take_stalled(&mut self) -> Vec<ConnId> {
+        std::mem::take(&mut self.stalled)
     }
 
     fn connect(&mut self, conn: ConnId, addr: SocketAddr) {
@@ -102,27 +124,31 @@ impl Io for AsyncStdIo {
         });
     }
 
-    fn dns(&mut self, query: QueryId, bytes: Vec<u8>, tcp: bool) {
+    fn dns(&mut self, query: QueryId, bytes: Vec<u8>, tcp: bool, timeout: Duration) {
         let (tx, resolver) = (self.tx.clone(), self.resolver);
         async_std::task::spawn(async move {
-            let reply = if tcp {
-                dns_tcp(resolver, &bytes).await
-            } else {
-                dns_udp(resolver, &bytes).await
+            let ask = async {
+                if tcp {
+                    dns_tcp(resolver, &bytes).await
+                } else {
+                    dns_udp(resolver, &bytes).await
+                }
             };
-            match reply {
-                Ok(r) => {
+            // Past the core's timeout nothing reads the answer: drop the
+            // query and its socket.
+            match async_std::future::timeout(timeout, ask).await {
+                Ok(Ok(r)) => {
                     let _ = tx.send(Input::Dns(query, r)).await;
                 }
-                // No reply: the core's own timeout takes over.
-                Err(e) => debug!("DNS query to {resolver}: {e}"),
+                Ok(Err(e)) => debug!("DNS query to {resolver}: {e}"),
+                Err(_) => debug!("DNS query to {resolver}: no reply within {timeout:?}"),
             }
         });
     }
 }
 
 async fn run(mut dep: Deployment, ping: Option<(String, Duration)>) -> ExitCode {
-    let (tx, rx) = channel::unbounded::<Input>();
+    let (tx, rx) = channel::bounded::<Input>(INPUT_QUEUE);
     let mut bound = Vec::new();
     let mut udp = HashMap::new();
     let sip_tcp: Vec<SocketAddr> = dep
@@ -148,7 +174,7 @@ async fn run(mut dep: Deployment, ping: Option<(String, Duration)>) -> ExitCode 
                 let local = sock.local_addr().unwrap_or(addr);
                 bound.push(format!("{local} (SipUdp)"));
                 let sock = Arc::new(sock);
-                let (out_tx, out_rx) = channel::unbounded();
+                let (out_tx, out_rx) = channel::bounded(DATAGRAM_QUEUE);
                 udp.insert(local, out_tx);
                 async_std::task::spawn(udp_send_loop(sock.clone(), out_rx));
                 async_std::task::spawn(udp_recv_loop(sock, local, tx.clone()));
@@ -197,6 +223,8 @@ async fn run(mut dep: Deployment, ping: Option<(String, Duration)>) -> ExitCode 
         conns: HashMap::new(),
         resolver: dep.resolver,
         udp,
+        send_limit: driver::send_queue_limit(&dep.config),
+        stalled: Vec::new(),
     };
     let mut driver = match Driver::new(dep, ping, Instant::now()) {
         Ok(d) => d,
@@ -273,7 +301,8 @@ async fn accept_loop(listener: TcpListener, kind: Listener, tx: Sender<Input>) {
     }
 }
 
-/// Reads SIP datagrams from one UDP socket.
+/// Reads SIP datagrams from one UDP socket. While the gateway is busy
+/// this waits, and the socket's own buffer drops what does not fit.
 async fn udp_recv_loop(sock: Arc<UdpSocket>, local: SocketAddr, tx: Sender<Input>) {
     let mut buf = vec![0u8; 65_536];
     loop {
@@ -308,10 +337,13 @@ enum Wake {
     Linger,
 }
 
-/// Runs one connection: bytes in go to the gateway, bytes out come from it.
-fn spawn_conn(conn: ConnId, stream: TcpStream, tx: Sender<Input>) -> Sender<ToConn> {
+/// Runs one connection: bytes in go to the gateway, bytes out come from
+/// it. The channel toward it is bounded in bytes by its [`SendQueue`].
+fn spawn_conn(conn: ConnId, stream: TcpStream, tx: Sender<Input>) -> Conn {
     let (to_conn, from_gw): (Sender<ToConn>, Receiver<ToConn>) = channel::unbounded();
-    async_std::task::spawn(async move {
+    let queue = SendQueue::default();
+    let written = queue.clone();
+    let task = async_std::task::spawn(async move {
         let mut reader = stream.clone();
         let mut writer = stream;
         let mut buf = vec![0u8; 16 * 1024];
@@ -349,6 +381,7 @@ fn spawn_conn(conn: ConnId, stream: TcpStream, tx: Sender<Input>) -> Sender<ToCo
                     if writer.write_all(&bytes).await.is_err() {
                         break;
                     }
+                    written.written(bytes.len());
                 }
                 Wake::Gateway(Some(ToConn::Close)) | Wake::Gateway(None) => {
                     let _ = writer.flush().await;
@@ -361,7 +394,11 @@ fn spawn_conn(conn: ConnId, stream: TcpStream, tx: Sender<Input>) -> Sender<ToCo
             let _ = tx.send(Input::Closed(conn)).await;
         }
     });
-    to_conn
+    Conn {
+        tx: to_conn,
+        queue,
+        task,
+    }
 }
 
 async fn dns_udp(resolver: SocketAddr, query: &[u8]) -> std::io::Result<Vec<u8>> {
@@ -375,9 +412,7 @@ async fn dns_udp(resolver: SocketAddr, query: &[u8]) -> std::io::Result<Vec<u8>>
     sock.connect(resolver).await?;
     sock.send(query).await?;
     let mut buf = vec![0u8; 4096];
-    let n = async_std::future::timeout(Duration::from_secs(30), sock.recv(&mut buf))
-        .await
-        .map_err(|_| std::io::Error::other("no reply"))??;
+    let n = sock.recv(&mut buf).await?;
     buf.truncate(n);
     Ok(buf)
 }

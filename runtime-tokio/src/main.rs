@@ -16,7 +16,7 @@ use tracing::{debug, error, info, warn};
 use xfed_core::config::SipTransport;
 use xfed_core::gateway::{ConnId, Listener, QueryId};
 use xfed_core::host::cli::Cli;
-use xfed_core::host::driver::{self, Driver, Io, Mode};
+use xfed_core::host::driver::{self, Driver, Io, Mode, SendQueue, INPUT_QUEUE};
 use xfed_core::host::setup::{self, Deployment};
 use xfed_core::host::{self};
 
@@ -69,12 +69,22 @@ fn main() -> ExitCode {
 }
 
 /// The runtime's side of [`Io`]: socket tasks and spawned connects and
-/// DNS queries, all reporting into one channel.
+/// DNS queries, all reporting into one bounded channel.
 struct TokioIo {
-    tx: mpsc::UnboundedSender<Input>,
-    conns: HashMap<ConnId, mpsc::UnboundedSender<ToConn>>,
+    tx: mpsc::Sender<Input>,
+    conns: HashMap<ConnId, Conn>,
     resolver: SocketAddr,
     udp: HashMap<SocketAddr, Arc<UdpSocket>>,
+    /// [`driver::send_queue_limit`].
+    send_limit: usize,
+    stalled: Vec<ConnId>,
+}
+
+/// A connection's task as the gateway task holds it.
+struct Conn {
+    tx: mpsc::UnboundedSender<ToConn>,
+    queue: SendQueue,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl Io for TokioIo {
@@ -87,15 +97,25 @@ impl Io for TokioIo {
     }
 
     fn transmit(&mut self, conn: ConnId, bytes: Vec<u8>) {
-        if let Some(c) = self.conns.get(&conn) {
-            let _ = c.send(ToConn::Send(bytes));
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        if c.queue.push(bytes.len(), self.send_limit) {
+            let _ = c.tx.send(ToConn::Send(bytes));
+        } else if let Some(c) = self.conns.remove(&conn) {
+            c.task.abort();
+            self.stalled.push(conn);
         }
     }
 
     fn close(&mut self, conn: ConnId) {
         if let Some(c) = self.conns.remove(&conn) {
-            let _ = c.send(ToConn::Close);
+            let _ = c.tx.send(ToConn::Close);
         }
+    }
+
+    fn take_stalled(&mut self) -> Vec<ConnId> {
+        std::mem::take(&mut self.stalled)
     }
 
     fn connect(&mut self, conn: ConnId, addr: SocketAddr) {
@@ -107,31 +127,35 @@ impl Io for TokioIo {
                 Ok(Err(e)) => Input::ConnectFailed(conn, format!("{addr}: {e}")),
                 Err(_) => Input::ConnectFailed(conn, format!("{addr}: connect timed out")),
             };
-            let _ = tx.send(input);
+            let _ = tx.send(input).await;
         });
     }
 
-    fn dns(&mut self, query: QueryId, bytes: Vec<u8>, tcp: bool) {
+    fn dns(&mut self, query: QueryId, bytes: Vec<u8>, tcp: bool, timeout: Duration) {
         let (tx, resolver) = (self.tx.clone(), self.resolver);
         tokio::spawn(async move {
-            let reply = if tcp {
-                dns_tcp(resolver, &bytes).await
-            } else {
-                dns_udp(resolver, &bytes).await
-            };
-            match reply {
-                Ok(r) => {
-                    let _ = tx.send(Input::Dns(query, r));
+            let ask = async {
+                if tcp {
+                    dns_tcp(resolver, &bytes).await
+                } else {
+                    dns_udp(resolver, &bytes).await
                 }
-                // No reply: the core's own timeout takes over.
-                Err(e) => debug!("DNS query to {resolver}: {e}"),
+            };
+            // Past the core's timeout nothing reads the answer: drop the
+            // query and its socket.
+            match tokio::time::timeout(timeout, ask).await {
+                Ok(Ok(r)) => {
+                    let _ = tx.send(Input::Dns(query, r)).await;
+                }
+                Ok(Err(e)) => debug!("DNS query to {resolver}: {e}"),
+                Err(_) => debug!("DNS query to {resolver}: no reply within {timeout:?}"),
             }
         });
     }
 }
 
 async fn run(mut dep: Deployment, ping: Option<(String, Duration)>) -> ExitCode {
-    let (tx, mut rx) = mpsc::unbounded_channel::<Input>();
+    let (tx, mut rx) = mpsc::channel::<Input>(INPUT_QUEUE);
     let mut bound = Vec::new();
     let mut udp = HashMap::new();
     let sip_tcp: Vec<SocketAddr> = dep
@@ -204,6 +228,8 @@ async fn run(mut dep: Deployment, ping: Option<(String, Duration)>) -> ExitCode 
         conns: HashMap::new(),
         resolver: dep.resolver,
         udp,
+        send_limit: driver::send_queue_limit(&dep.config),
+        stalled: Vec::new(),
     };
     let mut driver = match Driver::new(dep, ping, Instant::now().into_std()) {
         Ok(d) => d,
@@ -254,12 +280,12 @@ async fn run(mut dep: Deployment, ping: Option<(String, Duration)>) -> ExitCode 
     driver.exit_code()
 }
 
-async fn accept_loop(listener: TcpListener, kind: Listener, tx: mpsc::UnboundedSender<Input>) {
+async fn accept_loop(listener: TcpListener, kind: Listener, tx: mpsc::Sender<Input>) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
-                if tx.send(Input::Accepted(kind, stream, peer)).is_err() {
+                if tx.send(Input::Accepted(kind, stream, peer)).await.is_err() {
                     return;
                 }
             }
@@ -272,13 +298,16 @@ async fn accept_loop(listener: TcpListener, kind: Listener, tx: mpsc::UnboundedS
 }
 
 /// Reads SIP datagrams from one UDP socket.
-async fn udp_loop(sock: Arc<UdpSocket>, local: SocketAddr, tx: mpsc::UnboundedSender<Input>) {
+/// While the gateway is busy this waits, and the socket's own buffer
+/// drops what does not fit.
+async fn udp_loop(sock: Arc<UdpSocket>, local: SocketAddr, tx: mpsc::Sender<Input>) {
     let mut buf = vec![0u8; 65_536];
     loop {
         match sock.recv_from(&mut buf).await {
             Ok((n, peer)) => {
                 if tx
                     .send(Input::Datagram(local, peer, buf[..n].to_vec()))
+                    .await
                     .is_err()
                 {
                     return;
@@ -292,14 +321,13 @@ async fn udp_loop(sock: Arc<UdpSocket>, local: SocketAddr, tx: mpsc::UnboundedSe
     }
 }
 
-/// Runs one connection: bytes in go to the gateway, bytes out come from it.
-fn spawn_conn(
-    conn: ConnId,
-    mut stream: TcpStream,
-    tx: mpsc::UnboundedSender<Input>,
-) -> mpsc::UnboundedSender<ToConn> {
+/// Runs one connection: bytes in go to the gateway, bytes out come from
+/// it. The channel toward it is bounded in bytes by its [`SendQueue`].
+fn spawn_conn(conn: ConnId, mut stream: TcpStream, tx: mpsc::Sender<Input>) -> Conn {
     let (to_conn, mut from_gw) = mpsc::unbounded_channel::<ToConn>();
-    tokio::spawn(async move {
+    let queue = SendQueue::default();
+    let written = queue.clone();
+    let task = tokio::spawn(async move {
         let mut buf = vec![0u8; 16 * 1024];
         let mut closing: Option<Instant> = None;
         loop {
@@ -308,7 +336,7 @@ fn spawn_conn(
                 read = stream.read(&mut buf) => match read {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
-                        if closing.is_none() && tx.send(Input::Bytes(conn, buf[..n].to_vec())).is_err() {
+                        if closing.is_none() && tx.send(Input::Bytes(conn, buf[..n].to_vec())).await.is_err() {
                             break;
                         }
                     }
@@ -318,6 +346,7 @@ fn spawn_conn(
                         if stream.write_all(&bytes).await.is_err() {
                             break;
                         }
+                        written.written(bytes.len());
                     }
                     Some(ToConn::Close) | None => {
                         let _ = stream.shutdown().await;
@@ -328,10 +357,14 @@ fn spawn_conn(
             }
         }
         if closing.is_none() {
-            let _ = tx.send(Input::Closed(conn));
+            let _ = tx.send(Input::Closed(conn)).await;
         }
     });
-    to_conn
+    Conn {
+        tx: to_conn,
+        queue,
+        task,
+    }
 }
 
 async fn dns_udp(resolver: SocketAddr, query: &[u8]) -> std::io::Result<Vec<u8>> {
@@ -345,9 +378,7 @@ async fn dns_udp(resolver: SocketAddr, query: &[u8]) -> std::io::Result<Vec<u8>>
     sock.connect(resolver).await?;
     sock.send(query).await?;
     let mut buf = vec![0u8; 4096];
-    let n = tokio::time::timeout(Duration::from_secs(30), sock.recv(&mut buf))
-        .await
-        .map_err(|_| std::io::Error::other("no reply"))??;
+    let n = sock.recv(&mut buf).await?;
     buf.truncate(n);
     Ok(buf)
 }

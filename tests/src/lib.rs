@@ -196,6 +196,23 @@ impl Instance {
         inst
     }
 
+    /// The process's resident memory in KiB (VmRSS) and its open file
+    /// descriptors, from /proc: what a flood test compares before and
+    /// after.
+    pub fn resources(&self) -> (u64, usize) {
+        let pid = self.child.id();
+        let rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            })
+            .unwrap_or(0);
+        let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
+        (rss, fds)
+    }
+
     /// Waits for a log line containing `needle` and returns it.
     pub fn wait_log(&mut self, needle: &str, timeout: Duration) -> String {
         if let Some(l) = self.seen.iter().find(|l| l.contains(needle)) {

@@ -581,6 +581,8 @@ pub struct XfedSip {
     pub accounts: Vec<(String, String)>,
     /// `[sip] trusted`.
     pub trusted: Vec<String>,
+    /// `[sip] trust_udp`: the trusted addresses are trusted over UDP too.
+    pub trust_udp: bool,
     /// `(domain, connect)`: federated partners, TLS required, dialback.
     pub partners: Vec<(String, SocketAddr)>,
 }
@@ -610,10 +612,11 @@ pub fn write_xfed_config(dir: &Path, sip: &XfedSip) -> PathBuf {
          [listen]\ns2s = [\"127.0.0.1:{s2s}\"]\ns2s_direct_tls = []\n\
          sip = [\"udp:127.0.0.1:{port}\", \"tcp:127.0.0.1:{port}\"]\nmetrics = false\n\n\
          [tls]\ncertificate = \"cert.pem\"\nkey = \"key.pem\"\ntrust = \"ca.pem\"\n\n\
-         [sip]\nmode = \"registrar\"\ntrusted = [{trusted}]\n",
+         [sip]\nmode = \"registrar\"\ntrusted = [{trusted}]\ntrust_udp = {trust_udp}\n",
         s2s = sip.s2s_port,
         port = sip.sip_port,
         trusted = quoted(&sip.trusted),
+        trust_udp = sip.trust_udp,
     );
     for (user, password) in &sip.accounts {
         toml.push_str(&format!(

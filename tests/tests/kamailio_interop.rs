@@ -223,6 +223,8 @@ fn lab(bin: &str, test: &str, prosody_ip: u8, kamailio_ip: u8, link: Link) -> Op
         sip_port,
         accounts: Vec::new(),
         trusted: vec![trusted],
+        // Kamailio reaches xfed over the link's own transport.
+        trust_udp: link == Link::Udp,
         partners: vec![("prosody.test".into(), options.s2s_addr())],
     };
     // The registrar-mode configuration of sip_interop.rs, turned into

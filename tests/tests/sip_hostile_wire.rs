@@ -46,7 +46,13 @@ struct Xfed {
 
 /// xfed with the hostile tests' settings.
 fn start(bin: &str) -> (Instance, SocketAddr, SocketAddr) {
-    let x = start_with(bin, "hostile", "", "max_message_size = \"8KiB\"\n");
+    // Every hostile input's log line is checked: no budget to run out.
+    let x = start_with(
+        bin,
+        "hostile",
+        "log_lines_per_source = 1000\n",
+        "max_message_size = \"8KiB\"\n",
+    );
     (x.inst, x.sip, x.tls)
 }
 
@@ -491,5 +497,79 @@ fn silent_and_unfinished_sip_connections_time_out_on_both_runtimes() {
 fn sip_and_s2s_connection_limits_are_separate_on_both_runtimes() {
     for bin in BINARIES {
         limits(bin);
+    }
+}
+
+/// Issue 8: what we send a peer that never reads waited in memory without
+/// bound. Now a connection holds at most twice `max_stanza_size` waiting
+/// (32 KiB here) and is dropped beyond it; others are served throughout
+/// and memory stays flat.
+fn stops_reading(bin: &str) {
+    let Xfed { mut inst, sip, .. } =
+        start_with(bin, "stops-reading", "max_stanza_size = \"16KiB\"\n", "");
+    let served = |n: u32| {
+        let mut other = TcpStream::connect(sip).expect("connect SIP");
+        other
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        other.write_all(options(n).as_bytes()).unwrap();
+        let mut buf = [0u8; 4096];
+        let n = other.read(&mut buf).unwrap_or(0);
+        buf[..n].starts_with(b"SIP/2.0 200")
+    };
+    // Warmed up (the runtime's first connection opens what it keeps).
+    assert!(served(0), "{bin}: not served");
+    thread::sleep(Duration::from_millis(500));
+    let (rss_before, fds_before) = inst.resources();
+    let mut s = TcpStream::connect(sip).expect("connect SIP");
+    s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+    // Each OPTIONS is answered 200 (about 400 bytes); never read.
+    let mut sent = 0u32;
+    let dropped = loop {
+        let batch: String = (sent..sent + 100).map(options).collect();
+        if s.write_all(batch.as_bytes()).is_err() {
+            break true;
+        }
+        sent += 100;
+        if sent >= 200_000 {
+            break false;
+        }
+    };
+    assert!(
+        dropped,
+        "{bin}: {sent} requests unread and still connected:\n{}",
+        inst.log_text()
+    );
+    inst.wait_log("peer stopped reading", Duration::from_secs(5));
+    // Served all the while.
+    assert!(served(1), "{bin}: not served");
+    // Closed sockets take a moment to go (a connection xfed closes
+    // lingers up to 5 s for the peer's own close).
+    let deadline = Instant::now() + Duration::from_secs(8);
+    let (rss_after, fds_after) = loop {
+        let (rss, fds) = inst.resources();
+        if fds <= fds_before + 1 || Instant::now() > deadline {
+            break (rss, fds);
+        }
+        thread::sleep(Duration::from_millis(100));
+    };
+    println!(
+        "{bin}: dropped after {sent} unread requests; RSS {rss_before} -> {rss_after} KiB, fds {fds_before} -> {fds_after}"
+    );
+    assert!(
+        rss_after < rss_before + 20 * 1024,
+        "{bin}: RSS grew from {rss_before} to {rss_after} KiB"
+    );
+    assert!(
+        fds_after <= fds_before + 1,
+        "{bin}: descriptors {fds_before} -> {fds_after}"
+    );
+    assert!(inst.terminate(), "{bin}: xfed did not exit cleanly");
+}
+
+#[test]
+fn a_peer_that_stops_reading_is_dropped_on_both_runtimes() {
+    for bin in BINARIES {
+        stops_reading(bin);
     }
 }

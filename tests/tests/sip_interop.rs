@@ -87,6 +87,7 @@ fn lab(bin: &str, test: &str, prosody_ip: u8) -> Option<Lab> {
         sip_port: free_port(),
         accounts: vec![("alice".into(), "alice-secret".into())],
         trusted: Vec::new(),
+        trust_udp: false,
         partners: vec![("prosody.test".into(), options.s2s_addr())],
     };
     sipp::write_xfed_config(&dir, &sip);

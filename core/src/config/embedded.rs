@@ -36,6 +36,8 @@ mode = "registrar"
 # No [[sip.account]]: SIP user agents on this machine register and send
 # without digest. A deployment lists its accounts and trusts only its proxy.
 trusted = ["127.0.0.1", "::1"]
+# Loopback cannot be spoofed from outside: trust it over UDP too.
+trust_udp = true
 
 [store]
 url = "sqlite://xfed-data/xfed.db"
@@ -71,6 +73,7 @@ impl Config {
                 subscription_refresh_interval: defaults::SUBSCRIPTION_REFRESH_INTERVAL,
                 log_message_bodies: defaults::LOG_MESSAGE_BODIES,
                 max_stanza_size: defaults::MAX_STANZA_SIZE,
+                log_lines_per_source: defaults::LOG_LINES_PER_SOURCE,
                 federation: FederationMode::Open,
                 max_pending_dialback_per_stream: defaults::MAX_PENDING_DIALBACK_PER_STREAM,
                 max_pending_dialback_per_domain: defaults::MAX_PENDING_DIALBACK_PER_DOMAIN,
@@ -111,6 +114,7 @@ impl Config {
                 request_timeout: defaults::SIP_REQUEST_TIMEOUT,
                 idle_timeout: defaults::SIP_IDLE_TIMEOUT,
                 max_transactions: defaults::SIP_MAX_TRANSACTIONS,
+                trust_udp: true,
                 trusted: vec![
                     TrustedPeer::Address(Ipv4Addr::LOCALHOST.into()),
                     TrustedPeer::Address(Ipv6Addr::LOCALHOST.into()),

@@ -274,6 +274,11 @@ impl Lower<'_> {
             subscription_refresh_interval,
             log_message_bodies: g.log_message_bodies.unwrap_or(defaults::LOG_MESSAGE_BODIES),
             max_stanza_size,
+            log_lines_per_source: self.limit(
+                g.log_lines_per_source.as_ref(),
+                "gateway.log_lines_per_source",
+                defaults::LOG_LINES_PER_SOURCE,
+            )?,
             federation: g.federation.unwrap_or(FederationMode::AllowList),
             max_pending_dialback_per_stream,
             max_pending_dialback_per_domain,
@@ -618,6 +623,7 @@ impl Lower<'_> {
                 request_timeout: defaults::SIP_REQUEST_TIMEOUT,
                 idle_timeout: defaults::SIP_IDLE_TIMEOUT,
                 max_transactions: defaults::SIP_MAX_TRANSACTIONS,
+                trust_udp: false,
             });
         };
         let span = raw.span();
@@ -767,6 +773,7 @@ impl Lower<'_> {
                 "sip.max_transactions",
                 defaults::SIP_MAX_TRANSACTIONS,
             )?,
+            trust_udp: raw.trust_udp.unwrap_or(false),
         })
     }
 

@@ -117,6 +117,10 @@ pub struct GatewayConfig {
     /// use for s2s); at least 10000, the size RFC 6120 section 13.12 says a
     /// server must accept.
     pub max_stanza_size: usize,
+    /// `log_lines_per_source`, default 20: warnings one source address can
+    /// cause at will (garbage, failed digests, refusals) logged per minute;
+    /// the rest are counted and the count rides on its next line.
+    pub log_lines_per_source: u32,
     /// `federation`, default `allow-list` (Lync had nothing else).
     pub federation: FederationMode,
     /// `max_pending_dialback_per_stream`, default 10: dialback requests
@@ -237,6 +241,11 @@ pub struct SipConfig {
     /// `trusted`, default empty: SIP peers whose requests are accepted
     /// without digest authentication (in proxy mode, the only ones).
     pub trusted: Vec<TrustedPeer>,
+    /// `trust_udp`, default false: whether the addresses in `trusted` are
+    /// trusted over UDP too. A UDP source address can be forged by anyone
+    /// who can send packets, so only an operator who knows the path (a
+    /// private network, loopback) says so.
+    pub trust_udp: bool,
     /// `[[sip.account]]`, default none: who may register in registrar mode.
     pub accounts: Vec<SipAccount>,
     /// `max_message_size`, default 64 KiB: the largest SIP message taken;
@@ -495,6 +504,9 @@ pub mod defaults {
     pub const SUBSCRIPTION_REFRESH_INTERVAL: Duration = Duration::from_secs(8 * 3600);
     /// `gateway.log_message_bodies` (Lync `EnableLoggingAllMessageBodies`).
     pub const LOG_MESSAGE_BODIES: bool = false;
+    /// `gateway.log_lines_per_source`: enough to diagnose one peer, too
+    /// few for a flood to matter (20 a minute, 1,024 sources tracked).
+    pub const LOG_LINES_PER_SOURCE: u32 = 20;
     /// `gateway.max_pending_dialback_per_stream`: a server multiplexing its
     /// own domains (XEP-0220 section 2.6: a main domain, MUC, upload, ...)
     /// asks a handful at once.

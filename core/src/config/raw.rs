@@ -129,6 +129,7 @@ pub(super) struct RawGateway {
     pub subscription_refresh_interval: Option<Spanned<RawDuration>>,
     pub log_message_bodies: Option<bool>,
     pub max_stanza_size: Option<Spanned<RawSize>>,
+    pub log_lines_per_source: Option<Spanned<u32>>,
     pub federation: Option<FederationMode>,
     pub max_pending_dialback_per_stream: Option<Spanned<u32>>,
     pub max_pending_dialback_per_domain: Option<Spanned<u32>>,
@@ -166,6 +167,7 @@ pub(super) struct RawSip {
     pub request_timeout: Option<Spanned<RawDuration>>,
     pub idle_timeout: Option<Spanned<RawDuration>>,
     pub max_transactions: Option<Spanned<u32>>,
+    pub trust_udp: Option<bool>,
     #[serde(default)]
     pub account: Vec<Spanned<RawAccount>>,
 }

@@ -217,6 +217,9 @@ pub struct Query {
     pub message: Vec<u8>,
     /// UDP, or TCP after truncation.
     pub transport: Transport,
+    /// How long the resolution waits for the reply; after that a runtime
+    /// drops the query (and its socket), as nothing will read the answer.
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -383,6 +386,7 @@ impl Resolution {
                     id,
                     message,
                     transport,
+                    timeout: self.timeout,
                 })
             }
             Err(_) => {

@@ -153,9 +153,8 @@ impl BranchFailure {
 
 /// Retry-After of that 503, in seconds.
 const OVERLOAD_RETRY_AFTER: &str = "5";
-/// Lines a source may cause per window with garbage, failed digests and
-/// overload; sources tracked one by one.
-const LOG_LINES_PER_SOURCE: u32 = 5;
+/// The window of `gateway.log_lines_per_source`, and the sources tracked
+/// one by one (the others share one budget).
 const LOG_WINDOW: Duration = Duration::from_secs(60);
 const LOG_SOURCES: usize = 1024;
 
@@ -193,9 +192,15 @@ pub struct Endpoint {
     mode: SipMode,
     domains: Vec<String>,
     trusted: Vec<TrustedPeer>,
+    /// `sip.trust_udp`: addresses are trusted over UDP too.
+    trust_udp: bool,
     settings: SipSettings,
     /// Parser limits (`sip.max_message_size`).
     limits: sip::Limits,
+    /// `gateway.max_stanza_size`: no stanza we make may be larger, since
+    /// peers close a stream that carries one (their limit is as ours, by
+    /// default what Prosody and ejabberd take).
+    max_stanza_size: usize,
     registrar: Registrar,
     access: Access,
     rng: Rng,
@@ -269,11 +274,13 @@ impl Endpoint {
             mode: config.sip.mode,
             domains: config.gateway.domains.clone(),
             trusted: config.sip.trusted.clone(),
+            trust_udp: config.sip.trust_udp,
             settings,
             limits: sip::Limits {
                 max_message_size: config.sip.max_message_size,
                 ..sip::Limits::default()
             },
+            max_stanza_size: config.gateway.max_stanza_size,
             registrar,
             access: Access::new(config),
             rng,
@@ -301,7 +308,12 @@ impl Endpoint {
             to_xmpp: VecDeque::new(),
             out: VecDeque::new(),
             authenticated: HashSet::new(),
-            log_budget: LogBudget::new(LOG_LINES_PER_SOURCE, LOG_WINDOW, LOG_SOURCES, t.now),
+            log_budget: LogBudget::new(
+                config.gateway.log_lines_per_source,
+                LOG_WINDOW,
+                LOG_SOURCES,
+                t.now,
+            ),
             anchor: (t.now, t.unix),
         }
     }
@@ -822,8 +834,9 @@ impl Endpoint {
             Dest::Conn(conn) => self.conns.get(&conn).and_then(SipConn::proven),
             Dest::Udp { .. } => None,
         };
+        let spoofable = matches!(dest, Dest::Udp { .. }) && !self.trust_udp;
         self.trusted.iter().any(|p| match p {
-            TrustedPeer::Address(ip) => *ip == peer.ip(),
+            TrustedPeer::Address(ip) => !spoofable && *ip == peer.ip(),
             TrustedPeer::Certificate(name) => proven == Some(name.as_str()),
         })
     }
@@ -1116,6 +1129,21 @@ impl Endpoint {
         let Some(to) = stanza.attr("to").and_then(|j| Jid::parse(j).ok()) else {
             return self.respond(id, &req, 400, None, t);
         };
+        // Escaping can make a stanza several times its body (`<` is
+        // `&lt;`); one over the limit would make the peer close the stream
+        // and lose everything after it.
+        let size = stanza.to_bytes().len();
+        if size > self.max_stanza_size {
+            self.log(
+                Level::Info,
+                None,
+                format!(
+                    "SIP MESSAGE from {sender}: {size} bytes as a stanza, over max_stanza_size {}; 413",
+                    self.max_stanza_size
+                ),
+            );
+            return self.respond(id, &req, 413, Some("Too Large For XMPP"), t);
+        }
         // The stanza speaks as the user who authenticated, nobody else.
         let speaks_as = stanza.attr("from").and_then(|j| Jid::parse(j).ok());
         if speaks_as

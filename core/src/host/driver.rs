@@ -6,6 +6,8 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tracing::{debug, info, warn};
@@ -81,11 +83,56 @@ pub trait Io {
     /// or `handle_connect_failed`.
     fn connect(&mut self, conn: ConnId, addr: SocketAddr);
     /// Send a DNS query to the resolver; report the reply with
-    /// `Gateway::handle_dns` (silence is the core's timeout to handle).
-    fn dns(&mut self, query: QueryId, bytes: Vec<u8>, tcp: bool);
+    /// `Gateway::handle_dns`, and drop the query (and its socket) after
+    /// `timeout`, when the core has given up on it.
+    fn dns(&mut self, query: QueryId, bytes: Vec<u8>, tcp: bool, timeout: Duration);
     /// Send a UDP datagram from our SIP socket `local` (loss is SIP's to
     /// handle).
     fn datagram(&mut self, local: SocketAddr, peer: SocketAddr, bytes: Vec<u8>);
+    /// Connections dropped since the last call because their peer stopped
+    /// reading (their [`SendQueue`] went over its limit); the gateway
+    /// forgets them.
+    fn take_stalled(&mut self) -> Vec<ConnId>;
+}
+
+/// Inputs waiting for the gateway task, at most: socket tasks wait (and
+/// the kernel's buffers fill, then drop datagrams) rather than queue
+/// without end while the gateway is busy.
+pub const INPUT_QUEUE: usize = 256;
+
+/// Datagrams waiting for one UDP socket's sending, at most; beyond that
+/// they are dropped, as a full socket buffer would (SIP retransmits).
+pub const DATAGRAM_QUEUE: usize = 1024;
+
+/// How many bytes may wait for one connection's socket: twice the largest
+/// stanza, so a healthy peer always has room for the next one, and a peer
+/// that stops reading costs no more than that before it is dropped.
+pub fn send_queue_limit(config: &crate::config::Config) -> usize {
+    config.gateway.max_stanza_size.saturating_mul(2)
+}
+
+/// Bytes handed to one connection's task and not written yet, shared by
+/// the gateway task (which adds) and the connection task (which takes
+/// away): the bound on what a slow or silent reader makes us hold.
+#[derive(Clone, Debug, Default)]
+pub struct SendQueue(Arc<AtomicUsize>);
+
+impl SendQueue {
+    /// Counts `n` more bytes; `false` when that would put more than
+    /// `limit` in waiting: the peer is not reading, drop the connection.
+    pub fn push(&self, n: usize, limit: usize) -> bool {
+        let before = self.0.fetch_add(n, Ordering::Relaxed);
+        before.saturating_add(n) <= limit
+    }
+
+    /// `n` bytes went out to the socket.
+    pub fn written(&self, n: usize) {
+        let _ = self
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |q| {
+                Some(q.saturating_sub(n))
+            });
+    }
 }
 
 struct Ping {
@@ -106,6 +153,8 @@ pub struct Driver {
     /// `gateway.log_message_bodies`: stanzas for the gateway are logged
     /// whole, not summarized.
     log_bodies: bool,
+    /// [`send_queue_limit`] of the configuration, for the log line.
+    send_queue_limit: usize,
 }
 
 impl Driver {
@@ -132,6 +181,7 @@ impl Driver {
             .unwrap_or_default();
         let limit = setup::connection_limit(&dep.config);
         let log_bodies = dep.config.gateway.log_message_bodies;
+        let send_queue_limit = send_queue_limit(&dep.config);
         let digest_key = format!("xfed sip digest nonces:{}", dep.settings.dialback_secret);
         let mut gw = Gateway::new(dep.settings, dep.seed, now, dep.unix_now, limit);
         gw.set_hosts(dep.hosts);
@@ -154,17 +204,42 @@ impl Driver {
             failed: false,
             store,
             log_bodies,
+            send_queue_limit,
         })
     }
 
-    /// Carries out every pending output.
+    /// Carries out every pending output, and tells the gateway of the
+    /// connections the runtime dropped for not reading.
     pub fn flush(&mut self, io: &mut impl Io) {
+        loop {
+            self.carry_out(io);
+            let stalled = io.take_stalled();
+            if stalled.is_empty() {
+                return;
+            }
+            for conn in stalled {
+                warn!(
+                    conn = conn.0,
+                    "peer stopped reading: more than {} bytes waiting; connection dropped",
+                    self.send_queue_limit
+                );
+                self.gw.handle_closed(conn, Instant::now());
+            }
+        }
+    }
+
+    fn carry_out(&mut self, io: &mut impl Io) {
         while let Some(out) = self.gw.poll_output() {
             match out {
                 Output::Transmit { conn, bytes } => io.transmit(conn, bytes),
                 Output::Close { conn } => io.close(conn),
                 Output::Connect { conn, addr } => io.connect(conn, addr),
-                Output::DnsQuery { query, bytes, tcp } => io.dns(query, bytes, tcp),
+                Output::DnsQuery {
+                    query,
+                    bytes,
+                    tcp,
+                    timeout,
+                } => io.dns(query, bytes, tcp, timeout),
                 Output::Datagram { local, peer, bytes } => io.datagram(local, peer, bytes),
                 Output::Persist(changes) => {
                     if let Err(e) = self.store.apply(&changes) {

@@ -79,6 +79,9 @@ pub struct S2sBounds {
     pub max_routes: usize,
     /// DNS queries in flight.
     pub max_dns_queries: usize,
+    /// Warnings about one stream's refusals per minute
+    /// (`gateway.log_lines_per_source`).
+    pub log_lines_per_source: u32,
 }
 
 impl Default for S2sBounds {
@@ -90,6 +93,7 @@ impl Default for S2sBounds {
             max_pending_dialback_per_domain: defaults::MAX_PENDING_DIALBACK_PER_DOMAIN as usize,
             max_routes: defaults::MAX_ROUTES as usize,
             max_dns_queries: defaults::MAX_DNS_QUERIES as usize,
+            log_lines_per_source: defaults::LOG_LINES_PER_SOURCE,
         }
     }
 }
@@ -102,6 +106,7 @@ impl S2sBounds {
             max_pending_dialback_per_domain: g.max_pending_dialback_per_domain as usize,
             max_routes: g.max_routes as usize,
             max_dns_queries: g.max_dns_queries as usize,
+            log_lines_per_source: g.log_lines_per_source,
         }
     }
 }

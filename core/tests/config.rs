@@ -269,6 +269,9 @@ fn omitted_keys_take_lync_and_design_defaults() {
     assert_eq!(c.sip.idle_timeout, Duration::from_secs(300));
     assert_eq!(c.sip.max_transactions, 10_000);
     assert_eq!(c.gateway.log_lines_per_source, 20);
+    assert!(!c.sip.trust_udp);
+    assert_eq!(c.sip.max_auth_failures, 5);
+    assert_eq!(c.sip.auth_backoff, Duration::from_secs(60));
     assert!(c.sip.trusted.is_empty() && c.sip.accounts.is_empty());
     assert_eq!(c.store.url, StoreUrl::Sqlite(PathBuf::from("xfed.db")));
     assert!(c.blocks.is_empty() && c.access.is_empty());

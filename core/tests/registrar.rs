@@ -29,6 +29,8 @@ fn sip_config() -> SipConfig {
         idle_timeout: std::time::Duration::from_secs(300),
         max_transactions: 10_000,
         trust_udp: false,
+        max_auth_failures: 5,
+        auth_backoff: std::time::Duration::from_secs(60),
         trusted: Vec::new(),
         accounts: vec![
             SipAccount {
@@ -68,6 +70,7 @@ fn authorize(reg: &mut Registrar, aor: &str, auth: &[&str], now: u64) -> Decisio
             request_uri: URI,
             aor,
             authorization: auth,
+            source: std::net::IpAddr::from([192, 0, 2, 1]),
         },
         now,
     )
@@ -368,6 +371,7 @@ fn trusted_peers_skip_digest() {
         request_uri: "sip:romeo@jabber.org",
         aor: "anyone@example.com",
         authorization: &[],
+        source: std::net::IpAddr::from([192, 0, 2, 1]),
     };
     assert_eq!(
         reg.authorize(&req, T0),

@@ -772,6 +772,37 @@ fn trusted_addresses_are_not_trusted_over_udp_unless_configured() {
     }
 }
 
+/// Issue 8: password guessing is slowed down. Five wrong digests from one
+/// source and it is refused (503, Retry-After) without its credentials
+/// being read, even the right ones, for a minute, then two; another
+/// source is served; twenty against one account from anywhere block it.
+#[test]
+fn failed_digests_back_off() {
+    let mut net = network(FEDERATED);
+    for _ in 0..5 {
+        let r = register_as(&mut net, alice_ua(), "alice", "alice", "guess", 600);
+        assert_eq!(r.status, 403);
+    }
+    let r = register_as(&mut net, alice_ua(), "alice", "alice", ALICE_PW, 600);
+    assert_eq!(r.status, 503, "{}", net.dump(XFED));
+    assert_eq!(r.headers.get("Retry-After"), Some("60"));
+    assert!(net.log_has(XFED, "too many failed digests"));
+    // Carol, elsewhere, is served.
+    register(&mut net, carol_ua(), "carol", CAROL_PW);
+    net.advance(Duration::from_secs(61));
+    register(&mut net, alice_ua(), "alice", ALICE_PW);
+    // From many sources against one account.
+    for i in 0..20u8 {
+        let peer = SocketAddr::from(([198, 51, 100, i], 5060));
+        assert_eq!(
+            register_as(&mut net, peer, "carol", "carol", "guess", 600).status,
+            403
+        );
+    }
+    let r = register_as(&mut net, carol_ua(), "carol", "carol", CAROL_PW, 600);
+    assert_eq!(r.status, 503);
+}
+
 /// One canonical form for local users (issue 8: an account spoke as
 /// another through a spelling of its name): `ALICE` and `%61lice` are
 /// alice, who signs with her account's name; the binding is hers and her

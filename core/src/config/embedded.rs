@@ -115,6 +115,8 @@ impl Config {
                 idle_timeout: defaults::SIP_IDLE_TIMEOUT,
                 max_transactions: defaults::SIP_MAX_TRANSACTIONS,
                 trust_udp: true,
+                max_auth_failures: defaults::SIP_MAX_AUTH_FAILURES,
+                auth_backoff: defaults::SIP_AUTH_BACKOFF,
                 trusted: vec![
                     TrustedPeer::Address(Ipv4Addr::LOCALHOST.into()),
                     TrustedPeer::Address(Ipv6Addr::LOCALHOST.into()),

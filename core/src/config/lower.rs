@@ -624,6 +624,8 @@ impl Lower<'_> {
                 idle_timeout: defaults::SIP_IDLE_TIMEOUT,
                 max_transactions: defaults::SIP_MAX_TRANSACTIONS,
                 trust_udp: false,
+                max_auth_failures: defaults::SIP_MAX_AUTH_FAILURES,
+                auth_backoff: defaults::SIP_AUTH_BACKOFF,
             });
         };
         let span = raw.span();
@@ -774,6 +776,16 @@ impl Lower<'_> {
                 defaults::SIP_MAX_TRANSACTIONS,
             )?,
             trust_udp: raw.trust_udp.unwrap_or(false),
+            max_auth_failures: self.limit(
+                raw.max_auth_failures.as_ref(),
+                "sip.max_auth_failures",
+                defaults::SIP_MAX_AUTH_FAILURES,
+            )?,
+            auth_backoff: self.duration(
+                raw.auth_backoff.as_ref(),
+                "sip.auth_backoff",
+                defaults::SIP_AUTH_BACKOFF,
+            )?,
         })
     }
 

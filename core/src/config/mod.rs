@@ -246,6 +246,13 @@ pub struct SipConfig {
     /// who can send packets, so only an operator who knows the path (a
     /// private network, loopback) says so.
     pub trust_udp: bool,
+    /// `max_auth_failures`, default 5: failed digests from one source
+    /// address before it is refused for `auth_backoff` (an account gets
+    /// four times as many, from all sources together).
+    pub max_auth_failures: u32,
+    /// `auth_backoff`, default 1 min: the first refusal after too many
+    /// failures; each one after doubles it, up to an hour.
+    pub auth_backoff: Duration,
     /// `[[sip.account]]`, default none: who may register in registrar mode.
     pub accounts: Vec<SipAccount>,
     /// `max_message_size`, default 64 KiB: the largest SIP message taken;
@@ -542,6 +549,11 @@ pub mod defaults {
     /// `sip.max_transactions`: a few seconds of a busy domain's traffic
     /// (each lives 32 s after its answer over UDP), a few MB at most.
     pub const SIP_MAX_TRANSACTIONS: u32 = 10_000;
+    /// `sip.max_auth_failures`: a mistyped password or two, not a
+    /// dictionary.
+    pub const SIP_MAX_AUTH_FAILURES: u32 = 5;
+    /// `sip.auth_backoff`.
+    pub const SIP_AUTH_BACKOFF: Duration = Duration::from_secs(60);
     /// The XMPP s2s port (RFC 6120), also `[[partner]] connect`'s default port.
     pub const S2S_PORT: u16 = 5269;
     /// The XEP-0368 direct TLS s2s port.

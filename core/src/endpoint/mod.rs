@@ -938,6 +938,7 @@ impl Endpoint {
                 request_uri: &uri,
                 aor,
                 authorization: &authorization,
+                source: peer.ip(),
             },
             t.unix,
         );
@@ -960,6 +961,23 @@ impl Endpoint {
                 for v in values {
                     r.headers.push(name, v);
                 }
+                self.respond_with(id, r, t);
+                None
+            }
+            Decision::Backoff { retry_after } => {
+                self.log_limited(
+                    peer,
+                    t,
+                    format!(
+                        "SIP {} from {peer} as {aor}: too many failed digests; 503 for {retry_after} s",
+                        req.method
+                    ),
+                );
+                let tag = sip::new_tag(&mut self.rng);
+                let mut r = req
+                    .response(503, &tag)
+                    .with_reason("Too Many Failed Attempts");
+                r.headers.push("Retry-After", retry_after.to_string());
                 self.respond_with(id, r, t);
                 None
             }

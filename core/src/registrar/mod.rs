@@ -6,16 +6,19 @@
 //! [`bindings::RegisterOutcome`]s into responses. Time is unix seconds from
 //! the caller; randomness (nonces) comes from the caller's [`Rng`].
 
+pub mod backoff;
 pub mod bindings;
 pub mod digest;
 pub mod replay;
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 
 use crate::config::{SipConfig, SipCredential};
 use crate::rng::Rng;
 use crate::store::Persist;
 
+use backoff::Backoff;
 use bindings::{Binding, Bindings, Policy, RegisterError, RegisterOutcome, RegisterRequest};
 use digest::{Authorization, Digest, Failure, Verdict};
 use replay::NonceCounts;
@@ -36,6 +39,9 @@ pub struct AuthRequest<'a> {
     pub aor: &'a str,
     /// Every `Authorization` header value of the request, in order.
     pub authorization: &'a [&'a str],
+    /// Where the request came from (failed digests are counted per
+    /// source address, [`backoff`]).
+    pub source: IpAddr,
 }
 
 /// The registrar's answer to "may this request act as `aor`?".
@@ -59,6 +65,12 @@ pub enum Decision {
         /// The password was right but the nonce old: `stale=true`.
         stale: bool,
     },
+    /// Too many failed digests from this source or for this account:
+    /// answer 503 with this Retry-After, credentials unread.
+    Backoff {
+        /// Seconds until the block ends.
+        retry_after: u64,
+    },
     /// Answer with this final response.
     Reject {
         /// Status code (400, 403).
@@ -78,6 +90,8 @@ pub struct Registrar {
     digest: Digest,
     /// Counts of nonces that authenticated a request (replay protection).
     nonce_counts: NonceCounts,
+    /// Failed digests per source and account.
+    backoff: Backoff,
     bindings: Bindings,
 }
 
@@ -98,6 +112,7 @@ impl Registrar {
                 })
                 .collect(),
             nonce_counts: NonceCounts::new(NonceCounts::DEFAULT_CAPACITY, digest.nonce_lifetime()),
+            backoff: Backoff::new(sip.max_auth_failures, sip.auth_backoff.as_secs()),
             digest,
             bindings: Bindings::new(policy),
         }
@@ -197,12 +212,19 @@ impl Registrar {
                 challenge(false)
             };
         };
+        if let Some(until) = self.backoff.blocked(req.source, user, now_unix) {
+            return Decision::Backoff {
+                retry_after: until - now_unix,
+            };
+        }
         // Compared in canonical form: `Alice` signing for `alice` is the
         // same user, `bob` signing for `alice` is not.
         if crate::jid::foreign_local(&auth.username).ok().as_deref() != Some(user) {
+            self.backoff.failed(req.source, None, now_unix);
             return reject(403, "Username Does Not Match Address of Record");
         }
         let Some((name, credential)) = self.accounts.get(user) else {
+            self.backoff.failed(req.source, None, now_unix);
             return reject(403, "Forbidden");
         };
         // The digest itself signs the name exactly as the account has it.
@@ -228,6 +250,7 @@ impl Registrar {
                 if !self.nonce_counts.accept(&auth.nonce, issued, nc, now_unix) {
                     return challenge(true);
                 }
+                self.backoff.succeeded(req.source, user);
                 Decision::Allow {
                     user: user.to_string(),
                     domain,
@@ -238,7 +261,10 @@ impl Registrar {
             Verdict::Failed(
                 Failure::Uri | Failure::Algorithm | Failure::Qop | Failure::NonceCount,
             ) => reject(400, "Bad Authorization"),
-            Verdict::Failed(_) => reject(403, "Forbidden"),
+            Verdict::Failed(_) => {
+                self.backoff.failed(req.source, Some(user), now_unix);
+                reject(403, "Forbidden")
+            }
         }
     }
 

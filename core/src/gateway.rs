@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::dns::{
     Candidate, Connect, HostsTable, Query, Resolution, ResolveError, ResolveOptions, Transport,
 };
-use crate::endpoint::{Endpoint, SipSettings};
+use crate::endpoint::{Endpoint, SipSettings, SipTables};
 use crate::log_budget::{self, LogBudget};
 use crate::registrar::bindings::Binding;
 use crate::rng::Rng;
@@ -391,10 +391,10 @@ impl Gateway {
         self.sip.as_ref().map_or(0, Endpoint::connections)
     }
 
-    /// SIP transactions held (server and client): what a flood of
-    /// requests would make grow, for tests and the operator's figures.
-    pub fn sip_transactions(&self) -> usize {
-        self.sip.as_ref().map_or(0, Endpoint::transactions)
+    /// The sizes of the SIP side's tables that outsiders can make grow,
+    /// for tests and the operator's figures.
+    pub fn sip_tables(&self) -> SipTables {
+        self.sip.as_ref().map(Endpoint::tables).unwrap_or_default()
     }
 
     /// Dialback verifications waiting for an authoritative server (queued

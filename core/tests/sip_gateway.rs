@@ -629,7 +629,7 @@ fn requests_that_do_not_authenticate_keep_nothing() {
             "request {i}"
         );
     }
-    assert_eq!(net.nodes[XFED].gw.sip_transactions(), 0);
+    assert_eq!(net.nodes[XFED].gw.sip_tables().transactions, 0);
     // A retransmission of an unauthenticated request is challenged again.
     let bytes = request(
         "REGISTER",
@@ -647,9 +647,9 @@ fn requests_that_do_not_authenticate_keep_nothing() {
     // Authenticated work is unaffected, and its transaction is kept
     // (Timer J) until it ends.
     register(&mut net, alice_ua(), "alice", ALICE_PW);
-    assert_eq!(net.nodes[XFED].gw.sip_transactions(), 1);
+    assert_eq!(net.nodes[XFED].gw.sip_tables().transactions, 1);
     net.advance(Duration::from_secs(33));
-    assert_eq!(net.nodes[XFED].gw.sip_transactions(), 0);
+    assert_eq!(net.nodes[XFED].gw.sip_tables().transactions, 0);
 }
 
 /// Issue 8: the table of server transactions is bounded
@@ -676,7 +676,7 @@ fn a_full_transaction_table_answers_503() {
         );
         assert_eq!(r.status, 202, "{}", net.dump(XFED));
     }
-    assert_eq!(net.nodes[XFED].gw.sip_transactions(), 3);
+    assert_eq!(net.nodes[XFED].gw.sip_tables().transactions, 3);
     let options = request(
         "OPTIONS",
         "sip:xfed.test",
@@ -690,7 +690,7 @@ fn a_full_transaction_table_answers_503() {
     let r = exchange(&mut net, carol_ua(), &options);
     assert_eq!(r.status, 503);
     assert_eq!(r.headers.get("Retry-After"), Some("5"));
-    assert_eq!(net.nodes[XFED].gw.sip_transactions(), 3);
+    assert_eq!(net.nodes[XFED].gw.sip_tables().transactions, 3);
     assert!(net.log_has(XFED, "3 transactions in progress; 503"));
     // Timer J ends them (32 s over UDP): served again.
     net.advance(Duration::from_secs(33));
@@ -801,6 +801,51 @@ fn failed_digests_back_off() {
     }
     let r = register_as(&mut net, carol_ua(), "carol", "carol", CAROL_PW, 600);
     assert_eq!(r.status, 503);
+}
+
+/// Issue 8: composing states are kept only for conversations that are
+/// not idle, and for at most 10,000 at once, however many senders a
+/// partner invents.
+#[test]
+fn chat_states_are_bounded() {
+    let mut net = network(FEDERATED);
+    register(&mut net, alice_ua(), "alice", ALICE_PW);
+    let composing = format!("<composing xmlns='{CHATSTATES}'/>");
+    xmpp_message(
+        &mut net,
+        "bob@remote.test/a",
+        "alice@xfed.test",
+        "c0",
+        &composing,
+    );
+    let r = one_request(&mut net, alice_ua());
+    answer(&mut net, alice_ua(), &r, 200, &[]);
+    assert_eq!(net.nodes[XFED].gw.sip_tables().chat_states, 1);
+    // A message ends it: nothing kept.
+    xmpp_message(
+        &mut net,
+        "bob@remote.test/a",
+        "alice@xfed.test",
+        "m1",
+        "<body>hi</body>",
+    );
+    let r = one_request(&mut net, alice_ua());
+    answer(&mut net, alice_ua(), &r, 200, &[]);
+    assert_eq!(net.nodes[XFED].gw.sip_tables().chat_states, 0);
+    for i in 0..10_050 {
+        xmpp_message(
+            &mut net,
+            &format!("u{i}@remote.test/a"),
+            "alice@xfed.test",
+            &format!("c{i}"),
+            &composing,
+        );
+        let (reqs, _) = take(&mut net, alice_ua());
+        for r in reqs {
+            answer(&mut net, alice_ua(), &r, 200, &[]);
+        }
+    }
+    assert_eq!(net.nodes[XFED].gw.sip_tables().chat_states, 10_000);
 }
 
 /// One canonical form for local users (issue 8: an account spoke as
@@ -1325,6 +1370,31 @@ fn sip_message_whose_route_fails_gets_the_mapped_error() {
         net.dump(XFED)
     );
     assert!(net.log_has(XFED, "bounced with remote-server-timeout; SIP 504"));
+    // Issue 8: only recipients a message reached are remembered as
+    // contacts (the store does not grow with every address a user tries).
+    let remembered = |net: &Net| -> Vec<String> {
+        net.nodes[XFED]
+            .persisted
+            .iter()
+            .filter_map(|p| match p {
+                Persist::RememberContact { remote_jid, .. } => Some(remote_jid.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    assert!(remembered(&net).is_empty(), "{:?}", remembered(&net));
+    let r = sip_message(
+        &mut net,
+        alice_ua(),
+        "alice",
+        ALICE_PW,
+        "sip:bob@remote.test",
+        "text/plain",
+        &[],
+        "hi",
+    );
+    assert_eq!(r.status, 202);
+    assert_eq!(remembered(&net), ["bob@remote.test"]);
 }
 
 #[test]

@@ -12,13 +12,22 @@ use crate::store::{Contacted, Persist};
 /// message.
 const REMEMBER_REFRESH_SECS: u64 = 86_400;
 
+/// A contact the local user has not written to for this long no longer
+/// lets a `public-unverified` partner in (90 days), and is forgotten.
+pub const CONTACT_LIFETIME_SECS: u64 = 90 * 86_400;
+
+/// Contacts remembered per local user at most; beyond, the one written
+/// to longest ago is forgotten.
+pub const CONTACTS_PER_USER: usize = 1_000;
+
 /// The access decisions of the gateway role.
 #[derive(Debug)]
 pub struct Access {
     rules: Vec<AccessRule>,
     partner_types: HashMap<String, PartnerType>,
-    /// (local user, remote bare JID) → last time the local user wrote.
-    contacted: HashMap<(String, String), u64>,
+    /// Local user → remote bare JID → last time the local user's message
+    /// reached it.
+    contacted: HashMap<String, HashMap<String, u64>>,
 }
 
 impl Access {
@@ -37,12 +46,44 @@ impl Access {
         }
     }
 
-    /// Loads what the store remembers.
-    pub fn restore(&mut self, contacts: Vec<Contacted>) {
+    /// Loads what the store remembers; returns the forgetting of what
+    /// expired meanwhile or is over [`CONTACTS_PER_USER`].
+    pub fn restore(&mut self, contacts: Vec<Contacted>, now_unix: u64) -> Vec<Persist> {
+        let mut changes = Vec::new();
         for c in contacts {
-            self.contacted
-                .insert((c.local_user, c.remote_jid), c.last_at);
+            if now_unix.saturating_sub(c.last_at) >= CONTACT_LIFETIME_SECS {
+                changes.push(Persist::ForgetContact {
+                    local_user: c.local_user,
+                    remote_jid: c.remote_jid,
+                });
+                continue;
+            }
+            changes.extend(self.insert(c.local_user, c.remote_jid, c.last_at));
         }
+        changes
+    }
+
+    /// Records a contact, evicting the user's oldest beyond the bound.
+    fn insert(&mut self, local: String, remote: String, at: u64) -> Option<Persist> {
+        let mine = self.contacted.entry(local.clone()).or_default();
+        mine.insert(remote, at);
+        if mine.len() <= CONTACTS_PER_USER {
+            return None;
+        }
+        let oldest = mine
+            .iter()
+            .min_by_key(|(_, t)| **t)
+            .map(|(r, _)| r.clone())?;
+        mine.remove(&oldest);
+        Some(Persist::ForgetContact {
+            local_user: local,
+            remote_jid: oldest,
+        })
+    }
+
+    /// Contacts remembered, over all users.
+    pub fn contacts(&self) -> usize {
+        self.contacted.values().map(HashMap::len).sum()
     }
 
     /// Whether local user `user@domain` may use XMPP. With no `[[access]]`
@@ -70,30 +111,39 @@ impl Access {
     /// Whether `remote` (a bare JID) may message `local_user` without an
     /// invitation: always for `federated` and `public-verified` partners,
     /// only after the local user wrote to them for `public-unverified`.
-    pub fn may_reach(&self, remote: &str, local_user: &str) -> bool {
+    pub fn may_reach(&self, remote: &str, local_user: &str, now_unix: u64) -> bool {
         let domain = remote.rsplit_once('@').map_or(remote, |(_, d)| d);
         match self.partner_type(domain) {
             PartnerType::Federated | PartnerType::PublicVerified => true,
             PartnerType::PublicUnverified => self
                 .contacted
-                .contains_key(&(local_user.to_owned(), remote.to_owned())),
+                .get(local_user)
+                .and_then(|m| m.get(remote))
+                .is_some_and(|&t| now_unix.saturating_sub(t) < CONTACT_LIFETIME_SECS),
         }
     }
 
-    /// Notes that `local_user` wrote to `remote`; returns the store change
-    /// when one is due.
-    pub fn remember(&mut self, local_user: &str, remote: &str, now_unix: u64) -> Option<Persist> {
-        let key = (local_user.to_owned(), remote.to_owned());
-        let last = self.contacted.get(&key).copied();
+    /// Notes that a message of `local_user` reached `remote` (it was on an
+    /// authenticated stream: recipients that do not exist on a domain that
+    /// does not answer are never remembered); returns the store changes
+    /// due.
+    pub fn remember(&mut self, local_user: &str, remote: &str, now_unix: u64) -> Vec<Persist> {
+        let last = self
+            .contacted
+            .get(local_user)
+            .and_then(|m| m.get(remote))
+            .copied();
         if last.is_some_and(|t| now_unix.saturating_sub(t) < REMEMBER_REFRESH_SECS) {
-            return None;
+            return Vec::new();
         }
-        self.contacted.insert(key, now_unix);
-        Some(Persist::RememberContact {
+        let evicted = self.insert(local_user.to_owned(), remote.to_owned(), now_unix);
+        let mut changes = vec![Persist::RememberContact {
             local_user: local_user.to_owned(),
             remote_jid: remote.to_owned(),
             at_unix: now_unix,
-        })
+        }];
+        changes.extend(evicted);
+        changes
     }
 }
 
@@ -128,7 +178,53 @@ pub fn glob(pattern: &str, text: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::glob;
+    use super::*;
+
+    const T0: u64 = 1_800_000_000;
+
+    fn unverified() -> Access {
+        let config =
+            crate::config::parse("[gateway]\ndomains = [\"x.test\"]\nfederation = \"open\"\n")
+                .expect("config")
+                .config;
+        Access::new(&config)
+    }
+
+    #[test]
+    fn contacts_expire_and_are_bounded_per_user() {
+        let mut a = unverified();
+        assert!(!a.may_reach("bob@open.test", "alice@x.test", T0));
+        assert_eq!(a.remember("alice@x.test", "bob@open.test", T0).len(), 1);
+        assert!(a.may_reach("bob@open.test", "alice@x.test", T0 + 1));
+        assert!(!a.may_reach("bob@open.test", "alice@x.test", T0 + CONTACT_LIFETIME_SECS));
+        for i in 0..CONTACTS_PER_USER + 10 {
+            a.remember(
+                "alice@x.test",
+                &format!("u{i}@open.test"),
+                T0 + 1 + i as u64,
+            );
+        }
+        assert_eq!(a.contacts(), CONTACTS_PER_USER);
+        // The oldest went first.
+        assert!(!a.may_reach("bob@open.test", "alice@x.test", T0 + 2_000));
+        // Expired ones are forgotten at restore.
+        let mut b = unverified();
+        let stored = |remote: &str, at: u64| Contacted {
+            local_user: "alice@x.test".into(),
+            remote_jid: remote.into(),
+            first_at: at,
+            last_at: at,
+        };
+        let forgotten = b.restore(
+            vec![
+                stored("old@open.test", T0),
+                stored("new@open.test", T0 + CONTACT_LIFETIME_SECS),
+            ],
+            T0 + CONTACT_LIFETIME_SECS + 1,
+        );
+        assert_eq!(forgotten.len(), 1);
+        assert_eq!(b.contacts(), 1);
+    }
 
     #[test]
     fn globs() {

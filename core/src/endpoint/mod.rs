@@ -153,6 +153,10 @@ impl BranchFailure {
 
 /// Retry-After of that 503, in seconds.
 const OVERLOAD_RETRY_AFTER: &str = "5";
+/// Conversations whose composing state is tracked at once (only those
+/// not idle are kept).
+const MAX_COMPOSING: usize = 10_000;
+
 /// The window of `gateway.log_lines_per_source`, and the sources tracked
 /// one by one (the others share one budget).
 const LOG_WINDOW: Duration = Duration::from_secs(60);
@@ -185,6 +189,21 @@ fn failure_rank(f: &BranchFailure) -> u8 {
 struct Awaiting {
     tx: TxId,
     request: Request,
+    /// The sender (local) and the recipient's bare JID: a contact to
+    /// remember once the message reached the recipient's domain.
+    contact: (String, String),
+}
+
+/// How full the SIP side's bounded tables are.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SipTables {
+    /// SIP transactions, server and client (`sip.max_transactions`
+    /// bounds the server ones).
+    pub transactions: usize,
+    /// Remembered contacts (at most 1,000 per user, 90 days each).
+    pub contacts: usize,
+    /// Conversations with a composing state (at most 10,000).
+    pub chat_states: usize,
 }
 
 /// The SIP endpoint.
@@ -322,7 +341,8 @@ impl Endpoint {
     pub fn restore(&mut self, bindings: Vec<Binding>, contacts: Vec<Contacted>, t: Time) {
         let n = bindings.len();
         let expired = self.registrar.restore(bindings, t.unix);
-        self.access.restore(contacts);
+        let forgotten = self.access.restore(contacts, t.unix);
+        self.persist(forgotten);
         self.log(
             Level::Info,
             None,
@@ -345,9 +365,13 @@ impl Endpoint {
         self.conns.len()
     }
 
-    /// SIP transactions held, server and client.
-    pub fn transactions(&self) -> usize {
-        self.table.len()
+    /// The sizes of the tables outsiders can make grow.
+    pub fn tables(&self) -> SipTables {
+        SipTables {
+            transactions: self.table.len(),
+            contacts: self.access.contacts(),
+            chat_states: self.composing.len(),
+        }
     }
 
     /// The next output for the runtime.
@@ -1180,9 +1204,6 @@ impl Endpoint {
         if self.is_local(to.domain()) {
             return self.respond(id, &req, 404, Some("Not An XMPP Address"), t);
         }
-        if let Some(change) = self.access.remember(&sender, to.bare().as_str(), t.unix) {
-            self.persist(vec![change]);
-        }
         self.log(
             Level::Debug,
             None,
@@ -1201,6 +1222,7 @@ impl Endpoint {
             Awaiting {
                 tx: id,
                 request: req,
+                contact: (sender, to.bare().as_str().to_owned()),
             },
         );
         self.to_xmpp.push_back((stanza, true));
@@ -1213,7 +1235,14 @@ impl Endpoint {
             return;
         };
         match result {
-            Ok(()) => self.respond(a.tx, &a.request, 202, None, t),
+            Ok(()) => {
+                // Remembered before the reply can come back: it is read
+                // after this, on the same thread.
+                let (local, remote) = &a.contact;
+                let changes = self.access.remember(local, remote, t.unix);
+                self.persist(changes);
+                self.respond(a.tx, &a.request, 202, None, t)
+            }
             Err(condition) => {
                 // RFC 4320 section 4.1: no 408 to a non-INVITE (the
                 // transaction would swallow it and the user agent wait out
@@ -1271,7 +1300,7 @@ impl Endpoint {
             return self.refuse_stanza(&stanza, StanzaCondition::ServiceUnavailable, "");
         }
         let remote = from.bare().as_str().to_owned();
-        if !self.access.may_reach(&remote, &local_user) {
+        if !self.access.may_reach(&remote, &local_user, t.unix) {
             self.log(
                 Level::Info,
                 None,
@@ -1305,8 +1334,8 @@ impl Endpoint {
                 let body = &im.body;
                 self.log(Level::Info, None, format!("message {from} -> {to}: {body}"));
             }
-            self.composing
-                .insert((remote, local_user.clone()), ComposingState::Idle);
+            // A message ends composing: idle is what no entry means.
+            self.composing.remove(&(remote, local_user.clone()));
         }
         let targets = self.targets_for(&local_user, t);
         let Some(first) = targets.first() else {
@@ -1386,7 +1415,13 @@ impl Endpoint {
             .copied()
             .unwrap_or(ComposingState::Idle);
         let next = translate::next_is_composing(last, state)?;
-        self.composing.insert(key, next);
+        if next == ComposingState::Idle {
+            self.composing.remove(&key);
+        } else if self.composing.len() < MAX_COMPOSING || self.composing.contains_key(&key) {
+            self.composing.insert(key, next);
+        }
+        // Beyond the bound a pair is not tracked: its states are sent
+        // unfiltered, which costs a MESSAGE, not memory.
         Some(next)
     }
 

@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::dns::{
-    Candidate, Connect, HostsTable, Resolution, ResolveError, ResolveOptions, Transport,
+    Candidate, Connect, HostsTable, Query, Resolution, ResolveError, ResolveOptions, Transport,
 };
 use crate::endpoint::{Endpoint, SipSettings, SipTables};
+use crate::log_budget::{self, LogBudget};
 use crate::registrar::bindings::Binding;
 use crate::rng::Rng;
 use crate::store::{Contacted, Persist};
@@ -123,10 +124,32 @@ pub struct LogLine {
 /// Most stanzas queued for one route while it is being set up.
 pub const ROUTE_QUEUE_LIMIT: usize = 1000;
 
+/// The window of `gateway.log_lines_per_source` for warnings about
+/// refusals, per stream (or per bound reached), and the streams tracked
+/// one by one (the others share one budget).
+const LOG_WINDOW: Duration = Duration::from_secs(60);
+const LOG_SOURCES: usize = 1024;
+
+/// (local domain, remote domain).
+type RouteKey = (String, String);
+
+/// Whose warnings share a log budget.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum LogSource {
+    /// Refusals of what one stream asked for.
+    Stream(ConnId),
+    /// A bound reached by the local side (stanzas), or by everyone (DNS).
+    Bound(&'static str),
+}
+
 #[derive(Debug)]
 enum RouteState {
-    /// Resolving the remote domain.
-    Resolving { resolution: Resolution },
+    /// Resolving the remote domain; `waiting_since` when a query of it
+    /// waits in `Gateway::dns_waiting` for a slot.
+    Resolving {
+        resolution: Resolution,
+        waiting_since: Option<Instant>,
+    },
     /// A stream on `conn` (connecting, negotiating, or ready); `rest` are
     /// the candidates still to try if it fails before it is ready.
     Streaming {
@@ -143,6 +166,17 @@ struct Route {
     queue: VecDeque<Element>,
     /// Dialback verifications to send once the stream is usable.
     verifies: Vec<PendingVerify>,
+}
+
+/// A DNS query out: the runtime holds a socket for it until its reply or
+/// its deadline, so it counts against `gateway.max_dns_queries` until then,
+/// even when the route that sent it is gone.
+#[derive(Debug)]
+struct QueryOut {
+    route: RouteKey,
+    /// The DNS message id.
+    id: u16,
+    deadline: Instant,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -166,11 +200,22 @@ pub struct Gateway {
     routes: HashMap<(String, String), Route>,
     /// Outbound connection → its route key.
     route_of: HashMap<ConnId, (String, String)>,
-    /// DNS query → route key and DNS message id.
-    queries: HashMap<QueryId, ((String, String), u16)>,
+    /// DNS queries out.
+    queries: HashMap<QueryId, QueryOut>,
+    /// Routes with a query waiting for one of the `max_dns_queries` slots,
+    /// first come first served, one query per turn.
+    dns_waiting: VecDeque<RouteKey>,
+    /// How long a route may wait for a DNS slot: as long as a lookup the
+    /// resolver never answers takes to fail (every send timed out).
+    dns_wait_limit: Duration,
     /// Verifications sent on an outbound connection, by the inbound
     /// connection that needs the answer.
     verifying: Vec<(ConnId, PendingVerify)>,
+    /// Verifications pending (queued on a route or sent) per originating
+    /// domain: what `max_pending_dialback_per_domain` bounds.
+    pending_by_domain: HashMap<String, usize>,
+    /// Warnings about refusals, bounded per stream and per bound.
+    log_budget: LogBudget<LogSource>,
     out: VecDeque<Output>,
     /// Wall clock anchor: Unix seconds at `anchor`.
     anchor: (Instant, u64),
@@ -205,6 +250,8 @@ impl Gateway {
         unix_now: u64,
         connection_limit: usize,
     ) -> Gateway {
+        let dns = ResolveOptions::default();
+        let log_lines = settings.bounds.log_lines_per_source;
         Gateway {
             settings,
             rng: Rng::new(seed),
@@ -214,7 +261,11 @@ impl Gateway {
             routes: HashMap::new(),
             route_of: HashMap::new(),
             queries: HashMap::new(),
+            dns_waiting: VecDeque::new(),
+            dns_wait_limit: dns.query_timeout * (dns.retries + 1),
             verifying: Vec::new(),
+            pending_by_domain: HashMap::new(),
+            log_budget: LogBudget::new(log_lines, LOG_WINDOW, LOG_SOURCES, now),
             out: VecDeque::new(),
             anchor: (now, unix_now),
             shutting_down: false,
@@ -303,6 +354,20 @@ impl Gateway {
         }));
     }
 
+    /// A warning, unless `source` has used up its lines for now.
+    fn warn_limited(
+        &mut self,
+        source: LogSource,
+        conn: Option<ConnId>,
+        message: String,
+        now: Instant,
+    ) {
+        if let Some(suppressed) = self.log_budget.allow(source, now) {
+            let note = log_budget::suppressed_note(suppressed);
+            self.log(Level::Warn, conn, format!("{message}{note}"));
+        }
+    }
+
     fn new_conn(&mut self) -> ConnId {
         let id = ConnId(self.next_conn);
         self.next_conn += 1;
@@ -330,6 +395,30 @@ impl Gateway {
     /// for tests and the operator's figures.
     pub fn sip_tables(&self) -> SipTables {
         self.sip.as_ref().map(Endpoint::tables).unwrap_or_default()
+    }
+
+    /// Dialback verifications waiting for an authoritative server (queued
+    /// on a route or sent): what `gateway.max_pending_dialback_per_stream`
+    /// and `max_pending_dialback_per_domain` bound.
+    pub fn pending_dialback(&self) -> usize {
+        self.verifying.len()
+            + self
+                .routes
+                .values()
+                .map(|r| r.verifies.len())
+                .sum::<usize>()
+    }
+
+    /// Outbound routes being set up or up: what `gateway.max_routes`
+    /// bounds.
+    pub fn routes(&self) -> usize {
+        self.routes.len()
+    }
+
+    /// DNS queries the runtime is asked to hold open: what
+    /// `gateway.max_dns_queries` bounds.
+    pub fn dns_queries(&self) -> usize {
+        self.queries.len()
     }
 
     /// A UDP datagram on one of our SIP sockets.
@@ -475,24 +564,26 @@ impl Gateway {
             }
             self.drain(conn, t);
         }
-        let keys: Vec<(String, String)> = self
+        // The runtime drops a query at its deadline: its slot is free.
+        self.queries.retain(|_, q| q.deadline > now);
+        let keys: Vec<RouteKey> = self
             .routes
             .iter()
-            .filter(|(_, r)| matches!(&r.state, RouteState::Resolving { resolution } if resolution.poll_timeout().is_some_and(|d| d <= now)))
+            .filter(|(_, r)| matches!(&r.state, RouteState::Resolving { resolution, .. } if resolution.poll_timeout().is_some_and(|d| d <= now)))
             .map(|(k, _)| k.clone())
             .collect();
         for key in keys {
             if let Some(Route {
-                state: RouteState::Resolving { resolution },
+                state: RouteState::Resolving { resolution, .. },
                 ..
             }) = self.routes.get_mut(&key)
             {
                 resolution.handle_timeout(now);
             }
-            self.queries
-                .retain(|_, (k, _)| *k != key || self.routes.contains_key(k));
             self.advance_resolution(key, t);
         }
+        self.expire_dns_waits(t);
+        self.pump_dns(t);
         if let Some(ep) = &mut self.sip {
             if ep.poll_timeout().is_some_and(|d| d <= now) {
                 ep.handle_timeout(t);
@@ -507,12 +598,20 @@ impl Gateway {
             .sessions
             .values()
             .filter_map(|s| s.poll_timeout(&self.settings));
+        let wait = self.dns_wait_limit;
         let dns = self.routes.values().filter_map(|r| match &r.state {
-            RouteState::Resolving { resolution } => resolution.poll_timeout(),
+            RouteState::Resolving {
+                resolution,
+                waiting_since,
+            } => {
+                let gives_up = waiting_since.map(|since| since + wait);
+                resolution.poll_timeout().into_iter().chain(gives_up).min()
+            }
             _ => None,
         });
+        let dropped = self.queries.values().map(|q| q.deadline);
         let sip = self.sip.as_ref().and_then(Endpoint::poll_timeout);
-        sessions.chain(dns).chain(sip).min()
+        sessions.chain(dns).chain(dropped).chain(sip).min()
     }
 
     /// The next thing for the runtime to do.
@@ -525,17 +624,18 @@ impl Gateway {
     /// A DNS reply for `query`.
     pub fn handle_dns(&mut self, query: QueryId, bytes: &[u8], now: Instant) {
         let t = self.time(now);
-        let Some((key, id)) = self.queries.remove(&query) else {
+        let Some(q) = self.queries.remove(&query) else {
             return;
         };
         if let Some(Route {
-            state: RouteState::Resolving { resolution },
+            state: RouteState::Resolving { resolution, .. },
             ..
-        }) = self.routes.get_mut(&key)
+        }) = self.routes.get_mut(&q.route)
         {
-            resolution.handle_response(id, bytes);
+            resolution.handle_response(q.id, bytes);
         }
-        self.advance_resolution(key, t);
+        // Also when the route is gone: the slot it freed serves another.
+        self.advance_resolution(q.route, t);
     }
 
     /// Stops accepting, and closes every stream with `</stream:stream>`
@@ -665,11 +765,28 @@ impl Gateway {
             } => {
                 let v = PendingVerify {
                     inbound: conn,
-                    receiving: receiving.clone(),
+                    receiving,
                     originating: originating.clone(),
                     stream_id,
                     key,
                 };
+                let most = self.settings.bounds.max_pending_dialback_per_domain;
+                if self
+                    .pending_by_domain
+                    .get(&originating)
+                    .copied()
+                    .unwrap_or(0)
+                    >= most
+                {
+                    let why = format!(
+                        "{most} verifications of {originating} already pending (gateway.max_pending_dialback_per_domain)"
+                    );
+                    return self.refuse_verify(v, &why, t);
+                }
+                *self
+                    .pending_by_domain
+                    .entry(originating.clone())
+                    .or_default() += 1;
                 self.log(
                     Level::Debug,
                     Some(conn),
@@ -695,11 +812,19 @@ impl Gateway {
                 };
                 let (_, v) = self.verifying.remove(i);
                 let result = valid.ok_or(StanzaCondition::RemoteServerNotFound);
-                if let Some(s) = self.sessions.get_mut(&v.inbound) {
-                    s.dialback_verified(&v.receiving, &v.originating, result, &self.settings, t);
-                }
-                self.drain(v.inbound, t);
+                self.finish_verify(v, result, t);
             }
+            SessionEvent::DialbackRefused {
+                sender,
+                target,
+                condition,
+                reason,
+            } => self.warn_limited(
+                LogSource::Stream(conn),
+                Some(conn),
+                format!("dialback from {sender} to {target} refused with {condition}: {reason}"),
+                t.now,
+            ),
             SessionEvent::Notice(message) => self.log(Level::Debug, Some(conn), message),
             SessionEvent::Closed { reason } => {
                 self.log(
@@ -713,10 +838,19 @@ impl Gateway {
         }
     }
 
-    /// Forgets a connection: its route (bouncing what waits), and the
-    /// verifications that depended on it.
+    /// Forgets a connection: the verifications it asked for, its route
+    /// (bouncing what waits), and the verifications that depended on it.
     fn connection_gone(&mut self, conn: ConnId, condition: StanzaCondition, reason: &str, t: Time) {
         self.sessions.remove(&conn);
+        self.forget_verifies_of(conn);
+        let suppressed = self.log_budget.forget(&LogSource::Stream(conn));
+        if suppressed > 0 {
+            self.log(
+                Level::Warn,
+                Some(conn),
+                format!("{suppressed} more refusals on this stream were not logged"),
+            );
+        }
         let key = self.route_of.remove(&conn);
         self.reclaim_verifies(conn, key.as_ref(), t);
         if let Some(key) = key {
@@ -729,7 +863,7 @@ impl Gateway {
             );
             if ready {
                 // A working stream ended: the next stanza opens a new one.
-                if let Some(route) = self.routes.remove(&key) {
+                if let Some(route) = self.drop_route(&key) {
                     for stanza in route.queue {
                         self.route(stanza, t);
                     }
@@ -762,11 +896,141 @@ impl Gateway {
         }
     }
 
+    /// Drops the verifications `inbound` asked for, since nobody can hear
+    /// their answers now, and the routes being set up only for them
+    /// (XEP-0220 section 2.1.2: a late answer is dropped anyway).
+    fn forget_verifies_of(&mut self, inbound: ConnId) {
+        let mut forgotten: Vec<PendingVerify> = Vec::new();
+        self.verifying.retain(|(_, v)| {
+            let mine = v.inbound == inbound;
+            if mine {
+                forgotten.push(v.clone());
+            }
+            !mine
+        });
+        for route in self.routes.values_mut() {
+            route.verifies.retain(|v| {
+                let mine = v.inbound == inbound;
+                if mine {
+                    forgotten.push(v.clone());
+                }
+                !mine
+            });
+        }
+        if forgotten.is_empty() {
+            return;
+        }
+        self.log(
+            Level::Debug,
+            Some(inbound),
+            format!(
+                "stream gone: {} dialback verification(s) it asked for forgotten",
+                forgotten.len()
+            ),
+        );
+        let mut keys: Vec<RouteKey> = Vec::new();
+        for v in &forgotten {
+            self.untrack_verify(v);
+            let key = (v.receiving.clone(), v.originating.clone());
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+        for key in keys {
+            self.abandon_if_unused(&key);
+        }
+    }
+
+    /// Drops a route still being set up that nothing waits for any more
+    /// (no stanza, no verification queued or sent on its stream), and its
+    /// stream; a route that is up stays, for the next stanza.
+    fn abandon_if_unused(&mut self, key: &RouteKey) {
+        let unused = match self.routes.get(key) {
+            Some(r) if r.queue.is_empty() && r.verifies.is_empty() => match r.state {
+                RouteState::Resolving { .. } => true,
+                RouteState::Streaming {
+                    conn, ready: false, ..
+                } => !self.verifying.iter().any(|(c, _)| *c == conn),
+                RouteState::Streaming { ready: true, .. } => false,
+            },
+            _ => false,
+        };
+        if !unused {
+            return;
+        }
+        let Some(route) = self.drop_route(key) else {
+            return;
+        };
+        self.log(
+            Level::Debug,
+            None,
+            format!(
+                "route {} -> {} abandoned: nothing waits for it any more",
+                key.0, key.1
+            ),
+        );
+        if let RouteState::Streaming { conn, .. } = route.state {
+            if self.sessions.remove(&conn).is_some() {
+                self.out.push_back(Output::Close { conn });
+            }
+        }
+    }
+
+    /// Removes a route, and its place in the DNS queue.
+    fn drop_route(&mut self, key: &RouteKey) -> Option<Route> {
+        let route = self.routes.remove(key)?;
+        match route.state {
+            RouteState::Resolving {
+                waiting_since: Some(_),
+                ..
+            } => self.dns_waiting.retain(|k| k != key),
+            RouteState::Streaming { conn, .. } => {
+                self.route_of.remove(&conn);
+            }
+            RouteState::Resolving { .. } => {}
+        }
+        Some(route)
+    }
+
     fn verify_failed(&mut self, v: PendingVerify, cond: StanzaCondition, t: Time) {
+        self.finish_verify(v, Err(cond), t);
+    }
+
+    /// A pending verification ends: its result goes to the stream that
+    /// asked, and it no longer counts against its domain's bound.
+    fn finish_verify(&mut self, v: PendingVerify, result: Result<bool, StanzaCondition>, t: Time) {
+        self.untrack_verify(&v);
+        self.answer_verify(&v, result, t);
+    }
+
+    /// A verification refused before it started (a bound reached).
+    fn refuse_verify(&mut self, v: PendingVerify, why: &str, t: Time) {
+        self.warn_limited(
+            LogSource::Stream(v.inbound),
+            Some(v.inbound),
+            format!(
+                "dialback from {} to {} refused with resource-constraint: {why}",
+                v.originating, v.receiving
+            ),
+            t.now,
+        );
+        self.answer_verify(&v, Err(StanzaCondition::ResourceConstraint), t);
+    }
+
+    fn answer_verify(&mut self, v: &PendingVerify, result: Result<bool, StanzaCondition>, t: Time) {
         if let Some(s) = self.sessions.get_mut(&v.inbound) {
-            s.dialback_verified(&v.receiving, &v.originating, Err(cond), &self.settings, t);
+            s.dialback_verified(&v.receiving, &v.originating, result, &self.settings, t);
         }
         self.drain(v.inbound, t);
+    }
+
+    fn untrack_verify(&mut self, v: &PendingVerify) {
+        if let Some(n) = self.pending_by_domain.get_mut(&v.originating) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.pending_by_domain.remove(&v.originating);
+            }
+        }
     }
 
     // ---- routing ----
@@ -817,22 +1081,51 @@ impl Gateway {
             self.drain(conn, t);
             return;
         }
-        let route = self.ensure_route(key.clone(), t);
-        match route {
-            Some(route) if route.queue.len() < ROUTE_QUEUE_LIMIT => route.queue.push_back(stanza),
-            Some(_) => self.bounce(
+        let Some((route, new)) = self.route_entry(&key) else {
+            let why = self.routes_full();
+            self.warn_limited(
+                LogSource::Bound("gateway.max_routes"),
+                None,
+                format!(
+                    "{} -> {}: stanza bounced with resource-constraint: {why}",
+                    key.0, key.1
+                ),
+                t.now,
+            );
+            return self.bounce(&stanza, StanzaCondition::ResourceConstraint, &why, t);
+        };
+        if route.queue.len() >= ROUTE_QUEUE_LIMIT {
+            return self.bounce(
                 &stanza,
                 StanzaCondition::ResourceConstraint,
                 "too many stanzas waiting for this domain",
                 t,
-            ),
-            None => {}
+            );
+        }
+        route.queue.push_back(stanza);
+        if new {
+            self.advance_resolution(key, t);
         }
     }
 
-    /// The route for `key`, created (and set in motion) if missing.
-    fn ensure_route(&mut self, key: (String, String), t: Time) -> Option<&mut Route> {
-        if !self.routes.contains_key(&key) {
+    /// Why a new route is refused.
+    fn routes_full(&self) -> String {
+        format!(
+            "{} routes already up or being set up (gateway.max_routes)",
+            self.settings.bounds.max_routes
+        )
+    }
+
+    /// The route for `key` and whether it is new, or `None` when it would
+    /// be new and `gateway.max_routes` routes exist. A new route is set in
+    /// motion by [`Gateway::advance_resolution`] once what waits for it is
+    /// queued, since its resolution may end at once.
+    fn route_entry(&mut self, key: &RouteKey) -> Option<(&mut Route, bool)> {
+        let new = !self.routes.contains_key(key);
+        if new {
+            if self.routes.len() >= self.settings.bounds.max_routes {
+                return None;
+            }
             let remote = key.1.clone();
             let options = ResolveOptions {
                 direct_tls: self.settings.tls_client_direct.is_some(),
@@ -851,7 +1144,10 @@ impl Gateway {
             self.routes.insert(
                 key.clone(),
                 Route {
-                    state: RouteState::Resolving { resolution },
+                    state: RouteState::Resolving {
+                        resolution,
+                        waiting_since: None,
+                    },
                     queue: VecDeque::new(),
                     verifies: Vec::new(),
                 },
@@ -861,42 +1157,144 @@ impl Gateway {
                 None,
                 format!("new route {} -> {}", key.0, key.1),
             );
-            self.advance_resolution(key.clone(), t);
         }
-        self.routes.get_mut(&key)
+        self.routes.get_mut(key).map(|r| (r, new))
     }
 
-    fn advance_resolution(&mut self, key: (String, String), t: Time) {
-        let Some(Route {
-            state: RouteState::Resolving { resolution },
+    /// Moves a resolution on: its queries wait their turn for a DNS slot,
+    /// and its outcome, if it has one, starts the stream or fails the
+    /// route.
+    fn advance_resolution(&mut self, key: RouteKey, t: Time) {
+        self.queue_for_dns(&key, t);
+        self.pump_dns(t);
+        self.take_outcome(key, t);
+    }
+
+    /// Puts a route with a query to send at the back of the DNS queue.
+    fn queue_for_dns(&mut self, key: &RouteKey, t: Time) {
+        if let Some(Route {
+            state:
+                RouteState::Resolving {
+                    resolution,
+                    waiting_since: waiting_since @ None,
+                },
             ..
-        }) = self.routes.get_mut(&key)
-        else {
+        }) = self.routes.get_mut(key)
+        {
+            if resolution.wants_query() {
+                *waiting_since = Some(t.now);
+                self.dns_waiting.push_back(key.clone());
+            }
+        }
+    }
+
+    /// Sends waiting queries, one route at a time in turn, while fewer than
+    /// `gateway.max_dns_queries` are out.
+    fn pump_dns(&mut self, t: Time) {
+        let most = self.settings.bounds.max_dns_queries;
+        let mut served = Vec::new();
+        while self.queries.len() < most {
+            let Some(key) = self.dns_waiting.pop_front() else {
+                break;
+            };
+            let Some(Route {
+                state:
+                    RouteState::Resolving {
+                        resolution,
+                        waiting_since,
+                    },
+                ..
+            }) = self.routes.get_mut(&key)
+            else {
+                continue;
+            };
+            let Some(since) = waiting_since.take() else {
+                continue;
+            };
+            let query = resolution.poll_query(t.now);
+            if query.is_some() && resolution.wants_query() {
+                // Its other queries keep waiting, at the back, since then.
+                *waiting_since = Some(since);
+                self.dns_waiting.push_back(key.clone());
+            }
+            if let Some(q) = query {
+                self.send_query(&key, q, t);
+            }
+            served.push(key);
+        }
+        if !self.dns_waiting.is_empty() {
+            let waiting = self.dns_waiting.len();
+            self.warn_limited(
+                LogSource::Bound("gateway.max_dns_queries"),
+                None,
+                format!("{most} DNS queries in flight (gateway.max_dns_queries): {waiting} resolution(s) wait their turn"),
+                t.now,
+            );
+        }
+        for key in served {
+            self.take_outcome(key, t);
+        }
+    }
+
+    fn send_query(&mut self, key: &RouteKey, q: Query, t: Time) {
+        let query = QueryId(self.next_query);
+        self.next_query += 1;
+        // The runtime drops the query then (`Output::DnsQuery::timeout`).
+        let deadline = t.now + q.timeout;
+        self.queries.insert(
+            query,
+            QueryOut {
+                route: key.clone(),
+                id: q.id,
+                deadline,
+            },
+        );
+        self.out.push_back(Output::DnsQuery {
+            query,
+            bytes: q.message,
+            tcp: q.transport == Transport::Tcp,
+            timeout: q.timeout,
+        });
+    }
+
+    /// Fails the routes that waited longer than `dns_wait_limit` for a DNS
+    /// slot, as a resolver that does not answer would have: the resolver
+    /// is busy with `max_dns_queries` others.
+    fn expire_dns_waits(&mut self, t: Time) {
+        let limit = self.dns_wait_limit;
+        let late: Vec<RouteKey> = self
+            .routes
+            .iter()
+            .filter(|(_, r)| {
+                matches!(r.state, RouteState::Resolving { waiting_since: Some(since), .. } if since + limit <= t.now)
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        let why = format!(
+            "no DNS query slot for {}s (gateway.max_dns_queries {} in flight)",
+            limit.as_secs(),
+            self.settings.bounds.max_dns_queries
+        );
+        for key in late {
+            self.routes_fail(key, StanzaCondition::RemoteServerTimeout, &why, t);
+        }
+    }
+
+    /// The outcome of a route's resolution, when it has one.
+    fn take_outcome(&mut self, key: RouteKey, t: Time) {
+        let outcome = match self.routes.get_mut(&key) {
+            Some(Route {
+                state: RouteState::Resolving { resolution, .. },
+                ..
+            }) => resolution.poll_outcome(),
+            _ => return,
+        };
+        // Its queries were all answered or timed out: none is left to count.
+        let Some(outcome) = outcome else {
             return;
         };
-        let mut queries = Vec::new();
-        while let Some(q) = resolution.poll_query(t.now) {
-            queries.push(q);
-        }
-        let outcome = resolution.poll_outcome();
-        for q in queries {
-            let query = QueryId(self.next_query);
-            self.next_query += 1;
-            self.queries.insert(query, (key.clone(), q.id));
-            self.out.push_back(Output::DnsQuery {
-                query,
-                bytes: q.message,
-                tcp: q.transport == Transport::Tcp,
-                timeout: q.timeout,
-            });
-        }
-        if outcome.is_some() {
-            // Queries of a finished resolution will never be answered usefully.
-            self.queries.retain(|_, (k, _)| *k != key);
-        }
         match outcome {
-            None => {}
-            Some(Ok(list)) => {
+            Ok(list) => {
                 let rest: VecDeque<Candidate> = list.into_iter().collect();
                 self.log(
                     Level::Debug,
@@ -912,19 +1310,19 @@ impl Gateway {
                 }
                 self.next_candidate(key, t);
             }
-            Some(Err(ResolveError::NotFound)) => self.routes_fail(
+            Err(ResolveError::NotFound) => self.routes_fail(
                 key,
                 StanzaCondition::RemoteServerNotFound,
                 "no DNS records",
                 t,
             ),
-            Some(Err(ResolveError::Unavailable)) => self.routes_fail(
+            Err(ResolveError::Unavailable) => self.routes_fail(
                 key,
                 StanzaCondition::RemoteServerNotFound,
                 "the domain publishes no XMPP service",
                 t,
             ),
-            Some(Err(ResolveError::Timeout)) => self.routes_fail(
+            Err(ResolveError::Timeout) => self.routes_fail(
                 key,
                 StanzaCondition::RemoteServerTimeout,
                 "DNS did not answer",
@@ -1043,26 +1441,30 @@ impl Gateway {
         reason: &str,
         t: Time,
     ) {
-        let Some(route) = self.routes.remove(&key) else {
+        let Some(route) = self.drop_route(&key) else {
             return;
         };
-        if let RouteState::Streaming { conn, .. } = route.state {
-            self.route_of.remove(&conn);
+        let (local, remote) = (&key.0, &key.1);
+        if !route.queue.is_empty() || route.verifies.is_empty() {
+            self.log(
+                Level::Warn,
+                None,
+                format!(
+                    "route {local} -> {remote} failed ({reason}): bouncing {} stanza(s) with {condition}",
+                    route.queue.len()
+                ),
+            );
         }
-        self.log(
-            Level::Warn,
-            None,
-            format!(
-                "route {} -> {} failed ({reason}): bouncing {} stanza(s) with {condition}",
-                key.0,
-                key.1,
-                route.queue.len()
-            ),
-        );
         for stanza in route.queue {
             self.bounce(&stanza, condition, reason, t);
         }
         for v in route.verifies {
+            // A route only verifications wanted (which a peer can ask for
+            // by the thousand) is logged within the asking stream's budget.
+            let line = format!(
+                "dialback from {remote} to {local} failed with {condition}: route failed ({reason})"
+            );
+            self.warn_limited(LogSource::Stream(v.inbound), Some(v.inbound), line, t.now);
             self.verify_failed(v, condition, t);
         }
     }
@@ -1081,18 +1483,20 @@ impl Gateway {
         let usable = self
             .route_conn(&key)
             .filter(|c| self.sessions.get(c).is_some_and(|s| !s.is_closed()));
-        match usable {
-            Some(conn) => self.send_verify(conn, v, t),
-            None => match self.ensure_route(key.clone(), t) {
-                Some(route) => {
-                    if let RouteState::Streaming { conn, .. } = route.state {
-                        self.send_verify(conn, v, t);
-                    } else {
-                        route.verifies.push(v);
-                    }
-                }
-                None => self.verify_failed(v, StanzaCondition::RemoteServerNotFound, t),
-            },
+        if let Some(conn) = usable {
+            return self.send_verify(conn, v, t);
+        }
+        let Some((route, new)) = self.route_entry(&key) else {
+            let why = self.routes_full();
+            self.untrack_verify(&v);
+            return self.refuse_verify(v, &why, t);
+        };
+        match route.state {
+            RouteState::Streaming { conn, .. } => self.send_verify(conn, v, t),
+            RouteState::Resolving { .. } => route.verifies.push(v),
+        }
+        if new {
+            self.advance_resolution(key, t);
         }
     }
 

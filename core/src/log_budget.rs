@@ -100,6 +100,13 @@ impl<K: Hash + Eq> LogBudget<K> {
             .retain(|_, s| s.suppressed > 0 || now.saturating_duration_since(s.start) < window);
     }
 
+    /// Stops tracking `source` (a connection that closed), returning how
+    /// many of its lines were suppressed since its last one, for a last
+    /// line that says so.
+    pub fn forget(&mut self, source: &K) -> u64 {
+        self.sources.remove(source).map_or(0, |s| s.suppressed)
+    }
+
     /// Sources tracked one by one.
     pub fn len(&self) -> usize {
         self.sources.len()
@@ -137,6 +144,20 @@ mod tests {
         let t1 = t0 + Duration::from_secs(10);
         assert_eq!(b.allow("a", t1), Some(997));
         assert_eq!(b.allow("a", t1), Some(0));
+    }
+
+    #[test]
+    fn a_forgotten_source_reports_what_it_had_suppressed() {
+        let t0 = Instant::now();
+        let mut b = LogBudget::new(2, Duration::from_secs(10), 4, t0);
+        for _ in 0..5 {
+            b.allow("a", t0);
+        }
+        assert_eq!(b.forget(&"a"), 3);
+        assert_eq!(b.forget(&"a"), 0);
+        assert!(b.is_empty());
+        // Tracked afresh afterwards.
+        assert_eq!(b.allow("a", t0), Some(0));
     }
 
     #[test]

@@ -29,7 +29,7 @@ use crate::tls::{
     client_config, direct_tls_client_config, direct_tls_server_config, server_config, CallerClock,
 };
 use crate::xml::{parse_element, Element};
-use crate::xmpp::session::Settings;
+use crate::xmpp::session::{S2sBounds, Settings};
 
 /// Stream establishment timeout of every node.
 pub const T_ESTABLISH: Duration = Duration::from_secs(60);
@@ -54,6 +54,8 @@ pub struct NodeSpec {
     pub dns: bool,
     /// `gateway.connection_limit`: most s2s connections at once.
     pub connection_limit: usize,
+    /// `gateway.max_pending_dialback_*`, `max_routes`, `max_dns_queries`.
+    pub bounds: S2sBounds,
 }
 
 impl NodeSpec {
@@ -68,6 +70,7 @@ impl NodeSpec {
             tls: true,
             dns: false,
             connection_limit: 100,
+            bounds: S2sBounds::default(),
         }
     }
 }
@@ -337,6 +340,7 @@ fn settings(
         policy: Arc::new(move |d: &str| policies.get(d).copied().unwrap_or(default)),
         connect: Arc::new(move |d: &str| connect.get(d).cloned()),
         connection_limit: Arc::new(|_: &str| 10),
+        bounds: spec.bounds,
     }
 }
 

@@ -245,6 +245,10 @@ fn omitted_keys_take_lync_and_design_defaults() {
     assert!(!g.log_message_bodies);
     assert_eq!(g.max_stanza_size, 256 * 1024);
     assert_eq!(g.federation, FederationMode::AllowList);
+    assert_eq!(g.max_pending_dialback_per_stream, 10);
+    assert_eq!(g.max_pending_dialback_per_domain, 20);
+    assert_eq!(g.max_routes, 1000);
+    assert_eq!(g.max_dns_queries, 100);
 
     assert_eq!(c.listen.s2s, [addr("0.0.0.0:5269")]);
     assert_eq!(c.listen.s2s_direct_tls, [addr("0.0.0.0:5270")]);
@@ -290,6 +294,24 @@ fn omitted_keys_take_lync_and_design_defaults() {
 
     // A minimal file has nothing to report.
     assert!(ok(MINIMAL).notices.is_empty());
+}
+
+#[test]
+fn s2s_bounds_load_from_the_gateway_table() {
+    let c = ok(&format!(
+        "{MINIMAL}max_pending_dialback_per_stream = 3\nmax_pending_dialback_per_domain = 4\nmax_routes = 50\nmax_dns_queries = 8\n"
+    ))
+    .config;
+    let g = &c.gateway;
+    assert_eq!(g.max_pending_dialback_per_stream, 3);
+    assert_eq!(g.max_pending_dialback_per_domain, 4);
+    assert_eq!(g.max_routes, 50);
+    assert_eq!(g.max_dns_queries, 8);
+    assert_eq!(
+        defaults::MAX_PENDING_DIALBACK_PER_DOMAIN,
+        defaults::PARTNER_CONNECTION_LIMIT
+    );
+    assert_eq!(defaults::MAX_ROUTES, defaults::CONNECTION_LIMIT);
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -432,6 +454,15 @@ fn unknown_keys_name_line_column_and_table() {
     assert!(
         e.message
             .starts_with("unknown key 'idle_timout' in [sip] ("),
+        "{e}"
+    );
+
+    let e = err("[gateway]\ndomains = [\"example.com\"]\nmax_routes = 5\nmax_dns_query = 5\n");
+    assert_eq!((e.kind, at(&e)), (ErrorKind::UnknownKey, (4, 1)));
+    assert_eq!(e.path, "gateway.max_dns_query");
+    assert!(
+        e.message
+            .starts_with("unknown key 'max_dns_query' in [gateway] ("),
         "{e}"
     );
 
@@ -601,6 +632,41 @@ fn bad_values_name_their_line() {
             3,
             20,
             "gateway.connection_limit",
+            "positive",
+        ),
+        (
+            gw("max_pending_dialback_per_stream = 0"),
+            3,
+            35,
+            "gateway.max_pending_dialback_per_stream",
+            "0 would refuse every dialback request; give a positive number",
+        ),
+        (
+            gw("max_pending_dialback_per_domain = -1"),
+            3,
+            35,
+            "gateway.max_pending_dialback_per_domain",
+            "expected u32",
+        ),
+        (
+            gw("max_routes = 0"),
+            3,
+            14,
+            "gateway.max_routes",
+            "0 would refuse every outbound route",
+        ),
+        (
+            gw("max_dns_queries = \"100\""),
+            3,
+            19,
+            "gateway.max_dns_queries",
+            "expected u32",
+        ),
+        (
+            gw("max_dns_queries = 0"),
+            3,
+            19,
+            "gateway.max_dns_queries",
             "positive",
         ),
         (

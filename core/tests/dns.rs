@@ -1130,3 +1130,32 @@ fn mutated_reply_sample_parses_when_intact() {
     assert_eq!(records.len(), 2);
     assert!(records[1].is_unavailable());
 }
+
+#[test]
+fn wants_query_says_when_poll_query_has_one() {
+    // A caller bounding queries across resolutions polls only with room:
+    // `wants_query` tells it which resolution is waiting, and nothing is
+    // lost by polling late.
+    let o = ResolveOptions {
+        query_timeout: Duration::from_secs(2),
+        retries: 1,
+        ..opts()
+    };
+    let mut r = Resolution::new("example.com", &o, 7);
+    let t0 = Instant::now();
+    assert!(r.wants_query());
+    // Polled late: its timeout counts from the poll.
+    let t1 = t0 + Duration::from_secs(30);
+    assert!(r.poll_query(t1).is_some());
+    assert_eq!(r.poll_timeout(), Some(t1 + Duration::from_secs(2)));
+    assert!(r.wants_query(), "the second SRV lookup waits");
+    assert!(r.poll_query(t1).is_some());
+    assert!(!r.wants_query());
+    assert_eq!(r.poll_query(t1), None);
+    // A timeout queues both again for their retry.
+    r.handle_timeout(t1 + Duration::from_secs(2));
+    assert!(r.wants_query());
+    // A domain that is an IP literal or no name has nothing to ask.
+    assert!(!Resolution::new("192.0.2.1", &o, 7).wants_query());
+    assert!(!Resolution::new("bad domain!", &o, 7).wants_query());
+}

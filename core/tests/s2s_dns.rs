@@ -894,3 +894,22 @@ fn route_queue_is_bounded_and_the_rest_delivered_once_ready() {
     // The queue is free again.
     assert_ping_works(&mut net, 0, 1, "after");
 }
+
+#[test]
+fn a_domain_dns_cannot_carry_is_bounced_not_lost() {
+    // A valid JID domain longer than a DNS name may be (255 octets): its
+    // resolution ends as soon as it starts, and the stanza that created
+    // the route must still be answered.
+    let label = "x".repeat(60);
+    let long = format!("{label}.{label}.{label}.{label}.{label}.test");
+    let mut net = dns_net(Zone::new());
+    assert_ping_bounces(
+        &mut net,
+        0,
+        &long,
+        "p-long",
+        StanzaCondition::RemoteServerNotFound,
+    );
+    assert!(asked(&net).is_empty());
+    assert_eq!(net.nodes[0].gw.routes(), 0);
+}

@@ -13,7 +13,7 @@ use xfed_core::config::{Negotiation, StreamPolicy};
 use xfed_core::gateway::{Gateway, Listener, Output};
 use xfed_core::tls::{CallerClock, TrustAnchors};
 use xfed_core::xml::{parse_element, Limits};
-use xfed_core::xmpp::session::Settings;
+use xfed_core::xmpp::session::{S2sBounds, Settings};
 
 fn settings() -> Settings {
     Settings {
@@ -43,6 +43,7 @@ fn settings() -> Settings {
         }),
         connect: Arc::new(|_: &str| Some(("10.0.0.2".into(), 5269))),
         connection_limit: Arc::new(|_: &str| 4),
+        bounds: S2sBounds::default(),
     }
 }
 

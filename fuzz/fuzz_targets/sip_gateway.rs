@@ -19,7 +19,7 @@ use xfed_core::gateway::{Gateway, Listener, Output};
 use xfed_core::tls::{CallerClock, TrustAnchors};
 use xfed_core::translate::XmppMessageType;
 use xfed_core::xml::{parse_element, Limits};
-use xfed_core::xmpp::session::Settings;
+use xfed_core::xmpp::session::{S2sBounds, Settings};
 
 const CONFIG: &str = r#"
 [gateway]
@@ -68,6 +68,7 @@ fn settings() -> Settings {
         }),
         connect: Arc::new(|_: &str| Some(("10.0.0.2".into(), 5269))),
         connection_limit: Arc::new(|_: &str| 4),
+        bounds: S2sBounds::default(),
     }
 }
 

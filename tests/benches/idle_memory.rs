@@ -15,7 +15,7 @@ use xfed_core::config::{Negotiation, StreamPolicy};
 use xfed_core::rng::Rng;
 use xfed_core::tls::testing::{LeafSpec, TestCa, NOW};
 use xfed_core::tls::{client_config, direct_tls_client_config, CallerClock};
-use xfed_core::xmpp::session::{Session, SessionEvent, Settings, Time};
+use xfed_core::xmpp::session::{S2sBounds, Session, SessionEvent, Settings, Time};
 use xfed_tests::{free_port, release_binary, spawn_quiet, temp_dir, write_config, PartnerSpec};
 
 fn rss_kib(pid: u32) -> u64 {
@@ -156,6 +156,7 @@ fn main() {
         }),
         connect: Arc::new(|_: &str| None),
         connection_limit: Arc::new(|_: &str| usize::MAX),
+        bounds: S2sBounds::default(),
     });
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

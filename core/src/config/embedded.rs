@@ -75,6 +75,10 @@ impl Config {
                 max_stanza_size: defaults::MAX_STANZA_SIZE,
                 log_lines_per_source: defaults::LOG_LINES_PER_SOURCE,
                 federation: FederationMode::Open,
+                max_pending_dialback_per_stream: defaults::MAX_PENDING_DIALBACK_PER_STREAM,
+                max_pending_dialback_per_domain: defaults::MAX_PENDING_DIALBACK_PER_DOMAIN,
+                max_routes: defaults::MAX_ROUTES,
+                max_dns_queries: defaults::MAX_DNS_QUERIES,
             },
             listen: ListenConfig {
                 s2s: vec![loopback(defaults::S2S_PORT)],

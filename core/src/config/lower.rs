@@ -229,6 +229,30 @@ impl Lower<'_> {
             "gateway.subscription_refresh_interval",
             defaults::SUBSCRIPTION_REFRESH_INTERVAL,
         )?;
+        let max_pending_dialback_per_stream = self.positive(
+            g.max_pending_dialback_per_stream.as_ref(),
+            "gateway.max_pending_dialback_per_stream",
+            defaults::MAX_PENDING_DIALBACK_PER_STREAM,
+            "every dialback request",
+        )?;
+        let max_pending_dialback_per_domain = self.positive(
+            g.max_pending_dialback_per_domain.as_ref(),
+            "gateway.max_pending_dialback_per_domain",
+            defaults::MAX_PENDING_DIALBACK_PER_DOMAIN,
+            "every dialback request",
+        )?;
+        let max_routes = self.positive(
+            g.max_routes.as_ref(),
+            "gateway.max_routes",
+            defaults::MAX_ROUTES,
+            "every outbound route",
+        )?;
+        let max_dns_queries = self.positive(
+            g.max_dns_queries.as_ref(),
+            "gateway.max_dns_queries",
+            defaults::MAX_DNS_QUERIES,
+            "every DNS lookup",
+        )?;
         let max_stanza_size = match &g.max_stanza_size {
             None => defaults::MAX_STANZA_SIZE,
             Some(size) => self.size(
@@ -256,6 +280,10 @@ impl Lower<'_> {
                 defaults::LOG_LINES_PER_SOURCE,
             )?,
             federation: g.federation.unwrap_or(FederationMode::AllowList),
+            max_pending_dialback_per_stream,
+            max_pending_dialback_per_domain,
+            max_routes,
+            max_dns_queries,
         })
     }
 
@@ -290,12 +318,24 @@ impl Lower<'_> {
         path: &str,
         default: u32,
     ) -> Result<u32, ConfigError> {
+        self.positive(raw, path, default, "every connection")
+    }
+
+    /// A count that must be positive, since zero would refuse
+    /// `zero_refuses`.
+    fn positive(
+        &self,
+        raw: Option<&Spanned<u32>>,
+        path: &str,
+        default: u32,
+        zero_refuses: &str,
+    ) -> Result<u32, ConfigError> {
         match raw {
             None => Ok(default),
             Some(v) if *v.get_ref() == 0 => Err(self.invalid(
                 &v.span(),
                 path,
-                "0 would refuse every connection; give a positive number",
+                &format!("0 would refuse {zero_refuses}; give a positive number"),
             )),
             Some(v) => Ok(*v.get_ref()),
         }

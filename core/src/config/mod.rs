@@ -123,6 +123,29 @@ pub struct GatewayConfig {
     pub log_lines_per_source: u32,
     /// `federation`, default `allow-list` (Lync had nothing else).
     pub federation: FederationMode,
+    /// `max_pending_dialback_per_stream`, default 10: dialback requests
+    /// (`db:result`) one inbound stream may have waiting for their
+    /// authoritative server at once; each costs a route, DNS queries and a
+    /// connection, so one unauthenticated stream must not start thousands.
+    /// Beyond it a request gets a `resource-constraint` dialback error.
+    pub max_pending_dialback_per_stream: u32,
+    /// `max_pending_dialback_per_domain`, default 20: verifications of one
+    /// originating domain waiting at once over all streams, so that streams
+    /// claiming one victim domain cannot make xfed flood its server with
+    /// `db:verify`. The default is `partner_connection_limit`'s: a domain
+    /// never needs more than one per stream it may hold.
+    pub max_pending_dialback_per_domain: u32,
+    /// `max_routes`, default 1000: outbound routes (one per local and
+    /// remote domain pair) being set up or up at once, each holding at most
+    /// one outbound connection; as many as `connection_limit` allows
+    /// streams. A stanza needing a new route beyond it is bounced with
+    /// `resource-constraint`, a verification needing one is refused.
+    pub max_routes: u32,
+    /// `max_dns_queries`, default 100: DNS queries in flight at once (each
+    /// a socket of the runtime until answered or given up after 5 s); a
+    /// resolution beyond waits its turn, and fails with
+    /// `remote-server-timeout` when no query could be sent for 10 s.
+    pub max_dns_queries: u32,
 }
 
 /// `federation`: which remote domains may federate at all.
@@ -491,6 +514,21 @@ pub mod defaults {
     /// `gateway.log_lines_per_source`: enough to diagnose one peer, too
     /// few for a flood to matter (20 a minute, 1,024 sources tracked).
     pub const LOG_LINES_PER_SOURCE: u32 = 20;
+    /// `gateway.max_pending_dialback_per_stream`: a server multiplexing its
+    /// own domains (XEP-0220 section 2.6: a main domain, MUC, upload, ...)
+    /// asks a handful at once.
+    pub const MAX_PENDING_DIALBACK_PER_STREAM: u32 = 10;
+    /// `gateway.max_pending_dialback_per_domain`: one per stream the domain
+    /// may hold (`PARTNER_CONNECTION_LIMIT`).
+    pub const MAX_PENDING_DIALBACK_PER_DOMAIN: u32 = PARTNER_CONNECTION_LIMIT;
+    /// `gateway.max_routes`: one outbound stream per route, as many as
+    /// `CONNECTION_LIMIT` streams.
+    pub const MAX_ROUTES: u32 = CONNECTION_LIMIT;
+    /// `gateway.max_dns_queries`: at least twelve resolutions at once (a
+    /// resolution has at most eight queries out, usually two), far more
+    /// than a resolver answering in milliseconds needs, and a tenth of the
+    /// usual 1024 descriptors a process may open.
+    pub const MAX_DNS_QUERIES: u32 = 100;
     /// `gateway.max_stanza_size`, in bytes.
     pub const MAX_STANZA_SIZE: usize = 256 * 1024;
     /// The smallest `gateway.max_stanza_size` accepted (RFC 6120 section 13.12).

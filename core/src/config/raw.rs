@@ -131,6 +131,10 @@ pub(super) struct RawGateway {
     pub max_stanza_size: Option<Spanned<RawSize>>,
     pub log_lines_per_source: Option<Spanned<u32>>,
     pub federation: Option<FederationMode>,
+    pub max_pending_dialback_per_stream: Option<Spanned<u32>>,
+    pub max_pending_dialback_per_domain: Option<Spanned<u32>>,
+    pub max_routes: Option<Spanned<u32>>,
+    pub max_dns_queries: Option<Spanned<u32>>,
 }
 
 #[derive(Debug, Deserialize)]

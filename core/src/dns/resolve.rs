@@ -477,6 +477,23 @@ impl Resolution {
             .min()
     }
 
+    /// Whether [`poll_query`](Self::poll_query) has a query to hand out
+    /// now: a caller that bounds the queries in flight across resolutions
+    /// polls only when it has room, and this says who is waiting for it.
+    pub fn wants_query(&self) -> bool {
+        let in_flight = self
+            .lookups
+            .iter()
+            .filter(|l| matches!(l.state, State::InFlight { .. }))
+            .count();
+        !matches!(self.stage, Stage::Done)
+            && in_flight < MAX_IN_FLIGHT
+            && self
+                .lookups
+                .iter()
+                .any(|l| matches!(l.state, State::Queued))
+    }
+
     /// The result, once: a non-empty ordered candidate list, or why there is
     /// none. Afterwards the resolution is inert.
     pub fn poll_outcome(&mut self) -> Option<Result<Vec<Candidate>, ResolveError>> {

@@ -15,7 +15,7 @@ use crate::sip::{self, Uri};
 use crate::tls::{self, CallerClock, LocalIdentity, TrustAnchors};
 use crate::translate::XmppMessageType;
 use crate::xml::Limits;
-use crate::xmpp::session::Settings;
+use crate::xmpp::session::{S2sBounds, Settings};
 
 /// Where the embedded default keeps what it generates.
 pub const DATA_DIR: &str = "xfed-data";
@@ -206,6 +206,7 @@ pub fn load(path: Option<&Path>) -> Result<Deployment, String> {
                 |p| p.connection_limit as usize,
             )
         }),
+        bounds: S2sBounds::from_config(g),
     };
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| format!("no randomness from the OS: {e}"))?;

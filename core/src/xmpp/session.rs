@@ -63,6 +63,52 @@ pub struct Settings {
     /// Most inbound connections one remote domain may hold (a partner's
     /// `connection_limit`, else `partner_connection_limit`).
     pub connection_limit: Arc<LimitFn>,
+    /// What dialback requests may make the gateway hold.
+    pub bounds: S2sBounds,
+}
+
+/// What an unauthenticated peer can make the s2s side hold, at most: the
+/// `[gateway]` keys of the same names (see `config::GatewayConfig`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct S2sBounds {
+    /// Dialback requests waiting for verification on one inbound stream.
+    pub max_pending_dialback_per_stream: usize,
+    /// Verifications of one originating domain waiting, over all streams.
+    pub max_pending_dialback_per_domain: usize,
+    /// Outbound routes being set up or up.
+    pub max_routes: usize,
+    /// DNS queries in flight.
+    pub max_dns_queries: usize,
+    /// Warnings about one stream's refusals per minute
+    /// (`gateway.log_lines_per_source`).
+    pub log_lines_per_source: u32,
+}
+
+impl Default for S2sBounds {
+    /// The configuration's defaults.
+    fn default() -> Self {
+        use crate::config::defaults;
+        S2sBounds {
+            max_pending_dialback_per_stream: defaults::MAX_PENDING_DIALBACK_PER_STREAM as usize,
+            max_pending_dialback_per_domain: defaults::MAX_PENDING_DIALBACK_PER_DOMAIN as usize,
+            max_routes: defaults::MAX_ROUTES as usize,
+            max_dns_queries: defaults::MAX_DNS_QUERIES as usize,
+            log_lines_per_source: defaults::LOG_LINES_PER_SOURCE,
+        }
+    }
+}
+
+impl S2sBounds {
+    /// The bounds a configuration sets.
+    pub fn from_config(g: &crate::config::GatewayConfig) -> Self {
+        S2sBounds {
+            max_pending_dialback_per_stream: g.max_pending_dialback_per_stream as usize,
+            max_pending_dialback_per_domain: g.max_pending_dialback_per_domain as usize,
+            max_routes: g.max_routes as usize,
+            max_dns_queries: g.max_dns_queries as usize,
+            log_lines_per_source: g.log_lines_per_source,
+        }
+    }
 }
 
 /// A per-domain connection limit.
@@ -178,6 +224,18 @@ pub enum SessionEvent {
         /// `Some(valid)`, or `None` when it answered with an error.
         valid: Option<bool>,
     },
+    /// Receiving role: a dialback request (`db:result`) was refused with a
+    /// dialback error (XEP-0220 section 2.4); the stream goes on.
+    DialbackRefused {
+        /// The domain the peer claimed (the request's `from`).
+        sender: String,
+        /// The domain it asked to reach (the request's `to`).
+        target: String,
+        /// The condition sent.
+        condition: StanzaCondition,
+        /// Why, for the log.
+        reason: String,
+    },
     /// A protocol event worth a log line that changes nothing.
     Notice(String),
     /// The connection is finished; the runtime closes it after sending
@@ -287,6 +345,21 @@ fn db(name: &'static str) -> Element {
 
 fn domain_of(jid: &crate::jid::Jid) -> String {
     jid.domain().to_owned()
+}
+
+/// Why dialback cannot verify `sender`, if it cannot: the authoritative
+/// server is found through DNS for a domain name, and an IP literal would
+/// have us dial an address the peer chose.
+fn unverifiable_sender(sender: &str) -> Option<String> {
+    match crate::jid::Jid::parse(sender) {
+        Ok(jid) if jid.is_domain() => {
+            let host = jid.domain().trim_start_matches('[').trim_end_matches(']');
+            host.parse::<std::net::IpAddr>().is_ok().then(|| {
+                format!("{sender} is an IP literal, not a domain name dialback could verify")
+            })
+        }
+        _ => Some(format!("{sender} is not a domain name")),
+    }
 }
 
 impl Session {
@@ -928,14 +1001,17 @@ impl Session {
             target.to_ascii_lowercase(),
             e.text().trim().to_owned(),
         );
-        let refuse = |s: &mut Session, cond: StanzaCondition, why: String| {
+        let refuse = |s: &mut Session, condition: StanzaCondition, reason: String| {
             s.send_element(
-                &Session::dialback_error("result", &target, &sender, cond, None),
+                &Session::dialback_error("result", &target, &sender, condition, None),
                 t,
             );
-            s.events.push_back(SessionEvent::Notice(format!(
-                "dialback from {sender} to {target} refused: {why}"
-            )));
+            s.events.push_back(SessionEvent::DialbackRefused {
+                sender: sender.clone(),
+                target: target.clone(),
+                condition,
+                reason,
+            });
         };
         if !settings.is_local(&target) {
             return refuse(
@@ -943,6 +1019,11 @@ impl Session {
                 StanzaCondition::ItemNotFound,
                 format!("{target} is not served here"),
             );
+        }
+        if let Some(why) = unverifiable_sender(&sender) {
+            // XEP-0220 section 2.4: the asserted identity cannot be
+            // established; nothing is resolved or dialled for it.
+            return refuse(self, StanzaCondition::NotAcceptable, why);
         }
         let Some(policy) = settings.policy(&sender) else {
             return refuse(
@@ -976,14 +1057,29 @@ impl Session {
             self.send_element(&valid, t);
             return self.authorize_inbound(sender, target, AuthMethod::DialbackByCertificate);
         }
-        if self.verifying.insert((sender.clone(), target.clone())) {
-            self.events.push_back(SessionEvent::VerifyNeeded {
-                receiving: target,
-                originating: sender,
-                stream_id: self.stream_id.clone(),
-                key,
-            });
+        let pair = (sender.clone(), target.clone());
+        if self.verifying.contains(&pair) {
+            return;
         }
+        let most = settings.bounds.max_pending_dialback_per_stream;
+        if self.verifying.len() >= most {
+            // Each verification costs a route, DNS queries and a
+            // connection: one stream may not start more than `most`.
+            return refuse(
+                self,
+                StanzaCondition::ResourceConstraint,
+                format!(
+                    "{most} dialback requests already pending on this stream (gateway.max_pending_dialback_per_stream)"
+                ),
+            );
+        }
+        self.verifying.insert(pair);
+        self.events.push_back(SessionEvent::VerifyNeeded {
+            receiving: target,
+            originating: sender,
+            stream_id: self.stream_id.clone(),
+            key,
+        });
     }
 
     /// Step 3 arrived (through the gateway) for a request on this stream.

@@ -29,6 +29,9 @@ federation = "open"
 [sip]
 mode = "registrar"
 trusted = ["10.0.0.7"]
+trust_udp = true
+max_transactions = 64
+max_auth_failures = 3
 [[sip.account]]
 user = "alice"
 password = "secret"

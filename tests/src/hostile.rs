@@ -8,9 +8,12 @@
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use xfed_core::tls::rustls::{ClientConnection, StreamOwned};
 use xfed_core::tls::testing::{LeafSpec, TestCert};
+use xfed_core::tls::{client_config, CallerClock, ServerName};
 
 use crate::sip_ua::SipUa;
 use crate::{free_port, temp_dir, write_config, Instance, PartnerSpec};
@@ -27,6 +30,8 @@ pub struct Counts {
     pub big_datagrams: u32,
     /// Attributes in one stream header.
     pub attributes: u32,
+    /// `db:result` for distinct domains on one TLS stream.
+    pub db_results: u32,
 }
 
 impl Counts {
@@ -35,12 +40,14 @@ impl Counts {
         registers: 5_000,
         big_datagrams: 500,
         attributes: 23_000,
+        db_results: 1_000,
     };
     /// Issue 8's counts.
     pub const FULL: Counts = Counts {
         registers: 200_000,
         big_datagrams: 20_000,
         attributes: 23_000,
+        db_results: 10_000,
     };
 }
 
@@ -60,8 +67,9 @@ pub struct Target {
 }
 
 /// Starts `bin` as xfed.test: registrar with the account alice
-/// (password `alice-secret`), the partner remote.test (TLS optional, never
-/// dialled), a 3 s stream establishment timeout; `gateway` lines are added
+/// (password `alice-secret`), open federation with the partner
+/// remote.test (TLS optional, never dialled), a 3 s stream establishment
+/// timeout, at most 16 DNS queries in flight; `gateway` lines are added
 /// to `[gateway]` and `sip` lines to `[sip]`.
 pub fn start(bin: &str, name: &str, gateway: &str, sip: &str) -> Target {
     let dir = temp_dir(&format!("hostile-{name}-{bin}"));
@@ -88,8 +96,9 @@ pub fn start(bin: &str, name: &str, gateway: &str, sip: &str) -> Target {
         )
         .replace(
             "stream_establishment_timeout = \"20s\"",
-            "stream_establishment_timeout = \"3s\"",
+            "stream_establishment_timeout = \"3s\"\nmax_dns_queries = 16",
         )
+        .replace("federation = \"allow-list\"", "federation = \"open\"")
         .replace("[gateway]\n", &format!("[gateway]\n{gateway}"));
     let toml = format!(
         "{toml}\n[sip]\nmode = \"registrar\"\n{sip}\n\
@@ -274,6 +283,88 @@ pub fn attribute_bomb(t: &mut Target, count: u32) -> Report {
     })
 }
 
+/// Reads from `s` until what came contains `needle` (or 5 s pass).
+fn read_until(s: &mut impl Read, needle: &str) -> String {
+    let start = Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 8192];
+    while start.elapsed() < Duration::from_secs(5) {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => break,
+        }
+        if String::from_utf8_lossy(&got).contains(needle) {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// An s2s stream from attacker.test over STARTTLS, features read: not
+/// authenticated, as an attacker on the internet would have it. xfed's
+/// certificate is not checked (dialback over TLS needs none).
+fn tls_stream(to: SocketAddr) -> StreamOwned<ClientConnection, TcpStream> {
+    let mut tcp = TcpStream::connect(to).expect("connect s2s");
+    tcp.set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    let open = header("").replace("remote.test", "attacker.test");
+    tcp.write_all(open.as_bytes()).expect("header");
+    let features = read_until(&mut tcp, "</stream:features>");
+    assert!(features.contains("starttls"), "no STARTTLS: {features:?}");
+    tcp.write_all(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+        .expect("starttls");
+    let proceed = read_until(&mut tcp, "<proceed");
+    assert!(proceed.contains("<proceed"), "{proceed:?}");
+    let id = TestCert::self_signed(&LeafSpec::xmpp_server("attacker.test")).identity();
+    let config = client_config(&id, Arc::new(CallerClock::new(unix_now())));
+    let name = ServerName::try_from(DOMAIN.to_owned()).expect("server name");
+    let conn = ClientConnection::new(config, name).expect("TLS client");
+    let mut tls = StreamOwned::new(conn, tcp);
+    tls.write_all(open.as_bytes()).expect("header over TLS");
+    let features = read_until(&mut tls, "</stream:features>");
+    assert!(features.contains("dialback"), "no dialback: {features:?}");
+    tls
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// One unauthenticated TLS stream sending `count` `db:result` for
+/// distinct domains (issue 8: 10,000 verifications, routes and DNS
+/// sockets, then `Too many open files`): at most 10 are pending, the rest
+/// get `resource-constraint`, an IP literal `not-acceptable`, and the
+/// descriptors never run away (16 DNS queries in flight at most).
+pub fn dialback_flood(t: &mut Target, count: u32) -> Report {
+    measured(t, "db:result flood over TLS", |t| {
+        let (_, fds0) = t.inst.resources();
+        let mut tls = tls_stream(t.s2s);
+        let mut flood: String = (0..count)
+            .map(|i| format!("<db:result from='d{i}.attack.test' to='{DOMAIN}'>k{i}</db:result>"))
+            .collect();
+        flood.push_str(&format!(
+            "<db:result from='10.0.0.5' to='{DOMAIN}'>k</db:result>"
+        ));
+        tls.write_all(flood.as_bytes()).expect("flood");
+        let said = read_until(&mut tls, "not-acceptable");
+        let refused = said.matches("resource-constraint").count();
+        let (_, fds) = t.inst.resources();
+        assert!(said.contains("not-acceptable"), "IP literal: {said:.500}");
+        assert!(
+            refused + 10 >= count as usize,
+            "{refused} of {count} refused for resource-constraint"
+        );
+        assert!(
+            fds < fds0 + 16 + 8,
+            "descriptors {fds0} -> {fds} during the flood"
+        );
+    })
+}
+
 /// What held before issue 8, kept holding: restricted XML, a nesting
 /// bomb, an oversized stanza, a stanza before authentication, and a
 /// silent connection (establishment timeout).
@@ -328,6 +419,7 @@ pub fn run_all(bin: &str, counts: Counts) -> Vec<Report> {
         register_flood(&mut t, counts.registers),
         big_datagrams(&mut t, counts.big_datagrams),
         attribute_bomb(&mut t, counts.attributes),
+        dialback_flood(&mut t, counts.db_results),
         stream_abuse(&mut t),
     ];
     let log = t.inst.log_text();

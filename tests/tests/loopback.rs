@@ -131,3 +131,62 @@ fn check_validates_configuration_files() {
         assert!(out.contains("line 4"), "{bin}: {out}");
     }
 }
+
+/// Issue 9 (Lync's settings made exact): `xfed check` reads the
+/// certificate: it must name every local domain (a wildcard does not
+/// cover the bare domain), one expiring within 30 days is reported, and
+/// so is the absence of `[[access]]` rules (every local user may federate).
+#[test]
+fn check_reads_the_certificate() {
+    let dir = temp_dir("check-cert");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let config =
+        "[gateway]\ndomains = [\"x.test\"]\n[tls]\ncertificate = \"cert.pem\"\nkey = \"key.pem\"\n";
+    let write = |spec: &LeafSpec, access: bool| {
+        let cert = TestCert::self_signed(spec);
+        std::fs::write(dir.join("cert.pem"), cert.chain_pem()).unwrap();
+        std::fs::write(dir.join("key.pem"), cert.key_pem()).unwrap();
+        let rules = if access {
+            "[[access]]\nusers = [\"*@x.test\"]\nxmpp = true\n"
+        } else {
+            ""
+        };
+        std::fs::write(dir.join("xfed.toml"), format!("{config}{rules}")).unwrap();
+    };
+    for bin in xfed_tests::BINARIES {
+        let check = || {
+            run_to_end(
+                bin,
+                &["check", "--config", "xfed.toml"],
+                &dir,
+                Duration::from_secs(10),
+            )
+        };
+        write(&LeafSpec::new().dns("*.x.test"), true);
+        let (ok, out) = check();
+        assert!(!ok && out.contains("does not name x.test"), "{bin}: {out}");
+        write(
+            &LeafSpec::xmpp_server("x.test").valid(now - 86_400, now + 10 * 86_400),
+            false,
+        );
+        let (ok, out) = check();
+        assert!(ok, "{bin}: {out}");
+        assert!(out.contains("certificate expires in"), "{bin}: {out}");
+        assert!(
+            out.contains("no [[access]] rule: every local user may federate"),
+            "{bin}: {out}"
+        );
+        write(
+            &LeafSpec::xmpp_server("x.test").valid(now - 86_400, now + 400 * 86_400),
+            true,
+        );
+        let (ok, out) = check();
+        assert!(
+            ok && !out.contains("expires") && !out.contains("[[access]]"),
+            "{bin}: {out}"
+        );
+    }
+}

@@ -61,7 +61,10 @@ pub fn mode(cli: Cli) -> Mode {
 
 /// `xfed check`: prints the notices and OK, or the error.
 pub fn check(path: &Path) -> ExitCode {
-    match setup::check(path) {
+    let unix_now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    match setup::check_deployment(path, unix_now) {
         Ok((_, notices)) => {
             notices.iter().for_each(|n| println!("{n}"));
             println!("{}: OK", path.display());

@@ -71,6 +71,67 @@ pub fn check(path: &Path) -> Result<(Config, Vec<String>), String> {
     Ok((loaded.config, notices))
 }
 
+/// How long before its expiry `xfed check` warns of the certificate.
+pub const EXPIRY_WARNING_SECS: u64 = 30 * 86_400;
+
+/// `xfed check`: the configuration of [`check`], and the certificate it
+/// names, read as `run` would: it must name every local domain (a
+/// wildcard covers one label, never the bare domain: `*.example.com` is
+/// no certificate for `example.com`), and a notice says when it expires
+/// within 30 days of `unix_now`, or that with no `[[access]]` rule every
+/// local user may federate (Lync's default was nobody).
+pub fn check_deployment(path: &Path, unix_now: u64) -> Result<(Config, Vec<String>), String> {
+    let (config, mut notices) = check(path)?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let cert_path = if config.tls.certificate.is_absolute() {
+        config.tls.certificate.clone()
+    } else {
+        base.join(&config.tls.certificate)
+    };
+    let pem = std::fs::read_to_string(&cert_path)
+        .map_err(|e| format!("cannot read certificate {}: {e}", cert_path.display()))?;
+    let chain = tls::parse_pem_certs(&pem).map_err(|e| format!("{}: {e}", cert_path.display()))?;
+    let leaf = chain
+        .first()
+        .ok_or_else(|| format!("{}: no certificate", cert_path.display()))?;
+    let names = tls::cert_identities(leaf).map_err(|e| format!("{}: {e}", cert_path.display()))?;
+    let missing: Vec<&str> = config
+        .gateway
+        .domains
+        .iter()
+        .filter(|d| !names.matches(d))
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "{}: the certificate does not name {} (a local domain needs a DNS name of its own; a wildcard does not cover the bare domain)",
+            cert_path.display(),
+            missing.join(", ")
+        ));
+    }
+    let not_after =
+        tls::cert_not_after(leaf).map_err(|e| format!("{}: {e}", cert_path.display()))?;
+    if not_after <= unix_now {
+        notices.push(format!(
+            "{}: the certificate has expired",
+            cert_path.display()
+        ));
+    } else if not_after - unix_now < EXPIRY_WARNING_SECS {
+        notices.push(format!(
+            "{}: the certificate expires in {} day(s)",
+            cert_path.display(),
+            (not_after - unix_now) / 86_400
+        ));
+    }
+    if config.access.is_empty() {
+        notices.push(format!(
+            "{}: no [[access]] rule: every local user may federate over XMPP (Lync's default allowed nobody; add rules to choose)",
+            path.display()
+        ));
+    }
+    Ok((config, notices))
+}
+
 /// Loads a deployment from `path`, or the embedded default when `None`
 /// (generating its self-signed certificate and secret on first start).
 pub fn load(path: Option<&Path>) -> Result<Deployment, String> {

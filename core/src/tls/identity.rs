@@ -129,6 +129,12 @@ pub fn cert_identities(cert: &[u8]) -> Result<Identities, CertError> {
     Ok(Identities { names })
 }
 
+/// When a DER certificate expires (notAfter), in Unix seconds: `xfed
+/// check` warns ahead of it.
+pub fn cert_not_after(cert: &[u8]) -> Result<u64, CertError> {
+    Ok(x509::parse(cert)?.not_after)
+}
+
 /// Reads GeneralNames (RFC 5280 section 4.2.1.6). Malformed DER is an
 /// error; a known otherName holding the wrong string type, or an SRVName
 /// without the `_service.` form, is skipped: it names nothing we could match.

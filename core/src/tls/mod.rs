@@ -27,7 +27,7 @@ pub use config::{
     parse_pem_key, server_config, server_name, LocalIdentity, ALPN_XMPP_SERVER,
 };
 pub use error::TlsError;
-pub use identity::{cert_identities, CertError, Identities, Identity};
+pub use identity::{cert_identities, cert_not_after, CertError, Identities, Identity};
 pub use verify::{check_peer, check_peer_with_expiry, PeerCert, TrustAnchors, UntrustedReason};
 
 /// rustls and its key types, re-exported so that the runtimes and tests use

@@ -13,7 +13,6 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
-use xfed_core::config::SipTransport;
 use xfed_core::gateway::{ConnId, Listener, QueryId};
 use xfed_core::host::cli::Cli;
 use xfed_core::host::driver::{
@@ -28,15 +27,7 @@ const CLOSE_LINGER: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// What socket tasks tell the gateway task.
-enum Input {
-    Accepted(Listener, TcpStream, SocketAddr),
-    Connected(ConnId, TcpStream),
-    ConnectFailed(ConnId, String),
-    Bytes(ConnId, Vec<u8>),
-    Closed(ConnId),
-    Dns(QueryId, Vec<u8>),
-    Datagram(SocketAddr, SocketAddr, Vec<u8>),
-}
+type Input = driver::Input<TcpStream>;
 
 /// What the gateway task tells a connection task.
 enum ToConn {
@@ -100,6 +91,17 @@ impl ConnTask for Conn {
 }
 
 impl Io for TokioIo {
+    type Stream = TcpStream;
+
+    fn start_conn(&mut self, conn: ConnId, stream: TcpStream) {
+        let (queue, task) = spawn_conn(conn, stream, self.tx.clone());
+        self.conns.insert(conn, queue, task);
+    }
+
+    fn conn_ended(&mut self, conn: ConnId) {
+        self.conns.remove(conn);
+    }
+
     fn datagram(&mut self, local: SocketAddr, peer: SocketAddr, bytes: Vec<u8>) {
         if let Some(sock) = self.udp.get(&local) {
             if let Err(e) = sock.try_send_to(&bytes, peer) {
@@ -160,24 +162,7 @@ async fn run(mut dep: Deployment, ping: Option<(String, Duration)>) -> ExitCode 
     let (tx, mut rx) = mpsc::channel::<Input>(INPUT_QUEUE);
     let mut bound = Vec::new();
     let mut udp = HashMap::new();
-    let sip_tcp: Vec<SocketAddr> = dep
-        .sip
-        .iter()
-        .filter(|l| l.transport == SipTransport::Tcp)
-        .map(|l| l.addr)
-        .collect();
-    let sip_tls: Vec<SocketAddr> = dep
-        .sip
-        .iter()
-        .filter(|l| l.transport == SipTransport::Tls)
-        .map(|l| l.addr)
-        .collect();
-    for addr in dep
-        .sip
-        .iter()
-        .filter(|l| l.transport == SipTransport::Udp)
-        .map(|l| l.addr)
-    {
+    for addr in driver::udp_listeners(&dep) {
         match UdpSocket::bind(addr).await {
             Ok(sock) => {
                 let local = sock.local_addr().unwrap_or(addr);
@@ -193,23 +178,16 @@ async fn run(mut dep: Deployment, ping: Option<(String, Duration)>) -> ExitCode 
         }
     }
     dep.sip_settings.udp = udp.keys().copied().collect();
-    for (listener, addrs) in [
-        (Listener::S2s, &dep.s2s),
-        (Listener::S2sDirectTls, &dep.s2s_direct_tls),
-        (Listener::SipTcp, &sip_tcp),
-        (Listener::SipTls, &sip_tls),
-    ] {
-        for addr in addrs {
-            match TcpListener::bind(addr).await {
-                Ok(l) => {
-                    let local = l.local_addr().unwrap_or(*addr);
-                    bound.push(format!("{local} ({listener:?})"));
-                    tokio::spawn(accept_loop(l, listener, tx.clone()));
-                }
-                Err(e) => {
-                    error!("cannot listen on {addr}: {e}");
-                    return ExitCode::FAILURE;
-                }
+    for (listener, addr) in driver::tcp_listeners(&dep) {
+        match TcpListener::bind(addr).await {
+            Ok(l) => {
+                let local = l.local_addr().unwrap_or(addr);
+                bound.push(format!("{local} ({listener:?})"));
+                tokio::spawn(accept_loop(l, listener, tx.clone()));
+            }
+            Err(e) => {
+                error!("cannot listen on {addr}: {e}");
+                return ExitCode::FAILURE;
             }
         }
     }
@@ -246,36 +224,16 @@ async fn run(mut dep: Deployment, ping: Option<(String, Duration)>) -> ExitCode 
         }
         let wake = Instant::from_std(driver.wake(now.into_std()));
         let stopping = driver.stopping();
-        tokio::select! {
-            input = rx.recv() => {
-                let Some(input) = input else { break };
-                let now = Instant::now().into_std();
-                let gw = &mut driver.gw;
-                match input {
-                    Input::Accepted(listener, stream, peer) => {
-                        let conn = gw.accept(listener, peer, now);
-                        let (queue, task) = spawn_conn(conn, stream, tx.clone());
-                io.conns.insert(conn, queue, task);
-                    }
-                    Input::Connected(conn, stream) => {
-                        let (queue, task) = spawn_conn(conn, stream, tx.clone());
-                io.conns.insert(conn, queue, task);
-                        gw.handle_connected(conn, now);
-                    }
-                    Input::ConnectFailed(conn, why) => gw.handle_connect_failed(conn, &why, now),
-                    Input::Bytes(conn, bytes) => gw.handle_bytes(conn, &bytes, now),
-                    Input::Closed(conn) => {
-                        io.conns.remove(conn);
-                        gw.handle_closed(conn, now);
-                    }
-                    Input::Dns(query, bytes) => gw.handle_dns(query, &bytes, now),
-                    Input::Datagram(local, peer, bytes) => gw.handle_datagram(local, peer, &bytes, now),
-                }
-            }
-            _ = tokio::time::sleep_until(wake) => driver.on_timer(Instant::now().into_std()),
-            _ = term.recv(), if !stopping => driver.on_signal(Instant::now().into_std()),
-            _ = tokio::signal::ctrl_c(), if !stopping => driver.on_signal(Instant::now().into_std()),
-        }
+        let input = tokio::select! {
+            input = rx.recv() => match input {
+                Some(input) => input,
+                None => break,
+            },
+            _ = tokio::time::sleep_until(wake) => Input::Timer,
+            _ = term.recv(), if !stopping => Input::Signal,
+            _ = tokio::signal::ctrl_c(), if !stopping => Input::Signal,
+        };
+        driver.handle(input, &mut io);
     }
     // Let connection tasks flush their closing bytes.
     tokio::time::sleep(Duration::from_millis(50)).await;

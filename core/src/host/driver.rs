@@ -16,7 +16,8 @@ use tracing::{debug, info, warn};
 use super::cli::{Cli, Command};
 use super::setup::{self, Deployment, SHUTDOWN_GRACE};
 use super::store_sqlite::SqliteStore;
-use crate::gateway::{ConnId, Gateway, Level, LogLine, Output, QueryId};
+use crate::config::SipTransport;
+use crate::gateway::{ConnId, Gateway, Level, Listener, LogLine, Output, QueryId};
 use crate::logtext;
 use crate::store::Store;
 use crate::xmpp::{ping, stanza};
@@ -77,8 +78,63 @@ pub fn check(path: &Path) -> ExitCode {
     }
 }
 
+/// What socket tasks tell the gateway task; `S` is the runtime's TCP
+/// stream. One enum for both runtimes, handled by [`Driver::handle`].
+#[derive(Debug)]
+pub enum Input<S> {
+    /// A listener of this kind accepted a connection from this address.
+    Accepted(Listener, S, SocketAddr),
+    /// An outbound connection is up.
+    Connected(ConnId, S),
+    /// An outbound connection could not be made, and why.
+    ConnectFailed(ConnId, String),
+    /// Bytes from a connection.
+    Bytes(ConnId, Vec<u8>),
+    /// The peer closed a connection (or it failed).
+    Closed(ConnId),
+    /// A DNS reply.
+    Dns(QueryId, Vec<u8>),
+    /// A datagram on our UDP socket (first) from a peer (second).
+    Datagram(SocketAddr, SocketAddr, Vec<u8>),
+    /// SIGTERM or SIGINT.
+    Signal,
+    /// The time [`Driver::wake`] gave has come.
+    Timer,
+}
+
+/// The TCP listeners of a deployment with their kinds (s2s, direct TLS,
+/// SIP over TCP and TLS), for a runtime to bind.
+pub fn tcp_listeners(dep: &Deployment) -> Vec<(Listener, SocketAddr)> {
+    let s2s = dep.s2s.iter().map(|a| (Listener::S2s, *a));
+    let direct = dep
+        .s2s_direct_tls
+        .iter()
+        .map(|a| (Listener::S2sDirectTls, *a));
+    let sip = dep.sip.iter().filter_map(|l| match l.transport {
+        SipTransport::Tcp => Some((Listener::SipTcp, l.addr)),
+        SipTransport::Tls => Some((Listener::SipTls, l.addr)),
+        SipTransport::Udp => None,
+    });
+    s2s.chain(direct).chain(sip).collect()
+}
+
+/// The SIP UDP addresses of a deployment, for a runtime to bind.
+pub fn udp_listeners(dep: &Deployment) -> Vec<SocketAddr> {
+    dep.sip
+        .iter()
+        .filter(|l| l.transport == SipTransport::Udp)
+        .map(|l| l.addr)
+        .collect()
+}
+
 /// What a runtime does for the driver.
 pub trait Io {
+    /// The runtime's TCP stream.
+    type Stream;
+    /// Starts the task of a connection (accepted or connected).
+    fn start_conn(&mut self, conn: ConnId, stream: Self::Stream);
+    /// A connection's task ended by itself (the peer closed).
+    fn conn_ended(&mut self, conn: ConnId);
     /// Queue bytes on a connection's task.
     fn transmit(&mut self, conn: ConnId, bytes: Vec<u8>);
     /// Tell a connection's task to close once its bytes are out.
@@ -277,6 +333,33 @@ impl Driver {
             log_bodies,
             send_queue_limit,
         })
+    }
+
+    /// Hands one input to the gateway (or the driver, for signals and
+    /// timers); afterwards, [`Driver::flush`].
+    pub fn handle<I: Io>(&mut self, input: Input<I::Stream>, io: &mut I) {
+        let now = Instant::now();
+        let gw = &mut self.gw;
+        match input {
+            Input::Accepted(listener, stream, peer) => {
+                let conn = gw.accept(listener, peer, now);
+                io.start_conn(conn, stream);
+            }
+            Input::Connected(conn, stream) => {
+                io.start_conn(conn, stream);
+                gw.handle_connected(conn, now);
+            }
+            Input::ConnectFailed(conn, why) => gw.handle_connect_failed(conn, &why, now),
+            Input::Bytes(conn, bytes) => gw.handle_bytes(conn, &bytes, now),
+            Input::Closed(conn) => {
+                io.conn_ended(conn);
+                gw.handle_closed(conn, now);
+            }
+            Input::Dns(query, bytes) => gw.handle_dns(query, &bytes, now),
+            Input::Datagram(local, peer, bytes) => gw.handle_datagram(local, peer, &bytes, now),
+            Input::Signal => self.on_signal(now),
+            Input::Timer => self.on_timer(now),
+        }
     }
 
     /// Carries out every pending output, and tells the gateway of the

@@ -464,13 +464,16 @@ impl Gateway {
             return conn;
         }
         if self.s2s_connections() >= self.connection_limit {
-            self.log(
-                Level::Warn,
+            // A connection flood is many refusals: lines within a budget.
+            let message = format!(
+                "refusing s2s connection from {peer}: gateway.connection_limit {} reached",
+                self.connection_limit
+            );
+            self.warn_limited(
+                LogSource::Bound("connection_limit"),
                 Some(conn),
-                format!(
-                    "refusing s2s connection from {peer}: gateway.connection_limit {} reached",
-                    self.connection_limit
-                ),
+                message,
+                now,
             );
             self.out.push_back(Output::Close { conn });
             return conn;

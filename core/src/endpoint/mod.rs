@@ -474,14 +474,15 @@ impl Endpoint {
     /// `sip.connection_limit` it is closed at once.
     pub fn accept(&mut self, conn: ConnId, peer: SocketAddr, tls: bool, t: Time) {
         if self.conns.len() >= self.connection_limit {
-            self.log(
-                Level::Warn,
-                Some(conn),
-                format!(
-                    "refusing SIP connection from {peer}: sip.connection_limit {} reached",
-                    self.connection_limit
-                ),
-            );
+            if let Some(suppressed) = self.log_budget.allow(peer.ip(), t.now) {
+                let note = log_budget::suppressed_note(suppressed);
+                let limit = self.connection_limit;
+                self.log(
+                    Level::Warn,
+                    Some(conn),
+                    format!("refusing SIP connection from {peer}: sip.connection_limit {limit} reached{note}"),
+                );
+            }
             return self.close(conn);
         }
         let config = if tls {

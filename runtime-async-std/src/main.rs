@@ -13,14 +13,12 @@ use async_signal::{Signal, Signals};
 use async_std::channel::{self, Receiver, Sender};
 use async_std::net::{TcpListener, TcpStream, UdpSocket};
 use futures_lite::{future, AsyncReadExt, AsyncWriteExt, StreamExt};
-use tracing::{debug, error, info, warn};
+use tracing::{debug, error, warn};
 use xfed_core::gateway::{ConnId, Listener, QueryId};
-use xfed_core::host::cli::Cli;
 use xfed_core::host::driver::{
-    self, ConnTable, ConnTask, Driver, Io, Mode, SendQueue, DATAGRAM_QUEUE, INPUT_QUEUE,
+    self, ConnTable, ConnTask, Driver, Io, SendQueue, DATAGRAM_QUEUE, INPUT_QUEUE,
 };
-use xfed_core::host::setup::{self, Deployment};
-use xfed_core::host::{self};
+use xfed_core::host::setup::Deployment;
 
 /// How long to wait for the peer's close after ours (RFC 6120 section 4.4).
 const CLOSE_LINGER: Duration = Duration::from_secs(5);
@@ -37,17 +35,9 @@ enum ToConn {
 }
 
 fn main() -> ExitCode {
-    host::init_logging();
-    let (config, ping) = match driver::mode(Cli::from_env()) {
-        Mode::Exit(code) => return code,
-        Mode::Run { config, ping } => (config, ping),
-    };
-    match setup::load(config.as_deref()) {
-        Ok(d) => async_std::task::block_on(run(d, ping)),
-        Err(e) => {
-            error!("{e}");
-            ExitCode::FAILURE
-        }
+    match driver::start() {
+        Ok((dep, ping)) => async_std::task::block_on(run(dep, ping)),
+        Err(code) => code,
     }
 }
 
@@ -191,11 +181,7 @@ async fn run(mut dep: Deployment, ping: Option<(String, Duration)>) -> ExitCode 
             return ExitCode::FAILURE;
         }
     };
-    info!(
-        "xfed (async-std) serving {} on {}",
-        dep.config.gateway.domains.join(", "),
-        bound.join(", ")
-    );
+    driver::serving("async-std", &dep, &bound);
     let mut io = AsyncStdIo {
         tx: tx.clone(),
         conns: ConnTable::new(driver::send_queue_limit(&dep.config)),

@@ -12,14 +12,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tracing::{debug, error, info, warn};
+use tracing::{debug, error, warn};
 use xfed_core::gateway::{ConnId, Listener, QueryId};
-use xfed_core::host::cli::Cli;
-use xfed_core::host::driver::{
-    self, ConnTable, ConnTask, Driver, Io, Mode, SendQueue, INPUT_QUEUE,
-};
-use xfed_core::host::setup::{self, Deployment};
-use xfed_core::host::{self};
+use xfed_core::host::driver::{self, ConnTable, ConnTask, Driver, Io, SendQueue, INPUT_QUEUE};
+use xfed_core::host::setup::Deployment;
 
 /// How long to wait for the peer's close after ours (RFC 6120 section 4.4).
 const CLOSE_LINGER: Duration = Duration::from_secs(5);
@@ -36,17 +32,9 @@ enum ToConn {
 }
 
 fn main() -> ExitCode {
-    host::init_logging();
-    let (config, ping) = match driver::mode(Cli::from_env()) {
-        Mode::Exit(code) => return code,
-        Mode::Run { config, ping } => (config, ping),
-    };
-    let deployment = match setup::load(config.as_deref()) {
-        Ok(d) => d,
-        Err(e) => {
-            error!("{e}");
-            return ExitCode::FAILURE;
-        }
+    let (deployment, ping) = match driver::start() {
+        Ok(started) => started,
+        Err(code) => return code,
     };
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -198,11 +186,7 @@ async fn run(mut dep: Deployment, ping: Option<(String, Duration)>) -> ExitCode 
             return ExitCode::FAILURE;
         }
     };
-    info!(
-        "xfed (tokio) serving {} on {}",
-        dep.config.gateway.domains.join(", "),
-        bound.join(", ")
-    );
+    driver::serving("tokio", &dep, &bound);
     let mut io = TokioIo {
         tx: tx.clone(),
         conns: ConnTable::new(driver::send_queue_limit(&dep.config)),

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::cli::{Cli, Command};
 use super::setup::{self, Deployment, SHUTDOWN_GRACE};
@@ -58,6 +58,35 @@ pub fn mode(cli: Cli) -> Mode {
             ping: None,
         },
     }
+}
+
+/// What a runtime's `main` does before it starts its executor: logging,
+/// the command line (running `check` at once), and the deployment to run
+/// with the ping of `xfed ping`; `Err` is the exit status when there is
+/// nothing to run.
+pub fn start() -> Result<(Deployment, Option<(String, Duration)>), ExitCode> {
+    super::init_logging();
+    let (config, ping) = match mode(Cli::from_env()) {
+        Mode::Exit(code) => return Err(code),
+        Mode::Run { config, ping } => (config, ping),
+    };
+    match setup::load(config.as_deref()) {
+        Ok(dep) => Ok((dep, ping)),
+        Err(e) => {
+            error!("{e}");
+            Err(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// The line that says a runtime is up: the local domains and each
+/// listener it bound (`bound`: address and kind).
+pub fn serving(runtime: &str, dep: &Deployment, bound: &[String]) {
+    info!(
+        "xfed ({runtime}) serving {} on {}",
+        dep.config.gateway.domains.join(", "),
+        bound.join(", ")
+    );
 }
 
 /// `xfed check`: prints the notices and OK, or the error.

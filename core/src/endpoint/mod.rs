@@ -172,6 +172,26 @@ const LOG_SOURCES: usize = 1024;
 /// who answered exists to whoever wrote, as with any reply.
 const CONCEALED: StanzaCondition = StanzaCondition::ServiceUnavailable;
 
+/// Whether the stanza made from `im` could be larger than `max`: each
+/// byte of its text becomes at most 6 in XML (`&quot;`), a byte of an
+/// address at most 32 (XEP-0106 escaping, case mapping, an A-label read
+/// as a U-label, then XML escaping), plus at most 1 KiB of markup. Text
+/// counts at the address rate too, which keeps the bound simple and
+/// still lets every message under 8 KB through unmeasured.
+fn stanza_may_exceed(im: &translate::SipIm, max: usize) -> bool {
+    let text = [
+        im.body.len(),
+        im.from.len(),
+        im.to.len(),
+        im.subject.as_ref().map_or(0, String::len),
+        im.call_id.as_ref().map_or(0, String::len),
+        im.language.as_ref().map_or(0, String::len),
+        im.content_type.len(),
+    ];
+    let source: usize = text.iter().sum();
+    source.saturating_mul(32).saturating_add(1024) > max
+}
+
 /// Which failure of a fork is reported (lower first): a 6xx ends the
 /// search (RFC 3261 section 16.7), then what a device answered (4xx, then
 /// 5xx), and last what no device said (a timeout, a dead transport).
@@ -1174,8 +1194,14 @@ impl Endpoint {
         };
         // Escaping can make a stanza several times its body (`<` is
         // `&lt;`); one over the limit would make the peer close the stream
-        // and lose everything after it.
-        let size = stanza.to_bytes().len();
+        // and lose everything after it. Only a MESSAGE that could be over
+        // it is serialized to measure (see `stanza_may_exceed`): the
+        // stanza is serialized again when it is sent.
+        let size = if stanza_may_exceed(&im, self.max_stanza_size) {
+            stanza.to_bytes().len()
+        } else {
+            0
+        };
         if size > self.max_stanza_size {
             self.log(
                 Level::Info,

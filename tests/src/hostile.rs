@@ -172,11 +172,15 @@ fn measured(t: &mut Target, name: &'static str, attack: impl FnOnce(&mut Target)
     assert!(rss1 < rss0 + RSS_SLACK_KIB, "{report}: memory grew");
     assert!(fds1 <= fds0 + 1, "{report}: descriptors leaked");
     let mut alice = SipUa::new("alice", DOMAIN, "alice-secret", t.sip, false);
-    assert_eq!(
-        alice.register(60),
-        200,
-        "{name}: alice not served afterwards"
-    );
+    let status = alice.register(60);
+    if status != 200 {
+        let log = t.inst.log_text();
+        let tail: Vec<&str> = log.lines().rev().take(40).collect();
+        panic!(
+            "{name}: alice not served afterwards ({status}):\n{}",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
+    }
     report
 }
 

@@ -196,17 +196,34 @@ impl SipUa {
             407 => ("Proxy-Authenticate", "Proxy-Authorization"),
             _ => return first,
         };
-        let challenge = first
-            .headers
-            .get_all(header)
-            .find_map(|v| Challenge::parse(v).ok())
-            .unwrap_or_else(|| panic!("{} without a usable {header}", first.status));
-        let auth = challenge.answer(&self.user, &self.password, method, uri, "0a4f113b", 1);
-        let mut extra = extra.to_vec();
-        extra.push(format!("{answer_name}: {}", auth.header_value()));
-        let (seq, text) = self.request(method, uri, to, &extra, body);
-        self.ask(seq, &text, Duration::from_secs(20))
-            .unwrap_or_else(|| panic!("no final response to authenticated {method} {uri}"))
+        let mut challenged = first;
+        // A stale challenge (the nonce aged or was taken for a replay) is
+        // answered again with the new nonce, as RFC 7616 section 3.4.1
+        // says; once.
+        for _ in 0..2 {
+            let challenge = challenged
+                .headers
+                .get_all(header)
+                .find_map(|v| Challenge::parse(v).ok())
+                .unwrap_or_else(|| panic!("{} without a usable {header}", challenged.status));
+            let auth = challenge.answer(&self.user, &self.password, method, uri, "0a4f113b", 1);
+            let mut extra = extra.to_vec();
+            extra.push(format!("{answer_name}: {}", auth.header_value()));
+            let (seq, text) = self.request(method, uri, to, &extra, body);
+            let answer = self
+                .ask(seq, &text, Duration::from_secs(20))
+                .unwrap_or_else(|| panic!("no final response to authenticated {method} {uri}"));
+            let stale = answer.status == challenged.status
+                && answer
+                    .headers
+                    .get_all(header)
+                    .any(|v| Challenge::parse(v).is_ok_and(|c| c.stale));
+            if !stale {
+                return answer;
+            }
+            challenged = answer;
+        }
+        challenged
     }
 
     /// Sends request `text` (CSeq `seq`) and waits for its final response;

@@ -13,113 +13,17 @@ use crate::config::Config;
 use crate::dns::{
     Candidate, Connect, HostsTable, Query, Resolution, ResolveError, ResolveOptions, Transport,
 };
-use crate::endpoint::{Endpoint, SipSettings, SipTables};
-use crate::log_budget::{self, LogBudget};
+use crate::endpoint::{Endpoint, SipSettings, SipTables, Turn};
+use crate::event::{Event, Refusal};
+use crate::log_budget::LogBudget;
+use crate::output::{ConnId, ConnIds, Listener, Output, QueryId};
 use crate::registrar::bindings::Binding;
 use crate::rng::Rng;
-use crate::store::{Contacted, Persist};
+use crate::store::Contacted;
 use crate::xml::{ns, Element};
 use crate::xmpp::session::{Direction, Session, SessionEvent, Settings, Time};
 use crate::xmpp::stanza::{self, Kind, StanzaCondition};
 use crate::xmpp::{StreamCondition, StreamError};
-
-/// A connection, as the gateway and the runtime name it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnId(pub u64);
-
-/// A DNS query in flight, as the gateway and the runtime name it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct QueryId(pub u64);
-
-/// Which listener accepted a connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Listener {
-    /// The STARTTLS port (5269).
-    S2s,
-    /// The direct TLS port (XEP-0368, 5270).
-    S2sDirectTls,
-    /// SIP over TCP (5060).
-    SipTcp,
-    /// SIP over TLS (5061).
-    SipTls,
-}
-
-/// What the runtime must do.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Output {
-    /// Send bytes on a connection.
-    Transmit {
-        /// Which.
-        conn: ConnId,
-        /// What.
-        bytes: Vec<u8>,
-    },
-    /// Send a UDP datagram from our SIP socket `local`.
-    Datagram {
-        /// Which of our sockets.
-        local: SocketAddr,
-        /// To whom.
-        peer: SocketAddr,
-        /// What.
-        bytes: Vec<u8>,
-    },
-    /// Open a TCP connection; answer with `handle_connected` or
-    /// `handle_connect_failed`.
-    Connect {
-        /// The id the connection will have.
-        conn: ConnId,
-        /// Where.
-        addr: SocketAddr,
-    },
-    /// Close a connection once what was transmitted is sent.
-    Close {
-        /// Which.
-        conn: ConnId,
-    },
-    /// Send a DNS query to the resolver (one UDP datagram from a fresh
-    /// socket, or over TCP with 2-byte length framing when `tcp`); answer
-    /// with [`Gateway::handle_dns`].
-    DnsQuery {
-        /// Which query.
-        query: QueryId,
-        /// The DNS message, unframed.
-        bytes: Vec<u8>,
-        /// Send over TCP (after a truncated UDP answer).
-        tcp: bool,
-        /// Give up after this: the core no longer waits for the reply.
-        timeout: Duration,
-    },
-    /// A stanza for a local user, for the gateway role (translation to
-    /// SIP). Until that exists, only replies land here (iq results and
-    /// errors); requests are answered `service-unavailable` by the core.
-    Stanza(Element),
-    /// Changes for the store, to apply in order.
-    Persist(Vec<Persist>),
-    /// Something worth a log line.
-    Log(LogLine),
-}
-
-/// Log severity, mapped by the runtime onto its logger.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Level {
-    /// Normal operation.
-    Info,
-    /// Refused or hostile input, failed routes.
-    Warn,
-    /// Protocol detail.
-    Debug,
-}
-
-/// A log line from the core.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LogLine {
-    /// Severity.
-    pub level: Level,
-    /// The connection it is about, if any.
-    pub conn: Option<ConnId>,
-    /// Text.
-    pub message: String,
-}
 
 /// Most stanzas queued for one route while it is being set up.
 pub const ROUTE_QUEUE_LIMIT: usize = 1000;
@@ -193,7 +97,7 @@ struct PendingVerify {
 pub struct Gateway {
     settings: Settings,
     rng: Rng,
-    next_conn: u64,
+    ids: ConnIds,
     next_query: u64,
     sessions: BTreeMap<ConnId, Session>,
     /// (local, remote) → route.
@@ -255,7 +159,7 @@ impl Gateway {
         Gateway {
             settings,
             rng: Rng::new(seed),
-            next_conn: 1,
+            ids: ConnIds::default(),
             next_query: 1,
             sessions: BTreeMap::new(),
             routes: HashMap::new(),
@@ -294,21 +198,46 @@ impl Gateway {
     ) {
         let t = self.time(now);
         let rng = self.rng.fork();
-        self.sip = Some(Endpoint::new(config, settings, digest_key, rng, t));
+        let mut turn = Turn {
+            now: t.now,
+            unix: t.unix,
+            ids: &mut self.ids,
+        };
+        self.sip = Some(Endpoint::new(config, settings, digest_key, rng, &mut turn));
+        self.pump_sip(t);
     }
 
     /// Loads the registrar's bindings and the remembered contacts from the
     /// store (at start).
     pub fn restore(&mut self, bindings: Vec<Binding>, contacts: Vec<Contacted>, now: Instant) {
         let t = self.time(now);
-        if let Some(ep) = &mut self.sip {
-            ep.restore(bindings, contacts, t);
-        }
-        self.pump_sip(t);
+        self.with_sip(t, |ep, turn| ep.restore(bindings, contacts, turn));
     }
 
-    /// Routes what the SIP side has for XMPP.
+    /// Runs `f` on the SIP side, if it runs, then takes what it produced;
+    /// `false` when there is no SIP side.
+    fn with_sip(&mut self, t: Time, f: impl FnOnce(&mut Endpoint, &mut Turn<'_>)) -> bool {
+        let Some(ep) = self.sip.as_mut() else {
+            return false;
+        };
+        let mut turn = Turn {
+            now: t.now,
+            unix: t.unix,
+            ids: &mut self.ids,
+        };
+        f(ep, &mut turn);
+        self.pump_sip(t);
+        true
+    }
+
+    /// Takes what the SIP side produced: its outputs join the gateway's
+    /// queue in the order they happened, its stanzas are routed.
     fn pump_sip(&mut self, t: Time) {
+        if let Some(ep) = self.sip.as_mut() {
+            while let Some(o) = ep.poll_output() {
+                self.out.push_back(o);
+            }
+        }
         while let Some((stanza, tracked)) = self.sip.as_mut().and_then(Endpoint::poll_stanza) {
             if tracked {
                 if let Some(id) = stanza.attr("id") {
@@ -329,9 +258,7 @@ impl Gateway {
         if !from_local || !self.tracked.remove(id) {
             return false;
         }
-        if let Some(ep) = &mut self.sip {
-            ep.delivered(id, result, t);
-        }
+        self.with_sip(t, |ep, turn| ep.delivered(id, result, turn));
         true
     }
 
@@ -346,32 +273,31 @@ impl Gateway {
         Time { now, unix }
     }
 
-    fn log(&mut self, level: Level, conn: Option<ConnId>, message: String) {
-        self.out.push_back(Output::Log(LogLine {
-            level,
-            conn,
-            message,
-        }));
+    fn event(&mut self, event: Event) {
+        self.out.push_back(Output::Event(event));
     }
 
-    /// A warning, unless `source` has used up its lines for now.
-    fn warn_limited(
-        &mut self,
-        source: LogSource,
-        conn: Option<ConnId>,
-        message: String,
-        now: Instant,
-    ) {
+    fn detail(&mut self, conn: Option<ConnId>, text: String) {
+        self.event(Event::detail(conn, text));
+    }
+
+    /// An event any peer can cause at will, unless `source` has used up
+    /// its budget for now; the count of those suppressed comes first.
+    fn event_limited(&mut self, source: LogSource, event: Event, now: Instant) {
         if let Some(suppressed) = self.log_budget.allow(source, now) {
-            let note = log_budget::suppressed_note(suppressed);
-            self.log(Level::Warn, conn, format!("{message}{note}"));
+            if suppressed > 0 {
+                let conn = event.conn();
+                self.event(Event::Suppressed {
+                    conn,
+                    count: suppressed,
+                });
+            }
+            self.event(event);
         }
     }
 
     fn new_conn(&mut self) -> ConnId {
-        let id = ConnId(self.next_conn);
-        self.next_conn += 1;
-        id
+        self.ids.allocate()
     }
 
     /// Number of live connections, XMPP and SIP.
@@ -430,14 +356,12 @@ impl Gateway {
         now: Instant,
     ) {
         let t = self.time(now);
-        if let Some(ep) = &mut self.sip {
-            ep.handle_datagram(local, peer, bytes, t);
-        }
-        self.pump_sip(t);
+        self.with_sip(t, |ep, turn| ep.handle_datagram(local, peer, bytes, turn));
     }
 
-    fn sip_conn(&mut self, conn: ConnId) -> Option<&mut Endpoint> {
-        self.sip.as_mut().filter(|ep| ep.owns(conn))
+    /// Whether `conn` is a SIP connection.
+    fn is_sip(&self, conn: ConnId) -> bool {
+        self.sip.as_ref().is_some_and(|ep| ep.owns(conn))
     }
 
     /// A peer connected to one of our listeners. Each kind has its own
@@ -448,44 +372,52 @@ impl Gateway {
         let t = self.time(now);
         let conn = self.new_conn();
         if self.shutting_down {
-            self.log(
-                Level::Info,
-                Some(conn),
-                format!("refusing connection from {peer}: shutting down"),
-            );
+            self.event(Event::ConnectionRefused {
+                conn,
+                peer,
+                refusal: Refusal::ShuttingDown,
+            });
             self.out.push_back(Output::Close { conn });
             return conn;
         }
         if matches!(listener, Listener::SipTcp | Listener::SipTls) {
-            match &mut self.sip {
-                Some(ep) => ep.accept(conn, peer, listener == Listener::SipTls, t),
-                None => self.out.push_back(Output::Close { conn }),
+            let tls = listener == Listener::SipTls;
+            match self.with_sip(t, |ep, turn| ep.accept(conn, peer, tls, turn)) {
+                true => {}
+                false => {
+                    self.event(Event::ConnectionRefused {
+                        conn,
+                        peer,
+                        refusal: Refusal::NotServed,
+                    });
+                    self.out.push_back(Output::Close { conn });
+                }
             }
             return conn;
         }
         if self.s2s_connections() >= self.connection_limit {
             // A connection flood is many refusals: lines within a budget.
-            let message = format!(
-                "refusing s2s connection from {peer}: gateway.connection_limit {} reached",
-                self.connection_limit
-            );
-            self.warn_limited(
-                LogSource::Bound("connection_limit"),
-                Some(conn),
-                message,
-                now,
-            );
+            let refusal = Refusal::Limit {
+                key: "gateway.connection_limit",
+                limit: self.connection_limit,
+            };
+            let event = Event::ConnectionRefused {
+                conn,
+                peer,
+                refusal,
+            };
+            self.event_limited(LogSource::Bound("connection_limit"), event, now);
             self.out.push_back(Output::Close { conn });
             return conn;
         }
         let rng = self.rng.fork();
         let session = Session::inbound(listener == Listener::S2sDirectTls, &self.settings, rng, t);
         self.sessions.insert(conn, session);
-        self.log(
-            Level::Debug,
-            Some(conn),
-            format!("accepted {listener:?} connection from {peer}"),
-        );
+        self.event(Event::Accepted {
+            conn,
+            listener,
+            peer,
+        });
         self.drain(conn, t);
         conn
     }
@@ -493,9 +425,9 @@ impl Gateway {
     /// An outbound TCP connection is up.
     pub fn handle_connected(&mut self, conn: ConnId, now: Instant) {
         let t = self.time(now);
-        if let Some(ep) = self.sip_conn(conn) {
-            ep.handle_connected(conn, t);
-            return self.pump_sip(t);
+        if self.is_sip(conn) {
+            self.with_sip(t, |ep, turn| ep.handle_connected(conn, turn));
+            return;
         }
         match self.sessions.get_mut(&conn) {
             Some(s) => s.handle_connected(&self.settings, t),
@@ -508,11 +440,14 @@ impl Gateway {
     /// An outbound TCP connection could not be made.
     pub fn handle_connect_failed(&mut self, conn: ConnId, reason: &str, now: Instant) {
         let t = self.time(now);
-        if let Some(ep) = self.sip_conn(conn) {
-            ep.handle_connect_failed(conn, reason, t);
-            return self.pump_sip(t);
+        if self.is_sip(conn) {
+            self.with_sip(t, |ep, turn| ep.handle_connect_failed(conn, reason, turn));
+            return;
         }
-        self.log(Level::Warn, Some(conn), format!("connect failed: {reason}"));
+        self.event(Event::ConnectFailed {
+            conn,
+            reason: reason.to_owned(),
+        });
         self.sessions.remove(&conn);
         let key = self.route_of.remove(&conn);
         self.reclaim_verifies(conn, key.as_ref(), t);
@@ -524,9 +459,9 @@ impl Gateway {
     /// Bytes arrived on a connection.
     pub fn handle_bytes(&mut self, conn: ConnId, bytes: &[u8], now: Instant) {
         let t = self.time(now);
-        if let Some(ep) = self.sip_conn(conn) {
-            ep.handle_bytes(conn, bytes, t);
-            return self.pump_sip(t);
+        if self.is_sip(conn) {
+            self.with_sip(t, |ep, turn| ep.handle_bytes(conn, bytes, turn));
+            return;
         }
         if let Some(s) = self.sessions.get_mut(&conn) {
             s.handle_bytes(bytes, &self.settings, t);
@@ -537,12 +472,12 @@ impl Gateway {
     /// The peer closed the TCP connection (or it broke).
     pub fn handle_closed(&mut self, conn: ConnId, now: Instant) {
         let t = self.time(now);
-        if let Some(ep) = self.sip_conn(conn) {
-            ep.handle_closed(conn, t);
-            return self.pump_sip(t);
+        if self.is_sip(conn) {
+            self.with_sip(t, |ep, turn| ep.handle_closed(conn, turn));
+            return;
         }
         if self.sessions.contains_key(&conn) {
-            self.log(Level::Debug, Some(conn), "connection closed by peer".into());
+            self.detail(Some(conn), "connection closed by peer".into());
             self.connection_gone(
                 conn,
                 StanzaCondition::RemoteServerTimeout,
@@ -587,12 +522,14 @@ impl Gateway {
         }
         self.expire_dns_waits(t);
         self.pump_dns(t);
-        if let Some(ep) = &mut self.sip {
-            if ep.poll_timeout().is_some_and(|d| d <= now) {
-                ep.handle_timeout(t);
-            }
+        let sip_due = self
+            .sip
+            .as_ref()
+            .and_then(Endpoint::poll_timeout)
+            .is_some_and(|d| d <= now);
+        if sip_due {
+            self.with_sip(t, |ep, turn| ep.handle_timeout(turn));
         }
-        self.pump_sip(t);
     }
 
     /// The earliest time [`Gateway::handle_timeout`] is needed.
@@ -619,9 +556,7 @@ impl Gateway {
 
     /// The next thing for the runtime to do.
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.out
-            .pop_front()
-            .or_else(|| self.sip.as_mut().and_then(Endpoint::poll_output))
+        self.out.pop_front()
     }
 
     /// A DNS reply for `query`.
@@ -698,11 +633,15 @@ impl Gateway {
     fn on_session_event(&mut self, conn: ConnId, ev: SessionEvent, t: Time) {
         match ev {
             SessionEvent::InboundAuthorized { from, to, method } => {
-                self.log(
-                    Level::Info,
-                    Some(conn),
-                    format!("inbound stream authenticated: {from} -> {to} by {method:?}"),
-                );
+                let tls = self.sessions.get(&conn).and_then(Session::tls_version);
+                self.event(Event::StreamAuthenticated {
+                    conn,
+                    inbound: true,
+                    local: to.clone(),
+                    remote: from.clone(),
+                    method,
+                    tls,
+                });
                 let same = self
                     .sessions
                     .values()
@@ -711,11 +650,11 @@ impl Gateway {
                     })
                     .count();
                 if same > self.settings.connection_limit_for(&from) {
-                    self.log(
-                        Level::Warn,
-                        Some(conn),
-                        format!("{from} exceeds the per-partner connection limit"),
-                    );
+                    self.event(Event::LimitReached {
+                        conn: Some(conn),
+                        key: "partner connection_limit",
+                        detail: format!("{from} exceeds its connection limit: stream closed"),
+                    });
                     if let Some(s) = self.sessions.get_mut(&conn) {
                         s.close_with(
                             &self.settings,
@@ -732,11 +671,15 @@ impl Gateway {
                 remote,
                 method,
             } => {
-                self.log(
-                    Level::Info,
-                    Some(conn),
-                    format!("outbound stream ready: {local} -> {remote} by {method:?}"),
-                );
+                let tls = self.sessions.get(&conn).and_then(Session::tls_version);
+                self.event(Event::StreamAuthenticated {
+                    conn,
+                    inbound: false,
+                    local: local.clone(),
+                    remote: remote.clone(),
+                    method,
+                    tls,
+                });
                 let key = (local, remote);
                 if let Some(Route {
                     state: RouteState::Streaming { ready, .. },
@@ -748,11 +691,11 @@ impl Gateway {
                 self.flush_route(&key, conn, t);
             }
             SessionEvent::OutboundFailed { condition, reason } => {
-                self.log(
-                    Level::Warn,
-                    Some(conn),
-                    format!("outbound stream failed: {reason}"),
-                );
+                self.event(Event::StreamFailed {
+                    conn,
+                    condition,
+                    reason: reason.clone(),
+                });
                 let key = self.route_of.remove(&conn);
                 self.reclaim_verifies(conn, key.as_ref(), t);
                 if let Some(key) = key {
@@ -790,8 +733,7 @@ impl Gateway {
                     .pending_by_domain
                     .entry(originating.clone())
                     .or_default() += 1;
-                self.log(
-                    Level::Debug,
+                self.detail(
                     Some(conn),
                     format!(
                         "verifying dialback key of {originating} with its authoritative server"
@@ -822,19 +764,22 @@ impl Gateway {
                 target,
                 condition,
                 reason,
-            } => self.warn_limited(
-                LogSource::Stream(conn),
-                Some(conn),
-                format!("dialback from {sender} to {target} refused with {condition}: {reason}"),
-                t.now,
-            ),
-            SessionEvent::Notice(message) => self.log(Level::Debug, Some(conn), message),
+            } => {
+                let event = Event::DialbackRefused {
+                    conn,
+                    sender,
+                    target,
+                    condition,
+                    reason,
+                };
+                self.event_limited(LogSource::Stream(conn), event, t.now)
+            }
+            SessionEvent::Notice(message) => self.detail(Some(conn), message),
             SessionEvent::Closed { reason } => {
-                self.log(
-                    Level::Info,
-                    Some(conn),
-                    format!("connection finished: {reason}"),
-                );
+                self.event(Event::StreamClosed {
+                    conn,
+                    reason: reason.clone(),
+                });
                 self.connection_gone(conn, StanzaCondition::RemoteServerTimeout, &reason, t);
                 self.out.push_back(Output::Close { conn });
             }
@@ -848,11 +793,10 @@ impl Gateway {
         self.forget_verifies_of(conn);
         let suppressed = self.log_budget.forget(&LogSource::Stream(conn));
         if suppressed > 0 {
-            self.log(
-                Level::Warn,
-                Some(conn),
-                format!("{suppressed} more refusals on this stream were not logged"),
-            );
+            self.event(Event::Suppressed {
+                conn: Some(conn),
+                count: suppressed,
+            });
         }
         let key = self.route_of.remove(&conn);
         self.reclaim_verifies(conn, key.as_ref(), t);
@@ -923,8 +867,7 @@ impl Gateway {
         if forgotten.is_empty() {
             return;
         }
-        self.log(
-            Level::Debug,
+        self.detail(
             Some(inbound),
             format!(
                 "stream gone: {} dialback verification(s) it asked for forgotten",
@@ -964,8 +907,7 @@ impl Gateway {
         let Some(route) = self.drop_route(key) else {
             return;
         };
-        self.log(
-            Level::Debug,
+        self.detail(
             None,
             format!(
                 "route {} -> {} abandoned: nothing waits for it any more",
@@ -1008,15 +950,14 @@ impl Gateway {
 
     /// A verification refused before it started (a bound reached).
     fn refuse_verify(&mut self, v: PendingVerify, why: &str, t: Time) {
-        self.warn_limited(
-            LogSource::Stream(v.inbound),
-            Some(v.inbound),
-            format!(
-                "dialback from {} to {} refused with resource-constraint: {why}",
-                v.originating, v.receiving
-            ),
-            t.now,
-        );
+        let event = Event::DialbackRefused {
+            conn: v.inbound,
+            sender: v.originating.clone(),
+            target: v.receiving.clone(),
+            condition: StanzaCondition::ResourceConstraint,
+            reason: why.to_owned(),
+        };
+        self.event_limited(LogSource::Stream(v.inbound), event, t.now);
         self.answer_verify(&v, Err(StanzaCondition::ResourceConstraint), t);
     }
 
@@ -1040,11 +981,10 @@ impl Gateway {
 
     fn route(&mut self, stanza: Element, t: Time) {
         let Some(addr) = stanza::addressing(&stanza) else {
-            self.log(
-                Level::Warn,
+            self.event(Event::detail(
                 None,
-                "dropping stanza without valid from/to from the local side".into(),
-            );
+                "dropping stanza without valid from/to from the local side",
+            ));
             return;
         };
         let (from_domain, to_domain) = (addr.from.domain().to_owned(), addr.to.domain().to_owned());
@@ -1086,15 +1026,15 @@ impl Gateway {
         }
         let Some((route, new)) = self.route_entry(&key) else {
             let why = self.routes_full();
-            self.warn_limited(
-                LogSource::Bound("gateway.max_routes"),
-                None,
-                format!(
+            let event = Event::LimitReached {
+                conn: None,
+                key: "gateway.max_routes",
+                detail: format!(
                     "{} -> {}: stanza bounced with resource-constraint: {why}",
                     key.0, key.1
                 ),
-                t.now,
-            );
+            };
+            self.event_limited(LogSource::Bound("gateway.max_routes"), event, t.now);
             return self.bounce(&stanza, StanzaCondition::ResourceConstraint, &why, t);
         };
         if route.queue.len() >= ROUTE_QUEUE_LIMIT {
@@ -1155,11 +1095,7 @@ impl Gateway {
                     verifies: Vec::new(),
                 },
             );
-            self.log(
-                Level::Debug,
-                None,
-                format!("new route {} -> {}", key.0, key.1),
-            );
+            self.detail(None, format!("new route {} -> {}", key.0, key.1));
         }
         self.routes.get_mut(key).map(|r| (r, new))
     }
@@ -1227,12 +1163,14 @@ impl Gateway {
         }
         if !self.dns_waiting.is_empty() {
             let waiting = self.dns_waiting.len();
-            self.warn_limited(
-                LogSource::Bound("gateway.max_dns_queries"),
-                None,
-                format!("{most} DNS queries in flight (gateway.max_dns_queries): {waiting} resolution(s) wait their turn"),
-                t.now,
-            );
+            let event = Event::LimitReached {
+                conn: None,
+                key: "gateway.max_dns_queries",
+                detail: format!(
+                    "{most} DNS queries in flight: {waiting} resolution(s) wait their turn"
+                ),
+            };
+            self.event_limited(LogSource::Bound("gateway.max_dns_queries"), event, t.now);
         }
         for key in served {
             self.take_outcome(key, t);
@@ -1299,8 +1237,7 @@ impl Gateway {
         match outcome {
             Ok(list) => {
                 let rest: VecDeque<Candidate> = list.into_iter().collect();
-                self.log(
-                    Level::Debug,
+                self.detail(
                     None,
                     format!("{}: {} candidate address(es)", key.1, rest.len()),
                 );
@@ -1368,16 +1305,12 @@ impl Gateway {
         {
             *c = conn;
         }
-        let how = if candidate.direct_tls {
-            "direct TLS"
-        } else {
-            "STARTTLS"
-        };
-        self.log(
-            Level::Debug,
-            Some(conn),
-            format!("connecting to {} at {} ({how})", key.1, candidate.addr),
-        );
+        self.event(Event::Connecting {
+            conn,
+            domain: key.1.clone(),
+            addr: candidate.addr,
+            direct_tls: candidate.direct_tls,
+        });
         self.out.push_back(Output::Connect {
             conn,
             addr: candidate.addr,
@@ -1423,8 +1356,7 @@ impl Gateway {
             Some(Route { state: RouteState::Streaming { rest, ready: false, .. }, .. }) if !rest.is_empty()
         );
         if retry {
-            self.log(
-                Level::Debug,
+            self.detail(
                 None,
                 format!(
                     "{}: attempt failed ({reason}); trying the next address",
@@ -1449,14 +1381,13 @@ impl Gateway {
         };
         let (local, remote) = (&key.0, &key.1);
         if !route.queue.is_empty() || route.verifies.is_empty() {
-            self.log(
-                Level::Warn,
-                None,
-                format!(
-                    "route {local} -> {remote} failed ({reason}): bouncing {} stanza(s) with {condition}",
-                    route.queue.len()
-                ),
-            );
+            self.event(Event::RouteFailed {
+                local: local.clone(),
+                remote: remote.clone(),
+                condition,
+                reason: reason.to_owned(),
+                bounced: route.queue.len(),
+            });
         }
         for stanza in route.queue {
             self.bounce(&stanza, condition, reason, t);
@@ -1464,10 +1395,14 @@ impl Gateway {
         for v in route.verifies {
             // A route only verifications wanted (which a peer can ask for
             // by the thousand) is logged within the asking stream's budget.
-            let line = format!(
-                "dialback from {remote} to {local} failed with {condition}: route failed ({reason})"
-            );
-            self.warn_limited(LogSource::Stream(v.inbound), Some(v.inbound), line, t.now);
+            let event = Event::DialbackRefused {
+                conn: v.inbound,
+                sender: remote.clone(),
+                target: local.clone(),
+                condition,
+                reason: format!("route failed ({reason})"),
+            };
+            self.event_limited(LogSource::Stream(v.inbound), event, t.now);
             self.verify_failed(v, condition, t);
         }
     }
@@ -1527,20 +1462,14 @@ impl Gateway {
         let Some(addr) = stanza::addressing(&stanza) else {
             return;
         };
-        if !addr.to.is_domain() {
-            if let Some(ep) = &mut self.sip {
-                ep.from_xmpp(stanza, t);
-                return self.pump_sip(t);
-            }
+        if !addr.to.is_domain() && self.sip.is_some() {
+            self.with_sip(t, |ep, turn| ep.from_xmpp(stanza, turn));
+            return;
         }
         let is_reply = stanza::is_error(&stanza)
             || (Kind::of(&stanza) == Some(Kind::Iq) && stanza.attr("type") == Some("result"));
         if is_reply {
-            self.log(
-                Level::Debug,
-                None,
-                format!("reply for {} from {}", addr.to, addr.from),
-            );
+            self.detail(None, format!("reply for {} from {}", addr.to, addr.from));
             self.out.push_back(Output::Stanza(stanza));
             return;
         }
@@ -1590,18 +1519,14 @@ impl Gateway {
             // Nothing to answer: there is no session it could end.
             return;
         }
-        self.log(
-            Level::Info,
-            None,
-            format!(
-                "{} -> {}: no local delivery yet, answering service-unavailable",
-                addr.from, addr.to
-            ),
-        );
+        self.event(Event::NotDelivered {
+            from: addr.from.to_string(),
+            to: addr.to.to_string(),
+        });
         self.bounce(
             &stanza,
             StanzaCondition::ServiceUnavailable,
-            "this gateway does not deliver to local users yet",
+            "nothing here answers this",
             t,
         );
     }

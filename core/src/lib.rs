@@ -9,10 +9,12 @@
 pub mod config;
 pub mod dns;
 pub mod endpoint;
+pub mod event;
 pub mod gateway;
 pub mod jid;
 pub mod log_budget;
 pub mod logtext;
+pub mod output;
 pub mod registrar;
 pub mod rng;
 #[cfg(feature = "test-ca")]
@@ -26,3 +28,7 @@ pub mod xmpp;
 
 #[cfg(feature = "host")]
 pub mod host;
+
+pub use event::{Event, Level};
+pub use gateway::Gateway;
+pub use output::{ConnId, Listener, Output, QueryId};

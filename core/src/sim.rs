@@ -23,13 +23,15 @@ use hickory_proto::rr::{Name, RData, Record, RecordType as WireType};
 use crate::config::{Negotiation, StreamPolicy};
 use crate::dns::{RecordType, Srv};
 use crate::endpoint::NextHop;
-use crate::gateway::{ConnId, Gateway, Listener, LogLine, Output};
+use crate::event::Event;
+use crate::gateway::Gateway;
+use crate::output::{ConnId, Listener, Output};
 use crate::tls::testing::{LeafSpec, TestCa, TestCert, NOW};
 use crate::tls::{
     client_config, direct_tls_client_config, direct_tls_server_config, server_config, CallerClock,
 };
 use crate::xml::{parse_element, Element};
-use crate::xmpp::session::{S2sBounds, Settings};
+use crate::xmpp::session::{AuthMethod, S2sBounds, Settings};
 
 /// Stream establishment timeout of every node.
 pub const T_ESTABLISH: Duration = Duration::from_secs(60);
@@ -91,7 +93,7 @@ pub struct Node {
     pub gw: Gateway,
     pub addr: SocketAddr,
     pub direct: SocketAddr,
-    pub logs: Vec<LogLine>,
+    pub events: Vec<Event>,
     pub inbox: Vec<Element>,
     /// SIP datagrams the node sent: (our socket, peer, bytes).
     pub datagrams: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
@@ -377,7 +379,7 @@ impl Net {
                     gw: Gateway::new(settings, seed, now, NOW, spec.connection_limit),
                     addr: addrs[i].1,
                     direct: SocketAddr::from(([10, 0, 0, i as u8 + 1], 5270)),
-                    logs: Vec::new(),
+                    events: Vec::new(),
                     inbox: Vec::new(),
                     datagrams: Vec::new(),
                     persisted: Vec::new(),
@@ -498,7 +500,7 @@ impl Net {
                 self.nodes[i].datagrams.push((local, peer, bytes))
             }
             Output::Persist(changes) => self.nodes[i].persisted.extend(changes),
-            Output::Log(l) => self.nodes[i].logs.push(l),
+            Output::Event(e) => self.nodes[i].events.push(e),
         }
     }
 
@@ -674,20 +676,53 @@ impl Net {
         out
     }
 
-    /// Whether node `i` logged something containing `needle`.
-    pub fn log_has(&self, i: usize, needle: &str) -> bool {
-        self.nodes[i]
-            .logs
-            .iter()
-            .any(|l| l.message.contains(needle))
+    /// Whether node `i` reported an event that `matches`.
+    pub fn saw(&self, i: usize, matches: impl Fn(&Event) -> bool) -> bool {
+        self.nodes[i].events.iter().any(matches)
     }
 
-    /// Node `i`'s log, for assertion messages.
+    /// How node `i` authenticated the pair `local`/`remote` on a stream of
+    /// that direction, if it did.
+    pub fn authenticated(
+        &self,
+        i: usize,
+        inbound: bool,
+        local: &str,
+        remote: &str,
+    ) -> Option<AuthMethod> {
+        self.nodes[i].events.iter().find_map(|e| match e {
+            Event::StreamAuthenticated {
+                inbound: dir,
+                local: l,
+                remote: r,
+                method,
+                ..
+            } if *dir == inbound && l == local && r == remote => Some(*method),
+            _ => None,
+        })
+    }
+
+    /// Whether node `i` reported detail about connection `conn` (any, when
+    /// `None`) whose text contains `needle`: for protocol details that
+    /// have no event of their own (stream errors, dialback steps).
+    pub fn detail_has(&self, i: usize, conn: Option<ConnId>, needle: &str) -> bool {
+        self.saw(i, |e| {
+            let text = match e {
+                Event::Detail { text, .. } => text,
+                Event::StreamClosed { reason, .. } => reason,
+                _ => return false,
+            };
+            conn.is_none_or(|want| e.conn() == Some(want)) && text.contains(needle)
+        })
+    }
+
+    /// Node `i`'s events as its log would show them, for assertion
+    /// messages.
     pub fn dump(&self, i: usize) -> String {
         self.nodes[i]
-            .logs
+            .events
             .iter()
-            .map(|l| format!("{:?} {:?} {}", l.level, l.conn, l.message))
+            .map(|e| format!("{:?} {:?} {}: {e}", e.level(), e.conn(), e.kind()))
             .collect::<Vec<_>>()
             .join("\n")
     }

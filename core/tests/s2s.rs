@@ -5,10 +5,11 @@
 use std::time::Duration;
 
 use xfed_core::config::Negotiation;
-use xfed_core::gateway::{ConnId, Listener, Output};
 use xfed_core::sim::{policy, Net, NodeSpec, T_ESTABLISH};
 use xfed_core::xml::{ns, parse_element, Element};
+use xfed_core::xmpp::session::AuthMethod;
 use xfed_core::xmpp::stanza::{self, StanzaCondition};
+use xfed_core::{ConnId, Event, Listener, Output};
 
 fn ping(from: &str, to: &str, id: &str) -> String {
     format!("<iq xmlns='jabber:server' type='get' id='{id}' from='{from}' to='{to}'><ping xmlns='urn:xmpp:ping'/></iq>")
@@ -44,23 +45,17 @@ fn dialback_over_tls_with_self_signed_certificates() {
     assert_ping_works(&mut net, 0, 1);
     // b verified a's key with a (authoritative), and a verified b's.
     assert!(
-        net.log_has(
-            1,
-            "inbound stream authenticated: a.test -> b.test by Dialback"
-        ),
+        net.authenticated(1, true, "b.test", "a.test") == Some(AuthMethod::Dialback),
         "{}",
         net.dump(1)
     );
     assert!(
-        net.log_has(0, "outbound stream ready: a.test -> b.test by Dialback"),
+        net.authenticated(0, false, "a.test", "b.test") == Some(AuthMethod::Dialback),
         "{}",
         net.dump(0)
     );
     assert!(
-        net.log_has(
-            0,
-            "inbound stream authenticated: b.test -> a.test by Dialback"
-        ),
+        net.authenticated(0, true, "a.test", "b.test") == Some(AuthMethod::Dialback),
         "{}",
         net.dump(0)
     );
@@ -79,12 +74,12 @@ fn sasl_external_with_ca_certificates() {
     let mut net = Net::new(&[a, b]);
     assert_ping_works(&mut net, 0, 1);
     assert!(
-        net.log_has(1, "inbound stream authenticated: a.test -> b.test by Sasl"),
+        net.authenticated(1, true, "b.test", "a.test") == Some(AuthMethod::Sasl),
         "{}",
         net.dump(1)
     );
     assert!(
-        net.log_has(0, "outbound stream ready: a.test -> b.test by Sasl"),
+        net.authenticated(0, false, "a.test", "b.test") == Some(AuthMethod::Sasl),
         "{}",
         net.dump(0)
     );
@@ -112,7 +107,7 @@ fn dialback_answered_by_certificate_when_sasl_is_off() {
     let mut net = Net::new(&[a, b]);
     assert_ping_works(&mut net, 0, 1);
     assert!(
-        net.log_has(1, "by DialbackByCertificate"),
+        net.authenticated(1, true, "b.test", "a.test") == Some(AuthMethod::DialbackByCertificate),
         "{}",
         net.dump(1)
     );
@@ -135,7 +130,7 @@ fn dialback_without_tls_when_both_allow_it() {
     let mut net = Net::new(&[a, b]);
     assert_ping_works(&mut net, 0, 1);
     assert!(
-        net.log_has(1, "a.test -> b.test by Dialback"),
+        net.authenticated(1, true, "b.test", "a.test") == Some(AuthMethod::Dialback),
         "{}",
         net.dump(1)
     );
@@ -166,7 +161,8 @@ fn tls_required_but_peer_without_tls_bounces() {
         net.dump(0)
     );
     assert!(
-        net.log_has(1, "TLS required before dialback") || net.log_has(1, "refused"),
+        net.detail_has(1, None, "TLS required before dialback")
+            || net.saw(1, |e| matches!(e, Event::DialbackRefused { .. })),
         "{}",
         net.dump(1)
     );
@@ -206,7 +202,11 @@ fn partner_not_allowed_is_refused_both_ways() {
         .find(|e| e.attr("id") == Some("p1"))
         .expect("a bounce");
     assert_eq!(error_of(got), Some(StanzaCondition::RemoteServerTimeout));
-    assert!(net.log_has(1, "not allowed to federate"), "{}", net.dump(1));
+    assert!(
+        net.detail_has(1, None, "not allowed to federate"),
+        "{}",
+        net.dump(1)
+    );
     // b never routes to a: its own stanza bounces locally.
     net.send(1, &ping("user@b.test", "a.test", "p2"));
     let got = net.nodes[1]
@@ -352,10 +352,10 @@ fn wrong_dialback_key_is_refused_and_the_stream_closed() {
     assert!(heard.contains("not-authorized"), "{heard}");
     // The impostor's stream never authenticated (the genuine a.test did,
     // on its own connection, while answering b's dialback).
-    let evil_authenticated = net.nodes[1]
-        .logs
-        .iter()
-        .any(|l| l.conn == Some(evil.conn) && l.message.contains("authenticated"));
+    let evil_authenticated = net.saw(
+        1,
+        |e| matches!(e, Event::StreamAuthenticated { conn, .. } if *conn == evil.conn),
+    );
     assert!(!evil_authenticated, "{}", net.dump(1));
 }
 
@@ -385,7 +385,7 @@ fn unsolicited_dialback_answers_are_ignored() {
         &mut net,
         "<message from='x@a.test' to='y@b.test'><body>sneaky</body></message>",
     );
-    assert!(net.log_has(1, "unsolicited"), "{}", net.dump(1));
+    assert!(net.detail_has(1, None, "unsolicited"), "{}", net.dump(1));
     assert!(
         evil.heard(&net).contains("<not-authorized"),
         "{}",
@@ -404,10 +404,10 @@ fn spoofed_from_gets_invalid_from() {
         .iter()
         .find(|((n, c), _)| {
             *n == 1
-                && net.nodes[1]
-                    .logs
-                    .iter()
-                    .any(|l| l.conn == Some(*c) && l.message.contains("a.test -> b.test"))
+                && net.saw(1, |e| {
+                    matches!(e, Event::StreamAuthenticated { conn, inbound: true, remote, .. }
+                        if conn == c && remote == "a.test")
+                })
         })
         .map(|(k, v)| (v, k))
         .expect("a's inbound stream on b");
@@ -419,7 +419,7 @@ fn spoofed_from_gets_invalid_from() {
         now,
     );
     net.run();
-    assert!(net.log_has(1, "invalid-from"), "{}", net.dump(1));
+    assert!(net.detail_has(1, None, "invalid-from"), "{}", net.dump(1));
 }
 
 #[test]

@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use xfed_core::config::Negotiation;
 use xfed_core::dns::RecordType;
-use xfed_core::gateway::{ConnId, Level, Listener};
 use xfed_core::sim::{policy, DnsAnswer, Net, NodeSpec, Zone};
 use xfed_core::xml::{parse_element, Element};
 use xfed_core::xmpp::session::S2sBounds;
 use xfed_core::xmpp::stanza::{self, StanzaCondition};
+use xfed_core::{ConnId, Event, Level, Listener};
 
 const SECOND: Duration = Duration::from_secs(1);
 const A: usize = 0;
@@ -102,13 +102,23 @@ impl RawPeer {
             .count()
     }
 
-    /// The warnings logged about this stream.
-    fn warnings<'a>(&self, net: &'a Net) -> Vec<&'a str> {
+    /// The warnings about this stream.
+    fn warnings<'a>(&self, net: &'a Net) -> Vec<&'a Event> {
         net.nodes[self.node]
-            .logs
+            .events
             .iter()
-            .filter(|l| l.conn == Some(self.conn) && l.level == Level::Warn)
-            .map(|l| l.message.as_str())
+            .filter(|e| e.conn() == Some(self.conn) && e.level() == Level::Warn)
+            .collect()
+    }
+
+    /// Why dialback requests on this stream were refused.
+    fn refusals(&self, net: &Net) -> Vec<String> {
+        self.warnings(net)
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::DialbackRefused { reason, .. } => Some(reason.clone()),
+                _ => None,
+            })
             .collect()
     }
 }
@@ -213,13 +223,14 @@ fn a_thousand_db_results_on_one_stream_start_ten_verifications_and_b_is_still_se
     );
     assert!(!attacker.heard(&net).contains("stream:error"));
     // Logged, but not 990 times.
-    let warnings = attacker.warnings(&net);
+    let refusals = attacker.refusals(&net);
     assert!(
-        warnings
+        refusals
             .iter()
             .any(|w| w.contains("gateway.max_pending_dialback_per_stream")),
-        "{warnings:?}"
+        "{refusals:?}"
     );
+    let warnings = attacker.warnings(&net);
     assert!(warnings.len() <= 20, "{warnings:?}");
 
     // Meanwhile a legitimate peer's dialback goes through.
@@ -250,8 +261,7 @@ fn a_thousand_db_results_on_one_stream_start_ten_verifications_and_b_is_still_se
     attacker.hang_up(&mut net);
     let last = attacker.warnings(&net);
     assert!(
-        last.last()
-            .is_some_and(|w| w.contains("more refusals on this stream were not logged")),
+        matches!(last.last(), Some(Event::Suppressed { count, .. }) if *count > 0),
         "{last:?}"
     );
     assert_eq!(net.nodes[A].gw.pending_dialback(), 0);
@@ -267,7 +277,14 @@ fn dns_queries_in_flight_never_exceed_max_dns_queries() {
     assert_eq!(net.nodes[A].gw.pending_dialback(), 100);
     assert_eq!(net.nodes[A].gw.dns_queries(), 8, "{}", net.dump(A));
     assert_eq!(dns_asked(&net), 8);
-    assert!(net.log_has(A, "gateway.max_dns_queries"), "{}", net.dump(A));
+    assert!(
+        net.saw(
+            A,
+            |e| matches!(e, Event::LimitReached { key, .. } if *key == "gateway.max_dns_queries")
+        ),
+        "{}",
+        net.dump(A)
+    );
 
     // Second by second: never more than 8 out; a lookup that waited 10 s
     // for a slot fails as a DNS timeout, and everything ends in 20 s.
@@ -305,7 +322,7 @@ fn max_routes_refuses_verifications_and_bounces_stanzas_beyond_it() {
     );
     assert!(
         attacker
-            .warnings(&net)
+            .refusals(&net)
             .iter()
             .any(|w| w.contains("gateway.max_routes")),
         "{}",
@@ -367,11 +384,11 @@ fn ip_literal_senders_and_foreign_targets_are_refused_without_dns_or_connect() {
     assert_eq!(net.nodes[A].gw.pending_dialback(), 0);
     assert_eq!(net.nodes[A].gw.s2s_connections(), 1, "{}", net.dump(A));
     assert_eq!(net.nodes[B].gw.s2s_connections(), 0, "{}", net.dump(B));
-    let warnings = attacker.warnings(&net);
+    let refusals = attacker.refusals(&net);
     for needle in ["10.0.0.2", "2001:db8::1", "IP literal", "not served here"] {
         assert!(
-            warnings.iter().any(|w| w.contains(needle)),
-            "no warning with {needle:?}: {warnings:?}"
+            refusals.iter().any(|w| w.contains(needle)),
+            "no refusal with {needle:?}: {refusals:?}"
         );
     }
 }
@@ -398,7 +415,7 @@ fn pending_verifications_per_domain_are_bounded_across_streams() {
     );
     assert!(
         peers[2]
-            .warnings(&net)
+            .refusals(&net)
             .iter()
             .any(|w| w.contains("gateway.max_pending_dialback_per_domain")),
         "{}",

@@ -10,11 +10,13 @@ use std::time::Duration;
 
 use xfed_core::config::{Negotiation, StreamPolicy};
 use xfed_core::dns::RecordType;
-use xfed_core::gateway::{ConnId, Listener, Output, ROUTE_QUEUE_LIMIT};
+use xfed_core::gateway::ROUTE_QUEUE_LIMIT;
 use xfed_core::sim::{policy, DnsAnswer, Net, NodeSpec, Zone, T_INACTIVITY, T_KEEPALIVE};
 use xfed_core::xml::{parse_element, Element};
 use xfed_core::xmpp::dialback_key::dialback_key;
+use xfed_core::xmpp::session::AuthMethod;
 use xfed_core::xmpp::stanza::{self, StanzaCondition};
+use xfed_core::{ConnId, Event, Listener, Output};
 
 const SECOND: Duration = Duration::from_secs(1);
 
@@ -63,13 +65,47 @@ fn assert_ping_bounces(net: &mut Net, a: usize, to: &str, id: &str, cond: Stanza
 }
 
 /// The connection node `i` logged a line containing `needle` about.
-fn conn_logged(net: &Net, i: usize, needle: &str) -> ConnId {
+/// The first connection node `i` accepted on `listener` from `ip`.
+fn accepted(net: &Net, i: usize, listener: Listener, ip: &str) -> ConnId {
     net.nodes[i]
-        .logs
+        .events
         .iter()
-        .find(|l| l.message.contains(needle))
-        .and_then(|l| l.conn)
-        .unwrap_or_else(|| panic!("no connection logged {needle:?}:\n{}", net.dump(i)))
+        .find_map(|e| match e {
+            Event::Accepted {
+                conn,
+                listener: l,
+                peer,
+            } if *l == listener && peer.ip().to_string() == ip => Some(*conn),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no {listener:?} connection from {ip}:\n{}", net.dump(i)))
+}
+
+/// The candidates node `i` connected to for `domain`, in order, as
+/// (address, direct TLS).
+fn tried(net: &Net, i: usize, domain: &str) -> Vec<(String, bool)> {
+    net.nodes[i]
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Connecting {
+                domain: d,
+                addr,
+                direct_tls,
+                ..
+            } if d == domain => Some((addr.to_string(), *direct_tls)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Whether node `i`'s stream `conn` authenticated `remote` -> `local`
+/// inbound by `method`.
+fn inbound_by(net: &Net, i: usize, conn: ConnId, remote: &str, method: AuthMethod) -> bool {
+    net.saw(i, |e| {
+        matches!(e, Event::StreamAuthenticated { conn: c, inbound: true, remote: r, method: m, .. }
+            if *c == conn && r == remote && *m == method)
+    })
 }
 
 fn plain() -> StreamPolicy {
@@ -146,16 +182,15 @@ fn xmpps_server_srv_leads_to_direct_tls() {
     assert!(addrs.iter().all(|n| n == "xmpps.b.test"), "{addrs:?}");
     assert!(!addrs.is_empty());
     assert!(
-        net.log_has(0, "connecting to b.test at 10.0.0.2:5270 (direct TLS)"),
+        tried(&net, 0, "b.test").contains(&("10.0.0.2:5270".into(), true)),
         "{}",
         net.dump(0)
     );
     // b's direct TLS listener took it (no STARTTLS on that port), and the
     // stream authenticated there.
-    let c = conn_logged(&net, 1, "accepted S2sDirectTls connection from 10.0.0.1");
+    let c = accepted(&net, 1, Listener::S2sDirectTls, "10.0.0.1");
     assert!(
-        net.nodes[1].logs.iter().any(|l| l.conn == Some(c)
-            && l.message == "inbound stream authenticated: a.test -> b.test by Dialback"),
+        inbound_by(&net, 1, c, "a.test", AuthMethod::Dialback),
         "{}",
         net.dump(1)
     );
@@ -174,18 +209,19 @@ fn xmpp_server_srv_only_leads_to_starttls() {
     assert_ping_works(&mut net, 0, 1, "p1");
     both_srv_asked(&net);
     assert!(
-        net.log_has(0, "connecting to b.test at 10.0.0.2:5269 (STARTTLS)"),
+        tried(&net, 0, "b.test").contains(&("10.0.0.2:5269".into(), false)),
         "{}",
         net.dump(0)
     );
-    assert!(!net.log_has(0, "(direct TLS)"), "{}", net.dump(0));
-    // Both require TLS, so the stream that carried the ping did STARTTLS.
-    let c = conn_logged(&net, 1, "accepted S2s connection from 10.0.0.1");
     assert!(
-        net.nodes[1]
-            .logs
-            .iter()
-            .any(|l| l.conn == Some(c) && l.message.contains("a.test -> b.test by Dialback")),
+        !tried(&net, 0, "b.test").iter().any(|(_, direct)| *direct),
+        "{}",
+        net.dump(0)
+    );
+    // Both require TLS, so the stream that carried the ping did STARTTLS.
+    let c = accepted(&net, 1, Listener::S2s, "10.0.0.1");
+    assert!(
+        inbound_by(&net, 1, c, "a.test", AuthMethod::Dialback),
         "{}",
         net.dump(1)
     );
@@ -199,7 +235,7 @@ fn address_records_of_the_domain_when_there_is_no_srv() {
     let mut net = dns_net(zone);
     assert_ping_works(&mut net, 0, 1, "p1");
     assert!(
-        net.log_has(0, "connecting to b.test at 10.0.0.2:5269 (STARTTLS)"),
+        tried(&net, 0, "b.test").contains(&("10.0.0.2:5269".into(), false)),
         "{}",
         net.dump(0)
     );
@@ -233,7 +269,7 @@ fn nxdomain_everywhere_bounces_every_queued_stanza_with_remote_server_not_found(
     .map(|(n, t)| (n.to_owned(), t))
     .collect();
     assert_eq!(asked, expected);
-    assert!(!net.log_has(0, "connecting to"), "{}", net.dump(0));
+    assert!(tried(&net, 0, "b.test").is_empty(), "{}", net.dump(0));
     assert_eq!(net.nodes[0].gw.connections(), 0);
     assert_eq!(net.nodes[1].gw.connections(), 0);
 }
@@ -268,7 +304,7 @@ fn srv_target_root_is_not_found_without_address_fallback() {
         );
         both_srv_asked(&net);
         assert_eq!(asked_addresses(&net), Vec::<String>::new());
-        assert!(!net.log_has(0, "connecting to"), "{}", net.dump(0));
+        assert!(tried(&net, 0, "b.test").is_empty(), "{}", net.dump(0));
     }
 }
 
@@ -283,7 +319,7 @@ fn xmpps_server_root_only_turns_direct_tls_off() {
     let mut net = dns_net(zone);
     assert_ping_works(&mut net, 0, 1, "p1");
     assert!(
-        net.log_has(0, "connecting to b.test at 10.0.0.2:5269 (STARTTLS)"),
+        tried(&net, 0, "b.test").contains(&("10.0.0.2:5269".into(), false)),
         "{}",
         net.dump(0)
     );
@@ -305,7 +341,10 @@ fn srv_target_refusing_connections_is_remote_server_timeout() {
         StanzaCondition::RemoteServerTimeout,
     );
     assert!(
-        net.log_has(0, "connect failed: connection refused"),
+        net.saw(
+            0,
+            |e| matches!(e, Event::ConnectFailed { reason, .. } if reason == "connection refused")
+        ),
         "{}",
         net.dump(0)
     );
@@ -313,7 +352,11 @@ fn srv_target_refusing_connections_is_remote_server_timeout() {
     let addrs = asked_addresses(&net);
     assert!(!addrs.iter().any(|n| n == "b.test"), "{addrs:?}");
     assert_eq!(net.nodes[1].gw.connections(), 0);
-    assert!(!net.log_has(1, "accepted"), "{}", net.dump(1));
+    assert!(
+        !net.saw(1, |e| matches!(e, Event::Accepted { .. })),
+        "{}",
+        net.dump(1)
+    );
 }
 
 #[test]
@@ -374,22 +417,19 @@ fn second_srv_target_is_tried_when_the_first_refuses() {
     .addr("xmpp.b.test", ip(B_ADDR));
     let mut net = dns_net(zone);
     assert_ping_works(&mut net, 0, 1, "p1");
-    let tried: Vec<&str> = net.nodes[0]
-        .logs
-        .iter()
-        .filter_map(|l| l.message.strip_prefix("connecting to b.test at "))
-        .collect();
+    let tried = tried(&net, 0, "b.test");
+    let tried: Vec<&str> = tried.iter().map(|(a, _)| a.as_str()).collect();
     assert_eq!(
         tried,
-        [
-            "[2001:db8::dead]:5269 (STARTTLS)",
-            "10.0.0.99:5269 (STARTTLS)",
-            "10.0.0.2:5269 (STARTTLS)"
-        ],
+        ["[2001:db8::dead]:5269", "10.0.0.99:5269", "10.0.0.2:5269"],
         "{}",
         net.dump(0)
     );
-    assert!(net.log_has(0, "trying the next address"), "{}", net.dump(0));
+    assert!(
+        net.detail_has(0, None, "trying the next address"),
+        "{}",
+        net.dump(0)
+    );
 }
 
 #[test]
@@ -403,14 +443,12 @@ fn refused_direct_tls_falls_back_to_the_starttls_record() {
         .addr("xmpp.b.test", ip(B_ADDR));
     let mut net = dns_net(zone);
     assert_ping_works(&mut net, 0, 1, "p1");
-    let tried: Vec<&str> = net.nodes[0]
-        .logs
-        .iter()
-        .filter_map(|l| l.message.strip_prefix("connecting to b.test at "))
-        .collect();
     assert_eq!(
-        tried,
-        ["10.0.0.99:5270 (direct TLS)", "10.0.0.2:5269 (STARTTLS)"],
+        tried(&net, 0, "b.test"),
+        [
+            ("10.0.0.99:5270".into(), true),
+            ("10.0.0.2:5269".into(), false)
+        ],
         "{}",
         net.dump(0)
     );
@@ -429,8 +467,12 @@ fn candidate_refusing_the_stream_is_skipped_too() {
     .addr("xmpp.b.test", ip(B_ADDR));
     let mut net = dns_net_with(zone, &["c.test"]);
     assert_ping_works(&mut net, 0, 1, "p1");
-    assert!(net.log_has(2, "host-unknown"), "{}", net.dump(2));
-    assert!(net.log_has(0, "trying the next address"), "{}", net.dump(0));
+    assert!(net.detail_has(2, None, "host-unknown"), "{}", net.dump(2));
+    assert!(
+        net.detail_has(0, None, "trying the next address"),
+        "{}",
+        net.dump(0)
+    );
 }
 
 // ---- raw peers ----
@@ -473,11 +515,12 @@ impl RawPeer {
     }
 
     /// Whether the gateway logged `needle` about this connection.
-    fn logged(&self, net: &Net, needle: &str) -> bool {
-        net.nodes[self.node]
-            .logs
-            .iter()
-            .any(|l| l.conn == Some(self.conn) && l.message.contains(needle))
+    /// Whether the gateway authenticated `remote` on this stream.
+    fn authenticated(&self, net: &Net, remote: &str) -> bool {
+        net.saw(self.node, |e| {
+            matches!(e, Event::StreamAuthenticated { conn, inbound: true, remote: r, .. }
+                if *conn == self.conn && r == remote)
+        })
     }
 }
 
@@ -526,24 +569,17 @@ fn piggybacked_sender_domains_are_verified_each_and_only_they_pass() {
             "{sender} not valid: {heard}\n{}",
             net.dump(1)
         );
-        assert!(
-            peer.logged(
-                &net,
-                &format!("inbound stream authenticated: {sender} -> b.test by Dialback")
-            ),
-            "{}",
-            net.dump(1)
-        );
+        assert!(peer.authenticated(&net, sender), "{}", net.dump(1));
     }
     // Each key was checked with its own authoritative server.
     for (node, sender) in [(0, "a.test"), (2, "c.test")] {
         assert!(
-            net.log_has(1, &format!("verifying dialback key of {sender}")),
+            net.detail_has(1, None, &format!("verifying dialback key of {sender}")),
             "{}",
             net.dump(1)
         );
         assert!(
-            net.log_has(1, &format!("new route b.test -> {sender}")),
+            net.detail_has(1, None, &format!("new route b.test -> {sender}")),
             "{}",
             net.dump(1)
         );
@@ -661,12 +697,8 @@ fn verification_follows_the_candidates_of_the_authoritative_server() {
         "{heard}\n{}",
         net.dump(1)
     );
-    assert!(
-        peer.logged(&net, "inbound stream authenticated: a.test -> b.test"),
-        "{}",
-        net.dump(1)
-    );
-    assert!(net.log_has(2, "host-unknown"), "{}", net.dump(2));
+    assert!(peer.authenticated(&net, "a.test"), "{}", net.dump(1));
+    assert!(net.detail_has(2, None, "host-unknown"), "{}", net.dump(2));
 }
 
 /// The `<db:result type='error'>` the peer heard, as an element in the
@@ -736,7 +768,19 @@ fn established(keepalive: bool) -> (Net, ConnId) {
     b.default_policy = Some(plain());
     let mut net = Net::new(&[a, b]);
     assert_ping_works(&mut net, 0, 1, "p1");
-    let out = conn_logged(&net, 0, "outbound stream ready: a.test -> b.test");
+    let out = net.nodes[0]
+        .events
+        .iter()
+        .find_map(|e| match e {
+            Event::StreamAuthenticated {
+                conn,
+                inbound: false,
+                remote,
+                ..
+            } if remote == "b.test" => Some(*conn),
+            _ => None,
+        })
+        .expect("an outbound stream to b.test");
     net.taps.insert((0, out), Vec::new());
     (net, out)
 }
@@ -755,7 +799,7 @@ fn whitespace_keepalive_on_an_idle_outbound_stream() {
     assert_eq!(tapped(&net, 0, out), " ", "{}", net.dump(0));
     // The peer took it in its stride: the same streams carry on.
     let conns = (net.nodes[0].gw.connections(), net.nodes[1].gw.connections());
-    assert!(!net.log_has(1, "stream error"), "{}", net.dump(1));
+    assert!(!net.detail_has(1, None, "stream error"), "{}", net.dump(1));
     assert_ping_works(&mut net, 0, 1, "p2");
     assert_eq!(
         (net.nodes[0].gw.connections(), net.nodes[1].gw.connections()),
@@ -784,10 +828,7 @@ fn silent_established_streams_are_closed_after_the_inactivity_timeout() {
     // RFC 6120 section 4.4: a plain closing tag, no stream error.
     assert_eq!(tapped(&net, 0, out), "</stream:stream>", "{}", net.dump(0));
     assert!(
-        net.nodes[0]
-            .logs
-            .iter()
-            .any(|l| l.conn == Some(out) && l.message.contains("inactivity timeout")),
+        net.detail_has(0, Some(out), "inactivity timeout"),
         "{}",
         net.dump(0)
     );
@@ -813,11 +854,7 @@ fn a_silent_authenticated_peer_is_closed_then_dropped() {
         &mut net,
         &format!("<db:result from='a.test' to='b.test'>{key}</db:result>"),
     );
-    assert!(
-        peer.logged(&net, "authenticated: a.test -> b.test"),
-        "{}",
-        net.dump(1)
-    );
+    assert!(peer.authenticated(&net, "a.test"), "{}", net.dump(1));
     let before = peer.heard(&net);
     net.advance(T_INACTIVITY - SECOND);
     assert_eq!(peer.heard(&net), before);
@@ -826,7 +863,8 @@ fn a_silent_authenticated_peer_is_closed_then_dropped() {
     assert_eq!(&heard[before.len()..], "</stream:stream>");
     net.advance(T_INACTIVITY);
     assert!(
-        peer.logged(&net, "connection finished: peer did not close its stream"),
+        net.saw(1, |e| matches!(e, Event::StreamClosed { conn, reason }
+            if *conn == peer.conn && reason == "peer did not close its stream")),
         "{}",
         net.dump(1)
     );
@@ -847,7 +885,11 @@ fn a_busy_outbound_stream_is_not_idle() {
         "{}",
         net.dump(0)
     );
-    assert!(!net.log_has(0, "inactivity timeout"), "{}", net.dump(0));
+    assert!(
+        !net.detail_has(0, None, "inactivity timeout"),
+        "{}",
+        net.dump(0)
+    );
 }
 
 // ---- the route queue ----

@@ -7,9 +7,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use xfed_core::gateway::{ConnId, Listener};
+use xfed_core::event::Refusal;
 use xfed_core::sim::{Net, NodeSpec};
 use xfed_core::sip::{Frame, Limits, Message, Request, Response, StreamFramer};
+use xfed_core::{ConnId, Event, Listener};
 
 const XFED: usize = 0;
 
@@ -117,14 +118,23 @@ fn requests(bytes: &[u8]) -> Vec<Request> {
     out
 }
 
-/// The one log line of node XFED about `conn` containing `needle`.
-fn log_line(net: &Net, conn: ConnId, needle: &str) -> String {
+/// How node XFED closed `conn` by a timeout, which must be `key`: the
+/// peer and what the connection was doing.
+fn expiry(net: &Net, conn: ConnId, key: &str) -> (SocketAddr, &'static str) {
     net.nodes[XFED]
-        .logs
+        .events
         .iter()
-        .find(|l| l.conn == Some(conn) && l.message.contains(needle))
-        .map(|l| l.message.clone())
-        .unwrap_or_else(|| panic!("no log line with {needle:?}:\n{}", net.dump(XFED)))
+        .find_map(|e| match e {
+            Event::SipConnectionExpired {
+                conn: c,
+                key: k,
+                peer,
+                what,
+                ..
+            } if *c == conn && *k == key => Some((*peer, *what)),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("not closed by {key}:\n{}", net.dump(XFED)))
 }
 
 /// An s2s stream header from remote.test, as an XMPP server opens with.
@@ -153,8 +163,8 @@ fn a_silent_tcp_connection_is_closed_after_request_timeout() {
     assert!(!is_closed(&net, conn), "closed early:\n{}", net.dump(XFED));
     net.advance(2 * SECOND);
     assert!(is_closed(&net, conn), "still open:\n{}", net.dump(XFED));
-    let line = log_line(&net, conn, "sip.request_timeout");
-    assert!(line.contains("198.51.100.7:40001"), "{line}");
+    let (peer, _) = expiry(&net, conn, "sip.request_timeout");
+    assert_eq!(peer.to_string(), "198.51.100.7:40001");
     assert_eq!(net.nodes[XFED].gw.connections(), 0, "closed but counted");
 }
 
@@ -181,7 +191,7 @@ fn a_partial_request_is_closed_after_request_timeout() {
         assert!(!is_closed(&net, conn), "{what}: closed early");
         net.advance(2 * SECOND);
         assert!(is_closed(&net, conn), "{what}: still open");
-        log_line(&net, conn, "sip.request_timeout");
+        expiry(&net, conn, "sip.request_timeout");
     }
 
     // After a complete request, a message left unfinished has the same
@@ -196,8 +206,8 @@ fn a_partial_request_is_closed_after_request_timeout() {
     net.outside_send(XFED, conn, &options(3).as_bytes()[..80]);
     net.advance(REQUEST + SECOND);
     assert!(is_closed(&net, conn), "unfinished message kept open");
-    let line = log_line(&net, conn, "sip.request_timeout");
-    assert!(line.contains("unfinished"), "{line}");
+    let (_, what) = expiry(&net, conn, "sip.request_timeout");
+    assert!(what.contains("unfinished"), "{what}");
 }
 
 #[test]
@@ -217,8 +227,8 @@ fn an_unfinished_tls_handshake_is_closed_after_handshake_timeout() {
         assert!(!is_closed(&net, conn), "closed early:\n{}", net.dump(XFED));
         net.advance(2 * SECOND);
         assert!(is_closed(&net, conn), "still open:\n{}", net.dump(XFED));
-        let line = log_line(&net, conn, "sip.handshake_timeout");
-        assert!(line.contains("198.51.100.7"), "{line}");
+        let (peer, _) = expiry(&net, conn, "sip.handshake_timeout");
+        assert_eq!(peer.ip().to_string(), "198.51.100.7");
         assert_eq!(net.nodes[XFED].gw.connections(), 0);
     }
 }
@@ -232,8 +242,8 @@ fn an_idle_connection_without_binding_is_closed_after_idle_timeout() {
     assert!(!is_closed(&net, conn), "closed early:\n{}", net.dump(XFED));
     net.advance(2 * SECOND);
     assert!(is_closed(&net, conn), "still open:\n{}", net.dump(XFED));
-    let line = log_line(&net, conn, "sip.idle_timeout");
-    assert!(line.contains("198.51.100.7:40001"), "{line}");
+    let (peer, _) = expiry(&net, conn, "sip.idle_timeout");
+    assert_eq!(peer.to_string(), "198.51.100.7:40001");
 }
 
 #[test]
@@ -264,7 +274,7 @@ fn a_registered_flow_stays_open_while_its_binding_lives() {
     assert!(!is_closed(&net, conn), "{}", net.dump(XFED));
     net.advance(2 * SECOND);
     assert!(is_closed(&net, conn), "flow of an expired binding kept");
-    log_line(&net, conn, "sip.idle_timeout");
+    expiry(&net, conn, "sip.idle_timeout");
 }
 
 #[test]
@@ -313,8 +323,13 @@ fn the_sip_connection_limit_refuses_the_newcomer_only() {
     assert!(conns.iter().all(|c| !is_closed(&net, *c)));
     let extra = net.connect_from_outside(XFED, Listener::SipTls, stranger(1000));
     assert!(is_closed(&net, extra), "a 1001st SIP connection was kept");
-    let line = log_line(&net, extra, "sip.connection_limit");
-    assert!(line.contains("198.51.100.7:41000"), "{line}");
+    assert!(
+        net.saw(XFED, |e| matches!(e,
+            Event::ConnectionRefused { conn, peer, refusal: Refusal::Limit { key: "sip.connection_limit", limit: 1000 } }
+            if *conn == extra && peer.to_string() == "198.51.100.7:41000")),
+        "{}",
+        net.dump(XFED)
+    );
     // The others are untouched, and s2s is served.
     assert!(conns.iter().all(|c| !is_closed(&net, *c)));
     assert!(s2s_is_served(
@@ -346,8 +361,8 @@ fn configured_timeouts_apply_and_keepalives_count_as_activity() {
     assert!(!is_closed(&net, pinger), "{}", net.dump(XFED));
     net.advance(21 * SECOND);
     assert!(is_closed(&net, pinger), "{}", net.dump(XFED));
-    let line = log_line(&net, pinger, "sip.idle_timeout");
-    assert!(line.ends_with("for 20s (sip.idle_timeout)"), "{line}");
+    assert!(net.saw(XFED, |e| matches!(e,
+        Event::SipConnectionExpired { conn, key: "sip.idle_timeout", after_secs: 20, .. } if *conn == pinger)));
 }
 
 #[test]
@@ -379,7 +394,10 @@ fn outbound_connections_count_and_close_when_idle() {
     let register = register_contact(2, &format!("sip:alice@{contact};transport=tcp"), 3600);
     net.sip_datagram(XFED, alice_ua(), register.as_bytes());
     assert!(
-        net.log_has(XFED, "alice@xfed.test has 1 binding(s)"),
+        net.saw(
+            XFED,
+            |e| matches!(e, Event::Registered { aor, bindings: 1, .. } if aor == "alice@xfed.test")
+        ),
         "{}",
         net.dump(XFED)
     );
@@ -410,10 +428,8 @@ fn outbound_connections_count_and_close_when_idle() {
     // Idle, it is closed like any other.
     net.advance(IDLE + SECOND);
     assert!(is_closed(&net, out), "{}", net.dump(XFED));
-    let line = log_line(&net, out, "sip.idle_timeout");
-    assert!(
-        line.contains("SIP TCP connection to 192.0.2.20:5060"),
-        "{line}"
-    );
+    assert!(net.saw(XFED, |e| matches!(e,
+        Event::SipConnectionExpired { conn, key: "sip.idle_timeout", tls: false, inbound: false, peer, .. }
+        if *conn == out && peer.to_string() == "192.0.2.20:5060")));
     assert_eq!(net.nodes[XFED].gw.sip_connections(), 0);
 }

@@ -8,13 +8,13 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use xfed_core::gateway::Listener;
 use xfed_core::registrar::digest::{Algorithm, Challenge};
 use xfed_core::sim::{Net, NodeSpec, Zone};
 use xfed_core::sip::{parse_datagram, Limits, Message, Request, Response};
 use xfed_core::store::Persist;
 use xfed_core::xml::{ns, Element};
 use xfed_core::xmpp::stanza::{self, StanzaCondition};
+use xfed_core::{Event, Listener};
 
 const XFED: usize = 0;
 const REMOTE: usize = 1;
@@ -412,7 +412,8 @@ fn register_with_digest_binds_the_contact() {
         "{:?}",
         net.nodes[XFED].persisted
     );
-    assert!(net.log_has(XFED, "registrar: alice@xfed.test has 1 binding(s)"));
+    assert!(net.saw(XFED, |e| matches!(e,
+        Event::Registered { aor, bindings: 1, .. } if aor == "alice@xfed.test")));
 
     // The MD5 challenge works too (RFC 8760 keeps MD5 for old clients).
     let aor = "sip:alice@xfed.test";
@@ -461,10 +462,9 @@ fn register_with_a_wrong_password_is_forbidden() {
     assert_eq!((r.status, r.reason.as_str()), (403, "Forbidden"));
     assert!(r.headers.get("Contact").is_none());
     assert!(net.nodes[XFED].persisted.is_empty());
-    assert!(net.log_has(
-        XFED,
-        "SIP REGISTER from 192.0.2.10:5060 as alice@xfed.test: 403"
-    ));
+    assert!(net.saw(XFED, |e| matches!(e,
+        Event::SipRefused { peer, detail, .. }
+        if peer.to_string() == "192.0.2.10:5060" && detail.contains("as alice@xfed.test: 403"))));
 }
 
 #[test]
@@ -700,7 +700,8 @@ fn a_full_transaction_table_answers_503() {
     assert_eq!(r.status, 503);
     assert_eq!(r.headers.get("Retry-After"), Some("5"));
     assert_eq!(net.nodes[XFED].gw.sip_tables().transactions, 3);
-    assert!(net.log_has(XFED, "3 transactions in progress; 503"));
+    assert!(net.saw(XFED, |e| matches!(e,
+        Event::LimitReached { key: "sip.max_transactions", detail, .. } if detail.contains("3 transactions"))));
     // Timer J ends them (32 s over UDP): served again.
     net.advance(Duration::from_secs(33));
     assert_eq!(exchange(&mut net, carol_ua(), &options).status, 200);
@@ -786,7 +787,13 @@ fn failed_digests_back_off() {
     let r = register_as(&mut net, alice_ua(), "alice", "alice", ALICE_PW, 600);
     assert_eq!(r.status, 503, "{}", net.dump(XFED));
     assert_eq!(r.headers.get("Retry-After"), Some("60"));
-    assert!(net.log_has(XFED, "too many failed digests"));
+    assert!(net.saw(XFED, |e| matches!(
+        e,
+        Event::LimitReached {
+            key: "sip.max_auth_failures",
+            ..
+        }
+    )));
     // Carol, elsewhere, is served.
     register(&mut net, carol_ua(), "carol", CAROL_PW);
     net.advance(Duration::from_secs(61));
@@ -939,11 +946,11 @@ fn message_bodies_are_logged_only_when_configured() {
         );
         assert_eq!(r.status, 202, "{}", net.dump(XFED));
         for body in ["BODY-TO-SIP", "BODY-TO-XMPP"] {
-            assert_eq!(
-                net.log_has(XFED, body),
-                on,
-                "{body}, log_message_bodies = {on}"
+            let logged = net.saw(
+                XFED,
+                |e| matches!(e, Event::Relayed { body: Some(b), .. } if b.contains(body)),
             );
+            assert_eq!(logged, on, "{body}, log_message_bodies = {on}");
         }
     }
 }
@@ -1251,7 +1258,7 @@ fn sip_message_reaches_xmpp_and_gets_202_once_on_the_stream() {
         .handle_datagram(local, alice_ua(), &bytes, now);
     let mut connected = false;
     while let Some(out) = net.nodes[XFED].gw.poll_output() {
-        connected |= matches!(out, xfed_core::gateway::Output::Connect { .. });
+        connected |= matches!(out, xfed_core::Output::Connect { .. });
         net.apply(XFED, out);
     }
     assert!(connected, "a route to remote.test is being set up");
@@ -1260,11 +1267,15 @@ fn sip_message_reaches_xmpp_and_gets_202_once_on_the_stream() {
         early.is_empty(),
         "no final response before the stanza is on a stream: {early:?}"
     );
-    assert!(!net.log_has(XFED, "outbound stream ready: xfed.test -> remote.test"));
+    assert!(net
+        .authenticated(XFED, false, "xfed.test", "remote.test")
+        .is_none());
 
     // Now let the network run: the stream comes up, the stanza goes, 202.
     net.run();
-    assert!(net.log_has(XFED, "outbound stream ready: xfed.test -> remote.test"));
+    assert!(net
+        .authenticated(XFED, false, "xfed.test", "remote.test")
+        .is_some());
     let (_, resps) = take(&mut net, alice_ua());
     assert_eq!(resps.len(), 1, "{resps:?}\n{}", net.dump(XFED));
     let r = &resps[0];
@@ -1288,7 +1299,9 @@ fn sip_message_reaches_xmpp_and_gets_202_once_on_the_stream() {
 
     // remote.test has no SIP side and bounces it; the error arrives after
     // the 202 and is only logged.
-    assert!(net.log_has(XFED, "XMPP error service-unavailable for stanza sip-"));
+    assert!(net.saw(XFED, |e| matches!(e,
+        Event::MessageRefused { detail, .. }
+        if detail.starts_with("XMPP error service-unavailable for stanza sip-"))));
     assert!(take(&mut net, alice_ua()).1.is_empty());
 
     // With the stream up, the next MESSAGE gets its 202 at once.
@@ -1361,7 +1374,9 @@ fn sip_message_whose_route_fails_gets_the_mapped_error() {
         "{}",
         net.dump(XFED)
     );
-    assert!(net.log_has(XFED, "bounced with remote-server-timeout; SIP 504"));
+    assert!(net.saw(XFED, |e| matches!(e,
+        Event::MessageRefused { detail, .. }
+        if detail.ends_with("bounced with remote-server-timeout; SIP 504"))));
     // Issue 8: only recipients a message reached are remembered as
     // contacts (the store does not grow with every address a user tries).
     let remembered = |net: &Net| -> Vec<String> {
@@ -1727,20 +1742,29 @@ fn evil() -> SocketAddr {
     ua(66)
 }
 
-/// Sends hostile bytes; returns xfed's responses and whether it logged
-/// `needle`.
+/// Sends hostile bytes; returns xfed's responses, after checking that
+/// xfed reported refusing them with a detail containing `needle`.
 fn hostile(net: &mut Net, bytes: &[u8], needle: &str) -> Vec<Response> {
-    // A source gets a few log lines a minute: start a fresh minute.
+    // A source gets a few reports a minute: start a fresh minute.
     net.advance(Duration::from_secs(61));
-    let logs_before = net.nodes[XFED].logs.len();
+    let before = net.nodes[XFED].events.len();
     net.sip_datagram(XFED, evil(), bytes);
     let (reqs, resps) = take(net, evil());
     assert!(reqs.is_empty());
-    let logged = net.nodes[XFED].logs[logs_before..]
+    let reported = net.nodes[XFED].events[before..]
         .iter()
-        .any(|l| l.message.contains(needle));
-    assert!(logged, "no log line with {needle:?}:\n{}", net.dump(XFED));
+        .any(|e| refusal_detail(e).is_some_and(|d| d.contains(needle)));
+    assert!(reported, "no refusal with {needle:?}:\n{}", net.dump(XFED));
     resps
+}
+
+/// The detail of a refused SIP request or a limit it hit.
+fn refusal_detail(e: &Event) -> Option<&str> {
+    match e {
+        Event::SipRefused { detail, .. } | Event::LimitReached { detail, .. } => Some(detail),
+        Event::Detail { text, .. } => Some(text),
+        _ => None,
+    }
 }
 
 #[test]
@@ -1809,14 +1833,14 @@ fn hostile_datagrams_get_their_answer_and_the_node_lives() {
     assert!(r.is_empty(), "{r:?}");
 
     // CRLF keepalives: nothing at all, not even a log line of refusal.
-    let logs = net.nodes[XFED].logs.len();
+    let before = net.nodes[XFED].events.len();
     net.sip_datagram(XFED, evil(), b"\r\n\r\n");
     net.sip_datagram(XFED, evil(), b"\r\n");
     assert!(take(&mut net, evil()).1.is_empty());
     assert!(
-        !net.nodes[XFED].logs[logs..]
+        !net.nodes[XFED].events[before..]
             .iter()
-            .any(|l| l.message.contains("dropped") || l.message.contains("answering")),
+            .any(|e| matches!(e, Event::SipRefused { .. })),
         "{}",
         net.dump(XFED)
     );
@@ -1936,9 +1960,9 @@ fn a_flooding_source_gets_a_few_log_lines() {
     let mut net = network(FEDERATED);
     let lines = |net: &Net| {
         net.nodes[XFED]
-            .logs
+            .events
             .iter()
-            .filter(|l| l.message.contains("192.0.2.66"))
+            .filter(|e| matches!(e, Event::SipRefused { peer, .. } if *peer == evil()))
             .count()
     };
     // Without Max-Forwards: answered 400, and logged.
@@ -1956,7 +1980,7 @@ fn a_flooding_source_gets_a_few_log_lines() {
     net.advance(Duration::from_secs(61));
     net.sip_datagram(XFED, evil(), bad.as_bytes());
     assert!(
-        net.log_has(XFED, "similar lines suppressed)"),
+        net.saw(XFED, |e| matches!(e, Event::Suppressed { .. })),
         "{}",
         net.dump(XFED)
     );
@@ -2188,7 +2212,9 @@ fn a_slow_route_gets_100_trying_then_its_answer() {
         .filter(|s| *s >= 200)
         .collect();
     assert_eq!(finals, [504], "{resps:?}\n{}", net.dump(XFED));
-    assert!(net.log_has(XFED, "bounced with remote-server-timeout; SIP 504"));
+    assert!(net.saw(XFED, |e| matches!(e,
+        Event::MessageRefused { detail, .. }
+        if detail.ends_with("bounced with remote-server-timeout; SIP 504"))));
 }
 
 #[test]

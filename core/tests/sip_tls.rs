@@ -13,13 +13,13 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, Connection, RootCertStore, ServerConfig};
 use xfed_core::config::SipTransport;
 use xfed_core::endpoint::NextHop;
-use xfed_core::gateway::{ConnId, Listener};
 use xfed_core::sim::{Net, NodeSpec};
 use xfed_core::sip::{Frame, Limits, Message, Request, Response, StreamFramer};
 use xfed_core::tls::testing::{LeafSpec, TestCert, NOW};
 use xfed_core::tls::{check_peer, PeerCert};
 use xfed_core::xml::{ns, Element};
 use xfed_core::xmpp::stanza::{self, StanzaCondition};
+use xfed_core::{ConnId, Event, Listener};
 
 const XFED: usize = 0;
 const REMOTE: usize = 1;
@@ -310,7 +310,9 @@ fn next_hop_that_cannot_prove_its_name_gets_nothing() {
         );
         assert!(proxy.closed, "{what}: connection closed");
         assert!(
-            net.log_has(XFED, "SIP TLS to proxy.xfed.test at 192.0.2.50:5061"),
+            net.saw(XFED, |e| matches!(e,
+                Event::SipCertificate { outcome, accepted: false, .. }
+                if outcome.starts_with("SIP TLS to proxy.xfed.test at 192.0.2.50:5061"))),
             "{what}: {}",
             net.dump(XFED)
         );
@@ -366,7 +368,12 @@ fn listener_trusts_a_client_certificate_that_proves_a_trusted_name() {
         let answers = responses(proxy.send(&mut net, &message_from_alice(2)));
         let statuses: Vec<u16> = answers.iter().map(|r| r.status).collect();
         assert_eq!(statuses, [status], "{what}: {}", net.dump(XFED));
-        assert!(net.log_has(XFED, line), "{what}: {}", net.dump(XFED));
+        assert!(
+            net.saw(XFED, |e| matches!(e,
+                Event::SipCertificate { outcome, .. } if outcome.ends_with(line))),
+            "{what}: {}",
+            net.dump(XFED)
+        );
         if status == 403 {
             assert!(bodies_at_remote(&net).is_empty(), "{what}");
         }
@@ -386,10 +393,9 @@ fn next_hop_that_never_finishes_the_handshake_is_given_up() {
     let (_, closed) = net.outside_take(XFED, conns[0]);
     assert!(closed, "{}", net.dump(XFED));
     assert!(
-        net.log_has(
-            XFED,
-            "SIP TLS connection to 192.0.2.50:5061 closed: not connected (and through TLS) within 10s (sip.handshake_timeout)"
-        ),
+        net.saw(XFED, |e| matches!(e,
+            Event::SipConnectionExpired { peer, tls: true, inbound: false, key: "sip.handshake_timeout", after_secs: 10, .. }
+            if peer.to_string() == "192.0.2.50:5061")),
         "{}",
         net.dump(XFED)
     );

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
 use xfed_core::config::{Negotiation, StreamPolicy};
-use xfed_core::gateway::{Gateway, Listener, Output};
+use xfed_core::{Gateway, Listener, Output};
 use xfed_core::tls::{CallerClock, TrustAnchors};
 use xfed_core::xml::{parse_element, Limits};
 use xfed_core::xmpp::session::{S2sBounds, Settings};

@@ -13,9 +13,9 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, error, warn};
-use xfed_core::gateway::{ConnId, Listener, QueryId};
 use xfed_core::host::driver::{self, ConnTable, ConnTask, Driver, Io, SendQueue, INPUT_QUEUE};
 use xfed_core::host::setup::Deployment;
+use xfed_core::{ConnId, Listener, QueryId};
 
 /// How long to wait for the peer's close after ours (RFC 6120 section 4.4).
 const CLOSE_LINGER: Duration = Duration::from_secs(5);

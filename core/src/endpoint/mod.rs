@@ -20,9 +20,10 @@ use std::time::{Duration, Instant};
 use rustls::{ClientConfig, ServerConfig};
 
 use crate::config::{Config, SipMode, SipTransport, TrustedPeer};
-use crate::gateway::{ConnId, Level, LogLine, Output};
+use crate::event::{Event, Refusal};
 use crate::jid::Jid;
-use crate::log_budget::{self, LogBudget};
+use crate::log_budget::LogBudget;
+use crate::output::{ConnId, ConnIds, Listener, Output};
 use crate::registrar::bindings::{Binding, ContactParam, Policy, RegisterRequest};
 use crate::registrar::digest::Digest;
 use crate::registrar::{AuthRequest, Decision, Registrar};
@@ -35,7 +36,6 @@ use crate::store::{Contacted, Persist};
 use crate::tls::{self, PeerCert, TrustAnchors};
 use crate::translate::{self, ChatState, ComposingState, ImError, XmppMessageType};
 use crate::xml::Element;
-use crate::xmpp::session::Time;
 use crate::xmpp::stanza::{self, ErrorType, Kind, StanzaCondition};
 
 pub use access::{glob, Access};
@@ -47,9 +47,18 @@ use transport::{PendingCheck, SipConn};
 /// MESSAGE to it is pending (RFC 3428 allows one at a time).
 pub const DESTINATION_QUEUE_LIMIT: usize = 100;
 
-/// Outbound SIP connections get ids from their own range, so that the
-/// gateway and the endpoint never hand out the same [`ConnId`].
-const OUTBOUND_CONN_BASE: u64 = 1 << 62;
+/// One call from the gateway: the time, and the gateway's allocator for
+/// the ids of the connections the call opens (one allocator for XMPP and
+/// SIP, so that ids never collide).
+#[derive(Debug)]
+pub struct Turn<'a> {
+    /// Monotonic now.
+    pub now: Instant,
+    /// Wall-clock now, seconds since the Unix epoch.
+    pub unix: u64,
+    /// Where connection ids come from.
+    pub ids: &'a mut ConnIds,
+}
 
 /// What the endpoint needs besides the configuration file.
 #[derive(Clone)]
@@ -249,7 +258,6 @@ pub struct Endpoint {
     connection_limit: usize,
     /// When silent, half-finished and idle connections are closed.
     timeouts: Timeouts,
-    next_conn: u64,
     /// Where each transaction's messages go.
     tx_dest: HashMap<TxId, Dest>,
     /// Connections REGISTERs came over, by (aor, contact): requests for the
@@ -301,7 +309,7 @@ impl Endpoint {
         settings: SipSettings,
         digest_key: &[u8],
         rng: Rng,
-        t: Time,
+        t: &mut Turn<'_>,
     ) -> Endpoint {
         let registrar = Registrar::new(
             &config.gateway.domains,
@@ -334,7 +342,6 @@ impl Endpoint {
                 request: config.sip.request_timeout,
                 idle: config.sip.idle_timeout,
             },
-            next_conn: OUTBOUND_CONN_BASE,
             tx_dest: HashMap::new(),
             flows: HashMap::new(),
             queues: HashMap::new(),
@@ -358,20 +365,15 @@ impl Endpoint {
     }
 
     /// Loads what the store holds (at start).
-    pub fn restore(&mut self, bindings: Vec<Binding>, contacts: Vec<Contacted>, t: Time) {
+    pub fn restore(&mut self, bindings: Vec<Binding>, contacts: Vec<Contacted>, t: &mut Turn<'_>) {
         let n = bindings.len();
         let expired = self.registrar.restore(bindings, t.unix);
         let forgotten = self.access.restore(contacts, t.unix);
         self.persist(forgotten);
-        self.log(
-            Level::Info,
-            None,
-            format!(
-                "registrar: {} binding(s) restored, {} expired",
-                n - expired.len().min(n),
-                expired.len()
-            ),
-        );
+        self.event(Event::BindingsRestored {
+            restored: n - expired.len().min(n),
+            expired: expired.len(),
+        });
         self.persist(expired);
     }
 
@@ -426,15 +428,13 @@ impl Endpoint {
     }
 
     /// Timers.
-    pub fn handle_timeout(&mut self, t: Time) {
+    pub fn handle_timeout(&mut self, t: &mut Turn<'_>) {
         self.table.handle_timeout(t.now);
         let expired = self.registrar.bindings_mut().expire(t.unix);
         if !expired.is_empty() {
-            self.log(
-                Level::Debug,
-                None,
-                format!("registrar: {} binding(s) expired", expired.len()),
-            );
+            self.event(Event::BindingsExpired {
+                count: expired.len(),
+            });
             self.persist(expired);
             self.refresh_flows(t);
         }
@@ -444,7 +444,7 @@ impl Endpoint {
 
     /// Closes the connections whose timeout ran out, each with a log line
     /// naming the timeout and the peer.
-    fn expire_conns(&mut self, t: Time) {
+    fn expire_conns(&mut self, t: &mut Turn<'_>) {
         let due: Vec<(ConnId, Expiry)> = self
             .conns
             .iter()
@@ -455,21 +455,17 @@ impl Endpoint {
             .collect();
         for (conn, why) in due {
             if let Some(c) = self.conns.get(&conn) {
-                let line = format!(
-                    "SIP {} connection {} {} closed: {} {:?} ({})",
-                    if c.is_tls() { "TLS" } else { "TCP" },
-                    if c.is_inbound() { "from" } else { "to" },
-                    c.peer,
-                    why.describe(c.is_inbound()),
-                    why.duration(&self.timeouts),
-                    why.key(),
-                );
-                let level = if why == Expiry::Idle {
-                    Level::Info
-                } else {
-                    Level::Warn
+                let event = Event::SipConnectionExpired {
+                    conn,
+                    peer: c.peer,
+                    tls: c.is_tls(),
+                    inbound: c.is_inbound(),
+                    key: why.key(),
+                    what: why.describe(c.is_inbound()),
+                    after_secs: why.duration(&self.timeouts).as_secs(),
+                    routine: why == Expiry::Idle,
                 };
-                self.log(level, Some(conn), line);
+                self.event(event);
             }
             self.drop_conn(conn, t);
         }
@@ -478,7 +474,7 @@ impl Endpoint {
     /// Forgets the flows whose binding has ended, and tells every
     /// connection whether it carries a live binding: a flow stays open
     /// while its binding lives; the others follow the idle timeout.
-    fn refresh_flows(&mut self, t: Time) {
+    fn refresh_flows(&mut self, t: &mut Turn<'_>) {
         let bindings = self.registrar.bindings();
         self.flows
             .retain(|(aor, contact), _| bindings.is_live(aor, contact, t.unix));
@@ -492,28 +488,28 @@ impl Endpoint {
 
     /// A peer connected to a SIP TCP or TLS listener; beyond
     /// `sip.connection_limit` it is closed at once.
-    pub fn accept(&mut self, conn: ConnId, peer: SocketAddr, tls: bool, t: Time) {
+    pub fn accept(&mut self, conn: ConnId, peer: SocketAddr, tls: bool, t: &mut Turn<'_>) {
         if self.conns.len() >= self.connection_limit {
-            if let Some(suppressed) = self.log_budget.allow(peer.ip(), t.now) {
-                let note = log_budget::suppressed_note(suppressed);
-                let limit = self.connection_limit;
-                self.log(
-                    Level::Warn,
-                    Some(conn),
-                    format!("refusing SIP connection from {peer}: sip.connection_limit {limit} reached{note}"),
-                );
-            }
+            let refusal = Refusal::Limit {
+                key: "sip.connection_limit",
+                limit: self.connection_limit,
+            };
+            let event = Event::ConnectionRefused {
+                conn,
+                peer,
+                refusal,
+            };
+            self.event_limited(peer, event, t.now);
             return self.close(conn);
         }
         let config = if tls {
             match &self.settings.tls_server {
                 Some(c) => Some(c.clone()),
                 None => {
-                    self.log(
-                        Level::Warn,
-                        Some(conn),
-                        "SIP over TLS without a certificate".into(),
-                    );
+                    self.event(Event::SipConnectionFailed {
+                        conn,
+                        reason: "SIP over TLS without a certificate".into(),
+                    });
                     self.out.push_back(Output::Close { conn });
                     return;
                 }
@@ -524,30 +520,34 @@ impl Endpoint {
         match SipConn::accepted(peer, config, self.limits, t.now) {
             Ok(c) => {
                 self.conns.insert(conn, c);
-                self.log(
-                    Level::Debug,
-                    Some(conn),
-                    format!(
-                        "accepted SIP {} connection from {peer}",
-                        if tls { "TLS" } else { "TCP" }
-                    ),
-                );
+                let listener = if tls {
+                    Listener::SipTls
+                } else {
+                    Listener::SipTcp
+                };
+                self.event(Event::Accepted {
+                    conn,
+                    listener,
+                    peer,
+                });
             }
             Err(e) => {
-                self.log(
-                    Level::Warn,
-                    Some(conn),
-                    format!("SIP connection from {peer}: {e}"),
-                );
+                self.event(Event::SipConnectionFailed {
+                    conn,
+                    reason: format!("from {peer}: {e}"),
+                });
                 self.out.push_back(Output::Close { conn });
             }
         }
     }
 
     /// An outbound SIP connection is up.
-    pub fn handle_connected(&mut self, conn: ConnId, t: Time) {
+    pub fn handle_connected(&mut self, conn: ConnId, t: &mut Turn<'_>) {
         if let Some(Err(e)) = self.conns.get_mut(&conn).map(|c| c.connected(t.now)) {
-            self.log(Level::Warn, Some(conn), format!("SIP connection: {e}"));
+            self.event(Event::SipConnectionFailed {
+                conn,
+                reason: e.to_string(),
+            });
             return self.drop_conn(conn, t);
         }
         self.flush_conn(conn);
@@ -555,17 +555,16 @@ impl Endpoint {
     }
 
     /// An outbound SIP connection could not be made.
-    pub fn handle_connect_failed(&mut self, conn: ConnId, reason: &str, t: Time) {
-        self.log(
-            Level::Warn,
-            Some(conn),
-            format!("SIP connect failed: {reason}"),
-        );
+    pub fn handle_connect_failed(&mut self, conn: ConnId, reason: &str, t: &mut Turn<'_>) {
+        self.event(Event::ConnectFailed {
+            conn,
+            reason: format!("SIP: {reason}"),
+        });
         self.handle_closed(conn, t);
     }
 
     /// A SIP connection closed: its transactions fail.
-    pub fn handle_closed(&mut self, conn: ConnId, t: Time) {
+    pub fn handle_closed(&mut self, conn: ConnId, t: &mut Turn<'_>) {
         if self.conns.remove(&conn).is_none() {
             return;
         }
@@ -583,12 +582,15 @@ impl Endpoint {
     }
 
     /// Bytes on a SIP connection.
-    pub fn handle_bytes(&mut self, conn: ConnId, bytes: &[u8], t: Time) {
+    pub fn handle_bytes(&mut self, conn: ConnId, bytes: &[u8], t: &mut Turn<'_>) {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
         if let Err(e) = c.receive(bytes, t.now) {
-            self.log(Level::Warn, Some(conn), format!("SIP connection: {e}"));
+            self.event(Event::SipConnectionFailed {
+                conn,
+                reason: e.to_string(),
+            });
             return self.drop_conn(conn, t);
         }
         if !self.check_certificate(conn, t) {
@@ -623,7 +625,7 @@ impl Endpoint {
     /// client of our listener may prove a `sip.trusted` name; a server we
     /// opened TLS to must prove its name, else the connection closes
     /// (its transactions fail). `false` when the connection is gone.
-    fn check_certificate(&mut self, conn: ConnId, t: Time) -> bool {
+    fn check_certificate(&mut self, conn: ConnId, t: &mut Turn<'_>) -> bool {
         let Some(c) = self.conns.get(&conn) else {
             return false;
         };
@@ -663,12 +665,13 @@ impl Endpoint {
                         "SIP TLS client {peer}: certificate not checked (no host name in sip.trusted)"
                     ),
                 };
-                let level = if proven.is_some() || chain.is_empty() {
-                    Level::Debug
-                } else {
-                    Level::Info
+                let event = Event::SipCertificate {
+                    conn,
+                    outcome: line,
+                    accepted: true,
+                    proven: proven.is_some() || chain.is_empty(),
                 };
-                self.log(level, Some(conn), line);
+                self.event(event);
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.judged(proven);
                 }
@@ -678,7 +681,12 @@ impl Endpoint {
                 match tls::check_peer(chain, &self.settings.trust, t.unix, name) {
                     PeerCert::Trusted => {
                         let line = format!("SIP TLS to {name} at {peer}: certificate verified");
-                        self.log(Level::Debug, Some(conn), line);
+                        self.event(Event::SipCertificate {
+                            conn,
+                            outcome: line,
+                            accepted: true,
+                            proven: true,
+                        });
                         if let Some(c) = self.conns.get_mut(&conn) {
                             c.verified();
                         }
@@ -693,7 +701,12 @@ impl Endpoint {
                         let line = format!(
                             "SIP TLS to {name} at {peer}: {why}; connection closed, its requests fail"
                         );
-                        self.log(Level::Warn, Some(conn), line);
+                        self.event(Event::SipCertificate {
+                            conn,
+                            outcome: line,
+                            accepted: false,
+                            proven: false,
+                        });
                         self.drop_conn(conn, t);
                         false
                     }
@@ -703,7 +716,13 @@ impl Endpoint {
     }
 
     /// A datagram on the UDP socket `local`.
-    pub fn handle_datagram(&mut self, local: SocketAddr, peer: SocketAddr, bytes: &[u8], t: Time) {
+    pub fn handle_datagram(
+        &mut self,
+        local: SocketAddr,
+        peer: SocketAddr,
+        bytes: &[u8],
+        t: &mut Turn<'_>,
+    ) {
         if sip::is_keepalive(bytes) {
             return;
         }
@@ -716,20 +735,20 @@ impl Endpoint {
     }
 
     /// Answers (or drops, when no answer can be built) what did not parse.
-    fn refuse(&mut self, e: &sip::ParseError, dest: Dest, peer: SocketAddr, t: Time) {
+    fn refuse(&mut self, e: &sip::ParseError, dest: Dest, peer: SocketAddr, t: &mut Turn<'_>) {
         let tag = sip::new_tag(&mut self.rng);
         match e.response(&tag) {
             Some(r) => {
-                self.log_limited(
+                self.refused_limited(
                     peer,
-                    t,
+                    t.now,
                     format!("SIP from {peer}: {e}; answering {} {}", r.status, r.reason),
                 );
                 self.send_bytes(dest, &r.to_bytes());
             }
-            None => self.log_limited(
+            None => self.refused_limited(
                 peer,
-                t,
+                t.now,
                 format!("SIP from {peer}: {e}; dropped (no response possible)"),
             ),
         }
@@ -737,10 +756,27 @@ impl Endpoint {
 
     /// A warning any peer can cause at will: logged within its source's
     /// budget, with the count of those suppressed before it.
-    fn log_limited(&mut self, peer: SocketAddr, t: Time, message: String) {
-        if let Some(suppressed) = self.log_budget.allow(peer.ip(), t.now) {
-            let note = log_budget::suppressed_note(suppressed);
-            self.log(Level::Warn, None, format!("{message}{note}"));
+    fn refused_limited(&mut self, peer: SocketAddr, now: Instant, detail: String) {
+        let event = Event::SipRefused {
+            peer,
+            detail,
+            warning: true,
+        };
+        self.event_limited(peer, event, now);
+    }
+
+    /// An event any peer can cause at will: reported within its source's
+    /// budget, after the count of those suppressed before it.
+    fn event_limited(&mut self, peer: SocketAddr, event: Event, now: Instant) {
+        if let Some(suppressed) = self.log_budget.allow(peer.ip(), now) {
+            if suppressed > 0 {
+                let conn = event.conn();
+                self.event(Event::Suppressed {
+                    conn,
+                    count: suppressed,
+                });
+            }
+            self.event(event);
         }
     }
 
@@ -752,7 +788,7 @@ impl Endpoint {
     /// the runtime closes it, and it is forgotten at once (its
     /// transactions fail as if the peer had closed it), so it no longer
     /// counts against `sip.connection_limit`.
-    fn drop_conn(&mut self, conn: ConnId, t: Time) {
+    fn drop_conn(&mut self, conn: ConnId, t: &mut Turn<'_>) {
         self.flush_conn(conn);
         self.close(conn);
         self.handle_closed(conn, t);
@@ -789,7 +825,7 @@ impl Endpoint {
     }
 
     /// Carries out what the transactions want.
-    fn drain_table(&mut self, t: Time) {
+    fn drain_table(&mut self, t: &mut Turn<'_>) {
         while let Some((id, output)) = self.table.poll_output() {
             match output {
                 sip::Output::Transmit(bytes) => {
@@ -818,15 +854,11 @@ impl Endpoint {
 
     // ---- SIP requests and responses ----
 
-    fn handle_message(&mut self, m: Message, dest: Dest, peer: SocketAddr, t: Time) {
+    fn handle_message(&mut self, m: Message, dest: Dest, peer: SocketAddr, t: &mut Turn<'_>) {
         match m {
             Message::Response(r) => {
                 if self.table.handle_response(r, t.now).is_none() {
-                    self.log(
-                        Level::Debug,
-                        None,
-                        format!("SIP from {peer}: stray response dropped"),
-                    );
+                    self.detail(None, format!("SIP from {peer}: stray response dropped"));
                 }
             }
             Message::Request(r) => match self.table.handle_request(r, dest.reliable(), t.now) {
@@ -840,15 +872,16 @@ impl Endpoint {
                 }
                 Ok(Incoming::Retransmission(_)) => {}
                 Ok(Incoming::Overloaded(req)) => {
-                    self.log_limited(
-                        peer,
-                        t,
-                        format!(
+                    let event = Event::LimitReached {
+                        conn: None,
+                        key: "sip.max_transactions",
+                        detail: format!(
                             "SIP {} from {peer}: {} transactions in progress; 503",
                             req.method,
                             self.table.servers()
                         ),
-                    );
+                    };
+                    self.event_limited(peer, event, t.now);
                     let tag = sip::new_tag(&mut self.rng);
                     let mut r = req.response(503, &tag);
                     r.headers.push("Retry-After", OVERLOAD_RETRY_AFTER);
@@ -856,9 +889,8 @@ impl Endpoint {
                 }
                 Ok(Incoming::Stateless(req)) => {
                     if req.method != Method::Ack {
-                        self.log(
-                            Level::Info,
-                            None,
+                        self.refused(
+                            peer,
                             format!("SIP from {peer}: {} not supported; 501", req.method),
                         );
                         let tag = sip::new_tag(&mut self.rng);
@@ -866,7 +898,9 @@ impl Endpoint {
                         self.send_bytes(dest, &r.to_bytes());
                     }
                 }
-                Err(e) => self.log(Level::Warn, None, format!("SIP from {peer}: {e}; dropped")),
+                Err(e) => {
+                    self.refused_limited(peer, t.now, format!("SIP from {peer}: {e}; dropped"))
+                }
             },
         }
     }
@@ -886,7 +920,14 @@ impl Endpoint {
         })
     }
 
-    fn respond(&mut self, id: TxId, req: &Request, status: u16, reason: Option<&str>, t: Time) {
+    fn respond(
+        &mut self,
+        id: TxId,
+        req: &Request,
+        status: u16,
+        reason: Option<&str>,
+        t: &mut Turn<'_>,
+    ) {
         let tag = sip::new_tag(&mut self.rng);
         let mut r = req.response(status, &tag);
         if let Some(reason) = reason {
@@ -899,19 +940,19 @@ impl Endpoint {
     /// authenticated (retransmissions are absorbed, the request is never
     /// acted on twice), statelessly otherwise, so that requests anyone
     /// can send (no credentials, wrong ones, OPTIONS) keep nothing.
-    fn respond_with(&mut self, id: TxId, r: Response, t: Time) {
+    fn respond_with(&mut self, id: TxId, r: Response, t: &mut Turn<'_>) {
         let sent = if self.authenticated.contains(&id) {
             self.table.respond(id, r, t.now)
         } else {
             self.table.respond_stateless(id, &r)
         };
         if let Err(e) = sent {
-            self.log(Level::Debug, None, format!("SIP response not sent: {e}"));
+            self.detail(None, format!("SIP response not sent: {e}"));
         }
         self.drain_table(t);
     }
 
-    fn handle_request(&mut self, id: TxId, req: Request, src: Source, t: Time) {
+    fn handle_request(&mut self, id: TxId, req: Request, src: Source, t: &mut Turn<'_>) {
         let peer = src.addr;
         if req.headers.max_forwards().ok().flatten() == Some(0) && req.method != Method::Register {
             return self.respond(id, &req, 483, None, t);
@@ -928,9 +969,8 @@ impl Endpoint {
                 self.respond_with(id, r, t);
             }
             _ => {
-                self.log(
-                    Level::Info,
-                    None,
+                self.refused(
+                    peer,
                     format!("SIP from {peer}: {} not supported; 405", req.method),
                 );
                 let tag = sip::new_tag(&mut self.rng);
@@ -949,7 +989,7 @@ impl Endpoint {
         req: &Request,
         aor: &str,
         src: Source,
-        t: Time,
+        t: &mut Turn<'_>,
     ) -> Option<String> {
         let register = req.method == Method::Register;
         let peer = src.addr;
@@ -958,9 +998,9 @@ impl Endpoint {
                 self.authenticated.insert(id);
                 return Some(aor.to_owned());
             }
-            self.log_limited(
+            self.refused_limited(
                 peer,
-                t,
+                t.now,
                 format!(
                     "SIP {} from {peer}: not a trusted peer in proxy mode; 403",
                     req.method
@@ -1010,14 +1050,15 @@ impl Endpoint {
                 None
             }
             Decision::Backoff { retry_after } => {
-                self.log_limited(
-                    peer,
-                    t,
-                    format!(
+                let event = Event::LimitReached {
+                    conn: None,
+                    key: "sip.max_auth_failures",
+                    detail: format!(
                         "SIP {} from {peer} as {aor}: too many failed digests; 503 for {retry_after} s",
                         req.method
                     ),
-                );
+                };
+                self.event_limited(peer, event, t.now);
                 let tag = sip::new_tag(&mut self.rng);
                 let mut r = req
                     .response(503, &tag)
@@ -1027,9 +1068,9 @@ impl Endpoint {
                 None
             }
             Decision::Reject { code, reason } => {
-                self.log_limited(
+                self.refused_limited(
                     peer,
-                    t,
+                    t.now,
                     format!("SIP {} from {peer} as {aor}: {code} {reason}", req.method),
                 );
                 self.respond(id, req, code, Some(reason), t);
@@ -1038,7 +1079,7 @@ impl Endpoint {
         }
     }
 
-    fn register(&mut self, id: TxId, req: Request, src: Source, t: Time) {
+    fn register(&mut self, id: TxId, req: Request, src: Source, t: &mut Turn<'_>) {
         let peer = src.addr;
         if self.mode == SipMode::Proxy {
             return self.respond(id, &req, 405, Some("Registrar Not Enabled"), t);
@@ -1107,14 +1148,11 @@ impl Endpoint {
                         format!("<{}>;expires={}", b.contact, b.expires_in(t.unix)),
                     );
                 }
-                self.log(
-                    Level::Info,
-                    None,
-                    format!(
-                        "registrar: {aor} has {} binding(s) (from {peer})",
-                        outcome.bindings.len()
-                    ),
-                );
+                self.event(Event::Registered {
+                    aor: aor.clone(),
+                    bindings: outcome.bindings.len(),
+                    peer,
+                });
                 self.persist(outcome.changes);
                 self.respond_with(id, r, t);
             }
@@ -1130,16 +1168,16 @@ impl Endpoint {
     }
 
     /// A MESSAGE from a SIP user toward XMPP.
-    fn sip_message(&mut self, id: TxId, req: Request, src: Source, t: Time) {
+    fn sip_message(&mut self, id: TxId, req: Request, src: Source, t: &mut Turn<'_>) {
         let peer = src.addr;
         let from = match req.headers.from() {
             Ok(f) => f,
             Err(e) => return self.respond(id, &req, 400, Some(&format!("Bad From: {e}")), t),
         };
         let Some(from_aor) = aor_of(from.uri()).filter(|a| self.is_local(domain_of(a))) else {
-            self.log_limited(
+            self.refused_limited(
                 peer,
-                t,
+                t.now,
                 format!(
                     "SIP MESSAGE from {peer}: From {} is not a local user; 403",
                     from.uri()
@@ -1153,20 +1191,15 @@ impl Endpoint {
         let im = match pager::sip_im_of(&req) {
             Ok(im) => im,
             Err((status, reason)) => {
-                self.log(
-                    Level::Info,
-                    None,
+                self.refused(
+                    peer,
                     format!("SIP MESSAGE from {sender}: {status} {reason}"),
                 );
                 return self.respond(id, &req, status, Some(reason), t);
             }
         };
         if !self.access.xmpp_allowed(&sender) {
-            self.log(
-                Level::Info,
-                None,
-                format!("{sender} has no XMPP access; 403"),
-            );
+            self.refused(peer, format!("{sender} has no XMPP access; 403"));
             return self.respond(id, &req, 403, Some("No XMPP Access"), t);
         }
         let stanza_id = format!("sip-{}", self.rng.token());
@@ -1175,11 +1208,7 @@ impl Endpoint {
                 Ok(s) => s,
                 Err(e) => {
                     let status = e.sip_status();
-                    self.log(
-                        Level::Info,
-                        None,
-                        format!("SIP MESSAGE from {sender}: {e:?}; {status}"),
-                    );
+                    self.refused(peer, format!("SIP MESSAGE from {sender}: {e:?}; {status}"));
                     let tag = sip::new_tag(&mut self.rng);
                     let mut r = req.response(status, &tag);
                     if status == 415 {
@@ -1203,13 +1232,10 @@ impl Endpoint {
             0
         };
         if size > self.max_stanza_size {
-            self.log(
-                Level::Info,
-                None,
-                format!(
-                    "SIP MESSAGE from {sender}: {size} bytes as a stanza, over max_stanza_size {}; 413",
-                    self.max_stanza_size
-                ),
+            let most = self.max_stanza_size;
+            self.refused(
+                peer,
+                format!("SIP MESSAGE from {sender}: {size} bytes as a stanza, over max_stanza_size {most}; 413"),
             );
             return self.respond(id, &req, 413, Some("Too Large For XMPP"), t);
         }
@@ -1221,29 +1247,26 @@ impl Endpoint {
             .map(|b| b.as_str().to_owned())
             != Some(sender.clone())
         {
-            self.log(
-                Level::Warn,
-                None,
-                format!("SIP MESSAGE from {peer}: authenticated as {sender} but would speak as {speaks_as:?}; 403"),
-            );
+            self.event(Event::SipRefused {
+                peer,
+                detail: format!("SIP MESSAGE from {peer}: authenticated as {sender} but would speak as {speaks_as:?}; 403"),
+                warning: true,
+            });
             return self.respond(id, &req, 403, Some("From Is Not The Authenticated User"), t);
         }
         if self.is_local(to.domain()) {
             return self.respond(id, &req, 404, Some("Not An XMPP Address"), t);
         }
-        self.log(
-            Level::Debug,
+        self.detail(
             None,
             format!("SIP MESSAGE {sender} -> {to} as stanza {stanza_id}"),
         );
-        if self.settings.log_message_bodies {
-            let body = &im.body;
-            self.log(
-                Level::Info,
-                None,
-                format!("message {sender} -> {to}: {body}"),
-            );
-        }
+        let body = self.settings.log_message_bodies.then(|| im.body.clone());
+        self.event(Event::Relayed {
+            from: sender.clone(),
+            to: to.bare().as_str().to_owned(),
+            body,
+        });
         self.awaiting.insert(
             stanza_id,
             Awaiting {
@@ -1257,7 +1280,12 @@ impl Endpoint {
 
     /// The gateway's word on a stanza made from a SIP MESSAGE: on an
     /// authenticated stream (202), or bounced (the mapped error).
-    pub fn delivered(&mut self, stanza_id: &str, result: Result<(), StanzaCondition>, t: Time) {
+    pub fn delivered(
+        &mut self,
+        stanza_id: &str,
+        result: Result<(), StanzaCondition>,
+        t: &mut Turn<'_>,
+    ) {
         let Some(a) = self.awaiting.remove(stanza_id) else {
             return;
         };
@@ -1278,11 +1306,11 @@ impl Endpoint {
                     408 => 504,
                     s => s,
                 };
-                self.log(
-                    Level::Info,
-                    None,
-                    format!("stanza {stanza_id} bounced with {condition}; SIP {status}"),
-                );
+                self.event(Event::MessageRefused {
+                    from: a.contact.0.clone(),
+                    to: a.contact.1.clone(),
+                    detail: format!("stanza {stanza_id} bounced with {condition}; SIP {status}"),
+                });
                 self.respond(a.tx, &a.request, status, Some(condition.as_str()), t);
             }
         }
@@ -1291,7 +1319,7 @@ impl Endpoint {
     // ---- XMPP toward SIP ----
 
     /// A stanza for a local user (not the domain itself).
-    pub fn from_xmpp(&mut self, stanza: Element, t: Time) {
+    pub fn from_xmpp(&mut self, stanza: Element, t: &mut Turn<'_>) {
         let Some(addr) = stanza::addressing(&stanza) else {
             return;
         };
@@ -1301,14 +1329,12 @@ impl Endpoint {
             // An error about a message we sent, arriving after its 202.
             let cond =
                 stanza::error_condition(&stanza).map_or("undefined-condition", |c| c.as_str());
-            self.log(
-                Level::Info,
-                None,
-                format!(
-                    "{from} -> {to}: XMPP error {cond} for stanza {} (after its SIP answer)",
-                    stanza.attr("id").unwrap_or("")
-                ),
-            );
+            let id = stanza.attr("id").unwrap_or("");
+            self.event(Event::MessageRefused {
+                from: from.to_string(),
+                to: to.to_string(),
+                detail: format!("XMPP error {cond} for stanza {id} (after its SIP answer)"),
+            });
             return;
         }
         if Kind::of(&stanza) != Some(Kind::Message) {
@@ -1319,19 +1345,15 @@ impl Endpoint {
             );
         }
         if !self.access.xmpp_allowed(&local_user) {
-            self.log(
-                Level::Info,
-                None,
-                format!("{from} -> {to}: no XMPP access; service-unavailable"),
-            );
+            self.message_refused(&from, &to, "no XMPP access; service-unavailable");
             return self.refuse_stanza(&stanza, StanzaCondition::ServiceUnavailable, "");
         }
         let remote = from.bare().as_str().to_owned();
         if !self.access.may_reach(&remote, &local_user, t.unix) {
-            self.log(
-                Level::Info,
-                None,
-                format!("{from} -> {to}: public-unverified partner, not contacted first; service-unavailable"),
+            self.message_refused(
+                &from,
+                &to,
+                "public-unverified partner, not contacted first; service-unavailable",
             );
             return self.refuse_stanza(&stanza, StanzaCondition::ServiceUnavailable, "");
         }
@@ -1344,8 +1366,7 @@ impl Endpoint {
                 }
             }
             Err(ImError::NoBody) | Err(ImError::ErrorMessage) => {
-                self.log(
-                    Level::Debug,
+                self.detail(
                     None,
                     format!("{from} -> {to}: message without body or chat state not gatewayed"),
                 );
@@ -1357,10 +1378,12 @@ impl Endpoint {
             }
         };
         if chat_state.is_none() {
-            if self.settings.log_message_bodies {
-                let body = &im.body;
-                self.log(Level::Info, None, format!("message {from} -> {to}: {body}"));
-            }
+            let body = self.settings.log_message_bodies.then(|| im.body.clone());
+            self.event(Event::Relayed {
+                from: from.to_string(),
+                to: to.to_string(),
+                body,
+            });
             // A message ends composing: idle is what no entry means.
             self.composing.remove(&(remote, local_user.clone()));
         }
@@ -1371,11 +1394,7 @@ impl Endpoint {
             } else {
                 "no such account"
             };
-            self.log(
-                Level::Info,
-                None,
-                format!("{from} -> {to}: {why}; {CONCEALED}"),
-            );
+            self.message_refused(&from, &to, &format!("{why}; {CONCEALED}"));
             if chat_state.is_none() {
                 self.refuse_stanza(&stanza, CONCEALED, "");
             }
@@ -1393,7 +1412,7 @@ impl Endpoint {
         let request = match pager::message_request(&im, first, &call_id, &tag) {
             Ok(r) => r,
             Err(e) => {
-                self.log(Level::Info, None, format!("{from} -> {to}: {e}"));
+                self.message_refused(&from, &to, &e.to_string());
                 return self.refuse_stanza(&stanza, StanzaCondition::JidMalformed, "");
             }
         };
@@ -1460,7 +1479,7 @@ impl Endpoint {
 
     /// Where a MESSAGE for `aor` goes: the next hop, or every live
     /// binding (by `q`, then contact) that can be reached. Empty when none.
-    fn targets_for(&mut self, aor: &str, t: Time) -> Vec<Target> {
+    fn targets_for(&mut self, aor: &str, t: &mut Turn<'_>) -> Vec<Target> {
         match self.mode {
             SipMode::Proxy => {
                 let Some(hop) = self.settings.next_hop.as_ref() else {
@@ -1513,7 +1532,7 @@ impl Endpoint {
             sip::Host::V6(ip) => IpAddr::V6(*ip),
             sip::Host::Domain(_) => {
                 if flow.is_none() {
-                    self.log(Level::Warn, None, format!("{aor}: contact {contact} names a host; only IP contacts (or the registering connection) are reachable"));
+                    self.detail(None, format!("{aor}: contact {contact} names a host; only IP contacts (or the registering connection) are reachable"));
                     return None;
                 }
                 IpAddr::from([0, 0, 0, 0])
@@ -1533,7 +1552,7 @@ impl Endpoint {
     /// Sends the first queued MESSAGE for `destination`, forked to each of
     /// its targets; one that cannot start at all is refused and the next
     /// is tried.
-    fn send_next(&mut self, destination: &str, t: Time) {
+    fn send_next(&mut self, destination: &str, t: &mut Turn<'_>) {
         loop {
             let Some(outgoing) = self
                 .queues
@@ -1571,8 +1590,7 @@ impl Endpoint {
                 continue;
             }
             if started > 1 {
-                self.log(
-                    Level::Debug,
+                self.detail(
                     None,
                     format!("MESSAGE to {destination} forked to {started} contacts"),
                 );
@@ -1601,9 +1619,9 @@ impl Endpoint {
         mut request: Request,
         target: &Target,
         number: u64,
-        t: Time,
+        t: &mut Turn<'_>,
     ) -> bool {
-        let Some((dest, via)) = self.dest_for(target, t.now) else {
+        let Some((dest, via)) = self.dest_for(target, t) else {
             return false;
         };
         request.uri = target.uri.clone();
@@ -1618,7 +1636,7 @@ impl Endpoint {
                 true
             }
             Err(e) => {
-                self.log(Level::Warn, None, format!("SIP MESSAGE not sent: {e}"));
+                self.detail(None, format!("SIP MESSAGE not sent: {e}"));
                 false
             }
         }
@@ -1627,7 +1645,7 @@ impl Endpoint {
     /// The transport for a target, and the Via `transport sent-by` to use:
     /// the registering connection, a UDP socket of the right family, or a
     /// new TCP connection.
-    fn dest_for(&mut self, target: &Target, now: Instant) -> Option<(Dest, String)> {
+    fn dest_for(&mut self, target: &Target, t: &mut Turn<'_>) -> Option<(Dest, String)> {
         if let Some(conn) = target.flow.filter(|c| self.conns.contains_key(c)) {
             let tls = self.conns.get(&conn).is_some_and(SipConn::is_tls);
             let via = format!("{} {}", if tls { "TLS" } else { "TCP" }, self.sent_by());
@@ -1649,15 +1667,14 @@ impl Endpoint {
                 ))
             }
             SipTransport::Tcp => {
-                let conn = self.connection_to(target.addr, None, now);
+                let conn = self.connection_to(target.addr, None, t);
                 Some((Dest::Conn(conn), format!("TCP {}", self.sent_by())))
             }
             SipTransport::Tls => {
                 let (Some(name), Some(config)) =
                     (target.tls_name.clone(), self.settings.tls_client.clone())
                 else {
-                    self.log(
-                        Level::Warn,
+                    self.detail(
                         None,
                         format!(
                             "{}: SIP over TLS toward a user is only used on connections the user opened",
@@ -1666,7 +1683,7 @@ impl Endpoint {
                     );
                     return None;
                 };
-                let conn = self.connection_to(target.addr, Some((config, name)), now);
+                let conn = self.connection_to(target.addr, Some((config, name)), t);
                 Some((Dest::Conn(conn), format!("TLS {}", self.sent_by())))
             }
         }
@@ -1680,7 +1697,7 @@ impl Endpoint {
         &mut self,
         addr: SocketAddr,
         tls: Option<(Arc<ClientConfig>, String)>,
-        now: Instant,
+        t: &mut Turn<'_>,
     ) -> ConnId {
         let name = tls.as_ref().map(|(_, n)| n.as_str());
         let existing = self
@@ -1691,10 +1708,9 @@ impl Endpoint {
         if let Some(conn) = existing {
             return conn;
         }
-        let conn = ConnId(self.next_conn);
-        self.next_conn += 1;
+        let conn = t.ids.allocate();
         self.conns
-            .insert(conn, SipConn::outbound(addr, tls, self.limits, now));
+            .insert(conn, SipConn::outbound(addr, tls, self.limits, t.now));
         self.out.push_back(Output::Connect { conn, addr });
         conn
     }
@@ -1711,7 +1727,7 @@ impl Endpoint {
     /// branch of a MESSAGE toward SIP. The first 2xx settles it; when
     /// every branch failed, the best failure goes back to the XMPP sender.
     /// Once settled, the next MESSAGE to the user goes out.
-    fn message_answered(&mut self, id: TxId, result: Result<Response, u16>, t: Time) {
+    fn message_answered(&mut self, id: TxId, result: Result<Response, u16>, t: &mut Turn<'_>) {
         let Some(number) = self.branches.remove(&id) else {
             return;
         };
@@ -1733,11 +1749,12 @@ impl Endpoint {
                 if f.running == 0 {
                     self.in_flight.remove(&number);
                 }
-                self.log(
-                    Level::Debug,
-                    None,
-                    format!("MESSAGE to {destination} answered {}", r.status),
-                );
+                self.event(Event::MessageAnswered {
+                    destination: destination.clone(),
+                    status: r.status,
+                    condition: None,
+                    detail: String::new(),
+                });
                 return self.send_next(&destination, t);
             }
             Ok(r) => BranchFailure {
@@ -1763,8 +1780,7 @@ impl Endpoint {
         let running = f.running;
         if refused_composing {
             self.no_composing.insert(destination.clone());
-            self.log(
-                Level::Debug,
+            self.detail(
                 None,
                 format!("{destination} refused isComposing (415): no more sent to it"),
             );
@@ -1782,14 +1798,12 @@ impl Endpoint {
                 let (c, ty) = translate::sip_to_xmpp(best.status, best.retry_after);
                 (c, ty, Some(best.reason.as_str()))
             };
-            self.log(
-                Level::Info,
-                None,
-                format!(
-                    "MESSAGE to {destination} answered {} {}: {condition} to the XMPP sender",
-                    best.status, best.reason
-                ),
-            );
+            self.event(Event::MessageAnswered {
+                destination: destination.clone(),
+                status: best.status,
+                condition: Some(condition),
+                detail: best.reason.clone(),
+            });
             if let Some(mut reply) = stanza::error_reply(&f.stanza, condition, text) {
                 if let Some(e) = reply.child_mut(crate::xml::ns::SERVER, "error") {
                     e.set_attr("type", error_type.as_str());
@@ -1818,12 +1832,30 @@ impl Endpoint {
         }
     }
 
-    fn log(&mut self, level: Level, conn: Option<ConnId>, message: String) {
-        self.out.push_back(Output::Log(LogLine {
-            level,
-            conn,
-            message,
-        }));
+    fn event(&mut self, event: Event) {
+        self.out.push_back(Output::Event(event));
+    }
+
+    fn detail(&mut self, conn: Option<ConnId>, text: String) {
+        self.event(Event::detail(conn, text));
+    }
+
+    /// A routine refusal of a SIP request (one a user agent may well
+    /// send), reported at once.
+    fn refused(&mut self, peer: SocketAddr, detail: String) {
+        self.event(Event::SipRefused {
+            peer,
+            detail,
+            warning: false,
+        });
+    }
+
+    fn message_refused(&mut self, from: &Jid, to: &Jid, detail: &str) {
+        self.event(Event::MessageRefused {
+            from: from.to_string(),
+            to: to.to_string(),
+            detail: detail.to_owned(),
+        });
     }
 }
 

@@ -17,8 +17,10 @@ use super::cli::{Cli, Command};
 use super::setup::{self, Deployment, SHUTDOWN_GRACE};
 use super::store_sqlite::SqliteStore;
 use crate::config::SipTransport;
-use crate::gateway::{ConnId, Gateway, Level, Listener, LogLine, Output, QueryId};
+use crate::event::{Event, Level};
+use crate::gateway::Gateway;
 use crate::logtext;
+use crate::output::{ConnId, Listener, Output, QueryId};
 use crate::store::Store;
 use crate::xmpp::{ping, stanza};
 
@@ -454,7 +456,7 @@ impl Driver {
                         }
                     }
                 }
-                Output::Log(line) => log(&line),
+                Output::Event(event) => log(&event),
             }
         }
     }
@@ -529,14 +531,16 @@ impl Driver {
     }
 }
 
-/// Writes a core log line through tracing, with whatever a peer put in
-/// it escaped ([`logtext::escape`]).
-pub fn log(line: &LogLine) {
-    let conn = line.conn.map(|c| c.0).unwrap_or(0);
-    let message = logtext::escape(&line.message);
-    match line.level {
-        Level::Info => info!(conn, "{message}"),
-        Level::Warn => warn!(conn, "{message}"),
-        Level::Debug => debug!(conn, "{message}"),
+/// Logs a core event through tracing, its kind and connection as fields,
+/// with whatever a peer put in its text escaped ([`logtext::escape`]).
+pub fn log(event: &Event) {
+    let conn = event.conn().map_or(0, |c| c.0);
+    let kind = event.kind();
+    let text = event.to_string();
+    let message = logtext::escape(&text);
+    match event.level() {
+        Level::Info => info!(conn, event = kind, "{message}"),
+        Level::Warn => warn!(conn, event = kind, "{message}"),
+        Level::Debug => debug!(conn, event = kind, "{message}"),
     }
 }

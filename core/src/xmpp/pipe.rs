@@ -65,6 +65,13 @@ impl Pipe {
         self.tls.as_ref().is_some_and(|t| t.is_handshaking())
     }
 
+    /// The negotiated TLS version (e.g. `TLSv1_3`), once the handshake is
+    /// done: what operators check a partner against.
+    pub fn tls_version(&self) -> Option<&'static str> {
+        let version = self.tls.as_ref()?.protocol_version()?;
+        version.as_str()
+    }
+
     /// The peer's certificate chain, once the handshake is done.
     pub fn peer_certificates(&self) -> Option<&[CertificateDer<'static>]> {
         self.tls.as_ref()?.peer_certificates()

@@ -449,6 +449,11 @@ impl Session {
         self.pipe.is_tls() && !self.pipe.is_handshaking()
     }
 
+    /// The TLS version protecting the connection, if any.
+    pub fn tls_version(&self) -> Option<&'static str> {
+        self.pipe.tls_version()
+    }
+
     /// Whether bidi (XEP-0288) is in use on this connection.
     pub fn is_bidi(&self) -> bool {
         self.bidi

@@ -1,0 +1,522 @@
+//! What happened, as data: the core reports every decision an operator may
+//! want to see as an [`Event`], never as a preformatted line.
+//!
+//! The runtimes log an event's [`Display`](std::fmt::Display) text with its
+//! [`Event::kind`] and connection as structured fields; tests, metrics and
+//! the status page match on the variants. A text that came from a peer is
+//! carried as it came: whoever prints it escapes it (`logtext::escape`).
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use crate::output::{ConnId, Listener};
+use crate::xmpp::session::AuthMethod;
+use crate::xmpp::stanza::StanzaCondition;
+
+/// How much an operator needs to see an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// Protocol detail, for debugging.
+    Debug,
+    /// Normal operation: streams up and down, users registered, messages.
+    Info,
+    /// Refused or hostile input, failed routes, limits reached.
+    Warn,
+}
+
+/// Why a connection was closed as soon as it was accepted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The gateway is shutting down.
+    ShuttingDown,
+    /// A connection limit is reached: its configuration key and value.
+    Limit {
+        /// The key, e.g. `gateway.connection_limit`.
+        key: &'static str,
+        /// Its value.
+        limit: usize,
+    },
+    /// No listener of this kind runs (SIP with the gateway role off).
+    NotServed,
+}
+
+/// Something the core did or saw.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A peer connected to one of our listeners.
+    Accepted {
+        /// Its connection.
+        conn: ConnId,
+        /// Which listener.
+        listener: Listener,
+        /// Who.
+        peer: SocketAddr,
+    },
+    /// A connection was closed as soon as it was accepted.
+    ConnectionRefused {
+        /// Its connection.
+        conn: ConnId,
+        /// Who.
+        peer: SocketAddr,
+        /// Why.
+        refusal: Refusal,
+    },
+    /// An outbound s2s connection is being opened.
+    Connecting {
+        /// Its connection.
+        conn: ConnId,
+        /// The remote domain.
+        domain: String,
+        /// The candidate address.
+        addr: SocketAddr,
+        /// XEP-0368 direct TLS rather than STARTTLS.
+        direct_tls: bool,
+    },
+    /// An outbound connection (s2s or SIP) could not be made.
+    ConnectFailed {
+        /// Its connection.
+        conn: ConnId,
+        /// What the runtime said.
+        reason: String,
+    },
+    /// A domain pair was authenticated on a stream.
+    StreamAuthenticated {
+        /// Its connection.
+        conn: ConnId,
+        /// Inbound (they may send) or outbound (we may send).
+        inbound: bool,
+        /// Our domain.
+        local: String,
+        /// Theirs.
+        remote: String,
+        /// How.
+        method: AuthMethod,
+        /// The TLS version, or `None` on a plain stream.
+        tls: Option<&'static str>,
+    },
+    /// An outbound stream will never carry stanzas.
+    StreamFailed {
+        /// Its connection.
+        conn: ConnId,
+        /// What its stanzas are bounced with.
+        condition: StanzaCondition,
+        /// Why.
+        reason: String,
+    },
+    /// A stream ended.
+    StreamClosed {
+        /// Its connection.
+        conn: ConnId,
+        /// Why.
+        reason: String,
+    },
+    /// A bound of the configuration was reached and something was refused.
+    LimitReached {
+        /// The connection it concerns, if one.
+        conn: Option<ConnId>,
+        /// The configuration key, e.g. `gateway.max_routes`.
+        key: &'static str,
+        /// What was refused.
+        detail: String,
+    },
+    /// Events of one source were not reported for a while (a flood), so
+    /// that an attacker cannot fill the log.
+    Suppressed {
+        /// The connection they concerned, if one.
+        conn: Option<ConnId>,
+        /// How many.
+        count: u64,
+    },
+    /// A dialback request was refused; the stream goes on.
+    DialbackRefused {
+        /// The inbound stream that asked.
+        conn: ConnId,
+        /// The domain the peer claimed.
+        sender: String,
+        /// The domain it asked to reach.
+        target: String,
+        /// The dialback error sent.
+        condition: StanzaCondition,
+        /// Why.
+        reason: String,
+    },
+    /// A route to a remote domain failed; what waited for it is bounced.
+    RouteFailed {
+        /// Our domain.
+        local: String,
+        /// Theirs.
+        remote: String,
+        /// The error the stanzas get.
+        condition: StanzaCondition,
+        /// Why.
+        reason: String,
+        /// Stanzas bounced.
+        bounced: usize,
+    },
+    /// A stanza for a local address that nobody here delivers.
+    NotDelivered {
+        /// Sender.
+        from: String,
+        /// Recipient.
+        to: String,
+    },
+    /// Registered bindings of a SIP user changed.
+    Registered {
+        /// The address of record.
+        aor: String,
+        /// Bindings it has now.
+        bindings: usize,
+        /// Who registered.
+        peer: SocketAddr,
+    },
+    /// Bindings ran out without a refresh.
+    BindingsExpired {
+        /// How many.
+        count: usize,
+    },
+    /// Bindings were loaded from the store at start.
+    BindingsRestored {
+        /// Still live.
+        restored: usize,
+        /// Expired while xfed was down.
+        expired: usize,
+    },
+    /// A SIP connection was closed by one of its timeouts.
+    SipConnectionExpired {
+        /// Its connection.
+        conn: ConnId,
+        /// Its peer.
+        peer: SocketAddr,
+        /// TLS rather than TCP.
+        tls: bool,
+        /// We accepted it.
+        inbound: bool,
+        /// Which timeout, by its configuration key.
+        key: &'static str,
+        /// What happened, e.g. "idle for".
+        what: &'static str,
+        /// The timeout's value, in seconds.
+        after_secs: u64,
+        /// Idle closing is routine, the others a warning.
+        routine: bool,
+    },
+    /// A SIP peer's TLS certificate was judged.
+    SipCertificate {
+        /// Its connection.
+        conn: ConnId,
+        /// The outcome, for the log.
+        outcome: String,
+        /// Whether the connection goes on.
+        accepted: bool,
+        /// A trusted name was proven.
+        proven: bool,
+    },
+    /// A SIP connection broke (TLS or framing error).
+    SipConnectionFailed {
+        /// Its connection.
+        conn: ConnId,
+        /// Why.
+        reason: String,
+    },
+    /// A SIP request or datagram was refused or dropped.
+    SipRefused {
+        /// Who sent it.
+        peer: SocketAddr,
+        /// What, and the answer (or that none was possible).
+        detail: String,
+        /// Hostile or broken input rather than a routine refusal.
+        warning: bool,
+    },
+    /// A message was handed on between SIP and XMPP.
+    Relayed {
+        /// Sender.
+        from: String,
+        /// Recipient.
+        to: String,
+        /// Its body, only when `gateway.log_message_bodies` is on.
+        body: Option<String>,
+    },
+    /// A message between SIP and XMPP was refused, with the error each
+    /// side got.
+    MessageRefused {
+        /// Sender.
+        from: String,
+        /// Recipient.
+        to: String,
+        /// Why and with what error.
+        detail: String,
+    },
+    /// A SIP MESSAGE we sent was answered.
+    MessageAnswered {
+        /// Where it went.
+        destination: String,
+        /// The SIP status.
+        status: u16,
+        /// The stanza error it maps to, for a failure.
+        condition: Option<StanzaCondition>,
+        /// The reason phrase or more, for a failure.
+        detail: String,
+    },
+    /// Protocol detail that changes nothing an operator acts on.
+    Detail {
+        /// The connection it concerns, if one.
+        conn: Option<ConnId>,
+        /// What.
+        text: String,
+    },
+}
+
+impl Event {
+    /// How much an operator needs to see it.
+    pub fn level(&self) -> Level {
+        match self {
+            Event::Accepted { .. } | Event::Detail { .. } => Level::Debug,
+            Event::ConnectionRefused {
+                refusal: Refusal::ShuttingDown,
+                ..
+            } => Level::Info,
+            Event::ConnectionRefused { .. }
+            | Event::ConnectFailed { .. }
+            | Event::StreamFailed { .. }
+            | Event::LimitReached { .. }
+            | Event::Suppressed { .. }
+            | Event::DialbackRefused { .. }
+            | Event::RouteFailed { .. }
+            | Event::SipConnectionFailed { .. } => Level::Warn,
+            Event::SipConnectionExpired { routine, .. } => {
+                if *routine {
+                    Level::Info
+                } else {
+                    Level::Warn
+                }
+            }
+            Event::SipCertificate {
+                accepted, proven, ..
+            } => match (accepted, proven) {
+                (false, _) => Level::Warn,
+                (true, true) => Level::Debug,
+                (true, false) => Level::Info,
+            },
+            Event::SipRefused { warning, .. } => {
+                if *warning {
+                    Level::Warn
+                } else {
+                    Level::Info
+                }
+            }
+            Event::MessageAnswered { condition, .. } => {
+                if condition.is_some() {
+                    Level::Info
+                } else {
+                    Level::Debug
+                }
+            }
+            Event::BindingsExpired { .. } => Level::Debug,
+            Event::Connecting { .. } => Level::Debug,
+            Event::StreamAuthenticated { .. }
+            | Event::StreamClosed { .. }
+            | Event::NotDelivered { .. }
+            | Event::Registered { .. }
+            | Event::BindingsRestored { .. }
+            | Event::Relayed { .. }
+            | Event::MessageRefused { .. } => Level::Info,
+        }
+    }
+
+    /// A stable name of the variant, for structured logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::Accepted { .. } => "accepted",
+            Event::ConnectionRefused { .. } => "connection_refused",
+            Event::Connecting { .. } => "connecting",
+            Event::ConnectFailed { .. } => "connect_failed",
+            Event::StreamAuthenticated { .. } => "stream_authenticated",
+            Event::StreamFailed { .. } => "stream_failed",
+            Event::StreamClosed { .. } => "stream_closed",
+            Event::LimitReached { .. } => "limit_reached",
+            Event::Suppressed { .. } => "suppressed",
+            Event::DialbackRefused { .. } => "dialback_refused",
+            Event::RouteFailed { .. } => "route_failed",
+            Event::NotDelivered { .. } => "not_delivered",
+            Event::Registered { .. } => "registered",
+            Event::BindingsExpired { .. } => "bindings_expired",
+            Event::BindingsRestored { .. } => "bindings_restored",
+            Event::SipConnectionExpired { .. } => "sip_connection_expired",
+            Event::SipCertificate { .. } => "sip_certificate",
+            Event::SipConnectionFailed { .. } => "sip_connection_failed",
+            Event::SipRefused { .. } => "sip_refused",
+            Event::Relayed { .. } => "relayed",
+            Event::MessageRefused { .. } => "message_refused",
+            Event::MessageAnswered { .. } => "message_answered",
+            Event::Detail { .. } => "detail",
+        }
+    }
+
+    /// The connection it concerns, if one.
+    pub fn conn(&self) -> Option<ConnId> {
+        match self {
+            Event::Accepted { conn, .. }
+            | Event::ConnectionRefused { conn, .. }
+            | Event::Connecting { conn, .. }
+            | Event::ConnectFailed { conn, .. }
+            | Event::StreamAuthenticated { conn, .. }
+            | Event::StreamFailed { conn, .. }
+            | Event::StreamClosed { conn, .. }
+            | Event::DialbackRefused { conn, .. }
+            | Event::SipConnectionExpired { conn, .. }
+            | Event::SipCertificate { conn, .. }
+            | Event::SipConnectionFailed { conn, .. } => Some(*conn),
+            Event::LimitReached { conn, .. }
+            | Event::Suppressed { conn, .. }
+            | Event::Detail { conn, .. } => *conn,
+            Event::RouteFailed { .. }
+            | Event::NotDelivered { .. }
+            | Event::Registered { .. }
+            | Event::BindingsExpired { .. }
+            | Event::BindingsRestored { .. }
+            | Event::SipRefused { .. }
+            | Event::Relayed { .. }
+            | Event::MessageRefused { .. }
+            | Event::MessageAnswered { .. } => None,
+        }
+    }
+
+    /// A detail line.
+    pub(crate) fn detail(conn: Option<ConnId>, text: impl Into<String>) -> Event {
+        Event::Detail {
+            conn,
+            text: text.into(),
+        }
+    }
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Event::Accepted { listener, peer, .. } => {
+                write!(f, "accepted {listener:?} connection from {peer}")
+            }
+            Event::ConnectionRefused { peer, refusal, .. } => match refusal {
+                Refusal::ShuttingDown => write!(f, "refusing connection from {peer}: shutting down"),
+                Refusal::Limit { key, limit } => {
+                    let what = if key.starts_with("sip.") { "SIP" } else { "s2s" };
+                    write!(
+                        f,
+                        "refusing {what} connection from {peer}: {key} {limit} reached"
+                    )
+                }
+                Refusal::NotServed => {
+                    write!(f, "refusing connection from {peer}: no SIP side runs")
+                }
+            },
+            Event::Connecting {
+                domain,
+                addr,
+                direct_tls,
+                ..
+            } => {
+                let how = if *direct_tls { "direct TLS" } else { "STARTTLS" };
+                write!(f, "connecting to {domain} at {addr} ({how})")
+            }
+            Event::ConnectFailed { reason, .. } => write!(f, "connect failed: {reason}"),
+            Event::StreamAuthenticated {
+                inbound,
+                local,
+                remote,
+                method,
+                tls,
+                ..
+            } => {
+                let tls = tls.unwrap_or("no TLS");
+                if *inbound {
+                    write!(
+                        f,
+                        "inbound stream authenticated: {remote} -> {local} by {method:?} ({tls})"
+                    )
+                } else {
+                    write!(
+                        f,
+                        "outbound stream ready: {local} -> {remote} by {method:?} ({tls})"
+                    )
+                }
+            }
+            Event::StreamFailed { reason, .. } => write!(f, "outbound stream failed: {reason}"),
+            Event::StreamClosed { reason, .. } => write!(f, "connection finished: {reason}"),
+            Event::LimitReached { key, detail, .. } => write!(f, "{detail} ({key})"),
+            Event::Suppressed { count, .. } => {
+                write!(f, "{count} similar events from this source were not logged")
+            }
+            Event::DialbackRefused {
+                sender,
+                target,
+                condition,
+                reason,
+                ..
+            } => write!(
+                f,
+                "dialback from {sender} to {target} refused with {condition}: {reason}"
+            ),
+            Event::RouteFailed {
+                local,
+                remote,
+                condition,
+                reason,
+                bounced,
+            } => write!(
+                f,
+                "route {local} -> {remote} failed ({reason}): bouncing {bounced} stanza(s) with {condition}"
+            ),
+            Event::NotDelivered { from, to } => write!(
+                f,
+                "{from} -> {to}: no local delivery, answering service-unavailable"
+            ),
+            Event::Registered {
+                aor,
+                bindings,
+                peer,
+            } => write!(f, "registrar: {aor} has {bindings} binding(s) (from {peer})"),
+            Event::BindingsExpired { count } => {
+                write!(f, "registrar: {count} binding(s) expired")
+            }
+            Event::BindingsRestored { restored, expired } => write!(
+                f,
+                "registrar: {restored} binding(s) restored, {expired} expired"
+            ),
+            Event::SipConnectionExpired {
+                peer,
+                tls,
+                inbound,
+                key,
+                what,
+                after_secs,
+                ..
+            } => write!(
+                f,
+                "SIP {} connection {} {peer} closed: {what} {after_secs}s ({key})",
+                if *tls { "TLS" } else { "TCP" },
+                if *inbound { "from" } else { "to" },
+            ),
+            Event::SipCertificate { outcome, .. } => f.write_str(outcome),
+            Event::SipConnectionFailed { reason, .. } => write!(f, "SIP connection: {reason}"),
+            Event::SipRefused { detail, .. } => f.write_str(detail),
+            Event::Relayed { from, to, body } => match body {
+                Some(body) => write!(f, "message {from} -> {to}: {body}"),
+                None => write!(f, "message {from} -> {to}"),
+            },
+            Event::MessageRefused { from, to, detail } => write!(f, "{from} -> {to}: {detail}"),
+            Event::MessageAnswered {
+                destination,
+                status,
+                condition,
+                detail,
+            } => match condition {
+                Some(c) => write!(
+                    f,
+                    "MESSAGE to {destination} answered {status} {detail}: {c} to the XMPP sender"
+                ),
+                None => write!(f, "MESSAGE to {destination} answered {status}"),
+            },
+            Event::Detail { text, .. } => f.write_str(text),
+        }
+    }
+}

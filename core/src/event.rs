@@ -9,7 +9,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 
-use crate::output::{ConnId, Listener};
+use crate::ids::{ConnId, Listener};
 use crate::xmpp::session::AuthMethod;
 use crate::xmpp::stanza::StanzaCondition;
 

@@ -15,8 +15,9 @@ use crate::dns::{
 };
 use crate::endpoint::{Endpoint, SipSettings, SipTables, Turn};
 use crate::event::{Event, Refusal};
+use crate::ids::{ConnId, ConnIds, Listener, QueryId};
 use crate::log_budget::LogBudget;
-use crate::output::{ConnId, ConnIds, Listener, Output, QueryId};
+use crate::output::Output;
 use crate::registrar::bindings::Binding;
 use crate::rng::Rng;
 use crate::store::Contacted;

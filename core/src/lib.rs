@@ -11,6 +11,7 @@ pub mod dns;
 pub mod endpoint;
 pub mod event;
 pub mod gateway;
+pub mod ids;
 pub mod jid;
 pub mod log_budget;
 pub mod logtext;
@@ -31,4 +32,5 @@ pub mod host;
 
 pub use event::{Event, Level};
 pub use gateway::Gateway;
-pub use output::{ConnId, Listener, Output, QueryId};
+pub use ids::{ConnId, Listener, QueryId};
+pub use output::Output;

@@ -1,36 +1,15 @@
-//! The vocabulary the core and its runtime share: connection and query
-//! ids, listeners, and the [`Output`]s the runtime carries out.
+//! What the runtime carries out: the [`Output`]s of the gateway.
 //!
-//! Every part of the core (XMPP sessions through the gateway, the SIP
-//! side) reports through these types, so none of them needs another's.
+//! The XMPP and SIP sides both produce these (with the ids of
+//! [`crate::ids`]), so neither needs the other's types.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::event::Event;
+use crate::ids::{ConnId, QueryId};
 use crate::store::Persist;
 use crate::xml::Element;
-
-/// A connection, as the gateway and the runtime name it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnId(pub u64);
-
-/// A DNS query in flight, as the gateway and the runtime name it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct QueryId(pub u64);
-
-/// Which listener accepted a connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Listener {
-    /// The STARTTLS port (5269).
-    S2s,
-    /// The direct TLS port (XEP-0368, 5270).
-    S2sDirectTls,
-    /// SIP over TCP (5060).
-    SipTcp,
-    /// SIP over TLS (5061).
-    SipTls,
-}
 
 /// What the runtime must do.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -85,26 +64,4 @@ pub enum Output {
     Persist(Vec<Persist>),
     /// Something happened: for the log, metrics and tests.
     Event(Event),
-}
-
-/// Hands out connection ids: one per gateway, for XMPP and SIP alike, so
-/// that two connections never share one.
-#[derive(Debug)]
-pub struct ConnIds {
-    next: u64,
-}
-
-impl Default for ConnIds {
-    fn default() -> Self {
-        ConnIds { next: 1 }
-    }
-}
-
-impl ConnIds {
-    /// A fresh id.
-    pub fn allocate(&mut self) -> ConnId {
-        let id = ConnId(self.next);
-        self.next += 1;
-        id
-    }
 }

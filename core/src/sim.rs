@@ -25,7 +25,8 @@ use crate::dns::{RecordType, Srv};
 use crate::endpoint::NextHop;
 use crate::event::Event;
 use crate::gateway::Gateway;
-use crate::output::{ConnId, Listener, Output};
+use crate::ids::{ConnId, Listener};
+use crate::output::Output;
 use crate::tls::testing::{LeafSpec, TestCa, TestCert, NOW};
 use crate::tls::{
     client_config, direct_tls_client_config, direct_tls_server_config, server_config, CallerClock,

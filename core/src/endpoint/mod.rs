@@ -2,7 +2,7 @@
 //! the built-in registrar (or the proxy link), access rules, and pager-mode
 //! IM translated both ways.
 //!
-//! The [`crate::gateway::Gateway`] owns one and hands it SIP bytes and the
+//! The gateway owns one and hands it SIP bytes and the
 //! stanzas addressed to local users; the endpoint gives back stanzas for
 //! XMPP (through [`Endpoint::poll_stanza`]) and learns from the gateway
 //! whether each one reached an authenticated stream
@@ -21,9 +21,10 @@ use rustls::{ClientConfig, ServerConfig};
 
 use crate::config::{Config, SipMode, SipTransport, TrustedPeer};
 use crate::event::{Event, Refusal};
+use crate::ids::{ConnId, ConnIds, Listener};
 use crate::jid::Jid;
 use crate::log_budget::LogBudget;
-use crate::output::{ConnId, ConnIds, Listener, Output};
+use crate::output::Output;
 use crate::registrar::bindings::{Binding, ContactParam, Policy, RegisterRequest};
 use crate::registrar::digest::Digest;
 use crate::registrar::{AuthRequest, Decision, Registrar};

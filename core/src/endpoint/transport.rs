@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use rustls::pki_types::CertificateDer;
 use rustls::{ClientConfig, ServerConfig};
 
-use crate::output::ConnId;
+use crate::ids::ConnId;
 use crate::sip::{Frame, Limits, ParseError, StreamFramer};
 use crate::xmpp::{Pipe, TlsFailure};
 

@@ -19,8 +19,9 @@ use super::store_sqlite::SqliteStore;
 use crate::config::SipTransport;
 use crate::event::{Event, Level};
 use crate::gateway::Gateway;
+use crate::ids::{ConnId, Listener, QueryId};
 use crate::logtext;
-use crate::output::{ConnId, Listener, Output, QueryId};
+use crate::output::Output;
 use crate::store::Store;
 use crate::xmpp::{ping, stanza};
 

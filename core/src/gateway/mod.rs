@@ -1,0 +1,406 @@
+//! The one type the runtimes drive: every connection's session, routing
+//! by domain, the local domain's own answers, and limits.
+//!
+//! Runtimes feed it accepted and connected sockets, bytes, DNS replies and
+//! time, and carry out what [`Gateway::poll_output`] returns.
+
+mod dialback;
+mod inputs;
+mod local;
+mod routing;
+mod sip;
+mod streams;
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::dns::{
+    Candidate, Connect, HostsTable, Query, Resolution, ResolveError, ResolveOptions, Transport,
+};
+use crate::endpoint::{Endpoint, SipSettings, SipTables, Turn};
+use crate::event::{Event, Refusal};
+use crate::ids::{ConnId, ConnIds, Listener, QueryId};
+use crate::log_budget::LogBudget;
+use crate::output::Output;
+use crate::registrar::bindings::Binding;
+use crate::rng::Rng;
+use crate::store::Contacted;
+use crate::xml::{ns, Element};
+use crate::xmpp::session::{Direction, Session, SessionEvent, Settings, Time};
+use crate::xmpp::stanza::{self, Kind, StanzaCondition};
+use crate::xmpp::{StreamCondition, StreamError};
+
+use dialback::PendingVerify;
+pub use routing::ROUTE_QUEUE_LIMIT;
+use routing::{QueryOut, Route, RouteKey, RouteState};
+
+/// The window of `gateway.log_lines_per_source` for warnings about
+/// refusals, per stream (or per bound reached), and the streams tracked
+/// one by one (the others share one budget).
+const LOG_WINDOW: Duration = Duration::from_secs(60);
+const LOG_SOURCES: usize = 1024;
+
+/// Whose warnings share a log budget.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum LogSource {
+    /// Refusals of what one stream asked for.
+    Stream(ConnId),
+    /// A bound reached by the local side (stanzas), or by everyone (DNS).
+    Bound(&'static str),
+}
+
+/// What an input set in motion and is still to be done in its turn: the
+/// steps that would otherwise call each other back (a stanza routed to a
+/// session whose output bounces another stanza, ...), done in order.
+#[derive(Debug)]
+enum Work {
+    /// Deliver, answer or send a stanza toward its domain.
+    Route(Element),
+    /// Take what a session produced: bytes, events, its end.
+    Drain(ConnId),
+}
+
+/// The gateway.
+pub struct Gateway {
+    settings: Settings,
+    rng: Rng,
+    ids: ConnIds,
+    next_query: u64,
+    sessions: BTreeMap<ConnId, Session>,
+    /// (local, remote) → route.
+    routes: HashMap<(String, String), Route>,
+    /// Outbound connection → its route key.
+    route_of: HashMap<ConnId, (String, String)>,
+    /// DNS queries out.
+    queries: HashMap<QueryId, QueryOut>,
+    /// Routes with a query waiting for one of the `max_dns_queries` slots,
+    /// first come first served, one query per turn.
+    dns_waiting: VecDeque<RouteKey>,
+    /// How long a route may wait for a DNS slot: as long as a lookup the
+    /// resolver never answers takes to fail (every send timed out).
+    dns_wait_limit: Duration,
+    /// Verifications sent on an outbound connection, by the inbound
+    /// connection that needs the answer.
+    verifying: Vec<(ConnId, PendingVerify)>,
+    /// Verifications pending (queued on a route or sent) per originating
+    /// domain: what `max_pending_dialback_per_domain` bounds.
+    pending_by_domain: HashMap<String, usize>,
+    /// Warnings about refusals, bounded per stream and per bound.
+    log_budget: LogBudget<LogSource>,
+    out: VecDeque<Output>,
+    /// What is left to do in this turn.
+    work: VecDeque<Work>,
+    /// Wall clock anchor: Unix seconds at `anchor`.
+    anchor: (Instant, u64),
+    shutting_down: bool,
+    /// Most s2s connections at once, in and out (`gateway.connection_limit`;
+    /// SIP connections have their own limit, kept by the endpoint).
+    connection_limit: usize,
+    /// The SIP side, when the gateway role runs.
+    sip: Option<Endpoint>,
+    /// Ids of stanzas from the SIP side whose fate it waits for.
+    tracked: HashSet<String>,
+    /// Local names and addresses, used before DNS.
+    hosts: Arc<HostsTable>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("sessions", &self.sessions.len())
+            .field("routes", &self.routes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    /// A gateway; `seed` comes from the operating system (or a test), and
+    /// `unix_now` is the wall clock at `now`, for certificate validity.
+    pub fn new(
+        settings: Settings,
+        seed: [u8; 32],
+        now: Instant,
+        unix_now: u64,
+        connection_limit: usize,
+    ) -> Gateway {
+        let dns = ResolveOptions::default();
+        let log_lines = settings.bounds.log_lines_per_source;
+        Gateway {
+            settings,
+            rng: Rng::new(seed),
+            ids: ConnIds::default(),
+            next_query: 1,
+            sessions: BTreeMap::new(),
+            routes: HashMap::new(),
+            route_of: HashMap::new(),
+            queries: HashMap::new(),
+            dns_waiting: VecDeque::new(),
+            dns_wait_limit: dns.query_timeout * (dns.retries + 1),
+            verifying: Vec::new(),
+            pending_by_domain: HashMap::new(),
+            log_budget: LogBudget::new(log_lines, LOG_WINDOW, LOG_SOURCES, now),
+            out: VecDeque::new(),
+            work: VecDeque::new(),
+            anchor: (now, unix_now),
+            shutting_down: false,
+            connection_limit,
+            sip: None,
+            tracked: HashSet::new(),
+            hosts: Arc::default(),
+        }
+    }
+
+    /// Uses `hosts` (the runtime's `/etc/hosts`) for the addresses of the
+    /// names it lists, before DNS.
+    pub fn set_hosts(&mut self, hosts: HostsTable) {
+        self.hosts = Arc::new(hosts);
+    }
+
+    /// Turns the gateway role on: SIP transports, registrar or proxy link,
+    /// and translation for the local domains. `digest_key` keys the
+    /// registrar's nonces.
+    pub fn enable_sip(
+        &mut self,
+        config: &Config,
+        settings: SipSettings,
+        digest_key: &[u8],
+        now: Instant,
+    ) {
+        self.turn(now, |gw, t| {
+            let rng = gw.rng.fork();
+            let mut turn = Turn {
+                now: t.now,
+                unix: t.unix,
+                ids: &mut gw.ids,
+            };
+            gw.sip = Some(Endpoint::new(config, settings, digest_key, rng, &mut turn));
+            gw.pump_sip();
+        });
+    }
+
+    /// Loads the registrar's bindings and the remembered contacts from the
+    /// store (at start).
+    pub fn restore(&mut self, bindings: Vec<Binding>, contacts: Vec<Contacted>, now: Instant) {
+        self.turn(now, |gw, t| gw.on_restore(bindings, contacts, t))
+    }
+
+    /// The settings every session uses.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// One input: the time it happened, what it does, then everything it
+    /// set in motion (the work queue), in order.
+    fn turn<R>(&mut self, now: Instant, input: impl FnOnce(&mut Gateway, Time) -> R) -> R {
+        let t = self.time(now);
+        let result = input(self, t);
+        self.run(t);
+        result
+    }
+
+    /// Does the queued work until none is left.
+    fn run(&mut self, t: Time) {
+        while let Some(work) = self.work.pop_front() {
+            match work {
+                Work::Route(stanza) => self.forward(stanza, t),
+                Work::Drain(conn) => self.take_session(conn, t),
+            }
+        }
+    }
+
+    /// Queues a stanza for routing.
+    fn route(&mut self, stanza: Element) {
+        self.work.push_back(Work::Route(stanza));
+    }
+
+    /// Queues taking what session `conn` produced.
+    fn drain(&mut self, conn: ConnId) {
+        self.work.push_back(Work::Drain(conn));
+    }
+
+    fn time(&self, now: Instant) -> Time {
+        let unix = self.anchor.1 + now.saturating_duration_since(self.anchor.0).as_secs();
+        self.settings.clock.set(unix);
+        Time { now, unix }
+    }
+
+    fn event(&mut self, event: Event) {
+        self.out.push_back(Output::Event(event));
+    }
+
+    fn detail(&mut self, conn: Option<ConnId>, text: String) {
+        self.event(Event::detail(conn, text));
+    }
+
+    /// An event any peer can cause at will, unless `source` has used up
+    /// its budget for now; the count of those suppressed comes first.
+    fn event_limited(&mut self, source: LogSource, event: Event, now: Instant) {
+        if let Some(suppressed) = self.log_budget.allow(source, now) {
+            if suppressed > 0 {
+                let conn = event.conn();
+                self.event(Event::Suppressed {
+                    conn,
+                    count: suppressed,
+                });
+            }
+            self.event(event);
+        }
+    }
+
+    fn new_conn(&mut self) -> ConnId {
+        self.ids.allocate()
+    }
+
+    /// Number of live connections, XMPP and SIP.
+    pub fn connections(&self) -> usize {
+        self.s2s_connections() + self.sip_connections()
+    }
+
+    /// Number of live s2s connections, in and out: what
+    /// `gateway.connection_limit` bounds.
+    pub fn s2s_connections(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Number of live SIP TCP and TLS connections, in and out: what
+    /// `sip.connection_limit` bounds.
+    pub fn sip_connections(&self) -> usize {
+        self.sip.as_ref().map_or(0, Endpoint::connections)
+    }
+
+    /// The sizes of the SIP side's tables that outsiders can make grow,
+    /// for tests and the operator's figures.
+    pub fn sip_tables(&self) -> SipTables {
+        self.sip.as_ref().map(Endpoint::tables).unwrap_or_default()
+    }
+
+    /// Dialback verifications waiting for an authoritative server (queued
+    /// on a route or sent): what `gateway.max_pending_dialback_per_stream`
+    /// and `max_pending_dialback_per_domain` bound.
+    pub fn pending_dialback(&self) -> usize {
+        self.verifying.len()
+            + self
+                .routes
+                .values()
+                .map(|r| r.verifies.len())
+                .sum::<usize>()
+    }
+
+    /// Outbound routes being set up or up: what `gateway.max_routes`
+    /// bounds.
+    pub fn routes(&self) -> usize {
+        self.routes.len()
+    }
+
+    /// DNS queries the runtime is asked to hold open: what
+    /// `gateway.max_dns_queries` bounds.
+    pub fn dns_queries(&self) -> usize {
+        self.queries.len()
+    }
+
+    /// A UDP datagram on one of our SIP sockets.
+    pub fn handle_datagram(
+        &mut self,
+        local: SocketAddr,
+        peer: SocketAddr,
+        bytes: &[u8],
+        now: Instant,
+    ) {
+        self.turn(now, |gw, t| gw.on_datagram(local, peer, bytes, t))
+    }
+
+    /// A peer connected to one of our listeners. Each kind has its own
+    /// limit: s2s connections `gateway.connection_limit`, SIP ones
+    /// `sip.connection_limit` (checked by the endpoint); a newcomer beyond
+    /// its kind's limit is closed at once and the other kind is unaffected.
+    pub fn accept(&mut self, listener: Listener, peer: SocketAddr, now: Instant) -> ConnId {
+        self.turn(now, |gw, t| gw.on_accept(listener, peer, t))
+    }
+
+    /// An outbound TCP connection is up.
+    pub fn handle_connected(&mut self, conn: ConnId, now: Instant) {
+        self.turn(now, |gw, t| gw.on_connected(conn, t))
+    }
+
+    /// An outbound TCP connection could not be made.
+    pub fn handle_connect_failed(&mut self, conn: ConnId, reason: &str, now: Instant) {
+        self.turn(now, |gw, t| gw.on_connect_failed(conn, reason, t))
+    }
+
+    /// Bytes arrived on a connection.
+    pub fn handle_bytes(&mut self, conn: ConnId, bytes: &[u8], now: Instant) {
+        self.turn(now, |gw, t| gw.on_bytes(conn, bytes, t))
+    }
+
+    /// The peer closed the TCP connection (or it broke).
+    pub fn handle_closed(&mut self, conn: ConnId, now: Instant) {
+        self.turn(now, |gw, t| gw.on_closed(conn, t))
+    }
+
+    /// Time passed.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.turn(now, |gw, t| gw.on_timeout(t))
+    }
+
+    /// The earliest time [`Gateway::handle_timeout`] is needed.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let sessions = self
+            .sessions
+            .values()
+            .filter_map(|s| s.poll_timeout(&self.settings));
+        let wait = self.dns_wait_limit;
+        let dns = self.routes.values().filter_map(|r| match &r.state {
+            RouteState::Resolving {
+                resolution,
+                waiting_since,
+            } => {
+                let gives_up = waiting_since.map(|since| since + wait);
+                resolution.poll_timeout().into_iter().chain(gives_up).min()
+            }
+            _ => None,
+        });
+        let dropped = self.queries.values().map(|q| q.deadline);
+        let sip = self.sip.as_ref().and_then(Endpoint::poll_timeout);
+        sessions.chain(dns).chain(dropped).chain(sip).min()
+    }
+
+    /// The next thing for the runtime to do.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// A DNS reply for `query`.
+    pub fn handle_dns(&mut self, query: QueryId, bytes: &[u8], now: Instant) {
+        self.turn(now, |gw, t| gw.on_dns(query, bytes, t))
+    }
+
+    /// Stops accepting, and closes every stream with `</stream:stream>`
+    /// (SIGTERM). Connections end as peers close or time out.
+    pub fn shutdown(&mut self, now: Instant) {
+        self.turn(now, |gw, t| gw.on_shutdown(t))
+    }
+
+    /// Whether shutdown has finished: no XMPP stream left (SIP
+    /// connections carry no closing handshake and are simply dropped).
+    pub fn is_idle(&self) -> bool {
+        self.sessions.is_empty()
+    }
+
+    /// A stanza from the local side (the gateway role, tests) for a remote
+    /// XMPP domain. Errors come back as error stanzas through the same
+    /// delivery path as everything else addressed to local users.
+    pub fn send(&mut self, stanza: Element, now: Instant) {
+        self.turn(now, |gw, _| gw.route(stanza))
+    }
+}
+
+/// Whether `host` is an IP literal (no DNS needed).
+pub fn ip_literal(host: &str) -> Option<IpAddr> {
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()
+}

@@ -1,0 +1,68 @@
+//! The bridge to the SIP side: calls into the endpoint with the gateway
+//! turn, its outputs and stanzas taken back in order.
+
+use super::*;
+
+impl Gateway {
+    /// Runs `f` on the SIP side, if it runs, then takes what it produced;
+    /// `false` when there is no SIP side.
+    pub(super) fn with_sip(
+        &mut self,
+        t: Time,
+        f: impl FnOnce(&mut Endpoint, &mut Turn<'_>),
+    ) -> bool {
+        let Some(ep) = self.sip.as_mut() else {
+            return false;
+        };
+        let mut turn = Turn {
+            now: t.now,
+            unix: t.unix,
+            ids: &mut self.ids,
+        };
+        f(ep, &mut turn);
+        self.pump_sip();
+        true
+    }
+
+    /// Takes what the SIP side produced: its outputs join the gateway's
+    /// queue in the order they happened, its stanzas are routed.
+    pub(super) fn pump_sip(&mut self) {
+        if let Some(ep) = self.sip.as_mut() {
+            while let Some(o) = ep.poll_output() {
+                self.out.push_back(o);
+            }
+        }
+        while let Some((stanza, tracked)) = self.sip.as_mut().and_then(Endpoint::poll_stanza) {
+            if tracked {
+                if let Some(id) = stanza.attr("id") {
+                    self.tracked.insert(id.to_owned());
+                }
+            }
+            self.route(stanza);
+        }
+    }
+
+    /// Tells the SIP side what became of a stanza it sent, if it asked.
+    pub(super) fn settle(
+        &mut self,
+        stanza: &Element,
+        result: Result<(), StanzaCondition>,
+        t: Time,
+    ) -> bool {
+        let Some(id) = stanza.attr("id") else {
+            return false;
+        };
+        let from_local =
+            stanza::addressing(stanza).is_some_and(|a| self.settings.is_local(a.from.domain()));
+        if !from_local || !self.tracked.remove(id) {
+            return false;
+        }
+        self.with_sip(t, |ep, turn| ep.delivered(id, result, turn));
+        true
+    }
+
+    /// Whether `conn` is a SIP connection.
+    pub(super) fn is_sip(&self, conn: ConnId) -> bool {
+        self.sip.as_ref().is_some_and(|ep| ep.owns(conn))
+    }
+}

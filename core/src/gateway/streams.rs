@@ -1,0 +1,229 @@
+//! What sessions report: authenticated, ready, failed and closed streams,
+//! stanzas and dialback steps.
+
+use super::*;
+
+impl Gateway {
+    /// Moves a session's output and events into the gateway's.
+    pub(super) fn take_session(&mut self, conn: ConnId, t: Time) {
+        let mut events = Vec::new();
+        if let Some(s) = self.sessions.get_mut(&conn) {
+            if let Some(bytes) = s.poll_transmit() {
+                self.out.push_back(Output::Transmit { conn, bytes });
+            }
+            while let Some(ev) = s.poll_event() {
+                events.push(ev);
+            }
+        }
+        for ev in events {
+            self.on_session_event(conn, ev, t);
+        }
+        // Events may have produced more output on this or other sessions.
+        if let Some(s) = self.sessions.get_mut(&conn) {
+            if let Some(bytes) = s.poll_transmit() {
+                self.out.push_back(Output::Transmit { conn, bytes });
+            }
+            if s.is_closed() {
+                self.sessions.remove(&conn);
+                self.out.push_back(Output::Close { conn });
+            }
+        }
+    }
+
+    pub(super) fn on_session_event(&mut self, conn: ConnId, ev: SessionEvent, t: Time) {
+        match ev {
+            SessionEvent::InboundAuthorized { from, to, method } => {
+                let tls = self.sessions.get(&conn).and_then(Session::tls_version);
+                self.event(Event::StreamAuthenticated {
+                    conn,
+                    inbound: true,
+                    local: to.clone(),
+                    remote: from.clone(),
+                    method,
+                    tls,
+                });
+                let same = self
+                    .sessions
+                    .values()
+                    .filter(|s| {
+                        s.direction() == &Direction::Inbound && s.pairs().any(|(f, _)| *f == from)
+                    })
+                    .count();
+                if same > self.settings.connection_limit_for(&from) {
+                    self.event(Event::LimitReached {
+                        conn: Some(conn),
+                        key: "partner connection_limit",
+                        detail: format!("{from} exceeds its connection limit: stream closed"),
+                    });
+                    if let Some(s) = self.sessions.get_mut(&conn) {
+                        s.close_with(
+                            &self.settings,
+                            StreamError::new(
+                                StreamCondition::ResourceConstraint,
+                                "too many connections from your domain",
+                            ),
+                        );
+                    }
+                }
+            }
+            SessionEvent::OutboundReady {
+                local,
+                remote,
+                method,
+            } => {
+                let tls = self.sessions.get(&conn).and_then(Session::tls_version);
+                self.event(Event::StreamAuthenticated {
+                    conn,
+                    inbound: false,
+                    local: local.clone(),
+                    remote: remote.clone(),
+                    method,
+                    tls,
+                });
+                let key = (local, remote);
+                if let Some(Route {
+                    state: RouteState::Streaming { ready, .. },
+                    ..
+                }) = self.routes.get_mut(&key)
+                {
+                    *ready = true;
+                }
+                self.flush_route(&key, conn, t);
+            }
+            SessionEvent::OutboundFailed { condition, reason } => {
+                self.event(Event::StreamFailed {
+                    conn,
+                    condition,
+                    reason: reason.clone(),
+                });
+                let key = self.route_of.remove(&conn);
+                self.reclaim_verifies(conn, key.as_ref(), t);
+                if let Some(key) = key {
+                    self.fail_route(key, condition, &reason, t);
+                }
+            }
+            SessionEvent::Stanza(e) => self.route(e),
+            SessionEvent::VerifyNeeded {
+                receiving,
+                originating,
+                stream_id,
+                key,
+            } => {
+                let v = PendingVerify {
+                    inbound: conn,
+                    receiving,
+                    originating: originating.clone(),
+                    stream_id,
+                    key,
+                };
+                let most = self.settings.bounds.max_pending_dialback_per_domain;
+                if self
+                    .pending_by_domain
+                    .get(&originating)
+                    .copied()
+                    .unwrap_or(0)
+                    >= most
+                {
+                    let why = format!(
+                        "{most} verifications of {originating} already pending (gateway.max_pending_dialback_per_domain)"
+                    );
+                    return self.refuse_verify(v, &why, t);
+                }
+                *self
+                    .pending_by_domain
+                    .entry(originating.clone())
+                    .or_default() += 1;
+                self.detail(
+                    Some(conn),
+                    format!(
+                        "verifying dialback key of {originating} with its authoritative server"
+                    ),
+                );
+                self.request_verify(v, t);
+            }
+            SessionEvent::VerifyAnswered {
+                receiving,
+                originating,
+                stream_id,
+                valid,
+            } => {
+                let Some(i) = self.verifying.iter().position(|(c, v)| {
+                    *c == conn
+                        && v.receiving == receiving
+                        && v.originating == originating
+                        && v.stream_id == stream_id
+                }) else {
+                    return;
+                };
+                let (_, v) = self.verifying.remove(i);
+                let result = valid.ok_or(StanzaCondition::RemoteServerNotFound);
+                self.finish_verify(v, result, t);
+            }
+            SessionEvent::DialbackRefused {
+                sender,
+                target,
+                condition,
+                reason,
+            } => {
+                let event = Event::DialbackRefused {
+                    conn,
+                    sender,
+                    target,
+                    condition,
+                    reason,
+                };
+                self.event_limited(LogSource::Stream(conn), event, t.now)
+            }
+            SessionEvent::Notice(message) => self.detail(Some(conn), message),
+            SessionEvent::Closed { reason } => {
+                self.event(Event::StreamClosed {
+                    conn,
+                    reason: reason.clone(),
+                });
+                self.connection_gone(conn, StanzaCondition::RemoteServerTimeout, &reason, t);
+                self.out.push_back(Output::Close { conn });
+            }
+        }
+    }
+
+    /// Forgets a connection: the verifications it asked for, its route
+    /// (bouncing what waits), and the verifications that depended on it.
+    pub(super) fn connection_gone(
+        &mut self,
+        conn: ConnId,
+        condition: StanzaCondition,
+        reason: &str,
+        t: Time,
+    ) {
+        self.sessions.remove(&conn);
+        self.forget_verifies_of(conn);
+        let suppressed = self.log_budget.forget(&LogSource::Stream(conn));
+        if suppressed > 0 {
+            self.event(Event::Suppressed {
+                conn: Some(conn),
+                count: suppressed,
+            });
+        }
+        let key = self.route_of.remove(&conn);
+        self.reclaim_verifies(conn, key.as_ref(), t);
+        if let Some(key) = key {
+            let ready = matches!(
+                self.routes.get(&key),
+                Some(Route {
+                    state: RouteState::Streaming { ready: true, .. },
+                    ..
+                })
+            );
+            if ready {
+                // A working stream ended: the next stanza opens a new one.
+                if let Some(route) = self.drop_route(&key) {
+                    for stanza in route.queue {
+                        self.route(stanza);
+                    }
+                }
+            } else {
+                self.fail_route(key, condition, reason, t);
+            }
+        }
+    }
+}

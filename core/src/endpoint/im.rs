@@ -1,0 +1,588 @@
+//! Pager-mode IM both ways (RFC 3428 MESSAGE <-> XMPP message), chat
+//! states, forking to a user's contacts, and the errors of each side.
+
+use super::*;
+
+impl Endpoint {
+    /// A MESSAGE from a SIP user toward XMPP.
+    pub(super) fn sip_message(&mut self, id: TxId, req: Request, src: Source, t: &mut Turn<'_>) {
+        let peer = src.addr;
+        let from = match req.headers.from() {
+            Ok(f) => f,
+            Err(e) => return self.respond(id, &req, 400, Some(&format!("Bad From: {e}")), t),
+        };
+        let Some(from_aor) = aor_of(from.uri()).filter(|a| self.is_local(domain_of(a))) else {
+            self.refused_limited(
+                peer,
+                t.now,
+                format!(
+                    "SIP MESSAGE from {peer}: From {} is not a local user; 403",
+                    from.uri()
+                ),
+            );
+            return self.respond(id, &req, 403, Some("Not A Local User"), t);
+        };
+        let Some(sender) = self.authenticate(id, &req, &from_aor, src, t) else {
+            return;
+        };
+        let im = match pager::sip_im_of(&req) {
+            Ok(im) => im,
+            Err((status, reason)) => {
+                self.refused(
+                    peer,
+                    format!("SIP MESSAGE from {sender}: {status} {reason}"),
+                );
+                return self.respond(id, &req, status, Some(reason), t);
+            }
+        };
+        if !self.access.xmpp_allowed(&sender) {
+            self.refused(peer, format!("{sender} has no XMPP access; 403"));
+            return self.respond(id, &req, 403, Some("No XMPP Access"), t);
+        }
+        let stanza_id = format!("sip-{}", self.rng.token());
+        let stanza =
+            match translate::sip_message_to_xmpp_as(&im, &stanza_id, self.settings.message_type) {
+                Ok(s) => s,
+                Err(e) => {
+                    let status = e.sip_status();
+                    self.refused(peer, format!("SIP MESSAGE from {sender}: {e:?}; {status}"));
+                    let tag = sip::new_tag(&mut self.rng);
+                    let mut r = req.response(status, &tag);
+                    if status == 415 {
+                        r.headers
+                            .push("Accept", translate::im::ACCEPTED_CONTENT_TYPES);
+                    }
+                    return self.respond_with(id, r, t);
+                }
+            };
+        let Some(to) = stanza.attr("to").and_then(|j| Jid::parse(j).ok()) else {
+            return self.respond(id, &req, 400, None, t);
+        };
+        // Escaping can make a stanza several times its body (`<` is
+        // `&lt;`); one over the limit would make the peer close the stream
+        // and lose everything after it. Only a MESSAGE that could be over
+        // it is serialized to measure (see `stanza_may_exceed`): the
+        // stanza is serialized again when it is sent.
+        let size = if stanza_may_exceed(&im, self.max_stanza_size) {
+            stanza.to_bytes().len()
+        } else {
+            0
+        };
+        if size > self.max_stanza_size {
+            let most = self.max_stanza_size;
+            self.refused(
+                peer,
+                format!("SIP MESSAGE from {sender}: {size} bytes as a stanza, over max_stanza_size {most}; 413"),
+            );
+            return self.respond(id, &req, 413, Some("Too Large For XMPP"), t);
+        }
+        // The stanza speaks as the user who authenticated, nobody else.
+        let speaks_as = stanza.attr("from").and_then(|j| Jid::parse(j).ok());
+        if speaks_as
+            .as_ref()
+            .map(|j| j.bare())
+            .map(|b| b.as_str().to_owned())
+            != Some(sender.clone())
+        {
+            self.event(Event::SipRefused {
+                peer,
+                detail: format!("SIP MESSAGE from {peer}: authenticated as {sender} but would speak as {speaks_as:?}; 403"),
+                warning: true,
+            });
+            return self.respond(id, &req, 403, Some("From Is Not The Authenticated User"), t);
+        }
+        if self.is_local(to.domain()) {
+            return self.respond(id, &req, 404, Some("Not An XMPP Address"), t);
+        }
+        self.detail(
+            None,
+            format!("SIP MESSAGE {sender} -> {to} as stanza {stanza_id}"),
+        );
+        let body = self.settings.log_message_bodies.then(|| im.body.clone());
+        self.event(Event::Relayed {
+            from: sender.clone(),
+            to: to.bare().as_str().to_owned(),
+            body,
+        });
+        self.awaiting.insert(
+            stanza_id,
+            Awaiting {
+                tx: id,
+                request: req,
+                contact: (sender, to.bare().as_str().to_owned()),
+            },
+        );
+        self.to_xmpp.push_back((stanza, true));
+    }
+
+    /// The gateway's word on a stanza made from a SIP MESSAGE: on an
+    /// authenticated stream (202), or bounced (the mapped error).
+    pub fn delivered(
+        &mut self,
+        stanza_id: &str,
+        result: Result<(), StanzaCondition>,
+        t: &mut Turn<'_>,
+    ) {
+        let Some(a) = self.awaiting.remove(stanza_id) else {
+            return;
+        };
+        match result {
+            Ok(()) => {
+                // Remembered before the reply can come back: it is read
+                // after this, on the same thread.
+                let (local, remote) = &a.contact;
+                let changes = self.access.remember(local, remote, t.unix);
+                self.persist(changes);
+                self.respond(a.tx, &a.request, 202, None, t)
+            }
+            Err(condition) => {
+                // RFC 4320 section 4.1: no 408 to a non-INVITE (the
+                // transaction would swallow it and the user agent wait out
+                // Timer F); a gateway whose far side timed out says 504.
+                let status = match translate::xmpp_to_sip(condition, false, false) {
+                    408 => 504,
+                    s => s,
+                };
+                self.event(Event::MessageRefused {
+                    from: a.contact.0.clone(),
+                    to: a.contact.1.clone(),
+                    detail: format!("stanza {stanza_id} bounced with {condition}; SIP {status}"),
+                });
+                self.respond(a.tx, &a.request, status, Some(condition.as_str()), t);
+            }
+        }
+    }
+
+    /// A stanza for a local user (not the domain itself).
+    pub fn from_xmpp(&mut self, stanza: Element, t: &mut Turn<'_>) {
+        let Some(addr) = stanza::addressing(&stanza) else {
+            return;
+        };
+        let (from, to) = (addr.from, addr.to);
+        let local_user = to.bare().as_str().to_owned();
+        if stanza::is_error(&stanza) {
+            // An error about a message we sent, arriving after its 202.
+            let cond =
+                stanza::error_condition(&stanza).map_or("undefined-condition", |c| c.as_str());
+            let id = stanza.attr("id").unwrap_or("");
+            self.event(Event::MessageRefused {
+                from: from.to_string(),
+                to: to.to_string(),
+                detail: format!("XMPP error {cond} for stanza {id} (after its SIP answer)"),
+            });
+            return;
+        }
+        if Kind::of(&stanza) != Some(Kind::Message) {
+            return self.refuse_stanza(
+                &stanza,
+                StanzaCondition::ServiceUnavailable,
+                "only messages reach SIP users",
+            );
+        }
+        if !self.access.xmpp_allowed(&local_user) {
+            self.message_refused(&from, &to, "no XMPP access; service-unavailable");
+            return self.refuse_stanza(&stanza, StanzaCondition::ServiceUnavailable, "");
+        }
+        let remote = from.bare().as_str().to_owned();
+        if !self.access.may_reach(&remote, &local_user, t.unix) {
+            self.message_refused(
+                &from,
+                &to,
+                "public-unverified partner, not contacted first; service-unavailable",
+            );
+            return self.refuse_stanza(&stanza, StanzaCondition::ServiceUnavailable, "");
+        }
+        let (im, chat_state) = match translate::xmpp_message_to_sip(&stanza) {
+            Ok(im) => (im, None),
+            Err(ImError::ChatStateOnly(state)) => {
+                match self.composing_update(&remote, &local_user, state) {
+                    Some(c) => (pager::is_composing_im(&from, &to, c), Some(state)),
+                    None => return,
+                }
+            }
+            Err(ImError::NoBody) | Err(ImError::ErrorMessage) => {
+                self.detail(
+                    None,
+                    format!("{from} -> {to}: message without body or chat state not gatewayed"),
+                );
+                return;
+            }
+            Err(e) => {
+                let cond = e.condition().unwrap_or(StanzaCondition::BadRequest);
+                return self.refuse_stanza(&stanza, cond, "");
+            }
+        };
+        if chat_state.is_none() {
+            let body = self.settings.log_message_bodies.then(|| im.body.clone());
+            self.event(Event::Relayed {
+                from: from.to_string(),
+                to: to.to_string(),
+                body,
+            });
+            // A message ends composing: idle is what no entry means.
+            self.composing.remove(&(remote, local_user.clone()));
+        }
+        let targets = self.targets_for(&local_user, t);
+        let Some(first) = targets.first() else {
+            let why = if self.registrar_has_account(&local_user) {
+                "no SIP contact"
+            } else {
+                "no such account"
+            };
+            self.message_refused(&from, &to, &format!("{why}; {CONCEALED}"));
+            if chat_state.is_none() {
+                self.refuse_stanza(&stanza, CONCEALED, "");
+            }
+            return;
+        };
+        let destination_key = local_user.clone();
+        if chat_state.is_some() && self.no_composing.contains(&destination_key) {
+            return;
+        }
+        let call_id = im
+            .call_id
+            .clone()
+            .unwrap_or_else(|| sip::new_call_id(&mut self.rng));
+        let tag = sip::new_tag(&mut self.rng);
+        let request = match pager::message_request(&im, first, &call_id, &tag) {
+            Ok(r) => r,
+            Err(e) => {
+                self.message_refused(&from, &to, &e.to_string());
+                return self.refuse_stanza(&stanza, StanzaCondition::JidMalformed, "");
+            }
+        };
+        if request.to_bytes().len() > translate::im::PAGER_MODE_LIMIT && chat_state.is_none() {
+            return self.refuse_stanza(
+                &stanza,
+                StanzaCondition::PolicyViolation,
+                "too large for a SIP MESSAGE (RFC 3428: 1300 bytes)",
+            );
+        }
+        let outgoing = Outgoing {
+            stanza,
+            request,
+            targets,
+            chat_state: chat_state.is_some(),
+        };
+        let busy = self
+            .in_flight
+            .values()
+            .any(|f| !f.settled && f.destination == destination_key);
+        let queue = self.queues.entry(destination_key.clone()).or_default();
+        if queue.len() >= DESTINATION_QUEUE_LIMIT {
+            let o = outgoing;
+            return self.refuse_stanza(
+                &o.stanza,
+                StanzaCondition::ResourceConstraint,
+                "too many messages waiting for this SIP user",
+            );
+        }
+        queue.push_back(outgoing);
+        if !busy {
+            self.send_next(&destination_key, t);
+        }
+    }
+
+    pub(super) fn composing_update(
+        &mut self,
+        remote: &str,
+        local: &str,
+        state: ChatState,
+    ) -> Option<ComposingState> {
+        let key = (remote.to_owned(), local.to_owned());
+        let last = self
+            .composing
+            .get(&key)
+            .copied()
+            .unwrap_or(ComposingState::Idle);
+        let next = translate::next_is_composing(last, state)?;
+        if next == ComposingState::Idle {
+            self.composing.remove(&key);
+        } else if self.composing.len() < MAX_COMPOSING || self.composing.contains_key(&key) {
+            self.composing.insert(key, next);
+        }
+        // Beyond the bound a pair is not tracked: its states are sent
+        // unfiltered, which costs a MESSAGE, not memory.
+        Some(next)
+    }
+
+    /// Whether `aor` is an account of the built-in registrar (an
+    /// unregistered account is unavailable, an unknown one not found).
+    pub(super) fn registrar_has_account(&self, aor: &str) -> bool {
+        self.mode == SipMode::Registrar && self.registrar.has_account(aor)
+    }
+
+    /// Where a MESSAGE for `aor` goes: the next hop, or every live
+    /// binding (by `q`, then contact) that can be reached. Empty when none.
+    pub(super) fn targets_for(&mut self, aor: &str, t: &mut Turn<'_>) -> Vec<Target> {
+        match self.mode {
+            SipMode::Proxy => {
+                let Some(hop) = self.settings.next_hop.as_ref() else {
+                    return Vec::new();
+                };
+                let Ok(uri) = Uri::parse(&format!("sip:{aor}")) else {
+                    return Vec::new();
+                };
+                vec![Target {
+                    uri,
+                    to: format!("sip:{aor}"),
+                    addr: hop.addr,
+                    transport: hop.transport,
+                    tls_name: Some(hop.name.clone()),
+                    flow: None,
+                }]
+            }
+            SipMode::Registrar => {
+                let bindings = self.registrar.bindings().lookup(aor, t.unix);
+                bindings
+                    .iter()
+                    .filter_map(|b| self.binding_target(aor, &b.contact))
+                    .collect()
+            }
+        }
+    }
+
+    /// How to reach one contact of `aor`: its flow, else its own address
+    /// (an IP: no DNS for SIP).
+    pub(super) fn binding_target(&mut self, aor: &str, contact: &str) -> Option<Target> {
+        let uri = Uri::parse(contact).ok()?;
+        let flow = self
+            .flows
+            .get(&(aor.to_owned(), contact.to_owned()))
+            .copied()
+            .filter(|c| self.conns.contains_key(c));
+        let transport = match uri.transport() {
+            Some(tr) if tr.eq_ignore_ascii_case("tcp") => SipTransport::Tcp,
+            Some(tr) if tr.eq_ignore_ascii_case("tls") => SipTransport::Tls,
+            _ if uri.scheme() == Scheme::Sips => SipTransport::Tls,
+            _ => SipTransport::Udp,
+        };
+        let default_port = if transport == SipTransport::Tls {
+            5061
+        } else {
+            5060
+        };
+        let ip = match uri.host()? {
+            sip::Host::V4(ip) => IpAddr::V4(*ip),
+            sip::Host::V6(ip) => IpAddr::V6(*ip),
+            sip::Host::Domain(_) => {
+                if flow.is_none() {
+                    self.detail(None, format!("{aor}: contact {contact} names a host; only IP contacts (or the registering connection) are reachable"));
+                    return None;
+                }
+                IpAddr::from([0, 0, 0, 0])
+            }
+        };
+        let addr = SocketAddr::new(ip, uri.port().unwrap_or(default_port));
+        Some(Target {
+            uri,
+            to: format!("sip:{aor}"),
+            addr,
+            transport,
+            tls_name: None,
+            flow,
+        })
+    }
+
+    /// Sends the first queued MESSAGE for `destination`, forked to each of
+    /// its targets; one that cannot start at all is refused and the next
+    /// is tried.
+    pub(super) fn send_next(&mut self, destination: &str, t: &mut Turn<'_>) {
+        loop {
+            let Some(outgoing) = self
+                .queues
+                .get_mut(destination)
+                .and_then(VecDeque::pop_front)
+            else {
+                self.queues.remove(destination);
+                return;
+            };
+            let number = self.next_message;
+            self.next_message += 1;
+            let Outgoing {
+                stanza,
+                request,
+                targets,
+                chat_state,
+            } = outgoing;
+            let mut started = 0;
+            // Every branch but the last gets a copy; the last takes the
+            // request itself (the usual single-device case copies nothing).
+            if let Some((last, others)) = targets.split_last() {
+                for target in others {
+                    started += usize::from(self.start_branch(request.clone(), target, number, t));
+                }
+                started += usize::from(self.start_branch(request, last, number, t));
+            }
+            if started == 0 {
+                if !chat_state {
+                    self.refuse_stanza(
+                        &stanza,
+                        StanzaCondition::RecipientUnavailable,
+                        "the SIP user cannot be reached",
+                    );
+                }
+                continue;
+            }
+            if started > 1 {
+                self.detail(
+                    None,
+                    format!("MESSAGE to {destination} forked to {started} contacts"),
+                );
+            }
+            self.in_flight.insert(
+                number,
+                InFlight {
+                    destination: destination.to_owned(),
+                    stanza,
+                    chat_state,
+                    running: started,
+                    settled: false,
+                    best: None,
+                },
+            );
+            self.drain_table(t);
+            return;
+        }
+    }
+
+    /// Starts one branch of MESSAGE `number`: `request` with `target`'s
+    /// Request-URI and our Via, on `target`'s transport. `false` when it
+    /// could not start.
+    pub(super) fn start_branch(
+        &mut self,
+        mut request: Request,
+        target: &Target,
+        number: u64,
+        t: &mut Turn<'_>,
+    ) -> bool {
+        let Some((dest, via)) = self.dest_for(target, t) else {
+            return false;
+        };
+        request.uri = target.uri.clone();
+        let branch = sip::new_branch(&mut self.rng);
+        request
+            .headers
+            .push_front("Via", format!("SIP/2.0/{via};branch={branch};rport"));
+        match self.table.start_client(&request, dest.reliable(), t.now) {
+            Ok(id) => {
+                self.tx_dest.insert(id, dest);
+                self.branches.insert(id, number);
+                true
+            }
+            Err(e) => {
+                self.detail(None, format!("SIP MESSAGE not sent: {e}"));
+                false
+            }
+        }
+    }
+
+    /// A client transaction ended: the response (or the failure) of one
+    /// branch of a MESSAGE toward SIP. The first 2xx settles it; when
+    /// every branch failed, the best failure goes back to the XMPP sender.
+    /// Once settled, the next MESSAGE to the user goes out.
+    pub(super) fn message_answered(
+        &mut self,
+        id: TxId,
+        result: Result<Response, u16>,
+        t: &mut Turn<'_>,
+    ) {
+        let Some(number) = self.branches.remove(&id) else {
+            return;
+        };
+        let Some(f) = self.in_flight.get_mut(&number) else {
+            return;
+        };
+        f.running -= 1;
+        if f.settled {
+            // A late branch of a message already settled: ignored.
+            if f.running == 0 {
+                self.in_flight.remove(&number);
+            }
+            return;
+        }
+        let destination = f.destination.clone();
+        let failure = match result {
+            Ok(r) if (200..300).contains(&r.status) => {
+                f.settled = true;
+                if f.running == 0 {
+                    self.in_flight.remove(&number);
+                }
+                self.event(Event::MessageAnswered {
+                    destination: destination.clone(),
+                    status: r.status,
+                    condition: None,
+                    detail: String::new(),
+                });
+                return self.send_next(&destination, t);
+            }
+            Ok(r) => BranchFailure {
+                status: r.status,
+                retry_after: r.headers.contains("Retry-After"),
+                reason: r.reason,
+                local: false,
+            },
+            Err(code) => BranchFailure {
+                status: code,
+                retry_after: false,
+                reason: sip::reason_phrase(code).to_owned(),
+                local: true,
+            },
+        };
+        let refused_composing = f.chat_state && failure.status == 415;
+        if f.best
+            .as_ref()
+            .is_none_or(|b| failure_rank(&failure) < failure_rank(b))
+        {
+            f.best = Some(failure);
+        }
+        let running = f.running;
+        if refused_composing {
+            self.no_composing.insert(destination.clone());
+            self.detail(
+                None,
+                format!("{destination} refused isComposing (415): no more sent to it"),
+            );
+        }
+        if running > 0 {
+            return;
+        }
+        let Some(f) = self.in_flight.remove(&number) else {
+            return;
+        };
+        if let (false, Some(best)) = (f.chat_state, f.best) {
+            let (condition, error_type, text) = if best.conceals_existence() {
+                (CONCEALED, ErrorType::Cancel, None)
+            } else {
+                let (c, ty) = translate::sip_to_xmpp(best.status, best.retry_after);
+                (c, ty, Some(best.reason.as_str()))
+            };
+            self.event(Event::MessageAnswered {
+                destination: destination.clone(),
+                status: best.status,
+                condition: Some(condition),
+                detail: best.reason.clone(),
+            });
+            if let Some(mut reply) = stanza::error_reply(&f.stanza, condition, text) {
+                if let Some(e) = reply.child_mut(crate::xml::ns::SERVER, "error") {
+                    e.set_attr("type", error_type.as_str());
+                }
+                self.to_xmpp.push_back((reply, false));
+            }
+        }
+        self.send_next(&destination, t);
+    }
+
+    /// Answers an XMPP stanza with an error.
+    pub(super) fn refuse_stanza(
+        &mut self,
+        stanza: &Element,
+        condition: StanzaCondition,
+        text: &str,
+    ) {
+        let text = (!text.is_empty()).then_some(text);
+        if let Some(reply) = stanza::error_reply(stanza, condition, text) {
+            self.to_xmpp.push_back((reply, false));
+        }
+    }
+}

@@ -433,3 +433,41 @@ fn outbound_connections_count_and_close_when_idle() {
         if *conn == out && peer.to_string() == "192.0.2.20:5060")));
     assert_eq!(net.nodes[XFED].gw.sip_connections(), 0);
 }
+
+/// Issue 9 (Lync correction): RFC 3428's 1,300 bytes bound a MESSAGE over
+/// UDP only; over TCP a message up to `sip.max_message_size` goes through.
+#[test]
+fn a_message_over_1300_bytes_goes_over_tcp() {
+    let extra = "\n[[partner]]\ndomain = \"remote.test\"\ntype = \"federated\"\n";
+    let mut net = node(extra, 100);
+    let contact = SocketAddr::from(([192, 0, 2, 20], 5060));
+    net.listen_outside(contact);
+    let register = register_contact(2, &format!("sip:alice@{contact};transport=tcp"), 3600);
+    net.sip_datagram(XFED, alice_ua(), register.as_bytes());
+    let long = "x".repeat(5000);
+    net.send(
+        XFED,
+        &format!(
+            "<message xmlns='jabber:server' from='bob@remote.test/x' to='alice@xfed.test' \
+             id='big'><body>{long}</body></message>"
+        ),
+    );
+    let out = net
+        .outside
+        .iter()
+        .find(|(_, o)| o.peer == contact)
+        .map(|((_, c), _)| *c)
+        .expect("a connection to the contact");
+    let (sent, _) = net.outside_take(XFED, out);
+    let reqs = requests(&sent);
+    assert_eq!(reqs.len(), 1, "{}", net.dump(XFED));
+    assert_eq!(reqs[0].body, long.as_bytes());
+    assert!(
+        !net.nodes[XFED]
+            .inbox
+            .iter()
+            .any(|e| e.attr("id") == Some("big")),
+        "bounced: {:?}",
+        net.nodes[XFED].inbox
+    );
+}

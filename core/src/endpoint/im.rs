@@ -251,13 +251,14 @@ impl Endpoint {
                 return self.refuse_stanza(&stanza, StanzaCondition::JidMalformed, "");
             }
         };
-        if request.to_bytes().len() > translate::im::PAGER_MODE_LIMIT && chat_state.is_none() {
-            return self.refuse_stanza(
-                &stanza,
-                StanzaCondition::PolicyViolation,
-                "too large for a SIP MESSAGE (RFC 3428: 1300 bytes)",
-            );
-        }
+        let size = request.to_bytes().len();
+        let targets = match self.targets_for_size(targets, size) {
+            Ok(targets) => targets,
+            Err(why) => {
+                self.message_refused(&from, &to, why);
+                return self.refuse_stanza(&stanza, StanzaCondition::PolicyViolation, why);
+            }
+        };
         let outgoing = Outgoing {
             stanza,
             request,
@@ -281,6 +282,34 @@ impl Endpoint {
         if !busy {
             self.send_next(&destination_key, t);
         }
+    }
+
+    /// The targets a MESSAGE of `size` bytes may go to: RFC 3428 (section
+    /// 9) keeps a MESSAGE over 1300 bytes off UDP, where it would be
+    /// fragmented; TCP and TLS (a connection or a registered flow) carry
+    /// anything up to `sip.max_message_size`.
+    fn targets_for_size(
+        &self,
+        targets: Vec<Target>,
+        size: usize,
+    ) -> Result<Vec<Target>, &'static str> {
+        if size > self.limits.max_message_size {
+            return Err("too large for SIP (sip.max_message_size)");
+        }
+        if size <= translate::im::PAGER_MODE_LIMIT {
+            return Ok(targets);
+        }
+        let reliable: Vec<Target> = targets
+            .into_iter()
+            .filter(|t| {
+                let flow = t.flow.is_some_and(|c| self.conns.contains_key(&c));
+                flow || t.transport != SipTransport::Udp
+            })
+            .collect();
+        if reliable.is_empty() {
+            return Err("too large for a SIP MESSAGE over UDP (RFC 3428: 1300 bytes)");
+        }
+        Ok(reliable)
     }
 
     pub(super) fn composing_update(

@@ -300,7 +300,10 @@ impl std::fmt::Debug for Endpoint {
         f.debug_struct("Endpoint")
             .field("mode", &self.mode)
             .field("conns", &self.conns.len())
-            .field("transactions", &self.table.len())
+            .field("flows", &self.flows.len())
+            .field("tables", &self.tables())
+            .field("messages_in_flight", &self.in_flight.len())
+            .field("awaiting_xmpp", &self.awaiting.len())
             .finish_non_exhaustive()
     }
 }

@@ -109,9 +109,15 @@ pub struct Gateway {
 
 impl std::fmt::Debug for Gateway {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // What an operator asks first: who is served, what is held.
         f.debug_struct("Gateway")
-            .field("sessions", &self.sessions.len())
+            .field("domains", &self.settings.local_domains)
+            .field("s2s_connections", &self.sessions.len())
             .field("routes", &self.routes.len())
+            .field("pending_dialback", &self.pending_dialback())
+            .field("dns_queries", &self.queries.len())
+            .field("shutting_down", &self.shutting_down)
+            .field("sip", &self.sip)
             .finish_non_exhaustive()
     }
 }

@@ -20,7 +20,7 @@ use hickory_proto::op::{Message, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::{A, AAAA, SOA, SRV};
 use hickory_proto::rr::{Name, RData, Record, RecordType as WireType};
 
-use crate::config::{Negotiation, StreamPolicy};
+use crate::config::{Negotiation, Partners, StreamPolicy};
 use crate::dns::{RecordType, Srv};
 use crate::endpoint::NextHop;
 use crate::event::Event;
@@ -59,6 +59,12 @@ pub struct NodeSpec {
     pub connection_limit: usize,
     /// `gateway.max_pending_dialback_*`, `max_routes`, `max_dns_queries`.
     pub bounds: S2sBounds,
+    /// Streams one partner may hold, both directions, over all its
+    /// domains.
+    pub partner_connection_limit: usize,
+    /// Domains that belong to another partner: (domain, partner), as
+    /// `additional_domains` makes them.
+    pub partner_domains: Vec<(&'static str, &'static str)>,
 }
 
 impl NodeSpec {
@@ -74,6 +80,8 @@ impl NodeSpec {
             dns: false,
             connection_limit: 100,
             bounds: S2sBounds::default(),
+            partner_connection_limit: 10,
+            partner_domains: Vec::new(),
         }
     }
 }
@@ -304,6 +312,38 @@ fn dns_name(host: &str) -> Option<Name> {
     Name::from_ascii(format!("{host}.")).ok()
 }
 
+/// A node's view of the other domains: its [`NodeSpec`]'s policies, and
+/// the other nodes' addresses in place of DNS.
+#[derive(Debug)]
+struct SimPartners {
+    policies: HashMap<String, Option<StreamPolicy>>,
+    default: Option<StreamPolicy>,
+    connect: HashMap<String, (String, u16)>,
+    connection_limit: usize,
+    partner_domains: HashMap<String, String>,
+}
+
+impl Partners for SimPartners {
+    fn policy(&self, domain: &str) -> Option<StreamPolicy> {
+        self.policies.get(domain).copied().unwrap_or(self.default)
+    }
+
+    fn connect(&self, domain: &str) -> Option<(String, u16)> {
+        self.connect.get(domain).cloned()
+    }
+
+    fn connection_limit(&self, _: &str) -> usize {
+        self.connection_limit
+    }
+
+    fn partner_of(&self, domain: &str) -> String {
+        self.partner_domains
+            .get(domain)
+            .cloned()
+            .unwrap_or_else(|| domain.to_owned())
+    }
+}
+
 fn settings(
     spec: &NodeSpec,
     ca: &TestCa,
@@ -340,9 +380,17 @@ fn settings(
         establishment_timeout: T_ESTABLISH,
         inactivity_timeout: T_INACTIVITY,
         keepalive_interval: T_KEEPALIVE,
-        policy: Arc::new(move |d: &str| policies.get(d).copied().unwrap_or(default)),
-        connect: Arc::new(move |d: &str| connect.get(d).cloned()),
-        connection_limit: Arc::new(|_: &str| 10),
+        partners: Arc::new(SimPartners {
+            policies,
+            default,
+            connect,
+            connection_limit: spec.partner_connection_limit,
+            partner_domains: spec
+                .partner_domains
+                .iter()
+                .map(|(d, p)| (d.to_string(), p.to_string()))
+                .collect(),
+        }),
         bounds: spec.bounds,
     }
 }
@@ -377,7 +425,7 @@ impl Net {
                 seed[0] = i as u8;
                 Node {
                     domain: spec.domain.to_owned(),
-                    gw: Gateway::new(settings, seed, now, NOW, spec.connection_limit),
+                    gw: Gateway::with_settings(settings, seed, now, NOW, spec.connection_limit),
                     addr: addrs[i].1,
                     direct: SocketAddr::from(([10, 0, 0, i as u8 + 1], 5270)),
                     events: Vec::new(),

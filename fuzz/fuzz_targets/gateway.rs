@@ -9,42 +9,47 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
-use xfed_core::config::{Negotiation, StreamPolicy};
+use xfed_core::dns::HostsTable;
+use xfed_core::gateway::Setup;
+use xfed_core::tls::TrustAnchors;
+use xfed_core::xml::parse_element;
 use xfed_core::{Gateway, Listener, Output};
-use xfed_core::tls::{CallerClock, TrustAnchors};
-use xfed_core::xml::{parse_element, Limits};
-use xfed_core::xmpp::session::{S2sBounds, Settings};
 
-fn settings() -> Settings {
-    Settings {
-        local_domains: vec!["local.test".into()],
-        limits: Limits {
-            max_stanza_size: 8192,
-            max_depth: 16,
-            max_attributes: 16,
-        },
-        tls_server: None,
-        tls_client: None,
-        tls_server_direct: None,
-        tls_client_direct: None,
-        clock: Arc::new(CallerClock::new(1_767_225_600)),
-        trust: Arc::new(TrustAnchors::empty()),
+/// Plain TCP with every partner (no certificate at all), dialback only,
+/// and a fixed address for remote.test: the bytes reach negotiation,
+/// dialback and stanza handling rather than stopping at TLS.
+const CONFIG: &str = r#"
+[gateway]
+domains = ["local.test"]
+dialback_secret = "fuzz"
+federation = "deny-list"
+max_stanza_size = 8192
+[[block]]
+domain = "refused.test"
+[[partner]]
+domain = "remote.test"
+additional_domains = ["other.test"]
+type = "federated"
+tls = "not-supported"
+sasl = "not-supported"
+dialback = true
+connect = "10.0.0.2:5269"
+connection_limit = 4
+"#;
+
+fn gateway(seed: u8, now: Instant) -> Gateway {
+    let config = xfed_core::config::parse(CONFIG).expect("fuzz config").config;
+    let setup = Setup {
+        identity: None,
+        trust: TrustAnchors::empty(),
         dialback_secret: "fuzz".into(),
-        establishment_timeout: Duration::from_secs(60),
-        inactivity_timeout: Duration::from_secs(600),
-        keepalive_interval: Duration::from_secs(300),
-        policy: Arc::new(|d: &str| {
-            (d != "refused.test").then_some(StreamPolicy {
-                tls: Negotiation::NotSupported,
-                sasl: Negotiation::NotSupported,
-                dialback: true,
-                keepalive: true,
-            })
-        }),
-        connect: Arc::new(|_: &str| Some(("10.0.0.2".into(), 5269))),
-        connection_limit: Arc::new(|_: &str| 4),
-        bounds: S2sBounds::default(),
-    }
+        hosts: HostsTable::default(),
+        sip_udp: Vec::new(),
+        next_hop: None,
+        bindings: Vec::new(),
+        contacts: Vec::new(),
+    };
+    Gateway::new(Arc::new(config), setup, [seed; 32], now, 1_767_225_600)
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -52,7 +57,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let mut now = Instant::now();
-    let mut gw = Gateway::new(settings(), [mode; 32], now, 1_767_225_600, 16);
+    let mut gw = gateway(mode, now);
     let conn = if mode & 1 == 0 {
         gw.accept(Listener::S2s, "10.0.0.9:4000".parse().unwrap(), now)
     } else {

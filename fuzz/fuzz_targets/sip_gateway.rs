@@ -13,19 +13,26 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
-use xfed_core::config::{Negotiation, StreamPolicy};
-use xfed_core::endpoint::SipSettings;
+use xfed_core::dns::HostsTable;
+use xfed_core::gateway::Setup;
+use xfed_core::tls::TrustAnchors;
+use xfed_core::xml::parse_element;
 use xfed_core::{Gateway, Listener, Output};
-use xfed_core::tls::{CallerClock, TrustAnchors};
-use xfed_core::translate::XmppMessageType;
-use xfed_core::xml::{parse_element, Limits};
-use xfed_core::xmpp::session::{S2sBounds, Settings};
 
 const CONFIG: &str = r#"
 [gateway]
 domains = ["local.test"]
 dialback_secret = "fuzzing-dialback-secret"
 federation = "open"
+max_stanza_size = 8192
+[[partner]]
+domain = "remote.test"
+type = "federated"
+tls = "not-supported"
+sasl = "not-supported"
+dialback = true
+connect = "10.0.0.2:5269"
+connection_limit = 4
 [sip]
 mode = "registrar"
 trusted = ["10.0.0.7"]
@@ -43,36 +50,21 @@ users = ["*"]
 xmpp = true
 "#;
 
-fn settings() -> Settings {
-    Settings {
-        local_domains: vec!["local.test".into()],
-        limits: Limits {
-            max_stanza_size: 8192,
-            max_depth: 16,
-            max_attributes: 16,
-        },
-        tls_server: None,
-        tls_client: None,
-        tls_server_direct: None,
-        tls_client_direct: None,
-        clock: Arc::new(CallerClock::new(1_767_225_600)),
-        trust: Arc::new(TrustAnchors::empty()),
+/// The gateway of [`CONFIG`], with no certificate (plain TCP only) and
+/// one SIP UDP socket.
+fn gateway(udp: SocketAddr, seed: u8, now: Instant) -> Gateway {
+    let config = xfed_core::config::parse(CONFIG).expect("fuzz config").config;
+    let setup = Setup {
+        identity: None,
+        trust: TrustAnchors::empty(),
         dialback_secret: "fuzz".into(),
-        establishment_timeout: Duration::from_secs(60),
-        inactivity_timeout: Duration::from_secs(600),
-        keepalive_interval: Duration::from_secs(300),
-        policy: Arc::new(|_: &str| {
-            Some(StreamPolicy {
-                tls: Negotiation::NotSupported,
-                sasl: Negotiation::NotSupported,
-                dialback: true,
-                keepalive: true,
-            })
-        }),
-        connect: Arc::new(|_: &str| Some(("10.0.0.2".into(), 5269))),
-        connection_limit: Arc::new(|_: &str| 4),
-        bounds: S2sBounds::default(),
-    }
+        hosts: HostsTable::default(),
+        sip_udp: vec![udp],
+        next_hop: None,
+        bindings: Vec::new(),
+        contacts: Vec::new(),
+    };
+    Gateway::new(Arc::new(config), setup, [seed; 32], now, 1_767_225_600)
 }
 
 fn drain(gw: &mut Gateway, udp: SocketAddr) {
@@ -87,28 +79,11 @@ fuzz_target!(|data: &[u8]| {
     let Some((&seed, input)) = data.split_first() else {
         return;
     };
-    let config = xfed_core::config::parse(CONFIG)
-        .expect("fuzz config")
-        .config;
     let udp: SocketAddr = "10.0.0.1:5060".parse().unwrap();
     let trusted: SocketAddr = "10.0.0.7:5060".parse().unwrap();
     let stranger: SocketAddr = "10.0.0.9:5062".parse().unwrap();
     let mut now = Instant::now();
-    let mut gw = Gateway::new(settings(), [seed; 32], now, 1_767_225_600, 16);
-    gw.enable_sip(
-        &config,
-        SipSettings {
-            udp: vec![udp],
-            tls_server: None,
-            tls_client: None,
-            trust: std::sync::Arc::new(xfed_core::tls::TrustAnchors::empty()),
-            next_hop: None,
-            message_type: XmppMessageType::Normal,
-            log_message_bodies: false,
-        },
-        b"fuzz digest key",
-        now,
-    );
+    let mut gw = gateway(udp, seed, now);
     let tcp = gw.accept(Listener::SipTcp, "10.0.0.8:40000".parse().unwrap(), now);
     drain(&mut gw, udp);
     for segment in input.split(|b| *b == 0) {

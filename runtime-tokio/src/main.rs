@@ -165,7 +165,7 @@ async fn run(mut dep: Deployment, ping: Option<(String, Duration)>) -> ExitCode 
             }
         }
     }
-    dep.sip_settings.udp = udp.keys().copied().collect();
+    dep.setup.sip_udp = udp.keys().copied().collect();
     for (listener, addr) in driver::tcp_listeners(&dep) {
         match TcpListener::bind(addr).await {
             Ok(l) => {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use xfed_core::config::{Negotiation, StreamPolicy};
+use xfed_core::config::{Negotiation, Partners, StreamPolicy};
 use xfed_core::rng::Rng;
 use xfed_core::tls::testing::{LeafSpec, TestCa, NOW};
 use xfed_core::tls::{client_config, direct_tls_client_config, CallerClock};
@@ -146,16 +146,7 @@ fn main() {
         establishment_timeout: Duration::from_secs(120),
         inactivity_timeout: Duration::from_secs(3600),
         keepalive_interval: Duration::from_secs(3600),
-        policy: Arc::new(|_: &str| {
-            Some(StreamPolicy {
-                tls: Negotiation::Required,
-                sasl: Negotiation::Required,
-                dialback: false,
-                keepalive: false,
-            })
-        }),
-        connect: Arc::new(|_: &str| None),
-        connection_limit: Arc::new(|_: &str| usize::MAX),
+        partners: Arc::new(AnyPeer),
         bounds: S2sBounds::default(),
     });
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -192,4 +183,31 @@ fn main() {
     let _ = server.kill();
     let _ = server.wait();
     assert_eq!(ok, count, "not every connection authenticated");
+}
+
+/// The client side's view: every peer over TLS with SASL EXTERNAL.
+#[derive(Debug)]
+struct AnyPeer;
+
+impl Partners for AnyPeer {
+    fn policy(&self, _: &str) -> Option<StreamPolicy> {
+        Some(StreamPolicy {
+            tls: Negotiation::Required,
+            sasl: Negotiation::Required,
+            dialback: false,
+            keepalive: false,
+        })
+    }
+
+    fn connect(&self, _: &str) -> Option<(String, u16)> {
+        None
+    }
+
+    fn connection_limit(&self, _: &str) -> usize {
+        usize::MAX
+    }
+
+    fn partner_of(&self, domain: &str) -> String {
+        domain.to_owned()
+    }
 }

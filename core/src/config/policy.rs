@@ -23,6 +23,51 @@ pub const OPEN_FEDERATION_POLICY: StreamPolicy = StreamPolicy {
     keepalive: true,
 };
 
+/// What the s2s side asks about a remote domain: whether and how it may
+/// federate, where its server is, how many streams it may hold. The
+/// configuration answers ([`Config`] implements it from `[[partner]]`,
+/// `[[block]]` and `gateway.federation`); simulations and fuzzing give
+/// their own tables.
+pub trait Partners: fmt::Debug + Send + Sync {
+    /// How to negotiate with `domain`; `None` refuses it.
+    fn policy(&self, domain: &str) -> Option<StreamPolicy>;
+    /// The fixed address of `domain`'s server (a partner's `connect`),
+    /// which replaces DNS for it.
+    fn connect(&self, domain: &str) -> Option<(String, u16)>;
+    /// Most streams the partner of `domain` may hold at once, over all its
+    /// domains and both directions.
+    fn connection_limit(&self, domain: &str) -> usize;
+    /// The name of the partner `domain` belongs to (its primary domain),
+    /// so that its limit counts every domain it has; a domain that is no
+    /// partner stands for itself.
+    fn partner_of(&self, domain: &str) -> String;
+}
+
+impl Partners for Config {
+    fn policy(&self, domain: &str) -> Option<StreamPolicy> {
+        self.federation_policy(domain).stream_policy()
+    }
+
+    fn connect(&self, domain: &str) -> Option<(String, u16)> {
+        let connect = self.partner_for(domain)?.connect.as_ref()?;
+        Some((connect.host.clone(), connect.port))
+    }
+
+    fn connection_limit(&self, domain: &str) -> usize {
+        let limit = self
+            .partner_for(domain)
+            .map_or(self.gateway.partner_connection_limit, |p| {
+                p.connection_limit
+            });
+        limit as usize
+    }
+
+    fn partner_of(&self, domain: &str) -> String {
+        self.partner_for(domain)
+            .map_or_else(|| domain.to_ascii_lowercase(), |p| p.domain.clone())
+    }
+}
+
 /// Whether, and as what, a remote domain may federate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admission<'a> {

@@ -4,10 +4,6 @@
 use super::*;
 
 impl Gateway {
-    pub(super) fn on_restore(&mut self, bindings: Vec<Binding>, contacts: Vec<Contacted>, t: Time) {
-        self.with_sip(t, |ep, turn| ep.restore(bindings, contacts, turn));
-    }
-
     pub(super) fn on_datagram(
         &mut self,
         local: SocketAddr,

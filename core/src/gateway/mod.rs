@@ -4,6 +4,7 @@
 //! Runtimes feed it accepted and connected sockets, bytes, DNS replies and
 //! time, and carry out what [`Gateway::poll_output`] returns.
 
+mod build;
 mod dialback;
 mod inputs;
 mod local;
@@ -16,23 +17,21 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::config::Config;
 use crate::dns::{
     Candidate, Connect, HostsTable, Query, Resolution, ResolveError, ResolveOptions, Transport,
 };
-use crate::endpoint::{Endpoint, SipSettings, SipTables, Turn};
+use crate::endpoint::{Endpoint, SipTables, Turn};
 use crate::event::{Event, Refusal};
 use crate::ids::{ConnId, ConnIds, Listener, QueryId};
 use crate::log_budget::LogBudget;
 use crate::output::Output;
-use crate::registrar::bindings::Binding;
 use crate::rng::Rng;
-use crate::store::Contacted;
 use crate::xml::{ns, Element};
 use crate::xmpp::session::{Direction, Session, SessionEvent, Settings, Time};
 use crate::xmpp::stanza::{self, Kind, StanzaCondition};
 use crate::xmpp::{StreamCondition, StreamError};
 
+pub use build::Setup;
 use dialback::PendingVerify;
 pub use routing::ROUTE_QUEUE_LIMIT;
 use routing::{QueryOut, Route, RouteKey, RouteState};
@@ -123,9 +122,9 @@ impl std::fmt::Debug for Gateway {
 }
 
 impl Gateway {
-    /// A gateway; `seed` comes from the operating system (or a test), and
-    /// `unix_now` is the wall clock at `now`, for certificate validity.
-    pub fn new(
+    /// A gateway of the s2s side alone, from settings made elsewhere (the
+    /// simulation); [`Gateway::new`] is the way in.
+    pub(crate) fn with_settings(
         settings: Settings,
         seed: [u8; 32],
         now: Instant,
@@ -157,40 +156,6 @@ impl Gateway {
             tracked: HashSet::new(),
             hosts: Arc::default(),
         }
-    }
-
-    /// Uses `hosts` (the runtime's `/etc/hosts`) for the addresses of the
-    /// names it lists, before DNS.
-    pub fn set_hosts(&mut self, hosts: HostsTable) {
-        self.hosts = Arc::new(hosts);
-    }
-
-    /// Turns the gateway role on: SIP transports, registrar or proxy link,
-    /// and translation for the local domains. `digest_key` keys the
-    /// registrar's nonces.
-    pub fn enable_sip(
-        &mut self,
-        config: &Config,
-        settings: SipSettings,
-        digest_key: &[u8],
-        now: Instant,
-    ) {
-        self.turn(now, |gw, t| {
-            let rng = gw.rng.fork();
-            let mut turn = Turn {
-                now: t.now,
-                unix: t.unix,
-                ids: &mut gw.ids,
-            };
-            gw.sip = Some(Endpoint::new(config, settings, digest_key, rng, &mut turn));
-            gw.pump_sip();
-        });
-    }
-
-    /// Loads the registrar's bindings and the remembered contacts from the
-    /// store (at start).
-    pub fn restore(&mut self, bindings: Vec<Binding>, contacts: Vec<Contacted>, now: Instant) {
-        self.turn(now, |gw, t| gw.on_restore(bindings, contacts, t))
     }
 
     /// The settings every session uses.

@@ -361,6 +361,17 @@ impl Gateway {
             );
             return;
         };
+        let partner = self.settings.partners.partner_of(&key.1);
+        let limit = self.settings.partners.connection_limit(&key.1);
+        if self.partner_streams(&partner) >= limit {
+            let why = format!("{partner} already holds {limit} stream(s) (its connection_limit)");
+            self.event(Event::LimitReached {
+                conn: None,
+                key: "partner connection_limit",
+                detail: format!("{} -> {}: {why}", key.0, key.1),
+            });
+            return self.routes_fail(key, StanzaCondition::ResourceConstraint, &why, t);
+        }
         let conn = self.new_conn();
         let rng = self.rng.fork();
         let session =

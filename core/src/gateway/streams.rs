@@ -30,6 +30,19 @@ impl Gateway {
         }
     }
 
+    /// The streams, in either direction, that carry a domain of
+    /// `partner` (Lync's ConnectionLimit counts them all).
+    pub(super) fn partner_streams(&self, partner: &str) -> usize {
+        let partners = &self.settings.partners;
+        self.sessions
+            .values()
+            .filter(|s| match s.direction() {
+                Direction::Inbound => s.pairs().any(|(f, _)| partners.partner_of(f) == partner),
+                Direction::Outbound { remote, .. } => partners.partner_of(remote) == partner,
+            })
+            .count()
+    }
+
     pub(super) fn on_session_event(&mut self, conn: ConnId, ev: SessionEvent, t: Time) {
         match ev {
             SessionEvent::InboundAuthorized { from, to, method } => {
@@ -42,18 +55,15 @@ impl Gateway {
                     method,
                     tls,
                 });
-                let same = self
-                    .sessions
-                    .values()
-                    .filter(|s| {
-                        s.direction() == &Direction::Inbound && s.pairs().any(|(f, _)| *f == from)
-                    })
-                    .count();
-                if same > self.settings.connection_limit_for(&from) {
+                let partner = self.settings.partners.partner_of(&from);
+                let limit = self.settings.partners.connection_limit(&from);
+                if self.partner_streams(&partner) > limit {
                     self.event(Event::LimitReached {
                         conn: Some(conn),
                         key: "partner connection_limit",
-                        detail: format!("{from} exceeds its connection limit: stream closed"),
+                        detail: format!(
+                            "{from} ({partner}) holds more than {limit} stream(s): stream closed"
+                        ),
                     });
                     if let Some(s) = self.sessions.get_mut(&conn) {
                         s.close_with(

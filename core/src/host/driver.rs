@@ -329,8 +329,9 @@ impl Driver {
             info!("{n}");
         }
         let mut store = SqliteStore::open(&dep.store).map_err(|e| e.to_string())?;
-        let bindings = store.load_bindings().map_err(|e| e.to_string())?;
-        let contacts = store.load_contacts().map_err(|e| e.to_string())?;
+        let mut setup = dep.setup;
+        setup.bindings = store.load_bindings().map_err(|e| e.to_string())?;
+        setup.contacts = store.load_contacts().map_err(|e| e.to_string())?;
         let from = dep
             .config
             .gateway
@@ -338,14 +339,9 @@ impl Driver {
             .first()
             .cloned()
             .unwrap_or_default();
-        let limit = setup::connection_limit(&dep.config);
         let log_bodies = dep.config.gateway.log_message_bodies;
         let send_queue_limit = send_queue_limit(&dep.config);
-        let digest_key = format!("xfed sip digest nonces:{}", dep.settings.dialback_secret);
-        let mut gw = Gateway::new(dep.settings, dep.seed, now, dep.unix_now, limit);
-        gw.set_hosts(dep.hosts);
-        gw.enable_sip(&dep.config, dep.sip_settings, digest_key.as_bytes(), now);
-        gw.restore(bindings, contacts, now);
+        let mut gw = Gateway::new(dep.config, setup, dep.seed, now, dep.unix_now);
         let ping = ping.map(|(to, timeout)| {
             let id = format!("xfed-ping-{}", dep.unix_now);
             gw.send(ping::request(&from, &to, &id), now);

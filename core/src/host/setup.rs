@@ -10,12 +10,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::config::{self, Config, SipListener, SipMode, SipTransport, StoreUrl, Trust};
 use crate::dns::HostsTable;
-use crate::endpoint::{NextHop, SipSettings};
+use crate::endpoint::NextHop;
+use crate::gateway::Setup;
 use crate::sip::{self, Uri};
-use crate::tls::{self, CallerClock, LocalIdentity, TrustAnchors};
-use crate::translate::XmppMessageType;
-use crate::xml::Limits;
-use crate::xmpp::session::{S2sBounds, Settings};
+use crate::tls::{self, LocalIdentity, TrustAnchors};
 
 /// Where the embedded default keeps what it generates.
 pub const DATA_DIR: &str = "xfed-data";
@@ -24,17 +22,16 @@ pub const DATA_DIR: &str = "xfed-data";
 pub struct Deployment {
     /// The parsed configuration.
     pub config: Arc<Config>,
-    /// What every session shares.
-    pub settings: Settings,
+    /// What the gateway is built with besides the configuration; the
+    /// runtime puts the SIP UDP sockets it bound into `sip_udp`, the
+    /// driver what the store kept.
+    pub setup: Setup,
     /// STARTTLS listeners.
     pub s2s: Vec<SocketAddr>,
     /// Direct TLS listeners.
     pub s2s_direct_tls: Vec<SocketAddr>,
     /// SIP listeners.
     pub sip: Vec<SipListener>,
-    /// The SIP side's settings; the runtime puts the UDP sockets it bound
-    /// into `udp`.
-    pub sip_settings: SipSettings,
     /// The store, with relative paths resolved.
     pub store: StoreUrl,
     /// Seed of the core's generator, from the OS.
@@ -43,8 +40,6 @@ pub struct Deployment {
     pub unix_now: u64,
     /// The recursive DNS resolver (first `nameserver` of /etc/resolv.conf).
     pub resolver: SocketAddr,
-    /// /etc/hosts, consulted for addresses before DNS.
-    pub hosts: HostsTable,
     /// Lines for the log: configuration notices and what was generated.
     pub notices: Vec<String>,
 }
@@ -195,7 +190,6 @@ pub fn load(path: Option<&Path>) -> Result<Deployment, String> {
             TrustAnchors::from_der_roots(roots).map_err(|e| format!("{}: {e}", p.display()))?
         }
     };
-    let trust = Arc::new(trust);
     let dialback_secret = match &config.gateway.dialback_secret {
         Some(s) => s.expose().to_owned(),
         None => {
@@ -217,57 +211,15 @@ pub fn load(path: Option<&Path>) -> Result<Deployment, String> {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or_default();
-    let clock = Arc::new(CallerClock::new(unix_now));
-    let config = Arc::new(config);
-    let g = &config.gateway;
-    let policy_config = config.clone();
-    let connect_config = config.clone();
-    let limit_config = config.clone();
-    let sip_settings = SipSettings {
-        udp: config
-            .listen
-            .sip
-            .iter()
-            .filter(|l| l.transport == SipTransport::Udp)
-            .map(|l| l.addr)
-            .collect(),
-        tls_server: Some(tls::server_config(&identity, clock.clone())),
-        tls_client: Some(tls::client_config(&identity, clock.clone())),
-        trust: trust.clone(),
-        next_hop,
-        message_type: XmppMessageType::Normal,
-        log_message_bodies: g.log_message_bodies,
-    };
-    let settings = Settings {
-        local_domains: g.domains.clone(),
-        limits: Limits {
-            max_stanza_size: g.max_stanza_size,
-            ..Limits::default()
-        },
-        tls_server: Some(tls::server_config(&identity, clock.clone())),
-        tls_client: Some(tls::client_config(&identity, clock.clone())),
-        tls_server_direct: Some(tls::direct_tls_server_config(&identity, clock.clone())),
-        tls_client_direct: Some(tls::direct_tls_client_config(&identity, clock.clone())),
-        clock,
+    let setup = Setup {
+        identity: Some(identity),
         trust,
         dialback_secret,
-        establishment_timeout: g.stream_establishment_timeout,
-        inactivity_timeout: g.stream_inactivity_timeout,
-        keepalive_interval: g.keepalive_interval,
-        policy: Arc::new(move |d: &str| policy_config.federation_policy(d).stream_policy()),
-        connect: Arc::new(move |d: &str| {
-            connect_config
-                .partner_for(d)
-                .and_then(|p| p.connect.as_ref())
-                .map(|c| (c.host.clone(), c.port))
-        }),
-        connection_limit: Arc::new(move |d: &str| {
-            limit_config.partner_for(d).map_or(
-                limit_config.gateway.partner_connection_limit as usize,
-                |p| p.connection_limit as usize,
-            )
-        }),
-        bounds: S2sBounds::from_config(g),
+        hosts: hosts_table(),
+        sip_udp: Vec::new(),
+        next_hop,
+        bindings: Vec::new(),
+        contacts: Vec::new(),
     };
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| format!("no randomness from the OS: {e}"))?;
@@ -275,14 +227,12 @@ pub fn load(path: Option<&Path>) -> Result<Deployment, String> {
         s2s: config.listen.s2s.clone(),
         s2s_direct_tls: config.listen.s2s_direct_tls.clone(),
         sip: config.listen.sip.clone(),
-        sip_settings,
         store,
-        config,
-        settings,
+        config: Arc::new(config),
+        setup,
         seed,
         unix_now,
         resolver: resolver(),
-        hosts: hosts_table(),
         notices,
     })
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use rustls::{ClientConfig, ServerConfig};
 
-use crate::config::{Negotiation, StreamPolicy};
+use crate::config::{Negotiation, Partners, StreamPolicy};
 use crate::rng::Rng;
 use crate::tls::{check_peer, CallerClock, PeerCert, TrustAnchors};
 use crate::xml::{ns, Element, Event, Limits, Reader, Scope, StreamHeader};
@@ -24,9 +24,6 @@ use super::dialback_key::{dialback_key, verify_dialback_key};
 use super::pipe::Pipe;
 use super::stanza::{self, Kind, StanzaCondition};
 use super::{StreamCondition, StreamError};
-
-/// Decides which remote domains may federate, and how; `None` refuses.
-pub type PolicyFn = dyn Fn(&str) -> Option<StreamPolicy> + Send + Sync;
 
 /// What every session of a gateway shares.
 pub struct Settings {
@@ -55,14 +52,8 @@ pub struct Settings {
     pub inactivity_timeout: Duration,
     /// Whitespace keepalive period.
     pub keepalive_interval: Duration,
-    /// Per-domain admission and negotiation.
-    pub policy: Arc<PolicyFn>,
-    /// Fixed address of a domain's server (a partner's `connect`), which
-    /// replaces DNS for it.
-    pub connect: Arc<ConnectFn>,
-    /// Most inbound connections one remote domain may hold (a partner's
-    /// `connection_limit`, else `partner_connection_limit`).
-    pub connection_limit: Arc<LimitFn>,
+    /// Per-domain admission, negotiation, address and limit.
+    pub partners: Arc<dyn Partners>,
     /// What dialback requests may make the gateway hold.
     pub bounds: S2sBounds,
 }
@@ -111,12 +102,6 @@ impl S2sBounds {
     }
 }
 
-/// A per-domain connection limit.
-pub type LimitFn = dyn Fn(&str) -> usize + Send + Sync;
-
-/// A partner's fixed `connect` address: host (name or IP literal) and port.
-pub type ConnectFn = dyn Fn(&str) -> Option<(String, u16)> + Send + Sync;
-
 impl std::fmt::Debug for Settings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Settings")
@@ -128,17 +113,12 @@ impl std::fmt::Debug for Settings {
 impl Settings {
     /// How to treat `domain`; `None` refuses it.
     pub fn policy(&self, domain: &str) -> Option<StreamPolicy> {
-        (self.policy)(domain)
+        self.partners.policy(domain)
     }
 
     /// The fixed address configured for `domain`, if any.
     pub fn connect_for(&self, domain: &str) -> Option<(String, u16)> {
-        (self.connect)(domain)
-    }
-
-    /// Most inbound connections `domain` may hold.
-    pub fn connection_limit_for(&self, domain: &str) -> usize {
-        (self.connection_limit)(domain)
+        self.partners.connect(domain)
     }
 
     /// Whether xfed serves `domain`.

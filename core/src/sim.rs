@@ -33,9 +33,10 @@ use crate::xmpp::session::{S2sBounds, Settings};
 
 /// Stream establishment timeout of every node.
 pub const T_ESTABLISH: Duration = Duration::from_secs(60);
-/// Silence after which every node closes a stream.
+/// Time without an element after which every node closes a stream.
 pub const T_INACTIVITY: Duration = Duration::from_secs(600);
-/// Whitespace keepalive period of every node (for partners with keepalive).
+/// `keepalive_interval` of every node: a partner silent this long is cut
+/// off; keepalive spaces (for partners with keepalive) go every half of it.
 pub const T_KEEPALIVE: Duration = Duration::from_secs(300);
 
 /// How one gateway of the test network is set up.

@@ -51,9 +51,15 @@ pub struct Settings {
     pub dialback_secret: String,
     /// From connection to authenticated stream.
     pub establishment_timeout: Duration,
-    /// Silence after which a stream is closed.
+    /// Lync's `StreamInactivityTimeout`: a stream that carries no element
+    /// (stanza, dialback or negotiation; whitespace does not count) for
+    /// this long serves nobody and is closed gracefully.
     pub inactivity_timeout: Duration,
-    /// Whitespace keepalive period.
+    /// Lync's `KeepAliveInterval`: a partner that sends nothing at all, not
+    /// even a space, on its stream for this long is gone, and the stream is
+    /// closed with `connection-timeout`. Our own keepalives go out every
+    /// half of it ([`keepalive_period`]) so that a peer holding us to the
+    /// same rule never times us out.
     pub keepalive_interval: Duration,
     /// Per-domain admission and negotiation.
     pub policy: Arc<PolicyFn>,
@@ -292,6 +298,14 @@ struct Offer {
     bidi: bool,
 }
 
+/// How often we send a keepalive space on an otherwise quiet stream to a
+/// partner with `keepalive = true`: half of `keepalive_interval`, so that
+/// one late or lost write still leaves the peer's silence timer (if it
+/// applies Lync's rule with the same interval) unexpired.
+pub fn keepalive_period(settings: &Settings) -> Duration {
+    settings.keepalive_interval / 2
+}
+
 /// How long a stream we closed waits for the peer's closing tag (RFC 6120
 /// section 4.4: "a reasonable amount of time").
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -329,10 +343,12 @@ pub struct Session {
     result_sent: bool,
     events: VecDeque<SessionEvent>,
     established_by: Instant,
+    /// Last byte received, whitespace included: the partner is alive.
     last_rx: Instant,
+    /// Last byte sent: when our next keepalive is due.
     last_tx: Instant,
-    /// Last byte received or stanza sent: what keeps a stream from being
-    /// idle (our keepalive spaces do not).
+    /// Last element received or stanza sent: what keeps a stream from
+    /// being idle (whitespace, ours or the peer's, does not).
     last_active: Instant,
     /// When a stream we closed is given up if the peer does not close too.
     closing_by: Option<Instant>,
@@ -499,13 +515,28 @@ impl Session {
         if !self.is_established() {
             next = next.min(self.established_by);
         }
+        if let Some(by) = self.silence_deadline(settings) {
+            next = next.min(by);
+        }
         if self.keepalive && self.phase == Phase::Open {
-            next = next.min(self.last_tx + settings.keepalive_interval);
+            next = next.min(self.last_tx + keepalive_period(settings));
         }
         Some(next)
     }
 
-    /// Time passed: establishment and inactivity timeouts, keepalives.
+    /// When the partner's silence ends this stream (Lync's
+    /// `KeepAliveInterval`), if it can: only on inbound streams, the ones
+    /// the partner sends on. An outbound stream without bidi carries
+    /// nothing back after authentication (RFC 6120 streams are one-way),
+    /// and real servers stay silent on it (Prosody writes a space only
+    /// after 14 minutes without reading); a dead one is found by our own
+    /// keepalive writes.
+    fn silence_deadline(&self, settings: &Settings) -> Option<Instant> {
+        (self.dir == Direction::Inbound).then(|| self.last_rx + settings.keepalive_interval)
+    }
+
+    /// Time passed: establishment, silence and inactivity timeouts,
+    /// keepalives.
     pub fn handle_timeout(&mut self, settings: &Settings, t: Time) {
         if self.phase == Phase::Closed {
             return;
@@ -526,13 +557,27 @@ impl Session {
             }
             return;
         }
+        if self
+            .silence_deadline(settings)
+            .is_some_and(|by| t.now >= by)
+        {
+            let secs = settings.keepalive_interval.as_secs();
+            self.stream_error(
+                settings,
+                StreamError::new(
+                    StreamCondition::ConnectionTimeout,
+                    format!("nothing received for {secs} s (gateway.keepalive_interval)"),
+                ),
+            );
+            return;
+        }
         if t.now >= self.last_active + settings.inactivity_timeout {
             self.close_gracefully("inactivity timeout", t.now);
             return;
         }
         if self.keepalive
             && self.phase == Phase::Open
-            && t.now >= self.last_tx + settings.keepalive_interval
+            && t.now >= self.last_tx + keepalive_period(settings)
         {
             // RFC 6120 section 4.6.1: a single space between stanzas.
             self.write_raw(b" ", t);
@@ -575,7 +620,6 @@ impl Session {
             return;
         }
         self.last_rx = t.now;
-        self.last_active = t.now;
         let was_handshaking = self.pipe.is_handshaking();
         if let Err(e) = self.pipe.receive(bytes) {
             self.handle_tls_failure(settings, e.to_string());
@@ -672,6 +716,7 @@ impl Session {
     }
 
     fn on_xml(&mut self, ev: Event, settings: &Settings, t: Time) {
+        self.last_active = t.now;
         match ev {
             Event::Header(h) => self.on_header(h, settings, t),
             Event::Stanza(e) => {
@@ -789,6 +834,7 @@ impl Session {
             },
         };
         self.peer_db = h.scope().resolve("db") == Some(ns::DIALBACK);
+        self.keepalive = policy.keepalive;
         self.peer_from = from.clone();
         self.header_to = Some(to);
         self.phase = Phase::Open;

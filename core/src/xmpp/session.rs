@@ -147,6 +147,16 @@ impl Settings {
         (self.connection_limit)(domain)
     }
 
+    /// Whether routes to `domain` look for and dial XEP-0368 direct TLS
+    /// addresses: not to a partner with `tls = "not-supported"`, which gets
+    /// no TLS from us at all.
+    pub fn direct_tls_to(&self, domain: &str) -> bool {
+        self.tls_client_direct.is_some()
+            && self
+                .policy(domain)
+                .is_none_or(|p| p.tls != Negotiation::NotSupported)
+    }
+
     /// Whether xfed serves `domain`.
     pub fn is_local(&self, domain: &str) -> bool {
         self.local_domains
@@ -293,6 +303,8 @@ enum Phase {
 #[derive(Clone, Debug, Default)]
 struct Offer {
     starttls: bool,
+    /// STARTTLS with `<required/>`: the peer goes no further without TLS.
+    starttls_required: bool,
     external: bool,
     dialback: bool,
     bidi: bool,
@@ -305,6 +317,15 @@ struct Offer {
 pub fn keepalive_period(settings: &Settings) -> Duration {
     settings.keepalive_interval / 2
 }
+
+/// An inbound stream whose header has no `from`: RFC 3920-era peers omit
+/// it, and each dialback request is then judged by its own `from`.
+const NO_FROM_POLICY: StreamPolicy = StreamPolicy {
+    tls: Negotiation::Optional,
+    sasl: Negotiation::NotSupported,
+    dialback: true,
+    keepalive: false,
+};
 
 /// How long a stream we closed waits for the peer's closing tag (RFC 6120
 /// section 4.4: "a reasonable amount of time").
@@ -824,14 +845,7 @@ impl Session {
                     )
                 }
             },
-            // RFC 3920-era peers omit `from`; each dialback request is
-            // then judged by its own `from`.
-            None => StreamPolicy {
-                tls: Negotiation::Optional,
-                sasl: Negotiation::NotSupported,
-                dialback: true,
-                keepalive: false,
-            },
+            None => NO_FROM_POLICY,
         };
         self.peer_db = h.scope().resolve("db") == Some(ns::DIALBACK);
         self.keepalive = policy.keepalive;
@@ -854,7 +868,7 @@ impl Session {
             return f;
         }
         if !self.pipe.is_tls() {
-            if settings.tls_server.is_some() && policy.tls != Negotiation::NotSupported {
+            if Session::offers_starttls(policy, settings) {
                 let mut tls = Element::new(ns::TLS, "starttls");
                 if policy.tls == Negotiation::Required {
                     tls.push_child(Element::new(ns::TLS, "required"));
@@ -921,8 +935,25 @@ impl Session {
         }
     }
 
+    /// Whether an inbound stream under `policy` offers STARTTLS, and so
+    /// accepts it: never to a partner with `tls = "not-supported"`.
+    fn offers_starttls(policy: StreamPolicy, settings: &Settings) -> bool {
+        settings.tls_server.is_some() && policy.tls != Negotiation::NotSupported
+    }
+
+    /// The policy of the peer's header `from`.
+    fn header_policy(&self, settings: &Settings) -> Option<StreamPolicy> {
+        match &self.peer_from {
+            Some(from) => settings.policy(from),
+            None => Some(NO_FROM_POLICY),
+        }
+    }
+
     fn inbound_starttls(&mut self, settings: &Settings, t: Time) {
-        match (&settings.tls_server, self.pipe.is_tls()) {
+        let offered = self
+            .header_policy(settings)
+            .is_some_and(|p| Session::offers_starttls(p, settings));
+        match (&settings.tls_server, self.pipe.is_tls() || !offered) {
             (Some(cfg), false) => {
                 let cfg = cfg.clone();
                 self.send_element(&Element::new(ns::TLS, "proceed"), t);
@@ -937,7 +968,7 @@ impl Session {
             _ => {
                 self.send_element(&Element::new(ns::TLS, "failure"), t);
                 self.write_raw(b"</stream:stream>", t);
-                self.finish("STARTTLS refused: already TLS or no certificate".into());
+                self.finish("STARTTLS refused: already TLS, not offered or no certificate".into());
             }
         }
     }
@@ -1364,6 +1395,9 @@ impl Session {
         });
         self.offer = Offer {
             starttls: f.child(ns::TLS, "starttls").is_some(),
+            starttls_required: f
+                .child(ns::TLS, "starttls")
+                .is_some_and(|s| s.child(ns::TLS, "required").is_some()),
             external: f.child(ns::SASL, "mechanisms").is_some_and(|m| {
                 m.children()
                     .any(|c| c.name() == "mechanism" && c.text().trim() == "EXTERNAL")
@@ -1387,6 +1421,15 @@ impl Session {
             return;
         }
         if !self.pipe.is_tls() {
+            if self.offer.starttls_required && policy.tls == Negotiation::NotSupported {
+                // Dialback in the clear would only be refused.
+                self.fail_outbound(
+                    settings,
+                    "peer requires TLS, which tls = \"not-supported\" rules out for this partner"
+                        .into(),
+                );
+                return self.close_gracefully("peer requires TLS", t.now);
+            }
             if self.offer.starttls
                 && settings.tls_client.is_some()
                 && policy.tls != Negotiation::NotSupported

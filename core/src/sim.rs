@@ -550,7 +550,6 @@ impl Net {
             tls_client: Some(client_config(&id, clock)),
             trust: Arc::new(self.ca.trust_anchors()),
             next_hop,
-            message_type: crate::translate::XmppMessageType::Normal,
             log_message_bodies: config.gateway.log_message_bodies,
         };
         let now = self.now;

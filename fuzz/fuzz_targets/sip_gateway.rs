@@ -17,7 +17,6 @@ use xfed_core::config::{Negotiation, StreamPolicy};
 use xfed_core::endpoint::SipSettings;
 use xfed_core::gateway::{Gateway, Listener, Output};
 use xfed_core::tls::{CallerClock, TrustAnchors};
-use xfed_core::translate::XmppMessageType;
 use xfed_core::xml::{parse_element, Limits};
 use xfed_core::xmpp::session::{S2sBounds, Settings};
 
@@ -103,7 +102,6 @@ fuzz_target!(|data: &[u8]| {
             tls_client: None,
             trust: std::sync::Arc::new(xfed_core::tls::TrustAnchors::empty()),
             next_hop: None,
-            message_type: XmppMessageType::Normal,
             log_message_bodies: false,
         },
         b"fuzz digest key",

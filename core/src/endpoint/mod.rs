@@ -33,7 +33,7 @@ use crate::sip::{
 };
 use crate::store::{Contacted, Persist};
 use crate::tls::{self, PeerCert, TrustAnchors};
-use crate::translate::{self, ChatState, ComposingState, ImError, XmppMessageType};
+use crate::translate::{self, ChatState, ComposingState, ImError};
 use crate::xml::Element;
 use crate::xmpp::session::Time;
 use crate::xmpp::stanza::{self, ErrorType, Kind, StanzaCondition};
@@ -66,8 +66,6 @@ pub struct SipSettings {
     pub trust: Arc<TrustAnchors>,
     /// Proxy mode: where requests for local users go.
     pub next_hop: Option<NextHop>,
-    /// The `type` of messages made from SIP MESSAGEs.
-    pub message_type: XmppMessageType,
     /// `gateway.log_message_bodies` (Lync `EnableLoggingAllMessageBodies`):
     /// every message crossing the gateway is logged with its body.
     pub log_message_bodies: bool,
@@ -1170,25 +1168,24 @@ impl Endpoint {
             return self.respond(id, &req, 403, Some("No XMPP Access"), t);
         }
         let stanza_id = format!("sip-{}", self.rng.token());
-        let stanza =
-            match translate::sip_message_to_xmpp_as(&im, &stanza_id, self.settings.message_type) {
-                Ok(s) => s,
-                Err(e) => {
-                    let status = e.sip_status();
-                    self.log(
-                        Level::Info,
-                        None,
-                        format!("SIP MESSAGE from {sender}: {e:?}; {status}"),
-                    );
-                    let tag = sip::new_tag(&mut self.rng);
-                    let mut r = req.response(status, &tag);
-                    if status == 415 {
-                        r.headers
-                            .push("Accept", translate::im::ACCEPTED_CONTENT_TYPES);
-                    }
-                    return self.respond_with(id, r, t);
+        let stanza = match translate::sip_message_to_xmpp(&im, &stanza_id) {
+            Ok(s) => s,
+            Err(e) => {
+                let status = e.sip_status();
+                self.log(
+                    Level::Info,
+                    None,
+                    format!("SIP MESSAGE from {sender}: {e:?}; {status}"),
+                );
+                let tag = sip::new_tag(&mut self.rng);
+                let mut r = req.response(status, &tag);
+                if status == 415 {
+                    r.headers
+                        .push("Accept", translate::im::ACCEPTED_CONTENT_TYPES);
                 }
-            };
+                return self.respond_with(id, r, t);
+            }
+        };
         let Some(to) = stanza.attr("to").and_then(|j| Jid::parse(j).ok()) else {
             return self.respond(id, &req, 400, None, t);
         };

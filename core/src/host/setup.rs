@@ -13,7 +13,6 @@ use crate::dns::HostsTable;
 use crate::endpoint::{NextHop, SipSettings};
 use crate::sip::{self, Uri};
 use crate::tls::{self, CallerClock, LocalIdentity, TrustAnchors};
-use crate::translate::XmppMessageType;
 use crate::xml::Limits;
 use crate::xmpp::session::{S2sBounds, Settings};
 
@@ -235,7 +234,6 @@ pub fn load(path: Option<&Path>) -> Result<Deployment, String> {
         tls_client: Some(tls::client_config(&identity, clock.clone())),
         trust: trust.clone(),
         next_hop,
-        message_type: XmppMessageType::Normal,
         log_message_bodies: g.log_message_bodies,
     };
     let settings = Settings {

@@ -13,7 +13,7 @@ use xfed_core::config::SipTransport;
 use xfed_core::endpoint::pager::{message_request, sip_im_of};
 use xfed_core::endpoint::Target;
 use xfed_core::sip::{parse_datagram, Limits as SipLimits, Message, Uri};
-use xfed_core::translate::{sip_message_to_xmpp_as, xmpp_message_to_sip, XmppMessageType};
+use xfed_core::translate::{sip_message_to_xmpp, xmpp_message_to_sip};
 use xfed_core::xml::{ns, Element, Event, Limits, Reader, Scope, StreamHeader};
 
 const MESSAGES: usize = 10_000;
@@ -93,7 +93,7 @@ fn sip_to_xmpp(datagrams: &[Vec<u8>]) -> Vec<u8> {
             panic!("a MESSAGE request");
         };
         let im = sip_im_of(&req).expect("a MESSAGE to map");
-        let msg = sip_message_to_xmpp_as(&im, "sip-4f1d", XmppMessageType::Chat).unwrap();
+        let msg = sip_message_to_xmpp(&im, "sip-4f1d").unwrap();
         msg.write(&scope, &mut out);
     }
     out

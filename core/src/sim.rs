@@ -36,9 +36,10 @@ use crate::xmpp::session::{AuthMethod, S2sBounds, Settings};
 
 /// Stream establishment timeout of every node.
 pub const T_ESTABLISH: Duration = Duration::from_secs(60);
-/// Silence after which every node closes a stream.
+/// Time without an element after which every node closes a stream.
 pub const T_INACTIVITY: Duration = Duration::from_secs(600);
-/// Whitespace keepalive period of every node (for partners with keepalive).
+/// `keepalive_interval` of every node: a partner silent this long is cut
+/// off; keepalive spaces (for partners with keepalive) go every half of it.
 pub const T_KEEPALIVE: Duration = Duration::from_secs(300);
 
 /// How one gateway of the test network is set up.
@@ -600,7 +601,6 @@ impl Net {
             tls_client: Some(client_config(&id, clock)),
             trust: Arc::new(self.ca.trust_anchors()),
             next_hop,
-            message_type: crate::translate::XmppMessageType::Normal,
             log_message_bodies: config.gateway.log_message_bodies,
         };
         let now = self.now;
@@ -758,7 +758,7 @@ impl Net {
         self.saw(i, |e| {
             let text = match e {
                 Event::Detail { text, .. } => text,
-                Event::StreamClosed { reason, .. } => reason,
+                Event::StreamClosed { reason, .. } | Event::StreamFailed { reason, .. } => reason,
                 _ => return false,
             };
             conn.is_none_or(|want| e.conn() == Some(want)) && text.contains(needle)

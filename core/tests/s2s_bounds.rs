@@ -151,11 +151,18 @@ fn silence(zone: &mut Zone, domain: &str) {
 /// a.test (node 0, with `bounds`) finds every domain through DNS; b.test
 /// (node 1) is a legitimate peer that reaches a.test at its fixed address
 /// and is found by a.test through its A record. The `silent` domains'
-/// DNS never answers. Plain TCP and dialback everywhere.
+/// DNS never answers. Plain TCP and dialback everywhere; a's own policy
+/// has TLS optional, not "not-supported", so that its routes look up both
+/// SRV records (the direct TLS one is skipped for a partner that gets no
+/// TLS).
 fn net(bounds: S2sBounds, silent: &[String]) -> Net {
     let mut a = NodeSpec::new("a.test");
     a.dns = true;
-    a.default_policy = Some(plain());
+    a.default_policy = Some(policy(
+        Negotiation::Optional,
+        Negotiation::NotSupported,
+        true,
+    ));
     a.bounds = bounds;
     let mut b = NodeSpec::new("b.test");
     b.default_policy = Some(plain());

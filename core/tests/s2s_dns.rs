@@ -1,8 +1,8 @@
 //! In-memory federation beyond fixed addresses: outbound routes found
 //! through DNS (the simulated resolver of `Net::dns` answers with real DNS
 //! messages), several sender domains piggybacked on one inbound stream
-//! (XEP-0220 section 2.6), whitespace keepalives and the inactivity timeout
-//! (RFC 6120 section 4.6), and the bound on stanzas waiting for a route.
+//! (XEP-0220 section 2.6), and the bound on stanzas waiting for a route
+//! (keepalives and timeouts are in `s2s_keepalive.rs`).
 
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -11,14 +11,12 @@ use std::time::Duration;
 use xfed_core::config::{Negotiation, StreamPolicy};
 use xfed_core::dns::RecordType;
 use xfed_core::gateway::ROUTE_QUEUE_LIMIT;
-use xfed_core::sim::{policy, DnsAnswer, Net, NodeSpec, Zone, T_INACTIVITY, T_KEEPALIVE};
+use xfed_core::sim::{policy, DnsAnswer, Net, NodeSpec, Zone};
 use xfed_core::xml::{parse_element, Element};
 use xfed_core::xmpp::dialback_key::dialback_key;
 use xfed_core::xmpp::session::AuthMethod;
 use xfed_core::xmpp::stanza::{self, StanzaCondition};
 use xfed_core::{ConnId, Event, Listener, Output};
-
-const SECOND: Duration = Duration::from_secs(1);
 
 fn ping(from: &str, to: &str, id: &str) -> String {
     format!("<iq xmlns='jabber:server' type='get' id='{id}' from='{from}' to='{to}'><ping xmlns='urn:xmpp:ping'/></iq>")
@@ -748,148 +746,6 @@ fn verification_fails_when_the_authoritative_domain_is_not_in_dns() {
     let (net, peer) = verify_through_dns(Zone::new());
     let e = dialback_error(&peer.heard(&net));
     assert_eq!(error_of(&e), Some(StanzaCondition::RemoteServerNotFound));
-}
-
-// ---- keepalive and inactivity ----
-
-/// a.test and b.test over plain TCP, a's policy for b with `keepalive`;
-/// a pings b, and the tap of a's outbound stream to b is returned, empty.
-fn established(keepalive: bool) -> (Net, ConnId) {
-    let mut a = NodeSpec::new("a.test");
-    a.default_policy = Some(plain());
-    a.policies = vec![(
-        "b.test",
-        Some(StreamPolicy {
-            keepalive,
-            ..plain()
-        }),
-    )];
-    let mut b = NodeSpec::new("b.test");
-    b.default_policy = Some(plain());
-    let mut net = Net::new(&[a, b]);
-    assert_ping_works(&mut net, 0, 1, "p1");
-    let out = net.nodes[0]
-        .events
-        .iter()
-        .find_map(|e| match e {
-            Event::StreamAuthenticated {
-                conn,
-                inbound: false,
-                remote,
-                ..
-            } if remote == "b.test" => Some(*conn),
-            _ => None,
-        })
-        .expect("an outbound stream to b.test");
-    net.taps.insert((0, out), Vec::new());
-    (net, out)
-}
-
-fn tapped(net: &Net, node: usize, conn: ConnId) -> String {
-    String::from_utf8_lossy(&net.taps[&(node, conn)]).into_owned()
-}
-
-#[test]
-fn whitespace_keepalive_on_an_idle_outbound_stream() {
-    let (mut net, out) = established(true);
-    net.advance(T_KEEPALIVE - SECOND);
-    assert_eq!(tapped(&net, 0, out), "");
-    net.advance(SECOND);
-    // RFC 6120 section 4.6.1: one space, nothing else.
-    assert_eq!(tapped(&net, 0, out), " ", "{}", net.dump(0));
-    // The peer took it in its stride: the same streams carry on.
-    let conns = (net.nodes[0].gw.connections(), net.nodes[1].gw.connections());
-    assert!(!net.detail_has(1, None, "stream error"), "{}", net.dump(1));
-    assert_ping_works(&mut net, 0, 1, "p2");
-    assert_eq!(
-        (net.nodes[0].gw.connections(), net.nodes[1].gw.connections()),
-        conns
-    );
-    // The stanza reset the keepalive clock.
-    let before = tapped(&net, 0, out).len();
-    net.advance(T_KEEPALIVE - SECOND);
-    assert_eq!(tapped(&net, 0, out).len(), before);
-}
-
-#[test]
-fn no_keepalive_when_the_policy_says_so() {
-    let (mut net, out) = established(false);
-    net.advance(T_KEEPALIVE);
-    net.advance(T_INACTIVITY - T_KEEPALIVE - SECOND);
-    assert_eq!(tapped(&net, 0, out), "", "{}", net.dump(0));
-}
-
-#[test]
-fn silent_established_streams_are_closed_after_the_inactivity_timeout() {
-    let (mut net, out) = established(false);
-    net.advance(T_INACTIVITY - SECOND);
-    assert_eq!(tapped(&net, 0, out), "");
-    net.advance(SECOND);
-    // RFC 6120 section 4.4: a plain closing tag, no stream error.
-    assert_eq!(tapped(&net, 0, out), "</stream:stream>", "{}", net.dump(0));
-    assert!(
-        net.detail_has(0, Some(out), "inactivity timeout"),
-        "{}",
-        net.dump(0)
-    );
-    // Every stream of the pair was as silent; all are gone, and the next
-    // stanza opens new ones.
-    assert_eq!(net.nodes[0].gw.connections(), 0, "{}", net.dump(0));
-    assert_eq!(net.nodes[1].gw.connections(), 0, "{}", net.dump(1));
-    assert_ping_works(&mut net, 0, 1, "p2");
-}
-
-#[test]
-fn a_silent_authenticated_peer_is_closed_then_dropped() {
-    // An inbound stream authenticated by dialback, then nothing: closed
-    // with `</stream:stream>`; a peer that never closes its side is
-    // dropped (at once today: the wait for its closing tag is measured from
-    // its last byte, so it is already over; the runtime's linger covers
-    // it), at the latest after another inactivity period.
-    let mut net = plain_net(&["a.test", "b.test"]);
-    let peer = RawPeer::connect(&mut net, 1);
-    peer.say(&mut net, &header("a.test", "b.test"));
-    let key = dialback_key("s3cr3t", "b.test", "a.test", &peer.stream_id(&net));
-    peer.say(
-        &mut net,
-        &format!("<db:result from='a.test' to='b.test'>{key}</db:result>"),
-    );
-    assert!(peer.authenticated(&net, "a.test"), "{}", net.dump(1));
-    let before = peer.heard(&net);
-    net.advance(T_INACTIVITY - SECOND);
-    assert_eq!(peer.heard(&net), before);
-    net.advance(SECOND);
-    let heard = peer.heard(&net);
-    assert_eq!(&heard[before.len()..], "</stream:stream>");
-    net.advance(T_INACTIVITY);
-    assert!(
-        net.saw(1, |e| matches!(e, Event::StreamClosed { conn, reason }
-            if *conn == peer.conn && reason == "peer did not close its stream")),
-        "{}",
-        net.dump(1)
-    );
-}
-
-#[test]
-fn a_busy_outbound_stream_is_not_idle() {
-    // a sends a stanza every 100 s on its outbound stream to b; b (plain
-    // TCP, so no bidi) never sends on that stream after dialback, which is
-    // normal. The stream is in use and must not be closed as inactive.
-    let (mut net, out) = established(false);
-    for i in 0..8 {
-        net.advance(Duration::from_secs(100));
-        assert_ping_works(&mut net, 0, 1, &format!("busy{i}"));
-    }
-    assert!(
-        !tapped(&net, 0, out).contains("</stream:stream>"),
-        "{}",
-        net.dump(0)
-    );
-    assert!(
-        !net.detail_has(0, None, "inactivity timeout"),
-        "{}",
-        net.dump(0)
-    );
 }
 
 // ---- the route queue ----

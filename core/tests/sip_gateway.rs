@@ -1222,6 +1222,33 @@ fn sip_message_without_credentials_is_challenged() {
 }
 
 #[test]
+fn sip_messages_reach_xmpp_as_chat_with_their_thread() {
+    // type='chat' is what XMPP clients show in the conversation; RFC
+    // 7572's default (normal) lands apart, or as a notification.
+    let mut net = network(FEDERATED);
+    let r = sip_message(
+        &mut net,
+        alice_ua(),
+        "alice",
+        ALICE_PW,
+        "sip:bob@remote.test",
+        "text/plain",
+        &[],
+        "hello",
+    );
+    assert_eq!(r.status, 202, "{}", net.dump(XFED));
+    let msgs = messages_at_remote(&net);
+    assert_eq!(msgs.len(), 1, "{msgs:?}");
+    let m = &msgs[0];
+    assert_eq!(m.attr("type"), Some("chat"), "{m:?}");
+    assert!(
+        text_of(m, "thread").is_some_and(|t| t.starts_with("im-")),
+        "{m:?}"
+    );
+    assert_eq!(text_of(m, "body").as_deref(), Some("hello"));
+}
+
+#[test]
 fn sip_message_reaches_xmpp_and_gets_202_once_on_the_stream() {
     let mut net = network(FEDERATED);
     let ruri = "sip:bob@remote.test";
@@ -1289,8 +1316,10 @@ fn sip_message_reaches_xmpp_and_gets_202_once_on_the_stream() {
     let m = &msgs[0];
     assert_eq!(m.attr("from"), Some("alice@xfed.test"));
     assert_eq!(m.attr("to"), Some("bob@remote.test"));
-    // RFC 7572: no type (normal), as the sim configures.
-    assert_eq!(m.attr("type"), None);
+    // Chat, not RFC 7572's normal: what XMPP clients show in the
+    // conversation; the thread (the Call-ID) and <active/> with it.
+    assert_eq!(m.attr("type"), Some("chat"));
+    assert!(m.child(CHATSTATES, "active").is_some(), "{m:?}");
     assert_eq!(m.attr_ns(ns::XML, "lang"), Some("cs"));
     assert_eq!(text_of(m, "body").as_deref(), Some("Neither, fair saint"));
     assert_eq!(text_of(m, "subject").as_deref(), Some("Verona"));

@@ -8,8 +8,8 @@ use xfed_core::translate::chatstate::IS_COMPOSING_CONTENT_TYPE;
 use xfed_core::translate::im::{ACCEPTED_CONTENT_TYPES, TEXT_PLAIN_UTF8};
 use xfed_core::translate::{
     is_composing_xml, jid_to_sip, next_is_composing, parse_is_composing, sip_message_to_xmpp,
-    sip_message_to_xmpp_as, sip_to_jid, sip_to_xmpp, xmpp_message_to_sip, xmpp_to_sip,
-    AddressError, ChatState, ComposingState, ImError, IsComposingError, SipIm, XmppMessageType,
+    sip_to_jid, sip_to_xmpp, xmpp_message_to_sip, xmpp_to_sip, AddressError, ChatState,
+    ComposingState, ImError, IsComposingError, SipIm,
 };
 use xfed_core::xml::{ns, parse_element, Element};
 use xfed_core::xmpp::stanza::{ErrorType, StanzaCondition};
@@ -550,9 +550,9 @@ fn rfc7572_language_example() {
                 nenavid\u{ed}\u{161}-li jedno nebo druh\u{e9}.";
     let mut im = sip_im("sip:romeo@example.net", "sip:juliet@example.com", text);
     im.language = Some("cs".into());
-    let msg = sip_message_to_xmpp_as(&im, "x", XmppMessageType::Normal).unwrap();
+    let msg = sip_message_to_xmpp(&im, "x").unwrap();
     assert_eq!(msg.lang(), Some("cs"));
-    assert_eq!(msg.attr("type"), None);
+    assert_eq!(msg.attr("type"), Some("chat"));
     assert_eq!(
         msg.child(ns::SERVER, "body").map(|b| b.text().into_owned()),
         Some(text.into())
@@ -662,14 +662,20 @@ fn rfc7572_table_2_sip_to_xmpp() {
     assert_eq!(back.language, im.language);
 }
 
-/// RFC 7572 section 5 prescribes no type (normal); that stays available.
+/// Not RFC 7572's default (normal): chat, what XMPP clients show in the
+/// conversation, with the thread and XEP-0085's `<active/>`.
 #[test]
-fn normal_type_has_no_type_and_no_chat_state() {
-    let im = sip_im("sip:romeo@example.net", "sip:juliet@example.com", "hi");
-    let msg = sip_message_to_xmpp_as(&im, "1", XmppMessageType::Normal).unwrap();
-    assert_eq!(msg.attr("type"), None);
-    assert_eq!(ChatState::of_message(&msg), None);
-    assert_eq!(XmppMessageType::default(), XmppMessageType::Chat);
+fn sip_messages_become_chat_with_thread_and_active_state() {
+    let mut im = sip_im("sip:romeo@example.net", "sip:juliet@example.com", "hi");
+    im.call_id = Some("c1".into());
+    let msg = sip_message_to_xmpp(&im, "1").unwrap();
+    assert_eq!(msg.attr("type"), Some("chat"));
+    assert_eq!(
+        msg.child(ns::SERVER, "thread")
+            .map(|t| t.text().into_owned()),
+        Some("c1".into())
+    );
+    assert_eq!(ChatState::of_message(&msg), Some(ChatState::Active));
 }
 
 #[test]
@@ -968,8 +974,8 @@ fn is_composing_messages_become_chat_states() {
              <state>{state}</state><refresh>90</refresh></isComposing>\n"
         );
         im.call_id = Some("c1".into());
-        // Always chat: XEP-0085 wants chat states in chat messages.
-        let msg = sip_message_to_xmpp_as(&im, "7", XmppMessageType::Normal).unwrap();
+        // Chat: XEP-0085 wants chat states in chat messages.
+        let msg = sip_message_to_xmpp(&im, "7").unwrap();
         let expected = element(&format!(
             "<message xmlns='jabber:server' from='romeo@example.net/pc' to='juliet@example.com' \
              id='7' type='chat'><thread>c1</thread>\

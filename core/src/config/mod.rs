@@ -103,9 +103,14 @@ pub struct GatewayConfig {
     /// default 60 s: time a peer has to complete stream set-up.
     pub stream_establishment_timeout: Duration,
     /// `stream_inactivity_timeout` (Lync `StreamInactivityTimeout`), default
-    /// 10 min: idle time after which a stream is closed.
+    /// 10 min: a stream that carries no element for that long (whitespace
+    /// keepalives do not count) is closed gracefully, `</stream:stream>`.
     pub stream_inactivity_timeout: Duration,
-    /// `keepalive_interval` (Lync `KeepAliveInterval`), default 5 min.
+    /// `keepalive_interval` (Lync `KeepAliveInterval`), default 5 min: a
+    /// partner that sends nothing at all on its stream for that long, not
+    /// even a space, is gone: the stream is closed with `connection-timeout`.
+    /// xfed sends its own spaces every half of it to partners with
+    /// `keepalive = true`.
     pub keepalive_interval: Duration,
     /// `subscription_refresh_interval` (Lync `SubscriptionRefreshInterval`),
     /// default 8 h: how often presence subscriptions are refreshed.

@@ -40,21 +40,20 @@ impl Endpoint {
             return self.respond(id, &req, 403, Some("No XMPP Access"), t);
         }
         let stanza_id = format!("sip-{}", self.rng.token());
-        let stanza =
-            match translate::sip_message_to_xmpp_as(&im, &stanza_id, self.settings.message_type) {
-                Ok(s) => s,
-                Err(e) => {
-                    let status = e.sip_status();
-                    self.refused(peer, format!("SIP MESSAGE from {sender}: {e:?}; {status}"));
-                    let tag = sip::new_tag(&mut self.rng);
-                    let mut r = req.response(status, &tag);
-                    if status == 415 {
-                        r.headers
-                            .push("Accept", translate::im::ACCEPTED_CONTENT_TYPES);
-                    }
-                    return self.respond_with(id, r, t);
+        let stanza = match translate::sip_message_to_xmpp(&im, &stanza_id) {
+            Ok(s) => s,
+            Err(e) => {
+                let status = e.sip_status();
+                self.refused(peer, format!("SIP MESSAGE from {sender}: {e:?}; {status}"));
+                let tag = sip::new_tag(&mut self.rng);
+                let mut r = req.response(status, &tag);
+                if status == 415 {
+                    r.headers
+                        .push("Accept", translate::im::ACCEPTED_CONTENT_TYPES);
                 }
-            };
+                return self.respond_with(id, r, t);
+            }
+        };
         let Some(to) = stanza.attr("to").and_then(|j| Jid::parse(j).ok()) else {
             return self.respond(id, &req, 400, None, t);
         };

@@ -38,7 +38,7 @@ use crate::sip::{
 };
 use crate::store::{Contacted, Persist};
 use crate::tls::{self, PeerCert, TrustAnchors};
-use crate::translate::{self, ChatState, ComposingState, ImError, XmppMessageType};
+use crate::translate::{self, ChatState, ComposingState, ImError};
 use crate::xml::Element;
 use crate::xmpp::stanza::{self, ErrorType, Kind, StanzaCondition};
 
@@ -79,8 +79,6 @@ pub struct SipSettings {
     pub trust: Arc<TrustAnchors>,
     /// Proxy mode: where requests for local users go.
     pub next_hop: Option<NextHop>,
-    /// The `type` of messages made from SIP MESSAGEs.
-    pub message_type: XmppMessageType,
     /// `gateway.log_message_bodies` (Lync `EnableLoggingAllMessageBodies`):
     /// every message crossing the gateway is logged with its body.
     pub log_message_bodies: bool,

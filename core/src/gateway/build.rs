@@ -81,7 +81,6 @@ impl Gateway {
             tls_client: tls.make(tls::client_config),
             trust,
             next_hop,
-            message_type: crate::translate::XmppMessageType::Normal,
             log_message_bodies: config.gateway.log_message_bodies,
         };
         let limit = config.gateway.connection_limit as usize;

@@ -140,7 +140,7 @@ impl Gateway {
             }
             let remote = key.1.clone();
             let options = ResolveOptions {
-                direct_tls: self.settings.tls_client_direct.is_some(),
+                direct_tls: self.settings.direct_tls_to(&remote),
                 connect: self
                     .settings
                     .connect_for(&remote)

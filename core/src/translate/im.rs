@@ -59,18 +59,6 @@ pub struct SipIm {
     pub language: Option<String>,
 }
 
-/// The `type` of messages made from SIP MESSAGEs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum XmppMessageType {
-    /// `type='chat'`: how XMPP clients show a conversation; allows chat
-    /// states (XEP-0085 wants them only in chat messages).
-    #[default]
-    Chat,
-    /// No `type` (that is, normal), which is what RFC 7572 section 5
-    /// prescribes; many clients show such messages apart from the chat.
-    Normal,
-}
-
 /// Why a message is not gatewayed; see [`ImError::condition`] and
 /// [`ImError::sip_status`] for the answer to give.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -336,27 +324,23 @@ fn media(content_type: &str) -> Media {
     }
 }
 
-/// [`sip_message_to_xmpp_as`] with `type='chat'`.
-pub fn sip_message_to_xmpp(im: &SipIm, id: &str) -> Result<Element, ImError> {
-    sip_message_to_xmpp_as(im, id, XmppMessageType::Chat)
-}
-
 /// Translates a SIP MESSAGE into an XMPP message (RFC 7572 Table 2), in
 /// `jabber:server`, with `id` (the transaction's) as its id.
+///
+/// The message is `type='chat'`, not RFC 7572's default (no type, that is
+/// normal): chat is what XMPP clients show in the conversation, where a
+/// SIP user's instant message belongs, while many show normal messages
+/// apart or as notifications; `<thread/>` (from `Call-ID`) keeps the
+/// conversation together.
 ///
 /// `To` must map to a JID and must not be `sips:` (RFC 7247 section 8);
 /// `From` becomes a full JID when it carries a public GRUU. A `text/plain`
 /// body becomes `<body/>`, `Subject` `<subject/>`, `Call-ID` `<thread/>`,
-/// `Content-Language` `xml:lang`; a chat message also carries `<active/>`,
-/// as XEP-0085 wants of content messages, since the SIP user did send it.
-/// An isComposing body becomes a standalone chat state (always
-/// `type='chat'`, XEP-0085's rule). Other bodies are
+/// `Content-Language` `xml:lang`, plus `<active/>`, as XEP-0085 wants of
+/// content messages, since the SIP user did send it. An isComposing body
+/// becomes a standalone chat state. Other bodies are
 /// [`ImError::UnsupportedMediaType`].
-pub fn sip_message_to_xmpp_as(
-    im: &SipIm,
-    id: &str,
-    message_type: XmppMessageType,
-) -> Result<Element, ImError> {
+pub fn sip_message_to_xmpp(im: &SipIm, id: &str) -> Result<Element, ImError> {
     let to = sip_to_jid(&im.to).map_err(ImError::To)?;
     let from = sip_to_jid(&im.from).map_err(ImError::From)?;
     let mut msg = Element::new(ns::SERVER, "message")
@@ -365,6 +349,7 @@ pub fn sip_message_to_xmpp_as(
     if !id.is_empty() {
         msg.set_attr("id", id);
     }
+    msg.set_attr("type", "chat");
     let thread = im
         .call_id
         .as_deref()
@@ -376,7 +361,6 @@ pub fn sip_message_to_xmpp_as(
         Media::Other => Err(ImError::UnsupportedMediaType),
         Media::IsComposing => {
             let status = parse_is_composing(&im.body).map_err(ImError::IsComposing)?;
-            msg.set_attr("type", "chat");
             if let Some(thread) = thread {
                 msg.push_child(thread);
             }
@@ -387,9 +371,6 @@ pub fn sip_message_to_xmpp_as(
             let body = xml_text(&im.body);
             if body.is_empty() {
                 return Err(ImError::EmptyBody);
-            }
-            if message_type == XmppMessageType::Chat {
-                msg.set_attr("type", "chat");
             }
             if let Some(lang) = im.language.as_deref().and_then(language_tag) {
                 msg.set_attr_ns(ns::XML, "lang", lang);
@@ -406,9 +387,7 @@ pub fn sip_message_to_xmpp_as(
             if let Some(thread) = thread {
                 msg.push_child(thread);
             }
-            if message_type == XmppMessageType::Chat {
-                msg.push_child(ChatState::Active.element());
-            }
+            msg.push_child(ChatState::Active.element());
             Ok(msg)
         }
     }

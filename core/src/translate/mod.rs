@@ -16,7 +16,4 @@ pub use chatstate::{
     IsComposing, IsComposingError,
 };
 pub use error::{sip_to_xmpp, xmpp_to_sip};
-pub use im::{
-    sip_message_to_xmpp, sip_message_to_xmpp_as, xmpp_message_to_sip, ImError, SipIm,
-    XmppMessageType,
-};
+pub use im::{sip_message_to_xmpp, xmpp_message_to_sip, ImError, SipIm};

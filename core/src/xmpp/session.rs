@@ -601,7 +601,7 @@ impl Session {
                     match ev {
                         Ok(ev) => self.on_xml(ev, settings, t),
                         Err(e) => {
-                            let cond = e.kind().condition();
+                            let cond = StreamCondition::from(e.kind());
                             self.events
                                 .push_back(SessionEvent::Notice(format!("bad XML from peer: {e}")));
                             self.stream_error(

@@ -5,6 +5,7 @@
 //! a file (the `host` feature aside, which no protocol module uses).
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod config;
 pub mod dns;

@@ -130,7 +130,10 @@ fn prologue_rules() {
     let empty = "<stream:stream xmlns:stream='http://etherx.jabber.org/streams'/>";
     assert_eq!(events(empty.as_bytes()), vec![Err(ErrorKind::NotAStream)]);
     let wrong_ns = "<stream:stream xmlns:stream='jabber:server'>";
-    assert_eq!(events(wrong_ns.as_bytes()), vec![Err(ErrorKind::WrongRoot)]);
+    assert_eq!(
+        events(wrong_ns.as_bytes()),
+        vec![Err(ErrorKind::WrongStreamNamespace)]
+    );
 }
 
 #[test]

@@ -17,9 +17,6 @@ use crate::translate::XmppMessageType;
 use crate::xml::Limits;
 use crate::xmpp::session::{S2sBounds, Settings};
 
-/// Where the embedded default keeps what it generates.
-pub const DATA_DIR: &str = "xfed-data";
-
 /// Everything a runtime needs to start the gateway.
 pub struct Deployment {
     /// The parsed configuration.

@@ -233,14 +233,6 @@ impl Host {
             Err(malformed(fault, format!("bad host '{}'", short(s))))
         }
     }
-
-    /// Case-insensitive for names, by address for IP literals.
-    pub fn same(&self, other: &Host) -> bool {
-        match (self, other) {
-            (Host::Domain(a), Host::Domain(b)) => a.eq_ignore_ascii_case(b),
-            _ => self == other,
-        }
-    }
 }
 
 impl fmt::Display for Host {
@@ -325,11 +317,6 @@ impl Uri {
             .map(|v| encode(v.as_bytes(), is_param_char));
         self.params
             .set(encode(name.as_bytes(), is_param_char), value);
-    }
-
-    /// Removes every parameter called `name`.
-    pub fn remove_param(&mut self, name: &str) {
-        self.params.remove(name);
     }
 
     /// The same URI with a `?name=value` header appended (encoded as
@@ -497,6 +484,7 @@ impl Uri {
         })
     }
 
+    /// Which scheme it was written with, which decides the transport (sips: is TLS).
     pub fn scheme(&self) -> Scheme {
         self.scheme
     }
@@ -522,10 +510,12 @@ impl Uri {
         self.host.as_ref()
     }
 
+    /// The port, when written; `None` means the transport's default (or SRV).
     pub fn port(&self) -> Option<u16> {
         self.port
     }
 
+    /// Every URI parameter, in order.
     pub fn params(&self) -> &Params {
         &self.params
     }

@@ -16,11 +16,13 @@ pub enum ErrorKind {
     RestrictedXml,
     /// A configured limit (stanza size, nesting depth) was exceeded.
     LimitExceeded,
-    /// Well-formed XML that is not an XMPP stream: text at the top level,
-    /// an empty stream element, anything after the stream ended.
+    /// Well-formed XML that is not an XMPP stream: a root element not
+    /// named `stream`, an empty one, text at the top level, anything after
+    /// the stream ended.
     NotAStream,
-    /// The root element is not `stream` in the streams namespace.
-    WrongRoot,
+    /// The root element is named `stream` but is not in the streams
+    /// namespace.
+    WrongStreamNamespace,
     /// Anything but UTF-8 was declared or signalled by a byte order mark.
     UnsupportedEncoding,
 }
@@ -33,7 +35,7 @@ impl ErrorKind {
             ErrorKind::RestrictedXml => "restricted XML",
             ErrorKind::LimitExceeded => "limit exceeded",
             ErrorKind::NotAStream => "not an XML stream",
-            ErrorKind::WrongRoot => "wrong root element",
+            ErrorKind::WrongStreamNamespace => "wrong stream namespace",
             ErrorKind::UnsupportedEncoding => "unsupported encoding",
         }
     }

@@ -306,7 +306,7 @@ pub fn header(input: &str, max_attributes: usize) -> Result<StreamHeader, Error>
     }
     if e.ns() != ns::STREAM {
         return Err(Error::new(
-            ErrorKind::WrongRoot,
+            ErrorKind::WrongStreamNamespace,
             format!("stream element in namespace '{}'", e.ns()),
         ));
     }
@@ -455,7 +455,7 @@ mod tests {
         assert_eq!(h.default_ns(), ns::SERVER);
         assert_eq!(h.qname(), "stream:stream");
         let e = header("<stream:stream xmlns:stream='urn:wrong'>").unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::WrongRoot);
+        assert_eq!(e.kind(), ErrorKind::WrongStreamNamespace);
         let e = header("<html xmlns='http://etherx.jabber.org/streams'>").unwrap_err();
         assert_eq!(e.kind(), ErrorKind::NotAStream);
     }

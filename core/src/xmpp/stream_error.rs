@@ -78,7 +78,7 @@ impl From<ErrorKind> for StreamCondition {
             ErrorKind::RestrictedXml => StreamCondition::RestrictedXml,
             ErrorKind::LimitExceeded => StreamCondition::PolicyViolation,
             ErrorKind::NotAStream => StreamCondition::BadFormat,
-            ErrorKind::WrongRoot => StreamCondition::InvalidNamespace,
+            ErrorKind::WrongStreamNamespace => StreamCondition::InvalidNamespace,
             ErrorKind::UnsupportedEncoding => StreamCondition::UnsupportedEncoding,
         }
     }

@@ -45,13 +45,17 @@ pub const T_KEEPALIVE: Duration = Duration::from_secs(300);
 /// How one gateway of the test network is set up.
 #[derive(Clone, Debug)]
 pub struct NodeSpec {
+    /// The one local domain it serves.
     pub domain: &'static str,
+    /// Its dialback secret.
     pub secret: &'static str,
     /// Policy towards every other domain (None: refuse all but listed).
     pub default_policy: Option<StreamPolicy>,
+    /// Per-domain policies that override the default (None: refuse).
     pub policies: Vec<(&'static str, Option<StreamPolicy>)>,
     /// Issue the certificate from the shared CA (true) or self-sign it.
     pub ca_cert: bool,
+    /// Offer and accept TLS; off, streams stay in plain text.
     pub tls: bool,
     /// No fixed address for any other node: every remote domain is resolved
     /// through DNS, answered from [`Net::dns`].
@@ -99,11 +103,17 @@ pub fn policy(tls: Negotiation, sasl: Negotiation, dialback: bool) -> StreamPoli
 
 /// One gateway of the network, with what it logged and received.
 pub struct Node {
+    /// Its local domain.
     pub domain: String,
+    /// The gateway under test.
     pub gw: Gateway,
+    /// Its s2s (STARTTLS) listener address.
     pub addr: SocketAddr,
+    /// Its direct TLS (XEP-0368) listener address.
     pub direct: SocketAddr,
+    /// Everything it reported, in order.
     pub events: Vec<Event>,
+    /// Stanzas it delivered to its local side.
     pub inbox: Vec<Element>,
     /// SIP datagrams the node sent: (our socket, peer, bytes).
     pub datagrams: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
@@ -133,8 +143,11 @@ pub struct OutsideConn {
 
 /// The network: nodes, the links between their connections, the clock.
 pub struct Net {
+    /// The gateways, indexed as the tests address them.
     pub nodes: Vec<Node>,
+    /// Each connection's other end: (node, conn) -> (node, conn), both ways.
     pub links: HashMap<(usize, ConnId), (usize, ConnId)>,
+    /// The simulated clock every node is driven with.
     pub now: Instant,
     /// Bytes a test wants to see, per direction (node, conn).
     pub taps: HashMap<(usize, ConnId), Vec<u8>>,

@@ -10,8 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use proptest::prelude::*;
 use xfed_core::config::StoreUrl;
 use xfed_core::host::store_sqlite::{SqliteStore, MIGRATIONS};
-use xfed_core::registrar::bindings::{Binding, Q};
-use xfed_core::store::{Contacted, MemoryStore, Persist, Store, StoreError, MAX_TIME};
+use xfed_core::store::{Binding, Contacted, MemoryStore, Persist, Store, StoreError, MAX_TIME, Q};
 
 /// A database file under the temp directory, removed (with its WAL and
 /// shared-memory files) when dropped.

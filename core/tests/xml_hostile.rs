@@ -95,31 +95,28 @@ fn ten_megabyte_attribute() {
     let mut input = format!("{HEADER}<message to='").into_bytes();
     input.extend(std::iter::repeat_n(b'a', 10 * 1024 * 1024));
     input.extend_from_slice(b"'/>");
-    assert_refused(&input, ErrorKind::PolicyViolation);
+    assert_refused(&input, ErrorKind::LimitExceeded);
     // Text, and an oversized stream header, are bounded the same way.
     let mut text = format!("{HEADER}<message><body>").into_bytes();
     text.extend(std::iter::repeat_n(b'x', 300 * 1024));
-    assert_eq!(first_error(&text, 65536), Some(ErrorKind::PolicyViolation));
+    assert_eq!(first_error(&text, 65536), Some(ErrorKind::LimitExceeded));
     let mut header = b"<stream:stream to='".to_vec();
     header.extend(std::iter::repeat_n(b'x', 300 * 1024));
-    assert_eq!(
-        first_error(&header, 65536),
-        Some(ErrorKind::PolicyViolation)
-    );
+    assert_eq!(first_error(&header, 65536), Some(ErrorKind::LimitExceeded));
 }
 
 #[test]
 fn ten_thousand_deep_nesting() {
     let mut input = HEADER.as_bytes().to_vec();
     input.extend("<a>".repeat(10_000).bytes());
-    assert_refused(&input, ErrorKind::PolicyViolation);
+    assert_refused(&input, ErrorKind::LimitExceeded);
     // Exactly at the limit is fine.
     let ok = format!("{HEADER}{}{}", "<a>".repeat(32), "</a>".repeat(32));
     assert_eq!(first_error(ok.as_bytes(), 5), None);
     let over = format!("{HEADER}{}{}", "<a>".repeat(33), "</a>".repeat(33));
     assert_eq!(
         first_error(over.as_bytes(), 5),
-        Some(ErrorKind::PolicyViolation)
+        Some(ErrorKind::LimitExceeded)
     );
 }
 

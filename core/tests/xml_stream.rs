@@ -115,7 +115,7 @@ fn prologue_rules() {
     let late_decl = format!("<a/>{HEADER}");
     assert_eq!(
         events(late_decl.as_bytes()),
-        vec![Err(ErrorKind::BadFormat)]
+        vec![Err(ErrorKind::NotAStream)]
     );
     let decl_after_header = format!("{HEADER}<?xml version='1.0'?>");
     assert_eq!(
@@ -128,18 +128,18 @@ fn prologue_rules() {
         vec![Err(ErrorKind::RestrictedXml)]
     );
     let empty = "<stream:stream xmlns:stream='http://etherx.jabber.org/streams'/>";
-    assert_eq!(events(empty.as_bytes()), vec![Err(ErrorKind::BadFormat)]);
+    assert_eq!(events(empty.as_bytes()), vec![Err(ErrorKind::NotAStream)]);
     let wrong_ns = "<stream:stream xmlns:stream='jabber:server'>";
     assert_eq!(
         events(wrong_ns.as_bytes()),
-        vec![Err(ErrorKind::InvalidNamespace)]
+        vec![Err(ErrorKind::WrongStreamNamespace)]
     );
 }
 
 #[test]
 fn top_level_and_closing_errors() {
     let text = format!("{HEADER}hello<message/>");
-    assert_eq!(events(text.as_bytes())[1], Err(ErrorKind::BadFormat));
+    assert_eq!(events(text.as_bytes())[1], Err(ErrorKind::NotAStream));
     let wrong_end = format!("{HEADER}</stream>");
     assert_eq!(
         events(wrong_end.as_bytes())[1],

@@ -15,9 +15,6 @@ use crate::gateway::Setup;
 use crate::sip::{self, Uri};
 use crate::tls::{self, LocalIdentity, TrustAnchors};
 
-/// Where the embedded default keeps what it generates.
-pub const DATA_DIR: &str = "xfed-data";
-
 /// Everything a runtime needs to start the gateway.
 pub struct Deployment {
     /// The parsed configuration.

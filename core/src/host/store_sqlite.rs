@@ -18,8 +18,7 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use crate::config::StoreUrl;
-use crate::registrar::bindings::{Binding, Q};
-use crate::store::{check_times, Contacted, Persist, Store, StoreError};
+use crate::store::{check_times, Binding, Contacted, Persist, Store, StoreError, Q};
 
 /// The schema, one script per version: index `i` upgrades `i` to `i + 1`.
 /// Never edit a published entry; append a new one.

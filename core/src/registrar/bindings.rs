@@ -8,123 +8,8 @@
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 
-use crate::store::Persist;
-
-/// A q-value (RFC 3261 section 20.10), kept in thousandths so that it is
-/// exact, ordered and stored as an integer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Q(u16);
-
-impl Q {
-    /// The highest preference, assumed for contacts without `q`.
-    pub const MAX: Q = Q(1000);
-
-    /// From the parsed parameter; `None` outside 0..=1 or not a number.
-    pub fn from_f32(q: f32) -> Option<Q> {
-        if !(0.0..=1.0).contains(&q) {
-            return None;
-        }
-        // In range, so the cast cannot truncate.
-        Some(Q((q * 1000.0).round() as u16))
-    }
-
-    /// From thousandths; `None` above 1000.
-    pub fn from_millis(millis: u16) -> Option<Q> {
-        (millis <= 1000).then_some(Q(millis))
-    }
-
-    /// The value in thousandths.
-    pub fn millis(self) -> u16 {
-        self.0
-    }
-}
-
-impl fmt::Display for Q {
-    /// The shortest `qvalue` form: `1`, `0`, `0.5`, `0.125`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            1000 => f.write_str("1"),
-            0 => f.write_str("0"),
-            m => {
-                let digits = format!("{m:03}");
-                write!(f, "0.{}", digits.trim_end_matches('0'))
-            }
-        }
-    }
-}
-
-/// One contact of an address of record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Binding {
-    /// `user@domain`, domain lowercase.
-    pub aor: String,
-    /// The contact URI as registered (without angle brackets or header
-    /// parameters).
-    pub contact: String,
-    /// When it expires, in unix seconds.
-    pub expires_at: u64,
-    /// Its `q`, if given.
-    pub q: Option<Q>,
-    /// The Call-ID of the REGISTER that last set it.
-    pub call_id: String,
-    /// That REGISTER's CSeq number, for ordering (RFC 3261 section 10.3 step 7).
-    pub cseq: u32,
-    /// `+sip.instance` (RFC 5626/5627), as given.
-    pub instance: Option<String>,
-    /// `reg-id` (RFC 5626).
-    pub reg_id: Option<u32>,
-}
-
-impl Binding {
-    /// What identifies the binding within its address of record, and in
-    /// the store: the instance (with `reg-id`) when there is one, since a
-    /// device keeps it across address changes (RFC 5626 section 6), else
-    /// the contact URI compared loosely (see [`contact_key`]).
-    pub fn key(&self) -> String {
-        binding_key(&self.contact, self.instance.as_deref(), self.reg_id)
-    }
-
-    /// Seconds left at `now_unix`, for the `expires` parameter of the 200 OK.
-    pub fn expires_in(&self, now_unix: u64) -> u32 {
-        u32::try_from(self.expires_at.saturating_sub(now_unix)).unwrap_or(u32::MAX)
-    }
-}
-
-fn binding_key(contact: &str, instance: Option<&str>, reg_id: Option<u32>) -> String {
-    match (instance, reg_id) {
-        (Some(i), Some(r)) => format!("instance:{i};reg-id={r}"),
-        (Some(i), None) => format!("instance:{i}"),
-        (None, _) => format!("uri:{}", contact_key(contact)),
-    }
-}
-
-/// A contact URI in a form where URIs RFC 3261 section 19.1.4 calls equal
-/// mostly compare equal: scheme and host lowercased, user part and
-/// parameters kept as written. Full URI comparison waits for the SIP URI
-/// type; until then two spellings of one URI can make two bindings, which
-/// only costs a duplicate delivery until one expires.
-pub fn contact_key(uri: &str) -> String {
-    let uri = uri.trim();
-    let Some((scheme, rest)) = uri.split_once(':') else {
-        return uri.to_ascii_lowercase();
-    };
-    // The user part may hold ';' and '?', but never '@' unescaped, and
-    // parameters and headers hold no '@' either: the last '@' ends it.
-    let (user, host_and_more) = match rest.rfind('@') {
-        Some(at) => (&rest[..=at], &rest[at + 1..]),
-        None => ("", rest),
-    };
-    let host_end = host_and_more
-        .find([';', '?'])
-        .unwrap_or(host_and_more.len());
-    format!(
-        "{}:{}{}{}",
-        scheme.to_ascii_lowercase(),
-        user,
-        host_and_more[..host_end].to_ascii_lowercase(),
-        &host_and_more[host_end..]
-    )
-}
+use crate::store::{binding_key, Persist};
+pub use crate::store::{Binding, Q};
 
 /// One Contact of a REGISTER, as the SIP parser hands it over.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -547,31 +432,6 @@ impl Bindings {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn q_values() {
-        assert_eq!(Q::from_f32(0.5).unwrap().to_string(), "0.5");
-        assert_eq!(Q::from_f32(1.0).unwrap().to_string(), "1");
-        assert_eq!(Q::from_f32(0.0).unwrap().to_string(), "0");
-        assert_eq!(Q::from_f32(0.125).unwrap().to_string(), "0.125");
-        assert_eq!(Q::from_f32(0.07).unwrap().to_string(), "0.07");
-        assert_eq!(Q::from_f32(0.7).unwrap().millis(), 700);
-        assert_eq!(Q::from_f32(1.5), None);
-        assert_eq!(Q::from_f32(-0.1), None);
-        assert_eq!(Q::from_f32(f32::NAN), None);
-        assert_eq!(Q::from_millis(1001), None);
-    }
-
-    #[test]
-    fn contact_keys() {
-        assert_eq!(
-            contact_key("SIP:Alice@EXAMPLE.com:5060;Transport=TCP"),
-            "sip:Alice@example.com:5060;Transport=TCP"
-        );
-        assert_eq!(contact_key(" sip:HOST "), "sip:host");
-        assert_eq!(contact_key("sip:a;b?c@Host?x=Y"), "sip:a;b?c@host?x=Y");
-        assert_eq!(contact_key("garbage"), "garbage");
-    }
 
     #[test]
     fn policy_is_ordered() {

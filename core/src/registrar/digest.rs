@@ -557,12 +557,6 @@ impl Digest {
         }
     }
 
-    /// A server with a fresh random key and the default lifetime: nonces
-    /// then do not survive a restart (answers to old ones get `stale=true`).
-    pub fn from_rng(rng: &mut Rng) -> Digest {
-        Digest::new(&rng.block(), Self::DEFAULT_NONCE_LIFETIME)
-    }
-
     /// How long a nonce stays fresh, in seconds.
     pub fn nonce_lifetime(&self) -> u64 {
         self.lifetime

@@ -73,6 +73,7 @@ impl ParseError {
         self
     }
 
+    /// The class of the refusal, which decides the response sent.
     pub fn kind(&self) -> ErrorKind {
         self.kind
     }

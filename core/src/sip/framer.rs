@@ -12,6 +12,7 @@ use super::parse::{build, looks_like_request, split_head, with_origin, Head, Hea
 /// What a stream yields.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Frame {
+    /// A complete message, body included.
     Message(Message),
     /// A CRLF completing a double CRLF between messages: RFC 5626's ping.
     /// Answer with a single CRLF.
@@ -56,6 +57,7 @@ pub struct StreamFramer {
 }
 
 impl StreamFramer {
+    /// A framer for a new connection; `limits` bound what one peer can make it buffer.
     pub fn new(limits: Limits) -> Self {
         StreamFramer {
             limits,

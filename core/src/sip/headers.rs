@@ -146,6 +146,7 @@ pub struct Headers {
 }
 
 impl Headers {
+    /// No headers.
     pub fn new() -> Self {
         Headers::default()
     }
@@ -155,10 +156,12 @@ impl Headers {
         self.list.len()
     }
 
+    /// No header lines.
     pub fn is_empty(&self) -> bool {
         self.list.is_empty()
     }
 
+    /// Every header line, in the order written.
     pub fn iter(&self) -> std::slice::Iter<'_, Header> {
         self.list.iter()
     }
@@ -292,10 +295,12 @@ impl Headers {
         Via::parse(v).map_err(|d| HeaderError::invalid("Via", d))
     }
 
+    /// The single From, parsed.
     pub fn from(&self) -> Result<NameAddr, HeaderError> {
         NameAddr::parse(self.single("From")?).map_err(|d| HeaderError::invalid("From", d))
     }
 
+    /// The single To, parsed.
     pub fn to(&self) -> Result<NameAddr, HeaderError> {
         NameAddr::parse(self.single("To")?).map_err(|d| HeaderError::invalid("To", d))
     }
@@ -314,6 +319,7 @@ impl Headers {
         }
     }
 
+    /// The single CSeq, parsed.
     pub fn cseq(&self) -> Result<CSeq, HeaderError> {
         CSeq::parse(self.single("CSeq")?).map_err(|d| HeaderError::invalid("CSeq", d))
     }

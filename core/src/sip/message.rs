@@ -10,9 +10,13 @@ use super::uri::Uri;
 /// A SIP request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Request {
+    /// What is asked.
     pub method: Method,
+    /// The Request-URI: where the request goes.
     pub uri: Uri,
+    /// Header lines in order (Content-Length excluded: see [`Headers`]).
     pub headers: Headers,
+    /// The body, as bytes: SIP does not promise text.
     pub body: Vec<u8>,
 }
 
@@ -23,14 +27,18 @@ pub struct Response {
     pub status: u16,
     /// Control characters are written as spaces.
     pub reason: String,
+    /// Header lines in order (Content-Length excluded: see [`Headers`]).
     pub headers: Headers,
+    /// The body, as bytes.
     pub body: Vec<u8>,
 }
 
 /// Either kind of message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Message {
+    /// A request.
     Request(Request),
+    /// A response.
     Response(Response),
 }
 
@@ -67,6 +75,7 @@ impl Request {
         write_rest(&self.headers, &self.body, out);
     }
 
+    /// The wire form, as [`Request::write`] appends it.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(256 + self.body.len());
         self.write(&mut out);
@@ -117,11 +126,6 @@ impl Response {
         self
     }
 
-    /// 1xx.
-    pub fn is_provisional(&self) -> bool {
-        self.status < 200
-    }
-
     /// The Content-Length this response is written with.
     pub fn content_length(&self) -> usize {
         self.body.len()
@@ -141,6 +145,7 @@ impl Response {
         write_rest(&self.headers, &self.body, out);
     }
 
+    /// The wire form, as [`Response::write`] appends it.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(256 + self.body.len());
         self.write(&mut out);
@@ -161,6 +166,7 @@ fn write_rest(headers: &Headers, body: &[u8], out: &mut Vec<u8>) {
 }
 
 impl Message {
+    /// Either kind's header lines, for what both carry (Via, Call-ID, CSeq).
     pub fn headers(&self) -> &Headers {
         match self {
             Message::Request(r) => &r.headers,
@@ -168,13 +174,7 @@ impl Message {
         }
     }
 
-    pub fn headers_mut(&mut self) -> &mut Headers {
-        match self {
-            Message::Request(r) => &mut r.headers,
-            Message::Response(r) => &mut r.headers,
-        }
-    }
-
+    /// Either kind's body.
     pub fn body(&self) -> &[u8] {
         match self {
             Message::Request(r) => &r.body,
@@ -182,6 +182,7 @@ impl Message {
         }
     }
 
+    /// Whether it is a request.
     pub fn is_request(&self) -> bool {
         matches!(self, Message::Request(_))
     }
@@ -195,6 +196,7 @@ impl Message {
         }
     }
 
+    /// The wire form, as [`Message::write`] appends it.
     pub fn to_bytes(&self) -> Vec<u8> {
         match self {
             Message::Request(r) => r.to_bytes(),

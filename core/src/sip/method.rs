@@ -8,19 +8,33 @@ use super::syntax::is_token_str;
 /// 7.1), so `message` is `Other("message")`, not [`Method::Message`].
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Method {
+    /// RFC 3261: binds a contact to an address of record.
     Register,
+    /// RFC 3428: a pager-mode instant message.
     Message,
+    /// RFC 6665: asks for notifications of an event.
     Subscribe,
+    /// RFC 6665: reports an event's state.
     Notify,
+    /// RFC 3261: asks for capabilities.
     Options,
+    /// RFC 3261: starts a session.
     Invite,
+    /// RFC 3261: acknowledges a final response to INVITE.
     Ack,
+    /// RFC 3261: ends a session.
     Bye,
+    /// RFC 3261: cancels a pending request.
     Cancel,
+    /// RFC 3903: publishes event state (presence).
     Publish,
+    /// RFC 6086: mid-session information.
     Info,
+    /// RFC 3311: changes session parameters before the answer.
     Update,
+    /// RFC 3515: asks the recipient to contact a third party.
     Refer,
+    /// RFC 3262: acknowledges a reliable provisional response.
     Prack,
     /// Any other token. Build it with [`Method::parse`] so that a known
     /// name is never held here (equality is structural).

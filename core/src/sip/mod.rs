@@ -32,11 +32,12 @@ pub use message::{reason_phrase, Message, Request, Response};
 pub use method::Method;
 pub use params::Params;
 pub use parse::{is_keepalive, parse_datagram, Limits};
-pub use syntax::percent_decode;
+pub(crate) use syntax::{encode, is_param_char, is_user_char};
+pub use syntax::{percent_decode, percent_decode_checked};
 pub use table::{Incoming, TransactionTable, TxId};
 pub use transaction::{
     ClientKey, ClientTransaction, Output, ServerKey, ServerTransaction, State, Timers,
     TransactionError,
 };
-pub use uri::{Host, Scheme, Uri, UriError};
+pub use uri::{Host, Scheme, Uri, UriError, UriFault};
 pub use values::{CSeq, Contact, HeaderError, NameAddr, Via};

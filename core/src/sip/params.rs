@@ -38,10 +38,12 @@ impl Params {
         self.0.iter().map(|(n, v)| (n.as_str(), v.as_deref()))
     }
 
+    /// How many parameters, valueless ones included.
     pub fn len(&self) -> usize {
         self.0.len()
     }
 
+    /// No parameters at all.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -67,11 +69,6 @@ impl Params {
             }
             None => self.0.push((name, value)),
         }
-    }
-
-    /// Removes every parameter called `name`.
-    pub fn remove(&mut self, name: &str) {
-        self.0.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
     }
 }
 

@@ -320,7 +320,7 @@ pub(crate) fn build(start: &str, headers: Headers, body: Vec<u8>) -> Result<Mess
                 format!("Unsupported URI scheme {}", short(&s)),
             )))
         }
-        Err(UriError::Malformed(d)) => {
+        Err(UriError::Malformed { detail: d, .. }) => {
             return Err(fail(bad(format!("Bad Request-URI: {d}"))));
         }
     };

@@ -111,6 +111,12 @@ pub fn percent_decode(s: &str) -> Cow<'_, [u8]> {
     Cow::Owned(out)
 }
 
+/// [`percent_decode`] for text that must be well escaped: `None` when a
+/// `%` is not followed by two hexadecimal digits.
+pub fn percent_decode_checked(s: &str) -> Option<Cow<'_, [u8]>> {
+    valid_escaped(s, |_| true).then(|| percent_decode(s))
+}
+
 fn hex(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),

@@ -83,6 +83,7 @@ impl TransactionTable {
         self.entries.len()
     }
 
+    /// No live transactions.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

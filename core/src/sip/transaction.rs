@@ -58,9 +58,13 @@ impl Timers {
 /// RFC 3261's transaction states (non-INVITE).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum State {
+    /// Started; no provisional response yet.
     Trying,
+    /// A provisional response was sent or received.
     Proceeding,
+    /// A final response was sent or received; retransmissions are still absorbed.
     Completed,
+    /// Over: the transaction can be dropped.
     Terminated,
 }
 
@@ -165,12 +169,9 @@ impl ClientKey {
         })
     }
 
+    /// The Via branch that identifies the transaction.
     pub fn branch(&self) -> &str {
         &self.branch
-    }
-
-    pub fn method(&self) -> &Method {
-        &self.method
     }
 }
 
@@ -185,6 +186,7 @@ pub struct ServerKey {
 }
 
 impl ServerKey {
+    /// The key of a request received (RFC 3261 section 17.2.3).
     pub fn of_request(r: &Request) -> Result<Self, TransactionError> {
         let via = r.headers.top_via()?;
         let method = match &r.method {
@@ -217,12 +219,9 @@ impl ServerKey {
         }
     }
 
+    /// The branch, or for RFC 2543 requests the fields standing in for it.
     pub fn branch(&self) -> &str {
         &self.branch
-    }
-
-    pub fn method(&self) -> &Method {
-        &self.method
     }
 }
 
@@ -280,14 +279,17 @@ impl ClientTransaction {
         })
     }
 
+    /// What responses are matched to it by.
     pub fn key(&self) -> &ClientKey {
         &self.key
     }
 
+    /// Where it stands in RFC 3261 figure 6.
     pub fn state(&self) -> State {
         self.state
     }
 
+    /// Whether it is over and can be dropped.
     pub fn is_terminated(&self) -> bool {
         self.state == State::Terminated
     }
@@ -331,6 +333,7 @@ impl ClientTransaction {
         earliest(&[self.e, self.f, self.k])
     }
 
+    /// Fires timers E (retransmit), F (time out) and K (forget) that are due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         match self.state {
             State::Trying | State::Proceeding => {
@@ -371,6 +374,7 @@ impl ClientTransaction {
         }
     }
 
+    /// The next thing to do, in order; `None` until input or a timer adds one.
     pub fn poll_output(&mut self) -> Option<Output> {
         self.out.pop_front()
     }
@@ -430,14 +434,17 @@ impl ServerTransaction {
         })
     }
 
+    /// What retransmissions of the request are matched to it by.
     pub fn key(&self) -> &ServerKey {
         &self.key
     }
 
+    /// Where it stands in RFC 3261 figure 8.
     pub fn state(&self) -> State {
         self.state
     }
 
+    /// Whether it is over and can be dropped.
     pub fn is_terminated(&self) -> bool {
         self.state == State::Terminated
     }
@@ -501,10 +508,12 @@ impl ServerTransaction {
         self.last = Some(bytes);
     }
 
+    /// When [`ServerTransaction::handle_timeout`] is next due.
     pub fn poll_timeout(&self) -> Option<Instant> {
         earliest(&[self.t100, self.guard, self.j])
     }
 
+    /// Sends the 100 Trying that RFC 4320 delays, and fires the guard and timer J (forget) that are due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         match self.state {
             State::Trying | State::Proceeding => {
@@ -537,6 +546,7 @@ impl ServerTransaction {
         }
     }
 
+    /// The next thing to do, in order; `None` until input or a timer adds one.
     pub fn poll_output(&mut self) -> Option<Output> {
         self.out.pop_front()
     }

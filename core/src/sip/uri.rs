@@ -1,9 +1,16 @@
-//! `sip:`, `sips:` (RFC 3261 section 19.1) and `tel:` (RFC 3966) URIs.
+//! `sip:`, `sips:` (RFC 3261 section 19.1) and `tel:` (RFC 3966) URIs, and
+//! for address mapping `im:` (RFC 3860) and `pres:` (RFC 3859).
 //!
 //! Parts are stored as written (escapes kept) so that `Display` gives back
 //! text that parses to an equal value; [`Uri::user_decoded`] gives the
 //! octets RFC 7247 address mapping works on. Equality is structural, not
 //! the RFC 3261 section 19.1.4 comparison.
+//!
+//! One reader, two entry points: [`Uri::parse`] is the strict one for SIP
+//! messages; [`Uri::parse_address`] is the one `translate` maps to JIDs,
+//! which also takes `im:`/`pres:` and what user agents are known to write
+//! outside the grammar (raw UTF-8, an empty `gr=`), since the mapping
+//! validates those parts again anyway.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -22,38 +29,142 @@ pub enum UriError {
     /// `http:`...): a request for it is answered 416.
     UnsupportedScheme(String),
     /// Not a valid URI.
-    Malformed(String),
+    Malformed {
+        /// Which part is wrong, for callers that answer per part.
+        fault: UriFault,
+        /// A human-readable reason, quoting the offending text.
+        detail: String,
+    },
+}
+
+/// The part of a URI that made it malformed: what RFC 7247 address mapping
+/// reports (its `Malformed` reasons are [`UriFault::as_str`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UriFault {
+    /// No scheme, or one that is not a scheme.
+    Scheme,
+    /// `@` with nothing before it.
+    EmptyUser,
+    /// A character the user part or password cannot hold.
+    User,
+    /// A `%` not followed by two hexadecimal digits.
+    Escape,
+    /// No host.
+    EmptyHost,
+    /// A `[` without its `]`.
+    UnclosedIpv6,
+    /// A host that is no name or address.
+    Host,
+    /// A port that is not a number up to 65535.
+    Port,
+    /// A broken `;name=value` parameter.
+    Param,
+    /// A broken `?name=value` header.
+    Header,
+    /// A tel: number that is not one.
+    Number,
+}
+
+impl UriFault {
+    /// A short reason, stable enough to compare (address errors carry it).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UriFault::Scheme => "no scheme",
+            UriFault::EmptyUser => "empty user",
+            UriFault::User => "bad user part",
+            UriFault::Escape => "bad percent-encoding",
+            UriFault::EmptyHost => "empty host",
+            UriFault::UnclosedIpv6 => "unclosed IPv6 literal",
+            UriFault::Host => "bad host",
+            UriFault::Port => "bad port",
+            UriFault::Param => "bad parameter",
+            UriFault::Header => "bad header",
+            UriFault::Number => "bad telephone number",
+        }
+    }
 }
 
 impl fmt::Display for UriError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             UriError::UnsupportedScheme(s) => write!(f, "unsupported URI scheme '{s}'"),
-            UriError::Malformed(d) => write!(f, "malformed URI: {d}"),
+            UriError::Malformed { detail, .. } => write!(f, "malformed URI: {detail}"),
         }
     }
 }
 
 impl std::error::Error for UriError {}
 
-fn malformed(detail: impl Into<String>) -> UriError {
-    UriError::Malformed(detail.into())
+fn malformed(fault: UriFault, detail: impl Into<String>) -> UriError {
+    UriError::Malformed {
+        fault,
+        detail: detail.into(),
+    }
+}
+
+/// [`UriFault::Escape`] when `s` holds a broken escape, else `otherwise`:
+/// which of the two made `valid_escaped` refuse `s`.
+fn fault_in(s: &str, otherwise: UriFault) -> UriFault {
+    if valid_escaped(s, |_| true) {
+        otherwise
+    } else {
+        UriFault::Escape
+    }
+}
+
+/// Which grammar a URI is read with; see the module documentation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reading {
+    /// RFC 3261 exactly: SIP messages.
+    Message,
+    /// Also `im:`/`pres:`, raw non-ASCII in the user part, host and
+    /// parameter values, and empty parameter values: address mapping.
+    Address,
+}
+
+impl Reading {
+    /// Whether `s` is a valid user part (user agents put raw UTF-8 there).
+    fn user_ok(self, s: &str) -> bool {
+        match self {
+            Reading::Message => valid_escaped(s, is_user_char),
+            Reading::Address => valid_escaped(s, |b| b >= 0x80 || is_user_char(b)),
+        }
+    }
+
+    /// Whether `s` is a valid parameter value.
+    fn param_value_ok(self, s: &str) -> bool {
+        match self {
+            Reading::Message => !s.is_empty() && valid_escaped(s, is_param_char),
+            Reading::Address => valid_escaped(s, |b| b >= 0x80 || is_param_char(b)),
+        }
+    }
 }
 
 /// The URI schemes this crate reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Scheme {
+    /// `sip:`, RFC 3261.
     Sip,
+    /// `sips:`: TLS on every hop, which XMPP cannot promise (RFC 7247
+    /// section 8), so never gatewayed.
     Sips,
+    /// `tel:`, RFC 3966: a number, no host.
     Tel,
+    /// `im:` (RFC 3860); only [`Uri::parse_address`] reads it.
+    Im,
+    /// `pres:` (RFC 3859); only [`Uri::parse_address`] reads it.
+    Pres,
 }
 
 impl Scheme {
+    /// The scheme name, lowercase, without the colon.
     pub fn as_str(self) -> &'static str {
         match self {
             Scheme::Sip => "sip",
             Scheme::Sips => "sips",
             Scheme::Tel => "tel",
+            Scheme::Im => "im",
+            Scheme::Pres => "pres",
         }
     }
 }
@@ -67,8 +178,10 @@ impl fmt::Display for Scheme {
 /// A host: a domain name as written, or an IP address.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Host {
-    /// A host name; build it with [`Host::parse`] so that it is valid.
+    /// A host name; build it with [`Host::parse`] so that it is valid
+    /// (ASCII, except in what [`Uri::parse_address`] read).
     Domain(String),
+    /// A dotted IPv4 address.
     V4(Ipv4Addr),
     /// Written `[...]` in URIs and Via.
     V6(Ipv6Addr),
@@ -77,14 +190,22 @@ pub enum Host {
 impl Host {
     /// A host name, dotted IPv4 address, or bracketed IPv6 reference.
     pub fn parse(s: &str) -> Result<Host, UriError> {
+        Host::read(s, Reading::Message)
+    }
+
+    /// [`Host::parse`]; reading an address, a name may also hold raw
+    /// non-ASCII (an IDN U-label, which the JID's preparation checks).
+    fn read(s: &str, reading: Reading) -> Result<Host, UriError> {
         if let Some(inner) = s.strip_prefix('[') {
             let inner = inner
                 .strip_suffix(']')
-                .ok_or_else(|| malformed("unterminated IPv6 reference"))?;
-            return inner
-                .parse()
-                .map(Host::V6)
-                .map_err(|_| malformed(format!("bad IPv6 address '{}'", short(inner))));
+                .ok_or_else(|| malformed(UriFault::UnclosedIpv6, "unterminated IPv6 reference"))?;
+            return inner.parse().map(Host::V6).map_err(|_| {
+                malformed(
+                    UriFault::Host,
+                    format!("bad IPv6 address '{}'", short(inner)),
+                )
+            });
         }
         if let Ok(a) = s.parse::<Ipv4Addr>() {
             return Ok(Host::V4(a));
@@ -92,22 +213,24 @@ impl Host {
         // RFC 3261 hostname characters; '_' tolerated as deployed DNS has it.
         let ok = !s.is_empty()
             && s.len() <= 255
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
+            && s.bytes().all(|b| {
+                b.is_ascii_alphanumeric()
+                    || b == b'-'
+                    || b == b'.'
+                    || b == b'_'
+                    || (reading == Reading::Address && b >= 0x80)
+            })
             && !s.starts_with(['.', '-'])
             && !s.contains("..");
         if ok {
             Ok(Host::Domain(s.to_owned()))
         } else {
-            Err(malformed(format!("bad host '{}'", short(s))))
-        }
-    }
-
-    /// Case-insensitive for names, by address for IP literals.
-    pub fn same(&self, other: &Host) -> bool {
-        match (self, other) {
-            (Host::Domain(a), Host::Domain(b)) => a.eq_ignore_ascii_case(b),
-            _ => self == other,
+            let fault = if s.is_empty() {
+                UriFault::EmptyHost
+            } else {
+                UriFault::Host
+            };
+            Err(malformed(fault, format!("bad host '{}'", short(s))))
         }
     }
 }
@@ -122,7 +245,8 @@ impl fmt::Display for Host {
     }
 }
 
-/// A sip:, sips: or tel: URI.
+/// A sip:, sips: or tel: URI (or, read by [`Uri::parse_address`], an im:
+/// or pres: one).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Uri {
     scheme: Scheme,
@@ -195,11 +319,6 @@ impl Uri {
             .set(encode(name.as_bytes(), is_param_char), value);
     }
 
-    /// Removes every parameter called `name`.
-    pub fn remove_param(&mut self, name: &str) {
-        self.params.remove(name);
-    }
-
     /// The same URI with a `?name=value` header appended (encoded as
     /// needed; ignored for tel: and for an empty name).
     pub fn with_header(mut self, name: &str, value: &str) -> Uri {
@@ -214,13 +333,34 @@ impl Uri {
 
     /// Parses a URI as found in a Request-Line or inside `<...>`.
     pub fn parse(s: &str) -> Result<Uri, UriError> {
-        let colon = s.find(':').ok_or_else(|| malformed("no scheme"))?;
+        Uri::read(s, Reading::Message)
+    }
+
+    /// Parses a URI to map to a JID (RFC 7247 section 6.4): `sip:`, `sips:`,
+    /// and `im:`/`pres:` read with the sip: grammar (a superset of their
+    /// `user@host[?headers]`); `tel:` is an unsupported scheme here. Raw
+    /// non-ASCII in the user part, host and parameter values, which some
+    /// agents send unencoded, passes, and so does an empty parameter value
+    /// (`;gr=`).
+    pub fn parse_address(s: &str) -> Result<Uri, UriError> {
+        Uri::read(s, Reading::Address)
+    }
+
+    fn read(s: &str, reading: Reading) -> Result<Uri, UriError> {
+        let colon = s
+            .find(':')
+            .ok_or_else(|| malformed(UriFault::Scheme, "no scheme"))?;
         let (scheme, rest) = (&s[..colon], &s[colon + 1..]);
+        let address = reading == Reading::Address;
         if scheme.eq_ignore_ascii_case("sip") {
-            Uri::parse_sip(Scheme::Sip, rest)
+            Uri::parse_sip(Scheme::Sip, rest, reading)
         } else if scheme.eq_ignore_ascii_case("sips") {
-            Uri::parse_sip(Scheme::Sips, rest)
-        } else if scheme.eq_ignore_ascii_case("tel") {
+            Uri::parse_sip(Scheme::Sips, rest, reading)
+        } else if address && scheme.eq_ignore_ascii_case("im") {
+            Uri::parse_sip(Scheme::Im, rest, reading)
+        } else if address && scheme.eq_ignore_ascii_case("pres") {
+            Uri::parse_sip(Scheme::Pres, rest, reading)
+        } else if !address && scheme.eq_ignore_ascii_case("tel") {
             Uri::parse_tel(rest)
         } else if scheme.starts_with(|c: char| c.is_ascii_alphabetic())
             && scheme
@@ -231,11 +371,14 @@ impl Uri {
         {
             Err(UriError::UnsupportedScheme(scheme.to_ascii_lowercase()))
         } else {
-            Err(malformed(format!("bad scheme '{}'", short(scheme))))
+            Err(malformed(
+                UriFault::Scheme,
+                format!("bad scheme '{}'", short(scheme)),
+            ))
         }
     }
 
-    fn parse_sip(scheme: Scheme, rest: &str) -> Result<Uri, UriError> {
+    fn parse_sip(scheme: Scheme, rest: &str, reading: Reading) -> Result<Uri, UriError> {
         let (userinfo, hostpart) = match rest.find('@') {
             Some(i) => (Some(&rest[..i]), &rest[i + 1..]),
             None => (None, rest),
@@ -246,12 +389,17 @@ impl Uri {
                 Some(i) => (&ui[..i], Some(&ui[i + 1..])),
                 None => (ui, None),
             };
-            if u.is_empty() || !valid_escaped(u, is_user_char) {
-                return Err(malformed(format!("bad user part '{}'", short(u))));
+            if u.is_empty() || !reading.user_ok(u) {
+                let fault = if u.is_empty() {
+                    UriFault::EmptyUser
+                } else {
+                    fault_in(u, UriFault::User)
+                };
+                return Err(malformed(fault, format!("bad user part '{}'", short(u))));
             }
             if let Some(p) = p {
                 if !valid_escaped(p, is_password_char) {
-                    return Err(malformed("bad password"));
+                    return Err(malformed(fault_in(p, UriFault::User), "bad password"));
                 }
             }
             user = Some(u.to_owned());
@@ -261,11 +409,11 @@ impl Uri {
             hostpart
                 .find(']')
                 .map(|i| i + 1)
-                .ok_or_else(|| malformed("unterminated IPv6 reference"))?
+                .ok_or_else(|| malformed(UriFault::UnclosedIpv6, "unterminated IPv6 reference"))?
         } else {
             hostpart.find([':', ';', '?']).unwrap_or(hostpart.len())
         };
-        let host = Host::parse(&hostpart[..host_end])?;
+        let host = Host::read(&hostpart[..host_end], reading)?;
         let mut rest = &hostpart[host_end..];
         let mut port = None;
         if let Some(p) = rest.strip_prefix(':') {
@@ -274,17 +422,18 @@ impl Uri {
             rest = &p[end..];
         }
         let end = rest.find('?').unwrap_or(rest.len());
-        let params = parse_uri_params(&rest[..end])?;
+        let params = parse_uri_params(&rest[..end], reading)?;
         rest = &rest[end..];
         let mut headers = Vec::new();
         if let Some(h) = rest.strip_prefix('?') {
             for pair in h.split('&') {
                 let (n, v) = pair
                     .split_once('=')
-                    .ok_or_else(|| malformed("URI header without '='"))?;
+                    .ok_or_else(|| malformed(UriFault::Header, "URI header without '='"))?;
                 if n.is_empty() || !valid_escaped(n, is_hnv_char) || !valid_escaped(v, is_hnv_char)
                 {
-                    return Err(malformed("bad URI header"));
+                    let fault = fault_in(n, fault_in(v, UriFault::Header));
+                    return Err(malformed(fault, "bad URI header"));
                 }
                 headers.push((n.to_owned(), v.to_owned()));
             }
@@ -319,10 +468,10 @@ impl Uri {
             }
         };
         if !ok {
-            return Err(malformed(format!(
-                "bad telephone number '{}'",
-                short(number)
-            )));
+            return Err(malformed(
+                UriFault::Number,
+                format!("bad telephone number '{}'", short(number)),
+            ));
         }
         Ok(Uri {
             scheme: Scheme::Tel,
@@ -330,11 +479,12 @@ impl Uri {
             password: None,
             host: None,
             port: None,
-            params: parse_uri_params(&rest[end..])?,
+            params: parse_uri_params(&rest[end..], Reading::Message)?,
             headers: Vec::new(),
         })
     }
 
+    /// Which scheme it was written with, which decides the transport (sips: is TLS).
     pub fn scheme(&self) -> Scheme {
         self.scheme
     }
@@ -360,10 +510,12 @@ impl Uri {
         self.host.as_ref()
     }
 
+    /// The port, when written; `None` means the transport's default (or SRV).
     pub fn port(&self) -> Option<u16> {
         self.port
     }
 
+    /// Every URI parameter, in order.
     pub fn params(&self) -> &Params {
         &self.params
     }
@@ -401,32 +553,39 @@ impl Uri {
 
 fn parse_port(p: &str) -> Result<u16, UriError> {
     if p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(malformed(format!("bad port '{}'", short(p))));
+        return Err(malformed(
+            UriFault::Port,
+            format!("bad port '{}'", short(p)),
+        ));
     }
     p.parse()
-        .map_err(|_| malformed(format!("port {p} out of range")))
+        .map_err(|_| malformed(UriFault::Port, format!("port {p} out of range")))
 }
 
 /// `*( ";" pname [ "=" pvalue ] )` of a URI.
-fn parse_uri_params(s: &str) -> Result<Params, UriError> {
+fn parse_uri_params(s: &str, reading: Reading) -> Result<Params, UriError> {
     let mut v = Vec::new();
     if s.is_empty() {
         return Ok(Params::default());
     }
     let Some(s) = s.strip_prefix(';') else {
-        return Err(malformed(format!("unexpected '{}'", short(s))));
+        return Err(malformed(
+            UriFault::Param,
+            format!("unexpected '{}'", short(s)),
+        ));
     };
     for seg in s.split(';') {
         let (n, val) = match seg.split_once('=') {
             Some((n, val)) => (n, Some(val)),
             None => (seg, None),
         };
+        let bad = |fault| malformed(fault, format!("bad URI parameter '{}'", short(seg)));
         if n.is_empty() || !valid_escaped(n, is_param_char) {
-            return Err(malformed(format!("bad URI parameter '{}'", short(seg))));
+            return Err(bad(fault_in(n, UriFault::Param)));
         }
         if let Some(val) = val {
-            if val.is_empty() || !valid_escaped(val, is_param_char) {
-                return Err(malformed(format!("bad URI parameter '{}'", short(seg))));
+            if !reading.param_value_ok(val) {
+                return Err(bad(fault_in(val, UriFault::Param)));
             }
         }
         v.push((n.to_owned(), val.map(str::to_owned)));
@@ -558,7 +717,7 @@ mod tests {
             ":x",
         ] {
             assert!(
-                matches!(Uri::parse(bad), Err(UriError::Malformed(_))),
+                matches!(Uri::parse(bad), Err(UriError::Malformed { .. })),
                 "{bad}: {:?}",
                 Uri::parse(bad)
             );
@@ -572,6 +731,46 @@ mod tests {
             assert!(
                 matches!(Uri::parse(other), Err(UriError::UnsupportedScheme(_))),
                 "{other}"
+            );
+        }
+    }
+
+    #[test]
+    fn address_reading() {
+        for (text, scheme) in [
+            ("im:romeo@example.net", Scheme::Im),
+            ("PRES:romeo@example.net?x=y", Scheme::Pres),
+            ("sip:f\u{fc}@b\u{fc}cher.example;gr=caf\u{e9}", Scheme::Sip),
+            ("sip:foo@example.com;gr=", Scheme::Sip),
+        ] {
+            let u = Uri::parse_address(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(u.scheme(), scheme, "{text}");
+            // None of these is a SIP message's URI.
+            assert!(Uri::parse(text).is_err(), "{text}");
+        }
+        assert_eq!(
+            Uri::parse_address("sip:foo@example.com;gr=").map(|u| u.gr().flatten().map(str::len)),
+            Ok(Some(0))
+        );
+        assert!(matches!(
+            Uri::parse_address("tel:+1555"),
+            Err(UriError::UnsupportedScheme(_))
+        ));
+        for (bad, fault) in [
+            ("", UriFault::Scheme),
+            (":a@b", UriFault::Scheme),
+            ("sip:@b", UriFault::EmptyUser),
+            ("sip:a b@c", UriFault::User),
+            ("sip:a%zz@b", UriFault::Escape),
+            ("sip:a@b;gr=%", UriFault::Escape),
+            ("sip:a@;gr=x", UriFault::EmptyHost),
+            ("sip:a@[::1", UriFault::UnclosedIpv6),
+            ("sip:a@b:", UriFault::Port),
+        ] {
+            assert!(
+                matches!(Uri::parse_address(bad), Err(UriError::Malformed { fault: f, .. }) if f == fault),
+                "{bad}: {:?}",
+                Uri::parse_address(bad)
             );
         }
     }

@@ -83,6 +83,7 @@ pub struct NameAddr {
 }
 
 impl NameAddr {
+    /// An address without display name or parameters.
     pub fn new(uri: Uri) -> Self {
         NameAddr {
             display_name: None,
@@ -150,10 +151,12 @@ impl NameAddr {
         })
     }
 
+    /// The display name, unquoted; for humans only, never an identity.
     pub fn display_name(&self) -> Option<&str> {
         self.display_name.as_deref()
     }
 
+    /// The address itself.
     pub fn uri(&self) -> &Uri {
         &self.uri
     }
@@ -225,6 +228,7 @@ fn parse_qvalue(s: &str) -> Option<u16> {
 pub enum Contact {
     /// `Contact: *` (REGISTER removing all bindings).
     Star,
+    /// An address, with its `expires` and `q` parameters.
     Addr(NameAddr),
 }
 
@@ -294,6 +298,7 @@ impl Via {
         self
     }
 
+    /// Reads one Via value (`SIP/2.0/TCP host:port;params`); the error is the reason.
     pub fn parse(value: &str) -> Result<Via, String> {
         let s = trim_wsp(value);
         let mut parts = s.splitn(3, '/');
@@ -345,6 +350,7 @@ impl Via {
         })
     }
 
+    /// The transport as written (`UDP`, `TCP`, `TLS`...).
     pub fn transport(&self) -> &str {
         &self.transport
     }
@@ -364,6 +370,7 @@ impl Via {
         self.port
     }
 
+    /// Every Via parameter (branch, received, rport...), in order.
     pub fn params(&self) -> &Params {
         &self.params
     }
@@ -419,10 +426,12 @@ impl fmt::Display for Via {
 pub struct CSeq {
     /// Below 2^31 (RFC 3261 section 8.1.1.5).
     pub seq: u32,
+    /// The request method; in a response, that of the request answered.
     pub method: Method,
 }
 
 impl CSeq {
+    /// Reads `<number> <method>`; the error is the reason.
     pub fn parse(value: &str) -> Result<CSeq, String> {
         let s = trim_wsp(value);
         let len = s.bytes().take_while(|b| b.is_ascii_digit()).count();

@@ -1,11 +1,10 @@
 //! SIP URI <-> JID mapping (RFC 7247 section 6).
 //!
-//! URIs travel as text and `parse_uri` reads only what the mapping needs:
-//! the scheme (`sip:`, and `im:`/`pres:` which `crate::sip::Uri`
-//! does not take), the user, the host and the `gr` parameter. Everything
-//! else (password, port, other parameters, headers) is not part of the
-//! address and is dropped. (This predates `crate::sip::Uri`; folding the
-//! two readers into one is open work.)
+//! URIs travel as text and are read by [`Uri::parse_address`], the SIP
+//! URI reader's entry point for address mapping (it also takes `im:` and
+//! `pres:`); the mapping uses the scheme, the user, the host and the `gr`
+//! parameter. Everything else (password, port, other parameters, headers)
+//! is not part of the address and is dropped.
 //!
 //! The local part goes through full XEP-0106 escaping, not only the three
 //! characters (`& ' /`) of RFC 7247 section 6.4 step 5: a percent-decoded
@@ -21,6 +20,9 @@ use std::fmt;
 use idna::uts46::{AsciiDenyList, DnsLength, Hyphens, Uts46};
 
 use crate::jid::{foreign_local, unescape_local, Jid, JidError};
+use crate::sip::{
+    encode, is_param_char, is_user_char, percent_decode_checked, Host, Scheme, Uri, UriError,
+};
 
 /// Why a URI does not map to a JID.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,150 +80,37 @@ impl fmt::Display for AddressError {
 
 impl std::error::Error for AddressError {}
 
-/// The URI schemes that map to JIDs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Scheme {
-    Sip,
-    /// `im:` (RFC 3860) and `pres:` (RFC 3859): `user@domain`, no params.
-    ImOrPres,
-}
-
-/// The parts of a URI the mapping uses, still percent-encoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct UriParts<'a> {
-    /// The user, without the password; `None` when the URI names a host.
-    user: Option<&'a str>,
-    /// The host, without port.
-    host: &'a str,
-    /// The `gr` parameter's value; `None` also for a bare `;gr`, which
-    /// marks a temporary GRUU (RFC 5627), never mapped (RFC 7247 6.3).
-    gr: Option<&'a str>,
-}
-
-/// Minimal reader for `sip:`, `im:` and `pres:` URI text; a stand-in for
-/// `crate::sip::Uri` that knows only the parts the mapping uses.
-fn parse_uri(uri: &str) -> Result<UriParts<'_>, AddressError> {
-    let (scheme, rest) = uri
-        .split_once(':')
-        .ok_or(AddressError::Malformed("no scheme"))?;
-    let scheme = if scheme.eq_ignore_ascii_case("sip") {
-        Scheme::Sip
-    } else if scheme.eq_ignore_ascii_case("sips") {
-        return Err(AddressError::Sips);
-    } else if scheme.eq_ignore_ascii_case("im") || scheme.eq_ignore_ascii_case("pres") {
-        Scheme::ImOrPres
-    } else if !scheme.is_empty()
-        && scheme
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+/// Reads a URI that may map to a JID: `sip:`, `im:` or `pres:`.
+fn read_uri(uri: &str) -> Result<Uri, AddressError> {
+    // RFC 7247 section 8 refuses sips: whatever follows the scheme.
+    if uri
+        .get(..5)
+        .is_some_and(|s| s.eq_ignore_ascii_case("sips:"))
     {
-        return Err(AddressError::UnsupportedScheme);
-    } else {
-        return Err(AddressError::Malformed("no scheme"));
-    };
-
-    // RFC 7247 6.4 step 2: split at the first '@'. A raw '@' is allowed
-    // neither in parameters nor in headers, so it always ends the user.
-    let (userinfo, after) = match rest.split_once('@') {
-        Some((u, a)) => (Some(u), a),
-        None => (None, rest),
-    };
-    let user = match userinfo {
-        // `user:password`; the user part cannot hold a raw ':'.
-        Some(u) => match u.split_once(':').map_or(u, |(user, _)| user) {
-            "" => return Err(AddressError::Malformed("empty user")),
-            user => Some(user),
-        },
-        None => None,
-    };
-
-    let (hostport, params) = match scheme {
-        Scheme::Sip => {
-            let end = after.find([';', '?']).unwrap_or(after.len());
-            let (hostport, tail) = after.split_at(end);
-            // Parameters end where headers start.
-            let params = tail.split('?').next().unwrap_or_default();
-            (hostport, params)
-        }
-        Scheme::ImOrPres => (after.split('?').next().unwrap_or_default(), ""),
-    };
-    let host = strip_port(hostport)?;
-    if host.is_empty() {
-        return Err(AddressError::Malformed("empty host"));
+        return Err(AddressError::Sips);
     }
-
-    let gr = params
-        .split(';')
-        .map(|p| p.split_once('=').unwrap_or((p, "")))
-        .find(|(name, _)| name.trim().eq_ignore_ascii_case("gr"))
-        .map(|(_, value)| value)
-        .filter(|value| !value.is_empty());
-    Ok(UriParts { user, host, gr })
-}
-
-/// The host of `host[:port]`, where the host may be a bracketed IPv6
-/// literal. The port is a transport detail, not part of an address.
-fn strip_port(hostport: &str) -> Result<&str, AddressError> {
-    let (host, port) = if hostport.starts_with('[') {
-        match hostport.find(']') {
-            Some(end) => {
-                let (host, rest) = hostport.split_at(end + 1);
-                match rest {
-                    "" => (host, None),
-                    _ => match rest.strip_prefix(':') {
-                        Some(port) => (host, Some(port)),
-                        None => return Err(AddressError::Malformed("text after IPv6 literal")),
-                    },
-                }
-            }
-            None => return Err(AddressError::Malformed("unclosed IPv6 literal")),
-        }
-    } else {
-        match hostport.split_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (hostport, None),
-        }
-    };
-    match port {
-        Some(p) if p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) => {
-            Err(AddressError::Malformed("bad port"))
-        }
-        _ => Ok(host),
-    }
-}
-
-fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
+    let uri = Uri::parse_address(uri).map_err(|e| match e {
+        UriError::UnsupportedScheme(_) => AddressError::UnsupportedScheme,
+        UriError::Malformed { fault, .. } => AddressError::Malformed(fault.as_str()),
+    })?;
+    match uri.scheme() {
+        Scheme::Sip | Scheme::Im | Scheme::Pres => Ok(uri),
+        Scheme::Sips => Err(AddressError::Sips),
+        Scheme::Tel => Err(AddressError::UnsupportedScheme),
     }
 }
 
 /// Percent-decodes a URI part and reads the octets as UTF-8 (RFC 7247 6.4
 /// steps 3 and 4). Raw non-ASCII, which some agents send unencoded, passes.
 fn percent_decode(s: &str) -> Result<Cow<'_, str>, AddressError> {
-    if !s.contains('%') {
-        return Ok(Cow::Borrowed(s));
+    match percent_decode_checked(s).ok_or(AddressError::Malformed("bad percent-encoding"))? {
+        Cow::Borrowed(b) => std::str::from_utf8(b)
+            .map(Cow::Borrowed)
+            .map_err(|_| AddressError::NotUtf8),
+        Cow::Owned(v) => String::from_utf8(v)
+            .map(Cow::Owned)
+            .map_err(|_| AddressError::NotUtf8),
     }
-    let mut out = Vec::with_capacity(s.len());
-    let mut bytes = s.bytes();
-    while let Some(b) = bytes.next() {
-        if b == b'%' {
-            let hi = bytes.next().and_then(hex_value);
-            let lo = bytes.next().and_then(hex_value);
-            match (hi, lo) {
-                (Some(hi), Some(lo)) => out.push(hi << 4 | lo),
-                _ => return Err(AddressError::Malformed("bad percent-encoding")),
-            }
-        } else {
-            out.push(b);
-        }
-    }
-    String::from_utf8(out)
-        .map(Cow::Owned)
-        .map_err(|_| AddressError::NotUtf8)
 }
 
 /// Maps a `sip:`, `im:` or `pres:` URI to a JID (RFC 7247 section 6.4).
@@ -233,13 +122,22 @@ fn percent_decode(s: &str) -> Result<Cow<'_, str>, AddressError> {
 /// A URI without a user maps to a domain JID. `sips:` is refused with
 /// [`AddressError::Sips`].
 pub fn sip_to_jid(uri: &str) -> Result<Jid, AddressError> {
-    let parts = parse_uri(uri)?;
-    let local = match parts.user {
+    let uri = read_uri(uri)?;
+    let local = match uri.user() {
         Some(user) => Some(foreign_local(&percent_decode(user)?)?),
         None => None,
     };
-    let resource = parts.gr.map(percent_decode).transpose()?;
-    Jid::from_parts(local.as_deref(), parts.host, resource.as_deref()).map_err(AddressError::Jid)
+    // A valueless gr marks a temporary GRUU (RFC 5627), never mapped (RFC
+    // 7247 section 6.3); an empty one names nothing either.
+    let gr = uri.gr().flatten().filter(|gr| !gr.is_empty());
+    let resource = gr.map(percent_decode).transpose()?;
+    let host = match uri.host() {
+        Some(Host::Domain(name)) => Cow::Borrowed(name.as_str()),
+        Some(ip) => Cow::Owned(ip.to_string()),
+        // Only tel: has no host, and read_uri refused it.
+        None => return Err(AddressError::Malformed("empty host")),
+    };
+    Jid::from_parts(local.as_deref(), &host, resource.as_deref()).map_err(AddressError::Jid)
 }
 
 /// The canonical address of record `user@domain` of a SIP URI's user
@@ -257,30 +155,6 @@ impl From<JidError> for AddressError {
         match e {
             JidError::Unstable => AddressError::Unstable,
             e => AddressError::Jid(e),
-        }
-    }
-}
-
-/// Bytes the SIP `user` rule (RFC 3261 25.1: unreserved / user-unreserved)
-/// allows unencoded.
-fn is_user_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-_.!~*'()&=+$,;?/".contains(&b)
-}
-
-/// Bytes the SIP `paramchar` rule allows unencoded.
-fn is_param_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-_.!~*'()[]/:&+$".contains(&b)
-}
-
-fn percent_encode(s: &str, keep: fn(u8) -> bool, out: &mut String) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for b in s.bytes() {
-        if keep(b) {
-            out.push(char::from(b));
-        } else {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0xf)]));
         }
     }
 }
@@ -320,13 +194,13 @@ pub fn jid_to_sip(jid: &Jid) -> String {
     let mut out = String::with_capacity(jid.as_str().len() + 16);
     out.push_str("sip:");
     if let Some(local) = jid.local() {
-        percent_encode(&unescape_local(local), is_user_byte, &mut out);
+        out.push_str(&encode(unescape_local(local).as_bytes(), is_user_char));
         out.push('@');
     }
     out.push_str(&sip_host(jid.domain()));
     if let Some(resource) = jid.resource() {
         out.push_str(";gr=");
-        percent_encode(resource, is_param_byte, &mut out);
+        out.push_str(&encode(resource.as_bytes(), is_param_char));
     }
     out
 }
@@ -336,60 +210,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parse_uri_parts() {
-        let p = parse_uri("sip:alice:secret@[2001:db8::1]:5061;transport=tcp;gr=x%20y?subject=hi");
+    fn read_uri_refusals() {
+        assert_eq!(read_uri("sips:a@b").err(), Some(AddressError::Sips));
+        assert_eq!(read_uri("SIPS:not a uri").err(), Some(AddressError::Sips));
         assert_eq!(
-            p,
-            Ok(UriParts {
-                user: Some("alice"),
-                host: "[2001:db8::1]",
-                gr: Some("x%20y"),
-            })
+            read_uri("tel:+1555").err(),
+            Some(AddressError::UnsupportedScheme)
         );
-        let p = parse_uri("SIP:example.com;GR=a;gr=b");
-        assert_eq!(
-            p,
-            Ok(UriParts {
-                user: None,
-                host: "example.com",
-                gr: Some("a"),
-            })
-        );
-        // A valueless gr is a temporary GRUU: no resource.
-        assert_eq!(
-            parse_uri("sip:tgruu.7hs@example.com;gr").map(|p| p.gr),
-            Ok(None)
-        );
-        assert_eq!(
-            parse_uri("im:romeo@example.net?body=x").map(|p| p.host),
-            Ok("example.net")
-        );
-        assert_eq!(parse_uri("sips:a@b"), Err(AddressError::Sips));
-        assert_eq!(parse_uri("tel:+1555"), Err(AddressError::UnsupportedScheme));
-        assert!(matches!(
-            parse_uri("alice"),
-            Err(AddressError::Malformed(_))
-        ));
-        assert!(matches!(
-            parse_uri("sip:@x"),
-            Err(AddressError::Malformed(_))
-        ));
-        assert!(matches!(
-            parse_uri("sip:a@"),
-            Err(AddressError::Malformed(_))
-        ));
-        assert!(matches!(
-            parse_uri("sip:a@b:x"),
-            Err(AddressError::Malformed(_))
-        ));
-        assert!(matches!(
-            parse_uri("sip:a@[::1"),
-            Err(AddressError::Malformed(_))
-        ));
-        assert!(matches!(
-            parse_uri("sip:a@[::1]x"),
-            Err(AddressError::Malformed(_))
-        ));
+        for (bad, why) in [
+            ("alice", "no scheme"),
+            ("sip:@x", "empty user"),
+            ("sip:a@", "empty host"),
+            ("sip:a@b:x", "bad port"),
+            ("sip:a@[::1", "unclosed IPv6 literal"),
+            ("sip:a@[::1]x", "bad parameter"),
+            ("sip:a%4@b", "bad percent-encoding"),
+        ] {
+            assert_eq!(
+                read_uri(bad).err(),
+                Some(AddressError::Malformed(why)),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
@@ -409,14 +251,15 @@ mod tests {
 
     #[test]
     fn encoding_sets() {
-        let mut s = String::new();
-        percent_encode("a b#%[\\]^`{|}\"<>:@&'/;?=+$,", is_user_byte, &mut s);
+        let jid = Jid::from_parts(
+            Some(r"a\20b\22\3c\3e\3a\40\26\27\2f#"),
+            "x.example",
+            Some("a;b=c?d@e/[x]:&%"),
+        )
+        .expect("jid");
         assert_eq!(
-            s,
-            "a%20b%23%25%5B%5C%5D%5E%60%7B%7C%7D%22%3C%3E%3A%40&'/;?=+$,"
+            jid_to_sip(&jid),
+            "sip:a%20b%22%3C%3E%3A%40&'/%23@x.example;gr=a%3Bb%3Dc%3Fd%40e/[x]:&%25"
         );
-        let mut s = String::new();
-        percent_encode("a;b=c?d@e/[x]:&", is_param_byte, &mut s);
-        assert_eq!(s, "a%3Bb%3Dc%3Fd%40e/[x]:&");
     }
 }

@@ -1,11 +1,11 @@
-//! What can go wrong reading an XML stream, classified by the stream error
-//! the XMPP layer answers with.
+//! What can go wrong reading an XML stream, classified so that the XMPP
+//! layer can pick its stream error (`xmpp::StreamCondition::from`) without
+//! this module knowing about XMPP.
 
 use std::fmt;
 
-use crate::xmpp::StreamCondition;
-
-/// The class of a reader error; each maps to exactly one stream error.
+/// The class of a reader error: what went wrong, in XML terms. The XMPP
+/// layer maps each class to exactly one stream error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ErrorKind {
     /// Not well-formed XML, namespace errors, invalid UTF-8 or characters
@@ -15,27 +15,35 @@ pub enum ErrorKind {
     /// instruction, or an entity other than the five predefined ones.
     RestrictedXml,
     /// A configured limit (stanza size, nesting depth) was exceeded.
-    PolicyViolation,
-    /// Well-formed XML that is not an XMPP stream: text at the top level,
-    /// an empty stream element, anything after the stream ended.
-    BadFormat,
-    /// The root element is not `stream` in the streams namespace.
-    InvalidNamespace,
+    LimitExceeded,
+    /// Well-formed XML that is not an XMPP stream: a root element not
+    /// named `stream`, an empty one, text at the top level, anything after
+    /// the stream ended.
+    NotAStream,
+    /// The root element is named `stream` but is not in the streams
+    /// namespace.
+    WrongStreamNamespace,
     /// Anything but UTF-8 was declared or signalled by a byte order mark.
     UnsupportedEncoding,
 }
 
 impl ErrorKind {
-    /// The stream error condition RFC 6120 section 4.9.3 assigns.
-    pub fn condition(self) -> StreamCondition {
+    /// A short name for log lines.
+    pub fn as_str(self) -> &'static str {
         match self {
-            ErrorKind::NotWellFormed => StreamCondition::NotWellFormed,
-            ErrorKind::RestrictedXml => StreamCondition::RestrictedXml,
-            ErrorKind::PolicyViolation => StreamCondition::PolicyViolation,
-            ErrorKind::BadFormat => StreamCondition::BadFormat,
-            ErrorKind::InvalidNamespace => StreamCondition::InvalidNamespace,
-            ErrorKind::UnsupportedEncoding => StreamCondition::UnsupportedEncoding,
+            ErrorKind::NotWellFormed => "not well-formed",
+            ErrorKind::RestrictedXml => "restricted XML",
+            ErrorKind::LimitExceeded => "limit exceeded",
+            ErrorKind::NotAStream => "not an XML stream",
+            ErrorKind::WrongStreamNamespace => "wrong stream namespace",
+            ErrorKind::UnsupportedEncoding => "unsupported encoding",
         }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -61,7 +69,7 @@ impl Error {
         self
     }
 
-    /// Which stream error this is answered with.
+    /// What went wrong, for the caller to choose its answer.
     pub fn kind(&self) -> ErrorKind {
         self.kind
     }
@@ -80,13 +88,7 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} at byte {}: {}",
-            self.kind.condition(),
-            self.offset,
-            self.detail
-        )
+        write!(f, "{} at byte {}: {}", self.kind, self.offset, self.detail)
     }
 }
 

@@ -115,7 +115,7 @@ impl<'s, 'a> Bindings<'s, 'a> {
         for (count, attr) in tag.attributes().enumerate() {
             if count >= self.max_attributes {
                 return Err(Error::new(
-                    ErrorKind::PolicyViolation,
+                    ErrorKind::LimitExceeded,
                     format!(
                         "more than {} attributes on one element",
                         self.max_attributes
@@ -289,7 +289,7 @@ pub fn header(input: &str, max_attributes: usize) -> Result<StreamHeader, Error>
         Event::Start(tag) => tag,
         Event::Empty(_) => {
             return Err(Error::new(
-                ErrorKind::BadFormat,
+                ErrorKind::NotAStream,
                 "the stream element is empty",
             ))
         }
@@ -300,13 +300,13 @@ pub fn header(input: &str, max_attributes: usize) -> Result<StreamHeader, Error>
     let e = b.open(input, &tag)?;
     if e.name() != "stream" {
         return Err(Error::new(
-            ErrorKind::BadFormat,
+            ErrorKind::NotAStream,
             format!("root element is '{}', not a stream", e.name()),
         ));
     }
     if e.ns() != ns::STREAM {
         return Err(Error::new(
-            ErrorKind::InvalidNamespace,
+            ErrorKind::WrongStreamNamespace,
             format!("stream element in namespace '{}'", e.ns()),
         ));
     }
@@ -344,19 +344,19 @@ mod tests {
         assert_eq!(kind(element(&many(60, true), &s)), ErrorKind::NotWellFormed);
         assert_eq!(
             kind(element(&many(65, false), &s)),
-            ErrorKind::PolicyViolation
+            ErrorKind::LimitExceeded
         );
         // 23,000 attributes (219 KB) stop at the 65th, not after a scan of each.
         assert_eq!(
             kind(element(&many(23_000, false), &s)),
-            ErrorKind::PolicyViolation
+            ErrorKind::LimitExceeded
         );
         let decls: String = (0..65).map(|i| format!(" xmlns:p{i}='u{i}'")).collect();
         let e = super::header(
             &format!("<stream:stream xmlns:stream='{}'{decls}>", ns::STREAM),
             64,
         );
-        assert_eq!(e.unwrap_err().kind(), ErrorKind::PolicyViolation);
+        assert_eq!(e.unwrap_err().kind(), ErrorKind::LimitExceeded);
     }
 
     #[test]
@@ -455,8 +455,8 @@ mod tests {
         assert_eq!(h.default_ns(), ns::SERVER);
         assert_eq!(h.qname(), "stream:stream");
         let e = header("<stream:stream xmlns:stream='urn:wrong'>").unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::InvalidNamespace);
+        assert_eq!(e.kind(), ErrorKind::WrongStreamNamespace);
         let e = header("<html xmlns='http://etherx.jabber.org/streams'>").unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::BadFormat);
+        assert_eq!(e.kind(), ErrorKind::NotAStream);
     }
 }

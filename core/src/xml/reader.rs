@@ -202,7 +202,7 @@ impl Reader {
         let needed = self.buf.len() + bytes.len();
         if needed > self.limits.max_stanza_size {
             return Err(Error::new(
-                ErrorKind::PolicyViolation,
+                ErrorKind::LimitExceeded,
                 format!(
                     "element larger than the {} byte limit",
                     self.limits.max_stanza_size
@@ -422,7 +422,7 @@ impl Reader {
             Phase::Prolog { .. } => "text before the stream header",
             Phase::Open => "text between top-level elements",
         };
-        Error::new(ErrorKind::BadFormat, what)
+        Error::new(ErrorKind::NotAStream, what)
     }
 
     fn start_tag(&mut self) -> Result<(), Error> {
@@ -447,7 +447,7 @@ impl Reader {
                 self.depth += 1;
                 if self.depth > self.limits.max_depth {
                     return Err(Error::new(
-                        ErrorKind::PolicyViolation,
+                        ErrorKind::LimitExceeded,
                         format!("elements nested deeper than {}", self.limits.max_depth),
                     ));
                 }

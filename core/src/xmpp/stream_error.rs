@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::xml::{ns, Element};
+use crate::xml::{ns, Element, ErrorKind};
 
 macro_rules! conditions {
     ($($variant:ident => $name:literal,)*) => {
@@ -66,6 +66,21 @@ conditions! {
 impl fmt::Display for StreamCondition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+impl From<ErrorKind> for StreamCondition {
+    /// The stream error RFC 6120 section 4.9.3 assigns to each way an XML
+    /// stream can fail; the one place XML errors meet XMPP conditions.
+    fn from(kind: ErrorKind) -> Self {
+        match kind {
+            ErrorKind::NotWellFormed => StreamCondition::NotWellFormed,
+            ErrorKind::RestrictedXml => StreamCondition::RestrictedXml,
+            ErrorKind::LimitExceeded => StreamCondition::PolicyViolation,
+            ErrorKind::NotAStream => StreamCondition::BadFormat,
+            ErrorKind::WrongStreamNamespace => StreamCondition::InvalidNamespace,
+            ErrorKind::UnsupportedEncoding => StreamCondition::UnsupportedEncoding,
+        }
     }
 }
 

@@ -24,7 +24,7 @@ use crate::xml::{Element, Event, Reader, Scope};
 
 use super::pipe::Pipe;
 use super::stanza::StanzaCondition;
-use super::StreamError;
+use super::{StreamCondition, StreamError};
 
 mod dialback;
 mod event;
@@ -311,7 +311,7 @@ impl Session {
                     match ev {
                         Ok(ev) => self.on_xml(ev, settings, t),
                         Err(e) => {
-                            let cond = e.kind().condition();
+                            let cond = StreamCondition::from(e.kind());
                             self.events
                                 .push_back(SessionEvent::Notice(format!("bad XML from peer: {e}")));
                             self.stream_error(

@@ -131,8 +131,8 @@
 //! pager-mode IM), which uses [`sip`], [`registrar`] and [`translate`]
 //! (the pure XMPP <-> SIP mappings). [`xml`], [`jid`] and [`tls`] are the
 //! building blocks; [`config`] the TOML contract; [`store`] the records
-//! the host persists; [`ids`], [`output`] and [`event`] the vocabulary all
-//! of them share.
+//! the host persists; [`ids`], [`output`], [`event`] and [`time`] the
+//! vocabulary all of them share.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -153,6 +153,7 @@ pub mod rng;
 pub mod sim;
 pub mod sip;
 pub mod store;
+pub mod time;
 pub mod tls;
 pub mod translate;
 pub mod xml;

@@ -26,8 +26,9 @@ use crate::ids::{ConnId, ConnIds, Listener, QueryId};
 use crate::log_budget::LogBudget;
 use crate::output::Output;
 use crate::rng::Rng;
+use crate::time::Time;
 use crate::xml::{ns, Element};
-use crate::xmpp::session::{Direction, Session, SessionEvent, Settings, Time};
+use crate::xmpp::session::{Direction, Session, SessionEvent, Settings};
 use crate::xmpp::stanza::{self, Kind, StanzaCondition};
 use crate::xmpp::{StreamCondition, StreamError};
 

@@ -2,13 +2,15 @@
 //! certificates, and the caller's clock.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rustls::{ClientConfig, ServerConfig};
 
 use crate::config::{Negotiation, Partners, StreamPolicy};
 use crate::tls::{CallerClock, TrustAnchors};
 use crate::xml::Limits;
+
+pub use crate::time::Time;
 
 /// What every session of a gateway shares.
 pub struct Settings {
@@ -128,14 +130,4 @@ impl Settings {
             .iter()
             .any(|d| d.eq_ignore_ascii_case(domain))
     }
-}
-
-/// The caller's notion of time: monotonic for timers, Unix seconds for
-/// certificate validity.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Time {
-    /// Monotonic now.
-    pub now: Instant,
-    /// Wall-clock now, seconds since the Unix epoch.
-    pub unix: u64,
 }

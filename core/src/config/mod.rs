@@ -29,7 +29,7 @@ use serde::Deserialize;
 
 pub use embedded::EMBEDDED_DEFAULT_TOML;
 pub use error::{ConfigError, ErrorKind, Level, Location, Notice, NoticeKind};
-pub use policy::{Admission, Partners, RefusalReason, OPEN_FEDERATION_POLICY};
+pub use policy::{is_local, Admission, Partners, RefusalReason, OPEN_FEDERATION_POLICY};
 
 /// Key paths (dotted, without array indices) that are accepted but not acted
 /// on yet. A key is inactive when its path equals an entry or lies under it

@@ -132,6 +132,13 @@ impl fmt::Display for RefusalReason {
 
 /// Compares a configured (prepared) domain with one from the wire:
 /// ASCII case-insensitive, ignoring one trailing dot.
+/// Whether `domain` is one of `domains` (`gateway.domains`): the one test
+/// of "is this ours" that the configuration, the s2s sessions and the SIP
+/// side all use.
+pub fn is_local(domains: &[String], domain: &str) -> bool {
+    domains.iter().any(|d| same_domain(d, domain))
+}
+
 fn same_domain(configured: &str, domain: &str) -> bool {
     let domain = domain.strip_suffix('.').unwrap_or(domain);
     configured.eq_ignore_ascii_case(domain)
@@ -140,7 +147,7 @@ fn same_domain(configured: &str, domain: &str) -> bool {
 impl Config {
     /// Whether `domain` is one of `gateway.domains`.
     pub fn is_local_domain(&self, domain: &str) -> bool {
-        self.gateway.domains.iter().any(|d| same_domain(d, domain))
+        is_local(&self.gateway.domains, domain)
     }
 
     /// The `[[partner]]` whose `domain` or `additional_domains` is `domain`.

@@ -474,7 +474,7 @@ impl Endpoint {
     }
 
     fn is_local(&self, domain: &str) -> bool {
-        self.domains.iter().any(|d| d.eq_ignore_ascii_case(domain))
+        crate::config::is_local(&self.domains, domain)
     }
 
     fn persist(&mut self, changes: Vec<Persist>) {

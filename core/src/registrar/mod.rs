@@ -149,7 +149,7 @@ impl Registrar {
 
     /// Whether `domain` is one of ours.
     pub fn serves(&self, domain: &str) -> bool {
-        self.domains.iter().any(|d| d.eq_ignore_ascii_case(domain))
+        crate::config::is_local(&self.domains, domain)
     }
 
     /// Decides who a request may act as (no randomness; the only state it

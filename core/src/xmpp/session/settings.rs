@@ -126,8 +126,6 @@ impl Settings {
 
     /// Whether xfed serves `domain`.
     pub fn is_local(&self, domain: &str) -> bool {
-        self.local_domains
-            .iter()
-            .any(|d| d.eq_ignore_ascii_case(domain))
+        crate::config::is_local(&self.local_domains, domain)
     }
 }

@@ -56,9 +56,9 @@ pub enum Output {
         /// Give up after this: the core no longer waits for the reply.
         timeout: Duration,
     },
-    /// A stanza for a local user, for the gateway role (translation to
-    /// SIP). Until that exists, only replies land here (iq results and
-    /// errors); requests are answered `service-unavailable` by the core.
+    /// A reply (iq result or error) for the local side itself: the answer
+    /// to `xfed ping`, or to what a test sent with `Gateway::send`.
+    /// Stanzas for local users go to the SIP side, never here.
     Stanza(Element),
     /// Changes for the store, to apply in order.
     Persist(Vec<Persist>),

@@ -383,7 +383,7 @@ fn limits(bin: &str) {
         .map(|_| TcpStream::connect(sip).expect("connect SIP"))
         .collect();
     for _ in 0..3 {
-        inst.wait_log("accepted SIP TCP connection", wait);
+        inst.wait_log("accepted SipTcp connection", wait);
     }
     // A fourth is closed at once (the request timeout is 30 s).
     let took = closed_within(sip, b"", wait);

@@ -15,6 +15,35 @@ pub(super) struct PendingVerify {
 }
 
 impl Gateway {
+    /// Receiving role: an inbound stream asks for a verification, which
+    /// goes to the authoritative server unless its domain has
+    /// `gateway.max_pending_dialback_per_domain` waiting already.
+    pub(super) fn verify_needed(&mut self, v: PendingVerify, t: Time) {
+        let most = self.settings.bounds.max_pending_dialback_per_domain;
+        let originating = v.originating.clone();
+        if self
+            .pending_by_domain
+            .get(&originating)
+            .copied()
+            .unwrap_or(0)
+            >= most
+        {
+            let why = format!(
+                "{most} verifications of {originating} already pending (gateway.max_pending_dialback_per_domain)"
+            );
+            return self.refuse_verify(v, &why, t);
+        }
+        *self
+            .pending_by_domain
+            .entry(originating.clone())
+            .or_default() += 1;
+        self.detail(
+            Some(v.inbound),
+            format!("verifying dialback key of {originating} with its authoritative server"),
+        );
+        self.request_verify(v, t);
+    }
+
     /// Takes back the verifications sent on `conn`, which will never answer
     /// them now. On a route still being set up (`key`) they wait again, so
     /// the next candidate carries them or the route's failure fails them;

@@ -28,7 +28,7 @@ use crate::output::Output;
 use crate::rng::Rng;
 use crate::time::Time;
 use crate::xml::{ns, Element};
-use crate::xmpp::session::{Direction, Session, SessionEvent, Settings};
+use crate::xmpp::session::{AuthMethod, Direction, Session, SessionEvent, Settings};
 use crate::xmpp::stanza::{self, Kind, StanzaCondition};
 use crate::xmpp::{StreamCondition, StreamError};
 

@@ -46,50 +46,15 @@ impl Gateway {
     pub(super) fn on_session_event(&mut self, conn: ConnId, ev: SessionEvent, t: Time) {
         match ev {
             SessionEvent::InboundAuthorized { from, to, method } => {
-                let tls = self.sessions.get(&conn).and_then(Session::tls_version);
-                self.event(Event::StreamAuthenticated {
-                    conn,
-                    inbound: true,
-                    local: to.clone(),
-                    remote: from.clone(),
-                    method,
-                    tls,
-                });
-                let partner = self.settings.partners.partner_of(&from);
-                let limit = self.settings.partners.connection_limit(&from);
-                if self.partner_streams(&partner) > limit {
-                    self.event(Event::LimitReached {
-                        conn: Some(conn),
-                        key: "partner connection_limit",
-                        detail: format!(
-                            "{from} ({partner}) holds more than {limit} stream(s): stream closed"
-                        ),
-                    });
-                    if let Some(s) = self.sessions.get_mut(&conn) {
-                        s.close_with(
-                            &self.settings,
-                            StreamError::new(
-                                StreamCondition::ResourceConstraint,
-                                "too many connections from your domain",
-                            ),
-                        );
-                    }
-                }
+                self.authenticated(conn, true, to, from.clone(), method);
+                self.enforce_partner_limit(conn, &from);
             }
             SessionEvent::OutboundReady {
                 local,
                 remote,
                 method,
             } => {
-                let tls = self.sessions.get(&conn).and_then(Session::tls_version);
-                self.event(Event::StreamAuthenticated {
-                    conn,
-                    inbound: false,
-                    local: local.clone(),
-                    remote: remote.clone(),
-                    method,
-                    tls,
-                });
+                self.authenticated(conn, false, local.clone(), remote.clone(), method);
                 let key = (local, remote);
                 if let Some(Route {
                     state: RouteState::Streaming { ready, .. },
@@ -122,34 +87,11 @@ impl Gateway {
                 let v = PendingVerify {
                     inbound: conn,
                     receiving,
-                    originating: originating.clone(),
+                    originating,
                     stream_id,
                     key,
                 };
-                let most = self.settings.bounds.max_pending_dialback_per_domain;
-                if self
-                    .pending_by_domain
-                    .get(&originating)
-                    .copied()
-                    .unwrap_or(0)
-                    >= most
-                {
-                    let why = format!(
-                        "{most} verifications of {originating} already pending (gateway.max_pending_dialback_per_domain)"
-                    );
-                    return self.refuse_verify(v, &why, t);
-                }
-                *self
-                    .pending_by_domain
-                    .entry(originating.clone())
-                    .or_default() += 1;
-                self.detail(
-                    Some(conn),
-                    format!(
-                        "verifying dialback key of {originating} with its authoritative server"
-                    ),
-                );
-                self.request_verify(v, t);
+                self.verify_needed(v, t);
             }
             SessionEvent::VerifyAnswered {
                 receiving,
@@ -193,6 +135,48 @@ impl Gateway {
                 self.connection_gone(conn, StanzaCondition::RemoteServerTimeout, &reason, t);
                 self.out.push_back(Output::Close { conn });
             }
+        }
+    }
+
+    /// Reports a pair authenticated on `conn`, with its TLS version.
+    fn authenticated(
+        &mut self,
+        conn: ConnId,
+        inbound: bool,
+        local: String,
+        remote: String,
+        method: AuthMethod,
+    ) {
+        let tls = self.sessions.get(&conn).and_then(Session::tls_version);
+        self.event(Event::StreamAuthenticated {
+            conn,
+            inbound,
+            local,
+            remote,
+            method,
+            tls,
+        });
+    }
+
+    /// Closes the inbound stream `conn`, just authenticated for `from`,
+    /// when its partner now holds more streams than its `connection_limit`.
+    fn enforce_partner_limit(&mut self, conn: ConnId, from: &str) {
+        let partner = self.settings.partners.partner_of(from);
+        let limit = self.settings.partners.connection_limit(from);
+        if self.partner_streams(&partner) <= limit {
+            return;
+        }
+        self.event(Event::LimitReached {
+            conn: Some(conn),
+            key: "partner connection_limit",
+            detail: format!("{from} ({partner}) holds more than {limit} stream(s): stream closed"),
+        });
+        if let Some(s) = self.sessions.get_mut(&conn) {
+            let error = StreamError::new(
+                StreamCondition::ResourceConstraint,
+                "too many connections from your domain",
+            );
+            s.close_with(&self.settings, error);
         }
     }
 

@@ -7,38 +7,91 @@ impl Endpoint {
     /// A MESSAGE from a SIP user toward XMPP.
     pub(super) fn sip_message(&mut self, id: TxId, req: Request, src: Source, t: &mut Turn<'_>) {
         let peer = src.addr;
-        let from = match req.headers.from() {
-            Ok(f) => f,
-            Err(e) => return self.respond(id, &req, 400, Some(&format!("Bad From: {e}")), t),
-        };
-        let Some(from_aor) = aor_of(from.uri()).filter(|a| self.is_local(domain_of(a))) else {
-            self.refused_limited(
-                peer,
-                t.now,
-                format!(
-                    "SIP MESSAGE from {peer}: From {} is not a local user; 403",
-                    from.uri()
-                ),
-            );
-            return self.respond(id, &req, 403, Some("Not A Local User"), t);
-        };
-        let Some(sender) = self.authenticate(id, &req, &from_aor, src, t) else {
+        let Some(sender) = self.message_sender(id, &req, src, t) else {
             return;
         };
-        let im = match pager::sip_im_of(&req) {
+        let Some((stanza, to, body)) = self.message_stanza(id, &req, &sender, peer, t) else {
+            return;
+        };
+        let stanza_id = stanza.attr("id").unwrap_or_default().to_owned();
+        self.detail(
+            None,
+            format!("SIP MESSAGE {sender} -> {to} as stanza {stanza_id}"),
+        );
+        let to = to.bare().as_str().to_owned();
+        let body = self.settings.log_message_bodies.then_some(body);
+        self.event(Event::Relayed {
+            from: sender.clone(),
+            to: to.clone(),
+            body,
+        });
+        self.awaiting.insert(
+            stanza_id,
+            Awaiting {
+                tx: id,
+                request: req,
+                contact: (sender, to),
+            },
+        );
+        self.to_xmpp.push_back((stanza, true));
+    }
+
+    /// The local user a MESSAGE is from, once its From is ours, it
+    /// authenticated as that user, and the user may use XMPP; `None` when
+    /// the request was answered.
+    fn message_sender(
+        &mut self,
+        id: TxId,
+        req: &Request,
+        src: Source,
+        t: &mut Turn<'_>,
+    ) -> Option<String> {
+        let peer = src.addr;
+        let from = match req.headers.from() {
+            Ok(f) => f,
+            Err(e) => {
+                self.respond(id, req, 400, Some(&format!("Bad From: {e}")), t);
+                return None;
+            }
+        };
+        let Some(from_aor) = aor_of(from.uri()).filter(|a| self.is_local(domain_of(a))) else {
+            let uri = from.uri();
+            let detail = format!("SIP MESSAGE from {peer}: From {uri} is not a local user; 403");
+            self.refused_limited(peer, t.now, detail);
+            self.respond(id, req, 403, Some("Not A Local User"), t);
+            return None;
+        };
+        let sender = self.authenticate(id, req, &from_aor, src, t)?;
+        if !self.access.xmpp_allowed(&sender) {
+            self.refused(peer, format!("{sender} has no XMPP access; 403"));
+            self.respond(id, req, 403, Some("No XMPP Access"), t);
+            return None;
+        }
+        Some(sender)
+    }
+
+    /// The stanza a MESSAGE from `sender` becomes, its recipient and its
+    /// body, once it translates, fits `max_stanza_size`, speaks as the
+    /// sender and goes to XMPP; `None` when the request was answered.
+    fn message_stanza(
+        &mut self,
+        id: TxId,
+        req: &Request,
+        sender: &str,
+        peer: SocketAddr,
+        t: &mut Turn<'_>,
+    ) -> Option<(Element, Jid, String)> {
+        let im = match pager::sip_im_of(req) {
             Ok(im) => im,
             Err((status, reason)) => {
                 self.refused(
                     peer,
                     format!("SIP MESSAGE from {sender}: {status} {reason}"),
                 );
-                return self.respond(id, &req, status, Some(reason), t);
+                self.respond(id, req, status, Some(reason), t);
+                return None;
             }
         };
-        if !self.access.xmpp_allowed(&sender) {
-            self.refused(peer, format!("{sender} has no XMPP access; 403"));
-            return self.respond(id, &req, 403, Some("No XMPP Access"), t);
-        }
         let stanza_id = format!("sip-{}", self.rng.token());
         let stanza = match translate::sip_message_to_xmpp(&im, &stanza_id) {
             Ok(s) => s,
@@ -51,67 +104,49 @@ impl Endpoint {
                     r.headers
                         .push("Accept", translate::im::ACCEPTED_CONTENT_TYPES);
                 }
-                return self.respond_with(id, r, t);
+                self.respond_with(id, r, t);
+                return None;
             }
         };
         let Some(to) = stanza.attr("to").and_then(|j| Jid::parse(j).ok()) else {
-            return self.respond(id, &req, 400, None, t);
+            self.respond(id, req, 400, None, t);
+            return None;
         };
         // Escaping can make a stanza several times its body (`<` is
         // `&lt;`); one over the limit would make the peer close the stream
         // and lose everything after it. Only a MESSAGE that could be over
         // it is serialized to measure (see `stanza_may_exceed`): the
         // stanza is serialized again when it is sent.
-        let size = if stanza_may_exceed(&im, self.max_stanza_size) {
+        let most = self.max_stanza_size;
+        let size = if stanza_may_exceed(&im, most) {
             stanza.to_bytes().len()
         } else {
             0
         };
-        if size > self.max_stanza_size {
-            let most = self.max_stanza_size;
+        if size > most {
             self.refused(
                 peer,
                 format!("SIP MESSAGE from {sender}: {size} bytes as a stanza, over max_stanza_size {most}; 413"),
             );
-            return self.respond(id, &req, 413, Some("Too Large For XMPP"), t);
+            self.respond(id, req, 413, Some("Too Large For XMPP"), t);
+            return None;
         }
         // The stanza speaks as the user who authenticated, nobody else.
         let speaks_as = stanza.attr("from").and_then(|j| Jid::parse(j).ok());
-        if speaks_as
-            .as_ref()
-            .map(|j| j.bare())
-            .map(|b| b.as_str().to_owned())
-            != Some(sender.clone())
-        {
+        if speaks_as.as_ref().map(|j| j.bare().as_str().to_owned()) != Some(sender.to_owned()) {
             self.event(Event::SipRefused {
                 peer,
                 detail: format!("SIP MESSAGE from {peer}: authenticated as {sender} but would speak as {speaks_as:?}; 403"),
                 warning: true,
             });
-            return self.respond(id, &req, 403, Some("From Is Not The Authenticated User"), t);
+            self.respond(id, req, 403, Some("From Is Not The Authenticated User"), t);
+            return None;
         }
         if self.is_local(to.domain()) {
-            return self.respond(id, &req, 404, Some("Not An XMPP Address"), t);
+            self.respond(id, req, 404, Some("Not An XMPP Address"), t);
+            return None;
         }
-        self.detail(
-            None,
-            format!("SIP MESSAGE {sender} -> {to} as stanza {stanza_id}"),
-        );
-        let body = self.settings.log_message_bodies.then(|| im.body.clone());
-        self.event(Event::Relayed {
-            from: sender.clone(),
-            to: to.bare().as_str().to_owned(),
-            body,
-        });
-        self.awaiting.insert(
-            stanza_id,
-            Awaiting {
-                tx: id,
-                request: req,
-                contact: (sender, to.bare().as_str().to_owned()),
-            },
-        );
-        self.to_xmpp.push_back((stanza, true));
+        Some((stanza, to, im.body))
     }
 
     /// The gateway's word on a stanza made from a SIP MESSAGE: on an

@@ -158,7 +158,8 @@ pub async fn serve<R: Runtime>(
             R::sleep(wake.saturating_duration_since(Instant::now())).await;
             Some(Input::Timer)
         };
-        let Some(input) = or(recv, timer).await else {
+        // A due timer first: a flood of inputs must not hold timeouts back.
+        let Some(input) = or(timer, recv).await else {
             break;
         };
         // Once stopping, further signals change nothing.
@@ -373,7 +374,9 @@ async fn conn_task<R: Runtime>(
             }
             Wake::Linger
         };
-        let wake = or(read, or(gw, linger)).await;
+        // The gateway's bytes first: a peer that floods us must not hold
+        // back what we write to it (and be dropped for not reading).
+        let wake = or(gw, or(read, linger)).await;
         match wake {
             Wake::Read(Ok(0) | Err(_)) | Wake::Linger => break,
             Wake::Read(Ok(n)) => {

@@ -1,7 +1,7 @@
 //! The runtime-independent half of both binaries' event loop: what to do
 //! with each gateway output, `xfed ping`, shutdown, and the `check`
-//! command. A runtime only implements [`Io`] (sending to socket tasks and
-//! spawning connects and DNS queries) and the waiting.
+//! command. [`Io`] is what the driver asks of the socket side; its one
+//! implementation, over any executor, is in [`super::runtime`].
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -191,10 +191,6 @@ pub trait Io {
 /// the kernel's buffers fill, then drop datagrams) rather than queue
 /// without end while the gateway is busy.
 pub const INPUT_QUEUE: usize = 256;
-
-/// Datagrams waiting for one UDP socket's sending, at most; beyond that
-/// they are dropped, as a full socket buffer would (SIP retransmits).
-pub const DATAGRAM_QUEUE: usize = 1024;
 
 /// How many bytes may wait for one connection's socket: twice the largest
 /// stanza, so a healthy peer always has room for the next one, and a peer

@@ -3,8 +3,11 @@
 //! I/O-doing; compiled only with the `host` feature, which no protocol
 //! module uses and the fuzz build leaves off.
 
+pub mod bind;
 pub mod cli;
+pub mod dns_exchange;
 pub mod driver;
+pub mod runtime;
 pub mod setup;
 pub mod store_sqlite;
 

@@ -1,0 +1,405 @@
+//! Both binaries' tasks, written once over [`Runtime`], the little each
+//! executor must supply (spawning, sleeping, its TCP and UDP types,
+//! signals): the gateway task's loop ([`serve`]), one task per connection,
+//! per listener and per UDP socket, connects and DNS exchanges. So the two
+//! runtimes cannot drift apart, and a runtime crate is only an adapter.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::pin::pin;
+use std::process::ExitCode;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use async_channel::{Receiver, Sender};
+use tracing::{debug, error, warn};
+
+use super::bind::{self, Bound};
+use super::dns_exchange;
+use super::driver::{self, ConnTable, ConnTask, Driver, Input, Io, SendQueue, INPUT_QUEUE};
+use super::setup::Deployment;
+use crate::ids::{ConnId, Listener, QueryId};
+
+/// How long to wait for the peer's close after ours (RFC 6120 section 4.4).
+const CLOSE_LINGER: Duration = Duration::from_secs(5);
+/// TCP connect timeout for outbound streams and DNS over TCP.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// What an executor supplies. Futures are `Send` because tokio's `spawn`
+/// asks it; every read is cancellation-safe (a connection task drops a
+/// pending read to write, then reads again).
+pub trait Runtime: Sized + 'static {
+    /// A connected TCP stream.
+    type Tcp: Send + 'static;
+    /// A bound TCP listener.
+    type Listener: Send + Sync + 'static;
+    /// A bound UDP socket (only received from: sending goes through the
+    /// non-blocking `std` socket, the same way on every runtime).
+    type Udp: Send + Sync + 'static;
+    /// A spawned task, for [`Runtime::abort`].
+    type Task: Send + 'static;
+    /// SIGTERM and SIGINT, watched.
+    type Signals: Send + 'static;
+
+    /// Runs `task` on the executor.
+    fn spawn(task: impl Future<Output = ()> + Send + 'static) -> Self::Task;
+    /// Stops a task at once (its socket is dropped).
+    fn abort(task: Self::Task);
+    /// Waits `d`.
+    fn sleep(d: Duration) -> impl Future<Output = ()> + Send;
+    /// Opens a TCP connection (no timeout: [`CONNECT_TIMEOUT`] is ours).
+    fn connect(addr: SocketAddr) -> impl Future<Output = io::Result<Self::Tcp>> + Send;
+    /// Takes a bound, non-blocking listener over.
+    fn listener(l: std::net::TcpListener) -> io::Result<Self::Listener>;
+    /// The next connection, with TCP_NODELAY set.
+    fn accept(
+        l: &Self::Listener,
+    ) -> impl Future<Output = io::Result<(Self::Tcp, SocketAddr)>> + Send;
+    /// Reads what is there (0 at the end).
+    fn read<'a>(
+        s: &'a mut Self::Tcp,
+        buf: &'a mut [u8],
+    ) -> impl Future<Output = io::Result<usize>> + Send + 'a;
+    /// Writes all of `buf`.
+    fn write_all<'a>(
+        s: &'a mut Self::Tcp,
+        buf: &'a [u8],
+    ) -> impl Future<Output = io::Result<()>> + Send + 'a;
+    /// Sends FIN once what is written is out; reading goes on.
+    fn shutdown(s: &mut Self::Tcp) -> impl Future<Output = ()> + Send + '_;
+    /// Takes a bound, non-blocking UDP socket over.
+    fn udp(s: UdpSocket) -> io::Result<Self::Udp>;
+    /// The next datagram and its sender.
+    fn recv_from<'a>(
+        s: &'a Self::Udp,
+        buf: &'a mut [u8],
+    ) -> impl Future<Output = io::Result<(usize, SocketAddr)>> + Send + 'a;
+    /// Starts watching SIGTERM and SIGINT.
+    fn signals() -> io::Result<Self::Signals>;
+    /// The next SIGTERM or SIGINT.
+    fn next_signal(s: &mut Self::Signals) -> impl Future<Output = ()> + Send + '_;
+}
+
+/// The first of two futures to finish (`a` is polled first).
+pub async fn or<T>(a: impl Future<Output = T>, b: impl Future<Output = T>) -> T {
+    let (mut a, mut b) = (pin!(a), pin!(b));
+    std::future::poll_fn(|cx| match a.as_mut().poll(cx) {
+        Poll::Ready(t) => Poll::Ready(t),
+        Poll::Pending => b.as_mut().poll(cx),
+    })
+    .await
+}
+
+/// `f`'s output, or `None` after `d`.
+pub async fn timeout<R: Runtime, T>(d: Duration, f: impl Future<Output = T>) -> Option<T> {
+    or(async { Some(f.await) }, async {
+        R::sleep(d).await;
+        None
+    })
+    .await
+}
+
+/// The whole run of a binary once logging and the deployment are set up:
+/// signals, listeners, the "serving" line, then the gateway task's loop
+/// until shutdown. `name` is the runtime's, for that line.
+pub async fn serve<R: Runtime>(
+    name: &str,
+    mut dep: Deployment,
+    ping: Option<(String, Duration)>,
+) -> ExitCode {
+    let (tx, rx) = async_channel::bounded::<Input<R::Tcp>>(INPUT_QUEUE);
+    let mut signals = match R::signals() {
+        Ok(s) => s,
+        Err(e) => {
+            error!("cannot watch signals: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let signal_tx = tx.clone();
+    R::spawn(async move {
+        loop {
+            R::next_signal(&mut signals).await;
+            if signal_tx.send(Input::Signal).await.is_err() {
+                return;
+            }
+        }
+    });
+    let udp = match bind::bind(&mut dep).and_then(|b| listen::<R>(name, &dep, b, &tx)) {
+        Ok(udp) => udp,
+        Err(e) => {
+            error!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut io = HostIo::<R> {
+        tx,
+        conns: ConnTable::new(driver::send_queue_limit(&dep.config)),
+        resolver: dep.resolver,
+        udp,
+    };
+    let mut driver = match Driver::new(dep, ping, Instant::now()) {
+        Ok(d) => d,
+        Err(e) => {
+            error!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    loop {
+        driver.flush(&mut io);
+        let now = Instant::now();
+        if driver.finished(now) {
+            break;
+        }
+        let wake = driver.wake(now);
+        let recv = async { rx.recv().await.ok() };
+        let timer = async {
+            R::sleep(wake.saturating_duration_since(Instant::now())).await;
+            Some(Input::Timer)
+        };
+        // A due timer first: a flood of inputs must not hold timeouts back.
+        let Some(input) = or(timer, recv).await else {
+            break;
+        };
+        // Once stopping, further signals change nothing.
+        if !(matches!(input, Input::Signal) && driver.stopping()) {
+            driver.handle(input, &mut io);
+        }
+    }
+    // Let connection tasks flush their closing bytes.
+    R::sleep(Duration::from_millis(50)).await;
+    driver.exit_code()
+}
+
+/// Hands the bound sockets to the runtime, starts their tasks and logs
+/// "serving"; returns the UDP sockets to send from.
+fn listen<R: Runtime>(
+    name: &str,
+    dep: &Deployment,
+    bound: Bound,
+    tx: &Sender<Input<R::Tcp>>,
+) -> Result<HashMap<SocketAddr, UdpSocket>, String> {
+    let mut send = HashMap::new();
+    for (local, sock) in bound.udp {
+        let recv = sock
+            .try_clone()
+            .and_then(R::udp)
+            .map_err(|e| format!("cannot listen on udp {local}: {e}"))?;
+        send.insert(local, sock);
+        R::spawn(udp_loop::<R>(recv, local, tx.clone()));
+    }
+    for (kind, l) in bound.tcp {
+        let local = l
+            .local_addr()
+            .map_or_else(|_| "?".into(), |a| a.to_string());
+        let l = R::listener(l).map_err(|e| format!("cannot listen on {local}: {e}"))?;
+        R::spawn(accept_loop::<R>(l, kind, tx.clone()));
+    }
+    driver::serving(name, dep, &bound.names);
+    Ok(send)
+}
+
+/// [`Io`] over any [`Runtime`]: socket tasks and spawned connects and DNS
+/// exchanges, all reporting into one bounded channel.
+struct HostIo<R: Runtime> {
+    tx: Sender<Input<R::Tcp>>,
+    conns: ConnTable<Conn<R>>,
+    resolver: SocketAddr,
+    udp: HashMap<SocketAddr, UdpSocket>,
+}
+
+/// What the gateway task tells a connection task.
+enum ToConn {
+    Send(Vec<u8>),
+    Close,
+}
+
+/// A connection's task as the gateway task holds it.
+struct Conn<R: Runtime> {
+    tx: Sender<ToConn>,
+    task: R::Task,
+}
+
+impl<R: Runtime> ConnTask for Conn<R> {
+    fn send(&self, bytes: Vec<u8>) {
+        let _ = self.tx.try_send(ToConn::Send(bytes));
+    }
+
+    fn close(&self) {
+        let _ = self.tx.try_send(ToConn::Close);
+    }
+
+    fn abort(self) {
+        R::abort(self.task);
+    }
+}
+
+impl<R: Runtime> Io for HostIo<R> {
+    type Stream = R::Tcp;
+
+    fn start_conn(&mut self, conn: ConnId, stream: R::Tcp) {
+        // Unbounded, but what waits in it is counted by its SendQueue.
+        let (to_conn, from_gw) = async_channel::unbounded();
+        let queue = SendQueue::default();
+        let task = R::spawn(conn_task::<R>(
+            conn,
+            stream,
+            from_gw,
+            self.tx.clone(),
+            queue.clone(),
+        ));
+        self.conns.insert(conn, queue, Conn { tx: to_conn, task });
+    }
+
+    fn conn_ended(&mut self, conn: ConnId) {
+        self.conns.remove(conn);
+    }
+
+    /// Never waits: a datagram that does not fit the socket's buffer is
+    /// dropped, as the network could have (SIP retransmits over UDP).
+    fn datagram(&mut self, local: SocketAddr, peer: SocketAddr, bytes: Vec<u8>) {
+        if let Some(sock) = self.udp.get(&local) {
+            if let Err(e) = sock.send_to(&bytes, peer) {
+                debug!("SIP datagram to {peer} dropped: {e}");
+            }
+        }
+    }
+
+    fn transmit(&mut self, conn: ConnId, bytes: Vec<u8>) {
+        self.conns.transmit(conn, bytes);
+    }
+
+    fn close(&mut self, conn: ConnId) {
+        self.conns.close(conn);
+    }
+
+    fn take_stalled(&mut self) -> Vec<ConnId> {
+        self.conns.take_stalled()
+    }
+
+    fn connect(&mut self, conn: ConnId, addr: SocketAddr) {
+        let tx = self.tx.clone();
+        R::spawn(async move {
+            let input = match timeout::<R, _>(CONNECT_TIMEOUT, R::connect(addr)).await {
+                Some(Ok(s)) => Input::Connected(conn, s),
+                Some(Err(e)) => Input::ConnectFailed(conn, format!("{addr}: {e}")),
+                None => Input::ConnectFailed(conn, format!("{addr}: connect timed out")),
+            };
+            let _ = tx.send(input).await;
+        });
+    }
+
+    fn dns(&mut self, query: QueryId, bytes: Vec<u8>, tcp: bool, timeout: Duration) {
+        let (tx, resolver) = (self.tx.clone(), self.resolver);
+        R::spawn(async move {
+            let ask = dns_exchange::ask::<R>(resolver, &bytes, tcp);
+            // Past the core's timeout nothing reads the answer: drop the
+            // query and its socket.
+            match self::timeout::<R, _>(timeout, ask).await {
+                Some(Ok(r)) => {
+                    let _ = tx.send(Input::Dns(query, r)).await;
+                }
+                Some(Err(e)) => debug!("DNS query to {resolver}: {e}"),
+                None => debug!("DNS query to {resolver}: no reply within {timeout:?}"),
+            }
+        });
+    }
+}
+
+async fn accept_loop<R: Runtime>(l: R::Listener, kind: Listener, tx: Sender<Input<R::Tcp>>) {
+    loop {
+        match R::accept(&l).await {
+            Ok((stream, peer)) => {
+                if tx.send(Input::Accepted(kind, stream, peer)).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                warn!("accept failed: {e}");
+                R::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Reads SIP datagrams from one UDP socket. While the gateway is busy
+/// this waits, and the socket's own buffer drops what does not fit.
+async fn udp_loop<R: Runtime>(sock: R::Udp, local: SocketAddr, tx: Sender<Input<R::Tcp>>) {
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        match R::recv_from(&sock, &mut buf).await {
+            Ok((n, peer)) => {
+                let datagram = Input::Datagram(local, peer, buf[..n].to_vec());
+                if tx.send(datagram).await.is_err() {
+                    return;
+                }
+            }
+            // ICMP errors surface here on some systems; keep reading.
+            Err(e) => debug!("udp {local}: {e}"),
+        }
+    }
+}
+
+enum Wake {
+    Read(io::Result<usize>),
+    Gateway(Option<ToConn>),
+    Linger,
+}
+
+/// Runs one connection: bytes in go to the gateway, bytes out come from
+/// it (`written` counts them off its [`SendQueue`]). After `Close` it
+/// keeps reading, discarding, until the peer closes or [`CLOSE_LINGER`].
+async fn conn_task<R: Runtime>(
+    conn: ConnId,
+    mut stream: R::Tcp,
+    from_gw: Receiver<ToConn>,
+    tx: Sender<Input<R::Tcp>>,
+    written: SendQueue,
+) {
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut closing: Option<Instant> = None;
+    loop {
+        let read = async { Wake::Read(R::read(&mut stream, &mut buf).await) };
+        let gw = async {
+            if closing.is_some() {
+                std::future::pending::<()>().await;
+            }
+            Wake::Gateway(from_gw.recv().await.ok())
+        };
+        let linger = async {
+            match closing {
+                Some(at) => R::sleep(at.saturating_duration_since(Instant::now())).await,
+                None => std::future::pending::<()>().await,
+            }
+            Wake::Linger
+        };
+        // The gateway's bytes first: a peer that floods us must not hold
+        // back what we write to it (and be dropped for not reading).
+        let wake = or(gw, or(read, linger)).await;
+        match wake {
+            Wake::Read(Ok(0) | Err(_)) | Wake::Linger => break,
+            Wake::Read(Ok(n)) => {
+                if closing.is_none() {
+                    let bytes = Input::Bytes(conn, buf[..n].to_vec());
+                    if tx.send(bytes).await.is_err() {
+                        break;
+                    }
+                }
+            }
+            Wake::Gateway(Some(ToConn::Send(bytes))) => {
+                if R::write_all(&mut stream, &bytes).await.is_err() {
+                    break;
+                }
+                written.written(bytes.len());
+            }
+            Wake::Gateway(Some(ToConn::Close) | None) => {
+                R::shutdown(&mut stream).await;
+                closing = Some(Instant::now() + CLOSE_LINGER);
+            }
+        }
+    }
+    if closing.is_none() {
+        let _ = tx.send(Input::Closed(conn)).await;
+    }
+}

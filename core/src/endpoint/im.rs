@@ -193,69 +193,107 @@ impl Endpoint {
             return;
         };
         let (from, to) = (addr.from, addr.to);
-        let local_user = to.bare().as_str().to_owned();
-        if stanza::is_error(&stanza) {
-            // An error about a message we sent, arriving after its 202.
+        if !self.admit_from_xmpp(&stanza, &from, &to, t) {
+            return;
+        }
+        let Some((im, chat_state)) = self.sip_im_for(&stanza, &from, &to) else {
+            return;
+        };
+        let Some(outgoing) = self.outgoing_for(stanza, &from, &to, im, chat_state, t) else {
+            return;
+        };
+        self.enqueue(to.bare().as_str().to_owned(), outgoing, t);
+    }
+
+    /// Whether a stanza for local user `to` may go to SIP: a message, to a
+    /// user with XMPP access, from someone who may reach them. Errors
+    /// about messages we sent (after their 202) are only reported.
+    fn admit_from_xmpp(&mut self, stanza: &Element, from: &Jid, to: &Jid, t: &Turn<'_>) -> bool {
+        if stanza::is_error(stanza) {
             let cond =
-                stanza::error_condition(&stanza).map_or("undefined-condition", |c| c.as_str());
+                stanza::error_condition(stanza).map_or("undefined-condition", |c| c.as_str());
             let id = stanza.attr("id").unwrap_or("");
             self.event(Event::MessageRefused {
                 from: from.to_string(),
                 to: to.to_string(),
                 detail: format!("XMPP error {cond} for stanza {id} (after its SIP answer)"),
             });
-            return;
+            return false;
         }
-        if Kind::of(&stanza) != Some(Kind::Message) {
-            return self.refuse_stanza(
-                &stanza,
-                StanzaCondition::ServiceUnavailable,
-                "only messages reach SIP users",
-            );
+        if Kind::of(stanza) != Some(Kind::Message) {
+            let why = "only messages reach SIP users";
+            self.refuse_stanza(stanza, StanzaCondition::ServiceUnavailable, why);
+            return false;
         }
-        if !self.access.xmpp_allowed(&local_user) {
-            self.message_refused(&from, &to, "no XMPP access; service-unavailable");
-            return self.refuse_stanza(&stanza, StanzaCondition::ServiceUnavailable, "");
-        }
+        let local_user = to.bare().as_str().to_owned();
+        let why = if !self.access.xmpp_allowed(&local_user) {
+            "no XMPP access; service-unavailable"
+        } else if !self
+            .access
+            .may_reach(from.bare().as_str(), &local_user, t.unix)
+        {
+            "public-unverified partner, not contacted first; service-unavailable"
+        } else {
+            return true;
+        };
+        self.message_refused(from, to, why);
+        self.refuse_stanza(stanza, StanzaCondition::ServiceUnavailable, "");
+        false
+    }
+
+    /// What an admitted message says in SIP terms: a pager-mode IM, or an
+    /// isComposing update (with the chat state) when the state changed.
+    fn sip_im_for(
+        &mut self,
+        stanza: &Element,
+        from: &Jid,
+        to: &Jid,
+    ) -> Option<(translate::SipIm, Option<ChatState>)> {
         let remote = from.bare().as_str().to_owned();
-        if !self.access.may_reach(&remote, &local_user, t.unix) {
-            self.message_refused(
-                &from,
-                &to,
-                "public-unverified partner, not contacted first; service-unavailable",
-            );
-            return self.refuse_stanza(&stanza, StanzaCondition::ServiceUnavailable, "");
-        }
-        let (im, chat_state) = match translate::xmpp_message_to_sip(&stanza) {
-            Ok(im) => (im, None),
+        let local_user = to.bare().as_str().to_owned();
+        match translate::xmpp_message_to_sip(stanza) {
+            Ok(im) => {
+                let body = self.settings.log_message_bodies.then(|| im.body.clone());
+                self.event(Event::Relayed {
+                    from: from.to_string(),
+                    to: to.to_string(),
+                    body,
+                });
+                // A message ends composing: idle is what no entry means.
+                self.composing.remove(&(remote, local_user));
+                Some((im, None))
+            }
             Err(ImError::ChatStateOnly(state)) => {
-                match self.composing_update(&remote, &local_user, state) {
-                    Some(c) => (pager::is_composing_im(&from, &to, c), Some(state)),
-                    None => return,
-                }
+                let c = self.composing_update(&remote, &local_user, state)?;
+                Some((pager::is_composing_im(from, to, c), Some(state)))
             }
             Err(ImError::NoBody) | Err(ImError::ErrorMessage) => {
-                self.detail(
-                    None,
-                    format!("{from} -> {to}: message without body or chat state not gatewayed"),
-                );
-                return;
+                let text =
+                    format!("{from} -> {to}: message without body or chat state not gatewayed");
+                self.detail(None, text);
+                None
             }
             Err(e) => {
                 let cond = e.condition().unwrap_or(StanzaCondition::BadRequest);
-                return self.refuse_stanza(&stanza, cond, "");
+                self.refuse_stanza(stanza, cond, "");
+                None
             }
-        };
-        if chat_state.is_none() {
-            let body = self.settings.log_message_bodies.then(|| im.body.clone());
-            self.event(Event::Relayed {
-                from: from.to_string(),
-                to: to.to_string(),
-                body,
-            });
-            // A message ends composing: idle is what no entry means.
-            self.composing.remove(&(remote, local_user.clone()));
         }
+    }
+
+    /// The MESSAGE for local user `to` and the contacts it may go to, or
+    /// `None` when there is none (answered as for a missing account) or
+    /// it cannot be sent.
+    fn outgoing_for(
+        &mut self,
+        stanza: Element,
+        from: &Jid,
+        to: &Jid,
+        im: translate::SipIm,
+        chat_state: Option<ChatState>,
+        t: &mut Turn<'_>,
+    ) -> Option<Outgoing> {
+        let local_user = to.bare().as_str().to_owned();
         let targets = self.targets_for(&local_user, t);
         let Some(first) = targets.first() else {
             let why = if self.registrar_has_account(&local_user) {
@@ -263,15 +301,14 @@ impl Endpoint {
             } else {
                 "no such account"
             };
-            self.message_refused(&from, &to, &format!("{why}; {CONCEALED}"));
+            self.message_refused(from, to, &format!("{why}; {CONCEALED}"));
             if chat_state.is_none() {
                 self.refuse_stanza(&stanza, CONCEALED, "");
             }
-            return;
+            return None;
         };
-        let destination_key = local_user.clone();
-        if chat_state.is_some() && self.no_composing.contains(&destination_key) {
-            return;
+        if chat_state.is_some() && self.no_composing.contains(&local_user) {
+            return None;
         }
         let call_id = im
             .call_id
@@ -281,40 +318,46 @@ impl Endpoint {
         let request = match pager::message_request(&im, first, &call_id, &tag) {
             Ok(r) => r,
             Err(e) => {
-                self.message_refused(&from, &to, &e.to_string());
-                return self.refuse_stanza(&stanza, StanzaCondition::JidMalformed, "");
+                self.message_refused(from, to, &e.to_string());
+                self.refuse_stanza(&stanza, StanzaCondition::JidMalformed, "");
+                return None;
             }
         };
         let size = request.to_bytes().len();
         let targets = match self.targets_for_size(targets, size) {
             Ok(targets) => targets,
             Err(why) => {
-                self.message_refused(&from, &to, why);
-                return self.refuse_stanza(&stanza, StanzaCondition::PolicyViolation, why);
+                self.message_refused(from, to, why);
+                self.refuse_stanza(&stanza, StanzaCondition::PolicyViolation, why);
+                return None;
             }
         };
-        let outgoing = Outgoing {
+        Some(Outgoing {
             stanza,
             request,
             targets,
             chat_state: chat_state.is_some(),
-        };
+        })
+    }
+
+    /// Queues a MESSAGE for `destination` (one in flight per user, RFC
+    /// 3428), sending it at once when none is.
+    fn enqueue(&mut self, destination: String, outgoing: Outgoing, t: &mut Turn<'_>) {
         let busy = self
             .in_flight
             .values()
-            .any(|f| !f.settled && f.destination == destination_key);
-        let queue = self.queues.entry(destination_key.clone()).or_default();
+            .any(|f| !f.settled && f.destination == destination);
+        let queue = self.queues.entry(destination.clone()).or_default();
         if queue.len() >= DESTINATION_QUEUE_LIMIT {
-            let o = outgoing;
             return self.refuse_stanza(
-                &o.stanza,
+                &outgoing.stanza,
                 StanzaCondition::ResourceConstraint,
                 "too many messages waiting for this SIP user",
             );
         }
         queue.push_back(outgoing);
         if !busy {
-            self.send_next(&destination_key, t);
+            self.send_next(&destination, t);
         }
     }
 

@@ -2,9 +2,9 @@
 //! implement later.
 //!
 //! The core never calls a store: it keeps the state it needs in memory and
-//! emits [`Persist`] records describing each change; the runtime applies
-//! them with [`Store::apply`] (from a blocking task: the trait is blocking)
-//! and loads everything back at start. The in-memory [`MemoryStore`] is the
+//! emits [`Persist`] records describing each change; the host applies
+//! them with [`Store::apply`] (blocking, on the gateway's task, in the
+//! order they came) and loads everything back at start. The in-memory [`MemoryStore`] is the
 //! reference behaviour; `host::store_sqlite::SqliteStore` must match it
 //! (`core/tests/store.rs` runs one suite against both).
 //!

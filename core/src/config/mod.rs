@@ -97,7 +97,9 @@ pub struct GatewayConfig {
     /// connections have their own, `sip.connection_limit`).
     pub connection_limit: u32,
     /// `partner_connection_limit` (Lync `PartnerConnectionLimit`), default
-    /// 20: connections per remote domain, unless its `[[partner]]` says.
+    /// 20: streams one partner may hold, inbound and outbound over all its
+    /// domains (a domain that is no partner counts alone), unless its
+    /// `[[partner]]` says.
     pub partner_connection_limit: u32,
     /// `stream_establishment_timeout` (Lync `StreamEstablishmentTimeout`),
     /// default 60 s: time a peer has to complete stream set-up.

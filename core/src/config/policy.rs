@@ -130,8 +130,6 @@ impl fmt::Display for RefusalReason {
     }
 }
 
-/// Compares a configured (prepared) domain with one from the wire:
-/// ASCII case-insensitive, ignoring one trailing dot.
 /// Whether `domain` is one of `domains` (`gateway.domains`): the one test
 /// of "is this ours" that the configuration, the s2s sessions and the SIP
 /// side all use.
@@ -139,6 +137,8 @@ pub fn is_local(domains: &[String], domain: &str) -> bool {
     domains.iter().any(|d| same_domain(d, domain))
 }
 
+/// Compares a configured (prepared) domain with one from the wire:
+/// ASCII case-insensitive, ignoring one trailing dot.
 fn same_domain(configured: &str, domain: &str) -> bool {
     let domain = domain.strip_suffix('.').unwrap_or(domain);
     configured.eq_ignore_ascii_case(domain)

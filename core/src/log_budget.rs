@@ -1,12 +1,15 @@
 //! How many log lines one source may cause: a flood of garbage datagrams
 //! or failed digests from one address must not become a flood of log
 //! lines (disk, and the operator's attention). Each source gets a few
-//! lines per window; what it causes beyond them is counted and the count
-//! rides on its next line.
+//! lines per window; what it causes beyond them is counted, and the count
+//! is reported (an `Event::Suppressed`) just before its next event.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::time::{Duration, Instant};
+
+use crate::event::Event;
+use crate::output::Output;
 
 /// Lines per source and window, with a bounded table of sources.
 #[derive(Debug)]
@@ -100,6 +103,23 @@ impl<K: Hash + Eq> LogBudget<K> {
             .retain(|_, s| s.suppressed > 0 || now.saturating_duration_since(s.start) < window);
     }
 
+    /// Reports `event` into `out` unless `source` has used up its budget
+    /// for now, preceded by an [`Event::Suppressed`] counting those it
+    /// could not report since its last one.
+    pub fn report(&mut self, source: K, event: Event, now: Instant, out: &mut VecDeque<Output>) {
+        let Some(suppressed) = self.allow(source, now) else {
+            return;
+        };
+        if suppressed > 0 {
+            let conn = event.conn();
+            out.push_back(Output::Event(Event::Suppressed {
+                conn,
+                count: suppressed,
+            }));
+        }
+        out.push_back(Output::Event(event));
+    }
+
     /// Stops tracking `source` (a connection that closed), returning how
     /// many of its lines were suppressed since its last one, for a last
     /// line that says so.
@@ -115,15 +135,6 @@ impl<K: Hash + Eq> LogBudget<K> {
     /// Whether no source is tracked.
     pub fn is_empty(&self) -> bool {
         self.sources.is_empty()
-    }
-}
-
-/// `" (N similar lines suppressed)"`, or nothing when none were.
-pub fn suppressed_note(n: u64) -> String {
-    if n == 0 {
-        String::new()
-    } else {
-        format!(" ({n} similar lines suppressed)")
     }
 }
 

@@ -461,16 +461,7 @@ impl Endpoint {
     /// An event any peer can cause at will: reported within its source's
     /// budget, after the count of those suppressed before it.
     fn event_limited(&mut self, peer: SocketAddr, event: Event, now: Instant) {
-        if let Some(suppressed) = self.log_budget.allow(peer.ip(), now) {
-            if suppressed > 0 {
-                let conn = event.conn();
-                self.event(Event::Suppressed {
-                    conn,
-                    count: suppressed,
-                });
-            }
-            self.event(event);
-        }
+        self.log_budget.report(peer.ip(), event, now, &mut self.out);
     }
 
     fn is_local(&self, domain: &str) -> bool {

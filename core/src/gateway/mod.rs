@@ -210,16 +210,7 @@ impl Gateway {
     /// An event any peer can cause at will, unless `source` has used up
     /// its budget for now; the count of those suppressed comes first.
     fn event_limited(&mut self, source: LogSource, event: Event, now: Instant) {
-        if let Some(suppressed) = self.log_budget.allow(source, now) {
-            if suppressed > 0 {
-                let conn = event.conn();
-                self.event(Event::Suppressed {
-                    conn,
-                    count: suppressed,
-                });
-            }
-            self.event(event);
-        }
+        self.log_budget.report(source, event, now, &mut self.out);
     }
 
     fn new_conn(&mut self) -> ConnId {

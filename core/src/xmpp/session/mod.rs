@@ -76,7 +76,6 @@ struct Offer {
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One s2s connection.
-#[derive(Debug)]
 pub struct Session {
     dir: Direction,
     direct_tls: bool,
@@ -118,6 +117,21 @@ pub struct Session {
     /// When a stream we closed is given up if the peer does not close too.
     closing_by: Option<Instant>,
     keepalive: bool,
+}
+
+impl std::fmt::Debug for Session {
+    /// What an operator asks of a stream: which way, how far, how
+    /// protected, and for whom (never keys, buffers or generator state).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("direction", &self.dir)
+            .field("phase", &self.phase)
+            .field("tls", &self.tls_version())
+            .field("bidi", &self.bidi)
+            .field("authorized", &self.authorized)
+            .field("verifying", &self.verifying.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Session {

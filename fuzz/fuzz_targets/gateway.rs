@@ -23,7 +23,7 @@ const CONFIG: &str = r#"
 domains = ["local.test"]
 dialback_secret = "fuzz"
 federation = "deny-list"
-max_stanza_size = 8192
+max_stanza_size = 10000
 [[block]]
 domain = "refused.test"
 [[partner]]

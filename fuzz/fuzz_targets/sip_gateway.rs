@@ -24,7 +24,7 @@ const CONFIG: &str = r#"
 domains = ["local.test"]
 dialback_secret = "fuzzing-dialback-secret"
 federation = "open"
-max_stanza_size = 8192
+max_stanza_size = 10000
 [[partner]]
 domain = "remote.test"
 type = "federated"

@@ -41,7 +41,10 @@
 //!   other, ...) say nothing about reachability and give no `<show/>`.
 //!   With several activities the least available wins. A tuple's own
 //!   `<show>` beats activities in its `<status>` (older RPID drafts put
-//!   them there), which beat the person's.
+//!   them there), which beat the person's. When any tuple carries a
+//!   `<show>`, the writer describes each tuple exactly (a tuple without
+//!   one is plain available) and the person's activities, a summary for
+//!   RPID readers, are not applied to tuples.
 //! - **Notes** come from the tuple; a tuple without any takes the
 //!   document's (`<note>` of `<presence>`, then `<dm:note>` of the person).
 //!   `xml:lang` is resolved through the enclosing elements and written on
@@ -975,8 +978,18 @@ pub fn parse_pidf(body: &[u8], limits: &PidfLimits) -> Result<Presentity, PidfEr
         });
     }
     let root_lang = root.lang();
+    let tuples = || root.children().filter(|c| c.is(PIDF_NS, "tuple"));
     let person = root.children().find(|c| c.is(DATA_MODEL_NS, "person"));
+    // A writer that puts RFC 8048's <show> in its tuples says exactly what
+    // each one shows, a tuple without it being plain available; its person
+    // element only summarizes for RPID readers (as pidf_document does).
+    let shows_per_tuple = tuples().any(|t| {
+        t.child(PIDF_NS, "status")
+            .and_then(|s| s.child(ns::CLIENT, "show"))
+            .is_some_and(|e| Show::parse(&e.text()).is_some())
+    });
     let person_show = person
+        .filter(|_| !shows_per_tuple)
         .and_then(|p| p.child(RPID_NS, "activities"))
         .and_then(show_of_activities);
     let mut doc_notes: Vec<Note> = notes_of(&root, PIDF_NS, root_lang).collect();
@@ -985,7 +998,7 @@ pub fn parse_pidf(body: &[u8], limits: &PidfLimits) -> Result<Presentity, PidfEr
     }
 
     let mut p = Presentity::default();
-    for tuple in root.children().filter(|c| c.is(PIDF_NS, "tuple")) {
+    for tuple in tuples() {
         let status = tuple.child(PIDF_NS, "status");
         let open = status
             .and_then(|s| s.child(PIDF_NS, "basic"))

@@ -504,15 +504,15 @@ fn show_precedence() {
     assert_eq!(child_text(&out[0], "show").as_deref(), Some("dnd"));
     // Once a tuple has a <show>, the person no longer speaks for the
     // tuples without one: they are plain available.
-    let out = notify(&format!(
+    let out = notify(
         "<presence xmlns='urn:ietf:params:xml:ns:pidf' \
          xmlns:dm='urn:ietf:params:xml:ns:pidf:data-model' \
          xmlns:r='urn:ietf:params:xml:ns:pidf:rpid' entity='pres:x@y.example'>\
          <tuple id='t1'><status><basic>open</basic></status></tuple>\
          <tuple id='t2'><status><basic>open</basic><show xmlns='jabber:client'>away</show>\
          </status></tuple>\
-         <dm:person id='p1'><r:activities><r:away/></r:activities></dm:person></presence>"
-    ));
+         <dm:person id='p1'><r:activities><r:away/></r:activities></dm:person></presence>",
+    );
     assert_eq!(child_text(&out[0], "show"), None);
     assert_eq!(child_text(&out[1], "show").as_deref(), Some("away"));
 }

@@ -149,33 +149,58 @@ impl fmt::Display for Show {
 /// The RFC 4480 section 3.2 activities (`other` stands for any value not
 /// registered there, which says nothing a `<show/>` could carry).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[allow(missing_docs)] // the RFC 4480 values, named as registered
 pub enum Activity {
+    /// A calendar appointment of no stated kind: busy, as Lync shows a meeting (dnd).
     Appointment,
+    /// Physically away from all communication devices (away).
     Away,
+    /// Eating breakfast: a short absence (away).
     Breakfast,
+    /// Busy, without details (dnd).
     Busy,
+    /// Having dinner: a short absence (away).
     Dinner,
+    /// A holiday: gone for the day or longer (xa).
     Holiday,
+    /// Riding in a vehicle, not steering: a short absence (away).
     InTransit,
+    /// Looking for work: says nothing about reachability (no show).
     LookingForWork,
+    /// Eating a meal: a short absence (away).
     Meal,
+    /// In a meeting: cannot answer (dnd).
     Meeting,
+    /// In a call: cannot answer (dnd).
     OnThePhone,
+    /// Performing or watching a performance: cannot answer (dnd).
     Performance,
+    /// Will not return for the foreseeable future (xa).
     PermanentAbsence,
+    /// Playing: says nothing about reachability (no show).
     Playing,
+    /// Giving a presentation: cannot answer (dnd).
     Presentation,
+    /// Shopping: a short absence (away).
     Shopping,
+    /// Asleep: gone for hours (xa).
     Sleeping,
+    /// Watching an event: says nothing about reachability (no show).
     Spectator,
+    /// Driving or piloting: must not be disturbed (dnd).
     Steering,
+    /// On a trip: gone for hours or days (xa).
     Travel,
+    /// Watching TV: says nothing about reachability (no show).
     Tv,
+    /// The writer does not know: no show.
     Unknown,
+    /// On vacation: gone for days (xa).
     Vacation,
+    /// Working: reachable as usual (no show).
     Working,
+    /// At worship: says nothing the XMPP values can carry (no show).
     Worship,
+    /// `<other>` or an unregistered activity: no show.
     Other,
 }
 
@@ -441,7 +466,8 @@ pub struct ResourcePresence {
 
 impl ResourcePresence {
     /// A resource (`None`: the bare JID, or a tuple naming none) with no
-    /// notes yet.
+    /// notes yet. A resource no JID can carry is sent to XMPP from the
+    /// bare JID rather than dropped.
     pub fn new(resource: Option<&str>, availability: Availability) -> Self {
         ResourcePresence {
             resource: resource.map(str::to_owned),

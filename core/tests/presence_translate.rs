@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 use xfed_core::jid::Jid;
 use xfed_core::translate::presence::{
-    parse_pidf, pidf_body, pidf_to_xmpp, pres_uri, presentity_from_xmpp, presentity_to_xmpp,
-    resource_of_tuple_id, tuple_id, xmpp_to_pidf, Activity, Availability, Disclosure, PidfError,
-    PidfLimits, PresenceError, Presentity, Priority, QValue, Show, DATA_MODEL_NS, PIDF_NS, RPID_NS,
+    parse_pidf, parse_pidf_with_language, pidf_body, pidf_to_xmpp, pres_uri, presentity_from_xmpp,
+    presentity_to_xmpp, resource_of_tuple_id, tuple_id, xmpp_to_pidf, Activity, Availability,
+    Disclosure, PidfError, PidfLimits, PresenceError, Presentity, Priority, QValue, Show,
+    DATA_MODEL_NS, PIDF_NS, RPID_NS,
 };
 use xfed_core::xml::{ns, parse_element, Element, ErrorKind};
 
@@ -600,6 +601,29 @@ fn note_languages_are_inherited() {
     );
     assert_eq!(statuses(&out[1]), vec![(Some("de".into()), "Hallo".into())]);
     assert_eq!(statuses(&out[2]), vec![(None, "X".into())]);
+}
+
+/// `Content-Language` (RFC 8048 Table 2) is the language of the notes the
+/// document leaves without one; a bad header value is ignored.
+#[test]
+fn content_language_is_the_default_note_language() {
+    let body = b"<presence xmlns='urn:ietf:params:xml:ns:pidf' entity='pres:r@x'>\
+                 <tuple id='a'><status><basic>open</basic></status><note>Salut</note>\
+                 <note xml:lang='en'>Hi</note></tuple></presence>";
+    let langs = |header: Option<&str>| {
+        let p = parse_pidf_with_language(body, &PidfLimits::default(), header).expect("valid");
+        p.resources()[0]
+            .notes()
+            .iter()
+            .map(|n| n.lang().map(|l| l.as_str().to_owned()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        langs(Some("fr, en")),
+        vec![Some("fr".into()), Some("en".into())]
+    );
+    assert_eq!(langs(None), vec![None, Some("en".into())]);
+    assert_eq!(langs(Some("*")), vec![None, Some("en".into())]);
 }
 
 /// Partner types: `AvailabilityOnly` drops every note in both directions

@@ -19,7 +19,7 @@ pub use chatstate::{
 pub use error::{sip_to_xmpp, xmpp_to_sip};
 pub use im::{sip_message_to_xmpp, xmpp_message_to_sip, ImError, SipIm};
 pub use presence::{
-    parse_pidf, pidf_body, pidf_document, pidf_to_xmpp, presentity_from_xmpp, presentity_to_xmpp,
-    xmpp_to_pidf, Availability, Disclosure, Note, PidfError, PidfLimits, PresenceError, Presentity,
-    Priority, ResourcePresence, Show,
+    parse_pidf, parse_pidf_with_language, pidf_body, pidf_document, pidf_to_xmpp,
+    presentity_from_xmpp, presentity_to_xmpp, xmpp_to_pidf, Availability, Disclosure, Note,
+    PidfError, PidfLimits, PresenceError, Presentity, Priority, ResourcePresence, Show,
 };

@@ -988,6 +988,17 @@ fn notes_of<'a>(
 /// a [`Presentity`], under `limits`. The `entity` is not read: the
 /// dialog, not the document, says whose presence it is (module notes).
 pub fn parse_pidf(body: &[u8], limits: &PidfLimits) -> Result<Presentity, PidfError> {
+    parse_pidf_with_language(body, limits, None)
+}
+
+/// [`parse_pidf`] for a NOTIFY with a `Content-Language` header (RFC 8048
+/// Table 2: it becomes `xml:lang`): notes whose language the document
+/// leaves open are in the header's first language, if it is a usable tag.
+pub fn parse_pidf_with_language(
+    body: &[u8],
+    limits: &PidfLimits,
+    content_language: Option<&str>,
+) -> Result<Presentity, PidfError> {
     if body.len() > limits.max_body {
         return Err(PidfError::TooLarge {
             size: body.len(),
@@ -1003,7 +1014,11 @@ pub fn parse_pidf(body: &[u8], limits: &PidfLimits) -> Result<Presentity, PidfEr
             max: limits.max_tuples,
         });
     }
-    let root_lang = root.lang();
+    let header_lang = content_language
+        .and_then(|l| l.split(',').next())
+        .map(str::trim)
+        .filter(|l| Lang::new(l).is_some());
+    let root_lang = root.lang().or(header_lang);
     let tuples = || root.children().filter(|c| c.is(PIDF_NS, "tuple"));
     let person = root.children().find(|c| c.is(DATA_MODEL_NS, "person"));
     // A writer that puts RFC 8048's <show> in its tuples says exactly what
@@ -1046,8 +1061,12 @@ pub fn parse_pidf(body: &[u8], limits: &PidfLimits) -> Result<Presentity, PidfEr
         } else {
             Availability::Unavailable
         };
+        // Only a URI with a `gr` parameter can name a resource; the check
+        // spares the address mapping's PRECIS work on every other contact.
         let gruu = contact
-            .and_then(|c| sip_to_jid(c.text().trim()).ok())
+            .map(|c| c.text())
+            .filter(|uri| uri.to_ascii_lowercase().contains(";gr="))
+            .and_then(|uri| sip_to_jid(uri.trim()).ok())
             .and_then(|j| j.resource().map(str::to_owned));
         let resource = gruu.or_else(|| {
             let id = tuple.attr("id")?;

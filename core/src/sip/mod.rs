@@ -11,6 +11,7 @@
 //! with RFC 4320) on the caller's clock.
 
 mod error;
+mod event;
 mod framer;
 mod headers;
 mod ids;
@@ -25,6 +26,7 @@ mod uri;
 mod values;
 
 pub use error::{ErrorKind, ParseError};
+pub use event::{Event, ExpiresPolicy, Reason, SubState, SubscriptionState, TooBrief};
 pub use framer::{Frame, StreamFramer};
 pub use headers::{full_name, same_name, Header, Headers};
 pub use ids::{new_branch, new_call_id, new_tag, MAGIC_COOKIE};

@@ -9,6 +9,7 @@
 pub mod backoff;
 pub mod bindings;
 pub mod digest;
+pub mod publication;
 pub mod replay;
 
 use std::collections::HashMap;

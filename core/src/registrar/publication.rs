@@ -752,3 +752,18 @@ mod tests {
         assert_eq!(deleted, ["t2", "t3", "t4"]);
     }
 }
+
+#[cfg(test)]
+mod size {
+    use super::*;
+
+    /// What one publication costs inline: the record in its user's list
+    /// and its expiry index entry (aor and etag again, on the heap).
+    #[test]
+    fn publication_size() {
+        let p = std::mem::size_of::<Publication<Status>>();
+        let idx = std::mem::size_of::<(u64, String, String)>();
+        eprintln!("Publication<Status> {p} B; expiry index {idx} B");
+        assert!(p + idx <= 200, "{p} + {idx}");
+    }
+}

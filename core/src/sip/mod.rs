@@ -9,6 +9,15 @@
 //! [`Message::to_bytes`] writes them back with a correct Content-Length.
 //! [`TransactionTable`] runs non-INVITE transactions (RFC 3261 section 17
 //! with RFC 4320) on the caller's clock.
+//!
+//! Events (RFC 6665, RFC 3903): [`Event`], [`SubscriptionState`] and the
+//! accessors [`Headers::event`], [`Headers::subscription_state`],
+//! [`Headers::allow_events`], [`Headers::sip_etag`],
+//! [`Headers::sip_if_match`] and [`Headers::min_expires`];
+//! [`ExpiresPolicy`] turns a requested Expires into the one granted (or
+//! 423). [`SubscriptionTable`] ([`subscription`]) holds the notification
+//! dialogs of both roles, bounded, with their timers, rate limits and the
+//! meaning of every response.
 
 mod error;
 mod event;

@@ -954,3 +954,47 @@ fn subscriber_expiry_without_refresh_answer_is_transient() {
         [(Cause::Expired, Next::ResubscribeAt(t0 + secs(100)))]
     );
 }
+
+#[test]
+fn dialog_strings_are_bounded() {
+    let t0 = Instant::now();
+    let mut t = table(10);
+    let long_route = format!("<sip:{}.test;lr>", "p".repeat(4100));
+    let mut big = subscribe(1, None, None, "presence");
+    big.headers.set("Record-Route", long_route.as_str());
+    assert_eq!(t.accept(&big, "l", 60, true, t0), Err(Refusal::TOO_LARGE));
+    assert_eq!(Refusal::TOO_LARGE.code, 413);
+    assert!(t.is_empty());
+
+    // A refresh whose new Contact would not fit is refused; the dialog
+    // keeps its target.
+    let sub = t
+        .accept(&subscribe(1, None, None, "presence"), "l", 60, true, t0)
+        .unwrap();
+    drain(&mut t);
+    let mut moved = subscribe(2, Some("l"), Some(60), "presence");
+    moved.headers.set(
+        "Contact",
+        format!("<sip:{}@192.0.2.9>", "u".repeat(4100)).as_str(),
+    );
+    assert_eq!(t.refresh(&moved, 60, t0), Err(Refusal::TOO_LARGE));
+    t.changed(sub, t0 + secs(10));
+    let a = drain(&mut t);
+    let [Action::Notify { request, .. }] = &a[..] else {
+        panic!("{a:?}")
+    };
+    assert_eq!(
+        request.uri.to_string(),
+        "sip:bob@192.0.2.5:5070;transport=tcp"
+    );
+
+    // A 2xx whose route set would not fit ends our subscription.
+    let (sub, req) = start(&mut t, 3600, t0);
+    let mut ok = answer(&req, 200, Some(3600));
+    ok.headers.set("Record-Route", long_route.as_str());
+    assert_eq!(
+        t.handle_subscribe_response(sub, &ok, t0),
+        SubscribeResult::Ended(Cause::Response(413), Next::ResubscribeAt(t0 + secs(60)))
+    );
+    assert_eq!(t.len(), 1, "only the notifier dialog is left");
+}

@@ -139,11 +139,15 @@ pub struct SubscriptionConfig {
     /// How long to wait before trying again after a transient failure
     /// that gives no Retry-After (and the longest Retry-After obeyed).
     pub retry_delay: Duration,
+    /// The most a dialog's strings (target, route set, URIs, Event) may
+    /// take; a SUBSCRIBE or 2xx beyond it gets 413 / ends the dialog.
+    pub max_dialog_bytes: usize,
 }
 
 impl SubscriptionConfig {
     /// RFC values (5 s between NOTIFYs, Timer N 32 s), a 32 s refresh
-    /// margin and a one-minute retry delay, holding at most
+    /// margin, a one-minute retry delay and 4 KiB of strings per dialog
+    /// (a target, a route set of several proxies), holding at most
     /// `max_subscriptions` dialogs.
     pub fn new(max_subscriptions: usize) -> SubscriptionConfig {
         SubscriptionConfig {
@@ -152,6 +156,7 @@ impl SubscriptionConfig {
             refresh_margin: Duration::from_secs(32),
             timer_n: Duration::from_secs(32),
             retry_delay: Duration::from_secs(60),
+            max_dialog_bytes: 4096,
         }
     }
 
@@ -183,6 +188,9 @@ impl Refusal {
     pub const FULL: Refusal = Refusal::new(503, "Too Many Subscriptions");
     /// No dialog matches: 481.
     pub const NO_DIALOG: Refusal = Refusal::new(481, "Subscription Does Not Exist");
+    /// The dialog would hold more than
+    /// [`SubscriptionConfig::max_dialog_bytes`]: 413.
+    pub const TOO_LARGE: Refusal = Refusal::new(413, "Dialog Too Large");
 }
 
 impl fmt::Display for Refusal {
@@ -365,8 +373,11 @@ struct Packed {
 }
 
 impl Packed {
-    /// `None` when the total exceeds 64 KiB (what a dialog may hold).
-    fn new(parts: [&str; 5]) -> Option<Packed> {
+    /// `None` when the total exceeds `max` bytes (or 64 KiB).
+    fn new(parts: [&str; 5], max: usize) -> Option<Packed> {
+        if parts.iter().map(|p| p.len()).sum::<usize>() > max {
+            return None;
+        }
         let mut text = String::with_capacity(parts.iter().map(|p| p.len()).sum());
         let mut ends = [0u16; 4];
         for (i, p) in parts.iter().enumerate() {
@@ -397,13 +408,13 @@ impl Packed {
         self.text.get(start..end).unwrap_or("")
     }
 
-    fn replace(&mut self, i: usize, value: &str) -> bool {
+    fn replace(&mut self, i: usize, value: &str, max: usize) -> bool {
         let mut parts = [""; 5];
         for (k, p) in parts.iter_mut().enumerate() {
             *p = self.part(k);
         }
         parts[i] = value;
-        match Packed::new(parts) {
+        match Packed::new(parts, max) {
             Some(p) => {
                 *self = p;
                 true
@@ -734,14 +745,17 @@ impl SubscriptionTable {
         if expires != 0 && self.entries.len() >= self.config.max_subscriptions {
             return Err(Refusal::FULL);
         }
-        let strings = Packed::new([
-            &target,
-            &route,
-            &to.uri().to_string(),
-            &from.uri().to_string(),
-            &event.to_string(),
-        ])
-        .ok_or(Refusal::new(413, "Dialog Too Large"))?;
+        let strings = Packed::new(
+            [
+                &target,
+                &route,
+                &to.uri().to_string(),
+                &from.uri().to_string(),
+                &event.to_string(),
+            ],
+            self.config.max_dialog_bytes,
+        )
+        .ok_or(Refusal::TOO_LARGE)?;
         let mut entry = Entry {
             id,
             strings,
@@ -812,6 +826,7 @@ impl SubscriptionTable {
         let cseq = h.cseq().map_err(|_| bad("Invalid CSeq"))?.seq;
         let event = h.event().map_err(|_| bad("Invalid Event"))?;
         let sub = self.find(&id).ok_or(Refusal::NO_DIALOG)?;
+        let max = self.config.max_dialog_bytes;
         let Some(e) = self.entries.get_mut(&sub) else {
             return Err(Refusal::NO_DIALOG);
         };
@@ -826,8 +841,8 @@ impl SubscriptionTable {
         e.remote_cseq = cseq;
         // SUBSCRIBE is a target refresh request.
         if let Some(target) = contact_uri(h) {
-            if !e.strings.replace(TARGET, &target) {
-                return Err(Refusal::new(413, "Dialog Too Large"));
+            if !e.strings.replace(TARGET, &target, max) {
+                return Err(Refusal::TOO_LARGE);
             }
         }
         if expires == 0 {
@@ -993,14 +1008,17 @@ impl SubscriptionTable {
             return Err(Refusal::FULL);
         }
         let resource_text = resource.to_string();
-        let strings = Packed::new([
-            &resource_text,
-            "",
-            &local.to_string(),
-            &resource_text,
-            &event.to_string(),
-        ])
-        .ok_or(Refusal::new(413, "Dialog Too Large"))?;
+        let strings = Packed::new(
+            [
+                &resource_text,
+                "",
+                &local.to_string(),
+                &resource_text,
+                &event.to_string(),
+            ],
+            self.config.max_dialog_bytes,
+        )
+        .ok_or(Refusal::TOO_LARGE)?;
         let entry = Entry {
             id: DialogId::new(&new_call_id(rng), &new_tag(rng), ""),
             strings,
@@ -1222,9 +1240,14 @@ impl SubscriptionTable {
             .to()
             .ok()
             .and_then(|t| t.tag().map(str::to_owned));
-        if !self.establish(sub, remote_tag.as_deref(), &response.headers, true) {
+        match self.establish(sub, remote_tag.as_deref(), &response.headers, true) {
+            Ok(()) => {}
             // A 2xx from a second fork: not ours to keep.
-            return SubscribeResult::Ignored;
+            Err(r) if r.code == 481 => return SubscribeResult::Ignored,
+            Err(r) => {
+                let at = later(now, self.config.retry_delay);
+                return self.ended(sub, Cause::Response(r.code), Next::ResubscribeAt(at));
+            }
         }
         let config = self.config;
         let Some(e) = self.entries.get_mut(&sub) else {
@@ -1265,37 +1288,55 @@ impl SubscriptionTable {
 
     /// Fills in the remote tag (re-indexing the early dialog), the remote
     /// target and, from the first dialog-forming message, the route set.
-    /// `false` when `remote_tag` differs from the one already known.
+    /// Refused (nothing changed) with 481 when `remote_tag` differs from
+    /// the one already known (another fork), 413 when the dialog would
+    /// exceed [`SubscriptionConfig::max_dialog_bytes`].
     fn establish(
         &mut self,
         sub: SubId,
         remote_tag: Option<&str>,
         headers: &Headers,
         from_response: bool,
-    ) -> bool {
+    ) -> Result<(), Refusal> {
+        let max = self.config.max_dialog_bytes;
         let Some(e) = self.entries.get_mut(&sub) else {
-            return false;
+            return Err(Refusal::NO_DIALOG);
         };
-        let Some(tag) = remote_tag.filter(|t| !t.is_empty()) else {
-            return e.id.remote_tag().is_empty() || !from_response;
-        };
-        if e.id.remote_tag().is_empty() {
-            let new_id = DialogId::new(e.id.call_id(), e.id.local_tag(), tag);
-            if self.index.contains_key(&new_id) {
-                return false;
+        let tag = remote_tag.filter(|t| !t.is_empty());
+        let early = e.id.remote_tag().is_empty();
+        let new_id = match tag {
+            Some(t) if early => {
+                let id = DialogId::new(e.id.call_id(), e.id.local_tag(), t);
+                if self.index.contains_key(&id) {
+                    return Err(Refusal::NO_DIALOG);
+                }
+                Some(id)
             }
+            Some(t) if e.id.remote_tag() != t => return Err(Refusal::NO_DIALOG),
+            Some(_) => None,
+            None if early && !from_response => return Err(Refusal::NO_DIALOG),
+            None => None,
+        };
+        let mut parts = [""; 5];
+        for (k, p) in parts.iter_mut().enumerate() {
+            *p = e.strings.part(k);
+        }
+        let route = route_set(headers, from_response);
+        if new_id.is_some() {
+            parts[ROUTE] = &route;
+        }
+        let target = contact_uri(headers);
+        if let Some(t) = &target {
+            parts[TARGET] = t;
+        }
+        let strings = Packed::new(parts, max).ok_or(Refusal::TOO_LARGE)?;
+        e.strings = strings;
+        if let Some(id) = new_id {
             self.index.remove(&e.id);
-            self.index.insert(new_id.clone(), sub);
-            e.id = new_id;
-            let route = route_set(headers, from_response);
-            e.strings.replace(ROUTE, &route);
-        } else if e.id.remote_tag() != tag {
-            return false;
+            self.index.insert(id.clone(), sub);
+            e.id = id;
         }
-        if let Some(target) = contact_uri(headers) {
-            e.strings.replace(TARGET, &target);
-        }
-        true
+        Ok(())
     }
 
     /// A NOTIFY arrived. Finds its subscription (an early one is
@@ -1336,9 +1377,7 @@ impl SubscriptionTable {
         if e.remote_cseq != 0 && cseq <= e.remote_cseq {
             return Err(Refusal::new(500, "Out of Order Request"));
         }
-        if !self.establish(sub, Some(remote_tag), h, false) {
-            return Err(Refusal::NO_DIALOG);
-        }
+        self.establish(sub, Some(remote_tag), h, false)?;
         let retry_delay = self.config.retry_delay;
         let config = self.config;
         let Some(e) = self.entries.get_mut(&sub) else {
@@ -1495,17 +1534,23 @@ mod tests {
 
     #[test]
     fn packed_parts_and_bound() {
-        let mut p = Packed::new(["sip:t", "", "sip:l", "sip:r", "presence"]).unwrap();
+        let mut p = Packed::new(["sip:t", "", "sip:l", "sip:r", "presence"], 100).unwrap();
         assert_eq!(
             [p.part(0), p.part(1), p.part(2), p.part(3), p.part(4)],
             ["sip:t", "", "sip:l", "sip:r", "presence"]
         );
-        assert!(p.replace(ROUTE, "<sip:p;lr>"));
+        assert!(p.replace(ROUTE, "<sip:p;lr>", 100));
         assert_eq!(p.part(ROUTE), "<sip:p;lr>");
         assert_eq!(p.part(EVENT), "presence");
         let big = "x".repeat(70_000);
-        assert!(Packed::new(["", "", "", "", &big]).is_none());
-        assert!(!p.replace(TARGET, &big), "refused, unchanged");
+        assert!(Packed::new(["", "", "", "", &big], usize::MAX).is_none());
+        assert!(Packed::new(["12345", "", "", "", "6"], 5).is_none());
+        assert!(Packed::new(["12345", "", "", "", ""], 5).is_some());
+        assert!(!p.replace(TARGET, &big, usize::MAX), "refused, unchanged");
+        assert!(
+            !p.replace(TARGET, &"y".repeat(90), 100),
+            "refused, unchanged"
+        );
         assert_eq!(p.part(TARGET), "sip:t");
     }
 

@@ -8,9 +8,9 @@
 //! reference behaviour; `host::store_sqlite::SqliteStore` must match it
 //! (`core/tests/store.rs` runs one suite against both).
 //!
-//! The persisted records ([`Binding`], [`Contacted`]) are defined here, below
-//! the modules that produce them (`registrar`, `endpoint`), so that the
-//! store depends on none of them.
+//! The persisted records ([`Binding`], [`Contacted`], [`StoredPublication`])
+//! are defined here, below the modules that produce them (`registrar`,
+//! `endpoint`), so that the store depends on none of them.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -132,6 +132,22 @@ fn contact_key(uri: &str) -> String {
     )
 }
 
+/// One device's presence publication (RFC 3903) as the store keeps it:
+/// the body as received, parsed again at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPublication {
+    /// The publishing user, `user@domain`, domain lowercase.
+    pub aor: String,
+    /// Its current entity-tag (unique within the user).
+    pub etag: String,
+    /// When it expires, unix seconds.
+    pub expires_at: u64,
+    /// When its document was last set, unix seconds.
+    pub published_at: u64,
+    /// The document (PIDF) as published.
+    pub body: Vec<u8>,
+}
+
 /// One change to persist. Applying a sequence is idempotent and tolerant of
 /// a previous partial run: inserts and updates both write the whole record
 /// (an update of a missing record creates it), deletes of missing records
@@ -166,6 +182,16 @@ pub enum Persist {
         local_user: String,
         /// The remote bare JID.
         remote_jid: String,
+    },
+    /// A presence publication made or renewed, identified by (aor, etag);
+    /// writes the whole record.
+    PutPublication(StoredPublication),
+    /// A publication removed, replaced under a new entity-tag, or expired.
+    DeletePublication {
+        /// The publishing user.
+        aor: String,
+        /// Its entity-tag.
+        etag: String,
     },
 }
 
@@ -236,7 +262,10 @@ pub(crate) fn check_times(changes: &[Persist]) -> Result<(), StoreError> {
         let t = match change {
             Persist::InsertBinding(b) | Persist::UpdateBinding(b) => b.expires_at,
             Persist::RememberContact { at_unix, .. } => *at_unix,
-            Persist::DeleteBinding { .. } | Persist::ForgetContact { .. } => continue,
+            Persist::PutPublication(p) => p.expires_at.max(p.published_at),
+            Persist::DeleteBinding { .. }
+            | Persist::ForgetContact { .. }
+            | Persist::DeletePublication { .. } => continue,
         };
         if t > MAX_TIME {
             return Err(StoreError::Invalid(format!("time {t} is beyond 2^63")));
@@ -253,6 +282,9 @@ pub trait Store: Send {
 
     /// Every remembered contact, in no particular order.
     fn load_contacts(&mut self) -> Result<Vec<Contacted>, StoreError>;
+
+    /// Every stored presence publication, in no particular order.
+    fn load_publications(&mut self) -> Result<Vec<StoredPublication>, StoreError>;
 
     /// Applies `changes` in order, all or nothing.
     fn apply(&mut self, changes: &[Persist]) -> Result<(), StoreError>;
@@ -284,6 +316,7 @@ pub trait Store: Send {
 pub struct MemoryStore {
     bindings: BTreeMap<(String, String), Binding>,
     contacts: BTreeMap<(String, String), Contacted>,
+    publications: BTreeMap<(String, String), StoredPublication>,
 }
 
 impl MemoryStore {
@@ -300,6 +333,10 @@ impl Store for MemoryStore {
 
     fn load_contacts(&mut self) -> Result<Vec<Contacted>, StoreError> {
         Ok(self.contacts.values().cloned().collect())
+    }
+
+    fn load_publications(&mut self) -> Result<Vec<StoredPublication>, StoreError> {
+        Ok(self.publications.values().cloned().collect())
     }
 
     fn apply(&mut self, changes: &[Persist]) -> Result<(), StoreError> {
@@ -334,6 +371,13 @@ impl Store for MemoryStore {
                 } => {
                     self.contacts
                         .remove(&(local_user.clone(), remote_jid.clone()));
+                }
+                Persist::PutPublication(p) => {
+                    self.publications
+                        .insert((p.aor.clone(), p.etag.clone()), p.clone());
+                }
+                Persist::DeletePublication { aor, etag } => {
+                    self.publications.remove(&(aor.clone(), etag.clone()));
                 }
             }
         }

@@ -5,8 +5,8 @@
 
 use proptest::prelude::*;
 use xfed_core::sip::{
-    parse_datagram, ErrorKind, Frame, Host, Limits, Message, Method, NameAddr, Request, Response,
-    StreamFramer, Uri, Via,
+    parse_datagram, ErrorKind, Event, Frame, Host, Limits, Message, Method, NameAddr, Reason,
+    Request, Response, StreamFramer, SubscriptionState, Uri, Via,
 };
 
 fn token() -> impl Strategy<Value = String> {
@@ -384,5 +384,87 @@ proptest! {
         let whole = frames(&[&bytes]);
         let bytewise: Vec<&[u8]> = bytes.chunks(1).collect();
         prop_assert_eq!(frames(&bytewise), whole);
+    }
+}
+
+/// An event type: package and templates, token-nodot each.
+fn event_type() -> impl Strategy<Value = String> {
+    "[A-Za-z0-9!%*_+`'~-]{1,8}(\\.[A-Za-z0-9!%*_+`'~-]{1,8}){0,2}"
+}
+
+fn reason() -> impl Strategy<Value = Reason> {
+    prop_oneof![
+        prop::sample::select(vec![
+            Reason::Deactivated,
+            Reason::Probation,
+            Reason::Rejected,
+            Reason::Timeout,
+            Reason::Giveup,
+            Reason::Noresource,
+            Reason::Invariant,
+        ]),
+        "x[a-z0-9-]{0,8}".prop_map(Reason::Other),
+    ]
+}
+
+fn subscription_state() -> impl Strategy<Value = SubscriptionState> {
+    prop_oneof![
+        any::<u32>().prop_map(SubscriptionState::active),
+        any::<u32>().prop_map(SubscriptionState::pending),
+        (reason(), prop::option::of(any::<u32>()))
+            .prop_map(|(r, retry)| SubscriptionState::terminated(r, retry)),
+    ]
+}
+
+/// Header-value text: printable ASCII, weighted to the separators the
+/// parsers care about.
+fn header_text() -> impl Strategy<Value = String> {
+    let ch = prop_oneof![
+        2 => prop::sample::select(vec![';', '=', '"', ' ', '\t', '.', ',', '\\', '<', '>']),
+        3 => prop::char::range('a', 'z'),
+        1 => prop::char::range('0', '9'),
+        1 => prop::char::range(' ', '~'),
+        1 => prop::sample::select(vec!['é', '\u{1F600}']),
+    ];
+    prop::collection::vec(ch, 0..40).prop_map(|v| v.into_iter().collect())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn events_round_trip(t in event_type(), id in prop::option::of(token())) {
+        let mut e = Event::new(&t).unwrap();
+        if let Some(id) = &id {
+            e = e.with_id(id).unwrap();
+        }
+        let back = Event::parse(&e.to_string()).unwrap();
+        prop_assert!(back.matches(&e));
+        prop_assert_eq!(back, e);
+    }
+
+    #[test]
+    fn subscription_states_round_trip(s in subscription_state()) {
+        prop_assert_eq!(SubscriptionState::parse(&s.to_string()), Ok(s));
+    }
+
+    #[test]
+    fn event_header_parsers_never_panic(v in header_text()) {
+        let mut h = xfed_core::sip::Headers::new();
+        for name in ["Event", "Subscription-State", "Allow-Events", "SIP-ETag", "SIP-If-Match", "Min-Expires"] {
+            h.push(name, v.clone());
+        }
+        let _ = h.event();
+        let _ = h.subscription_state();
+        let _ = h.allow_events();
+        let _ = h.sip_etag();
+        let _ = h.sip_if_match();
+        let _ = h.min_expires();
+        if let Ok(e) = Event::parse(&v) {
+            prop_assert_eq!(Event::parse(&e.to_string()), Ok(e));
+        }
+        if let Ok(s) = SubscriptionState::parse(&v) {
+            prop_assert!(SubscriptionState::parse(&s.to_string()).is_ok());
+        }
     }
 }

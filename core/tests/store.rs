@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use proptest::prelude::*;
 use xfed_core::config::StoreUrl;
 use xfed_core::host::store_sqlite::{SqliteStore, MIGRATIONS};
-use xfed_core::store::{Binding, Contacted, MemoryStore, Persist, Store, StoreError, MAX_TIME, Q};
+use xfed_core::store::{
+    Binding, Contacted, MemoryStore, Persist, Store, StoreError, StoredPublication, MAX_TIME, Q,
+};
 
 /// A database file under the temp directory, removed (with its WAL and
 /// shared-memory files) when dropped.
@@ -52,6 +54,99 @@ fn binding(aor: &str, contact: &str, expires_at: u64) -> Binding {
 fn sorted(mut v: Vec<Binding>) -> Vec<Binding> {
     v.sort_by_key(|b| (b.aor.clone(), b.key()));
     v
+}
+
+fn publication(aor: &str, etag: &str, expires_at: u64) -> StoredPublication {
+    StoredPublication {
+        aor: aor.into(),
+        etag: etag.into(),
+        expires_at,
+        published_at: 1,
+        body: b"<?xml version='1.0'?><presence/>".to_vec(),
+    }
+}
+
+fn sorted_publications(mut v: Vec<StoredPublication>) -> Vec<StoredPublication> {
+    v.sort_by(|a, b| (&a.aor, &a.etag).cmp(&(&b.aor, &b.etag)));
+    v
+}
+
+/// Presence publications: put replaces by (aor, etag), deletes of missing
+/// ones do nothing, bodies are bytes, times up to MAX_TIME, all or nothing.
+fn publication_suite(store: &mut dyn Store) {
+    assert!(store.load_publications().unwrap().is_empty());
+    let full = StoredPublication {
+        aor: "ålice@example.com".into(),
+        etag: "0123456789abcdef0123456789abcdef".into(),
+        expires_at: MAX_TIME,
+        published_at: MAX_TIME,
+        body: vec![0, 0xFF, b'<', 0xC3],
+    };
+    let a1 = publication("alice@example.com", "t1", 100);
+    let a2 = publication("alice@example.com", "t2", 200);
+    let b1 = publication("bob@example.com", "t1", 300);
+    store
+        .apply(&[
+            Persist::PutPublication(full.clone()),
+            Persist::PutPublication(a1.clone()),
+            Persist::PutPublication(a2.clone()),
+            Persist::PutPublication(b1.clone()),
+        ])
+        .unwrap();
+    assert_eq!(
+        sorted_publications(store.load_publications().unwrap()),
+        sorted_publications(vec![full.clone(), a1.clone(), a2.clone(), b1.clone()])
+    );
+    // A refresh as the registrar writes it: the old tag out, the new in;
+    // a put of an existing key replaces it.
+    let a3 = StoredPublication {
+        etag: "t3".into(),
+        expires_at: 900,
+        ..a1.clone()
+    };
+    let b1b = StoredPublication {
+        body: b"other".to_vec(),
+        ..b1.clone()
+    };
+    store
+        .apply(&[
+            Persist::DeletePublication {
+                aor: a1.aor.clone(),
+                etag: a1.etag.clone(),
+            },
+            Persist::PutPublication(a3.clone()),
+            Persist::PutPublication(b1b.clone()),
+            Persist::DeletePublication {
+                aor: "nobody@example.com".into(),
+                etag: "t1".into(),
+            },
+        ])
+        .unwrap();
+    assert_eq!(
+        sorted_publications(store.load_publications().unwrap()),
+        sorted_publications(vec![full.clone(), a2.clone(), a3.clone(), b1b.clone()])
+    );
+    // All or nothing.
+    let before = sorted_publications(store.load_publications().unwrap());
+    let err = store
+        .apply(&[
+            Persist::DeletePublication {
+                aor: a2.aor.clone(),
+                etag: a2.etag.clone(),
+            },
+            Persist::PutPublication(StoredPublication {
+                published_at: MAX_TIME + 1,
+                ..a2.clone()
+            }),
+        ])
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Invalid(_)), "{err}");
+    assert_eq!(
+        sorted_publications(store.load_publications().unwrap()),
+        before
+    );
+    // Bindings and contacts are untouched by publications.
+    assert!(store.load_bindings().unwrap().is_empty());
 }
 
 fn sorted_contacts(mut v: Vec<Contacted>) -> Vec<Contacted> {
@@ -259,11 +354,13 @@ fn suite(store: &mut dyn Store) {
 #[test]
 fn memory_store() {
     suite(&mut MemoryStore::new());
+    publication_suite(&mut MemoryStore::new());
 }
 
 #[test]
 fn sqlite_in_memory() {
     suite(&mut SqliteStore::open_in_memory().unwrap());
+    publication_suite(&mut SqliteStore::open_in_memory().unwrap());
 }
 
 #[test]
@@ -272,6 +369,53 @@ fn sqlite_file() {
     let mut store = SqliteStore::open(&StoreUrl::Sqlite(db.0.clone())).unwrap();
     suite(&mut store);
     assert_eq!(store.journal_mode().unwrap(), "wal");
+    let db = TempDb::new("publications");
+    publication_suite(&mut SqliteStore::open_path(&db.0).unwrap());
+}
+
+#[test]
+fn sqlite_migrates_a_version_1_file_keeping_its_rows() {
+    let db = TempDb::new("v1");
+    std::fs::create_dir_all(db.0.parent().unwrap()).unwrap();
+    {
+        let conn = rusqlite::Connection::open(&db.0).unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.execute(
+            "INSERT INTO contacts (local_user, remote_jid, first_at, last_at)
+             VALUES ('a@x', 'r@j', 1, 2)",
+            [],
+        )
+        .unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+    }
+    let mut store = SqliteStore::open_path(&db.0).unwrap();
+    assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as i64);
+    assert_eq!(store.load_contacts().unwrap().len(), 1);
+    let p = publication("a@x", "t", 10);
+    store.apply(&[Persist::PutPublication(p.clone())]).unwrap();
+    drop(store);
+    let mut store = SqliteStore::open_path(&db.0).unwrap();
+    assert_eq!(store.load_publications().unwrap(), vec![p]);
+}
+
+#[test]
+fn sqlite_reports_corrupt_publications() {
+    let db = TempDb::new("corrupt-pub");
+    SqliteStore::open_path(&db.0).unwrap();
+    {
+        let conn = rusqlite::Connection::open(&db.0).unwrap();
+        conn.execute(
+            "INSERT INTO publications (aor, etag, expires_at, published_at, body)
+             VALUES ('a@x', 't', 5, -1, x'00')",
+            [],
+        )
+        .unwrap();
+    }
+    let err = SqliteStore::open_path(&db.0)
+        .unwrap()
+        .load_publications()
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt(_)), "{err}");
 }
 
 #[test]
@@ -379,6 +523,7 @@ fn persist() -> impl Strategy<Value = Persist> {
     let instance = prop::option::of(prop::sample::select(vec!["<urn:uuid:1>", "<urn:uuid:2>"]));
     let user = prop::sample::select(vec!["a@x", "b@x"]);
     let jid = prop::sample::select(vec!["r@j", "s@j"]);
+    let etag = prop::sample::select(vec!["t1", "t2"]);
     prop_oneof![
         (
             aor.clone(),
@@ -400,7 +545,7 @@ fn persist() -> impl Strategy<Value = Persist> {
                     Persist::InsertBinding(b)
                 }
             }),
-        (aor, contact).prop_map(|(aor, contact)| Persist::DeleteBinding {
+        (aor.clone(), contact).prop_map(|(aor, contact)| Persist::DeleteBinding {
             aor: aor.into(),
             key: binding(aor, contact, 0).key(),
         }),
@@ -412,6 +557,22 @@ fn persist() -> impl Strategy<Value = Persist> {
         (user, jid).prop_map(|(u, j)| Persist::ForgetContact {
             local_user: u.into(),
             remote_jid: j.into(),
+        }),
+        (
+            aor.clone(),
+            etag.clone(),
+            0u64..100,
+            prop::collection::vec(any::<u8>(), 0..4)
+        )
+            .prop_map(
+                |(aor, etag, t, body)| Persist::PutPublication(StoredPublication {
+                    body,
+                    ..publication(aor, etag, t)
+                })
+            ),
+        (aor, etag).prop_map(|(aor, etag)| Persist::DeletePublication {
+            aor: aor.into(),
+            etag: etag.into(),
         }),
     ]
 }
@@ -432,6 +593,10 @@ proptest! {
         prop_assert_eq!(
             sorted_contacts(mem.load_contacts().unwrap()),
             sorted_contacts(sql.load_contacts().unwrap())
+        );
+        prop_assert_eq!(
+            sorted_publications(mem.load_publications().unwrap()),
+            sorted_publications(sql.load_publications().unwrap())
         );
     }
 }

@@ -18,7 +18,9 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use crate::config::StoreUrl;
-use crate::store::{check_times, Binding, Contacted, Persist, Store, StoreError, Q};
+use crate::store::{
+    check_times, Binding, Contacted, Persist, Store, StoreError, StoredPublication, Q,
+};
 
 /// The schema, one script per version: index `i` upgrades `i` to `i + 1`.
 /// Never edit a published entry; append a new one.
@@ -42,6 +44,15 @@ pub const MIGRATIONS: &[&str] = &[
         first_at INTEGER NOT NULL,
         last_at INTEGER NOT NULL,
         PRIMARY KEY (local_user, remote_jid)
+    ) WITHOUT ROWID;",
+    // 2: presence publications (RFC 3903), one row per device's entity-tag.
+    "CREATE TABLE publications (
+        aor TEXT NOT NULL,
+        etag TEXT NOT NULL,
+        expires_at INTEGER NOT NULL,
+        published_at INTEGER NOT NULL,
+        body BLOB NOT NULL,
+        PRIMARY KEY (aor, etag)
     ) WITHOUT ROWID;",
 ];
 
@@ -283,6 +294,39 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
+    fn load_publications(&mut self) -> Result<Vec<StoredPublication>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT aor, etag, expires_at, published_at, body
+                 FROM publications ORDER BY aor, etag",
+            )
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, Vec<u8>>(4)?,
+                ))
+            })
+            .map_err(backend)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (aor, etag, expires_at, published_at, body) = row.map_err(backend)?;
+            out.push(StoredPublication {
+                aor,
+                etag,
+                expires_at: to_u64(expires_at, "expires_at")?,
+                published_at: to_u64(published_at, "published_at")?,
+                body,
+            });
+        }
+        Ok(out)
+    }
+
     fn apply(&mut self, changes: &[Persist]) -> Result<(), StoreError> {
         check_times(changes)?;
         // Dropping the transaction without commit rolls everything back.
@@ -314,6 +358,28 @@ impl Store for SqliteStore {
                     tx.execute(
                         "DELETE FROM contacts WHERE local_user = ?1 AND remote_jid = ?2",
                         params![local_user, remote_jid],
+                    )
+                    .map_err(backend)?;
+                }
+                Persist::PutPublication(p) => {
+                    tx.execute(
+                        "INSERT OR REPLACE INTO publications
+                            (aor, etag, expires_at, published_at, body)
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                        params![
+                            p.aor,
+                            p.etag,
+                            to_i64(p.expires_at, "expires_at")?,
+                            to_i64(p.published_at, "published_at")?,
+                            p.body,
+                        ],
+                    )
+                    .map_err(backend)?;
+                }
+                Persist::DeletePublication { aor, etag } => {
+                    tx.execute(
+                        "DELETE FROM publications WHERE aor = ?1 AND etag = ?2",
+                        params![aor, etag],
                     )
                     .map_err(backend)?;
                 }

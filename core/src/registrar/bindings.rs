@@ -130,7 +130,7 @@ pub struct Bindings {
 }
 
 /// `user@domain` with the domain lowercased; `None` when either is empty.
-fn normalize_aor(aor: &str) -> Option<String> {
+pub(crate) fn normalize_aor(aor: &str) -> Option<String> {
     let (user, domain) = aor.trim().rsplit_once('@')?;
     if user.is_empty() || domain.is_empty() {
         return None;

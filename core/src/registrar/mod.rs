@@ -1,4 +1,6 @@
-//! The built-in SIP registrar: digest authentication (RFC 8760) and bindings.
+//! The built-in SIP registrar: digest authentication (RFC 8760) and
+//! bindings; and, as the presence server of the local users, their
+//! publications (RFC 3903, [`publication`]).
 //!
 //! Works on parsed values only (the SIP parser lives in `sip`): the caller
 //! extracts the address of record, the Authorization values, the Contacts
@@ -9,6 +11,7 @@
 pub mod backoff;
 pub mod bindings;
 pub mod digest;
+pub mod publication;
 pub mod replay;
 
 use std::collections::HashMap;

@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 
+use super::event::{parse_entity_tag, parse_event_type, Event, SubscriptionState};
 use super::syntax::{is_token, is_word_char, split_commas, trim_wsp};
 use super::values::{parse_delta, CSeq, Contact, HeaderError, NameAddr, Via};
 
@@ -349,6 +350,55 @@ impl Headers {
             .transpose()
     }
 
+    /// `Min-Expires:` in seconds (of a 423), saturating at `u32::MAX`.
+    pub fn min_expires(&self) -> Result<Option<u32>, HeaderError> {
+        self.optional("Min-Expires")?
+            .map(|v| {
+                parse_delta(v).ok_or_else(|| HeaderError::invalid("Min-Expires", "not digits"))
+            })
+            .transpose()
+    }
+
+    /// The single `Event:` (compact `o`), parsed; `None` when absent.
+    pub fn event(&self) -> Result<Option<Event>, HeaderError> {
+        self.optional("Event")?
+            .map(|v| Event::parse(v).map_err(|d| HeaderError::invalid("Event", d)))
+            .transpose()
+    }
+
+    /// The single `Subscription-State:`, parsed; `None` when absent.
+    pub fn subscription_state(&self) -> Result<Option<SubscriptionState>, HeaderError> {
+        self.optional("Subscription-State")?
+            .map(|v| {
+                SubscriptionState::parse(v)
+                    .map_err(|d| HeaderError::invalid("Subscription-State", d))
+            })
+            .transpose()
+    }
+
+    /// Every event type of `Allow-Events:` (compact `u`), all lines, in
+    /// order; empty when there is none.
+    pub fn allow_events(&self) -> Result<Vec<&str>, HeaderError> {
+        self.values("Allow-Events")
+            .map(|v| parse_event_type(v).map_err(|d| HeaderError::invalid("Allow-Events", d)))
+            .collect()
+    }
+
+    /// `SIP-ETag:` (RFC 3903), the entity-tag a 2xx to PUBLISH gives.
+    pub fn sip_etag(&self) -> Result<Option<&str>, HeaderError> {
+        self.optional("SIP-ETag")?
+            .map(|v| parse_entity_tag(v).map_err(|d| HeaderError::invalid("SIP-ETag", d)))
+            .transpose()
+    }
+
+    /// `SIP-If-Match:` (RFC 3903), the entity-tag a PUBLISH refreshes,
+    /// modifies or removes.
+    pub fn sip_if_match(&self) -> Result<Option<&str>, HeaderError> {
+        self.optional("SIP-If-Match")?
+            .map(|v| parse_entity_tag(v).map_err(|d| HeaderError::invalid("SIP-If-Match", d)))
+            .transpose()
+    }
+
     /// `Max-Forwards:`.
     pub fn max_forwards(&self) -> Result<Option<u32>, HeaderError> {
         self.optional("Max-Forwards")?
@@ -490,6 +540,53 @@ mod tests {
         assert!(h.expires().is_err());
         h.push("Contact", "*, <sip:a@b>");
         assert!(h.contacts().is_err());
+    }
+
+    #[test]
+    fn event_headers() {
+        let mut h = Headers::new();
+        assert_eq!(h.event(), Ok(None));
+        assert_eq!(h.subscription_state(), Ok(None));
+        assert_eq!(h.allow_events(), Ok(vec![]));
+        assert_eq!(h.sip_etag(), Ok(None));
+        assert_eq!(h.sip_if_match(), Ok(None));
+        assert_eq!(h.min_expires(), Ok(None));
+        h.push("o", "presence;id=7");
+        h.push("Subscription-State", "active;expires=60");
+        h.push("u", "presence, presence.winfo");
+        h.push("Allow-Events", "dialog");
+        h.push("SIP-ETag", "dx200xyz");
+        h.push("SIP-If-Match", "kwj449x");
+        h.push("Min-Expires", "3600");
+        assert_eq!(h.event().unwrap().unwrap().id(), Some("7"));
+        assert_eq!(h.subscription_state().unwrap().unwrap().expires, Some(60));
+        assert_eq!(
+            h.allow_events().unwrap(),
+            ["presence", "presence.winfo", "dialog"]
+        );
+        assert_eq!(h.sip_etag(), Ok(Some("dx200xyz")));
+        assert_eq!(h.sip_if_match(), Ok(Some("kwj449x")));
+        assert_eq!(h.min_expires(), Ok(Some(3600)));
+
+        let mut bad = Headers::new();
+        bad.push("Event", "presence;id=\"x y\"");
+        bad.push("Subscription-State", "active;expires=soon");
+        bad.push("Allow-Events", "presence, ;");
+        bad.push("SIP-ETag", "a b");
+        bad.push("SIP-If-Match", "\"quoted\"");
+        bad.push("Min-Expires", "-1");
+        assert_eq!(bad.event().unwrap_err().name(), "Event");
+        assert!(!bad.subscription_state().unwrap_err().is_missing());
+        assert_eq!(bad.allow_events().unwrap_err().name(), "Allow-Events");
+        assert!(bad.sip_etag().is_err());
+        assert!(bad.sip_if_match().is_err());
+        assert!(bad.min_expires().is_err());
+        bad.set("Event", "presence");
+        bad.push("o", "presence");
+        assert_eq!(
+            bad.event().unwrap_err().to_string(),
+            "Invalid Event header field: appears more than once"
+        );
     }
 
     #[test]

@@ -47,7 +47,7 @@ impl Access {
     }
 
     /// Loads what the store remembers; returns the forgetting of what
-    /// expired meanwhile or is over [`CONTACTS_PER_USER`].
+    /// expired meanwhile or is over `CONTACTS_PER_USER`.
     pub fn restore(&mut self, contacts: Vec<Contacted>, now_unix: u64) -> Vec<Persist> {
         let mut changes = Vec::new();
         for c in contacts {

@@ -264,6 +264,54 @@ pub enum Event {
         /// What.
         text: String,
     },
+    /// A remote XMPP user's presence subscription to a local user was
+    /// approved (the watcher gets `subscribed` and the user's presence).
+    SubscriptionApproved {
+        /// The local user watched.
+        local_user: String,
+        /// The watcher's bare JID.
+        watcher: String,
+        /// Why: the partner type, or the local user's invitation.
+        why: &'static str,
+    },
+    /// A subscription waits for the local user's invitation (a
+    /// `public-unverified` partner not contacted first).
+    SubscriptionPending {
+        /// The local user watched.
+        local_user: String,
+        /// The watcher's bare JID.
+        watcher: String,
+    },
+    /// A subscription (or probe) was refused.
+    SubscriptionRefused {
+        /// The local user asked for.
+        local_user: String,
+        /// The would-be watcher's bare JID.
+        watcher: String,
+        /// Why, and what the watcher was answered.
+        why: &'static str,
+        /// A bound (`sip.max_watchers`) refused it: a warning.
+        limit: bool,
+    },
+    /// A watcher unsubscribed: its authorization is gone.
+    SubscriptionEnded {
+        /// The local user watched.
+        local_user: String,
+        /// The former watcher's bare JID.
+        watcher: String,
+    },
+    /// A local user's presence went to their approved watchers.
+    PresenceSent {
+        /// The local user.
+        local_user: String,
+        /// How many watchers got it.
+        watchers: usize,
+        /// How many translations it cost (one per disclosure level used,
+        /// never one per watcher).
+        translations: usize,
+        /// Available (open) or not.
+        available: bool,
+    },
 }
 
 impl Event {
@@ -311,7 +359,12 @@ impl Event {
                     Level::Debug
                 }
             }
-            Event::BindingsExpired { .. } => Level::Debug,
+            Event::BindingsExpired { .. } | Event::PresenceSent { .. } => Level::Debug,
+            Event::SubscriptionRefused { limit: true, .. } => Level::Warn,
+            Event::SubscriptionApproved { .. }
+            | Event::SubscriptionPending { .. }
+            | Event::SubscriptionRefused { .. }
+            | Event::SubscriptionEnded { .. } => Level::Info,
             Event::Connecting { .. } => Level::Debug,
             Event::StreamAuthenticated { .. }
             | Event::StreamClosed { .. }
@@ -349,6 +402,11 @@ impl Event {
             Event::MessageRefused { .. } => "message_refused",
             Event::MessageAnswered { .. } => "message_answered",
             Event::Detail { .. } => "detail",
+            Event::SubscriptionApproved { .. } => "subscription_approved",
+            Event::SubscriptionPending { .. } => "subscription_pending",
+            Event::SubscriptionRefused { .. } => "subscription_refused",
+            Event::SubscriptionEnded { .. } => "subscription_ended",
+            Event::PresenceSent { .. } => "presence_sent",
         }
     }
 
@@ -377,7 +435,12 @@ impl Event {
             | Event::SipRefused { .. }
             | Event::Relayed { .. }
             | Event::MessageRefused { .. }
-            | Event::MessageAnswered { .. } => None,
+            | Event::MessageAnswered { .. }
+            | Event::SubscriptionApproved { .. }
+            | Event::SubscriptionPending { .. }
+            | Event::SubscriptionRefused { .. }
+            | Event::SubscriptionEnded { .. }
+            | Event::PresenceSent { .. } => None,
         }
     }
 
@@ -517,6 +580,44 @@ impl fmt::Display for Event {
                 None => write!(f, "MESSAGE to {destination} answered {status}"),
             },
             Event::Detail { text, .. } => f.write_str(text),
+            Event::SubscriptionApproved {
+                local_user,
+                watcher,
+                why,
+            } => write!(
+                f,
+                "presence: {watcher} may see {local_user} ({why}); subscribed"
+            ),
+            Event::SubscriptionPending {
+                local_user,
+                watcher,
+            } => write!(
+                f,
+                "presence: {watcher} asks to see {local_user}; pending until {local_user} writes to them"
+            ),
+            Event::SubscriptionRefused {
+                local_user,
+                watcher,
+                why,
+                ..
+            } => write!(f, "presence: {watcher} may not see {local_user}: {why}"),
+            Event::SubscriptionEnded {
+                local_user,
+                watcher,
+            } => write!(
+                f,
+                "presence: {watcher} no longer sees {local_user}; unsubscribed"
+            ),
+            Event::PresenceSent {
+                local_user,
+                watchers,
+                translations,
+                available,
+            } => write!(
+                f,
+                "presence: {local_user} is {} to {watchers} watcher(s) ({translations} translation(s))",
+                if *available { "available" } else { "unavailable" }
+            ),
         }
     }
 }

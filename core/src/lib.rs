@@ -84,6 +84,8 @@
 //!     next_hop: None,
 //!     bindings: Vec::new(),
 //!     contacts: Vec::new(),
+//!     publications: Vec::new(),
+//!     authorizations: Vec::new(),
 //! };
 //! let start = Instant::now();
 //! let mut gw = Gateway::new(Arc::new(config), setup, [7; 32], start, 1_767_225_600);

@@ -161,6 +161,10 @@ pub struct Net {
     pub outside_listeners: Vec<SocketAddr>,
     /// Streams with outside peers, by (node, conn).
     pub outside: HashMap<(usize, ConnId), OutsideConn>,
+    /// What each node was built from, for [`Net::restart_sip`].
+    specs: Vec<NodeSpec>,
+    addrs: Vec<(String, SocketAddr)>,
+    start: Instant,
 }
 
 /// What the simulated resolver answers for one name and record type.
@@ -461,6 +465,9 @@ impl Net {
             ca,
             outside_listeners: Vec::new(),
             outside: HashMap::new(),
+            specs: specs.to_vec(),
+            addrs,
+            start: now,
         }
     }
 
@@ -603,6 +610,16 @@ impl Net {
     /// `next_hop` is not resolved here). SIP over TLS presents the node's
     /// certificate and trusts [`Net::ca`].
     pub fn enable_sip_with(&mut self, i: usize, toml: &str, next_hop: Option<NextHop>) {
+        self.enable_sip_stored(i, toml, next_hop, Default::default());
+    }
+
+    fn enable_sip_stored(
+        &mut self,
+        i: usize,
+        toml: &str,
+        next_hop: Option<NextHop>,
+        stored: crate::endpoint::Stored,
+    ) {
         let config = crate::config::parse(toml)
             .expect("test configuration")
             .config;
@@ -619,8 +636,40 @@ impl Net {
         let now = self.now;
         self.nodes[i]
             .gw
-            .enable_sip(&config, settings, b"digest key", now);
+            .enable_sip(&config, settings, b"digest key", stored, now);
         self.run();
+    }
+
+    /// Restarts node `i`: a new gateway (its connections end, as their
+    /// peers see) whose SIP side is configured by `toml` and loaded with
+    /// what `store` kept, as a host does at start.
+    pub fn restart_sip(&mut self, i: usize, toml: &str, store: &mut dyn crate::store::Store) {
+        let now = self.now;
+        let ends: Vec<(usize, ConnId)> = self
+            .links
+            .iter()
+            .filter(|((n, _), _)| *n == i)
+            .map(|(_, other)| *other)
+            .collect();
+        self.links.retain(|(n, _), (m, _)| *n != i && *m != i);
+        self.outside.retain(|(n, _), _| *n != i);
+        for (j, c) in ends {
+            self.nodes[j].gw.handle_closed(c, now);
+        }
+        let spec = self.specs[i].clone();
+        let settings = settings(&spec, &self.ca, &self.nodes[i].cert, &self.addrs);
+        let mut seed = [0u8; 32];
+        seed[0] = i as u8;
+        seed[1] = 1;
+        let unix = NOW + now.saturating_duration_since(self.start).as_secs();
+        self.nodes[i].gw = Gateway::with_settings(settings, seed, now, unix, spec.connection_limit);
+        let stored = crate::endpoint::Stored {
+            bindings: store.load_bindings().expect("bindings"),
+            contacts: store.load_contacts().expect("contacts"),
+            publications: store.load_publications().expect("publications"),
+            authorizations: store.load_authorizations().expect("authorizations"),
+        };
+        self.enable_sip_stored(i, toml, None, stored);
     }
 
     /// Node `i`'s SIP UDP socket: 10.0.0.N:5060.

@@ -8,8 +8,8 @@
 //! reference behaviour; `host::store_sqlite::SqliteStore` must match it
 //! (`core/tests/store.rs` runs one suite against both).
 //!
-//! The persisted records ([`Binding`], [`Contacted`], [`StoredPublication`])
-//! are defined here, below the modules that produce them (`registrar`,
+//! The persisted records ([`Binding`], [`Contacted`], [`StoredPublication`],
+//! [`StoredAuthorization`]) are defined here, below the modules that produce them (`registrar`,
 //! `endpoint`), so that the store depends on none of them.
 
 use std::collections::BTreeMap;
@@ -148,6 +148,21 @@ pub struct StoredPublication {
     pub body: Vec<u8>,
 }
 
+/// A remote XMPP user's presence authorization for a local user (RFC
+/// 6121's subscription "from" the local user's side, RFC 8048's presence
+/// authorization): approved, or pending until the local user invites them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredAuthorization {
+    /// The local user watched, `user@domain`.
+    pub local_user: String,
+    /// The watcher's bare JID, prepared.
+    pub remote_jid: String,
+    /// Approved (`true`) or still pending (`false`).
+    pub approved: bool,
+    /// When it was asked for or last changed state, unix seconds.
+    pub since: u64,
+}
+
 /// One change to persist. Applying a sequence is idempotent and tolerant of
 /// a previous partial run: inserts and updates both write the whole record
 /// (an update of a missing record creates it), deletes of missing records
@@ -192,6 +207,16 @@ pub enum Persist {
         aor: String,
         /// Its entity-tag.
         etag: String,
+    },
+    /// A presence authorization asked for, approved or restored, identified
+    /// by (local user, remote JID); writes the whole record.
+    PutAuthorization(StoredAuthorization),
+    /// A presence authorization removed (the watcher unsubscribed).
+    DeleteAuthorization {
+        /// The local user watched.
+        local_user: String,
+        /// The watcher's bare JID.
+        remote_jid: String,
     },
 }
 
@@ -263,7 +288,9 @@ pub(crate) fn check_times(changes: &[Persist]) -> Result<(), StoreError> {
             Persist::InsertBinding(b) | Persist::UpdateBinding(b) => b.expires_at,
             Persist::RememberContact { at_unix, .. } => *at_unix,
             Persist::PutPublication(p) => p.expires_at.max(p.published_at),
-            Persist::DeleteBinding { .. }
+            Persist::PutAuthorization(a) => a.since,
+            Persist::DeleteAuthorization { .. }
+            | Persist::DeleteBinding { .. }
             | Persist::ForgetContact { .. }
             | Persist::DeletePublication { .. } => continue,
         };
@@ -285,6 +312,9 @@ pub trait Store: Send {
 
     /// Every stored presence publication, in no particular order.
     fn load_publications(&mut self) -> Result<Vec<StoredPublication>, StoreError>;
+    /// Every presence authorization, approved or pending, in no particular
+    /// order.
+    fn load_authorizations(&mut self) -> Result<Vec<StoredAuthorization>, StoreError>;
 
     /// Applies `changes` in order, all or nothing.
     fn apply(&mut self, changes: &[Persist]) -> Result<(), StoreError>;
@@ -317,6 +347,7 @@ pub struct MemoryStore {
     bindings: BTreeMap<(String, String), Binding>,
     contacts: BTreeMap<(String, String), Contacted>,
     publications: BTreeMap<(String, String), StoredPublication>,
+    authorizations: BTreeMap<(String, String), StoredAuthorization>,
 }
 
 impl MemoryStore {
@@ -337,6 +368,10 @@ impl Store for MemoryStore {
 
     fn load_publications(&mut self) -> Result<Vec<StoredPublication>, StoreError> {
         Ok(self.publications.values().cloned().collect())
+    }
+
+    fn load_authorizations(&mut self) -> Result<Vec<StoredAuthorization>, StoreError> {
+        Ok(self.authorizations.values().cloned().collect())
     }
 
     fn apply(&mut self, changes: &[Persist]) -> Result<(), StoreError> {
@@ -378,6 +413,17 @@ impl Store for MemoryStore {
                 }
                 Persist::DeletePublication { aor, etag } => {
                     self.publications.remove(&(aor.clone(), etag.clone()));
+                }
+                Persist::PutAuthorization(a) => {
+                    let key = (a.local_user.clone(), a.remote_jid.clone());
+                    self.authorizations.insert(key, a.clone());
+                }
+                Persist::DeleteAuthorization {
+                    local_user,
+                    remote_jid,
+                } => {
+                    self.authorizations
+                        .remove(&(local_user.clone(), remote_jid.clone()));
                 }
             }
         }

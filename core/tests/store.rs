@@ -11,7 +11,8 @@ use proptest::prelude::*;
 use xfed_core::config::StoreUrl;
 use xfed_core::host::store_sqlite::{SqliteStore, MIGRATIONS};
 use xfed_core::store::{
-    Binding, Contacted, MemoryStore, Persist, Store, StoreError, StoredPublication, MAX_TIME, Q,
+    Binding, Contacted, MemoryStore, Persist, Store, StoreError, StoredAuthorization,
+    StoredPublication, MAX_TIME, Q,
 };
 
 /// A database file under the temp directory, removed (with its WAL and
@@ -351,16 +352,72 @@ fn suite(store: &mut dyn Store) {
     store.apply(&[]).unwrap();
 }
 
+/// Presence authorizations: put replaces by (local user, remote JID), so
+/// pending becomes approved in place; deletes of missing ones do nothing;
+/// a time beyond MAX_TIME refuses the whole batch.
+fn authorization_suite(store: &mut dyn Store) {
+    assert!(store.load_authorizations().unwrap().is_empty());
+    let auth = |local: &str, remote: &str, approved, since| StoredAuthorization {
+        local_user: local.into(),
+        remote_jid: remote.into(),
+        approved,
+        since,
+    };
+    let pending = auth("alice@x.test", "bob@r.test", false, 10);
+    let other = auth("alice@x.test", "eve@r.test", true, MAX_TIME);
+    store
+        .apply(&[
+            Persist::PutAuthorization(pending.clone()),
+            Persist::PutAuthorization(other.clone()),
+        ])
+        .unwrap();
+    let approved = auth("alice@x.test", "bob@r.test", true, 20);
+    store
+        .apply(&[
+            Persist::PutAuthorization(approved.clone()),
+            Persist::DeleteAuthorization {
+                local_user: "alice@x.test".into(),
+                remote_jid: "nobody@r.test".into(),
+            },
+        ])
+        .unwrap();
+    let mut got = store.load_authorizations().unwrap();
+    got.sort_by(|a, b| a.remote_jid.cmp(&b.remote_jid));
+    assert_eq!(got, vec![approved.clone(), other.clone()]);
+    let bad = store.apply(&[
+        Persist::DeleteAuthorization {
+            local_user: "alice@x.test".into(),
+            remote_jid: "bob@r.test".into(),
+        },
+        Persist::PutAuthorization(auth("a@x", "b@y", true, MAX_TIME + 1)),
+    ]);
+    assert!(matches!(bad, Err(StoreError::Invalid(_))), "{bad:?}");
+    assert_eq!(
+        store.load_authorizations().unwrap().len(),
+        2,
+        "all or nothing"
+    );
+    store
+        .apply(&[Persist::DeleteAuthorization {
+            local_user: "alice@x.test".into(),
+            remote_jid: "bob@r.test".into(),
+        }])
+        .unwrap();
+    assert_eq!(store.load_authorizations().unwrap(), vec![other]);
+}
+
 #[test]
 fn memory_store() {
     suite(&mut MemoryStore::new());
     publication_suite(&mut MemoryStore::new());
+    authorization_suite(&mut MemoryStore::new());
 }
 
 #[test]
 fn sqlite_in_memory() {
     suite(&mut SqliteStore::open_in_memory().unwrap());
     publication_suite(&mut SqliteStore::open_in_memory().unwrap());
+    authorization_suite(&mut SqliteStore::open_in_memory().unwrap());
 }
 
 #[test]

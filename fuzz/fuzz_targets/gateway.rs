@@ -48,6 +48,8 @@ fn gateway(seed: u8, now: Instant) -> Gateway {
         next_hop: None,
         bindings: Vec::new(),
         contacts: Vec::new(),
+        publications: Vec::new(),
+        authorizations: Vec::new(),
     };
     Gateway::new(Arc::new(config), setup, [seed; 32], now, 1_767_225_600)
 }

@@ -63,6 +63,8 @@ fn gateway(udp: SocketAddr, seed: u8, now: Instant) -> Gateway {
         next_hop: None,
         bindings: Vec::new(),
         contacts: Vec::new(),
+        publications: Vec::new(),
+        authorizations: Vec::new(),
     };
     Gateway::new(Arc::new(config), setup, [seed; 32], now, 1_767_225_600)
 }

@@ -623,6 +623,7 @@ impl Lower<'_> {
                 request_timeout: defaults::SIP_REQUEST_TIMEOUT,
                 idle_timeout: defaults::SIP_IDLE_TIMEOUT,
                 max_transactions: defaults::SIP_MAX_TRANSACTIONS,
+                max_watchers: defaults::SIP_MAX_WATCHERS,
                 trust_udp: false,
                 max_auth_failures: defaults::SIP_MAX_AUTH_FAILURES,
                 auth_backoff: defaults::SIP_AUTH_BACKOFF,
@@ -774,6 +775,11 @@ impl Lower<'_> {
                 raw.max_transactions.as_ref(),
                 "sip.max_transactions",
                 defaults::SIP_MAX_TRANSACTIONS,
+            )?,
+            max_watchers: self.limit(
+                raw.max_watchers.as_ref(),
+                "sip.max_watchers",
+                defaults::SIP_MAX_WATCHERS,
             )?,
             trust_udp: raw.trust_udp.unwrap_or(false),
             max_auth_failures: self.limit(

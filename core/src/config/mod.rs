@@ -286,6 +286,11 @@ pub struct SipConfig {
     /// once (requests that authenticated, until answered and for Timer J
     /// after); a new request beyond gets 503 with Retry-After.
     pub max_transactions: u32,
+    /// `max_watchers`, default 1,000: presence authorizations (approved
+    /// or pending) held per local user, and pending ones per remote
+    /// domain; a subscription request beyond either is refused with
+    /// `resource-constraint`.
+    pub max_watchers: u32,
 }
 
 /// One `sip.trusted` entry: how a SIP peer proves it is trusted.
@@ -556,6 +561,9 @@ pub mod defaults {
     /// `sip.max_transactions`: a few seconds of a busy domain's traffic
     /// (each lives 32 s after its answer over UDP), a few MB at most.
     pub const SIP_MAX_TRANSACTIONS: u32 = 10_000;
+    /// `sip.max_watchers`: as many as the contacts a user is remembered
+    /// with (a roster, not a directory).
+    pub const SIP_MAX_WATCHERS: u32 = 1000;
     /// `sip.max_auth_failures`: a mistyped password or two, not a
     /// dictionary.
     pub const SIP_MAX_AUTH_FAILURES: u32 = 5;

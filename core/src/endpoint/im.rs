@@ -167,6 +167,7 @@ impl Endpoint {
                 let (local, remote) = &a.contact;
                 let changes = self.access.remember(local, remote, t.unix);
                 self.persist(changes);
+                self.invited(local, remote, t);
                 self.respond(a.tx, &a.request, 202, None, t)
             }
             Err(condition) => {
@@ -193,6 +194,9 @@ impl Endpoint {
             return;
         };
         let (from, to) = (addr.from, addr.to);
+        if self.presence_from_xmpp(&stanza, &from, &to, t) {
+            return;
+        }
         if !self.admit_from_xmpp(&stanza, &from, &to, t) {
             return;
         }

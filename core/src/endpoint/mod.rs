@@ -12,8 +12,10 @@ mod access;
 mod conns;
 mod im;
 pub mod pager;
+mod presence;
 mod requests;
 mod transport;
+mod watchers;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -30,7 +32,7 @@ use crate::log_budget::LogBudget;
 use crate::output::Output;
 use crate::registrar::bindings::{Binding, ContactParam, Policy, RegisterRequest};
 use crate::registrar::digest::Digest;
-use crate::registrar::{AuthRequest, Decision, Registrar};
+use crate::registrar::{self, AuthRequest, Decision, Registrar};
 use crate::rng::Rng;
 use crate::sip::{
     self, Contact, Frame, Incoming, Message, Method, Request, Response, Scheme, TransactionTable,
@@ -44,6 +46,7 @@ use crate::xmpp::stanza::{self, ErrorType, Kind, StanzaCondition};
 
 pub use access::{glob, Access};
 pub use pager::{message_request, sip_im_of};
+pub use presence::{PidfDoc, Stored};
 pub use transport::{Dest, Expiry, Timeouts};
 use transport::{PendingCheck, SipConn};
 
@@ -235,6 +238,11 @@ pub struct SipTables {
     pub contacts: usize,
     /// Conversations with a composing state (at most 10,000).
     pub chat_states: usize,
+    /// Presence authorizations, approved and pending (`sip.max_watchers`
+    /// per user, and pending per remote domain).
+    pub watchers: usize,
+    /// Presence publications of local users' devices.
+    pub publications: usize,
 }
 
 /// The SIP endpoint.
@@ -291,6 +299,12 @@ pub struct Endpoint {
     /// Monotonic and Unix time at start, to turn binding expiries into
     /// deadlines.
     anchor: (Instant, u64),
+    /// Registrar mode: what local users' devices published.
+    publications: registrar::publication::Publications<PidfDoc>,
+    /// Who may see local users' presence.
+    watchers: watchers::Watchers,
+    /// Log lines per remote domain for subscription decisions.
+    presence_log: LogBudget<String>,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -366,11 +380,28 @@ impl Endpoint {
                 t.now,
             ),
             anchor: (t.now, t.unix),
+            publications: registrar::publication::Publications::new(Default::default()),
+            watchers: watchers::Watchers::new(
+                usize::try_from(config.sip.max_watchers).unwrap_or(usize::MAX),
+            ),
+            presence_log: LogBudget::new(
+                config.gateway.log_lines_per_source,
+                LOG_WINDOW,
+                LOG_SOURCES,
+                t.now,
+            ),
         }
     }
 
     /// Loads what the store holds (at start).
-    pub fn restore(&mut self, bindings: Vec<Binding>, contacts: Vec<Contacted>, t: &mut Turn<'_>) {
+    pub fn restore(&mut self, stored: Stored, t: &mut Turn<'_>) {
+        let Stored {
+            bindings,
+            contacts,
+            publications,
+            authorizations,
+        } = stored;
+        self.restore_presence(publications, authorizations, t);
         let n = bindings.len();
         let expired = self.registrar.restore(bindings, t.unix);
         let forgotten = self.access.restore(contacts, t.unix);
@@ -398,6 +429,8 @@ impl Endpoint {
             transactions: self.table.len(),
             contacts: self.access.contacts(),
             chat_states: self.composing.len(),
+            watchers: self.watchers.len(),
+            publications: self.publications.len(),
         }
     }
 
@@ -428,6 +461,7 @@ impl Endpoint {
             .poll_timeout()
             .into_iter()
             .chain(expiry)
+            .chain(self.publication_deadline())
             .chain(conns)
             .min()
     }
@@ -443,6 +477,7 @@ impl Endpoint {
             self.persist(expired);
             self.refresh_flows(t);
         }
+        self.expire_publications(t);
         self.expire_conns(t);
         self.drain_table(t);
     }

@@ -116,25 +116,35 @@ impl Endpoint {
         match req.method {
             Method::Register => self.register(id, req, src, t),
             Method::Message => self.sip_message(id, req, src, t),
+            Method::Publish => self.publish(id, req, src, t),
             Method::Options => {
                 let tag = sip::new_tag(&mut self.rng);
                 let mut r = req.response(200, &tag);
-                r.headers.push("Allow", "REGISTER, MESSAGE, OPTIONS");
+                r.headers.push("Allow", self.allowed_methods());
                 r.headers
                     .push("Accept", translate::im::ACCEPTED_CONTENT_TYPES);
                 self.respond_with(id, r, t);
             }
-            _ => {
-                self.refused(
-                    peer,
-                    format!("SIP from {peer}: {} not supported; 405", req.method),
-                );
-                let tag = sip::new_tag(&mut self.rng);
-                let mut r = req.response(405, &tag);
-                r.headers.push("Allow", "REGISTER, MESSAGE, OPTIONS");
-                self.respond_with(id, r, t);
-            }
+            _ => self.not_allowed(id, &req, peer, t),
         }
+    }
+
+    /// 405 with the methods we take.
+    pub(super) fn not_allowed(
+        &mut self,
+        id: TxId,
+        req: &Request,
+        peer: SocketAddr,
+        t: &mut Turn<'_>,
+    ) {
+        self.refused(
+            peer,
+            format!("SIP from {peer}: {} not supported; 405", req.method),
+        );
+        let tag = sip::new_tag(&mut self.rng);
+        let mut r = req.response(405, &tag);
+        r.headers.push("Allow", self.allowed_methods());
+        self.respond_with(id, r, t);
     }
 
     /// Digest (or trusted source) for a request acting as `aor`; `None`

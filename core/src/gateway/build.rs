@@ -8,9 +8,9 @@ use std::time::Instant;
 
 use crate::config::Config;
 use crate::dns::HostsTable;
-use crate::endpoint::{Endpoint, NextHop, SipSettings, Turn};
+use crate::endpoint::{Endpoint, NextHop, SipSettings, Stored, Turn};
 use crate::registrar::bindings::Binding;
-use crate::store::Contacted;
+use crate::store::{Contacted, StoredAuthorization, StoredPublication};
 use crate::tls::{self, CallerClock, LocalIdentity, TrustAnchors};
 use crate::xml::Limits;
 use crate::xmpp::session::{S2sBounds, Settings};
@@ -41,6 +41,12 @@ pub struct Setup {
     pub bindings: Vec<Binding>,
     /// What the store kept: the remote contacts of local users.
     pub contacts: Vec<Contacted>,
+    /// What the store kept: local users' presence publications
+    /// (`Store::load_publications`).
+    pub publications: Vec<StoredPublication>,
+    /// What the store kept: remote watchers' presence authorizations
+    /// (`Store::load_authorizations`).
+    pub authorizations: Vec<StoredAuthorization>,
 }
 
 impl Gateway {
@@ -64,7 +70,15 @@ impl Gateway {
             next_hop,
             bindings,
             contacts,
+            publications,
+            authorizations,
         } = setup;
+        let stored = Stored {
+            bindings,
+            contacts,
+            publications,
+            authorizations,
+        };
         let clock = Arc::new(CallerClock::new(unix_now));
         let tls = Tls {
             identity: identity.as_ref(),
@@ -94,7 +108,7 @@ impl Gateway {
                 ids: &mut gw.ids,
             };
             let mut ep = Endpoint::new(&config, sip, digest_key.as_bytes(), rng, &mut turn);
-            ep.restore(bindings, contacts, &mut turn);
+            ep.restore(stored, &mut turn);
             gw.sip = Some(ep);
             gw.pump_sip();
         });
@@ -110,6 +124,7 @@ impl Gateway {
         config: &Config,
         settings: SipSettings,
         digest_key: &[u8],
+        stored: Stored,
         now: Instant,
     ) {
         self.turn(now, |gw, t| {
@@ -119,7 +134,9 @@ impl Gateway {
                 unix: t.unix,
                 ids: &mut gw.ids,
             };
-            gw.sip = Some(Endpoint::new(config, settings, digest_key, rng, &mut turn));
+            let mut ep = Endpoint::new(config, settings, digest_key, rng, &mut turn);
+            ep.restore(stored, &mut turn);
+            gw.sip = Some(ep);
             gw.pump_sip();
         });
     }

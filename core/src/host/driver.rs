@@ -328,6 +328,8 @@ impl Driver {
         let mut setup = dep.setup;
         setup.bindings = store.load_bindings().map_err(|e| e.to_string())?;
         setup.contacts = store.load_contacts().map_err(|e| e.to_string())?;
+        setup.publications = store.load_publications().map_err(|e| e.to_string())?;
+        setup.authorizations = store.load_authorizations().map_err(|e| e.to_string())?;
         let from = dep
             .config
             .gateway

@@ -217,6 +217,8 @@ pub fn load(path: Option<&Path>) -> Result<Deployment, String> {
         next_hop,
         bindings: Vec::new(),
         contacts: Vec::new(),
+        publications: Vec::new(),
+        authorizations: Vec::new(),
     };
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| format!("no randomness from the OS: {e}"))?;

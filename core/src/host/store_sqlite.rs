@@ -19,7 +19,8 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBe
 
 use crate::config::StoreUrl;
 use crate::store::{
-    check_times, Binding, Contacted, Persist, Store, StoreError, StoredPublication, Q,
+    check_times, Binding, Contacted, Persist, Store, StoreError, StoredAuthorization,
+    StoredPublication, Q,
 };
 
 /// The schema, one script per version: index `i` upgrades `i` to `i + 1`.
@@ -53,6 +54,14 @@ pub const MIGRATIONS: &[&str] = &[
         published_at INTEGER NOT NULL,
         body BLOB NOT NULL,
         PRIMARY KEY (aor, etag)
+    ) WITHOUT ROWID;",
+    // 3: presence authorizations of remote watchers, approved or pending.
+    "CREATE TABLE authorizations (
+        local_user TEXT NOT NULL,
+        remote_jid TEXT NOT NULL,
+        approved INTEGER NOT NULL,
+        since INTEGER NOT NULL,
+        PRIMARY KEY (local_user, remote_jid)
     ) WITHOUT ROWID;",
 ];
 
@@ -198,6 +207,21 @@ fn remember(tx: &Transaction<'_>, local: &str, remote: &str, at: u64) -> Result<
     Ok(())
 }
 
+fn put_authorization(tx: &Transaction<'_>, a: &StoredAuthorization) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT OR REPLACE INTO authorizations (local_user, remote_jid, approved, since)
+         VALUES (?1, ?2, ?3, ?4)",
+        params![
+            a.local_user,
+            a.remote_jid,
+            a.approved,
+            to_i64(a.since, "since")?
+        ],
+    )
+    .map_err(backend)?;
+    Ok(())
+}
+
 fn contact_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, i64, i64)> {
     Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
 }
@@ -327,6 +351,37 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
+    fn load_authorizations(&mut self) -> Result<Vec<StoredAuthorization>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT local_user, remote_jid, approved, since
+                 FROM authorizations ORDER BY local_user, remote_jid",
+            )
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, bool>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })
+            .map_err(backend)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (local_user, remote_jid, approved, since) = row.map_err(backend)?;
+            out.push(StoredAuthorization {
+                local_user,
+                remote_jid,
+                approved,
+                since: to_u64(since, "since")?,
+            });
+        }
+        Ok(out)
+    }
+
     fn apply(&mut self, changes: &[Persist]) -> Result<(), StoreError> {
         check_times(changes)?;
         // Dropping the transaction without commit rolls everything back.
@@ -380,6 +435,17 @@ impl Store for SqliteStore {
                     tx.execute(
                         "DELETE FROM publications WHERE aor = ?1 AND etag = ?2",
                         params![aor, etag],
+                    )
+                    .map_err(backend)?;
+                }
+                Persist::PutAuthorization(a) => put_authorization(&tx, a)?,
+                Persist::DeleteAuthorization {
+                    local_user,
+                    remote_jid,
+                } => {
+                    tx.execute(
+                        "DELETE FROM authorizations WHERE local_user = ?1 AND remote_jid = ?2",
+                        params![local_user, remote_jid],
                     )
                     .map_err(backend)?;
                 }

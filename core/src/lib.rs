@@ -82,10 +82,7 @@
 //!     hosts: HostsTable::default(),
 //!     sip_udp: Vec::new(),
 //!     next_hop: None,
-//!     bindings: Vec::new(),
-//!     contacts: Vec::new(),
-//!     publications: Vec::new(),
-//!     authorizations: Vec::new(),
+//!     stored: Default::default(), // what the store kept
 //! };
 //! let start = Instant::now();
 //! let mut gw = Gateway::new(Arc::new(config), setup, [7; 32], start, 1_767_225_600);

@@ -618,7 +618,7 @@ impl Net {
         i: usize,
         toml: &str,
         next_hop: Option<NextHop>,
-        stored: crate::endpoint::Stored,
+        stored: crate::store::Stored,
     ) {
         let config = crate::config::parse(toml)
             .expect("test configuration")
@@ -663,7 +663,7 @@ impl Net {
         seed[1] = 1;
         let unix = NOW + now.saturating_duration_since(self.start).as_secs();
         self.nodes[i].gw = Gateway::with_settings(settings, seed, now, unix, spec.connection_limit);
-        let stored = crate::endpoint::Stored {
+        let stored = crate::store::Stored {
             bindings: store.load_bindings().expect("bindings"),
             contacts: store.load_contacts().expect("contacts"),
             publications: store.load_publications().expect("publications"),

@@ -442,6 +442,20 @@ impl Store for MemoryStore {
     }
 }
 
+/// Everything the store kept, loaded at start and handed to
+/// `Gateway::new` in its `Setup`.
+#[derive(Debug, Default)]
+pub struct Stored {
+    /// Registrar bindings.
+    pub bindings: Vec<Binding>,
+    /// Remembered contacts of local users.
+    pub contacts: Vec<Contacted>,
+    /// Presence publications of local users' devices.
+    pub publications: Vec<StoredPublication>,
+    /// Remote watchers' presence authorizations.
+    pub authorizations: Vec<StoredAuthorization>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -46,10 +46,7 @@ fn gateway(seed: u8, now: Instant) -> Gateway {
         hosts: HostsTable::default(),
         sip_udp: Vec::new(),
         next_hop: None,
-        bindings: Vec::new(),
-        contacts: Vec::new(),
-        publications: Vec::new(),
-        authorizations: Vec::new(),
+        stored: Default::default(),
     };
     Gateway::new(Arc::new(config), setup, [seed; 32], now, 1_767_225_600)
 }

@@ -30,7 +30,7 @@ use crate::ids::{ConnId, ConnIds, Listener};
 use crate::jid::Jid;
 use crate::log_budget::LogBudget;
 use crate::output::Output;
-use crate::registrar::bindings::{Binding, ContactParam, Policy, RegisterRequest};
+use crate::registrar::bindings::{ContactParam, Policy, RegisterRequest};
 use crate::registrar::digest::Digest;
 use crate::registrar::{self, AuthRequest, Decision, Registrar};
 use crate::rng::Rng;
@@ -38,15 +38,16 @@ use crate::sip::{
     self, Contact, Frame, Incoming, Message, Method, Request, Response, Scheme, TransactionTable,
     TxId, Uri,
 };
-use crate::store::{Contacted, Persist};
+use crate::store::Persist;
 use crate::tls::{self, PeerCert, TrustAnchors};
 use crate::translate::{self, ChatState, ComposingState, ImError};
 use crate::xml::Element;
 use crate::xmpp::stanza::{self, ErrorType, Kind, StanzaCondition};
 
+use crate::store::Stored;
 pub use access::{glob, Access};
 pub use pager::{message_request, sip_im_of};
-pub use presence::{PidfDoc, Stored};
+pub use presence::PidfDoc;
 pub use transport::{Dest, Expiry, Timeouts};
 use transport::{PendingCheck, SipConn};
 

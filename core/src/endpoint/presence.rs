@@ -82,19 +82,6 @@ impl Document for PidfDoc {
     }
 }
 
-/// What the store kept for the SIP side, loaded at start.
-#[derive(Debug, Default)]
-pub struct Stored {
-    /// Registrar bindings.
-    pub bindings: Vec<Binding>,
-    /// Remembered contacts of local users.
-    pub contacts: Vec<Contacted>,
-    /// Presence publications of local users' devices.
-    pub publications: Vec<StoredPublication>,
-    /// Remote watchers' presence authorizations.
-    pub authorizations: Vec<StoredAuthorization>,
-}
-
 /// A user's presence rendered for watchers: translated at most once per
 /// disclosure level, then addressed to each.
 struct Rendered {

@@ -8,9 +8,8 @@ use std::time::Instant;
 
 use crate::config::Config;
 use crate::dns::HostsTable;
-use crate::endpoint::{Endpoint, NextHop, SipSettings, Stored, Turn};
-use crate::registrar::bindings::Binding;
-use crate::store::{Contacted, StoredAuthorization, StoredPublication};
+use crate::endpoint::{Endpoint, NextHop, SipSettings, Turn};
+use crate::store::Stored;
 use crate::tls::{self, CallerClock, LocalIdentity, TrustAnchors};
 use crate::xml::Limits;
 use crate::xmpp::session::{S2sBounds, Settings};
@@ -37,16 +36,9 @@ pub struct Setup {
     pub sip_udp: Vec<SocketAddr>,
     /// Proxy mode: `sip.next_hop`, resolved.
     pub next_hop: Option<NextHop>,
-    /// What the store kept: registrar bindings.
-    pub bindings: Vec<Binding>,
-    /// What the store kept: the remote contacts of local users.
-    pub contacts: Vec<Contacted>,
-    /// What the store kept: local users' presence publications
-    /// (`Store::load_publications`).
-    pub publications: Vec<StoredPublication>,
-    /// What the store kept: remote watchers' presence authorizations
-    /// (`Store::load_authorizations`).
-    pub authorizations: Vec<StoredAuthorization>,
+    /// What the store kept: bindings, contacts, publications and
+    /// authorizations.
+    pub stored: Stored,
 }
 
 impl Gateway {
@@ -68,17 +60,8 @@ impl Gateway {
             hosts,
             sip_udp,
             next_hop,
-            bindings,
-            contacts,
-            publications,
-            authorizations,
+            stored,
         } = setup;
-        let stored = Stored {
-            bindings,
-            contacts,
-            publications,
-            authorizations,
-        };
         let clock = Arc::new(CallerClock::new(unix_now));
         let tls = Tls {
             identity: identity.as_ref(),

@@ -326,10 +326,11 @@ impl Driver {
         }
         let mut store = SqliteStore::open(&dep.store).map_err(|e| e.to_string())?;
         let mut setup = dep.setup;
-        setup.bindings = store.load_bindings().map_err(|e| e.to_string())?;
-        setup.contacts = store.load_contacts().map_err(|e| e.to_string())?;
-        setup.publications = store.load_publications().map_err(|e| e.to_string())?;
-        setup.authorizations = store.load_authorizations().map_err(|e| e.to_string())?;
+        let stored = &mut setup.stored;
+        stored.bindings = store.load_bindings().map_err(|e| e.to_string())?;
+        stored.contacts = store.load_contacts().map_err(|e| e.to_string())?;
+        stored.publications = store.load_publications().map_err(|e| e.to_string())?;
+        stored.authorizations = store.load_authorizations().map_err(|e| e.to_string())?;
         let from = dep
             .config
             .gateway

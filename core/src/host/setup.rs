@@ -215,10 +215,7 @@ pub fn load(path: Option<&Path>) -> Result<Deployment, String> {
         hosts: hosts_table(),
         sip_udp: Vec::new(),
         next_hop,
-        bindings: Vec::new(),
-        contacts: Vec::new(),
-        publications: Vec::new(),
-        authorizations: Vec::new(),
+        stored: Default::default(),
     };
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| format!("no randomness from the OS: {e}"))?;

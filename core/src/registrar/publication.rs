@@ -384,47 +384,8 @@ impl<D: Document> Publications<D> {
                 ..PublishError::new(423, "Interval Too Brief")
             })?;
         // Validate everything before changing anything.
-        if let Some(tag) = &req.if_match {
-            let live = self
-                .by_aor
-                .get(&aor)
-                .is_some_and(|l| l.iter().any(|p| p.etag == *tag && p.expires_at > now_unix));
-            if !live {
-                return Err(PublishError::new(412, "Conditional Request Failed"));
-            }
-        } else if req.body.is_none() {
-            return Err(PublishError::new(400, "Missing Body"));
-        } else if expires != 0 {
-            let live_of_user = self.of(&aor, now_unix).len();
-            if live_of_user >= self.policy.max_per_user {
-                return Err(PublishError::new(403, "Too Many Publications"));
-            }
-            let expired_of_user = self.by_aor.get(&aor).map_or(0, Vec::len) - live_of_user;
-            if self.len() - expired_of_user >= self.policy.max_total {
-                return Err(PublishError {
-                    retry_after: Some(60),
-                    ..PublishError::new(503, "Too Many Publications")
-                });
-            }
-        }
-
-        let mut changes = Vec::new();
-        let expired: Vec<String> = self
-            .by_aor
-            .get(&aor)
-            .into_iter()
-            .flatten()
-            .filter(|p| p.expires_at <= now_unix)
-            .map(|p| p.etag.clone())
-            .collect();
-        for etag in expired {
-            self.take(&aor, &etag);
-            changes.push(Persist::DeletePublication {
-                aor: aor.clone(),
-                etag,
-            });
-        }
-
+        self.check(&aor, &req, expires, now_unix)?;
+        let mut changes = self.drop_expired(&aor, now_unix);
         let old = match &req.if_match {
             Some(tag) => self.take(&aor, tag),
             None => None,
@@ -464,7 +425,7 @@ impl<D: Document> Publications<D> {
                 },
                 false,
             ),
-            // Refused above: no If-Match needs a body.
+            // Refused by `check`: no If-Match needs a body.
             (None, None) => return Err(PublishError::new(400, "Missing Body")),
         };
         changes.push(Persist::PutPublication(Self::stored(&aor, &publication)));
@@ -475,6 +436,69 @@ impl<D: Document> Publications<D> {
             changes,
             changed,
         })
+    }
+
+    /// Refuses a request before anything changes: an unknown or expired
+    /// tag (412), a new publication without a body (400), or one over the
+    /// per-user (403) or total (503) bound.
+    fn check(
+        &self,
+        aor: &str,
+        req: &PublishRequest<D>,
+        expires: u32,
+        now_unix: u64,
+    ) -> Result<(), PublishError> {
+        if let Some(tag) = &req.if_match {
+            let live = self
+                .by_aor
+                .get(aor)
+                .is_some_and(|l| l.iter().any(|p| p.etag == *tag && p.expires_at > now_unix));
+            if !live {
+                return Err(PublishError::new(412, "Conditional Request Failed"));
+            }
+            return Ok(());
+        }
+        if req.body.is_none() {
+            return Err(PublishError::new(400, "Missing Body"));
+        }
+        if expires == 0 {
+            return Ok(());
+        }
+        let live_of_user = self.of(aor, now_unix).len();
+        if live_of_user >= self.policy.max_per_user {
+            return Err(PublishError::new(403, "Too Many Publications"));
+        }
+        let expired_of_user = self.by_aor.get(aor).map_or(0, Vec::len) - live_of_user;
+        if self.len() - expired_of_user >= self.policy.max_total {
+            return Err(PublishError {
+                retry_after: Some(60),
+                ..PublishError::new(503, "Too Many Publications")
+            });
+        }
+        Ok(())
+    }
+
+    /// Forgets `aor`'s publications that ran out, with the records saying
+    /// so.
+    fn drop_expired(&mut self, aor: &str, now_unix: u64) -> Vec<Persist> {
+        let expired: Vec<String> = self
+            .by_aor
+            .get(aor)
+            .into_iter()
+            .flatten()
+            .filter(|p| p.expires_at <= now_unix)
+            .map(|p| p.etag.clone())
+            .collect();
+        expired
+            .into_iter()
+            .map(|etag| {
+                self.take(aor, &etag);
+                Persist::DeletePublication {
+                    aor: aor.to_owned(),
+                    etag,
+                }
+            })
+            .collect()
     }
 }
 

@@ -332,7 +332,7 @@ impl Endpoint {
                 } => self.send_notify(sub, request, &state, content, t),
                 // No subscriber dialogs in registrar mode yet.
                 Action::Subscribe { .. } => {}
-                Action::Ended(ended) => self.dialog_ended(ended, t),
+                Action::Ended(ended) => self.dialog_ended(ended),
             }
         }
         self.drain_table(t);
@@ -439,7 +439,7 @@ impl Endpoint {
     /// A dialog ended: forgotten, and when it was the user's last with
     /// the contact (and the contact did not refuse), the contact hears
     /// `unavailable` (RFC 8048: `Expires: 0` is no `unsubscribe`).
-    fn dialog_ended(&mut self, ended: Ended, _t: &mut Turn<'_>) {
+    fn dialog_ended(&mut self, ended: Ended) {
         let Some(((user, contact), last)) = self.watching.remove(ended.sub) else {
             return;
         };

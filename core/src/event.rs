@@ -312,6 +312,67 @@ pub enum Event {
         /// Available (open) or not.
         available: bool,
     },
+    /// A local SIP user's SUBSCRIBE to an XMPP contact's presence was
+    /// accepted (200): a new notification dialog (`<presence
+    /// type='subscribe'/>` went to the contact), or a refresh.
+    WatchAccepted {
+        /// The local user (the subscriber).
+        local_user: String,
+        /// The contact's bare JID.
+        contact: String,
+        /// The Expires granted, in seconds (0: the dialog ends).
+        expires: u32,
+        /// A refresh within an existing dialog.
+        refresh: bool,
+    },
+    /// A local SIP user's SUBSCRIBE to an XMPP contact was refused.
+    WatchRefused {
+        /// The local user (the subscriber).
+        local_user: String,
+        /// The contact asked for, as the request named it.
+        contact: String,
+        /// The SIP status answered.
+        status: u16,
+        /// Why.
+        why: String,
+    },
+    /// An XMPP contact answered a local user's subscription:
+    /// `subscribed` (the dialogs become active) or `unsubscribed` (they
+    /// end with `reason=rejected`).
+    WatchAnswered {
+        /// The local user (the subscriber).
+        local_user: String,
+        /// The contact's bare JID.
+        contact: String,
+        /// `subscribed` (true) or `unsubscribed`.
+        authorized: bool,
+        /// The dialogs it concerned.
+        dialogs: usize,
+    },
+    /// A NOTIFY went to a local user's device.
+    NotifySent {
+        /// The local user (the subscriber).
+        local_user: String,
+        /// The contact whose presence it reports.
+        contact: String,
+        /// Its `Subscription-State`.
+        state: String,
+        /// Whether it carried a PIDF body.
+        pidf: bool,
+    },
+    /// A notification dialog of a local user ended.
+    WatchEnded {
+        /// The local user (the subscriber).
+        local_user: String,
+        /// The contact's bare JID.
+        contact: String,
+        /// Why (expiry, `Expires: 0`, the contact's refusal, the answer to
+        /// a NOTIFY).
+        why: String,
+        /// It was the user's last dialog with that contact: the contact
+        /// was sent `<presence type='unavailable'/>` (unless it refused).
+        last: bool,
+    },
 }
 
 impl Event {
@@ -359,7 +420,13 @@ impl Event {
                     Level::Debug
                 }
             }
-            Event::BindingsExpired { .. } | Event::PresenceSent { .. } => Level::Debug,
+            Event::BindingsExpired { .. }
+            | Event::PresenceSent { .. }
+            | Event::NotifySent { .. } => Level::Debug,
+            Event::WatchAccepted { .. }
+            | Event::WatchRefused { .. }
+            | Event::WatchAnswered { .. }
+            | Event::WatchEnded { .. } => Level::Info,
             Event::SubscriptionRefused { limit: true, .. } => Level::Warn,
             Event::SubscriptionApproved { .. }
             | Event::SubscriptionPending { .. }
@@ -407,6 +474,11 @@ impl Event {
             Event::SubscriptionRefused { .. } => "subscription_refused",
             Event::SubscriptionEnded { .. } => "subscription_ended",
             Event::PresenceSent { .. } => "presence_sent",
+            Event::WatchAccepted { .. } => "watch_accepted",
+            Event::WatchRefused { .. } => "watch_refused",
+            Event::WatchAnswered { .. } => "watch_answered",
+            Event::NotifySent { .. } => "notify_sent",
+            Event::WatchEnded { .. } => "watch_ended",
         }
     }
 
@@ -440,7 +512,12 @@ impl Event {
             | Event::SubscriptionPending { .. }
             | Event::SubscriptionRefused { .. }
             | Event::SubscriptionEnded { .. }
-            | Event::PresenceSent { .. } => None,
+            | Event::PresenceSent { .. }
+            | Event::WatchAccepted { .. }
+            | Event::WatchRefused { .. }
+            | Event::WatchAnswered { .. }
+            | Event::NotifySent { .. }
+            | Event::WatchEnded { .. } => None,
         }
     }
 
@@ -617,6 +694,55 @@ impl fmt::Display for Event {
                 f,
                 "presence: {local_user} is {} to {watchers} watcher(s) ({translations} translation(s))",
                 if *available { "available" } else { "unavailable" }
+            ),
+            Event::WatchAccepted {
+                local_user,
+                contact,
+                expires,
+                refresh,
+            } => write!(
+                f,
+                "presence: {local_user} watches {contact} for {expires} s{}",
+                if *refresh { " (refresh)" } else { "; subscribe sent" }
+            ),
+            Event::WatchRefused {
+                local_user,
+                contact,
+                status,
+                why,
+            } => write!(
+                f,
+                "presence: {local_user} may not watch {contact}: {why}; {status}"
+            ),
+            Event::WatchAnswered {
+                local_user,
+                contact,
+                authorized,
+                dialogs,
+            } => write!(
+                f,
+                "presence: {contact} {} {local_user} ({dialogs} dialog(s))",
+                if *authorized { "accepted" } else { "refused" }
+            ),
+            Event::NotifySent {
+                local_user,
+                contact,
+                state,
+                pidf,
+            } => write!(
+                f,
+                "presence: NOTIFY to {local_user} about {contact}: {state}{}",
+                if *pidf { ", PIDF" } else { ", no body" }
+            ),
+            Event::WatchEnded {
+                local_user,
+                contact,
+                why,
+                last,
+            } => write!(
+                f,
+                "presence: a dialog of {local_user} watching {contact} ended: {why}{}",
+                if *last { " (the last)" } else { "" }
             ),
         }
     }

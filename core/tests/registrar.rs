@@ -29,6 +29,7 @@ fn sip_config() -> SipConfig {
         idle_timeout: std::time::Duration::from_secs(300),
         max_transactions: 10_000,
         max_watchers: 1000,
+        max_subscriptions: 10_000,
         trust_udp: false,
         max_auth_failures: 5,
         auth_backoff: std::time::Duration::from_secs(60),

@@ -1914,14 +1914,14 @@ fn hostile_datagrams_get_their_answer_and_the_node_lives() {
     // An unsupported method: 405 with Allow.
     let r = hostile(
         &mut net,
-        GOOD.replace("MESSAGE", "SUBSCRIBE").as_bytes(),
+        GOOD.replace("MESSAGE", "REFER").as_bytes(),
         "not supported; 405",
     );
     assert_eq!(r.len(), 1);
     assert_eq!(r[0].status, 405);
     assert_eq!(
         r[0].headers.get("Allow"),
-        Some("REGISTER, MESSAGE, OPTIONS, PUBLISH")
+        Some("REGISTER, MESSAGE, OPTIONS, PUBLISH, SUBSCRIBE")
     );
 
     // Max-Forwards 0: 483.

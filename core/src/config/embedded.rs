@@ -115,6 +115,7 @@ impl Config {
                 idle_timeout: defaults::SIP_IDLE_TIMEOUT,
                 max_transactions: defaults::SIP_MAX_TRANSACTIONS,
                 max_watchers: defaults::SIP_MAX_WATCHERS,
+                max_subscriptions: defaults::SIP_MAX_SUBSCRIPTIONS,
                 trust_udp: true,
                 max_auth_failures: defaults::SIP_MAX_AUTH_FAILURES,
                 auth_backoff: defaults::SIP_AUTH_BACKOFF,

@@ -624,6 +624,7 @@ impl Lower<'_> {
                 idle_timeout: defaults::SIP_IDLE_TIMEOUT,
                 max_transactions: defaults::SIP_MAX_TRANSACTIONS,
                 max_watchers: defaults::SIP_MAX_WATCHERS,
+                max_subscriptions: defaults::SIP_MAX_SUBSCRIPTIONS,
                 trust_udp: false,
                 max_auth_failures: defaults::SIP_MAX_AUTH_FAILURES,
                 auth_backoff: defaults::SIP_AUTH_BACKOFF,
@@ -780,6 +781,11 @@ impl Lower<'_> {
                 raw.max_watchers.as_ref(),
                 "sip.max_watchers",
                 defaults::SIP_MAX_WATCHERS,
+            )?,
+            max_subscriptions: self.limit(
+                raw.max_subscriptions.as_ref(),
+                "sip.max_subscriptions",
+                defaults::SIP_MAX_SUBSCRIPTIONS,
             )?,
             trust_udp: raw.trust_udp.unwrap_or(false),
             max_auth_failures: self.limit(

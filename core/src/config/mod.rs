@@ -291,6 +291,10 @@ pub struct SipConfig {
     /// domain; a subscription request beyond either is refused with
     /// `resource-constraint`.
     pub max_watchers: u32,
+    /// `max_subscriptions`, default 10,000: SIP notification dialogs
+    /// (RFC 6665) held at once, local users' SUBSCRIBEs to XMPP contacts;
+    /// a new one beyond gets 503 with Retry-After.
+    pub max_subscriptions: u32,
 }
 
 /// One `sip.trusted` entry: how a SIP peer proves it is trusted.
@@ -564,6 +568,9 @@ pub mod defaults {
     /// `sip.max_watchers`: as many as the contacts a user is remembered
     /// with (a roster, not a directory).
     pub const SIP_MAX_WATCHERS: u32 = 1000;
+    /// `sip.max_subscriptions`: ten contacts watched by each of a thousand
+    /// devices, about 5 MB.
+    pub const SIP_MAX_SUBSCRIPTIONS: u32 = 10_000;
     /// `sip.max_auth_failures`: a mistyped password or two, not a
     /// dictionary.
     pub const SIP_MAX_AUTH_FAILURES: u32 = 5;

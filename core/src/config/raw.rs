@@ -168,6 +168,7 @@ pub(super) struct RawSip {
     pub idle_timeout: Option<Spanned<RawDuration>>,
     pub max_transactions: Option<Spanned<u32>>,
     pub max_watchers: Option<Spanned<u32>>,
+    pub max_subscriptions: Option<Spanned<u32>>,
     pub trust_udp: Option<bool>,
     pub max_auth_failures: Option<Spanned<u32>>,
     pub auth_backoff: Option<Spanned<RawDuration>>,

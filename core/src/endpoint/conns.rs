@@ -378,12 +378,12 @@ impl Endpoint {
                     }
                 }
                 sip::Output::Provisional(_) => {}
-                sip::Output::Final(response) => self.message_answered(id, Ok(response), t),
-                sip::Output::Timeout => self.message_answered(id, Err(408), t),
+                sip::Output::Final(response) => self.client_answered(id, Ok(response), t),
+                sip::Output::Timeout => self.client_answered(id, Err(408), t),
                 // RFC 3261 treats a transport failure as a 503, but the
                 // server is fine: the user agent's connection is gone, so
                 // the XMPP sender hears recipient-unavailable (as for 480).
-                sip::Output::TransportError => self.message_answered(id, Err(480), t),
+                sip::Output::TransportError => self.client_answered(id, Err(480), t),
                 sip::Output::Terminated => {
                     self.tx_dest.remove(&id);
                     self.authenticated.remove(&id);

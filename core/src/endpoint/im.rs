@@ -1,6 +1,7 @@
 //! Pager-mode IM both ways (RFC 3428 MESSAGE <-> XMPP message), chat
 //! states, forking to a user's contacts, and the errors of each side.
 
+use super::subscribe::contact_of_via;
 use super::*;
 
 impl Endpoint {
@@ -36,10 +37,10 @@ impl Endpoint {
         self.to_xmpp.push_back((stanza, true));
     }
 
-    /// The local user a MESSAGE is from, once its From is ours, it
+    /// The local user a MESSAGE (or SUBSCRIBE) is from, once its From is ours, it
     /// authenticated as that user, and the user may use XMPP; `None` when
     /// the request was answered.
-    fn message_sender(
+    pub(super) fn message_sender(
         &mut self,
         id: TxId,
         req: &Request,
@@ -56,7 +57,8 @@ impl Endpoint {
         };
         let Some(from_aor) = aor_of(from.uri()).filter(|a| self.is_local(domain_of(a))) else {
             let uri = from.uri();
-            let detail = format!("SIP MESSAGE from {peer}: From {uri} is not a local user; 403");
+            let method = &req.method;
+            let detail = format!("SIP {method} from {peer}: From {uri} is not a local user; 403");
             self.refused_limited(peer, t.now, detail);
             self.respond(id, req, 403, Some("Not A Local User"), t);
             return None;
@@ -561,28 +563,49 @@ impl Endpoint {
     /// could not start.
     pub(super) fn start_branch(
         &mut self,
-        mut request: Request,
+        request: Request,
         target: &Target,
         number: u64,
         t: &mut Turn<'_>,
     ) -> bool {
-        let Some((dest, via)) = self.dest_for(target, t) else {
-            return false;
-        };
+        match self.start_request(request, target, false, t) {
+            Some(id) => {
+                self.branches.insert(id, number);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Sends `request` to `target` in a new client transaction: the
+    /// target's Request-URI, our Via for its transport and, with
+    /// `contact` (requests within a dialog), our Contact. `None` when it
+    /// could not start.
+    pub(super) fn start_request(
+        &mut self,
+        mut request: Request,
+        target: &Target,
+        contact: bool,
+        t: &mut Turn<'_>,
+    ) -> Option<TxId> {
+        let (dest, via) = self.dest_for(target, t)?;
         request.uri = target.uri.clone();
         let branch = sip::new_branch(&mut self.rng);
         request
             .headers
             .push_front("Via", format!("SIP/2.0/{via};branch={branch};rport"));
+        if contact {
+            request.headers.push("Contact", contact_of_via(&via));
+        }
         match self.table.start_client(&request, dest.reliable(), t.now) {
             Ok(id) => {
                 self.tx_dest.insert(id, dest);
-                self.branches.insert(id, number);
-                true
+                Some(id)
             }
             Err(e) => {
-                self.detail(None, format!("SIP MESSAGE not sent: {e}"));
-                false
+                let method = &request.method;
+                self.detail(None, format!("SIP {method} not sent: {e}"));
+                None
             }
         }
     }

@@ -14,8 +14,10 @@ mod im;
 pub mod pager;
 mod presence;
 mod requests;
+mod subscribe;
 mod transport;
 mod watchers;
+mod watching;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -35,8 +37,8 @@ use crate::registrar::digest::Digest;
 use crate::registrar::{self, AuthRequest, Decision, Registrar};
 use crate::rng::Rng;
 use crate::sip::{
-    self, Contact, Frame, Incoming, Message, Method, Request, Response, Scheme, TransactionTable,
-    TxId, Uri,
+    self, Contact, Frame, Incoming, Message, Method, Request, Response, Scheme, SubscriptionConfig,
+    SubscriptionTable, TransactionTable, TxId, Uri,
 };
 use crate::store::Persist;
 use crate::tls::{self, PeerCert, TrustAnchors};
@@ -244,6 +246,8 @@ pub struct SipTables {
     pub watchers: usize,
     /// Presence publications of local users' devices.
     pub publications: usize,
+    /// Notification dialogs (`sip.max_subscriptions`).
+    pub subscriptions: usize,
 }
 
 /// The SIP endpoint.
@@ -306,6 +310,10 @@ pub struct Endpoint {
     watchers: watchers::Watchers,
     /// Log lines per remote domain for subscription decisions.
     presence_log: LogBudget<String>,
+    /// Notification dialogs: local users' SUBSCRIBEs to XMPP contacts.
+    subs: SubscriptionTable,
+    /// What those dialogs watch.
+    watching: watching::Watching,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -391,6 +399,10 @@ impl Endpoint {
                 LOG_SOURCES,
                 t.now,
             ),
+            subs: SubscriptionTable::new(SubscriptionConfig::new(
+                usize::try_from(config.sip.max_subscriptions).unwrap_or(usize::MAX),
+            )),
+            watching: watching::Watching::default(),
         }
     }
 
@@ -432,6 +444,7 @@ impl Endpoint {
             chat_states: self.composing.len(),
             watchers: self.watchers.len(),
             publications: self.publications.len(),
+            subscriptions: self.subs.len(),
         }
     }
 
@@ -463,6 +476,7 @@ impl Endpoint {
             .into_iter()
             .chain(expiry)
             .chain(self.publication_deadline())
+            .chain(self.subs.poll_timeout())
             .chain(conns)
             .min()
     }
@@ -479,6 +493,8 @@ impl Endpoint {
             self.refresh_flows(t);
         }
         self.expire_publications(t);
+        self.subs.handle_timeout(t.now);
+        self.drain_subs(t);
         self.expire_conns(t);
         self.drain_table(t);
     }

@@ -131,7 +131,7 @@ impl Endpoint {
     /// What `Allow` lists.
     pub(super) fn allowed_methods(&self) -> &'static str {
         match self.mode {
-            SipMode::Registrar => "REGISTER, MESSAGE, OPTIONS, PUBLISH",
+            SipMode::Registrar => "REGISTER, MESSAGE, OPTIONS, PUBLISH, SUBSCRIBE",
             SipMode::Proxy => "REGISTER, MESSAGE, OPTIONS",
         }
     }
@@ -360,7 +360,7 @@ impl Endpoint {
             Some("subscribe") => self.xmpp_subscribe(stanza, &watcher, &user, t),
             Some("unsubscribe") => self.xmpp_unsubscribe(&watcher, &user, t),
             Some("probe") => self.xmpp_probe(&watcher, &user, t),
-            _ => return false,
+            _ => return self.contact_presence(stanza, from, to, t),
         }
         true
     }

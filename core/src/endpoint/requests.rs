@@ -117,6 +117,7 @@ impl Endpoint {
             Method::Register => self.register(id, req, src, t),
             Method::Message => self.sip_message(id, req, src, t),
             Method::Publish => self.publish(id, req, src, t),
+            Method::Subscribe => self.subscribe(id, req, src, t),
             Method::Options => {
                 let tag = sip::new_tag(&mut self.rng);
                 let mut r = req.response(200, &tag);

@@ -15,6 +15,19 @@ Commands, one JSON object per line on stdin:
               "thread": "...", "subject": "...", "lang": "...",
               "chatstate": "composing"}}      every field but "to" optional
     {"raw": "<message .../>"}                 any XML, sent as is
+    {"presence": {"to": "...", "type": "subscribe", "show": "away",
+                  "status": "...", "priority": 5}}  every field optional; no
+                                              "to": broadcast (availability)
+    {"roster": true}                          fetches the roster (RFC 6121
+                                              section 2.2: only then is this
+                                              an "interested resource", which
+                                              Prosody gives subscribed and
+                                              unsubscribed to)
+    {"subscriptions": "manual" | "auto"}      slixmpp's roster answers
+                                              subscription requests itself
+                                              ("auto", the default: approve
+                                              and subscribe back) or never
+                                              ("manual": the test answers)
     {"quit": true}
 
 Events, one JSON object per line on stdout (flushed at once):
@@ -24,6 +37,8 @@ Events, one JSON object per line on stdout (flushed at once):
     {"message": {"from", "to", "type", "id", "body", "thread", "subject",
                  "lang", "error": {"type", "condition", "text"} | null,
                  "chatstate": "active" | ... | null}}   every received <message/>
+    {"presence": {"from", "to", "type", "id", "show", "status", "priority",
+                  "error": {...} | null}}        every received <presence/>
     {"failed": "why"}            login or connection failed (exit status 1)
     {"disconnected": "why"}      the server closed the stream
     {"timeout": SECS}            the lifetime ran out (exit status 2)
@@ -62,18 +77,37 @@ def child_text(xml, name):
     return None if el is None else (el.text or "")
 
 
+def describe_error(xml):
+    """The <error/> child of a stanza as a dict, or None."""
+    err = xml.find("{%s}error" % NS_CLIENT)
+    if err is None:
+        return None
+    condition, text = None, None
+    for c in err:
+        if c.tag == "{%s}text" % NS_STANZAS:
+            text = c.text or ""
+        elif c.tag.startswith("{%s}" % NS_STANZAS) and condition is None:
+            condition = c.tag.split("}", 1)[1]
+    return {"type": err.get("type"), "condition": condition, "text": text}
+
+
+def describe_presence(xml):
+    """The event for one received <presence/> element."""
+    return {
+        "from": xml.get("from"),
+        "to": xml.get("to"),
+        "type": xml.get("type"),
+        "id": xml.get("id"),
+        "show": child_text(xml, "show"),
+        "status": child_text(xml, "status"),
+        "priority": child_text(xml, "priority"),
+        "error": describe_error(xml),
+    }
+
+
 def describe(xml):
     """The event for one received <message/> element."""
-    error = None
-    err = xml.find("{%s}error" % NS_CLIENT)
-    if err is not None:
-        condition, text = None, None
-        for c in err:
-            if c.tag == "{%s}text" % NS_STANZAS:
-                text = c.text or ""
-            elif c.tag.startswith("{%s}" % NS_STANZAS) and condition is None:
-                condition = c.tag.split("}", 1)[1]
-        error = {"type": err.get("type"), "condition": condition, "text": text}
+    error = describe_error(xml)
     chatstate = None
     for c in xml:
         if c.tag.startswith("{%s}" % NS_CHATSTATES):
@@ -113,6 +147,13 @@ class Client(ClientXMPP):
                 "xfed-test any message",
                 MatchXPath("{%s}message" % NS_CLIENT),
                 lambda msg: emit({"message": describe(msg.xml)}),
+            )
+        )
+        self.register_handler(
+            Callback(
+                "xfed-test any presence",
+                MatchXPath("{%s}presence" % NS_CLIENT),
+                lambda pres: emit({"presence": describe_presence(pres.xml)}),
             )
         )
         self.add_event_handler("session_start", self.on_session_start)
@@ -176,6 +217,33 @@ class Client(ClientXMPP):
         msg.send()
         emit({"sent": {"id": msg["id"]}})
 
+    def presence_command(self, spec):
+        pres = self.make_presence(
+            pshow=spec.get("show"),
+            pstatus=spec.get("status"),
+            ppriority=spec.get("priority"),
+            pto=spec.get("to"),
+            ptype=spec.get("type"),
+        )
+        if spec.get("id"):
+            pres["id"] = spec["id"]
+        pres.send()
+        emit({"sent": {"id": pres["id"] or None, "presence": True}})
+
+    async def roster_command(self):
+        try:
+            await self.get_roster()
+            emit({"sent": {"id": None, "roster": len(self.client_roster)}})
+        except Exception as e:
+            emit({"bad_command": "roster", "why": repr(e)})
+
+    def subscriptions_command(self, mode):
+        # None: slixmpp's roster leaves subscription requests to us.
+        auto = mode == "auto"
+        self.auto_authorize = True if auto else None
+        self.auto_subscribe = auto
+        emit({"sent": {"id": None, "subscriptions": mode}})
+
 
 def handle_line(client, line):
     """One command line from stdin (None: end of file)."""
@@ -193,6 +261,12 @@ def handle_line(client, line):
             client.finish(0, {"bye": True})
         elif "send" in cmd:
             client.send_command(cmd["send"])
+        elif "presence" in cmd:
+            client.presence_command(cmd["presence"])
+        elif cmd.get("roster"):
+            asyncio.ensure_future(client.roster_command())
+        elif "subscriptions" in cmd:
+            client.subscriptions_command(cmd["subscriptions"])
         elif "raw" in cmd:
             client.send_raw(cmd["raw"])
             emit({"sent": {"raw": True}})

@@ -170,7 +170,10 @@ impl SipUa {
             text.push_str(h);
             text.push_str("\r\n");
         }
-        if !body.is_empty() {
+        let typed = extra
+            .iter()
+            .any(|h| h.to_ascii_lowercase().starts_with("content-type:"));
+        if !body.is_empty() && !typed {
             text.push_str("Content-Type: text/plain;charset=UTF-8\r\n");
         }
         text.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
@@ -263,6 +266,50 @@ impl SipUa {
     pub fn message(&mut self, to: &str, body: &str) -> Response {
         let uri = format!("sip:{to}");
         self.transact("MESSAGE", &uri, &uri, &[], body)
+    }
+
+    /// PUBLISHes presence (`Event: presence`) for this user for `expires`
+    /// seconds: `pidf` (a PIDF document; empty: a refresh), `etag` as
+    /// `SIP-If-Match` to refresh or modify an earlier publication. The
+    /// final response; its `SIP-ETag` names the publication.
+    pub fn publish(&mut self, pidf: &str, etag: Option<&str>, expires: u32) -> Response {
+        let uri = format!("sip:{}@{}", self.user, self.domain);
+        let mut extra = vec!["Event: presence".to_owned(), format!("Expires: {expires}")];
+        if let Some(tag) = etag {
+            extra.push(format!("SIP-If-Match: {tag}"));
+        }
+        if !pidf.is_empty() {
+            extra.push("Content-Type: application/pidf+xml".to_owned());
+        }
+        self.transact("PUBLISH", &uri, &uri, &extra, pidf)
+    }
+
+    /// SUBSCRIBEs to the presence of `target` (`user@domain`) for
+    /// `expires` seconds, accepting PIDF, with this agent's Contact; the
+    /// final response. NOTIFYs come through [`notify`](Self::notify).
+    pub fn subscribe(&mut self, target: &str, expires: u32) -> Response {
+        let uri = format!("sip:{target}");
+        let extra = [
+            "Event: presence".to_owned(),
+            "Accept: application/pidf+xml".to_owned(),
+            format!("Expires: {expires}"),
+            format!("Contact: <{}>", self.contact()),
+        ];
+        self.transact("SUBSCRIBE", &uri, &uri, &extra, "")
+    }
+
+    /// The next NOTIFY xfed sends us (answered 200), skipping (and
+    /// answering 200) any other request; None on timeout. A retransmitted
+    /// NOTIFY is answered again and returned again: callers compare CSeqs.
+    pub fn notify(&mut self, timeout: Duration) -> Option<Request> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            let req = self.receive(200, left)?;
+            if req.method.as_str() == "NOTIFY" {
+                return Some(req);
+            }
+        }
     }
 
     /// Waits for the next request xfed sends us and answers it with

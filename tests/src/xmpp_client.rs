@@ -132,6 +132,90 @@ impl Received {
     }
 }
 
+/// A `<presence/>` the client received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresenceReceived {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    /// `None`: available.
+    pub presence_type: Option<String>,
+    pub id: Option<String>,
+    pub show: Option<String>,
+    pub status: Option<String>,
+    pub priority: Option<String>,
+    pub error: Option<StanzaError>,
+    /// When this process read it.
+    pub at: Instant,
+}
+
+impl PresenceReceived {
+    fn of(p: &Value, at: Instant) -> PresenceReceived {
+        let error = p
+            .get("error")
+            .filter(|e| e.is_object())
+            .map(|e| StanzaError {
+                error_type: str_of(e, "type"),
+                condition: str_of(e, "condition"),
+                text: str_of(e, "text"),
+            });
+        PresenceReceived {
+            from: str_of(p, "from"),
+            to: str_of(p, "to"),
+            presence_type: str_of(p, "type"),
+            id: str_of(p, "id"),
+            show: str_of(p, "show"),
+            status: str_of(p, "status"),
+            priority: str_of(p, "priority"),
+            error,
+            at,
+        }
+    }
+
+    /// The type, `available` when the stanza has none.
+    pub fn kind(&self) -> &str {
+        self.presence_type.as_deref().unwrap_or("available")
+    }
+
+    /// The bare JID of the sender.
+    pub fn from_bare(&self) -> &str {
+        let f = self.from.as_deref().unwrap_or("");
+        f.split('/').next().unwrap_or(f)
+    }
+}
+
+/// A presence to send: availability when `to` is `None` and `presence_type`
+/// is `None` (broadcast by the server), else directed.
+#[derive(Debug, Clone, Default)]
+pub struct OutgoingPresence {
+    pub to: Option<String>,
+    /// `subscribe`, `subscribed`, `unavailable`, `probe`...; `None`:
+    /// available.
+    pub presence_type: Option<String>,
+    pub show: Option<String>,
+    pub status: Option<String>,
+    pub priority: Option<i8>,
+}
+
+impl OutgoingPresence {
+    fn command(&self) -> String {
+        let mut fields = serde_json::Map::new();
+        for (k, v) in [
+            ("to", &self.to),
+            ("type", &self.presence_type),
+            ("show", &self.show),
+            ("status", &self.status),
+        ] {
+            if let Some(v) = v {
+                fields.insert(k.into(), v.clone().into());
+            }
+        }
+        if let Some(p) = self.priority {
+            fields.insert("priority".into(), p.into());
+        }
+        serde_json::json!({ "presence": fields }).to_string()
+    }
+}
+
 /// What the script reported.
 #[derive(Debug, Clone)]
 pub enum Event {
@@ -140,6 +224,7 @@ pub enum Event {
     /// A send command went out; the stanza id.
     Sent(Option<String>),
     Message(Box<Received>),
+    Presence(Box<PresenceReceived>),
     /// Login or connection failure.
     Failed(String),
     Disconnected(Option<String>),
@@ -197,6 +282,8 @@ pub struct XmppClient {
     events: mpsc::Receiver<Event>,
     /// Every message received so far, in order.
     received: Vec<Received>,
+    /// Every presence received so far, in order.
+    presences: Vec<PresenceReceived>,
     /// Every event so far, for failure messages.
     log: Vec<String>,
     stderr: Arc<Mutex<String>>,
@@ -241,6 +328,8 @@ impl XmppClient {
                             Event::Ready(j)
                         } else if let Some(m) = v.get("message") {
                             Event::Message(Box::new(Received::of(m, at)))
+                        } else if let Some(p) = v.get("presence") {
+                            Event::Presence(Box::new(PresenceReceived::of(p, at)))
                         } else if let Some(s) = v.get("sent") {
                             Event::Sent(str_of(s, "id"))
                         } else if let Some(f) = str_of(&v, "failed") {
@@ -280,6 +369,7 @@ impl XmppClient {
             stdin,
             events,
             received: Vec::new(),
+            presences: Vec::new(),
             log: Vec::new(),
             stderr,
             jid: String::new(),
@@ -307,21 +397,30 @@ impl XmppClient {
     fn next_event(&mut self, deadline: Instant) -> Option<Event> {
         let left = deadline.checked_duration_since(Instant::now())?;
         let event = self.events.recv_timeout(left).ok()?;
-        self.log.push(format!("{event:?}"));
-        if let Event::Message(m) = &event {
-            self.received.push((**m).clone());
-        }
+        self.record(&event);
         Some(event)
+    }
+
+    /// Logs `event` and keeps what it received.
+    fn record(&mut self, event: &Event) {
+        self.log.push(format!("{event:?}"));
+        match event {
+            Event::Message(m) => self.received.push((**m).clone()),
+            Event::Presence(p) => self.presences.push((**p).clone()),
+            _ => {}
+        }
+    }
+
+    /// Records every event that has arrived, without waiting.
+    fn drain(&mut self) {
+        while let Ok(e) = self.events.try_recv() {
+            self.record(&e);
+        }
     }
 
     /// Events and stderr so far, for a failure message.
     pub fn diagnostics(&mut self) -> String {
-        while let Ok(e) = self.events.try_recv() {
-            self.log.push(format!("{e:?}"));
-            if let Event::Message(m) = e {
-                self.received.push(*m);
-            }
-        }
+        self.drain();
         format!(
             "--- xmpp client {} events:\n{}\n--- stderr:\n{}",
             self.jid,
@@ -362,6 +461,111 @@ impl XmppClient {
     /// Sends a chat message with `body` to `to`; its id.
     pub fn send_chat(&mut self, to: &str, body: &str) -> String {
         self.send(&Outgoing::chat(to, body))
+    }
+
+    /// Sends a presence stanza; returns once the script has sent it.
+    pub fn send_presence(&mut self, p: &OutgoingPresence) {
+        self.command(&p.command());
+        self.wait_sent("presence");
+    }
+
+    /// Sends `<presence type='ty'/>` to `to` (subscribe, subscribed,
+    /// unsubscribe, probe...).
+    pub fn presence_to(&mut self, to: &str, ty: &str) {
+        self.send_presence(&OutgoingPresence {
+            to: Some(to.into()),
+            presence_type: Some(ty.into()),
+            ..OutgoingPresence::default()
+        });
+    }
+
+    /// Fetches the roster (RFC 6121 section 2.2), which makes this an
+    /// interested resource: Prosody delivers `subscribed` and
+    /// `unsubscribed` only to those; waits until the roster came.
+    pub fn fetch_roster(&mut self) {
+        self.command(r#"{"roster":true}"#);
+        self.wait_sent("roster");
+    }
+
+    /// Whether slixmpp's roster answers subscription requests by itself
+    /// (`true`, slixmpp's default: approve and subscribe back) or leaves
+    /// them to the test.
+    pub fn auto_subscriptions(&mut self, auto: bool) {
+        let mode = if auto { "auto" } else { "manual" };
+        self.command(&serde_json::json!({ "subscriptions": mode }).to_string());
+        self.wait_sent("subscriptions");
+    }
+
+    /// Waits (10 s) for the script's `sent` event.
+    fn wait_sent(&mut self, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.next_event(deadline) {
+                Some(Event::Sent(_)) => return,
+                Some(Event::Disconnected(why)) => panic!(
+                    "xmpp client disconnected ({why:?}) while sending {what}\n{}",
+                    self.diagnostics()
+                ),
+                Some(_) => {}
+                None => panic!("{what} not confirmed within 10 s\n{}", self.diagnostics()),
+            }
+        }
+    }
+
+    /// Every presence received so far, without waiting.
+    pub fn presences(&mut self) -> &[PresenceReceived] {
+        self.drain();
+        &self.presences
+    }
+
+    /// Waits (at most `timeout`) for a presence matching `pred` received
+    /// after the first `skip` presences; its index and itself, or `None`.
+    pub fn wait_presence(
+        &mut self,
+        skip: usize,
+        timeout: Duration,
+        pred: impl Fn(&PresenceReceived) -> bool,
+    ) -> Option<(usize, PresenceReceived)> {
+        self.drain();
+        if let Some((i, p)) = self
+            .presences
+            .iter()
+            .enumerate()
+            .skip(skip)
+            .find(|(_, p)| pred(p))
+        {
+            return Some((i, p.clone()));
+        }
+        let deadline = Instant::now() + timeout;
+        while let Some(e) = self.next_event(deadline) {
+            if let Event::Presence(p) = e {
+                if pred(&p) {
+                    return Some((self.presences.len() - 1, *p));
+                }
+            }
+        }
+        None
+    }
+
+    /// [`wait_presence`](Self::wait_presence), panicking with `what` and
+    /// the client's events on timeout.
+    pub fn expect_presence(
+        &mut self,
+        what: &str,
+        skip: usize,
+        timeout: Duration,
+        pred: impl Fn(&PresenceReceived) -> bool,
+    ) -> (usize, PresenceReceived) {
+        match self.wait_presence(skip, timeout, pred) {
+            Some(found) => found,
+            None => {
+                let jid = self.jid.clone();
+                panic!(
+                    "{jid}: no {what} within {timeout:?}\n{}",
+                    self.diagnostics()
+                )
+            }
+        }
     }
 
     /// Sends raw XML.
@@ -419,12 +623,7 @@ impl XmppClient {
 
     /// Reads what has arrived without waiting; every message so far.
     pub fn received(&mut self) -> &[Received] {
-        while let Ok(e) = self.events.try_recv() {
-            self.log.push(format!("{e:?}"));
-            if let Event::Message(m) = e {
-                self.received.push(*m);
-            }
-        }
+        self.drain();
         &self.received
     }
 
@@ -484,5 +683,22 @@ mod tests {
         assert_eq!(str_of(send, "to").as_deref(), Some("bob@example.com"));
         assert_eq!(str_of(send, "id").as_deref(), Some("x1"));
         assert_eq!(send.get("thread"), None);
+    }
+
+    #[test]
+    fn presence_command_carries_only_what_is_set() {
+        let p = OutgoingPresence {
+            show: Some("dnd".into()),
+            status: Some("busy \"now\"".into()),
+            priority: Some(-1),
+            ..OutgoingPresence::default()
+        };
+        let v: Value = serde_json::from_str(&p.command()).unwrap();
+        let pres = v.get("presence").unwrap();
+        assert_eq!(str_of(pres, "show").as_deref(), Some("dnd"));
+        assert_eq!(str_of(pres, "status").as_deref(), Some("busy \"now\""));
+        assert_eq!(pres.get("priority").and_then(Value::as_i64), Some(-1));
+        assert_eq!(pres.get("to"), None);
+        assert_eq!(pres.get("type"), None);
     }
 }

@@ -1,0 +1,543 @@
+//! Presence in registrar mode against software we did not write, end to
+//! end over loopback, on both runtimes: Debian's Prosody serves
+//! prosody.test (a `federated` partner of xfed.test), a slixmpp client is
+//! bob@prosody.test, and a scripted SIP user agent (`SipUa`) is alice,
+//! registered with digest at xfed's registrar. xfed and Prosody federate
+//! over s2s as in `sip_interop.rs`.
+//!
+//! - `prosody_user_watches_sip_user`: alice PUBLISHes open with a note
+//!   (200 with a SIP-ETag); bob subscribes to alice@xfed.test and gets
+//!   `subscribed` and alice available with the note; alice modifies her
+//!   publication to away with another note, then closed, and bob sees each
+//!   change. xfed stops and starts again on the same SQLite store: alice's
+//!   entity-tag is still good, and her next change reaches bob (his
+//!   authorization survived).
+//! - `sip_user_watches_prosody_user`: alice SUBSCRIBEs to bob@prosody.test
+//!   (200, NOTIFY `pending`); bob gets `subscribe` from alice@xfed.test
+//!   and answers `subscribed`; alice gets NOTIFY `active`; bob goes
+//!   available with show and status, then unavailable, and alice's NOTIFYs
+//!   (PIDF, read with `parse_pidf`) show him open with the note, then
+//!   closed (NOTIFYs are rate-limited: 5 s apart at most once).
+//!
+//! Under CI=true a missing Prosody or slixmpp fails the test; elsewhere it
+//! prints why it skips.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use xfed_core::sip::{Request, Response};
+use xfed_core::translate::presence::{parse_pidf, Availability, PidfLimits, Presentity, Show};
+use xfed_tests::need;
+use xfed_tests::prosody::{prosody_for_xfed, write_dialback_certs, Prosody, Skip};
+use xfed_tests::sip_ua::SipUa;
+use xfed_tests::sipp::{self, XfedSip};
+use xfed_tests::xmpp_client::{self, OutgoingPresence, PresenceReceived, XmppClient};
+use xfed_tests::{free_port, temp_dir, Instance};
+
+const WAIT: Duration = Duration::from_secs(20);
+/// A NOTIFY may wait for the rate limit (5 s) on top of the network.
+const NOTIFY_WAIT: Duration = Duration::from_secs(30);
+const ALICE: &str = "alice@xfed.test";
+const BOB: &str = "bob@prosody.test";
+
+const OPEN_NOTE: &str = "<?xml version='1.0' encoding='UTF-8'?>\
+<presence xmlns='urn:ietf:params:xml:ns:pidf' entity='pres:alice@xfed.test'>\
+<tuple id='phone'><status><basic>open</basic></status>\
+<note xml:lang='en'>In the lab</note></tuple></presence>";
+
+const AWAY_NOTE: &str = "<?xml version='1.0' encoding='UTF-8'?>\
+<presence xmlns='urn:ietf:params:xml:ns:pidf' \
+xmlns:dm='urn:ietf:params:xml:ns:pidf:data-model' \
+xmlns:rpid='urn:ietf:params:xml:ns:pidf:rpid' entity='pres:alice@xfed.test'>\
+<tuple id='phone'><status><basic>open</basic></status>\
+<note xml:lang='en'>Back at five</note></tuple>\
+<dm:person id='p1'><rpid:activities><rpid:away/></rpid:activities></dm:person>\
+</presence>";
+
+const CLOSED: &str = "<?xml version='1.0' encoding='UTF-8'?>\
+<presence xmlns='urn:ietf:params:xml:ns:pidf' entity='pres:alice@xfed.test'>\
+<tuple id='phone'><status><basic>closed</basic></status></tuple></presence>";
+
+const AFTER_RESTART: &str = "<?xml version='1.0' encoding='UTF-8'?>\
+<presence xmlns='urn:ietf:params:xml:ns:pidf' entity='pres:alice@xfed.test'>\
+<tuple id='phone'><status><basic>open</basic></status>\
+<note xml:lang='en'>After the restart</note></tuple></presence>";
+
+/// xfed with the SIP side on, Prosody and bob, all running.
+struct Lab {
+    name: String,
+    bin: String,
+    /// Declared first: dropped (killed) first.
+    bob: XmppClient,
+    /// `None` only while restarting.
+    xfed: Option<Instance>,
+    /// What earlier runs of this instance logged.
+    earlier_log: String,
+    prosody: Prosody,
+    sip: XfedSip,
+    dir: PathBuf,
+}
+
+impl Lab {
+    /// Everything xfed, Prosody and bob logged, for a failure message.
+    fn diagnostics(&mut self) -> String {
+        let xfed = self
+            .xfed
+            .as_mut()
+            .map(Instance::log_text)
+            .unwrap_or_default();
+        format!(
+            "--- {} xfed:\n{}{}\n{}\n{}",
+            self.name,
+            self.earlier_log,
+            xfed,
+            self.prosody.diagnostics(),
+            self.bob.diagnostics()
+        )
+    }
+
+    fn xfed(&mut self) -> &mut Instance {
+        self.xfed.as_mut().expect("xfed is running")
+    }
+
+    /// Waits for an xfed log line containing `needle`.
+    fn xfed_log(&mut self, needle: &str) -> String {
+        self.xfed().wait_log(needle, WAIT)
+    }
+
+    /// Stops xfed (SIGTERM) and starts it again on the same directory,
+    /// configuration and SQLite store.
+    fn restart_xfed(&mut self) {
+        let mut old = self.xfed.take().expect("xfed is running");
+        self.earlier_log
+            .push_str(&format!("{}\n--- (restart)\n", old.log_text()));
+        assert!(
+            old.terminate(),
+            "xfed did not stop cleanly on SIGTERM\n{}",
+            self.earlier_log
+        );
+        self.xfed = Some(Instance::start(
+            &self.bin,
+            &["run", "--config", "xfed.toml"],
+            &self.dir,
+        ));
+    }
+
+    /// alice's user agent (UDP), registered with digest.
+    fn alice(&mut self) -> SipUa {
+        let mut ua = SipUa::new(
+            "alice",
+            "xfed.test",
+            "alice-secret",
+            self.sip.sip_addr(),
+            false,
+        );
+        let status = ua.register(3600);
+        assert_eq!(status, 200, "alice's REGISTER\n{}", self.diagnostics());
+        self.xfed_log("registrar: alice@xfed.test has 1 binding(s)");
+        ua
+    }
+}
+
+/// Every peer the tests need, or why not.
+fn peers_installed() -> Result<(), Skip> {
+    xmpp_client::check_installed()?;
+    Ok(())
+}
+
+/// Starts Prosody on 127.0.0.`prosody_ip` with user bob, xfed (`bin`)
+/// with account alice and prosody.test as a federated partner, and logs
+/// bob in. `None`: a peer is missing and the test skips.
+fn lab(bin: &str, test: &str, prosody_ip: u8) -> Option<Lab> {
+    need!(peers_installed());
+    let name = format!("presence-{test}-{bin}");
+    let dir = temp_dir(&name);
+    write_dialback_certs(&dir, "xfed.test", "prosody.test");
+
+    let s2s_port = free_port();
+    let options = prosody_for_xfed(&dir, prosody_ip, s2s_port);
+    let sip = XfedSip {
+        domain: "xfed.test".into(),
+        s2s_port,
+        sip_port: free_port(),
+        accounts: vec![("alice".into(), "alice-secret".into())],
+        trusted: Vec::new(),
+        trust_udp: false,
+        partners: vec![("prosody.test".into(), options.s2s_addr())],
+    };
+    sipp::write_xfed_config(&dir, &sip);
+    let prosody = need!(Prosody::start(options));
+    let xfed = Instance::start(bin, &["run", "--config", "xfed.toml"], &dir);
+    let mut bob = need!(XmppClient::connect(
+        BOB,
+        "bob-secret",
+        prosody.c2s_addr(),
+        Duration::from_secs(180),
+    ));
+    // An interested resource (RFC 6121 section 2.2), as clients are.
+    bob.fetch_roster();
+    Some(Lab {
+        name,
+        bin: bin.into(),
+        bob,
+        xfed: Some(xfed),
+        earlier_log: String::new(),
+        prosody,
+        sip,
+        dir,
+    })
+}
+
+/// The entity-tag of a successful PUBLISH.
+fn etag_of(lab: &mut Lab, r: &Response, what: &str) -> String {
+    if r.status != 200 {
+        panic!("{what}: {r:?}\n{}", lab.diagnostics());
+    }
+    match r.headers.get("SIP-ETag") {
+        Some(t) if !t.is_empty() => t.to_owned(),
+        _ => panic!("{what}: 200 without SIP-ETag: {r:?}"),
+    }
+}
+
+/// Waits for a presence from alice to bob after the first `skip` ones.
+fn bob_expects(
+    lab: &mut Lab,
+    what: &str,
+    skip: usize,
+    pred: impl Fn(&PresenceReceived) -> bool,
+) -> (usize, PresenceReceived) {
+    match lab
+        .bob
+        .wait_presence(skip, WAIT, |p| p.from_bare() == ALICE && pred(p))
+    {
+        Some(found) => found,
+        None => panic!(
+            "bob got no {what} from alice within {WAIT:?}\n{}",
+            lab.diagnostics()
+        ),
+    }
+}
+
+fn prosody_user_watches_sip_user(bin: &str, prosody_ip: u8) {
+    let Some(mut lab) = lab(bin, "watch-sip", prosody_ip) else {
+        return;
+    };
+    let mut alice = lab.alice();
+    let t0 = Instant::now();
+    let r = alice.publish(OPEN_NOTE, None, 3600);
+    let mut etag = etag_of(&mut lab, &r, "alice's first PUBLISH");
+    assert_eq!(r.headers.get("Expires"), Some("3600"), "{r:?}");
+
+    lab.bob.presence_to(ALICE, "subscribe");
+    let (i, p) = bob_expects(&mut lab, "subscribed", 0, |p| {
+        p.kind() == "subscribed" || p.kind() == "unsubscribed"
+    });
+    assert_eq!(p.kind(), "subscribed", "{p:?}\n{}", lab.diagnostics());
+    let (i, p) = bob_expects(&mut lab, "availability", i + 1, |p| {
+        p.kind() != "subscribed"
+    });
+    assert!(
+        p.kind() == "available" && p.status.as_deref() == Some("In the lab") && p.show.is_none(),
+        "alice as bob first sees her: {p:?}\n{}",
+        lab.diagnostics()
+    );
+    println!(
+        "{bin}: PUBLISH -> bob sees alice available in {:?}",
+        t0.elapsed()
+    );
+
+    // A modification: away, another note.
+    let t1 = Instant::now();
+    let r = alice.publish(AWAY_NOTE, Some(&etag), 3600);
+    etag = etag_of(&mut lab, &r, "alice's away PUBLISH");
+    let (i, p) = bob_expects(&mut lab, "the away change", i + 1, |_| true);
+    assert!(
+        p.kind() == "available"
+            && p.show.as_deref() == Some("away")
+            && p.status.as_deref() == Some("Back at five"),
+        "alice away: {p:?}\n{}",
+        lab.diagnostics()
+    );
+    println!("{bin}: PUBLISH change -> bob in {:?}", t1.elapsed());
+
+    // Closed: unavailable.
+    let r = alice.publish(CLOSED, Some(&etag), 3600);
+    etag = etag_of(&mut lab, &r, "alice's closed PUBLISH");
+    let (i, p) = bob_expects(&mut lab, "the closed change", i + 1, |_| true);
+    assert_eq!(p.kind(), "unavailable", "{p:?}\n{}", lab.diagnostics());
+
+    // The same instance again, on the same SQLite store.
+    let t2 = Instant::now();
+    lab.restart_xfed();
+    println!("{bin}: xfed restarted in {:?}", t2.elapsed());
+    let r = alice.publish(AFTER_RESTART, Some(&etag), 3600);
+    etag_of(
+        &mut lab,
+        &r,
+        "alice's PUBLISH with her entity-tag after the restart",
+    );
+    let (i, p) = bob_expects(&mut lab, "the change after the restart", i + 1, |_| true);
+    assert!(
+        p.kind() == "available" && p.status.as_deref() == Some("After the restart"),
+        "alice after the restart: {p:?}\n{}",
+        lab.diagnostics()
+    );
+    println!(
+        "{bin}: after the restart, PUBLISH -> bob in {:?}",
+        t2.elapsed()
+    );
+    // bob's probe (routed by Prosody from his bare JID) gets the current
+    // state.
+    lab.bob.presence_to(ALICE, "probe");
+    let (_, p) = bob_expects(&mut lab, "an answer to the probe", i + 1, |_| true);
+    assert!(
+        p.kind() == "available" && p.status.as_deref() == Some("After the restart"),
+        "alice as the probe found her: {p:?}\n{}",
+        lab.diagnostics()
+    );
+    // Nothing bob was not meant to see: one subscribed, four changes, the
+    // probe's answer.
+    let from_alice: Vec<String> = lab
+        .bob
+        .presences()
+        .iter()
+        .filter(|p| p.from_bare() == ALICE)
+        .map(|p| p.kind().to_owned())
+        .collect();
+    assert_eq!(
+        from_alice,
+        [
+            "subscribed",
+            "available",
+            "available",
+            "unavailable",
+            "available",
+            "available"
+        ],
+        "{}",
+        lab.diagnostics()
+    );
+}
+
+/// The NOTIFYs alice got, one per CSeq (retransmissions dropped).
+struct Notifies {
+    got: Vec<Request>,
+}
+
+impl Notifies {
+    /// Waits for a new NOTIFY (answered 200) matching `pred`; the ones
+    /// before it are kept too.
+    fn expect(
+        &mut self,
+        lab: &mut Lab,
+        alice: &mut SipUa,
+        what: &str,
+        pred: impl Fn(&Request) -> bool,
+    ) -> Request {
+        let deadline = Instant::now() + NOTIFY_WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Some(n) = alice.notify(left) else {
+                panic!(
+                    "alice got no {what} within {NOTIFY_WAIT:?}; NOTIFYs so far:\n{}\n{}",
+                    self.summary(),
+                    lab.diagnostics()
+                );
+            };
+            let seq = n.headers.cseq().map(|c| c.seq).ok();
+            if self
+                .got
+                .iter()
+                .any(|m| m.headers.cseq().map(|c| c.seq).ok() == seq)
+            {
+                continue;
+            }
+            self.got.push(n.clone());
+            if pred(&n) {
+                return n;
+            }
+        }
+    }
+
+    fn summary(&self) -> String {
+        self.got
+            .iter()
+            .map(|n| {
+                format!(
+                    "{:?} {:?}\n{}",
+                    n.headers.get("Subscription-State"),
+                    n.headers.get("Content-Type"),
+                    String::from_utf8_lossy(&n.body)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+fn state(n: &Request) -> &str {
+    n.headers.get("Subscription-State").unwrap_or("")
+}
+
+/// The PIDF body of a NOTIFY, parsed (no body: nothing known).
+fn pidf_of(n: &Request) -> Option<Presentity> {
+    if n.body.is_empty() {
+        return None;
+    }
+    Some(
+        parse_pidf(&n.body, &PidfLimits::default()).unwrap_or_else(|e| {
+            panic!(
+                "NOTIFY body is no PIDF ({e:?}):\n{}",
+                String::from_utf8_lossy(&n.body)
+            )
+        }),
+    )
+}
+
+/// Whether any resource is available.
+fn open(p: &Presentity) -> bool {
+    p.resources()
+        .iter()
+        .any(|r| matches!(r.availability(), Availability::Available { .. }))
+}
+
+fn sip_user_watches_prosody_user(bin: &str, prosody_ip: u8) {
+    let Some(mut lab) = lab(bin, "watch-xmpp", prosody_ip) else {
+        return;
+    };
+    lab.bob.auto_subscriptions(false);
+    let mut alice = lab.alice();
+    let mut notifies = Notifies { got: Vec::new() };
+
+    let t0 = Instant::now();
+    let r = alice.subscribe(BOB, 600);
+    if r.status != 200 {
+        panic!("alice's SUBSCRIBE: {r:?}\n{}", lab.diagnostics());
+    }
+    let expires: u32 = r
+        .headers
+        .get("Expires")
+        .and_then(|e| e.trim().parse().ok())
+        .unwrap_or_else(|| panic!("200 to SUBSCRIBE without Expires: {r:?}"));
+    assert!((60..=600).contains(&expires), "granted Expires {expires}");
+    let n = notifies.expect(&mut lab, &mut alice, "first NOTIFY", |_| true);
+    assert!(
+        state(&n).starts_with("pending"),
+        "first NOTIFY's Subscription-State {:?}\n{}",
+        state(&n),
+        notifies.summary()
+    );
+    assert_eq!(n.headers.get("Event"), Some("presence"), "{n:?}");
+
+    // bob is asked, from alice's bare JID, and says yes.
+    let (_, p) = lab
+        .bob
+        .expect_presence("subscribe from alice", 0, WAIT, |p| {
+            p.from_bare() == ALICE && p.kind() == "subscribe"
+        });
+    assert_eq!(p.from.as_deref(), Some(ALICE), "from the bare JID: {p:?}");
+    lab.bob.presence_to(ALICE, "subscribed");
+    notifies.expect(&mut lab, &mut alice, "NOTIFY active", |n| {
+        state(n).starts_with("active")
+    });
+    println!("{bin}: SUBSCRIBE -> NOTIFY active in {:?}", t0.elapsed());
+
+    // bob busy with a note.
+    let t1 = Instant::now();
+    lab.bob.send_presence(&OutgoingPresence {
+        show: Some("dnd".into()),
+        status: Some("Writing the interop test".into()),
+        ..OutgoingPresence::default()
+    });
+    let n = notifies.expect(&mut lab, &mut alice, "NOTIFY with bob's note", |n| {
+        pidf_of(n).is_some_and(|p| {
+            p.resources().iter().any(|r| {
+                r.notes()
+                    .iter()
+                    .any(|note| note.text() == "Writing the interop test")
+            })
+        })
+    });
+    println!("{bin}: bob's status -> NOTIFY in {:?}", t1.elapsed());
+    assert!(state(&n).starts_with("active"), "{}", notifies.summary());
+    let ctype = n.headers.get("Content-Type").unwrap_or_default();
+    assert!(
+        ctype
+            .to_ascii_lowercase()
+            .starts_with("application/pidf+xml"),
+        "Content-Type {ctype:?}"
+    );
+    let p = pidf_of(&n).expect("a body");
+    let bob_res = p
+        .resources()
+        .iter()
+        .find(|r| !r.notes().is_empty())
+        .expect("the resource with the note");
+    assert!(
+        matches!(
+            bob_res.availability(),
+            Availability::Available {
+                show: Some(Show::Dnd),
+                ..
+            }
+        ),
+        "bob's resource {bob_res:?}\n{}",
+        notifies.summary()
+    );
+    assert!(open(&p), "{}", notifies.summary());
+
+    // bob leaves.
+    let t2 = Instant::now();
+    lab.bob.send_presence(&OutgoingPresence {
+        presence_type: Some("unavailable".into()),
+        ..OutgoingPresence::default()
+    });
+    let n = notifies.expect(&mut lab, &mut alice, "NOTIFY closed", |n| {
+        pidf_of(n).is_none_or(|p| !open(&p))
+    });
+    println!("{bin}: bob unavailable -> NOTIFY in {:?}", t2.elapsed());
+    assert!(state(&n).starts_with("active"), "{}", notifies.summary());
+    let p = pidf_of(&n).unwrap_or_default();
+    assert!(
+        p.resources()
+            .iter()
+            .all(|r| r.availability() == Availability::Unavailable),
+        "{}",
+        notifies.summary()
+    );
+    // One dialog throughout: pending once, then active, every NOTIFY of
+    // the presence package, every body PIDF.
+    for (k, n) in notifies.got.iter().enumerate() {
+        let want = if k == 0 { "pending" } else { "active" };
+        assert!(
+            state(n).starts_with(want),
+            "NOTIFY {k}: {:?}\n{}",
+            state(n),
+            notifies.summary()
+        );
+        assert_eq!(n.headers.get("Event"), Some("presence"), "NOTIFY {k}");
+        if !n.body.is_empty() {
+            pidf_of(n);
+        }
+    }
+}
+
+#[test]
+fn prosody_user_watches_sip_user_tokio() {
+    prosody_user_watches_sip_user("xfed", 71);
+}
+
+#[test]
+fn prosody_user_watches_sip_user_async_std() {
+    prosody_user_watches_sip_user("xfed-async-std", 72);
+}
+
+#[test]
+fn sip_user_watches_prosody_user_tokio() {
+    sip_user_watches_prosody_user("xfed", 73);
+}
+
+#[test]
+fn sip_user_watches_prosody_user_async_std() {
+    sip_user_watches_prosody_user("xfed-async-std", 74);
+}

@@ -6,8 +6,9 @@
 //! are not included.
 //! Run with `cargo bench -p xfed-core --bench presence`.
 
+mod common;
+
 use std::hint::black_box;
-use std::time::{Duration, Instant};
 
 use xfed_core::jid::Jid;
 use xfed_core::translate::presence::{pidf_to_xmpp, xmpp_to_pidf, Disclosure, PidfLimits};
@@ -83,29 +84,6 @@ fn sip_to_xmpp(bodies: &[Vec<u8>], from: &[Jid], to: &Jid) -> Vec<u8> {
     out
 }
 
-fn measure(mut f: impl FnMut()) -> (Duration, Duration) {
-    f();
-    let mut times: Vec<Duration> = (0..RUNS)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed()
-        })
-        .collect();
-    times.sort();
-    (times[RUNS / 2], times[0])
-}
-
-fn report(what: &str, (median, best): (Duration, Duration)) {
-    let per_s = |d: Duration| MESSAGES as f64 / d.as_secs_f64();
-    println!(
-        "{what}: {:.0} presences/s median ({:.0} best), {:.2} µs each, over {RUNS} runs of {MESSAGES}",
-        per_s(median),
-        per_s(best),
-        median.as_secs_f64() * 1e6 / MESSAGES as f64
-    );
-}
-
 fn main() {
     let input = xmpp_stream();
     let bodies = xmpp_to_sip(&input);
@@ -121,15 +99,21 @@ fn main() {
         bodies.iter().map(Vec::len).sum::<usize>() as f64 / MESSAGES as f64,
         back.len() as f64 / MESSAGES as f64
     );
-    report(
+    common::report(
         "XMPP -> PIDF",
-        measure(|| {
+        "presences",
+        MESSAGES,
+        RUNS,
+        common::measure(RUNS, || {
             black_box(xmpp_to_sip(&input));
         }),
     );
-    report(
+    common::report(
         "PIDF -> XMPP",
-        measure(|| {
+        "presences",
+        MESSAGES,
+        RUNS,
+        common::measure(RUNS, || {
             black_box(sip_to_xmpp(&bodies, &from, &to));
         }),
     );

@@ -5,9 +5,10 @@
 //! serializer). Transactions, queues and TLS are not included.
 //! Run with `cargo bench -p xfed-core --bench translate`.
 
+mod common;
+
 use std::hint::black_box;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
 
 use xfed_core::config::SipTransport;
 use xfed_core::endpoint::pager::{message_request, sip_im_of};
@@ -99,29 +100,6 @@ fn sip_to_xmpp(datagrams: &[Vec<u8>]) -> Vec<u8> {
     out
 }
 
-fn measure(mut f: impl FnMut()) -> (Duration, Duration) {
-    f();
-    let mut times: Vec<Duration> = (0..RUNS)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed()
-        })
-        .collect();
-    times.sort();
-    (times[RUNS / 2], times[0])
-}
-
-fn report(what: &str, (median, best): (Duration, Duration)) {
-    let per_s = |d: Duration| MESSAGES as f64 / d.as_secs_f64();
-    println!(
-        "{what}: {:.0} messages/s median ({:.0} best), {:.2} µs each, over {RUNS} runs of {MESSAGES}",
-        per_s(median),
-        per_s(best),
-        median.as_secs_f64() * 1e6 / MESSAGES as f64
-    );
-}
-
 fn main() {
     let input = xmpp_stream();
     let targets: Vec<Target> = (0..MESSAGES).map(target).collect();
@@ -134,21 +112,30 @@ fn main() {
         datagrams.iter().map(Vec::len).sum::<usize>() as f64 / MESSAGES as f64,
         back.len() as f64 / MESSAGES as f64
     );
-    report(
+    common::report(
         "XMPP -> SIP",
-        measure(|| {
+        "messages",
+        MESSAGES,
+        RUNS,
+        common::measure(RUNS, || {
             black_box(xmpp_to_sip(&input, &targets));
         }),
     );
-    report(
+    common::report(
         "SIP -> XMPP",
-        measure(|| {
+        "messages",
+        MESSAGES,
+        RUNS,
+        common::measure(RUNS, || {
             black_box(sip_to_xmpp(&datagrams));
         }),
     );
-    report(
+    common::report(
         "round trip (XMPP -> SIP -> XMPP)",
-        measure(|| {
+        "messages",
+        MESSAGES,
+        RUNS,
+        common::measure(RUNS, || {
             let d = xmpp_to_sip(&input, &targets);
             black_box(sip_to_xmpp(&d));
         }),

@@ -3,8 +3,10 @@
 //! Run with `cargo bench -p xfed-core --bench xml_reader`; prints MB/s and
 //! stanzas/s (median and best of the runs) for reading and for writing.
 
+mod common;
+
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use xfed_core::xml::{ns, Element, Event, Limits, Reader, Scope, StreamHeader};
 
@@ -42,19 +44,6 @@ fn stream() -> (Vec<u8>, Vec<Element>) {
     (out, stanzas)
 }
 
-fn measure(mut f: impl FnMut()) -> (Duration, Duration) {
-    f();
-    let mut times: Vec<Duration> = (0..RUNS)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed()
-        })
-        .collect();
-    times.sort();
-    (times[RUNS / 2], times[0])
-}
-
 fn report(what: &str, bytes: usize, (median, best): (Duration, Duration)) {
     let mbs = |d: Duration| bytes as f64 / d.as_secs_f64() / 1e6;
     let sps = |d: Duration| STANZAS as f64 / d.as_secs_f64();
@@ -74,7 +63,7 @@ fn main() {
         input.len(),
         input.len() as f64 / STANZAS as f64
     );
-    let read = measure(|| {
+    let read = common::measure(RUNS, || {
         let mut r = Reader::new(Limits::default());
         let mut n = 0;
         for chunk in input.chunks(64 * 1024) {
@@ -90,7 +79,7 @@ fn main() {
     });
     report("read", input.len(), read);
     let scope = Scope::server();
-    let write = measure(|| {
+    let write = common::measure(RUNS, || {
         let mut out = Vec::with_capacity(input.len());
         for s in &stanzas {
             s.write(&scope, &mut out);

@@ -438,8 +438,11 @@ impl Event {
             | Event::NotDelivered { .. }
             | Event::Registered { .. }
             | Event::BindingsRestored { .. }
-            | Event::Relayed { .. }
+            | Event::Relayed { body: Some(_), .. }
             | Event::MessageRefused { .. } => Level::Info,
+            // One per message: an info line only when the operator asked
+            // for bodies (`gateway.log_message_bodies`), as before events.
+            Event::Relayed { body: None, .. } => Level::Debug,
         }
     }
 

@@ -80,6 +80,20 @@ pub struct StanzaError {
     pub text: Option<String>,
 }
 
+impl StanzaError {
+    /// The `error` object of a reported stanza, if it has one.
+    fn of(stanza: &Value) -> Option<StanzaError> {
+        stanza
+            .get("error")
+            .filter(|e| e.is_object())
+            .map(|e| StanzaError {
+                error_type: str_of(e, "type"),
+                condition: str_of(e, "condition"),
+                text: str_of(e, "text"),
+            })
+    }
+}
+
 /// A `<message/>` the client received.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Received {
@@ -98,14 +112,7 @@ pub struct Received {
 
 impl Received {
     fn of(m: &Value, at: Instant) -> Received {
-        let error = m
-            .get("error")
-            .filter(|e| e.is_object())
-            .map(|e| StanzaError {
-                error_type: str_of(e, "type"),
-                condition: str_of(e, "condition"),
-                text: str_of(e, "text"),
-            });
+        let error = StanzaError::of(m);
         Received {
             from: str_of(m, "from"),
             to: str_of(m, "to"),
@@ -150,14 +157,7 @@ pub struct PresenceReceived {
 
 impl PresenceReceived {
     fn of(p: &Value, at: Instant) -> PresenceReceived {
-        let error = p
-            .get("error")
-            .filter(|e| e.is_object())
-            .map(|e| StanzaError {
-                error_type: str_of(e, "type"),
-                condition: str_of(e, "condition"),
-                text: str_of(e, "text"),
-            });
+        let error = StanzaError::of(p);
         PresenceReceived {
             from: str_of(p, "from"),
             to: str_of(p, "to"),

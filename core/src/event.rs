@@ -181,6 +181,13 @@ pub enum Event {
         /// Expired while xfed was down.
         expired: usize,
     },
+    /// SIP subscription dialogs were loaded from the store at start.
+    DialogsRestored {
+        /// Going on in their dialogs; their XMPP contacts are probed.
+        restored: usize,
+        /// Expired while xfed was down, or not restorable.
+        dropped: usize,
+    },
     /// A SIP connection was closed by one of its timeouts.
     SipConnectionExpired {
         /// Its connection.
@@ -438,6 +445,7 @@ impl Event {
             | Event::NotDelivered { .. }
             | Event::Registered { .. }
             | Event::BindingsRestored { .. }
+            | Event::DialogsRestored { .. }
             | Event::Relayed { body: Some(_), .. }
             | Event::MessageRefused { .. } => Level::Info,
             // One per message: an info line only when the operator asked
@@ -464,6 +472,7 @@ impl Event {
             Event::Registered { .. } => "registered",
             Event::BindingsExpired { .. } => "bindings_expired",
             Event::BindingsRestored { .. } => "bindings_restored",
+            Event::DialogsRestored { .. } => "dialogs_restored",
             Event::SipConnectionExpired { .. } => "sip_connection_expired",
             Event::SipCertificate { .. } => "sip_certificate",
             Event::SipConnectionFailed { .. } => "sip_connection_failed",
@@ -507,6 +516,7 @@ impl Event {
             | Event::Registered { .. }
             | Event::BindingsExpired { .. }
             | Event::BindingsRestored { .. }
+            | Event::DialogsRestored { .. }
             | Event::SipRefused { .. }
             | Event::Relayed { .. }
             | Event::MessageRefused { .. }
@@ -624,6 +634,10 @@ impl fmt::Display for Event {
             Event::BindingsRestored { restored, expired } => write!(
                 f,
                 "registrar: {restored} binding(s) restored, {expired} expired"
+            ),
+            Event::DialogsRestored { restored, dropped } => write!(
+                f,
+                "presence: {restored} subscription dialog(s) restored, {dropped} dropped"
             ),
             Event::SipConnectionExpired {
                 peer,

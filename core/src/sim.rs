@@ -663,12 +663,7 @@ impl Net {
         seed[1] = 1;
         let unix = NOW + now.saturating_duration_since(self.start).as_secs();
         self.nodes[i].gw = Gateway::with_settings(settings, seed, now, unix, spec.connection_limit);
-        let stored = crate::store::Stored {
-            bindings: store.load_bindings().expect("bindings"),
-            contacts: store.load_contacts().expect("contacts"),
-            publications: store.load_publications().expect("publications"),
-            authorizations: store.load_authorizations().expect("authorizations"),
-        };
+        let stored = store.load_all().expect("the store loads");
         self.enable_sip_stored(i, toml, None, stored);
     }
 

@@ -9,7 +9,7 @@
 //! (`core/tests/store.rs` runs one suite against both).
 //!
 //! The persisted records ([`Binding`], [`Contacted`], [`StoredPublication`],
-//! [`StoredAuthorization`]) are defined here, below the modules that produce them (`registrar`,
+//! [`StoredAuthorization`], [`StoredDialog`]) are defined here, below the modules that produce them (`registrar`,
 //! `endpoint`), so that the store depends on none of them.
 
 use std::collections::BTreeMap;
@@ -163,6 +163,72 @@ pub struct StoredAuthorization {
     pub since: u64,
 }
 
+/// Which side of a SIP subscription dialog xfed is, as the store keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SavedSide {
+    /// A SIP user subscribed to an XMPP address through xfed; xfed sends
+    /// the NOTIFYs.
+    Notifier,
+    /// xfed subscribed (for an XMPP watcher); it receives the NOTIFYs and
+    /// refreshes with this Expires.
+    Subscriber {
+        /// The Expires xfed asks for in each refresh.
+        interval: u32,
+    },
+}
+
+/// A SIP subscription dialog (RFC 6665) as the store keeps it: enough to
+/// go on in the same dialog after a restart. `sip::SubscriptionTable`
+/// makes and takes these; times are unix seconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedDialog {
+    /// Call-ID; with `local_tag`, the record's key.
+    pub call_id: String,
+    /// xfed's tag.
+    pub local_tag: String,
+    /// The peer's tag (empty only for a subscriber dialog no answer
+    /// confirmed, which is never saved).
+    pub remote_tag: String,
+    /// Notifier or subscriber.
+    pub side: SavedSide,
+    /// The remote target (the peer's Contact).
+    pub target: String,
+    /// The route set, as one Route header value (may be empty).
+    pub route: String,
+    /// The local URI (From of our requests).
+    pub local_uri: String,
+    /// The remote URI (To of our requests).
+    pub remote_uri: String,
+    /// The Event header value.
+    pub event: String,
+    /// xfed's last CSeq when saved. NOTIFYs reporting changes are not
+    /// saved one by one: restoring adds one per
+    /// `min_notify_interval` elapsed since `saved_at`, which no sequence
+    /// sent in between can exceed.
+    pub local_cseq: u32,
+    /// The peer's last CSeq.
+    pub remote_cseq: u32,
+    /// Authorized (notifier) or accepted (subscriber).
+    pub active: bool,
+    /// When it expires unless refreshed.
+    pub expires_at: u64,
+    /// When this record was made.
+    pub saved_at: u64,
+}
+
+/// A subscription dialog and what it serves: the local user and the
+/// remote XMPP address at its two ends (the user watching a contact, or
+/// the user an XMPP contact watches).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDialog {
+    /// The local user, `user@domain`.
+    pub local_user: String,
+    /// The remote bare JID.
+    pub remote_jid: String,
+    /// The dialog.
+    pub dialog: SavedDialog,
+}
+
 /// One change to persist. Applying a sequence is idempotent and tolerant of
 /// a previous partial run: inserts and updates both write the whole record
 /// (an update of a missing record creates it), deletes of missing records
@@ -217,6 +283,16 @@ pub enum Persist {
         local_user: String,
         /// The watcher's bare JID.
         remote_jid: String,
+    },
+    /// A subscription dialog made, refreshed or changed state, identified
+    /// by (Call-ID, local tag); writes the whole record.
+    PutDialog(StoredDialog),
+    /// A subscription dialog ended.
+    DeleteDialog {
+        /// Its Call-ID.
+        call_id: String,
+        /// xfed's tag.
+        local_tag: String,
     },
 }
 
@@ -289,10 +365,12 @@ pub(crate) fn check_times(changes: &[Persist]) -> Result<(), StoreError> {
             Persist::RememberContact { at_unix, .. } => *at_unix,
             Persist::PutPublication(p) => p.expires_at.max(p.published_at),
             Persist::PutAuthorization(a) => a.since,
+            Persist::PutDialog(d) => d.dialog.expires_at.max(d.dialog.saved_at),
             Persist::DeleteAuthorization { .. }
             | Persist::DeleteBinding { .. }
             | Persist::ForgetContact { .. }
-            | Persist::DeletePublication { .. } => continue,
+            | Persist::DeletePublication { .. }
+            | Persist::DeleteDialog { .. } => continue,
         };
         if t > MAX_TIME {
             return Err(StoreError::Invalid(format!("time {t} is beyond 2^63")));
@@ -315,6 +393,19 @@ pub trait Store: Send {
     /// Every presence authorization, approved or pending, in no particular
     /// order.
     fn load_authorizations(&mut self) -> Result<Vec<StoredAuthorization>, StoreError>;
+    /// Every subscription dialog, in no particular order.
+    fn load_dialogs(&mut self) -> Result<Vec<StoredDialog>, StoreError>;
+
+    /// Everything, for `Gateway::new` at start.
+    fn load_all(&mut self) -> Result<Stored, StoreError> {
+        Ok(Stored {
+            bindings: self.load_bindings()?,
+            contacts: self.load_contacts()?,
+            publications: self.load_publications()?,
+            authorizations: self.load_authorizations()?,
+            dialogs: self.load_dialogs()?,
+        })
+    }
 
     /// Applies `changes` in order, all or nothing.
     fn apply(&mut self, changes: &[Persist]) -> Result<(), StoreError>;
@@ -348,6 +439,7 @@ pub struct MemoryStore {
     contacts: BTreeMap<(String, String), Contacted>,
     publications: BTreeMap<(String, String), StoredPublication>,
     authorizations: BTreeMap<(String, String), StoredAuthorization>,
+    dialogs: BTreeMap<(String, String), StoredDialog>,
 }
 
 impl MemoryStore {
@@ -372,6 +464,10 @@ impl Store for MemoryStore {
 
     fn load_authorizations(&mut self) -> Result<Vec<StoredAuthorization>, StoreError> {
         Ok(self.authorizations.values().cloned().collect())
+    }
+
+    fn load_dialogs(&mut self) -> Result<Vec<StoredDialog>, StoreError> {
+        Ok(self.dialogs.values().cloned().collect())
     }
 
     fn apply(&mut self, changes: &[Persist]) -> Result<(), StoreError> {
@@ -425,6 +521,13 @@ impl Store for MemoryStore {
                     self.authorizations
                         .remove(&(local_user.clone(), remote_jid.clone()));
                 }
+                Persist::PutDialog(d) => {
+                    let key = (d.dialog.call_id.clone(), d.dialog.local_tag.clone());
+                    self.dialogs.insert(key, d.clone());
+                }
+                Persist::DeleteDialog { call_id, local_tag } => {
+                    self.dialogs.remove(&(call_id.clone(), local_tag.clone()));
+                }
             }
         }
         Ok(())
@@ -454,6 +557,8 @@ pub struct Stored {
     pub publications: Vec<StoredPublication>,
     /// Remote watchers' presence authorizations.
     pub authorizations: Vec<StoredAuthorization>,
+    /// SIP subscription dialogs, both roles.
+    pub dialogs: Vec<StoredDialog>,
 }
 
 #[cfg(test)]

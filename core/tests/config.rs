@@ -208,12 +208,6 @@ fn design_example_parses() {
         got,
         [
             (3, Warning, WeakSecret, "gateway.dialback_secret"),
-            (
-                9,
-                Info,
-                NotActiveYet,
-                "gateway.subscription_refresh_interval"
-            ),
             (20, Info, NotActiveYet, "listen.internal"),
             (21, Info, NotActiveYet, "listen.metrics"),
             (31, Warning, NoEffect, "sip.next_hop"),
@@ -225,7 +219,7 @@ fn design_example_parses() {
         "line 3, column 19: 'dialback_secret' in [gateway] is the example value or shorter than 16 characters: anyone who guesses it can forge dialback keys for the local domains"
     );
     assert_eq!(
-        loaded.notices[2].to_string(),
+        loaded.notices[1].to_string(),
         "line 20, column 1: 'internal' in [listen] is accepted but not active yet: this version does not act on it"
     );
 }
@@ -944,14 +938,7 @@ fn blocks_outside_deny_list_are_reported() {
 
 #[test]
 fn inactive_keys_are_reported_only_when_set() {
-    assert_eq!(
-        INACTIVE_KEYS,
-        [
-            "gateway.subscription_refresh_interval",
-            "listen.internal",
-            "listen.metrics",
-        ]
-    );
+    assert_eq!(INACTIVE_KEYS, ["listen.internal", "listen.metrics",]);
 
     // Empty tables and active keys say nothing.
     let loaded = ok(&with(

@@ -10,6 +10,7 @@ use std::time::Duration;
 use xfed_core::registrar::digest::{Algorithm, Challenge};
 use xfed_core::sim::{Net, NodeSpec};
 use xfed_core::sip::{parse_datagram, Limits, Message, Request, Response};
+use xfed_core::store::{MemoryStore, Persist, Store};
 use xfed_core::xml::Element;
 use xfed_core::Event;
 
@@ -499,4 +500,133 @@ fn the_contacts_own_subscribe_is_approved_after_the_users() {
         "{}",
         net.dump(XFED)
     );
+}
+
+/// What xfed asked its store to keep, applied to a fresh store.
+fn stored(net: &Net) -> MemoryStore {
+    let mut store = MemoryStore::new();
+    store
+        .apply(&net.nodes[XFED].persisted)
+        .expect("the store applies");
+    store
+}
+
+fn cseq(n: &Request) -> u32 {
+    n.headers.cseq().expect("CSeq").seq
+}
+
+#[test]
+fn a_restart_continues_the_dialog_and_probes_the_contact_again() {
+    let toml = config("federated", "");
+    let mut net = network_of(&toml);
+    let mut ua = Ua::new();
+    active(&mut net, &mut ua);
+    bob_available(&mut net, "phone", "Here");
+    net.advance(Duration::from_secs(6));
+    ua.take(&mut net);
+    let last = cseq(ua.last());
+    let mut store = stored(&net);
+    assert_eq!(store.load_dialogs().expect("dialogs").len(), 1);
+
+    net.advance(Duration::from_secs(30));
+    net.restart_sip(XFED, &toml, &mut store);
+    assert!(net.saw(XFED, |e| matches!(
+        e,
+        Event::DialogsRestored {
+            restored: 1,
+            dropped: 0
+        }
+    )));
+    assert_eq!(net.nodes[XFED].gw.sip_tables().subscriptions, 1);
+    let probe = to_bob(&net).pop().expect("a probe to bob");
+    assert_eq!(
+        (probe.attr("type"), probe.attr("from")),
+        (Some("probe"), Some(ALICE)),
+        "{}",
+        net.dump(XFED)
+    );
+    ua.take(&mut net);
+    let before = ua.notifies.len();
+    assert!(before > 0);
+
+    // Bob's answer to the probe reaches alice in her old dialog, its CSeq
+    // above every NOTIFY sent before the restart.
+    bob_available(&mut net, "laptop", "Back again");
+    ua.take(&mut net);
+    assert_eq!(ua.notifies.len(), before + 1, "{}", net.dump(XFED));
+    let n = ua.last();
+    assert_eq!(n.headers.call_id().ok(), Some(ua.call_id.as_str()));
+    assert!(cseq(n) > last, "{} after {last}", cseq(n));
+    assert!(body(n).contains("Back again"), "{}", body(n));
+    assert!(n
+        .headers
+        .get("Subscription-State")
+        .unwrap_or("")
+        .starts_with("active"));
+
+    // Her refresh is one of the dialog: 200, not 481.
+    let r = ua.subscribe(&mut net, 3600);
+    assert_eq!(r.status, 200, "{r:?}");
+}
+
+#[test]
+fn a_dialog_that_expired_while_down_is_dropped_and_deleted() {
+    let toml = config("federated", "");
+    let mut net = network_of(&toml);
+    let mut ua = Ua::new();
+    let r = ua.subscribe(&mut net, 60);
+    assert_eq!(r.status, 200, "{r:?}");
+    let mut store = stored(&net);
+    net.advance(Duration::from_secs(61));
+    let persisted = net.nodes[XFED].persisted.len();
+    net.restart_sip(XFED, &toml, &mut store);
+    assert!(net.saw(XFED, |e| matches!(
+        e,
+        Event::DialogsRestored {
+            restored: 0,
+            dropped: 1
+        }
+    )));
+    assert_eq!(net.nodes[XFED].gw.sip_tables().subscriptions, 0);
+    let deleted = net.nodes[XFED].persisted[persisted..]
+        .iter()
+        .any(|p| matches!(p, Persist::DeleteDialog { call_id, .. } if *call_id == ua.call_id));
+    assert!(deleted, "{:?}", net.nodes[XFED].persisted);
+    let r = ua.subscribe(&mut net, 3600);
+    assert_eq!(r.status, 481, "{r:?}");
+}
+
+#[test]
+fn an_ended_dialog_leaves_the_store() {
+    let mut net = network();
+    let mut ua = Ua::new();
+    active(&mut net, &mut ua);
+    assert_eq!(stored(&net).load_dialogs().expect("dialogs").len(), 1);
+    let d = &stored(&net).load_dialogs().expect("dialogs")[0];
+    assert!(d.dialog.active, "{d:?}");
+    assert_eq!((d.local_user.as_str(), d.remote_jid.as_str()), (ALICE, BOB));
+    assert_eq!(ua.subscribe(&mut net, 0).status, 200);
+    assert!(stored(&net).load_dialogs().expect("dialogs").is_empty());
+}
+
+#[test]
+fn subscription_refresh_interval_caps_the_grant_and_paces_probes() {
+    let toml = config("federated", "").replace(
+        "[gateway]\n",
+        "[gateway]\nsubscription_refresh_interval = \"30m\"\n",
+    );
+    let mut net = network_of(&toml);
+    let mut ua = Ua::new();
+    let r = ua.subscribe(&mut net, 3600);
+    assert_eq!(r.headers.get("Expires"), Some("1800"), "{r:?}");
+    bob_says(&mut net, "subscribed");
+    ua.take(&mut net);
+    // A refresh within the interval asks bob nothing; one after it
+    // probes him again.
+    net.advance(Duration::from_secs(900));
+    assert_eq!(ua.subscribe(&mut net, 1800).status, 200);
+    assert_eq!(kinds(&to_bob(&net)), ["subscribe"]);
+    net.advance(Duration::from_secs(901));
+    assert_eq!(ua.subscribe(&mut net, 1800).status, 200);
+    assert_eq!(kinds(&to_bob(&net)), ["subscribe", "probe"]);
 }

@@ -20,8 +20,21 @@ fn table(max: usize) -> SubscriptionTable {
     SubscriptionTable::new(SubscriptionConfig::new(max))
 }
 
+/// The actions, without the requests to save (`saves` looks at those).
 fn drain(t: &mut SubscriptionTable) -> Vec<Action> {
-    std::iter::from_fn(|| t.poll_action()).collect()
+    std::iter::from_fn(|| t.poll_action())
+        .filter(|a| !matches!(a, Action::Save(_)))
+        .collect()
+}
+
+/// The subscriptions the table asked to save, in order.
+fn saves(t: &mut SubscriptionTable) -> Vec<SubId> {
+    std::iter::from_fn(|| t.poll_action())
+        .filter_map(|a| match a {
+            Action::Save(sub) => Some(sub),
+            _ => None,
+        })
+        .collect()
 }
 
 /// A SUBSCRIBE from bob's phone to alice (ours).
@@ -997,4 +1010,180 @@ fn dialog_strings_are_bounded() {
         SubscribeResult::Ended(Cause::Response(413), Next::ResubscribeAt(t0 + secs(60)))
     );
     assert_eq!(t.len(), 1, "only the notifier dialog is left");
+}
+
+// ---------------------------------------------------------------- restarts
+
+const UNIX: u64 = 1_800_000_000;
+
+#[test]
+fn lasting_changes_ask_to_be_saved_and_notifies_do_not() {
+    let t0 = Instant::now();
+    let mut t = table(10);
+    let sub = t
+        .accept(
+            &subscribe(1, None, Some(3600), "presence"),
+            "ourtag",
+            3600,
+            false,
+            t0,
+        )
+        .unwrap();
+    assert_eq!(saves(&mut t), [sub], "made");
+    t.activate(sub, t0 + secs(1));
+    assert_eq!(saves(&mut t), [sub], "authorized");
+    t.changed(sub, t0 + secs(10));
+    assert_eq!(saves(&mut t), [], "a change NOTIFY is not saved");
+    t.refresh(
+        &subscribe(2, Some("ourtag"), Some(600), "presence"),
+        600,
+        t0 + secs(20),
+    )
+    .unwrap();
+    assert_eq!(saves(&mut t), [sub], "refreshed");
+    // A fetch keeps nothing.
+    let mut fetch = subscribe(1, None, Some(0), "presence");
+    fetch.headers.set("Call-ID", "fetch-1");
+    t.accept(&fetch, "t2", 0, true, t0).unwrap();
+    assert_eq!(saves(&mut t), []);
+}
+
+#[test]
+fn a_saved_notifier_dialog_goes_on_with_its_cseq_ahead() {
+    let t0 = Instant::now();
+    let mut t = table(10);
+    let sub = t
+        .accept(
+            &subscribe(1, None, Some(3600), "presence"),
+            "ourtag",
+            3600,
+            true,
+            t0,
+        )
+        .unwrap();
+    drain(&mut t);
+    let saved = t.saved(sub, t0, UNIX).unwrap();
+    assert_eq!(
+        (
+            saved.local_cseq,
+            saved.remote_cseq,
+            saved.active,
+            saved.expires_at
+        ),
+        (1, 1, true, UNIX + 3600)
+    );
+    assert_eq!(saved.route, "<sip:p1.test;lr>, <sip:p2.test;lr>");
+    // Before the restart, changes sent NOTIFYs 2 and 3 that were not saved.
+    t.changed(sub, t0 + secs(5));
+    t.changed(sub, t0 + secs(10));
+    assert_eq!(notifies(&drain(&mut t)).len(), 2);
+
+    // 100 s after the record: at most 20 NOTIFYs can have gone out since.
+    let t1 = t0 + secs(1000);
+    let mut again = table(10);
+    let back = again.restore(&saved, t1, UNIX + 100).unwrap();
+    assert!(drain(&mut again).is_empty(), "a restore sends nothing");
+    assert_eq!(again.poll_timeout(), Some(t1 + secs(3500)));
+    assert!(again.is_active(back));
+    again.changed(back, t1);
+    let a = drain(&mut again);
+    let [Action::Notify { request, state, .. }] = &a[..] else {
+        panic!("{a:?}")
+    };
+    assert_eq!(*state, SubscriptionState::active(3500));
+    assert_eq!(request.headers.cseq().unwrap().seq, 1 + 21 + 1);
+    assert_eq!(request.headers.call_id(), Ok("sub-call-1"));
+    assert_eq!(
+        request.headers.get("Route"),
+        Some("<sip:p1.test;lr>, <sip:p2.test;lr>")
+    );
+    // The subscriber's refresh belongs to the dialog; an old CSeq does not.
+    let old = again.refresh(
+        &subscribe(1, Some("ourtag"), Some(600), "presence"),
+        600,
+        t1,
+    );
+    assert_eq!(old.unwrap_err().code, 500);
+    let r = again.refresh(
+        &subscribe(2, Some("ourtag"), Some(600), "presence"),
+        600,
+        t1,
+    );
+    assert_eq!(r, Ok(back));
+}
+
+#[test]
+fn an_expired_or_duplicate_or_unconfirmed_dialog_is_not_restored() {
+    let t0 = Instant::now();
+    let mut t = table(1);
+    let sub = t
+        .accept(
+            &subscribe(1, None, Some(60), "presence"),
+            "ourtag",
+            60,
+            false,
+            t0,
+        )
+        .unwrap();
+    let saved = t.saved(sub, t0, UNIX).unwrap();
+    assert!(!saved.active);
+    let mut again = table(1);
+    assert_eq!(
+        again.restore(&saved, t0, UNIX + 60).unwrap_err().code,
+        481,
+        "expired"
+    );
+    let back = again.restore(&saved, t0, UNIX + 59).unwrap();
+    assert!(!again.is_active(back), "still pending");
+    assert_eq!(again.restore(&saved, t0, UNIX).unwrap_err().code, 500);
+    let mut other = saved.clone();
+    other.call_id = "another".into();
+    assert_eq!(
+        again.restore(&other, t0, UNIX).unwrap_err().code,
+        503,
+        "full"
+    );
+
+    // Our own SUBSCRIBE that nothing answered yet is not saved.
+    let mut t = table(10);
+    let (sub, _) = start(&mut t, 3600, t0);
+    assert_eq!(t.saved(sub, t0, UNIX), None);
+}
+
+#[test]
+fn a_saved_subscription_of_ours_refreshes_in_its_dialog() {
+    let t0 = Instant::now();
+    let mut t = table(10);
+    let (sub, req) = start(&mut t, 3600, t0);
+    t.handle_subscribe_response(sub, &answer(&req, 200, Some(3600)), t0);
+    assert_eq!(saves(&mut t), [sub], "accepted");
+    let saved = t.saved(sub, t0, UNIX).unwrap();
+    assert_eq!(saved.remote_tag, "romeotag");
+    assert_eq!(saved.target, "sip:romeo@198.51.100.7:5062");
+
+    // Back 1000 s later with 2600 s left: the refresh comes at 90 % of
+    // them, in the same dialog.
+    let t1 = t0 + secs(5000);
+    let mut again = table(10);
+    let back = again.restore(&saved, t1, UNIX + 1000).unwrap();
+    assert_eq!(again.role(back), Some(Role::Subscriber));
+    assert_eq!(again.refresh_at(back), Some(t1 + secs(2340)));
+    let n = again
+        .handle_notify(&notify(&req, 5, "romeotag", "active;expires=2600"), t1)
+        .unwrap();
+    assert_eq!(n.sub, back);
+    again.handle_timeout(t1 + secs(2339));
+    assert!(drain(&mut again).is_empty());
+    again.handle_timeout(t1 + secs(2340));
+    let a = drain(&mut again);
+    let [Action::Subscribe {
+        request, expires, ..
+    }] = &a[..]
+    else {
+        panic!("{a:?}")
+    };
+    assert_eq!(*expires, 3600);
+    assert_eq!(request.headers.call_id(), req.headers.call_id());
+    assert_eq!(request.headers.to().unwrap().tag(), Some("romeotag"));
+    assert!(request.headers.cseq().unwrap().seq > 1);
 }

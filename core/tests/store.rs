@@ -11,8 +11,8 @@ use proptest::prelude::*;
 use xfed_core::config::StoreUrl;
 use xfed_core::host::store_sqlite::{SqliteStore, MIGRATIONS};
 use xfed_core::store::{
-    Binding, Contacted, MemoryStore, Persist, Store, StoreError, StoredAuthorization,
-    StoredPublication, MAX_TIME, Q,
+    Binding, Contacted, MemoryStore, Persist, SavedDialog, SavedSide, Store, StoreError,
+    StoredAuthorization, StoredDialog, StoredPublication, MAX_TIME, Q,
 };
 
 /// A database file under the temp directory, removed (with its WAL and
@@ -406,11 +406,95 @@ fn authorization_suite(store: &mut dyn Store) {
     assert_eq!(store.load_authorizations().unwrap(), vec![other]);
 }
 
+fn dialog(call_id: &str, local_tag: &str, side: SavedSide, expires_at: u64) -> StoredDialog {
+    StoredDialog {
+        local_user: "alice@x.test".into(),
+        remote_jid: "bob@r.test".into(),
+        dialog: SavedDialog {
+            call_id: call_id.into(),
+            local_tag: local_tag.into(),
+            remote_tag: "their-tag".into(),
+            side,
+            target: "sip:alice@192.0.2.1:5060".into(),
+            route: "<sip:p1.x.test;lr>, <sip:p2.x.test;lr>".into(),
+            local_uri: "sip:bob@r.test".into(),
+            remote_uri: "sip:alice@x.test".into(),
+            event: "presence".into(),
+            local_cseq: 7,
+            remote_cseq: (1 << 31) - 1,
+            active: true,
+            expires_at,
+            saved_at: 5,
+        },
+    }
+}
+
+fn sorted_dialogs(mut v: Vec<StoredDialog>) -> Vec<StoredDialog> {
+    v.sort_by(|a, b| {
+        (&a.dialog.call_id, &a.dialog.local_tag).cmp(&(&b.dialog.call_id, &b.dialog.local_tag))
+    });
+    v
+}
+
+/// Subscription dialogs: put replaces by (Call-ID, local tag), both sides
+/// and every field come back as written, deletes of missing ones do
+/// nothing, a time beyond MAX_TIME refuses the whole batch.
+fn dialog_suite(store: &mut dyn Store) {
+    assert!(store.load_dialogs().unwrap().is_empty());
+    let notifier = dialog("c1", "t1", SavedSide::Notifier, 100);
+    let subscriber = dialog(
+        "c1",
+        "t2",
+        SavedSide::Subscriber { interval: 3600 },
+        MAX_TIME,
+    );
+    store
+        .apply(&[
+            Persist::PutDialog(notifier.clone()),
+            Persist::PutDialog(subscriber.clone()),
+        ])
+        .unwrap();
+    let mut refreshed = notifier.clone();
+    refreshed.dialog.expires_at = 200;
+    refreshed.dialog.remote_cseq = 9;
+    refreshed.dialog.active = false;
+    store
+        .apply(&[
+            Persist::PutDialog(refreshed.clone()),
+            Persist::DeleteDialog {
+                call_id: "nothing".into(),
+                local_tag: "t1".into(),
+            },
+        ])
+        .unwrap();
+    assert_eq!(
+        sorted_dialogs(store.load_dialogs().unwrap()),
+        vec![refreshed, subscriber.clone()]
+    );
+    let bad = store.apply(&[
+        Persist::DeleteDialog {
+            call_id: "c1".into(),
+            local_tag: "t1".into(),
+        },
+        Persist::PutDialog(dialog("c2", "t", SavedSide::Notifier, MAX_TIME + 1)),
+    ]);
+    assert!(matches!(bad, Err(StoreError::Invalid(_))), "{bad:?}");
+    assert_eq!(store.load_dialogs().unwrap().len(), 2, "all or nothing");
+    store
+        .apply(&[Persist::DeleteDialog {
+            call_id: "c1".into(),
+            local_tag: "t1".into(),
+        }])
+        .unwrap();
+    assert_eq!(store.load_dialogs().unwrap(), vec![subscriber]);
+}
+
 #[test]
 fn memory_store() {
     suite(&mut MemoryStore::new());
     publication_suite(&mut MemoryStore::new());
     authorization_suite(&mut MemoryStore::new());
+    dialog_suite(&mut MemoryStore::new());
 }
 
 #[test]
@@ -418,6 +502,7 @@ fn sqlite_in_memory() {
     suite(&mut SqliteStore::open_in_memory().unwrap());
     publication_suite(&mut SqliteStore::open_in_memory().unwrap());
     authorization_suite(&mut SqliteStore::open_in_memory().unwrap());
+    dialog_suite(&mut SqliteStore::open_in_memory().unwrap());
 }
 
 #[test]
@@ -581,6 +666,8 @@ fn persist() -> impl Strategy<Value = Persist> {
     let user = prop::sample::select(vec!["a@x", "b@x"]);
     let jid = prop::sample::select(vec!["r@j", "s@j"]);
     let etag = prop::sample::select(vec!["t1", "t2"]);
+    let call = prop::sample::select(vec!["c1", "c2"]);
+    let tag = prop::sample::select(vec!["t1", "t2"]);
     prop_oneof![
         (
             aor.clone(),
@@ -631,6 +718,18 @@ fn persist() -> impl Strategy<Value = Persist> {
             aor: aor.into(),
             etag: etag.into(),
         }),
+        (call.clone(), tag.clone(), 0u64..100, any::<bool>()).prop_map(|(c, t, at, sub)| {
+            let side = if sub {
+                SavedSide::Subscriber { interval: 60 }
+            } else {
+                SavedSide::Notifier
+            };
+            Persist::PutDialog(dialog(c, t, side, at))
+        }),
+        (call, tag).prop_map(|(c, t)| Persist::DeleteDialog {
+            call_id: c.into(),
+            local_tag: t.into(),
+        }),
     ]
 }
 
@@ -654,6 +753,10 @@ proptest! {
         prop_assert_eq!(
             sorted_publications(mem.load_publications().unwrap()),
             sorted_publications(sql.load_publications().unwrap())
+        );
+        prop_assert_eq!(
+            sorted_dialogs(mem.load_dialogs().unwrap()),
+            sorted_dialogs(sql.load_dialogs().unwrap())
         );
     }
 }

@@ -35,11 +35,7 @@ pub use policy::{is_local, Admission, Partners, RefusalReason, OPEN_FEDERATION_P
 /// on yet. A key is inactive when its path equals an entry or lies under it
 /// (`sip` covers `[[sip.account]]` too). Work that makes a key effective
 /// removes or narrows its entry here, and nowhere else.
-pub const INACTIVE_KEYS: &[&str] = &[
-    "gateway.subscription_refresh_interval",
-    "listen.internal",
-    "listen.metrics",
-];
+pub const INACTIVE_KEYS: &[&str] = &["listen.internal", "listen.metrics"];
 
 /// Parses and validates a configuration file's text.
 ///
@@ -115,7 +111,10 @@ pub struct GatewayConfig {
     /// `keepalive = true`.
     pub keepalive_interval: Duration,
     /// `subscription_refresh_interval` (Lync `SubscriptionRefreshInterval`),
-    /// default 8 h: how often presence subscriptions are refreshed.
+    /// default 8 h: the longest a presence subscription lives without a
+    /// refresh. A SIP SUBSCRIBE is granted at most this; an XMPP contact a
+    /// SIP user watches is probed again when a refresh of the user comes
+    /// this long after the last probe.
     pub subscription_refresh_interval: Duration,
     /// `log_message_bodies` (Lync `EnableLoggingAllMessageBodies`), default
     /// false: bodies are stripped from logs for privacy.

@@ -37,8 +37,8 @@ use crate::registrar::digest::Digest;
 use crate::registrar::{self, AuthRequest, Decision, Registrar};
 use crate::rng::Rng;
 use crate::sip::{
-    self, Contact, Frame, Incoming, Message, Method, Request, Response, Scheme, SubscriptionConfig,
-    SubscriptionTable, TransactionTable, TxId, Uri,
+    self, Contact, ExpiresPolicy, Frame, Incoming, Message, Method, Request, Response, Scheme,
+    SubscriptionConfig, SubscriptionTable, TransactionTable, TxId, Uri,
 };
 use crate::store::Persist;
 use crate::tls::{self, PeerCert, TrustAnchors};
@@ -312,6 +312,13 @@ pub struct Endpoint {
     presence_log: LogBudget<String>,
     /// Notification dialogs: local users' SUBSCRIBEs to XMPP contacts.
     subs: SubscriptionTable,
+    /// What a SUBSCRIBE is granted: RFC 3856's policy, at most
+    /// `gateway.subscription_refresh_interval` (Lync: a partner refreshes
+    /// within it), so no dialog outlives it without a refresh.
+    subscribe_expires: ExpiresPolicy,
+    /// `gateway.subscription_refresh_interval`: a watched XMPP contact is
+    /// probed again when a refresh comes this long after the last probe.
+    reprobe_after: Duration,
     /// What those dialogs watch.
     watching: watching::Watching,
 }
@@ -403,6 +410,11 @@ impl Endpoint {
                 usize::try_from(config.sip.max_subscriptions).unwrap_or(usize::MAX),
             )),
             watching: watching::Watching::default(),
+            reprobe_after: config.gateway.subscription_refresh_interval,
+            subscribe_expires: ExpiresPolicy::PRESENCE.capped(
+                u32::try_from(config.gateway.subscription_refresh_interval.as_secs())
+                    .unwrap_or(u32::MAX),
+            ),
         }
     }
 
@@ -413,8 +425,10 @@ impl Endpoint {
             contacts,
             publications,
             authorizations,
+            dialogs,
         } = stored;
         self.restore_presence(publications, authorizations, t);
+        self.restore_dialogs(dialogs, t);
         let n = bindings.len();
         let expired = self.registrar.restore(bindings, t.unix);
         let forgotten = self.access.restore(contacts, t.unix);

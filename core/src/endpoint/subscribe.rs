@@ -25,7 +25,8 @@
 
 use super::*;
 use crate::sip::subscription::{Action, Cause, Content, Ended, Refusal as TableRefusal};
-use crate::sip::{DialogId, ExpiresPolicy, Reason, SubId, SubState, SubscriptionState};
+use crate::sip::{DialogId, Reason, SubId, SubState, SubscriptionState};
+use crate::store::{Persist, SavedSide, StoredDialog};
 use crate::translate::presence::{xmpp_to_pidf, Disclosure, PIDF_CONTENT_TYPE};
 use crate::xml::ns;
 
@@ -122,7 +123,7 @@ impl Endpoint {
         let Ok(requested) = req.headers.expires() else {
             return Err(req.response(400, &tag).with_reason("Bad Expires"));
         };
-        ExpiresPolicy::PRESENCE.grant(requested).map_err(|b| {
+        self.subscribe_expires.grant(requested).map_err(|b| {
             let mut r = req.response(423, &tag);
             r.headers.push("Min-Expires", b.min_expires.to_string());
             r
@@ -273,6 +274,9 @@ impl Endpoint {
             .with_attr("to", contact.as_str().to_owned())
             .with_attr("type", "subscribe");
         self.to_xmpp.push_back((subscribe, false));
+        if let Some(w) = self.watching.get_mut(user, contact.as_str()) {
+            w.asked_at = Some(t.now);
+        }
         let changes = self.access.remember(user, contact.as_str(), t.unix);
         self.persist(changes);
         self.invited(user, contact.as_str(), t);
@@ -298,6 +302,9 @@ impl Endpoint {
         match self.subs.refresh(req, expires, t.now) {
             Ok(_) => {
                 self.subscribe_ok(id, req, "", expires, t);
+                if expires != 0 {
+                    self.reprobe(user, &contact, t);
+                }
                 self.event(Event::WatchAccepted {
                     local_user: user.to_owned(),
                     contact,
@@ -307,6 +314,25 @@ impl Endpoint {
                 self.drain_subs(t);
             }
             Err(r) => self.subscribe_refused_with(id, req, user, r.code, r.reason, t),
+        }
+    }
+
+    /// Probes `contact` for `user` again when it was last asked more than
+    /// `gateway.subscription_refresh_interval` ago (Lync's
+    /// `SubscriptionRefreshInterval`): XMPP has no subscription refresh,
+    /// so a presence lost on the way (a partner's restart) is corrected
+    /// at the latest one interval later, at the pace of the user's own
+    /// refreshes and never more often.
+    fn reprobe(&mut self, user: &str, contact: &str, t: &Turn<'_>) {
+        let Some(w) = self.watching.get_mut(user, contact) else {
+            return;
+        };
+        let due = w
+            .asked_at
+            .is_none_or(|at| t.now.saturating_duration_since(at) >= self.reprobe_after);
+        if w.authorized && due {
+            w.asked_at = Some(t.now);
+            self.presence_to_contact(user, contact, "probe");
         }
     }
 
@@ -322,6 +348,7 @@ impl Endpoint {
     /// Carries out what the subscription table wants: NOTIFYs, and the
     /// ends of dialogs.
     pub(super) fn drain_subs(&mut self, t: &mut Turn<'_>) {
+        let mut saves = Vec::new();
         while let Some(action) = self.subs.poll_action() {
             match action {
                 Action::Notify {
@@ -333,9 +360,76 @@ impl Endpoint {
                 // No subscriber dialogs in registrar mode yet.
                 Action::Subscribe { .. } => {}
                 Action::Ended(ended) => self.dialog_ended(ended),
+                Action::Save(sub) => {
+                    if !saves.contains(&sub) {
+                        saves.push(sub);
+                    }
+                }
             }
         }
+        self.save_dialogs(&saves, t);
         self.drain_table(t);
+    }
+
+    /// Persists the dialogs whose lasting state changed (those still
+    /// held: an ended one was deleted as it ended).
+    fn save_dialogs(&mut self, subs: &[SubId], t: &Turn<'_>) {
+        let records = subs
+            .iter()
+            .filter_map(|&sub| {
+                let ((local_user, remote_jid), _) = self.watching.dialog(sub)?;
+                Some(Persist::PutDialog(StoredDialog {
+                    local_user: local_user.clone(),
+                    remote_jid: remote_jid.clone(),
+                    dialog: self.subs.saved(sub, t.now, t.unix)?,
+                }))
+            })
+            .collect();
+        self.persist(records);
+    }
+
+    /// Takes back the notification dialogs of local users saved before a
+    /// restart: each goes on in its dialog (NOTIFYs to its target, as the
+    /// flow its SUBSCRIBE came by is gone), and each contact is probed
+    /// again, since what it said before the restart is not kept. Dialogs
+    /// that expired meanwhile, or that this configuration cannot hold, are
+    /// deleted.
+    pub(super) fn restore_dialogs(&mut self, dialogs: Vec<StoredDialog>, t: &mut Turn<'_>) {
+        let mut dropped = Vec::new();
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        for d in dialogs {
+            let restored = match d.dialog.side {
+                SavedSide::Notifier => self.subs.restore(&d.dialog, t.now, t.unix).ok(),
+                // Proxy mode's dialogs are not restored yet.
+                SavedSide::Subscriber { .. } => None,
+            };
+            let Some(sub) = restored else {
+                dropped.push(Persist::DeleteDialog {
+                    call_id: d.dialog.call_id,
+                    local_tag: d.dialog.local_tag,
+                });
+                continue;
+            };
+            self.watching
+                .add(&d.local_user, &d.remote_jid, sub, None, true);
+            if let Some(w) = self.watching.get_mut(&d.local_user, &d.remote_jid) {
+                w.authorized |= d.dialog.active;
+                w.asked_at = Some(t.now);
+            }
+            let pair = (d.local_user, d.remote_jid);
+            if !pairs.contains(&pair) {
+                pairs.push(pair);
+            }
+        }
+        self.event(Event::DialogsRestored {
+            restored: self.subs.len(),
+            dropped: dropped.len(),
+        });
+        self.persist(dropped);
+        for (user, contact) in &pairs {
+            self.presence_to_contact(user, contact, "probe");
+        }
+        self.drain_subs(t);
     }
 
     /// The body of a NOTIFY: nothing before authorization or after a
@@ -450,6 +544,10 @@ impl Endpoint {
             Cause::Response(s) => format!("NOTIFY answered {s}"),
             Cause::NoNotify => "no NOTIFY".to_owned(),
         };
+        self.persist(vec![Persist::DeleteDialog {
+            call_id: ended.id.call_id().to_owned(),
+            local_tag: ended.id.local_tag().to_owned(),
+        }]);
         let rejected = matches!(ended.cause, Cause::Terminated(Reason::Rejected));
         if let (Some(w), false) = (&last, rejected) {
             if w.announced {

@@ -6,6 +6,7 @@
 //! (`sip.max_subscriptions`): a pair lives while it has one.
 
 use std::collections::HashMap;
+use std::time::Instant;
 
 use crate::ids::ConnId;
 use crate::sip::{SubId, TxId};
@@ -29,6 +30,10 @@ pub struct Watched {
     /// A `subscribe` went to the contact (not for a one-shot fetch): the
     /// contact hears `unavailable` when the last dialog ends.
     pub announced: bool,
+    /// When the contact was last asked for its presence (`subscribe` or
+    /// `probe`): asked again on a refresh after
+    /// `gateway.subscription_refresh_interval`.
+    pub asked_at: Option<Instant>,
     /// The latest availability stanza per resource (`""` for the bare
     /// JID), in arrival order.
     resources: Vec<(String, Element)>,

@@ -326,11 +326,7 @@ impl Driver {
         }
         let mut store = SqliteStore::open(&dep.store).map_err(|e| e.to_string())?;
         let mut setup = dep.setup;
-        let stored = &mut setup.stored;
-        stored.bindings = store.load_bindings().map_err(|e| e.to_string())?;
-        stored.contacts = store.load_contacts().map_err(|e| e.to_string())?;
-        stored.publications = store.load_publications().map_err(|e| e.to_string())?;
-        stored.authorizations = store.load_authorizations().map_err(|e| e.to_string())?;
+        setup.stored = store.load_all().map_err(|e| e.to_string())?;
         let from = dep
             .config
             .gateway

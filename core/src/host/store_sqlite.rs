@@ -19,8 +19,8 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBe
 
 use crate::config::StoreUrl;
 use crate::store::{
-    check_times, Binding, Contacted, Persist, Store, StoreError, StoredAuthorization,
-    StoredPublication, Q,
+    check_times, Binding, Contacted, Persist, SavedDialog, SavedSide, Store, StoreError,
+    StoredAuthorization, StoredDialog, StoredPublication, Q,
 };
 
 /// The schema, one script per version: index `i` upgrades `i` to `i + 1`.
@@ -62,6 +62,27 @@ pub const MIGRATIONS: &[&str] = &[
         approved INTEGER NOT NULL,
         since INTEGER NOT NULL,
         PRIMARY KEY (local_user, remote_jid)
+    ) WITHOUT ROWID;",
+    // 4: SIP subscription dialogs (RFC 6665), both roles. `interval` is
+    // NULL for a notifier dialog.
+    "CREATE TABLE dialogs (
+        call_id TEXT NOT NULL,
+        local_tag TEXT NOT NULL,
+        remote_tag TEXT NOT NULL,
+        interval INTEGER,
+        local_user TEXT NOT NULL,
+        remote_jid TEXT NOT NULL,
+        target TEXT NOT NULL,
+        route TEXT NOT NULL,
+        local_uri TEXT NOT NULL,
+        remote_uri TEXT NOT NULL,
+        event TEXT NOT NULL,
+        local_cseq INTEGER NOT NULL,
+        remote_cseq INTEGER NOT NULL,
+        active INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        saved_at INTEGER NOT NULL,
+        PRIMARY KEY (call_id, local_tag)
     ) WITHOUT ROWID;",
 ];
 
@@ -220,6 +241,70 @@ fn put_authorization(tx: &Transaction<'_>, a: &StoredAuthorization) -> Result<()
     )
     .map_err(backend)?;
     Ok(())
+}
+
+fn put_dialog(tx: &Transaction<'_>, d: &StoredDialog) -> Result<(), StoreError> {
+    let g = &d.dialog;
+    let interval = match g.side {
+        SavedSide::Notifier => None,
+        SavedSide::Subscriber { interval } => Some(interval),
+    };
+    tx.execute(
+        "INSERT OR REPLACE INTO dialogs (call_id, local_tag, remote_tag, interval,
+            local_user, remote_jid, target, route, local_uri, remote_uri, event,
+            local_cseq, remote_cseq, active, expires_at, saved_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+        params![
+            g.call_id,
+            g.local_tag,
+            g.remote_tag,
+            interval,
+            d.local_user,
+            d.remote_jid,
+            g.target,
+            g.route,
+            g.local_uri,
+            g.remote_uri,
+            g.event,
+            g.local_cseq,
+            g.remote_cseq,
+            g.active,
+            to_i64(g.expires_at, "expires_at")?,
+            to_i64(g.saved_at, "saved_at")?,
+        ],
+    )
+    .map_err(backend)?;
+    Ok(())
+}
+
+/// A `dialogs` row, its times still as SQL integers.
+fn dialog_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(StoredDialog, i64, i64)> {
+    let side = match r.get::<_, Option<u32>>(3)? {
+        None => SavedSide::Notifier,
+        Some(interval) => SavedSide::Subscriber { interval },
+    };
+    let dialog = SavedDialog {
+        call_id: r.get(0)?,
+        local_tag: r.get(1)?,
+        remote_tag: r.get(2)?,
+        side,
+        target: r.get(6)?,
+        route: r.get(7)?,
+        local_uri: r.get(8)?,
+        remote_uri: r.get(9)?,
+        event: r.get(10)?,
+        local_cseq: r.get(11)?,
+        remote_cseq: r.get(12)?,
+        active: r.get(13)?,
+        expires_at: 0,
+        saved_at: 0,
+    };
+    let stored = StoredDialog {
+        local_user: r.get(4)?,
+        remote_jid: r.get(5)?,
+        dialog,
+    };
+    Ok((stored, r.get(14)?, r.get(15)?))
 }
 
 fn contact_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, i64, i64)> {
@@ -382,6 +467,27 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
+    fn load_dialogs(&mut self) -> Result<Vec<StoredDialog>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT call_id, local_tag, remote_tag, interval, local_user, remote_jid,
+                    target, route, local_uri, remote_uri, event, local_cseq, remote_cseq,
+                    active, expires_at, saved_at
+                 FROM dialogs ORDER BY call_id, local_tag",
+            )
+            .map_err(backend)?;
+        let rows = stmt.query_map([], dialog_row).map_err(backend)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (mut d, expires_at, saved_at) = row.map_err(backend)?;
+            d.dialog.expires_at = to_u64(expires_at, "expires_at")?;
+            d.dialog.saved_at = to_u64(saved_at, "saved_at")?;
+            out.push(d);
+        }
+        Ok(out)
+    }
+
     fn apply(&mut self, changes: &[Persist]) -> Result<(), StoreError> {
         check_times(changes)?;
         // Dropping the transaction without commit rolls everything back.
@@ -439,6 +545,14 @@ impl Store for SqliteStore {
                     .map_err(backend)?;
                 }
                 Persist::PutAuthorization(a) => put_authorization(&tx, a)?,
+                Persist::PutDialog(d) => put_dialog(&tx, d)?,
+                Persist::DeleteDialog { call_id, local_tag } => {
+                    tx.execute(
+                        "DELETE FROM dialogs WHERE call_id = ?1 AND local_tag = ?2",
+                        params![call_id, local_tag],
+                    )
+                    .map_err(backend)?;
+                }
                 Persist::DeleteAuthorization {
                     local_user,
                     remote_jid,

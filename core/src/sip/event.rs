@@ -374,6 +374,16 @@ impl ExpiresPolicy {
         }
     }
 
+    /// The policy with its longest grant at most `max` (the shorter
+    /// values follow it down).
+    pub fn capped(self, max: u32) -> ExpiresPolicy {
+        ExpiresPolicy {
+            max: self.max.min(max),
+            ..self
+        }
+        .normalized()
+    }
+
     /// The duration granted for `requested` (the Expires header): 0 stays
     /// 0 (unsubscribe, remove, or fetch), none is the default, too long is
     /// shortened, too short is refused.

@@ -19,10 +19,10 @@
 //! requests built from the dialog state (Request-URI, Route, From, To,
 //! Call-ID, CSeq, Max-Forwards, Event, and Subscription-State or Expires),
 //! to which the caller adds Via, Contact and the body; and
-//! [`Ended`] reports. Dialogs are not persisted: after a restart a SIP
-//! user's refresh gets 481 and it subscribes again, and our own
-//! subscriptions are made again from the presence authorizations, which
-//! are what the store keeps.
+//! [`Ended`] reports, and [`Action::Save`] whenever a dialog's lasting
+//! state changed (made, refreshed, authorized, accepted), so that the
+//! caller can persist it ([`SubscriptionTable::saved`]) and continue it
+//! after a restart ([`SubscriptionTable::restore`]).
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fmt;
@@ -36,6 +36,8 @@ use super::method::Method;
 use super::uri::Uri;
 use super::values::Contact;
 use crate::rng::Rng;
+
+mod saved;
 
 /// Dialog id (RFC 3261 section 12): Call-ID, our tag, the peer's tag. An
 /// early subscriber dialog (no 2xx or NOTIFY yet) has an empty remote tag.
@@ -285,6 +287,10 @@ pub enum Action {
     },
     /// The subscription is over and forgotten.
     Ended(Ended),
+    /// What a restart must keep of the dialog changed: persist
+    /// [`SubscriptionTable::saved`] (several may come for one dialog; the
+    /// latest record is the one that counts, and none once it ended).
+    Save(SubId),
 }
 
 /// What a response to our SUBSCRIBE did.
@@ -796,6 +802,7 @@ impl SubscriptionTable {
         }
         let sub = self.insert(entry);
         self.notify_now(sub, now);
+        self.out.push_back(Action::Save(sub));
         Ok(sub)
     }
 
@@ -851,6 +858,7 @@ impl SubscriptionTable {
         } else {
             e.expires_at = later(now, secs(expires));
             self.notify_now(sub, now);
+            self.out.push_back(Action::Save(sub));
         }
         Ok(sub)
     }
@@ -866,6 +874,7 @@ impl SubscriptionTable {
         }
         e.phase = Phase::Active;
         self.notify_now(sub, now);
+        self.out.push_back(Action::Save(sub));
     }
 
     /// Ends a notifier dialog: the final NOTIFY
@@ -1280,6 +1289,7 @@ impl SubscriptionTable {
         e.expires_at = expires_at;
         *refresh_at = Some(at);
         self.sync(sub);
+        self.out.push_back(Action::Save(sub));
         SubscribeResult::Active {
             expires_at,
             refresh_at: at,
@@ -1424,6 +1434,7 @@ impl SubscriptionTable {
                 if e.phase == Phase::Initial {
                     // A NOTIFY before the 2xx: the subscription runs.
                     e.phase = Phase::Active;
+                    self.out.push_back(Action::Save(sub));
                 }
                 if let Some(s) = state.expires {
                     // The notifier may only shorten it.

@@ -630,3 +630,32 @@ fn subscription_refresh_interval_caps_the_grant_and_paces_probes() {
     assert_eq!(ua.subscribe(&mut net, 1800).status, 200);
     assert_eq!(kinds(&to_bob(&net)), ["subscribe", "probe"]);
 }
+
+#[test]
+fn a_fetch_probes_the_contact_only_when_nothing_is_known() {
+    let mut net = network();
+    let mut fetch = Ua::new();
+    assert_eq!(fetch.subscribe(&mut net, 0).status, 200);
+    fetch.take(&mut net);
+    assert_eq!(
+        fetch.states(),
+        ["terminated;reason=timeout"],
+        "one final NOTIFY"
+    );
+    assert_eq!(kinds(&to_bob(&net)), ["probe"], "{}", net.dump(XFED));
+    assert_eq!(net.nodes[XFED].gw.sip_tables().subscriptions, 0);
+
+    // With a dialog that knows bob's presence, a fetch is answered from it.
+    let mut ua = Ua::new();
+    active(&mut net, &mut ua);
+    bob_available(&mut net, "phone", "Here");
+    let mut fetch = Ua::new();
+    assert_eq!(fetch.subscribe(&mut net, 0).status, 200);
+    fetch.take(&mut net);
+    assert!(
+        body(fetch.last()).contains("Here"),
+        "{}",
+        body(fetch.last())
+    );
+    assert_eq!(kinds(&to_bob(&net)), ["probe", "subscribe"]);
+}

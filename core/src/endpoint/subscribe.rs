@@ -181,7 +181,8 @@ impl Endpoint {
     }
 
     /// A SUBSCRIBE that creates a dialog (`expires == 0`: a one-shot
-    /// fetch, answered from what is known, nothing sent to XMPP).
+    /// fetch, answered from what is known; a probe goes to the contact
+    /// when nothing is).
     fn new_subscription(
         &mut self,
         id: TxId,
@@ -197,10 +198,9 @@ impl Endpoint {
             }
             Err((code, why)) => return self.subscribe_refused_with(id, req, user, code, why, t),
         };
-        let authorized = self
-            .watching
-            .get(user, contact.as_str())
-            .is_some_and(|w| w.authorized);
+        let known = self.watching.get(user, contact.as_str());
+        let authorized = known.is_some_and(|w| w.authorized);
+        let cached = known.is_some_and(|w| w.presences().next().is_some());
         let tag = sip::new_tag(&mut self.rng);
         let sub = match self.subs.accept(req, &tag, expires, authorized, t.now) {
             Ok(sub) => sub,
@@ -221,6 +221,10 @@ impl Endpoint {
         });
         if expires != 0 {
             self.announce(user, &contact, t);
+        } else if !cached {
+            // A poll with nothing cached (RFC 8048, SIP to XMPP): ask the
+            // contact, whose answer reaches the user's dialogs if any.
+            self.presence_to_contact(user, contact.as_str(), "probe");
         }
         self.drain_subs(t);
     }
@@ -433,8 +437,9 @@ impl Endpoint {
     }
 
     /// The body of a NOTIFY: nothing before authorization or after a
-    /// refusal, the closed PIDF at the end of a dialog, else the contact's
-    /// presence (one document, every resource) when any came.
+    /// refusal, the closed PIDF at the end of a dialog (but not of a
+    /// fetch), else the contact's presence (one document, every resource)
+    /// when any came.
     fn notify_body(
         &self,
         sub: SubId,
@@ -447,7 +452,7 @@ impl Endpoint {
         }
         match (&state.state, &state.reason) {
             (SubState::Terminated, Some(Reason::Rejected)) => None,
-            (SubState::Terminated, _) => closed_pidf(contact),
+            (SubState::Terminated, _) if !self.watching.is_fetch(sub) => closed_pidf(contact),
             _ => {
                 let w = self.watching.of_dialog(sub)?;
                 let mut presences = w.presences().peekable();
@@ -534,6 +539,12 @@ impl Endpoint {
     /// the contact (and the contact did not refuse), the contact hears
     /// `unavailable` (RFC 8048: `Expires: 0` is no `unsubscribe`).
     fn dialog_ended(&mut self, ended: Ended) {
+        if !self.watching.is_fetch(ended.sub) {
+            self.persist(vec![Persist::DeleteDialog {
+                call_id: ended.id.call_id().to_owned(),
+                local_tag: ended.id.local_tag().to_owned(),
+            }]);
+        }
         let Some(((user, contact), last)) = self.watching.remove(ended.sub) else {
             return;
         };
@@ -544,10 +555,6 @@ impl Endpoint {
             Cause::Response(s) => format!("NOTIFY answered {s}"),
             Cause::NoNotify => "no NOTIFY".to_owned(),
         };
-        self.persist(vec![Persist::DeleteDialog {
-            call_id: ended.id.call_id().to_owned(),
-            local_tag: ended.id.local_tag().to_owned(),
-        }]);
         let rejected = matches!(ended.cause, Cause::Terminated(Reason::Rejected));
         if let (Some(w), false) = (&last, rejected) {
             if w.announced {

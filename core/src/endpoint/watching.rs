@@ -98,11 +98,14 @@ fn kept(p: &Element) -> Element {
     e
 }
 
-/// One dialog: its pair and the connection its SUBSCRIBE came over.
+/// One dialog: its pair, the connection its SUBSCRIBE came over, and
+/// whether it is a one-shot fetch (`Expires: 0`), whose only NOTIFY
+/// carries the contact's state rather than the closed one of an end.
 #[derive(Debug)]
 struct Dialog {
     pair: Pair,
     flow: Option<ConnId>,
+    fetch: bool,
 }
 
 /// Every pair watched, by pair and by dialog, and the NOTIFYs in flight.
@@ -116,7 +119,7 @@ pub struct Watching {
 impl Watching {
     /// Adds dialog `sub` of `user` watching `contact`, whose SUBSCRIBE
     /// came over `flow`; `announced` when a `subscribe` goes to the
-    /// contact.
+    /// contact, else it is a fetch.
     pub fn add(
         &mut self,
         user: &str,
@@ -129,7 +132,8 @@ impl Watching {
         let w = self.pairs.entry(pair.clone()).or_default();
         w.subs.push(sub);
         w.announced |= announced;
-        self.dialogs.insert(sub, Dialog { pair, flow });
+        let fetch = !announced;
+        self.dialogs.insert(sub, Dialog { pair, flow, fetch });
     }
 
     /// What `user` knows of `contact`.
@@ -145,6 +149,11 @@ impl Watching {
     /// The pair of a dialog and the connection its SUBSCRIBE came over.
     pub fn dialog(&self, sub: SubId) -> Option<(&Pair, Option<ConnId>)> {
         self.dialogs.get(&sub).map(|d| (&d.pair, d.flow))
+    }
+
+    /// Whether a dialog is a one-shot fetch.
+    pub fn is_fetch(&self, sub: SubId) -> bool {
+        self.dialogs.get(&sub).is_some_and(|d| d.fetch)
     }
 
     /// What the pair of a dialog knows.

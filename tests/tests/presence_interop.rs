@@ -17,7 +17,9 @@
 //!   and answers `subscribed`; alice gets NOTIFY `active`; bob goes
 //!   available with show and status, then unavailable, and alice's NOTIFYs
 //!   (PIDF, read with `parse_pidf`) show him open with the note, then
-//!   closed (NOTIFYs are rate-limited: 5 s apart at most once).
+//!   closed (NOTIFYs are rate-limited: 5 s apart at most once). xfed
+//!   stops and starts again on its store: alice's dialog goes on (no new
+//!   SUBSCRIBE), and bob's next change reaches her in it.
 //!
 //! Under CI=true a missing Prosody or slixmpp fails the test; elsewhere it
 //! prints why it skips.
@@ -504,6 +506,44 @@ fn sip_user_watches_prosody_user(bin: &str, prosody_ip: u8) {
             .all(|r| r.availability() == Availability::Unavailable),
         "{}",
         notifies.summary()
+    );
+    // xfed restarts on its store: alice's dialog goes on (no new
+    // SUBSCRIBE), and bob's next change reaches her in it, its CSeq above
+    // the NOTIFYs before.
+    let before = notifies
+        .got
+        .last()
+        .map_or(0, |n| n.headers.cseq().map_or(0, |c| c.seq));
+    let t3 = Instant::now();
+    lab.restart_xfed();
+    lab.xfed_log("subscription dialog(s) restored");
+    lab.bob.send_presence(&OutgoingPresence {
+        status: Some("Back after the restart".into()),
+        ..OutgoingPresence::default()
+    });
+    let n = notifies.expect(&mut lab, &mut alice, "NOTIFY after the restart", |n| {
+        pidf_of(n).is_some_and(|p| {
+            p.resources().iter().any(|r| {
+                r.notes()
+                    .iter()
+                    .any(|note| note.text() == "Back after the restart")
+            })
+        })
+    });
+    println!(
+        "{bin}: restart, bob available -> NOTIFY in {:?}",
+        t3.elapsed()
+    );
+    let seq = n.headers.cseq().map_or(0, |c| c.seq);
+    assert!(seq > before, "CSeq {seq} after {before}");
+    let call_ids: Vec<&str> = notifies
+        .got
+        .iter()
+        .filter_map(|n| n.headers.call_id().ok())
+        .collect();
+    assert!(
+        call_ids.iter().all(|c| *c == call_ids[0]),
+        "one dialog: {call_ids:?}"
     );
     // One dialog throughout: pending once, then active, every NOTIFY of
     // the presence package, every body PIDF.

@@ -181,6 +181,15 @@ pub enum Event {
         /// Expired while xfed was down.
         expired: usize,
     },
+    /// The operator removed a local user's contact (admin socket).
+    ContactRemoved {
+        /// The local user.
+        local_user: String,
+        /// The remote bare JID.
+        remote: String,
+        /// What went: authorization, subscription, contact.
+        what: String,
+    },
     /// SIP subscription dialogs were loaded from the store at start.
     DialogsRestored {
         /// Going on in their dialogs; their XMPP contacts are probed.
@@ -446,6 +455,7 @@ impl Event {
             | Event::Registered { .. }
             | Event::BindingsRestored { .. }
             | Event::DialogsRestored { .. }
+            | Event::ContactRemoved { .. }
             | Event::Relayed { body: Some(_), .. }
             | Event::MessageRefused { .. } => Level::Info,
             // One per message: an info line only when the operator asked
@@ -473,6 +483,7 @@ impl Event {
             Event::BindingsExpired { .. } => "bindings_expired",
             Event::BindingsRestored { .. } => "bindings_restored",
             Event::DialogsRestored { .. } => "dialogs_restored",
+            Event::ContactRemoved { .. } => "contact_removed",
             Event::SipConnectionExpired { .. } => "sip_connection_expired",
             Event::SipCertificate { .. } => "sip_certificate",
             Event::SipConnectionFailed { .. } => "sip_connection_failed",
@@ -517,6 +528,7 @@ impl Event {
             | Event::BindingsExpired { .. }
             | Event::BindingsRestored { .. }
             | Event::DialogsRestored { .. }
+            | Event::ContactRemoved { .. }
             | Event::SipRefused { .. }
             | Event::Relayed { .. }
             | Event::MessageRefused { .. }
@@ -635,6 +647,11 @@ impl fmt::Display for Event {
                 f,
                 "registrar: {restored} binding(s) restored, {expired} expired"
             ),
+            Event::ContactRemoved {
+                local_user,
+                remote,
+                what,
+            } => write!(f, "operator removed {remote} from {local_user}'s contacts: {what}"),
             Event::DialogsRestored { restored, dropped } => write!(
                 f,
                 "presence: {restored} subscription dialog(s) restored, {dropped} dropped"

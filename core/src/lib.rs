@@ -130,12 +130,14 @@
 //! pager-mode IM), which uses [`sip`], [`registrar`] and [`translate`]
 //! (the pure XMPP <-> SIP mappings). [`xml`], [`jid`] and [`tls`] are the
 //! building blocks; [`config`] the TOML contract; [`store`] the records
-//! the host persists; [`ids`], [`output`], [`event`] and [`time`] the
-//! vocabulary all of them share.
+//! the host persists; [`admin`] the operator's requests to a running
+//! instance; [`ids`], [`output`], [`event`] and [`time`] the vocabulary
+//! all of them share.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod config;
 pub mod dns;
 pub mod endpoint;

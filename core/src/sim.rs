@@ -750,6 +750,17 @@ impl Net {
         self.run();
     }
 
+    /// An operator's request line to node `i` (the admin socket's), and
+    /// what it set in motion.
+    pub fn admin(&mut self, i: usize, line: &str) -> crate::admin::Reply {
+        let reply = match crate::admin::Request::parse(line) {
+            Ok(request) => self.nodes[i].gw.admin(&request, self.now),
+            Err(e) => crate::admin::Reply::error(e),
+        };
+        self.run();
+        reply
+    }
+
     /// Records what node `i` receives on its XMPP connections from now on,
     /// for [`Net::stanzas_received`]. The stanzas of a plain XMPP node are
     /// otherwise invisible: without a SIP side it answers messages for its

@@ -659,3 +659,99 @@ fn a_fetch_probes_the_contact_only_when_nothing_is_known() {
     );
     assert_eq!(kinds(&to_bob(&net)), ["probe", "subscribe"]);
 }
+
+#[test]
+fn the_operator_lists_and_removes_a_contact_both_ways() {
+    let mut net = network();
+    let mut ua = Ua::new();
+    active(&mut net, &mut ua);
+    bob_says(&mut net, "subscribe");
+    assert_eq!(
+        kinds(&to_bob(&net)),
+        ["subscribe", "subscribed", "unavailable"]
+    );
+    let list = net.admin(XFED, &format!("contact list {ALICE}"));
+    assert!(list.ok, "{list:?}");
+    assert_eq!(
+        list.lines,
+        [
+            format!("watcher {BOB} approved"),
+            format!("watching {BOB} authorized dialogs=1"),
+            format!("contacted {BOB} at={}", contacted_at(&net)),
+        ]
+    );
+
+    let persisted = net.nodes[XFED].persisted.len();
+    let r = net.admin(XFED, &format!("contact remove {ALICE} {BOB}"));
+    assert_eq!(
+        r.lines,
+        ["removed authorization, subscription, contact"],
+        "{r:?}"
+    );
+    // Bob hears that alice's authorization and subscription are gone;
+    // alice's device hears that the dialog was rejected.
+    assert_eq!(
+        kinds(&to_bob(&net)),
+        [
+            "subscribe",
+            "subscribed",
+            "unavailable",
+            "unsubscribed",
+            "unsubscribe"
+        ]
+    );
+    ua.take(&mut net);
+    assert_eq!(
+        ua.states().last().map(String::as_str),
+        Some("terminated;reason=rejected")
+    );
+    let changes = &net.nodes[XFED].persisted[persisted..];
+    assert!(changes
+        .iter()
+        .any(|p| matches!(p, Persist::DeleteAuthorization { .. })));
+    assert!(changes
+        .iter()
+        .any(|p| matches!(p, Persist::DeleteDialog { .. })));
+    assert!(changes
+        .iter()
+        .any(|p| matches!(p, Persist::ForgetContact { .. })));
+    assert!(net.saw(XFED, |e| matches!(e, Event::ContactRemoved { .. })));
+    assert_eq!(net.nodes[XFED].gw.sip_tables().subscriptions, 0);
+    assert_eq!(net.nodes[XFED].gw.sip_tables().watchers, 0);
+    assert!(net
+        .admin(XFED, &format!("contact list {ALICE}"))
+        .lines
+        .is_empty());
+    let again = net.admin(XFED, &format!("contact remove {ALICE} {BOB}"));
+    assert!(
+        !again.ok && again.lines[0].contains("no contact"),
+        "{again:?}"
+    );
+    // Bob's probe now finds no authorization.
+    bob_says(&mut net, "probe");
+    assert_eq!(
+        kinds(&to_bob(&net)).last().map(String::as_str),
+        Some("unsubscribed")
+    );
+}
+
+#[test]
+fn a_bad_admin_request_says_why() {
+    let mut net = network();
+    let r = net.admin(XFED, "contact list alice");
+    assert!(!r.ok && r.lines[0].contains("bare JID"), "{r:?}");
+    let r = net.admin(XFED, "contact remove alice@xfed.test");
+    assert!(!r.ok && r.lines[0].contains("unknown request"), "{r:?}");
+}
+
+/// When xfed remembered that alice wrote to bob.
+fn contacted_at(net: &Net) -> u64 {
+    net.nodes[XFED]
+        .persisted
+        .iter()
+        .find_map(|p| match p {
+            Persist::RememberContact { at_unix, .. } => Some(*at_unix),
+            _ => None,
+        })
+        .expect("a remembered contact")
+}

@@ -21,9 +21,18 @@
 //!   stops and starts again on its store: alice's dialog goes on (no new
 //!   SUBSCRIBE), and bob's next change reaches her in it.
 //!
+//! - `operator_removes_a_contact`: alice and bob watch each other; `xfed
+//!   contact list` (a second process, through the admin socket) shows the
+//!   relations, `xfed contact remove` ends them: bob gets `unsubscribed`
+//!   and `unsubscribe` from alice, alice's device a NOTIFY
+//!   `terminated;reason=rejected`.
+//!
 //! Under CI=true a missing Prosody or slixmpp fails the test; elsewhere it
 //! prints why it skips.
 
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -34,7 +43,7 @@ use xfed_tests::prosody::{prosody_for_xfed, write_dialback_certs, Prosody, Skip}
 use xfed_tests::sip_ua::SipUa;
 use xfed_tests::sipp::{self, XfedSip};
 use xfed_tests::xmpp_client::{self, OutgoingPresence, PresenceReceived, XmppClient};
-use xfed_tests::{free_port, temp_dir, Instance};
+use xfed_tests::{free_port, run_to_end, temp_dir, Instance};
 
 const WAIT: Duration = Duration::from_secs(20);
 /// A NOTIFY may wait for the rate limit (5 s) on top of the network.
@@ -560,6 +569,96 @@ fn sip_user_watches_prosody_user(bin: &str, prosody_ip: u8) {
             pidf_of(n);
         }
     }
+}
+
+/// `xfed contact ...` against the running instance, in its directory.
+fn contact(lab: &mut Lab, args: &[&str]) -> String {
+    let mut all = vec!["contact"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--config", "xfed.toml"]);
+    let (ok, out) = run_to_end(&lab.bin, &all, &lab.dir, WAIT);
+    if !ok {
+        panic!("xfed {all:?} failed:\n{out}\n{}", lab.diagnostics());
+    }
+    out
+}
+
+fn operator_removes_a_contact(bin: &str, prosody_ip: u8) {
+    let Some(mut lab) = lab(bin, "revoke", prosody_ip) else {
+        return;
+    };
+    lab.bob.auto_subscriptions(false);
+    let mut alice = lab.alice();
+    let mut notifies = Notifies { got: Vec::new() };
+    // Both ways: alice watches bob (he approves), bob watches alice
+    // (federated: approved by xfed).
+    assert_eq!(alice.subscribe(BOB, 600).status, 200);
+    lab.bob
+        .expect_presence("subscribe from alice", 0, WAIT, |p| {
+            p.from_bare() == ALICE && p.kind() == "subscribe"
+        });
+    lab.bob.presence_to(ALICE, "subscribed");
+    notifies.expect(&mut lab, &mut alice, "NOTIFY active", |n| {
+        state(n).starts_with("active")
+    });
+    lab.bob.presence_to(ALICE, "subscribe");
+    let (i, _) = bob_expects(&mut lab, "subscribed", 0, |p| p.kind() == "subscribed");
+
+    // The socket is the owner's alone, and a hostile request is refused
+    // with a reason, reading no more than the bound.
+    let socket = lab.dir.join("xfed-admin.sock");
+    let mode = std::fs::metadata(&socket)
+        .unwrap_or_else(|e| panic!("{}: {e}\n{}", socket.display(), lab.diagnostics()))
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    let mut raw = UnixStream::connect(&socket).expect("the admin socket");
+    let _ = raw.write_all(&vec![b'x'; 100_000]);
+    let mut answer = String::new();
+    let _ = raw.read_to_string(&mut answer);
+    assert!(answer.starts_with("error: request longer than"), "{answer}");
+
+    let list = contact(&mut lab, &["list", ALICE]);
+    for line in [
+        format!("watcher {BOB} approved"),
+        format!("watching {BOB} authorized dialogs=1"),
+        format!("contacted {BOB}"),
+    ] {
+        assert!(list.contains(&line), "no {line:?} in:\n{list}");
+    }
+    let t0 = Instant::now();
+    let out = contact(&mut lab, &["remove", ALICE, BOB]);
+    assert!(
+        out.contains("removed authorization, subscription, contact"),
+        "{out}"
+    );
+    // Bob hears both ends go; alice's device hears the dialog rejected.
+    bob_expects(&mut lab, "unsubscribed", i + 1, |p| {
+        p.kind() == "unsubscribed"
+    });
+    bob_expects(&mut lab, "unsubscribe", i + 1, |p| {
+        p.kind() == "unsubscribe"
+    });
+    notifies.expect(&mut lab, &mut alice, "NOTIFY rejected", |n| {
+        state(n).starts_with("terminated;reason=rejected")
+    });
+    println!(
+        "{bin}: contact remove -> both sides told in {:?}",
+        t0.elapsed()
+    );
+    let list = contact(&mut lab, &["list", ALICE]);
+    assert!(!list.contains(BOB), "{list}");
+    lab.xfed_log("operator removed bob@prosody.test from alice@xfed.test's contacts");
+}
+
+#[test]
+fn operator_removes_a_contact_tokio() {
+    operator_removes_a_contact("xfed", 75);
+}
+
+#[test]
+fn operator_removes_a_contact_async_std() {
+    operator_removes_a_contact("xfed-async-std", 76);
 }
 
 #[test]

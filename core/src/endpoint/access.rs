@@ -81,6 +81,32 @@ impl Access {
         })
     }
 
+    /// The contacts `local_user` wrote to, with the last time, sorted.
+    pub fn of_user(&self, local_user: &str) -> Vec<(String, u64)> {
+        let mut v: Vec<(String, u64)> = self
+            .contacted
+            .get(local_user)
+            .into_iter()
+            .flatten()
+            .map(|(r, t)| (r.clone(), *t))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Forgets a contact (the operator removed it); the record to delete.
+    pub fn forget(&mut self, local_user: &str, remote: &str) -> Option<Persist> {
+        let mine = self.contacted.get_mut(local_user)?;
+        mine.remove(remote)?;
+        if mine.is_empty() {
+            self.contacted.remove(local_user);
+        }
+        Some(Persist::ForgetContact {
+            local_user: local_user.to_owned(),
+            remote_jid: remote.to_owned(),
+        })
+    }
+
     /// Contacts remembered, over all users.
     pub fn contacts(&self) -> usize {
         self.contacted.values().map(HashMap::len).sum()

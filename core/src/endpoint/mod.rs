@@ -10,6 +10,7 @@
 
 mod access;
 mod conns;
+mod contacts;
 mod im;
 pub mod pager;
 mod presence;

@@ -319,7 +319,7 @@ impl Endpoint {
         self.presence_sent(user.as_str(), 1, &r);
     }
 
-    fn send_type(&mut self, from: &Jid, to: &Jid, kind: &str) {
+    pub(super) fn send_type(&mut self, from: &Jid, to: &Jid, kind: &str) {
         self.to_xmpp
             .push_back((presence_of_type(from, to, kind), false));
     }
@@ -480,19 +480,29 @@ impl Endpoint {
     /// `unavailable` if it saw the user available), and `unsubscribed`
     /// acknowledges it. Nothing to remove: nothing is sent.
     fn xmpp_unsubscribe(&mut self, watcher: &Jid, user: &Jid, t: &Turn<'_>) {
-        let Some((approved, change)) = self.watchers.remove(user.as_str(), watcher.as_str()) else {
+        if !self.drop_authorization(watcher, user, t) {
             return;
+        }
+        let event = Event::SubscriptionEnded {
+            local_user: user.to_string(),
+            watcher: watcher.to_string(),
+        };
+        self.subscription_event(watcher, event, t);
+    }
+
+    /// Removes `watcher`'s authorization for `user`, if any, and tells
+    /// them: `unavailable` if they saw the user available, then
+    /// `unsubscribed`. Whether there was one.
+    pub(super) fn drop_authorization(&mut self, watcher: &Jid, user: &Jid, t: &Turn<'_>) -> bool {
+        let Some((approved, change)) = self.watchers.remove(user.as_str(), watcher.as_str()) else {
+            return false;
         };
         self.persist(vec![change]);
         if approved && self.publications.compose(user.as_str(), t.unix).open {
             self.send_type(user, watcher, "unavailable");
         }
         self.send_type(user, watcher, "unsubscribed");
-        let event = Event::SubscriptionEnded {
-            local_user: user.to_string(),
-            watcher: watcher.to_string(),
-        };
-        self.subscription_event(watcher, event, t);
+        true
     }
 
     /// RFC 6121 section 4.3.2: an approved watcher gets the current

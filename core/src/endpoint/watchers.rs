@@ -71,6 +71,19 @@ impl Watchers {
         self.by_user.get(user)?.get(watcher).copied()
     }
 
+    /// `user`'s watchers and whether each is approved, sorted.
+    pub fn of_user(&self, user: &str) -> Vec<(String, bool)> {
+        let mut v: Vec<(String, bool)> = self
+            .by_user
+            .get(user)
+            .into_iter()
+            .flatten()
+            .map(|(w, a)| (w.clone(), *a))
+            .collect();
+        v.sort();
+        v
+    }
+
     /// Authorizations held, approved and pending.
     pub fn len(&self) -> usize {
         self.by_user.values().map(HashMap::len).sum()

@@ -146,6 +146,18 @@ impl Watching {
         self.pairs.get_mut(&(user.to_owned(), contact.to_owned()))
     }
 
+    /// The XMPP contacts `user` watches, with what is known of each, sorted.
+    pub fn of_user(&self, user: &str) -> Vec<(&str, &Watched)> {
+        let mut v: Vec<(&str, &Watched)> = self
+            .pairs
+            .iter()
+            .filter(|((u, _), _)| u == user)
+            .map(|((_, c), w)| (c.as_str(), w))
+            .collect();
+        v.sort_by_key(|(c, _)| *c);
+        v
+    }
+
     /// The pair of a dialog and the connection its SUBSCRIBE came over.
     pub fn dialog(&self, sub: SubId) -> Option<(&Pair, Option<ConnId>)> {
         self.dialogs.get(&sub).map(|d| (&d.pair, d.flow))

@@ -17,6 +17,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::admin;
 use crate::dns::{
     Candidate, Connect, HostsTable, Query, Resolution, ResolveError, ResolveOptions, Transport,
 };
@@ -350,6 +351,17 @@ impl Gateway {
     /// connections carry no closing handshake and are simply dropped).
     pub fn is_idle(&self) -> bool {
         self.sessions.is_empty()
+    }
+
+    /// An operator's request (the admin socket): answered at once; what
+    /// it sets in motion (stanzas, NOTIFYs, store changes) comes out as
+    /// outputs like any input's.
+    pub fn admin(&mut self, request: &admin::Request, now: Instant) -> admin::Reply {
+        self.turn(now, |gw, t| {
+            let mut reply = None;
+            gw.with_sip(t, |ep, turn| reply = Some(ep.admin(request, turn)));
+            reply.unwrap_or_else(|| admin::Reply::error("the SIP side is not running"))
+        })
     }
 
     /// A stanza from the local side (the gateway role, tests) for a remote

@@ -46,6 +46,48 @@ pub enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Show or remove a local user's contacts in the running instance
+    /// (through its admin socket, beside the store).
+    Contact {
+        /// The running instance's configuration file; none for the
+        /// embedded default.
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+        /// What to do.
+        #[command(subcommand)]
+        action: ContactAction,
+    },
+}
+
+/// `xfed contact ...`.
+#[derive(Debug, Subcommand)]
+pub enum ContactAction {
+    /// The user's watchers (approved or pending), the XMPP contacts the
+    /// user's devices watch, and the contacts the user wrote to.
+    List {
+        /// The local user, user@domain.
+        user: String,
+    },
+    /// Removes everything between the user and a remote address: its
+    /// presence authorization (it gets `unsubscribed`), the user's
+    /// subscription to it (`unsubscribe`), the remembered contact.
+    Remove {
+        /// The local user, user@domain.
+        user: String,
+        /// The remote XMPP address, user@domain.
+        remote: String,
+    },
+}
+
+impl ContactAction {
+    /// The admin request it makes.
+    pub fn request(&self) -> Result<crate::admin::Request, String> {
+        let line = match self {
+            ContactAction::List { user } => format!("contact list {user}"),
+            ContactAction::Remove { user, remote } => format!("contact remove {user} {remote}"),
+        };
+        crate::admin::Request::parse(&line)
+    }
 }
 
 impl Cli {

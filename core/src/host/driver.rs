@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, error, info, warn};
 
-use super::cli::{Cli, Command};
+use super::admin_socket;
+use super::cli::{Cli, Command, ContactAction};
 use super::setup::{self, Deployment, SHUTDOWN_GRACE};
 use super::store_sqlite::SqliteStore;
 use crate::config::SipTransport;
@@ -44,6 +45,7 @@ pub enum Mode {
 pub fn mode(cli: Cli) -> Mode {
     match cli.command {
         Some(Command::Check { config }) => Mode::Exit(check(&config)),
+        Some(Command::Contact { config, action }) => Mode::Exit(contact(config.as_deref(), action)),
         Some(Command::Run { config }) => Mode::Run {
             config: Some(config),
             ping: None,
@@ -110,6 +112,34 @@ pub fn check(path: &Path) -> ExitCode {
     }
 }
 
+/// `xfed contact ...`: asks the running instance of the configuration
+/// (the embedded default without one) through its admin socket, prints
+/// the answer; fails when it refused or cannot be reached.
+pub fn contact(config: Option<&Path>, action: ContactAction) -> ExitCode {
+    let request = match action.request() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let reply = setup::admin_socket(config).and_then(|path| admin_socket::ask(&path, &request));
+    match reply {
+        Ok(r) if r.ok => {
+            r.lines.iter().for_each(|l| println!("{l}"));
+            ExitCode::SUCCESS
+        }
+        Ok(r) => {
+            eprintln!("{r}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// What socket tasks tell the gateway task; `S` is the runtime's TCP
 /// stream. One enum for both runtimes, handled by [`Driver::handle`].
 #[derive(Debug)]
@@ -130,6 +160,12 @@ pub enum Input<S> {
     Datagram(SocketAddr, SocketAddr, Vec<u8>),
     /// SIGTERM or SIGINT.
     Signal,
+    /// An operator's request from the admin socket, and where its answer
+    /// goes.
+    Admin(
+        crate::admin::Request,
+        std::sync::mpsc::SyncSender<crate::admin::Reply>,
+    ),
     /// The time [`Driver::wake`] gave has come.
     Timer,
 }
@@ -381,6 +417,10 @@ impl Driver {
             Input::Dns(query, bytes) => gw.handle_dns(query, &bytes, now),
             Input::Datagram(local, peer, bytes) => gw.handle_datagram(local, peer, &bytes, now),
             Input::Signal => self.on_signal(now),
+            Input::Admin(request, reply) => {
+                // The client may have given up; the request is done anyway.
+                let _ = reply.send(gw.admin(&request, now));
+            }
             Input::Timer => self.on_timer(now),
         }
     }

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use async_channel::{Receiver, Sender};
 use tracing::{debug, error, warn};
 
+use super::admin_socket;
 use super::bind::{self, Bound};
 use super::dns_exchange;
 use super::driver::{self, ConnTable, ConnTask, Driver, Input, Io, SendQueue, INPUT_QUEUE};
@@ -139,6 +140,7 @@ pub async fn serve<R: Runtime>(
         resolver: dep.resolver,
         udp,
     };
+    let admin_path = admin_socket::path_for(&dep.store);
     let mut driver = match Driver::new(dep, ping, Instant::now()) {
         Ok(d) => d,
         Err(e) => {
@@ -146,6 +148,10 @@ pub async fn serve<R: Runtime>(
             return ExitCode::FAILURE;
         }
     };
+    // Removed again when this ends.
+    let _admin = admin_socket::serve(&admin_path, io.tx.clone())
+        .map_err(|e| warn!("no admin socket at {}: {e}", admin_path.display()))
+        .ok();
     loop {
         driver.flush(&mut io);
         let now = Instant::now();

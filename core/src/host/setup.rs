@@ -63,6 +63,26 @@ pub fn check(path: &Path) -> Result<(Config, Vec<String>), String> {
     Ok((loaded.config, notices))
 }
 
+/// Where the admin socket of the instance running `path` (the embedded
+/// default without one) is: beside its store, relative paths taken from
+/// the configuration file's directory as the instance takes them.
+pub fn admin_socket(path: Option<&Path>) -> Result<PathBuf, String> {
+    let (config, base) = match path {
+        Some(p) => (
+            check(p)?.0,
+            p.parent().map(Path::to_path_buf).unwrap_or_default(),
+        ),
+        None => (Config::embedded_default(), PathBuf::new()),
+    };
+    let StoreUrl::Sqlite(file) = &config.store.url;
+    let file = if file.is_absolute() {
+        file.clone()
+    } else {
+        base.join(file)
+    };
+    Ok(super::admin_socket::path_for(&StoreUrl::Sqlite(file)))
+}
+
 /// How long before its expiry `xfed check` warns of the certificate.
 pub const EXPIRY_WARNING_SECS: u64 = 30 * 86_400;
 

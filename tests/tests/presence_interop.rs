@@ -21,6 +21,10 @@
 //!   stops and starts again on its store: alice's dialog goes on (no new
 //!   SUBSCRIBE), and bob's next change reaches her in it.
 //!
+//! - `public_unverified_waits_for_the_invitation`: with prosody.test as a
+//!   `public-unverified` partner, bob's subscribe to alice gets nothing
+//!   (pending) until alice SUBSCRIBEs to him; then `subscribed` and her
+//!   availability without her note.
 //! - `operator_removes_a_contact`: alice and bob watch each other; `xfed
 //!   contact list` (a second process, through the admin socket) shows the
 //!   relations, `xfed contact remove` ends them: bob gets `unsubscribed`
@@ -649,6 +653,62 @@ fn operator_removes_a_contact(bin: &str, prosody_ip: u8) {
     let list = contact(&mut lab, &["list", ALICE]);
     assert!(!list.contains(BOB), "{list}");
     lab.xfed_log("operator removed bob@prosody.test from alice@xfed.test's contacts");
+}
+
+/// prosody.test as a `public-unverified` partner: bob's subscription to
+/// alice waits, unanswered, until alice adds him (her SUBSCRIBE to him is
+/// the invitation); then he sees her availability, never her note.
+fn public_unverified_waits_for_the_invitation(bin: &str, prosody_ip: u8) {
+    let Some(mut lab) = lab(bin, "unverified", prosody_ip) else {
+        return;
+    };
+    let path = lab.dir.join("xfed.toml");
+    let toml = std::fs::read_to_string(&path).expect("xfed.toml");
+    let unverified = toml.replace("type = \"federated\"", "type = \"public-unverified\"");
+    assert_ne!(toml, unverified);
+    std::fs::write(&path, unverified).expect("xfed.toml");
+    lab.restart_xfed();
+    lab.bob.auto_subscriptions(false);
+    let mut alice = lab.alice();
+    let r = alice.publish(OPEN_NOTE, None, 3600);
+    etag_of(&mut lab, &r, "alice's PUBLISH");
+
+    lab.bob.presence_to(ALICE, "subscribe");
+    lab.xfed_log("presence: bob@prosody.test asks to see alice@xfed.test; pending");
+    // Nothing at all reaches bob while it is pending.
+    std::thread::sleep(Duration::from_secs(2));
+    let seen = lab
+        .bob
+        .presences()
+        .iter()
+        .filter(|p| p.from_bare() == ALICE)
+        .count();
+    if seen != 0 {
+        let got = format!("{:?}", lab.bob.presences());
+        panic!("bob saw alice while pending: {got}\n{}", lab.diagnostics());
+    }
+
+    assert_eq!(alice.subscribe(BOB, 600).status, 200);
+    let (i, p) = bob_expects(&mut lab, "subscribed", 0, |p| p.kind() != "subscribe");
+    assert_eq!(p.kind(), "subscribed", "{p:?}\n{}", lab.diagnostics());
+    let (_, p) = bob_expects(&mut lab, "alice's availability", i + 1, |p| {
+        p.kind() != "subscribe"
+    });
+    assert!(
+        p.kind() == "available" && p.status.is_none(),
+        "availability without the note: {p:?}\n{}",
+        lab.diagnostics()
+    );
+}
+
+#[test]
+fn public_unverified_waits_for_the_invitation_tokio() {
+    public_unverified_waits_for_the_invitation("xfed", 77);
+}
+
+#[test]
+fn public_unverified_waits_for_the_invitation_async_std() {
+    public_unverified_waits_for_the_invitation("xfed-async-std", 78);
 }
 
 #[test]

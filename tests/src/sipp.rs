@@ -585,6 +585,9 @@ pub struct XfedSip {
     pub trust_udp: bool,
     /// `(domain, connect)`: federated partners, TLS required, dialback.
     pub partners: Vec<(String, SocketAddr)>,
+    /// The partners authenticate with SASL EXTERNAL (`sasl = "required"`,
+    /// no dialback) instead of dialback.
+    pub partner_sasl: bool,
 }
 
 impl XfedSip {
@@ -628,10 +631,15 @@ pub fn write_xfed_config(dir: &Path, sip: &XfedSip) -> PathBuf {
         "\n[store]\nurl = \"sqlite://{}\"\n",
         dir.join("xfed.db").display()
     ));
+    let (sasl, dialback) = if sip.partner_sasl {
+        ("required", false)
+    } else {
+        ("not-supported", true)
+    };
     for (partner, connect) in &sip.partners {
         toml.push_str(&format!(
             "\n[[partner]]\ndomain = \"{partner}\"\ntype = \"federated\"\nconnect = \"{connect}\"\n\
-             tls = \"required\"\nsasl = \"not-supported\"\ndialback = true\n"
+             tls = \"required\"\nsasl = \"{sasl}\"\ndialback = {dialback}\n"
         ));
     }
     let path = dir.join("xfed.toml");

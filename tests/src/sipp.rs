@@ -585,9 +585,10 @@ pub struct XfedSip {
     pub trust_udp: bool,
     /// `(domain, connect)`: federated partners, TLS required, dialback.
     pub partners: Vec<(String, SocketAddr)>,
-    /// The partners authenticate with SASL EXTERNAL (`sasl = "required"`,
-    /// no dialback) instead of dialback.
-    pub partner_sasl: bool,
+    /// `sasl` of the partners: `not-supported` (dialback only), `optional`
+    /// (EXTERNAL when offered, dialback after a refusal) or `required`
+    /// (EXTERNAL only: `dialback = false`).
+    pub partner_sasl: &'static str,
 }
 
 impl XfedSip {
@@ -631,11 +632,7 @@ pub fn write_xfed_config(dir: &Path, sip: &XfedSip) -> PathBuf {
         "\n[store]\nurl = \"sqlite://{}\"\n",
         dir.join("xfed.db").display()
     ));
-    let (sasl, dialback) = if sip.partner_sasl {
-        ("required", false)
-    } else {
-        ("not-supported", true)
-    };
+    let (sasl, dialback) = (sip.partner_sasl, sip.partner_sasl != "required");
     for (partner, connect) in &sip.partners {
         toml.push_str(&format!(
             "\n[[partner]]\ndomain = \"{partner}\"\ntype = \"federated\"\nconnect = \"{connect}\"\n\

@@ -12,6 +12,10 @@
 //!   bob, text/plain, the body exactly); a second exchange runs over the
 //!   streams already up. Both of xfed's streams were authenticated by
 //!   dialback, which ejabberd verified by connecting back to xfed.test.
+//!   The partner has `sasl = "optional"` (open federation's default):
+//!   ejabberd offers SASL EXTERNAL even to a certificate it cannot
+//!   verify, xfed tries it, gets `<failure/>` and goes on with dialback
+//!   on the same stream.
 //! - `ejabberd_user_watches_sip_user` (SASL EXTERNAL both ways, one test
 //!   CA, dialback off on both sides): alice PUBLISHes open with a note;
 //!   bob subscribes to alice@xfed.test, gets `subscribed` and alice
@@ -174,7 +178,12 @@ fn lab(bin: &str, test: &str, ip: u8, auth: S2sAuth) -> Option<Lab> {
         trusted: Vec::new(),
         trust_udp: false,
         partners: vec![("ejabberd.test".into(), options.s2s_addr())],
-        partner_sasl: auth == S2sAuth::SaslExternal,
+        // With dialback, `optional`, as open federation has it: xfed tries
+        // the EXTERNAL that ejabberd offers, then dialback on the stream.
+        partner_sasl: match auth {
+            S2sAuth::Dialback => "optional",
+            S2sAuth::SaslExternal => "required",
+        },
     };
     sipp::write_xfed_config(&dir, &sip);
     let ejabberd = need!(Ejabberd::start(options));
@@ -258,6 +267,13 @@ fn im(bin: &str, ip: u8) {
     );
     bob_to_alice(&mut lab, &mut alice, "Hi Alice, from ejabberd \u{2603} <&>");
     lab.assert_streams_authenticated();
+    // xfed tried the EXTERNAL ejabberd offered first, and was refused.
+    lab.xfed_log("SASL EXTERNAL failed: not-authorized");
+    let refused = lab.ejabberd.wait_log(
+        "Failed inbound s2s EXTERNAL authentication xfed.test -> ejabberd.test",
+        WAIT,
+    );
+    assert!(refused.is_ok(), "{}", lab.diagnostics());
     // ejabberd verified xfed's dialback keys by connecting back to
     // xfed.test, found through its DNS responder.
     let srv = lab

@@ -95,6 +95,7 @@ fn run() -> Result<(), Skip> {
         // sipp sends over UDP on loopback, which no one can spoof here.
         trust_udp: true,
         partners: vec![("prosody.test".into(), options.s2s_addr())],
+        partner_sasl: "not-supported",
     };
     sipp::write_xfed_config(&dir, &sip);
     let prosody = Prosody::start(options)?;

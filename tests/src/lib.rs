@@ -1,6 +1,7 @@
 //! Shared helpers of xfed's integration tests: finding and running the two
 //! binaries on loopback.
 
+pub mod ejabberd;
 pub mod hostile;
 pub mod kamailio;
 pub mod prosody;
@@ -9,7 +10,7 @@ pub mod sipp;
 pub mod xmpp_client;
 
 use std::io::{BufRead, BufReader, Read};
-use std::net::{IpAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -71,6 +72,35 @@ pub fn free_port_on(ip: IpAddr) -> u16 {
 /// A free loopback port on 127.0.0.1, for TCP and UDP ([`free_port_on`]).
 pub fn free_port() -> u16 {
     free_port_on(IpAddr::from([127, 0, 0, 1]))
+}
+
+/// Whether `addr` is in the kernel's table of listening TCP sockets: no
+/// connection is made, so a peer's log is not disturbed (without /proc, a
+/// connection is tried).
+pub fn is_listening(addr: SocketAddr) -> bool {
+    let file = if addr.is_ipv4() {
+        "/proc/net/tcp"
+    } else {
+        "/proc/net/tcp6"
+    };
+    let Ok(table) = std::fs::read_to_string(file) else {
+        return TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok();
+    };
+    let want = match addr.ip() {
+        IpAddr::V4(a) => format!("{:08X}:{:04X}", u32::from_ne_bytes(a.octets()), addr.port()),
+        IpAddr::V6(a) => {
+            let words: String = a
+                .octets()
+                .chunks(4)
+                .map(|c| format!("{:08X}", u32::from_ne_bytes([c[0], c[1], c[2], c[3]])))
+                .collect();
+            format!("{words}:{:04X}", addr.port())
+        }
+    };
+    table.lines().skip(1).any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.len() > 3 && f[1] == want && f[3] == "0A" // LISTEN
+    })
 }
 
 /// Polls a peer's log file (read by `read`) until a line after the first

@@ -80,7 +80,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -1047,7 +1047,7 @@ impl Prosody {
                     self.diagnostics()
                 );
             }
-            if started && addrs.iter().all(|a| self.is_listening(*a)) {
+            if started && addrs.iter().all(|a| crate::is_listening(*a)) {
                 return;
             }
             if Instant::now() > deadline {
@@ -1060,35 +1060,6 @@ impl Prosody {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-    }
-
-    /// Whether `addr` is in the kernel's listening table (no connection made,
-    /// so Prosody's log is not disturbed).
-    fn is_listening(&self, addr: SocketAddr) -> bool {
-        let file = if addr.is_ipv4() {
-            "/proc/net/tcp"
-        } else {
-            "/proc/net/tcp6"
-        };
-        let Ok(table) = fs::read_to_string(file) else {
-            // No /proc: fall back to connecting.
-            return TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok();
-        };
-        let want = match addr.ip() {
-            IpAddr::V4(a) => format!("{:08X}:{:04X}", u32::from_ne_bytes(a.octets()), addr.port()),
-            IpAddr::V6(a) => {
-                let o = a.octets();
-                let words: String = o
-                    .chunks(4)
-                    .map(|c| format!("{:08X}", u32::from_ne_bytes([c[0], c[1], c[2], c[3]])))
-                    .collect();
-                format!("{words}:{:04X}", addr.port())
-            }
-        };
-        table.lines().skip(1).any(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            f.len() > 3 && f[1] == want && f[3] == "0A" // LISTEN
-        })
     }
 
     /// The instance's folder (config, data, logs).

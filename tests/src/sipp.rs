@@ -585,6 +585,10 @@ pub struct XfedSip {
     pub trust_udp: bool,
     /// `(domain, connect)`: federated partners, TLS required, dialback.
     pub partners: Vec<(String, SocketAddr)>,
+    /// `sasl` of the partners: `not-supported` (dialback only), `optional`
+    /// (EXTERNAL when offered, dialback after a refusal) or `required`
+    /// (EXTERNAL only: `dialback = false`).
+    pub partner_sasl: &'static str,
 }
 
 impl XfedSip {
@@ -628,10 +632,11 @@ pub fn write_xfed_config(dir: &Path, sip: &XfedSip) -> PathBuf {
         "\n[store]\nurl = \"sqlite://{}\"\n",
         dir.join("xfed.db").display()
     ));
+    let (sasl, dialback) = (sip.partner_sasl, sip.partner_sasl != "required");
     for (partner, connect) in &sip.partners {
         toml.push_str(&format!(
             "\n[[partner]]\ndomain = \"{partner}\"\ntype = \"federated\"\nconnect = \"{connect}\"\n\
-             tls = \"required\"\nsasl = \"not-supported\"\ndialback = true\n"
+             tls = \"required\"\nsasl = \"{sasl}\"\ndialback = {dialback}\n"
         ));
     }
     let path = dir.join("xfed.toml");

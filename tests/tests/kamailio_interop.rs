@@ -226,6 +226,7 @@ fn lab(bin: &str, test: &str, prosody_ip: u8, kamailio_ip: u8, link: Link) -> Op
         // Kamailio reaches xfed over the link's own transport.
         trust_udp: link == Link::Udp,
         partners: vec![("prosody.test".into(), options.s2s_addr())],
+        partner_sasl: "not-supported",
     };
     // The registrar-mode configuration of sip_interop.rs, turned into
     // proxy mode with Kamailio as the next hop (and, for TLS, a SIP TLS

@@ -12,19 +12,20 @@
 //! - baresip's SUBSCRIBE to bob@prosody.test (407, then 200, NOTIFY
 //!   `pending`) reaches bob as `subscribe` from alice's bare JID; baresip
 //!   shows bob Unknown until bob answers `subscribed`, then Online.
-//! - `presence_offline` and `presence_online` (PUBLISHes with
-//!   `SIP-If-Match`): bob sees alice unavailable, then available.
 //! - bob goes unavailable, busy (`dnd`) and available again: baresip shows
 //!   him Offline, Busy (read from `<rpid:busy/>`) and Online.
 //! - baresip refreshes its publication (no body, `SIP-If-Match`, at 90 % of
-//!   `pubint` = 60 s): 200, and bob sees nothing new.
+//!   `pubint` = 60 s): 200, and until its first, duplicate publication has
+//!   expired (60 s after start) bob sees nothing new.
+//! - `presence_offline` and `presence_online` (PUBLISHes with
+//!   `SIP-If-Match`): bob sees alice unavailable, then available.
 //! - baresip quits: its PUBLISH `Expires: 0` makes alice unavailable to
 //!   bob.
 //! - In baresip's SIP trace, every request it sent was answered 2xx, or
 //!   challenged (401/407) and sent again; every NOTIFY it got it answered
 //!   200.
 //!
-//! About 70 s per runtime (the refresh). Under CI=true a missing baresip,
+//! About 65 s per runtime (the refresh and the expiry). Under CI=true a missing baresip,
 //! Prosody or slixmpp fails the test; elsewhere it prints why it skips.
 
 use std::time::{Duration, Instant};

@@ -307,6 +307,66 @@ fn expiry_of_a_publication_sends_unavailable() {
         .any(|p| matches!(p, Persist::DeletePublication { aor, .. } if aor == ALICE)));
 }
 
+/// baresip 1.0's document: open, an empty RPID person, no note.
+const BARESIP_OPEN: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"no\"?>\r\n\
+<presence xmlns=\"urn:ietf:params:xml:ns:pidf\"\r\n\
+    xmlns:dm=\"urn:ietf:params:xml:ns:pidf:data-model\"\r\n\
+    xmlns:rpid=\"urn:ietf:params:xml:ns:pidf:rpid\"\r\n\
+    entity=\"sip:alice@xfed.test\">\r\n\
+  <dm:person id=\"p4159\"><rpid:activities/></dm:person>\r\n\
+  <tuple id=\"t4109\">\r\n\
+    <status>\r\n\
+      <basic>open</basic>\r\n\
+    </status>\r\n\
+    <contact>sip:alice@xfed.test</contact>\r\n\
+  </tuple>\r\n\
+</presence>\r\n";
+
+/// Watchers hear of changes only. baresip 1.0 PUBLISHes twice when it
+/// starts (a timer and the REGISTER's success), both initial, and keeps
+/// the second entity-tag: the first publication lives, unrefreshed, until
+/// it expires. Neither the second PUBLISH, nor that expiry, nor a
+/// modification to the same document changes what a watcher sees, so
+/// none of them sends a presence; a real change still does, and the
+/// expiry of a closed publication after it does not.
+#[test]
+fn watchers_hear_only_changes() {
+    let mut net = network("federated");
+    presence(&mut net, BOB, ALICE, "subscribe");
+    assert_eq!(
+        kinds(&presences_to(&net, BOB)),
+        ["subscribed", "unavailable"]
+    );
+    published(&mut net, None, 60, BARESIP_OPEN);
+    let kept = published(&mut net, None, 120, BARESIP_OPEN);
+    assert_eq!(
+        kinds(&presences_to(&net, BOB)),
+        ["subscribed", "unavailable", "available"],
+        "the second device says the same\n{}",
+        net.dump(XFED)
+    );
+    net.advance(Duration::from_secs(61));
+    assert!(net.nodes[XFED]
+        .persisted
+        .iter()
+        .any(|p| matches!(p, Persist::DeletePublication { aor, .. } if aor == ALICE)));
+    let kept = published(&mut net, Some(&kept), 120, BARESIP_OPEN);
+    assert_eq!(
+        kinds(&presences_to(&net, BOB)),
+        ["subscribed", "unavailable", "available"],
+        "the first expired, the second modified to the same\n{}",
+        net.dump(XFED)
+    );
+    published(&mut net, Some(&kept), 60, CLOSED);
+    net.advance(Duration::from_secs(61));
+    assert_eq!(
+        kinds(&presences_to(&net, BOB)),
+        ["subscribed", "unavailable", "available", "unavailable"],
+        "{}",
+        net.dump(XFED)
+    );
+}
+
 #[test]
 fn unsubscribe_stops_updates() {
     let mut net = network("federated");

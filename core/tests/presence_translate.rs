@@ -102,14 +102,14 @@ fn rfc8048_example_from_xmpp() {
     assert_eq!(
         text,
         "<?xml version='1.0' encoding='UTF-8'?>\n\
-         <presence xmlns='urn:ietf:params:xml:ns:pidf' entity='pres:romeo@example.net'>\
+         <presence xmlns='urn:ietf:params:xml:ns:pidf' \
+         xmlns:dm='urn:ietf:params:xml:ns:pidf:data-model' \
+         xmlns:rpid='urn:ietf:params:xml:ns:pidf:rpid' entity='pres:romeo@example.net'>\
          <tuple id='ID-dr4hcr0st3lup4c'>\
          <status><basic>open</basic><show xmlns='jabber:client'>away</show></status>\
          <contact>sip:romeo@example.net;gr=dr4hcr0st3lup4c</contact>\
          </tuple>\
-         <person xmlns='urn:ietf:params:xml:ns:pidf:data-model' id='p'>\
-         <activities xmlns='urn:ietf:params:xml:ns:pidf:rpid'><away/></activities>\
-         </person>\
+         <dm:person id='p'><rpid:activities><rpid:away/></rpid:activities></dm:person>\
          </presence>"
     );
     // And it reads back as the RFC's example does.
@@ -122,6 +122,56 @@ fn rfc8048_example_from_xmpp() {
     )
     .expect("reads back");
     assert_eq!(back, notify(RFC8048_NOTIFY_BODY));
+}
+
+/// SIP agents that only know RPID may match its elements by their
+/// conventional names: baresip 1.0 reads a contact as away or busy only when
+/// the text has `<rpid:away/>` or `<rpid:busy/>`. So the activity xfed adds
+/// carries the `rpid:` prefix (and the person `dm:`), declared on the root;
+/// a document without a person declares nothing.
+#[test]
+fn rpid_activities_carry_their_conventional_prefixes() {
+    for (show, activity) in [
+        ("away", "<rpid:away/>"),
+        ("dnd", "<rpid:busy/>"),
+        ("xa", "<rpid:away/>"),
+    ] {
+        let stanza = element(&format!(
+            "<presence xmlns='jabber:server' from='bob@example.net/desk' \
+             to='alice@example.com'><show>{show}</show></presence>"
+        ));
+        let body = xmpp_to_pidf([&stanza], Disclosure::Full).expect("a document");
+        let text = String::from_utf8(body.clone()).expect("UTF-8");
+        assert!(text.contains(activity), "{show}: {text}");
+        assert!(
+            text.contains("<dm:person id='p'><rpid:activities>"),
+            "{show}: {text}"
+        );
+        assert!(
+            text.contains(
+                "<presence xmlns='urn:ietf:params:xml:ns:pidf' \
+                 xmlns:dm='urn:ietf:params:xml:ns:pidf:data-model' \
+                 xmlns:rpid='urn:ietf:params:xml:ns:pidf:rpid' "
+            ),
+            "{show}: {text}"
+        );
+        // The same document for a namespace-aware reader.
+        let back = pidf_to_xmpp(
+            Some(&body),
+            &jid("bob@example.net"),
+            &jid("alice@example.com"),
+            Disclosure::Full,
+            &PidfLimits::default(),
+        )
+        .expect("reads back");
+        assert_eq!(child_text(&back[0], "show").as_deref(), Some(show));
+    }
+    let plain = element(
+        "<presence xmlns='jabber:server' from='bob@example.net/desk' to='alice@example.com'/>",
+    );
+    let text = String::from_utf8(xmpp_to_pidf([&plain], Disclosure::Full).expect("a document"))
+        .expect("UTF-8");
+    assert!(!text.contains("xmlns:"), "nothing to declare: {text}");
 }
 
 /// RFC 3863 section 6 (the example with two tuples, a foreign extension,

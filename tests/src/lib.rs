@@ -1,6 +1,7 @@
 //! Shared helpers of xfed's integration tests: finding and running the two
 //! binaries on loopback.
 
+pub mod baresip;
 pub mod ejabberd;
 pub mod hostile;
 pub mod kamailio;

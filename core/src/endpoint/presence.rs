@@ -178,6 +178,7 @@ impl Endpoint {
             Ok(p) => p,
             Err(status) => return self.respond(id, &req, status, None, t),
         };
+        let before = self.presentity_of(&aor, t.unix);
         match self.publications.publish(&aor, preq, t.unix, &mut self.rng) {
             Ok(o) => {
                 self.persist(o.changes);
@@ -189,7 +190,7 @@ impl Endpoint {
                 r.headers.push("Expires", o.expires.to_string());
                 self.respond_with(id, r, t);
                 if o.changed {
-                    self.notify_watchers(&aor, t);
+                    self.notify_if_changed(&aor, &before, t);
                 }
             }
             Err(e) => self.publish_refused(id, &req, e, t),
@@ -209,12 +210,32 @@ impl Endpoint {
     }
 
     /// Publications that expired: stored no more, and their users'
-    /// watchers told.
+    /// watchers told when that changed what they see.
     pub(super) fn expire_publications(&mut self, t: &mut Turn<'_>) {
+        let before: Vec<(String, Presentity)> = self
+            .publications
+            .due(t.unix)
+            .into_iter()
+            .map(|(user, at)| {
+                let was = self.presentity_of(&user, at.saturating_sub(1));
+                (user, was)
+            })
+            .collect();
         let expired = self.publications.expire(t.unix);
         self.persist(expired.changes);
-        for user in expired.users {
-            self.notify_watchers(&user, t);
+        for (user, was) in before {
+            self.notify_if_changed(&user, &was, t);
+        }
+    }
+
+    /// Tells `user`'s watchers their presence unless it is still
+    /// `before`: a second device saying the same, a publication modified
+    /// to what it was or one that expires while another says the same
+    /// change nothing a watcher sees (one presence per change, not per
+    /// PUBLISH).
+    fn notify_if_changed(&mut self, user: &str, before: &Presentity, t: &Turn<'_>) {
+        if self.presentity_of(user, t.unix) != *before {
+            self.notify_watchers(user, t);
         }
     }
 

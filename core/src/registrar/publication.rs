@@ -307,6 +307,19 @@ impl<D: Document> Publications<D> {
         self.by_expiry.first().map(|(t, _, _)| *t)
     }
 
+    /// The users with a publication expired at `now_unix`, each with the
+    /// earliest such expiry: what they looked like until then is
+    /// [`compose`](Publications::compose) just before it.
+    pub fn due(&self, now_unix: u64) -> Vec<(String, u64)> {
+        let mut out: Vec<(String, u64)> = Vec::new();
+        for (t, aor, _) in self.by_expiry.iter().take_while(|(t, _, _)| *t <= now_unix) {
+            if !out.iter().any(|(a, _)| a == aor) {
+                out.push((aor.clone(), *t));
+            }
+        }
+        out
+    }
+
     /// Removes every publication expired at `now_unix`.
     pub fn expire(&mut self, now_unix: u64) -> Expired {
         let mut out = Expired::default();
@@ -711,6 +724,12 @@ mod tests {
         assert_eq!(e.changes.len(), 1);
         assert!(p.compose("a@x", 110).open);
         assert_eq!(p.expire(219), Expired::default());
+        assert_eq!(p.due(219), []);
+        assert_eq!(
+            p.due(230),
+            [("a@x".to_owned(), 220)],
+            "each user once, earliest"
+        );
         let e = p.expire(230);
         assert_eq!(e.users, ["a@x"], "each user once");
         assert_eq!(e.changes.len(), 2);

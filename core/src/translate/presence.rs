@@ -28,7 +28,9 @@
 //!   `<status>`, as RFC 8048 recommends, so XMPP -> PIDF -> XMPP keeps it
 //!   exactly. For SIP agents that only know RPID, the most available
 //!   resource's show is also written as `<rpid:activities>` in a
-//!   `<dm:person>`: away -> `away`, dnd -> `busy`, xa -> `away` (RFC 4480
+//!   `<dm:person>`, with those prefixes declared on the root (agents such
+//!   as baresip match the prefixed names as text): away -> `away`, dnd ->
+//!   `busy`, xa -> `away` (RFC 4480
 //!   has no "extended away"; `vacation` or `sleeping` would claim a reason
 //!   the user never gave), chat -> no activity (RFC 4480 has no "free to
 //!   chat"; an available person with no activity is what it means).
@@ -68,7 +70,7 @@
 use std::fmt;
 
 use crate::jid::Jid;
-use crate::xml::{ns, Element, Error as XmlError, ErrorKind, Event, Limits, Reader};
+use crate::xml::{ns, Element, Error as XmlError, ErrorKind, Event, Limits, Reader, Scope};
 
 use super::address::{jid_to_sip, sip_to_jid};
 
@@ -793,10 +795,23 @@ pub fn pidf_document(entity: &Jid, p: &Presentity, disclosure: Disclosure) -> El
 }
 
 /// The `application/pidf+xml` body for `p`: [`pidf_document`] after an
-/// XML declaration naming UTF-8.
+/// XML declaration naming UTF-8. A document with a person declares the
+/// `dm:` and `rpid:` prefixes of RFC 4479 and RFC 4480 on its root and
+/// writes `<dm:person>` and `<rpid:busy/>` with them: SIP agents that only
+/// read RPID often match those names literally (baresip 1.0 looks for
+/// `<rpid:away/>` and `<rpid:busy/>` in the text), and the same names in a
+/// default namespace of their own would pass them by.
 pub fn pidf_body(entity: &Jid, p: &Presentity, disclosure: Disclosure) -> Vec<u8> {
     let mut out = b"<?xml version='1.0' encoding='UTF-8'?>\n".to_vec();
-    pidf_document(entity, p, disclosure).write(&Default::default(), &mut out);
+    let doc = pidf_document(entity, p, disclosure);
+    if doc.child(DATA_MODEL_NS, "person").is_some() {
+        let prefixes = Scope::new("")
+            .with_prefix("dm", DATA_MODEL_NS)
+            .with_prefix("rpid", RPID_NS);
+        doc.write_with_prefixes(&prefixes, &mut out);
+    } else {
+        doc.write(&Scope::default(), &mut out);
+    }
     out
 }
 

@@ -23,9 +23,25 @@ impl Element {
         self.write(&Scope::default(), &mut out);
         out
     }
+
+    /// Appends this element as the root of a document that declares the
+    /// prefixes of `prefixes` on it, so that its descendants in those
+    /// namespaces are written with them (`<rpid:busy/>` rather than
+    /// `<busy xmlns='...'/>`): the conventional prefixes of a format, for
+    /// readers that match them literally. The default namespace of
+    /// `prefixes` is not used.
+    pub fn write_with_prefixes(&self, prefixes: &Scope, out: &mut Vec<u8>) {
+        write_tree(self, prefixes, "", true, out)
+    }
 }
 
 fn write_element(e: &Element, scope: &Scope, default_ns: &str, out: &mut Vec<u8>) {
+    write_tree(e, scope, default_ns, false, out)
+}
+
+/// Writes `e` inside `scope`; `declare`: on the root, declare the scope's
+/// prefixes first.
+fn write_tree(e: &Element, scope: &Scope, default_ns: &str, declare: bool, out: &mut Vec<u8>) {
     // Prefixes a child could inherit from the scope but that this element
     // re-binds for an attribute would change its meaning; generated
     // prefixes therefore avoid every prefix the scope declares.
@@ -52,6 +68,15 @@ fn write_element(e: &Element, scope: &Scope, default_ns: &str, out: &mut Vec<u8>
     } else {
         default_ns
     };
+    if declare {
+        for (p, n) in scope.prefixes() {
+            out.extend_from_slice(b" xmlns:");
+            out.extend_from_slice(p.as_bytes());
+            out.extend_from_slice(b"='");
+            escape_attr(n, out);
+            out.push(b'\'');
+        }
+    }
     let mut generated = 0usize;
     for a in e.attrs() {
         out.push(b' ');
@@ -182,6 +207,22 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "<iq><ping xmlns='urn:xmpp:ping'/><bare xmlns=''><inner/></bare></iq>"
         );
+    }
+
+    #[test]
+    fn a_root_declares_the_prefixes_its_descendants_use() {
+        let scope = Scope::new("").with_prefix("r", "urn:r");
+        let doc = Element::new("urn:d", "doc")
+            .with_child(Element::new("urn:r", "a").with_child(Element::new("urn:r", "b")))
+            .with_child(Element::new("urn:d", "c").with_attr_ns("urn:r", "k", "v"));
+        let mut out = Vec::new();
+        doc.write_with_prefixes(&scope, &mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text,
+            "<doc xmlns='urn:d' xmlns:r='urn:r'><r:a><r:b/></r:a><c r:k='v'/></doc>"
+        );
+        assert_eq!(crate::xml::parse_element(&text).unwrap(), doc);
     }
 
     #[test]

@@ -98,6 +98,7 @@ fn lab(bin: &str, prosody_ip: u8) -> Option<Lab> {
         trusted: Vec::new(),
         trust_udp: false,
         partners: vec![("prosody.test".into(), options.s2s_addr())],
+        partner_sasl: "not-supported",
     };
     sipp::write_xfed_config(&dir, &sip);
     let prosody = need!(Prosody::start(options));

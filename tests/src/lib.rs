@@ -5,6 +5,7 @@ pub mod baresip;
 pub mod ejabberd;
 pub mod hostile;
 pub mod kamailio;
+pub mod lab;
 pub mod prosody;
 pub mod sip_ua;
 pub mod sipp;

@@ -32,44 +32,20 @@ use std::time::{Duration, Instant};
 
 use xfed_core::sip::Message;
 use xfed_tests::baresip::{self, Baresip, BaresipOptions, ContactStatus, Traced};
+use xfed_tests::lab::{ProsodyLab, ALICE};
 use xfed_tests::need;
-use xfed_tests::prosody::{prosody_for_xfed, write_dialback_certs, Prosody, Skip};
-use xfed_tests::sipp::{self, XfedSip};
-use xfed_tests::xmpp_client::{self, OutgoingPresence, PresenceReceived, XmppClient};
-use xfed_tests::{free_port, temp_dir, Instance};
+use xfed_tests::prosody::Skip;
+use xfed_tests::xmpp_client::{self, OutgoingPresence, PresenceReceived};
 
 const WAIT: Duration = Duration::from_secs(20);
 /// A NOTIFY may wait for the rate limit (5 s) on top of the network.
 const NOTIFY_WAIT: Duration = Duration::from_secs(30);
-const ALICE: &str = "alice@xfed.test";
-const BOB: &str = "bob@prosody.test";
 const BOB_URI: &str = "sip:bob@prosody.test";
 /// baresip's PUBLISH interval: the shortest xfed grants (60 s), so that
 /// the refresh at 90 % comes within the test.
 const PUBINT: u32 = 60;
 
-/// xfed with the SIP side on, Prosody and bob, all running.
-struct Lab {
-    name: String,
-    /// Declared first: dropped (killed) first.
-    bob: XmppClient,
-    xfed: Instance,
-    prosody: Prosody,
-    sip: XfedSip,
-}
-
-impl Lab {
-    /// Everything xfed, Prosody and bob logged, for a failure message.
-    fn diagnostics(&mut self) -> String {
-        format!(
-            "--- {} xfed:\n{}\n{}\n{}",
-            self.name,
-            self.xfed.log_text(),
-            self.prosody.diagnostics(),
-            self.bob.diagnostics()
-        )
-    }
-}
+type Lab = ProsodyLab;
 
 /// Every peer the test needs, or why not.
 fn peers_installed() -> Result<(), Skip> {
@@ -79,45 +55,20 @@ fn peers_installed() -> Result<(), Skip> {
     Ok(())
 }
 
-/// Starts Prosody on 127.0.0.`prosody_ip` with user bob, xfed (`bin`)
-/// with account alice and prosody.test as a federated partner, and logs
-/// bob in (answering subscription requests himself). `None`: a peer is
-/// missing and the test skips.
+/// The lab (`ProsodyLab`), bob answering subscription requests himself.
+/// `None`: a peer is missing and the test skips.
 fn lab(bin: &str, prosody_ip: u8) -> Option<Lab> {
     need!(peers_installed());
     let name = format!("baresip-{bin}");
-    let dir = temp_dir(&name);
-    write_dialback_certs(&dir, "xfed.test", "prosody.test");
-    let s2s_port = free_port();
-    let options = prosody_for_xfed(&dir, prosody_ip, s2s_port);
-    let sip = XfedSip {
-        domain: "xfed.test".into(),
-        s2s_port,
-        sip_port: free_port(),
-        accounts: vec![("alice".into(), "alice-secret".into())],
-        trusted: Vec::new(),
-        trust_udp: false,
-        partners: vec![("prosody.test".into(), options.s2s_addr())],
-        partner_sasl: "not-supported",
-    };
-    sipp::write_xfed_config(&dir, &sip);
-    let prosody = need!(Prosody::start(options));
-    let xfed = Instance::start(bin, &["run", "--config", "xfed.toml"], &dir);
-    let mut bob = need!(XmppClient::connect(
-        BOB,
-        "bob-secret",
-        prosody.c2s_addr(),
-        Duration::from_secs(300),
+    let mut lab = need!(ProsodyLab::start(
+        bin,
+        &name,
+        prosody_ip,
+        Duration::from_secs(300)
     ));
-    bob.fetch_roster();
-    bob.auto_subscriptions(false);
-    Some(Lab {
-        name,
-        bob,
-        xfed,
-        prosody,
-        sip,
-    })
+    lab.bob.fetch_roster();
+    lab.bob.auto_subscriptions(false);
+    Some(lab)
 }
 
 /// Waits for a presence from alice to bob after the first `skip` ones.
@@ -234,8 +185,7 @@ fn baresip_registers_publishes_and_subscribes(bin: &str, prosody_ip: u8) {
         .pubint(PUBINT);
     let started = Instant::now();
     let mut phone = need_baresip(Baresip::start(options));
-    lab.xfed
-        .wait_log("registrar: alice@xfed.test has 1 binding(s)", WAIT);
+    lab.xfed_log("registrar: alice@xfed.test has 1 binding(s)", WAIT);
     phone
         .wait_log("200 OK () [1 binding]", WAIT)
         .unwrap_or_else(|e| panic!("{e}\n{}", lab.diagnostics()));

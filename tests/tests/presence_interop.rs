@@ -37,23 +37,20 @@
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use xfed_core::sip::{Request, Response};
 use xfed_core::translate::presence::{parse_pidf, Availability, PidfLimits, Presentity, Show};
+use xfed_tests::lab::{ProsodyLab, ALICE, ALICE_SECRET, BOB};
 use xfed_tests::need;
-use xfed_tests::prosody::{prosody_for_xfed, write_dialback_certs, Prosody, Skip};
+use xfed_tests::prosody::Skip;
+use xfed_tests::run_to_end;
 use xfed_tests::sip_ua::SipUa;
-use xfed_tests::sipp::{self, XfedSip};
-use xfed_tests::xmpp_client::{self, OutgoingPresence, PresenceReceived, XmppClient};
-use xfed_tests::{free_port, run_to_end, temp_dir, Instance};
+use xfed_tests::xmpp_client::{self, OutgoingPresence, PresenceReceived};
 
 const WAIT: Duration = Duration::from_secs(20);
 /// A NOTIFY may wait for the rate limit (5 s) on top of the network.
 const NOTIFY_WAIT: Duration = Duration::from_secs(30);
-const ALICE: &str = "alice@xfed.test";
-const BOB: &str = "bob@prosody.test";
 
 const OPEN_NOTE: &str = "<?xml version='1.0' encoding='UTF-8'?>\
 <presence xmlns='urn:ietf:params:xml:ns:pidf' entity='pres:alice@xfed.test'>\
@@ -78,80 +75,21 @@ const AFTER_RESTART: &str = "<?xml version='1.0' encoding='UTF-8'?>\
 <tuple id='phone'><status><basic>open</basic></status>\
 <note xml:lang='en'>After the restart</note></tuple></presence>";
 
-/// xfed with the SIP side on, Prosody and bob, all running.
-struct Lab {
-    name: String,
-    bin: String,
-    /// Declared first: dropped (killed) first.
-    bob: XmppClient,
-    /// `None` only while restarting.
-    xfed: Option<Instance>,
-    /// What earlier runs of this instance logged.
-    earlier_log: String,
-    prosody: Prosody,
-    sip: XfedSip,
-    dir: PathBuf,
-}
+type Lab = ProsodyLab;
 
-impl Lab {
-    /// Everything xfed, Prosody and bob logged, for a failure message.
-    fn diagnostics(&mut self) -> String {
-        let xfed = self
-            .xfed
-            .as_mut()
-            .map(Instance::log_text)
-            .unwrap_or_default();
-        format!(
-            "--- {} xfed:\n{}{}\n{}\n{}",
-            self.name,
-            self.earlier_log,
-            xfed,
-            self.prosody.diagnostics(),
-            self.bob.diagnostics()
-        )
-    }
-
-    fn xfed(&mut self) -> &mut Instance {
-        self.xfed.as_mut().expect("xfed is running")
-    }
-
-    /// Waits for an xfed log line containing `needle`.
-    fn xfed_log(&mut self, needle: &str) -> String {
-        self.xfed().wait_log(needle, WAIT)
-    }
-
-    /// Stops xfed (SIGTERM) and starts it again on the same directory,
-    /// configuration and SQLite store.
-    fn restart_xfed(&mut self) {
-        let mut old = self.xfed.take().expect("xfed is running");
-        self.earlier_log
-            .push_str(&format!("{}\n--- (restart)\n", old.log_text()));
-        assert!(
-            old.terminate(),
-            "xfed did not stop cleanly on SIGTERM\n{}",
-            self.earlier_log
-        );
-        self.xfed = Some(Instance::start(
-            &self.bin,
-            &["run", "--config", "xfed.toml"],
-            &self.dir,
-        ));
-    }
-
-    /// alice's user agent (UDP), registered with digest.
-    fn alice(&mut self) -> SipUa {
-        let mut ua = SipUa::new(
-            "alice",
-            "xfed.test",
-            "alice-secret",
-            self.sip.sip_addr(),
-            false,
-        );
-        let status = ua.register(3600);
-        assert_eq!(status, 200, "alice's REGISTER\n{}", self.diagnostics());
-        self.xfed_log("registrar: alice@xfed.test has 1 binding(s)");
-        ua
-    }
+/// alice's user agent (UDP), registered with digest.
+fn alice(lab: &mut Lab) -> SipUa {
+    let mut ua = SipUa::new(
+        "alice",
+        "xfed.test",
+        ALICE_SECRET,
+        lab.sip.sip_addr(),
+        false,
+    );
+    let status = ua.register(3600);
+    assert_eq!(status, 200, "alice's REGISTER\n{}", lab.diagnostics());
+    lab.xfed_log("registrar: alice@xfed.test has 1 binding(s)", WAIT);
+    ua
 }
 
 /// Every peer the tests need, or why not.
@@ -160,48 +98,19 @@ fn peers_installed() -> Result<(), Skip> {
     Ok(())
 }
 
-/// Starts Prosody on 127.0.0.`prosody_ip` with user bob, xfed (`bin`)
-/// with account alice and prosody.test as a federated partner, and logs
-/// bob in. `None`: a peer is missing and the test skips.
+/// The lab (`ProsodyLab`), bob an interested resource (RFC 6121 section
+/// 2.2), as clients are. `None`: a peer is missing and the test skips.
 fn lab(bin: &str, test: &str, prosody_ip: u8) -> Option<Lab> {
     need!(peers_installed());
     let name = format!("presence-{test}-{bin}");
-    let dir = temp_dir(&name);
-    write_dialback_certs(&dir, "xfed.test", "prosody.test");
-
-    let s2s_port = free_port();
-    let options = prosody_for_xfed(&dir, prosody_ip, s2s_port);
-    let sip = XfedSip {
-        domain: "xfed.test".into(),
-        s2s_port,
-        sip_port: free_port(),
-        accounts: vec![("alice".into(), "alice-secret".into())],
-        trusted: Vec::new(),
-        trust_udp: false,
-        partners: vec![("prosody.test".into(), options.s2s_addr())],
-        partner_sasl: "not-supported",
-    };
-    sipp::write_xfed_config(&dir, &sip);
-    let prosody = need!(Prosody::start(options));
-    let xfed = Instance::start(bin, &["run", "--config", "xfed.toml"], &dir);
-    let mut bob = need!(XmppClient::connect(
-        BOB,
-        "bob-secret",
-        prosody.c2s_addr(),
-        Duration::from_secs(180),
+    let mut lab = need!(ProsodyLab::start(
+        bin,
+        &name,
+        prosody_ip,
+        Duration::from_secs(180)
     ));
-    // An interested resource (RFC 6121 section 2.2), as clients are.
-    bob.fetch_roster();
-    Some(Lab {
-        name,
-        bin: bin.into(),
-        bob,
-        xfed: Some(xfed),
-        earlier_log: String::new(),
-        prosody,
-        sip,
-        dir,
-    })
+    lab.bob.fetch_roster();
+    Some(lab)
 }
 
 /// The entity-tag of a successful PUBLISH.
@@ -238,7 +147,7 @@ fn prosody_user_watches_sip_user(bin: &str, prosody_ip: u8) {
     let Some(mut lab) = lab(bin, "watch-sip", prosody_ip) else {
         return;
     };
-    let mut alice = lab.alice();
+    let mut alice = alice(&mut lab);
     let t0 = Instant::now();
     let r = alice.publish(OPEN_NOTE, None, 3600);
     let mut etag = etag_of(&mut lab, &r, "alice's first PUBLISH");
@@ -422,7 +331,7 @@ fn sip_user_watches_prosody_user(bin: &str, prosody_ip: u8) {
         return;
     };
     lab.bob.auto_subscriptions(false);
-    let mut alice = lab.alice();
+    let mut alice = alice(&mut lab);
     let mut notifies = Notifies { got: Vec::new() };
 
     let t0 = Instant::now();
@@ -530,7 +439,7 @@ fn sip_user_watches_prosody_user(bin: &str, prosody_ip: u8) {
         .map_or(0, |n| n.headers.cseq().map_or(0, |c| c.seq));
     let t3 = Instant::now();
     lab.restart_xfed();
-    lab.xfed_log("subscription dialog(s) restored");
+    lab.xfed_log("subscription dialog(s) restored", WAIT);
     lab.bob.send_presence(&OutgoingPresence {
         status: Some("Back after the restart".into()),
         ..OutgoingPresence::default()
@@ -593,7 +502,7 @@ fn operator_removes_a_contact(bin: &str, prosody_ip: u8) {
         return;
     };
     lab.bob.auto_subscriptions(false);
-    let mut alice = lab.alice();
+    let mut alice = alice(&mut lab);
     let mut notifies = Notifies { got: Vec::new() };
     // Both ways: alice watches bob (he approves), bob watches alice
     // (federated: approved by xfed).
@@ -653,7 +562,10 @@ fn operator_removes_a_contact(bin: &str, prosody_ip: u8) {
     );
     let list = contact(&mut lab, &["list", ALICE]);
     assert!(!list.contains(BOB), "{list}");
-    lab.xfed_log("operator removed bob@prosody.test from alice@xfed.test's contacts");
+    lab.xfed_log(
+        "operator removed bob@prosody.test from alice@xfed.test's contacts",
+        WAIT,
+    );
 }
 
 /// prosody.test as a `public-unverified` partner: bob's subscription to
@@ -670,12 +582,15 @@ fn public_unverified_waits_for_the_invitation(bin: &str, prosody_ip: u8) {
     std::fs::write(&path, unverified).expect("xfed.toml");
     lab.restart_xfed();
     lab.bob.auto_subscriptions(false);
-    let mut alice = lab.alice();
+    let mut alice = alice(&mut lab);
     let r = alice.publish(OPEN_NOTE, None, 3600);
     etag_of(&mut lab, &r, "alice's PUBLISH");
 
     lab.bob.presence_to(ALICE, "subscribe");
-    lab.xfed_log("presence: bob@prosody.test asks to see alice@xfed.test; pending");
+    lab.xfed_log(
+        "presence: bob@prosody.test asks to see alice@xfed.test; pending",
+        WAIT,
+    );
     // Nothing at all reaches bob while it is pending.
     std::thread::sleep(Duration::from_secs(2));
     let seen = lab

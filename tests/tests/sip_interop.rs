@@ -23,45 +23,18 @@
 //! Under CI=true a missing Prosody, sipp or slixmpp fails the test;
 //! elsewhere it prints why it skips.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use xfed_tests::free_port;
+use xfed_tests::lab::ProsodyLab;
 use xfed_tests::need;
-use xfed_tests::prosody::{prosody_for_xfed, write_dialback_certs, Prosody, Skip};
-use xfed_tests::sipp::{self, bare_uri, Sipp, SippOptions, Transport, XfedSip};
-use xfed_tests::xmpp_client::{self, XmppClient};
-use xfed_tests::{free_port, temp_dir, Instance};
+use xfed_tests::prosody::Skip;
+use xfed_tests::sipp::{self, bare_uri, Sipp, SippOptions, Transport};
+use xfed_tests::xmpp_client;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// xfed with the SIP side on, Prosody and bob, all running.
-struct Lab {
-    name: String,
-    /// Declared first: dropped (killed) first.
-    bob: XmppClient,
-    xfed: Instance,
-    prosody: Prosody,
-    sip: XfedSip,
-    _dir: PathBuf,
-}
-
-impl Lab {
-    /// Everything xfed, Prosody and bob logged, for a failure message.
-    fn diagnostics(&mut self) -> String {
-        format!(
-            "--- {} xfed:\n{}\n{}\n{}",
-            self.name,
-            self.xfed.log_text(),
-            self.prosody.diagnostics(),
-            self.bob.diagnostics()
-        )
-    }
-
-    /// Waits for an xfed log line containing `needle`.
-    fn xfed_log(&mut self, needle: &str) -> String {
-        self.xfed.wait_log(needle, WAIT)
-    }
-}
+type Lab = ProsodyLab;
 
 /// Every peer the tests need, or why not.
 fn peers_installed() -> Result<(), Skip> {
@@ -70,44 +43,16 @@ fn peers_installed() -> Result<(), Skip> {
     Ok(())
 }
 
-/// Starts Prosody on 127.0.0.`prosody_ip` with user bob, xfed (`bin`)
-/// with account alice, and logs bob in. `None`: a peer is missing and the
-/// test skips.
+/// The lab (`ProsodyLab`). `None`: a peer is missing and the test skips.
 fn lab(bin: &str, test: &str, prosody_ip: u8) -> Option<Lab> {
     need!(peers_installed());
     let name = format!("sip-{test}-{bin}");
-    let dir = temp_dir(&name);
-    write_dialback_certs(&dir, "xfed.test", "prosody.test");
-
-    let s2s_port = free_port();
-    let options = prosody_for_xfed(&dir, prosody_ip, s2s_port);
-    let sip = XfedSip {
-        domain: "xfed.test".into(),
-        s2s_port,
-        sip_port: free_port(),
-        accounts: vec![("alice".into(), "alice-secret".into())],
-        trusted: Vec::new(),
-        trust_udp: false,
-        partners: vec![("prosody.test".into(), options.s2s_addr())],
-        partner_sasl: "not-supported",
-    };
-    sipp::write_xfed_config(&dir, &sip);
-    let prosody = need!(Prosody::start(options));
-    let xfed = Instance::start(bin, &["run", "--config", "xfed.toml"], &dir);
-    let bob = need!(XmppClient::connect(
-        "bob@prosody.test",
-        "bob-secret",
-        prosody.c2s_addr(),
-        Duration::from_secs(120),
-    ));
-    Some(Lab {
-        name,
-        bob,
-        xfed,
-        prosody,
-        sip,
-        _dir: dir,
-    })
+    Some(need!(ProsodyLab::start(
+        bin,
+        &name,
+        prosody_ip,
+        Duration::from_secs(120)
+    )))
 }
 
 /// sipp as alice: REGISTERs (digest) over `transport` from `local`, then
@@ -175,7 +120,7 @@ fn xmpp_to_sip(bin: &str, prosody_ip: u8) {
 
     let port = free_port();
     let mut uas = alice_uas(&lab, "uas_receive_message.xml", 1, port);
-    lab.xfed_log("registrar: alice@xfed.test has 1 binding(s)");
+    lab.xfed_log("registrar: alice@xfed.test has 1 binding(s)", WAIT);
     let t0 = Instant::now();
     let hello = lab.bob.send_chat("alice@xfed.test", "hello");
     let run = uas.wait(Duration::from_secs(45));
@@ -219,7 +164,7 @@ fn xmpp_to_sip(bin: &str, prosody_ip: u8) {
         "{}",
         run.report()
     );
-    lab.xfed_log("answered 200");
+    lab.xfed_log("answered 200", WAIT);
 
     // An unknown user; its error also comes after any error about "hello"
     // (one s2s stream, in order), so none came if none is there now.
@@ -251,8 +196,8 @@ fn xmpp_to_sip(bin: &str, prosody_ip: u8) {
         "<iq type='result' to='xfed.test' id='leak-2&#10;FORGED id'><query xmlns='jabber:iq:version'>\
          <name>SECRET-2</name></query></iq>",
     );
-    lab.xfed_log("leak-2");
-    let log = lab.xfed.log_text();
+    lab.xfed_log("leak-2", WAIT);
+    let log = lab.xfed().log_text();
     assert!(log.contains("leak-1"), "{log}");
     assert!(!log.contains("SECRET"), "a body reached the log:\n{log}");
     assert!(
@@ -314,7 +259,7 @@ fn sip_to_xmpp(bin: &str, prosody_ip: u8) {
         "responses {statuses:?}\n{}",
         run.report()
     );
-    lab.xfed_log("bounced with remote-server-not-found; SIP 404");
+    lab.xfed_log("bounced with remote-server-not-found; SIP 404", WAIT);
     // Only the one message reached bob.
     let from_alice = lab
         .bob
@@ -331,7 +276,7 @@ fn sip_error_reaches_xmpp(bin: &str, prosody_ip: u8) {
     };
     let port = free_port();
     let mut uas = alice_uas(&lab, "uas_receive_message_busy.xml", 1, port);
-    lab.xfed_log("registrar: alice@xfed.test has 1 binding(s)");
+    lab.xfed_log("registrar: alice@xfed.test has 1 binding(s)", WAIT);
     let id = lab.bob.send_chat("alice@xfed.test", "are you busy?");
     let run = uas.wait(Duration::from_secs(45));
     assert!(run.ok(), "{}\n{}", run.report(), lab.diagnostics());
@@ -353,7 +298,7 @@ fn sip_error_reaches_xmpp(bin: &str, prosody_ip: u8) {
     );
     assert_eq!(e.error_type.as_deref(), Some("wait"), "{m:?}");
     assert_eq!(m.from.as_deref(), Some("alice@xfed.test"), "{m:?}");
-    lab.xfed_log("answered 486");
+    lab.xfed_log("answered 486", WAIT);
 }
 
 #[test]

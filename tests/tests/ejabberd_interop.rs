@@ -35,10 +35,11 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use xfed_core::sip::{Request, Response};
-use xfed_core::translate::presence::{parse_pidf, Availability, PidfLimits, Presentity, Show};
+use xfed_core::sip::Response;
+use xfed_core::translate::presence::{Availability, Show};
 use xfed_tests::ejabberd::{ejabberd_for_xfed, write_certs, Ejabberd, S2sAuth};
 use xfed_tests::need;
+use xfed_tests::notify::{open, pidf_of, state, Notifies};
 use xfed_tests::prosody::Skip;
 use xfed_tests::sip_ua::SipUa;
 use xfed_tests::sipp::{self, bare_uri, XfedSip};
@@ -382,102 +383,26 @@ fn ejabberd_user_watches_sip_user(bin: &str, ip: u8) {
     );
 }
 
-/// The NOTIFYs alice got, one per CSeq (retransmissions dropped).
-struct Notifies {
-    got: Vec<Request>,
-}
-
-impl Notifies {
-    /// Waits for a new NOTIFY (answered 200) matching `pred`; the ones
-    /// before it are kept too.
-    fn expect(
-        &mut self,
-        lab: &mut Lab,
-        alice: &mut SipUa,
-        what: &str,
-        pred: impl Fn(&Request) -> bool,
-    ) -> Request {
-        let deadline = Instant::now() + NOTIFY_WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let Some(n) = alice.notify(left) else {
-                panic!(
-                    "alice got no {what} within {NOTIFY_WAIT:?}; NOTIFYs so far:\n{}\n{}",
-                    self.summary(),
-                    lab.diagnostics()
-                );
-            };
-            let seq = n.headers.cseq().map(|c| c.seq).ok();
-            if self
-                .got
-                .iter()
-                .any(|m| m.headers.cseq().map(|c| c.seq).ok() == seq)
-            {
-                continue;
-            }
-            self.got.push(n.clone());
-            if pred(&n) {
-                return n;
-            }
-        }
-    }
-
-    fn summary(&self) -> String {
-        self.got
-            .iter()
-            .map(|n| {
-                format!(
-                    "{:?} {:?}\n{}",
-                    n.headers.get("Subscription-State"),
-                    n.headers.get("Content-Type"),
-                    String::from_utf8_lossy(&n.body)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-}
-
-fn state(n: &Request) -> &str {
-    n.headers.get("Subscription-State").unwrap_or("")
-}
-
-/// The PIDF body of a NOTIFY, parsed (no body: nothing known).
-fn pidf_of(n: &Request) -> Option<Presentity> {
-    if n.body.is_empty() {
-        return None;
-    }
-    Some(
-        parse_pidf(&n.body, &PidfLimits::default()).unwrap_or_else(|e| {
-            panic!(
-                "NOTIFY body is no PIDF ({e:?}):\n{}",
-                String::from_utf8_lossy(&n.body)
-            )
-        }),
-    )
-}
-
-/// Whether any resource is available.
-fn open(p: &Presentity) -> bool {
-    p.resources()
-        .iter()
-        .any(|r| matches!(r.availability(), Availability::Available { .. }))
-}
-
 fn sip_user_watches_ejabberd_user(bin: &str, ip: u8) {
     let Some(mut lab) = lab(bin, "watch-xmpp", ip, S2sAuth::SaslExternal) else {
         return;
     };
     lab.bob().auto_subscriptions(false);
     let mut alice = lab.alice();
-    let mut notifies = Notifies { got: Vec::new() };
+    let mut notifies = Notifies::default();
 
     let t0 = Instant::now();
     let r = alice.subscribe(BOB, 600);
     if r.status != 200 {
         panic!("alice's SUBSCRIBE: {r:?}\n{}", lab.diagnostics());
     }
-    let n = notifies.expect(&mut lab, &mut alice, "first NOTIFY", |_| true);
+    let n = notifies.expect(
+        &mut alice,
+        "first NOTIFY",
+        NOTIFY_WAIT,
+        |_| true,
+        || lab.diagnostics(),
+    );
     assert!(
         state(&n).starts_with("pending"),
         "first NOTIFY's Subscription-State {:?}\n{}",
@@ -494,9 +419,13 @@ fn sip_user_watches_ejabberd_user(bin: &str, ip: u8) {
         });
     assert_eq!(p.from.as_deref(), Some(ALICE), "from the bare JID: {p:?}");
     lab.bob().presence_to(ALICE, "subscribed");
-    notifies.expect(&mut lab, &mut alice, "NOTIFY active", |n| {
-        state(n).starts_with("active")
-    });
+    notifies.expect(
+        &mut alice,
+        "NOTIFY active",
+        NOTIFY_WAIT,
+        |n| state(n).starts_with("active"),
+        || lab.diagnostics(),
+    );
     println!(
         "{}: SUBSCRIBE -> NOTIFY active in {:?}",
         lab.name,
@@ -510,15 +439,21 @@ fn sip_user_watches_ejabberd_user(bin: &str, ip: u8) {
         status: Some("Testing ejabberd".into()),
         ..OutgoingPresence::default()
     });
-    let n = notifies.expect(&mut lab, &mut alice, "NOTIFY with bob's note", |n| {
-        pidf_of(n).is_some_and(|p| {
-            p.resources().iter().any(|r| {
-                r.notes()
-                    .iter()
-                    .any(|note| note.text() == "Testing ejabberd")
+    let n = notifies.expect(
+        &mut alice,
+        "NOTIFY with bob's note",
+        NOTIFY_WAIT,
+        |n| {
+            pidf_of(n).is_some_and(|p| {
+                p.resources().iter().any(|r| {
+                    r.notes()
+                        .iter()
+                        .any(|note| note.text() == "Testing ejabberd")
+                })
             })
-        })
-    });
+        },
+        || lab.diagnostics(),
+    );
     println!("{}: bob's status -> NOTIFY in {:?}", lab.name, t1.elapsed());
     let ctype = n.headers.get("Content-Type").unwrap_or_default();
     assert!(
@@ -550,9 +485,13 @@ fn sip_user_watches_ejabberd_user(bin: &str, ip: u8) {
     if let Some(bob) = lab.bob.take() {
         bob.quit();
     }
-    let n = notifies.expect(&mut lab, &mut alice, "NOTIFY closed", |n| {
-        pidf_of(n).is_none_or(|p| !open(&p))
-    });
+    let n = notifies.expect(
+        &mut alice,
+        "NOTIFY closed",
+        NOTIFY_WAIT,
+        |n| pidf_of(n).is_none_or(|p| !open(&p)),
+        || lab.diagnostics(),
+    );
     println!(
         "{}: bob logged out -> NOTIFY in {:?}",
         lab.name,
@@ -570,9 +509,13 @@ fn sip_user_watches_ejabberd_user(bin: &str, ip: u8) {
     // bob comes back: ejabberd sends his initial presence to alice.
     let t3 = Instant::now();
     lab.bob_logs_in();
-    notifies.expect(&mut lab, &mut alice, "NOTIFY open again", |n| {
-        pidf_of(n).is_some_and(|p| open(&p))
-    });
+    notifies.expect(
+        &mut alice,
+        "NOTIFY open again",
+        NOTIFY_WAIT,
+        |n| pidf_of(n).is_some_and(|p| open(&p)),
+        || lab.diagnostics(),
+    );
     println!(
         "{}: bob logged in again -> NOTIFY in {:?}",
         lab.name,

@@ -39,10 +39,11 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
-use xfed_core::sip::{Request, Response};
-use xfed_core::translate::presence::{parse_pidf, Availability, PidfLimits, Presentity, Show};
+use xfed_core::sip::Response;
+use xfed_core::translate::presence::{Availability, Show};
 use xfed_tests::lab::{ProsodyLab, ALICE, ALICE_SECRET, BOB};
 use xfed_tests::need;
+use xfed_tests::notify::{open, pidf_of, state, Notifies};
 use xfed_tests::prosody::Skip;
 use xfed_tests::run_to_end;
 use xfed_tests::sip_ua::SipUa;
@@ -244,95 +245,13 @@ fn prosody_user_watches_sip_user(bin: &str, prosody_ip: u8) {
     );
 }
 
-/// The NOTIFYs alice got, one per CSeq (retransmissions dropped).
-struct Notifies {
-    got: Vec<Request>,
-}
-
-impl Notifies {
-    /// Waits for a new NOTIFY (answered 200) matching `pred`; the ones
-    /// before it are kept too.
-    fn expect(
-        &mut self,
-        lab: &mut Lab,
-        alice: &mut SipUa,
-        what: &str,
-        pred: impl Fn(&Request) -> bool,
-    ) -> Request {
-        let deadline = Instant::now() + NOTIFY_WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let Some(n) = alice.notify(left) else {
-                panic!(
-                    "alice got no {what} within {NOTIFY_WAIT:?}; NOTIFYs so far:\n{}\n{}",
-                    self.summary(),
-                    lab.diagnostics()
-                );
-            };
-            let seq = n.headers.cseq().map(|c| c.seq).ok();
-            if self
-                .got
-                .iter()
-                .any(|m| m.headers.cseq().map(|c| c.seq).ok() == seq)
-            {
-                continue;
-            }
-            self.got.push(n.clone());
-            if pred(&n) {
-                return n;
-            }
-        }
-    }
-
-    fn summary(&self) -> String {
-        self.got
-            .iter()
-            .map(|n| {
-                format!(
-                    "{:?} {:?}\n{}",
-                    n.headers.get("Subscription-State"),
-                    n.headers.get("Content-Type"),
-                    String::from_utf8_lossy(&n.body)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-}
-
-fn state(n: &Request) -> &str {
-    n.headers.get("Subscription-State").unwrap_or("")
-}
-
-/// The PIDF body of a NOTIFY, parsed (no body: nothing known).
-fn pidf_of(n: &Request) -> Option<Presentity> {
-    if n.body.is_empty() {
-        return None;
-    }
-    Some(
-        parse_pidf(&n.body, &PidfLimits::default()).unwrap_or_else(|e| {
-            panic!(
-                "NOTIFY body is no PIDF ({e:?}):\n{}",
-                String::from_utf8_lossy(&n.body)
-            )
-        }),
-    )
-}
-
-/// Whether any resource is available.
-fn open(p: &Presentity) -> bool {
-    p.resources()
-        .iter()
-        .any(|r| matches!(r.availability(), Availability::Available { .. }))
-}
-
 fn sip_user_watches_prosody_user(bin: &str, prosody_ip: u8) {
     let Some(mut lab) = lab(bin, "watch-xmpp", prosody_ip) else {
         return;
     };
     lab.bob.auto_subscriptions(false);
     let mut alice = alice(&mut lab);
-    let mut notifies = Notifies { got: Vec::new() };
+    let mut notifies = Notifies::default();
 
     let t0 = Instant::now();
     let r = alice.subscribe(BOB, 600);
@@ -345,7 +264,13 @@ fn sip_user_watches_prosody_user(bin: &str, prosody_ip: u8) {
         .and_then(|e| e.trim().parse().ok())
         .unwrap_or_else(|| panic!("200 to SUBSCRIBE without Expires: {r:?}"));
     assert!((60..=600).contains(&expires), "granted Expires {expires}");
-    let n = notifies.expect(&mut lab, &mut alice, "first NOTIFY", |_| true);
+    let n = notifies.expect(
+        &mut alice,
+        "first NOTIFY",
+        NOTIFY_WAIT,
+        |_| true,
+        || lab.diagnostics(),
+    );
     assert!(
         state(&n).starts_with("pending"),
         "first NOTIFY's Subscription-State {:?}\n{}",
@@ -362,9 +287,13 @@ fn sip_user_watches_prosody_user(bin: &str, prosody_ip: u8) {
         });
     assert_eq!(p.from.as_deref(), Some(ALICE), "from the bare JID: {p:?}");
     lab.bob.presence_to(ALICE, "subscribed");
-    notifies.expect(&mut lab, &mut alice, "NOTIFY active", |n| {
-        state(n).starts_with("active")
-    });
+    notifies.expect(
+        &mut alice,
+        "NOTIFY active",
+        NOTIFY_WAIT,
+        |n| state(n).starts_with("active"),
+        || lab.diagnostics(),
+    );
     println!("{bin}: SUBSCRIBE -> NOTIFY active in {:?}", t0.elapsed());
 
     // bob busy with a note.
@@ -374,15 +303,21 @@ fn sip_user_watches_prosody_user(bin: &str, prosody_ip: u8) {
         status: Some("Writing the interop test".into()),
         ..OutgoingPresence::default()
     });
-    let n = notifies.expect(&mut lab, &mut alice, "NOTIFY with bob's note", |n| {
-        pidf_of(n).is_some_and(|p| {
-            p.resources().iter().any(|r| {
-                r.notes()
-                    .iter()
-                    .any(|note| note.text() == "Writing the interop test")
+    let n = notifies.expect(
+        &mut alice,
+        "NOTIFY with bob's note",
+        NOTIFY_WAIT,
+        |n| {
+            pidf_of(n).is_some_and(|p| {
+                p.resources().iter().any(|r| {
+                    r.notes()
+                        .iter()
+                        .any(|note| note.text() == "Writing the interop test")
+                })
             })
-        })
-    });
+        },
+        || lab.diagnostics(),
+    );
     println!("{bin}: bob's status -> NOTIFY in {:?}", t1.elapsed());
     assert!(state(&n).starts_with("active"), "{}", notifies.summary());
     let ctype = n.headers.get("Content-Type").unwrap_or_default();
@@ -417,9 +352,13 @@ fn sip_user_watches_prosody_user(bin: &str, prosody_ip: u8) {
         presence_type: Some("unavailable".into()),
         ..OutgoingPresence::default()
     });
-    let n = notifies.expect(&mut lab, &mut alice, "NOTIFY closed", |n| {
-        pidf_of(n).is_none_or(|p| !open(&p))
-    });
+    let n = notifies.expect(
+        &mut alice,
+        "NOTIFY closed",
+        NOTIFY_WAIT,
+        |n| pidf_of(n).is_none_or(|p| !open(&p)),
+        || lab.diagnostics(),
+    );
     println!("{bin}: bob unavailable -> NOTIFY in {:?}", t2.elapsed());
     assert!(state(&n).starts_with("active"), "{}", notifies.summary());
     let p = pidf_of(&n).unwrap_or_default();
@@ -444,15 +383,21 @@ fn sip_user_watches_prosody_user(bin: &str, prosody_ip: u8) {
         status: Some("Back after the restart".into()),
         ..OutgoingPresence::default()
     });
-    let n = notifies.expect(&mut lab, &mut alice, "NOTIFY after the restart", |n| {
-        pidf_of(n).is_some_and(|p| {
-            p.resources().iter().any(|r| {
-                r.notes()
-                    .iter()
-                    .any(|note| note.text() == "Back after the restart")
+    let n = notifies.expect(
+        &mut alice,
+        "NOTIFY after the restart",
+        NOTIFY_WAIT,
+        |n| {
+            pidf_of(n).is_some_and(|p| {
+                p.resources().iter().any(|r| {
+                    r.notes()
+                        .iter()
+                        .any(|note| note.text() == "Back after the restart")
+                })
             })
-        })
-    });
+        },
+        || lab.diagnostics(),
+    );
     println!(
         "{bin}: restart, bob available -> NOTIFY in {:?}",
         t3.elapsed()
@@ -503,7 +448,7 @@ fn operator_removes_a_contact(bin: &str, prosody_ip: u8) {
     };
     lab.bob.auto_subscriptions(false);
     let mut alice = alice(&mut lab);
-    let mut notifies = Notifies { got: Vec::new() };
+    let mut notifies = Notifies::default();
     // Both ways: alice watches bob (he approves), bob watches alice
     // (federated: approved by xfed).
     assert_eq!(alice.subscribe(BOB, 600).status, 200);
@@ -512,9 +457,13 @@ fn operator_removes_a_contact(bin: &str, prosody_ip: u8) {
             p.from_bare() == ALICE && p.kind() == "subscribe"
         });
     lab.bob.presence_to(ALICE, "subscribed");
-    notifies.expect(&mut lab, &mut alice, "NOTIFY active", |n| {
-        state(n).starts_with("active")
-    });
+    notifies.expect(
+        &mut alice,
+        "NOTIFY active",
+        NOTIFY_WAIT,
+        |n| state(n).starts_with("active"),
+        || lab.diagnostics(),
+    );
     lab.bob.presence_to(ALICE, "subscribe");
     let (i, _) = bob_expects(&mut lab, "subscribed", 0, |p| p.kind() == "subscribed");
 
@@ -553,9 +502,13 @@ fn operator_removes_a_contact(bin: &str, prosody_ip: u8) {
     bob_expects(&mut lab, "unsubscribe", i + 1, |p| {
         p.kind() == "unsubscribe"
     });
-    notifies.expect(&mut lab, &mut alice, "NOTIFY rejected", |n| {
-        state(n).starts_with("terminated;reason=rejected")
-    });
+    notifies.expect(
+        &mut alice,
+        "NOTIFY rejected",
+        NOTIFY_WAIT,
+        |n| state(n).starts_with("terminated;reason=rejected"),
+        || lab.diagnostics(),
+    );
     println!(
         "{bin}: contact remove -> both sides told in {:?}",
         t0.elapsed()

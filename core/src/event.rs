@@ -389,6 +389,31 @@ pub enum Event {
         /// was sent `<presence type='unavailable'/>` (unless it refused).
         last: bool,
     },
+    /// Proxy mode: a NOTIFY from the SIP domain's presence server about a
+    /// local user, in a subscription xfed holds for an XMPP watcher.
+    PresenceNotified {
+        /// The local user (the presentity).
+        local_user: String,
+        /// The watcher's bare JID.
+        watcher: String,
+        /// Its `Subscription-State`.
+        state: String,
+        /// Whether it carried a body.
+        pidf: bool,
+    },
+    /// Proxy mode: a subscription xfed held at the SIP domain's presence
+    /// server for an XMPP watcher ended.
+    UpstreamEnded {
+        /// The local user (the presentity).
+        local_user: String,
+        /// The watcher's bare JID.
+        watcher: String,
+        /// Why (expiry, a response, a NOTIFY's reason).
+        why: String,
+        /// What follows: a new subscription, the authorization revoked, or
+        /// nothing until the watcher probes.
+        then: &'static str,
+    },
 }
 
 impl Event {
@@ -438,11 +463,13 @@ impl Event {
             }
             Event::BindingsExpired { .. }
             | Event::PresenceSent { .. }
-            | Event::NotifySent { .. } => Level::Debug,
+            | Event::NotifySent { .. }
+            | Event::PresenceNotified { .. } => Level::Debug,
             Event::WatchAccepted { .. }
             | Event::WatchRefused { .. }
             | Event::WatchAnswered { .. }
-            | Event::WatchEnded { .. } => Level::Info,
+            | Event::WatchEnded { .. }
+            | Event::UpstreamEnded { .. } => Level::Info,
             Event::SubscriptionRefused { limit: true, .. } => Level::Warn,
             Event::SubscriptionApproved { .. }
             | Event::SubscriptionPending { .. }
@@ -502,6 +529,8 @@ impl Event {
             Event::WatchAnswered { .. } => "watch_answered",
             Event::NotifySent { .. } => "notify_sent",
             Event::WatchEnded { .. } => "watch_ended",
+            Event::PresenceNotified { .. } => "presence_notified",
+            Event::UpstreamEnded { .. } => "upstream_ended",
         }
     }
 
@@ -542,7 +571,9 @@ impl Event {
             | Event::WatchRefused { .. }
             | Event::WatchAnswered { .. }
             | Event::NotifySent { .. }
-            | Event::WatchEnded { .. } => None,
+            | Event::WatchEnded { .. }
+            | Event::PresenceNotified { .. }
+            | Event::UpstreamEnded { .. } => None,
         }
     }
 
@@ -777,6 +808,25 @@ impl fmt::Display for Event {
                 f,
                 "presence: a dialog of {local_user} watching {contact} ended: {why}{}",
                 if *last { " (the last)" } else { "" }
+            ),
+            Event::PresenceNotified {
+                local_user,
+                watcher,
+                state,
+                pidf,
+            } => write!(
+                f,
+                "presence: NOTIFY about {local_user} for {watcher}: {state}{}",
+                if *pidf { ", PIDF" } else { ", no body" }
+            ),
+            Event::UpstreamEnded {
+                local_user,
+                watcher,
+                why,
+                then,
+            } => write!(
+                f,
+                "presence: the subscription to {local_user} for {watcher} ended: {why}; {then}"
             ),
         }
     }

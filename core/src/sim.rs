@@ -126,6 +126,9 @@ pub struct Node {
     pub received: HashMap<ConnId, Vec<u8>>,
     /// Its certificate (SIP over TLS uses it too).
     pub cert: TestCert,
+    /// Proxy mode's next hop, as the SIP side was enabled with (a restart
+    /// keeps it).
+    pub next_hop: Option<NextHop>,
 }
 
 /// A stream between a node and a peer outside the network that the test
@@ -453,6 +456,7 @@ impl Net {
                     record: false,
                     received: HashMap::new(),
                     cert,
+                    next_hop: None,
                 }
             })
             .collect();
@@ -630,9 +634,10 @@ impl Net {
             tls_server: Some(server_config(&id, clock.clone())),
             tls_client: Some(client_config(&id, clock)),
             trust: Arc::new(self.ca.trust_anchors()),
-            next_hop,
+            next_hop: next_hop.clone(),
             log_message_bodies: config.gateway.log_message_bodies,
         };
+        self.nodes[i].next_hop = next_hop;
         let now = self.now;
         self.nodes[i]
             .gw
@@ -664,7 +669,8 @@ impl Net {
         let unix = NOW + now.saturating_duration_since(self.start).as_secs();
         self.nodes[i].gw = Gateway::with_settings(settings, seed, now, unix, spec.connection_limit);
         let stored = store.load_all().expect("the store loads");
-        self.enable_sip_stored(i, toml, None, stored);
+        let next_hop = self.nodes[i].next_hop.clone();
+        self.enable_sip_stored(i, toml, next_hop, stored);
     }
 
     /// Node `i`'s SIP UDP socket: 10.0.0.N:5060.

@@ -1921,7 +1921,7 @@ fn hostile_datagrams_get_their_answer_and_the_node_lives() {
     assert_eq!(r[0].status, 405);
     assert_eq!(
         r[0].headers.get("Allow"),
-        Some("REGISTER, MESSAGE, OPTIONS, PUBLISH, SUBSCRIBE")
+        Some("REGISTER, MESSAGE, OPTIONS, PUBLISH, SUBSCRIBE, NOTIFY")
     );
 
     // Max-Forwards 0: 483.

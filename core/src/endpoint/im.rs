@@ -428,22 +428,11 @@ impl Endpoint {
     /// binding (by `q`, then contact) that can be reached. Empty when none.
     pub(super) fn targets_for(&mut self, aor: &str, t: &mut Turn<'_>) -> Vec<Target> {
         match self.mode {
-            SipMode::Proxy => {
-                let Some(hop) = self.settings.next_hop.as_ref() else {
-                    return Vec::new();
-                };
-                let Ok(uri) = Uri::parse(&format!("sip:{aor}")) else {
-                    return Vec::new();
-                };
-                vec![Target {
-                    uri,
-                    to: format!("sip:{aor}"),
-                    addr: hop.addr,
-                    transport: hop.transport,
-                    tls_name: Some(hop.name.clone()),
-                    flow: None,
-                }]
-            }
+            SipMode::Proxy => Uri::parse(&format!("sip:{aor}"))
+                .ok()
+                .and_then(|uri| self.next_hop_target(uri))
+                .into_iter()
+                .collect(),
             SipMode::Registrar => {
                 let bindings = self.registrar.bindings().lookup(aor, t.unix);
                 bindings

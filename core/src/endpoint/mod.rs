@@ -14,9 +14,11 @@ mod contacts;
 mod im;
 pub mod pager;
 mod presence;
+mod presence_proxy;
 mod requests;
 mod subscribe;
 mod transport;
+mod upstream;
 mod watchers;
 mod watching;
 
@@ -247,8 +249,12 @@ pub struct SipTables {
     pub watchers: usize,
     /// Presence publications of local users' devices.
     pub publications: usize,
-    /// Notification dialogs (`sip.max_subscriptions`).
+    /// Subscription dialogs, both roles (`sip.max_subscriptions`).
     pub subscriptions: usize,
+    /// Proxy mode: (local user, watcher) pairs xfed subscribes for at the
+    /// SIP domain's presence server (`sip.max_subscriptions` in all,
+    /// `sip.max_watchers` per remote domain).
+    pub upstream: usize,
 }
 
 /// The SIP endpoint.
@@ -311,7 +317,8 @@ pub struct Endpoint {
     watchers: watchers::Watchers,
     /// Log lines per remote domain for subscription decisions.
     presence_log: LogBudget<String>,
-    /// Notification dialogs: local users' SUBSCRIBEs to XMPP contacts.
+    /// Subscription dialogs: local users' SUBSCRIBEs to XMPP contacts
+    /// (notifier), and in proxy mode ours for XMPP watchers (subscriber).
     subs: SubscriptionTable,
     /// What a SUBSCRIBE is granted: RFC 3856's policy, at most
     /// `gateway.subscription_refresh_interval` (Lync: a partner refreshes
@@ -322,6 +329,8 @@ pub struct Endpoint {
     reprobe_after: Duration,
     /// What those dialogs watch.
     watching: watching::Watching,
+    /// Proxy mode: the subscriptions held for XMPP watchers.
+    upstream: upstream::Upstream,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -416,6 +425,10 @@ impl Endpoint {
                 u32::try_from(config.gateway.subscription_refresh_interval.as_secs())
                     .unwrap_or(u32::MAX),
             ),
+            upstream: upstream::Upstream::new(
+                usize::try_from(config.sip.max_subscriptions).unwrap_or(usize::MAX),
+                usize::try_from(config.sip.max_watchers).unwrap_or(usize::MAX),
+            ),
         }
     }
 
@@ -460,6 +473,7 @@ impl Endpoint {
             watchers: self.watchers.len(),
             publications: self.publications.len(),
             subscriptions: self.subs.len(),
+            upstream: self.upstream.len(),
         }
     }
 
@@ -492,6 +506,7 @@ impl Endpoint {
             .chain(expiry)
             .chain(self.publication_deadline())
             .chain(self.subs.poll_timeout())
+            .chain(self.upstream.next_retry())
             .chain(conns)
             .min()
     }
@@ -510,6 +525,7 @@ impl Endpoint {
         self.expire_publications(t);
         self.subs.handle_timeout(t.now);
         self.drain_subs(t);
+        self.upstream_timeout(t);
         self.expire_conns(t);
         self.drain_table(t);
     }

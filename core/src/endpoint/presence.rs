@@ -3,7 +3,9 @@
 //! user by [`crate::registrar::publication`]; remote XMPP users subscribe
 //! to them (RFC 6121) under their domain's partner type (DESIGN.md
 //! section 4) and get the composed state as XMPP presence (RFC 8048
-//! Table 2).
+//! Table 2). In proxy mode the same rules approve or hold a watcher, and
+//! [`super::presence_proxy`] takes over once one is approved: the state
+//! comes from the SIP domain's presence server.
 //!
 //! - `federated` and `public-verified` watchers are approved at once;
 //!   `public-unverified` ones wait (pending, persisted) until the local
@@ -131,8 +133,8 @@ impl Endpoint {
     /// What `Allow` lists.
     pub(super) fn allowed_methods(&self) -> &'static str {
         match self.mode {
-            SipMode::Registrar => "REGISTER, MESSAGE, OPTIONS, PUBLISH, SUBSCRIBE",
-            SipMode::Proxy => "REGISTER, MESSAGE, OPTIONS",
+            SipMode::Registrar => "REGISTER, MESSAGE, OPTIONS, PUBLISH, SUBSCRIBE, NOTIFY",
+            SipMode::Proxy => "REGISTER, MESSAGE, OPTIONS, SUBSCRIBE, NOTIFY",
         }
     }
 
@@ -141,7 +143,7 @@ impl Endpoint {
         &mut self,
         publications: Vec<StoredPublication>,
         authorizations: Vec<StoredAuthorization>,
-        t: &Turn<'_>,
+        t: &mut Turn<'_>,
     ) {
         let (p, dropped) = Publications::restore(
             PublishPolicy::default(),
@@ -153,6 +155,9 @@ impl Endpoint {
         self.persist(dropped);
         let dropped = self.watchers.restore(authorizations);
         self.persist(dropped);
+        if self.mode == SipMode::Proxy {
+            self.restore_upstream(t);
+        }
     }
 
     /// A PUBLISH (registrar mode): authenticated as the presentity it
@@ -287,7 +292,7 @@ impl Endpoint {
     }
 
     /// How much of a presence `watcher`'s domain may see.
-    fn disclosure(&self, watcher: &str) -> Disclosure {
+    pub(super) fn disclosure(&self, watcher: &str) -> Disclosure {
         match self.access.partner_type(domain_of(watcher)) {
             PartnerType::Federated => Disclosure::Full,
             PartnerType::PublicVerified | PartnerType::PublicUnverified => {
@@ -347,8 +352,13 @@ impl Endpoint {
 
     /// Whether `user` is someone here a watcher may see: an account, or a
     /// user with a binding or a publication (trusted sources need no
-    /// account), with XMPP access.
+    /// account), with XMPP access. In proxy mode the SIP domain knows its
+    /// users: its presence server answers for them (a 404 there ends the
+    /// subscription), so XMPP access is all xfed checks.
     fn watchable(&self, user: &str, unix: u64) -> bool {
+        if self.mode == SipMode::Proxy {
+            return self.access.xmpp_allowed(user);
+        }
         let exists = self.registrar.has_account(user)
             || !self.registrar.bindings().lookup(user, unix).is_empty()
             || !self.publications.of(user, unix).is_empty();
@@ -357,15 +367,16 @@ impl Endpoint {
 
     /// A subscription event, within the watcher's domain's log budget (a
     /// storm of subscriptions logs a few lines and a count).
-    fn subscription_event(&mut self, watcher: &Jid, event: Event, t: &Turn<'_>) {
+    pub(super) fn subscription_event(&mut self, watcher: &Jid, event: Event, t: &Turn<'_>) {
         let domain = watcher.domain().to_ascii_lowercase();
         self.presence_log
             .report(domain, event, t.now, &mut self.out);
     }
 
-    /// Presence stanzas the presence server answers (registrar mode):
-    /// subscribe, unsubscribe and probe for a local user; `false` for the
-    /// others, which take the message path.
+    /// Presence stanzas for a local user: subscribe, unsubscribe and probe
+    /// (answered here in registrar mode, relayed to the SIP domain's
+    /// presence server in proxy mode), and a watched contact's presence;
+    /// `false` for the others, which take the message path.
     pub(super) fn presence_from_xmpp(
         &mut self,
         stanza: &Element,
@@ -373,7 +384,7 @@ impl Endpoint {
         to: &Jid,
         t: &mut Turn<'_>,
     ) -> bool {
-        if self.mode != SipMode::Registrar || Kind::of(stanza) != Some(Kind::Presence) {
+        if Kind::of(stanza) != Some(Kind::Presence) {
             return false;
         }
         let (watcher, user) = (from.bare(), to.bare());
@@ -397,7 +408,7 @@ impl Endpoint {
         self.send_type(user, watcher, "unsubscribed");
     }
 
-    fn xmpp_subscribe(&mut self, stanza: &Element, watcher: &Jid, user: &Jid, t: &Turn<'_>) {
+    fn xmpp_subscribe(&mut self, stanza: &Element, watcher: &Jid, user: &Jid, t: &mut Turn<'_>) {
         if !self.watchable(user.as_str(), t.unix) {
             let why = "no such user or no XMPP access; unsubscribed";
             return self.refuse_subscription(watcher, user, why, t);
@@ -452,8 +463,12 @@ impl Endpoint {
         watcher: &Jid,
         user: &Jid,
         why: &'static str,
-        t: &Turn<'_>,
+        t: &mut Turn<'_>,
     ) {
+        // Proxy mode: each approved watcher holds a SIP dialog, bounded.
+        if self.mode == SipMode::Proxy && !self.upstream.has_room(user.as_str(), watcher.as_str()) {
+            return self.full(stanza, watcher, user, t);
+        }
         match self
             .watchers
             .approve(user.as_str(), watcher.as_str(), t.unix)
@@ -463,13 +478,16 @@ impl Endpoint {
         }
     }
 
+    /// An approval: in registrar mode the watcher gets `subscribed` and
+    /// the user's presence at once; in proxy mode xfed subscribes at the
+    /// SIP domain's presence server, whose `active` NOTIFY brings both.
     fn approved(
         &mut self,
         watcher: &Jid,
         user: &Jid,
         why: &'static str,
         change: Persist,
-        t: &Turn<'_>,
+        t: &mut Turn<'_>,
     ) {
         self.persist(vec![change]);
         let event = Event::SubscriptionApproved {
@@ -478,19 +496,25 @@ impl Endpoint {
             why,
         };
         self.subscription_event(watcher, event, t);
+        if self.mode == SipMode::Proxy {
+            return self.upstream_approved(watcher, user, t);
+        }
         self.send_type(user, watcher, "subscribed");
         self.send_presence(user, watcher, t);
     }
 
     /// The local user's message reached `remote`: a pending request from
     /// them is approved (the message is the invitation).
-    pub(super) fn invited(&mut self, local: &str, remote: &str, t: &Turn<'_>) {
+    pub(super) fn invited(&mut self, local: &str, remote: &str, t: &mut Turn<'_>) {
         if self.watchers.state(local, remote) != Some(false) {
             return;
         }
         let (Ok(user), Ok(watcher)) = (Jid::parse(local), Jid::parse(remote)) else {
             return;
         };
+        if self.mode == SipMode::Proxy && !self.upstream.has_room(local, remote) {
+            return;
+        }
         if let Ok(change) = self.watchers.approve(local, remote, t.unix) {
             let why = "invited: the user wrote to them";
             self.approved(&watcher, &user, why, change, t);
@@ -500,7 +524,7 @@ impl Endpoint {
     /// RFC 6121 section 3.3.3: the authorization goes (the watcher is told
     /// `unavailable` if it saw the user available), and `unsubscribed`
     /// acknowledges it. Nothing to remove: nothing is sent.
-    fn xmpp_unsubscribe(&mut self, watcher: &Jid, user: &Jid, t: &Turn<'_>) {
+    fn xmpp_unsubscribe(&mut self, watcher: &Jid, user: &Jid, t: &mut Turn<'_>) {
         if !self.drop_authorization(watcher, user, t) {
             return;
         }
@@ -514,12 +538,19 @@ impl Endpoint {
     /// Removes `watcher`'s authorization for `user`, if any, and tells
     /// them: `unavailable` if they saw the user available, then
     /// `unsubscribed`. Whether there was one.
-    pub(super) fn drop_authorization(&mut self, watcher: &Jid, user: &Jid, t: &Turn<'_>) -> bool {
+    pub(super) fn drop_authorization(
+        &mut self,
+        watcher: &Jid,
+        user: &Jid,
+        t: &mut Turn<'_>,
+    ) -> bool {
         let Some((approved, change)) = self.watchers.remove(user.as_str(), watcher.as_str()) else {
             return false;
         };
         self.persist(vec![change]);
-        if approved && self.publications.compose(user.as_str(), t.unix).open {
+        if self.mode == SipMode::Proxy {
+            self.upstream_unsubscribed(watcher, user, t);
+        } else if approved && self.publications.compose(user.as_str(), t.unix).open {
             self.send_type(user, watcher, "unavailable");
         }
         self.send_type(user, watcher, "unsubscribed");
@@ -528,11 +559,15 @@ impl Endpoint {
 
     /// RFC 6121 section 4.3.2: an approved watcher gets the current
     /// presence; a pending one nothing yet; anyone else `unsubscribed`.
-    fn xmpp_probe(&mut self, watcher: &Jid, user: &Jid, t: &Turn<'_>) {
+    fn xmpp_probe(&mut self, watcher: &Jid, user: &Jid, t: &mut Turn<'_>) {
         let state = self.watchers.state(user.as_str(), watcher.as_str());
         match state {
             Some(true) if self.access.xmpp_allowed(user.as_str()) => {
-                self.send_presence(user, watcher, t)
+                if self.mode == SipMode::Proxy {
+                    self.upstream_probe(watcher, user, t);
+                } else {
+                    self.send_presence(user, watcher, t);
+                }
             }
             Some(false) => {}
             _ => self.refuse_subscription(

@@ -118,6 +118,7 @@ impl Endpoint {
             Method::Message => self.sip_message(id, req, src, t),
             Method::Publish => self.publish(id, req, src, t),
             Method::Subscribe => self.subscribe(id, req, src, t),
+            Method::Notify => self.sip_notify(id, req, src, t),
             Method::Options => {
                 let tag = sip::new_tag(&mut self.rng);
                 let mut r = req.response(200, &tag);
@@ -161,20 +162,7 @@ impl Endpoint {
         let register = req.method == Method::Register;
         let peer = src.addr;
         if self.mode == SipMode::Proxy {
-            if src.trusted {
-                self.authenticated.insert(id);
-                return Some(aor.to_owned());
-            }
-            self.refused_limited(
-                peer,
-                t.now,
-                format!(
-                    "SIP {} from {peer}: not a trusted peer in proxy mode; 403",
-                    req.method
-                ),
-            );
-            self.respond(id, req, 403, Some("Not A Trusted Peer"), t);
-            return None;
+            return self.trusted_peer(id, req, src, t).then(|| aor.to_owned());
         }
         let header = if register {
             "Authorization"
@@ -244,6 +232,33 @@ impl Endpoint {
                 None
             }
         }
+    }
+
+    /// Proxy mode: whether the request comes from a trusted peer (its
+    /// transaction is then answered statefully); otherwise it was
+    /// answered 403.
+    pub(super) fn trusted_peer(
+        &mut self,
+        id: TxId,
+        req: &Request,
+        src: Source,
+        t: &mut Turn<'_>,
+    ) -> bool {
+        if src.trusted {
+            self.authenticated.insert(id);
+            return true;
+        }
+        let peer = src.addr;
+        self.refused_limited(
+            peer,
+            t.now,
+            format!(
+                "SIP {} from {peer}: not a trusted peer in proxy mode; 403",
+                req.method
+            ),
+        );
+        self.respond(id, req, 403, Some("Not A Trusted Peer"), t);
+        false
     }
 
     pub(super) fn register(&mut self, id: TxId, req: Request, src: Source, t: &mut Turn<'_>) {

@@ -1,5 +1,8 @@
-//! Local SIP users watching XMPP contacts (registrar mode; RFC 8048's
-//! SIP -> XMPP mapping, `reference/rfcs.md` section 4.5):
+//! Local SIP users watching XMPP contacts (RFC 8048's SIP -> XMPP
+//! mapping, `reference/rfcs.md` section 4.5), in both modes: in proxy
+//! mode the SUBSCRIBE comes from a trusted peer (the proxy) and the
+//! NOTIFYs go back to the next hop, which follows their Route and
+//! Request-URI:
 //!
 //! - An authenticated SUBSCRIBE (`Event: presence`, PIDF accepted) from a
 //!   local user to an XMPP address gets 200 with the Expires granted,
@@ -24,7 +27,7 @@
 //!   481 and the like (or timing out) ends its dialog, as the table says.
 
 use super::*;
-use crate::sip::subscription::{Action, Cause, Content, Ended, Refusal as TableRefusal};
+use crate::sip::subscription::{Action, Cause, Content, Ended, Refusal as TableRefusal, Role};
 use crate::sip::{DialogId, Reason, SubId, SubState, SubscriptionState};
 use crate::store::{Persist, SavedSide, StoredDialog};
 use crate::translate::presence::{xmpp_to_pidf, Disclosure, PIDF_CONTENT_TYPE};
@@ -85,9 +88,6 @@ impl Endpoint {
     /// A SUBSCRIBE (registrar mode): a local user, authenticated as its
     /// From, watching an XMPP contact; a new dialog or a refresh.
     pub(super) fn subscribe(&mut self, id: TxId, req: Request, src: Source, t: &mut Turn<'_>) {
-        if self.mode == SipMode::Proxy {
-            return self.not_allowed(id, &req, src.addr, t);
-        }
         let Some(user) = self.message_sender(id, &req, src, t) else {
             return;
         };
@@ -361,8 +361,10 @@ impl Endpoint {
                     state,
                     content,
                 } => self.send_notify(sub, request, &state, content, t),
-                // No subscriber dialogs in registrar mode yet.
-                Action::Subscribe { .. } => {}
+                Action::Subscribe { sub, request, .. } => self.send_subscribe(sub, request, t),
+                Action::Ended(ended) if ended.role == Role::Subscriber => {
+                    self.upstream_ended(ended, t)
+                }
                 Action::Ended(ended) => self.dialog_ended(ended),
                 Action::Save(sub) => {
                     if !saves.contains(&sub) {
@@ -501,6 +503,10 @@ impl Endpoint {
     /// SUBSCRIBE came by while it lives, else to its target (the
     /// subscriber's Contact) as a MESSAGE to that contact would go.
     fn notify_target(&mut self, user: &str, uri: &Uri, flow: Option<ConnId>) -> Option<Target> {
+        if self.mode == SipMode::Proxy {
+            // Through the proxy, which follows the Route and Request-URI.
+            return self.next_hop_target(uri.clone());
+        }
         let flow = flow.filter(|c| self.conns.contains_key(c));
         let Some(flow) = flow else {
             return self.binding_target(user, &uri.to_string());
@@ -523,6 +529,9 @@ impl Endpoint {
         result: Result<Response, u16>,
         t: &mut Turn<'_>,
     ) {
+        if self.subscribe_answered(id, &result, t) {
+            return;
+        }
         let Some(sub) = self.watching.notify_answered(id) else {
             return self.message_answered(id, result, t);
         };

@@ -104,6 +104,21 @@ impl Watchers {
         v
     }
 
+    /// Every approved (local user, watcher) pair.
+    pub fn all_approved(&self) -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = self
+            .by_user
+            .iter()
+            .flat_map(|(u, ws)| {
+                ws.iter()
+                    .filter(|(_, approved)| **approved)
+                    .map(move |(w, _)| (u.clone(), w.clone()))
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
     fn room_for_user(&self, user: &str) -> bool {
         self.by_user.get(user).map_or(0, HashMap::len) < self.max
     }

@@ -36,6 +36,13 @@
 //! sends the CA's root after its certificate; and a failed handshake
 //! toward xfed reaches the sender only as tm's 408 after `fr_timer` (10 s).
 //!
+//! With [`KamailioOptions::presence`] (Debian's `kamailio-presence-modules`)
+//! it is also the domain's presence server: PUBLISH and SUBSCRIBE for the
+//! domain are handled by the presence and presence_xml modules (every
+//! watcher authorized, publications in db_text tables copied from the
+//! package into the folder), and a SUBSCRIBE for another domain is
+//! record-routed to xfed.
+//!
 //! `XFED_KAMAILIO` names another kamailio binary. Without one installed,
 //! `start` gives a [`Skip`], which [`require_peer`](crate::prosody::require_peer)
 //! turns into a failure under `CI=true`.
@@ -73,6 +80,43 @@ pub fn binary() -> Result<PathBuf, Skip> {
 /// The tls module, in the folder `kamailio -I` names as its module path:
 /// [`Skip`] when it is missing (`apt-get install kamailio-tls-modules`).
 pub fn tls_module() -> Result<PathBuf, Skip> {
+    module("tls", "kamailio-tls-modules")
+}
+
+/// The presence modules (`presence`, `presence_xml`) and `db_text` that
+/// [`KamailioOptions::presence`] loads, and the db_text tables the
+/// package ships: [`Skip`] when one is missing (`apt-get install
+/// kamailio-presence-modules`). The module paths.
+pub fn presence_modules() -> Result<Vec<PathBuf>, Skip> {
+    let mut found = Vec::new();
+    for (name, package) in [
+        ("presence", "kamailio-presence-modules"),
+        ("presence_xml", "kamailio-presence-modules"),
+        ("db_text", "kamailio"),
+    ] {
+        found.push(module(name, package)?);
+    }
+    for table in PRESENCE_TABLES.iter().chain(["version"].iter()) {
+        let path = Path::new(DBTEXT_TABLES).join(table);
+        if !path.is_file() {
+            return Err(Skip(format!(
+                "{} is missing (it comes with Debian's kamailio package)",
+                path.display()
+            )));
+        }
+    }
+    Ok(found)
+}
+
+/// Where Debian's kamailio package keeps the db_text tables.
+pub const DBTEXT_TABLES: &str = "/usr/share/kamailio/dbtext/kamailio";
+
+/// The db_text tables the presence modules use.
+pub const PRESENCE_TABLES: [&str; 4] = ["presentity", "active_watchers", "watchers", "xcap"];
+
+/// Module `name` (`name.so`) in the folders `kamailio -I` names as its
+/// module path; [`Skip`] naming `package` when it is not there.
+pub fn module(name: &str, package: &str) -> Result<PathBuf, Skip> {
     let bin = binary()?;
     let out = Command::new(&bin)
         .arg("-I")
@@ -85,14 +129,38 @@ pub fn tls_module() -> Result<PathBuf, Skip> {
         .find_map(|l| l.trim().strip_prefix("Default paths to modules:"))
         .unwrap_or("");
     std::env::split_paths(dirs.trim())
-        .map(|d| d.join("tls.so"))
+        .map(|d| d.join(format!("{name}.so")))
         .find(|p| p.is_file())
         .ok_or_else(|| {
             Skip(format!(
-                "Kamailio's tls module is not installed in {dirs:?} \
-                 (apt-get install kamailio-tls-modules)"
+                "Kamailio's {name} module is not installed in {dirs:?} \
+                 (apt-get install {package})"
             ))
         })
+}
+
+/// The db_text folder for the presence modules in `dir`: the package's
+/// empty presence tables, and its `version` table cut to their lines.
+fn write_presence_db(dir: &Path) {
+    fs::create_dir_all(dir).expect("db_text folder");
+    let source = Path::new(DBTEXT_TABLES);
+    for table in PRESENCE_TABLES {
+        fs::copy(source.join(table), dir.join(table))
+            .unwrap_or_else(|e| panic!("copy db_text table {table}: {e}"));
+    }
+    let version = fs::read_to_string(source.join("version")).expect("db_text version table");
+    let kept: Vec<&str> = version
+        .lines()
+        .enumerate()
+        .filter(|(i, l)| {
+            *i == 0
+                || PRESENCE_TABLES
+                    .iter()
+                    .any(|t| l.split(':').nth(1) == Some(t))
+        })
+        .map(|(_, l)| l)
+        .collect();
+    fs::write(dir.join("version"), kept.join("\n") + "\n").expect("db_text version");
 }
 
 /// Kamailio's TLS listener and its mutual authentication (module `tls`).
@@ -152,6 +220,10 @@ pub struct KamailioOptions {
     /// A TLS listener too, and TLS toward `xfed`; `None` (the default):
     /// UDP and TCP only, and no tls module loaded.
     pub tls: Option<KamailioTls>,
+    /// Also the domain's presence server (modules presence and
+    /// presence_xml with db_text, every watcher authorized), and
+    /// SUBSCRIBEs for other domains relayed to `xfed`; off by default.
+    pub presence: bool,
     /// `-m`: shared memory in MB.
     pub shm_mb: u32,
     /// `-M`: private memory per process in MB.
@@ -172,6 +244,7 @@ impl KamailioOptions {
             port: crate::free_port_on(ip.into()),
             xfed: xfed.into(),
             tls: None,
+            presence: false,
             shm_mb: 16,
             pkg_mb: 4,
             max_lifetime: Duration::from_secs(600),
@@ -255,7 +328,14 @@ pub fn render_config(o: &KamailioOptions, dir: &Path) -> String {
             (tls, sni)
         }
     };
+    let presence = if o.presence {
+        "#!define WITH_PRESENCE"
+    } else {
+        ""
+    };
     let text = CONFIG_TEMPLATE
+        .replace("{{PRESENCE}}", presence)
+        .replace("{{DIR}}", &cfg_path(dir))
         .replace("{{TLS}}", &tls)
         .replace("{{XFED_SNI}}", &sni)
         .replace("{{DOMAIN}}", &o.domain)
@@ -311,6 +391,9 @@ impl Kamailio {
         if options.tls.is_some() {
             tls_module()?;
         }
+        if options.presence {
+            presence_modules()?;
+        }
         let dir = std::env::temp_dir().join(format!(
             "xfed-kamailio-{}-{}",
             std::process::id(),
@@ -322,6 +405,9 @@ impl Kamailio {
         fs::write(&config, render_config(&options, &dir)).expect("write kamailio.cfg");
         if let Some(tls) = &options.tls {
             fs::write(dir.join("tls.cfg"), render_tls_config(tls)).expect("write tls.cfg");
+        }
+        if options.presence {
+            write_presence_db(&dir.join("db"));
         }
         let log = fs::File::create(dir.join("kamailio.log")).expect("Kamailio log");
         let (program, mut args): (PathBuf, Vec<String>) = if Path::new("/usr/bin/timeout").is_file()
@@ -506,7 +592,7 @@ impl Drop for Kamailio {
 #[cfg(test)]
 mod tests {
     use std::io::{Read, Write};
-    use std::net::TcpListener;
+    use std::net::{TcpListener, UdpSocket};
     use std::sync::Arc;
 
     use xfed_core::sip::{Frame, Limits, StreamFramer};
@@ -1081,5 +1167,107 @@ mod tests {
         let r = relay_once(k, udp, listener, ca, &good, 1);
         assert_eq!(r.sni.as_deref(), Some("xfed.test"));
         assert_eq!(r.from.ip(), k.options.ip);
+    }
+
+    #[test]
+    fn config_with_presence_defines_it() {
+        let mut o = KamailioOptions::new(
+            "a.test",
+            Ipv4Addr::new(127, 0, 0, 1),
+            "sip:127.0.0.1:5999;transport=udp",
+        );
+        let c = render_config(&o, Path::new("/tmp/k"));
+        assert!(
+            c.lines().all(|l| l.trim() != "#!define WITH_PRESENCE"),
+            "{c}"
+        );
+        o.presence = true;
+        let c = render_config(&o, Path::new("/tmp/k"));
+        let lines: Vec<&str> = c.lines().map(str::trim).collect();
+        let define = lines.iter().position(|l| *l == "#!define WITH_PRESENCE");
+        let first_use = lines.iter().position(|l| *l == "#!ifdef WITH_PRESENCE");
+        assert!(define.is_some() && define < first_use, "{c}");
+        assert!(
+            lines.contains(&"modparam(\"presence\", \"db_url\", \"text:///tmp/k/db\")"),
+            "{c}"
+        );
+    }
+
+    /// Kamailio as the presence server of `presence.test`: alice PUBLISHes,
+    /// bob SUBSCRIBEs to her and gets NOTIFY active with her document,
+    /// then each change; a SUBSCRIBE for another domain is record-routed
+    /// to the `xfed` URI (here a UDP socket of the test).
+    #[test]
+    fn presence_server_publishes_notifies_and_relays_foreign_subscribes() {
+        let ip = Ipv4Addr::new(127, 0, 0, 76);
+        let relay = UdpSocket::bind((Ipv4Addr::new(127, 0, 0, 1), 0)).unwrap();
+        relay.set_read_timeout(Some(IO)).unwrap();
+        let xfed = format!("sip:{};transport=udp", relay.local_addr().unwrap());
+        let mut options = KamailioOptions::new("presence.test", ip, &xfed);
+        options.presence = true;
+        let k = crate::require_peer!(Kamailio::start(options));
+        let open = |note: &str| {
+            format!(
+                "<?xml version='1.0' encoding='UTF-8'?>\
+                 <presence xmlns='urn:ietf:params:xml:ns:pidf' entity='pres:alice@presence.test'>\
+                 <tuple id='t1'><status><basic>open</basic></status><note>{note}</note></tuple>\
+                 </presence>"
+            )
+        };
+        let mut alice = crate::sip_ua::SipUa::new("alice", "presence.test", "", k.addr(), false);
+        let r = alice.publish(&open("first"), None, 600);
+        assert_eq!(r.status, 200, "{r:?}\n{}", k.diagnostics());
+        let etag = r.headers.get("SIP-ETag").expect("SIP-ETag").to_owned();
+
+        let mut bob = crate::sip_ua::SipUa::new("bob", "presence.test", "", k.addr(), false);
+        let r = bob.subscribe("alice@presence.test", 600);
+        assert!((200..300).contains(&r.status), "{r:?}\n{}", k.diagnostics());
+        eprintln!(
+            "SUBSCRIBE answered: {}",
+            String::from_utf8_lossy(&r.to_bytes())
+        );
+        let n = bob
+            .notify(IO)
+            .unwrap_or_else(|| panic!("no NOTIFY\n{}", k.diagnostics()));
+        eprintln!("first NOTIFY: {}", String::from_utf8_lossy(&n.to_bytes()));
+        let state = n.headers.get("Subscription-State").unwrap_or("");
+        assert!(state.starts_with("active"), "{state}");
+        assert!(String::from_utf8_lossy(&n.body).contains("first"));
+
+        let r = alice.publish(&open("second"), Some(&etag), 600);
+        assert_eq!(r.status, 200, "{r:?}\n{}", k.diagnostics());
+        let n = bob
+            .notify(IO)
+            .unwrap_or_else(|| panic!("no NOTIFY\n{}", k.diagnostics()));
+        assert!(String::from_utf8_lossy(&n.body).contains("second"), "{n:?}");
+
+        // A SUBSCRIBE for another domain goes to "xfed", record-routed.
+        let r = std::thread::scope(|scope| {
+            let carol = scope.spawn(|| {
+                let mut carol =
+                    crate::sip_ua::SipUa::new("carol", "presence.test", "", k.addr(), false);
+                carol.subscribe("dave@elsewhere.test", 600)
+            });
+            let mut buf = [0u8; 8192];
+            let (len, from) = relay.recv_from(&mut buf).expect("the relayed SUBSCRIBE");
+            let text = String::from_utf8_lossy(&buf[..len]).into_owned();
+            assert!(
+                text.starts_with("SUBSCRIBE sip:dave@elsewhere.test SIP/2.0\r\n"),
+                "{text}"
+            );
+            assert!(text.contains("Record-Route: <sip:127.0.0.76"), "{text}");
+            let Ok(xfed_core::sip::Message::Request(req)) =
+                xfed_core::sip::parse_datagram(&buf[..len], &Limits::default())
+            else {
+                panic!("{text}")
+            };
+            let mut ok = req.response(200, "x");
+            ok.headers.push("Expires", "600");
+            ok.headers
+                .push("Contact", format!("<sip:{}>", relay.local_addr().unwrap()));
+            relay.send_to(&ok.to_bytes(), from).unwrap();
+            carol.join().unwrap()
+        });
+        assert_eq!(r.status, 200, "{r:?}\n{}", k.diagnostics());
     }
 }

@@ -38,6 +38,22 @@
 //!   receives it. alice's own MESSAGE straight to xfed (plain TCP, no
 //!   certificate) gets 403.
 //!
+//! - Presence, with Kamailio also the domain's presence server (Debian's
+//!   `kamailio-presence-modules`: presence and presence_xml, every watcher
+//!   authorized, db_text). `prosody_user_watches_sip_user`: alice
+//!   PUBLISHes to Kamailio (open with a note); bob subscribes to
+//!   alice@xfed.test, xfed SUBSCRIBEs to Kamailio as sip:bob@prosody.test,
+//!   and Kamailio's `active` NOTIFY brings bob `subscribed` and alice
+//!   available with her note; her away and closed PUBLISHes reach bob as
+//!   each change; his probe is answered from the last NOTIFY
+//!   (unavailable); his unsubscribe makes xfed end its dialog with
+//!   Kamailio (`Expires: 0`), and bob saw nothing else.
+//!   `sip_user_watches_prosody_user`: alice SUBSCRIBEs to
+//!   sip:bob@prosody.test at Kamailio, which record-routes it to xfed (200);
+//!   xfed's NOTIFYs reach her through Kamailio (its Via on top, Request-URI
+//!   her Contact): `pending`, `active` once bob answers `subscribed`, then
+//!   PIDF with bob's dnd and note, and closed when he leaves.
+//!
 //! Transports: each runtime runs one direction over UDP and the other over
 //! TCP (xfed ⇄ Kamailio and the SIP user ⇄ Kamailio alike); `mutual_tls`
 //! runs on both runtimes with the SIP user on TCP.
@@ -49,13 +65,15 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use xfed_core::sip::Request;
 use xfed_core::tls::testing::{LeafSpec, TestCa, TestCert};
+use xfed_core::translate::presence::{parse_pidf, Availability, PidfLimits, Presentity, Show};
 use xfed_tests::kamailio::{self, Kamailio, KamailioOptions, KamailioTls};
 use xfed_tests::need;
 use xfed_tests::prosody::{prosody_for_xfed, write_dialback_certs, Prosody, Skip};
 use xfed_tests::sip_ua::SipUa;
 use xfed_tests::sipp::{self, bare_uri, Sipp, SippOptions, Transport, XfedSip};
-use xfed_tests::xmpp_client::{self, XmppClient};
+use xfed_tests::xmpp_client::{self, OutgoingPresence, PresenceReceived, XmppClient};
 use xfed_tests::{free_port, temp_dir, Instance};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -125,10 +143,13 @@ impl Drop for Lab {
 }
 
 /// Every peer the tests need, or why not.
-fn peers_installed(tls: bool) -> Result<(), Skip> {
+fn peers_installed(tls: bool, presence: bool) -> Result<(), Skip> {
     kamailio::binary()?;
     if tls {
         kamailio::tls_module()?;
+    }
+    if presence {
+        kamailio::presence_modules()?;
     }
     sipp::binary()?;
     xmpp_client::check_installed()?;
@@ -172,11 +193,18 @@ fn write_tls_certs(dir: &std::path::Path) {
 }
 
 /// Starts Prosody on 127.0.0.`prosody_ip` with user bob, Kamailio for
-/// xfed.test on 127.0.0.`kamailio_ip`, xfed (`bin`) in proxy mode behind
-/// it over `link`, and logs bob in. `None`: a peer is missing and the test
-/// skips.
-fn lab(bin: &str, test: &str, prosody_ip: u8, kamailio_ip: u8, link: Link) -> Option<Lab> {
-    need!(peers_installed(link == Link::Tls));
+/// xfed.test on 127.0.0.`kamailio_ip` (with `presence`, also the domain's
+/// presence server), xfed (`bin`) in proxy mode behind it over `link`,
+/// and logs bob in. `None`: a peer is missing and the test skips.
+fn lab(
+    bin: &str,
+    test: &str,
+    prosody_ip: u8,
+    kamailio_ip: u8,
+    link: Link,
+    presence: bool,
+) -> Option<Lab> {
+    need!(peers_installed(link == Link::Tls, presence));
     let name = format!("kamailio-{test}-{bin}");
     let dir = temp_dir(&name);
     if link == Link::Tls {
@@ -197,6 +225,7 @@ fn lab(bin: &str, test: &str, prosody_ip: u8, kamailio_ip: u8, link: Link) -> Op
         Link::Tls => format!("sip:127.0.0.1:{tls_port};transport=tls"),
     };
     let mut kamailio_options = KamailioOptions::new("xfed.test", kamailio_ip, &xfed_uri);
+    kamailio_options.presence = presence;
     if link == Link::Tls {
         let mut tls = KamailioTls::new(
             kamailio_ip,
@@ -270,7 +299,7 @@ fn lab(bin: &str, test: &str, prosody_ip: u8, kamailio_ip: u8, link: Link) -> Op
 
 fn xmpp_to_sip(bin: &str, prosody_ip: u8, kamailio_ip: u8, tcp: bool) {
     let link = if tcp { Link::Tcp } else { Link::Udp };
-    let Some(mut lab) = lab(bin, "x2s", prosody_ip, kamailio_ip, link) else {
+    let Some(mut lab) = lab(bin, "x2s", prosody_ip, kamailio_ip, link, false) else {
         return;
     };
     let kam = lab.kamailio.addr();
@@ -358,7 +387,7 @@ fn xmpp_to_sip(bin: &str, prosody_ip: u8, kamailio_ip: u8, tcp: bool) {
 
 fn sip_to_xmpp(bin: &str, prosody_ip: u8, kamailio_ip: u8, tcp: bool) {
     let link = if tcp { Link::Tcp } else { Link::Udp };
-    let Some(mut lab) = lab(bin, "s2x", prosody_ip, kamailio_ip, link) else {
+    let Some(mut lab) = lab(bin, "s2x", prosody_ip, kamailio_ip, link, false) else {
         return;
     };
     let kam = lab.kamailio.addr();
@@ -427,7 +456,7 @@ fn sip_to_xmpp(bin: &str, prosody_ip: u8, kamailio_ip: u8, tcp: bool) {
 }
 
 fn mutual_tls(bin: &str, prosody_ip: u8, kamailio_ip: u8) {
-    let Some(mut lab) = lab(bin, "tls", prosody_ip, kamailio_ip, Link::Tls) else {
+    let Some(mut lab) = lab(bin, "tls", prosody_ip, kamailio_ip, Link::Tls, false) else {
         return;
     };
     let kam = lab.kamailio.addr();
@@ -487,6 +516,320 @@ fn mutual_tls(bin: &str, prosody_ip: u8, kamailio_ip: u8) {
         back.is_empty(),
         "bob got something back for hello: {back:?}"
     );
+}
+
+const ALICE: &str = "alice@xfed.test";
+const BOB: &str = "bob@prosody.test";
+
+const OPEN_NOTE: &str = "<?xml version='1.0' encoding='UTF-8'?>\
+<presence xmlns='urn:ietf:params:xml:ns:pidf' entity='pres:alice@xfed.test'>\
+<tuple id='phone'><status><basic>open</basic></status>\
+<note xml:lang='en'>In the lab</note></tuple></presence>";
+
+const AWAY_NOTE: &str = "<?xml version='1.0' encoding='UTF-8'?>\
+<presence xmlns='urn:ietf:params:xml:ns:pidf' \
+xmlns:dm='urn:ietf:params:xml:ns:pidf:data-model' \
+xmlns:rpid='urn:ietf:params:xml:ns:pidf:rpid' entity='pres:alice@xfed.test'>\
+<tuple id='phone'><status><basic>open</basic></status>\
+<note xml:lang='en'>Back at five</note></tuple>\
+<dm:person id='p1'><rpid:activities><rpid:away/></rpid:activities></dm:person>\
+</presence>";
+
+const CLOSED: &str = "<?xml version='1.0' encoding='UTF-8'?>\
+<presence xmlns='urn:ietf:params:xml:ns:pidf' entity='pres:alice@xfed.test'>\
+<tuple id='phone'><status><basic>closed</basic></status></tuple></presence>";
+
+/// Waits for a presence from alice to bob after the first `skip` ones.
+fn bob_expects(
+    lab: &mut Lab,
+    what: &str,
+    skip: usize,
+    pred: impl Fn(&PresenceReceived) -> bool,
+) -> (usize, PresenceReceived) {
+    match lab
+        .bob
+        .wait_presence(skip, WAIT, |p| p.from_bare() == ALICE && pred(p))
+    {
+        Some(found) => found,
+        None => panic!(
+            "bob got no {what} from alice within {WAIT:?}\n{}",
+            lab.diagnostics()
+        ),
+    }
+}
+
+/// The entity-tag of alice's successful PUBLISH to Kamailio.
+fn etag_of(lab: &mut Lab, r: &xfed_core::sip::Response, what: &str) -> String {
+    match (r.status, r.headers.get("SIP-ETag")) {
+        (200, Some(t)) if !t.is_empty() => t.to_owned(),
+        _ => panic!("{what}: {r:?}\n{}", lab.diagnostics()),
+    }
+}
+
+/// Presence with Kamailio as the SIP domain's presence server: alice
+/// PUBLISHes to Kamailio; bob subscribes to her through xfed, which
+/// SUBSCRIBEs to Kamailio as bob; each change of alice reaches bob; his
+/// probe is answered from the last NOTIFY; his unsubscribe ends xfed's
+/// dialog with Kamailio (Expires 0).
+fn prosody_user_watches_sip_user(bin: &str, prosody_ip: u8, kamailio_ip: u8, tcp: bool) {
+    let link = if tcp { Link::Tcp } else { Link::Udp };
+    let Some(mut lab) = lab(bin, "watch-sip", prosody_ip, kamailio_ip, link, true) else {
+        return;
+    };
+    lab.bob.fetch_roster();
+    let kam = lab.kamailio.addr();
+    let mut alice = SipUa::new("alice", "xfed.test", "", kam, tcp);
+    let r = alice.publish(OPEN_NOTE, None, 600);
+    let etag = etag_of(&mut lab, &r, "alice's first PUBLISH");
+    lab.kamailio_log("presence PUBLISH for sip:alice@xfed.test");
+
+    let t0 = Instant::now();
+    lab.bob.presence_to(ALICE, "subscribe");
+    let (i, p) = bob_expects(&mut lab, "subscribed", 0, |p| {
+        p.kind() == "subscribed" || p.kind() == "unsubscribed"
+    });
+    assert_eq!(p.kind(), "subscribed", "{p:?}\n{}", lab.diagnostics());
+    let (i, p) = bob_expects(&mut lab, "alice available", i + 1, |p| {
+        p.kind() != "subscribed"
+    });
+    assert!(
+        p.kind() == "available" && p.status.as_deref() == Some("In the lab"),
+        "alice as bob first sees her: {p:?}\n{}",
+        lab.diagnostics()
+    );
+    println!(
+        "{bin}: subscribe -> xfed -> Kamailio -> NOTIFY -> bob sees alice in {:?}",
+        t0.elapsed()
+    );
+    // xfed subscribed as bob, and Kamailio's NOTIFY came back to it.
+    lab.kamailio_log("presence SUBSCRIBE for sip:alice@xfed.test from sip:bob@prosody.test");
+    lab.xfed_log("NOTIFY about alice@xfed.test for bob@prosody.test: active");
+
+    let t1 = Instant::now();
+    let r = alice.publish(AWAY_NOTE, Some(&etag), 600);
+    let etag = etag_of(&mut lab, &r, "alice's away PUBLISH");
+    let (i, p) = bob_expects(&mut lab, "the away change", i + 1, |_| true);
+    assert!(
+        p.kind() == "available"
+            && p.show.as_deref() == Some("away")
+            && p.status.as_deref() == Some("Back at five"),
+        "alice away: {p:?}\n{}",
+        lab.diagnostics()
+    );
+    println!(
+        "{bin}: PUBLISH -> Kamailio -> xfed -> bob in {:?}",
+        t1.elapsed()
+    );
+
+    let r = alice.publish(CLOSED, Some(&etag), 600);
+    etag_of(&mut lab, &r, "alice's closed PUBLISH");
+    let (i, p) = bob_expects(&mut lab, "the closed change", i + 1, |_| true);
+    assert_eq!(p.kind(), "unavailable", "{p:?}\n{}", lab.diagnostics());
+
+    // bob's probe: answered by xfed from Kamailio's last NOTIFY.
+    lab.bob.presence_to(ALICE, "probe");
+    let (i, p) = bob_expects(&mut lab, "an answer to the probe", i + 1, |_| true);
+    assert_eq!(p.kind(), "unavailable", "{p:?}\n{}", lab.diagnostics());
+
+    // bob unsubscribes: xfed drops the authorization and ends its dialog
+    // with Kamailio (Prosody keeps xfed's `unsubscribed` from bob: his
+    // roster no longer has alice, RFC 6121 section 3.2.3).
+    lab.bob.presence_to(ALICE, "unsubscribe");
+    lab.xfed_log("bob@prosody.test no longer sees alice@xfed.test");
+    lab.kamailio_log("from sip:bob@prosody.test at 127.0.0.1");
+    lab.kamailio_log("Expires 0");
+    assert_eq!(lab.bob.presences().len(), i + 1, "{}", lab.diagnostics());
+    let from_alice: Vec<String> = lab
+        .bob
+        .presences()
+        .iter()
+        .filter(|p| p.from_bare() == ALICE)
+        .map(|p| p.kind().to_owned())
+        .collect();
+    assert_eq!(
+        from_alice,
+        [
+            "subscribed",
+            "available",
+            "available",
+            "unavailable",
+            "unavailable"
+        ],
+        "{}",
+        lab.diagnostics()
+    );
+}
+
+fn state(n: &Request) -> &str {
+    n.headers.get("Subscription-State").unwrap_or("")
+}
+
+/// The PIDF body of a NOTIFY, parsed (no body: nothing known).
+fn pidf_of(n: &Request) -> Option<Presentity> {
+    if n.body.is_empty() {
+        return None;
+    }
+    Some(
+        parse_pidf(&n.body, &PidfLimits::default()).unwrap_or_else(|e| {
+            panic!(
+                "NOTIFY body is no PIDF ({e:?}):\n{}",
+                String::from_utf8_lossy(&n.body)
+            )
+        }),
+    )
+}
+
+fn open(p: &Presentity) -> bool {
+    p.resources()
+        .iter()
+        .any(|r| matches!(r.availability(), Availability::Available { .. }))
+}
+
+/// The next new NOTIFY to alice (by CSeq) that matches `pred`; the ones
+/// before it are kept in `got`.
+fn next_notify(
+    lab: &mut Lab,
+    alice: &mut SipUa,
+    got: &mut Vec<Request>,
+    what: &str,
+    pred: impl Fn(&Request) -> bool,
+) -> Request {
+    // xfed holds NOTIFYs of one dialog 5 s apart at most once.
+    let deadline = Instant::now() + WAIT + Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Some(n) = alice.notify(left) else {
+            panic!(
+                "alice got no {what}; NOTIFYs so far: {got:?}\n{}",
+                lab.diagnostics()
+            );
+        };
+        let seq = n.headers.cseq().map(|c| c.seq).ok();
+        if got
+            .iter()
+            .any(|m| m.headers.cseq().map(|c| c.seq).ok() == seq)
+        {
+            continue;
+        }
+        got.push(n.clone());
+        if pred(&n) {
+            return n;
+        }
+    }
+}
+
+/// A SIP user's SUBSCRIBE to a Prosody user through Kamailio: Kamailio
+/// record-routes it to xfed; xfed's NOTIFYs come back through Kamailio
+/// (its Via on top): pending, active once bob says `subscribed`, then
+/// bob's status and his departure as PIDF.
+fn sip_user_watches_prosody_user(bin: &str, prosody_ip: u8, kamailio_ip: u8, tcp: bool) {
+    let link = if tcp { Link::Tcp } else { Link::Udp };
+    let Some(mut lab) = lab(bin, "watch-xmpp", prosody_ip, kamailio_ip, link, true) else {
+        return;
+    };
+    lab.bob.auto_subscriptions(false);
+    let kam = lab.kamailio.addr();
+    let mut alice = SipUa::new("alice", "xfed.test", "", kam, tcp);
+    let mut got = Vec::new();
+
+    let t0 = Instant::now();
+    let r = alice.subscribe(BOB, 600);
+    assert_eq!(
+        r.status,
+        200,
+        "alice's SUBSCRIBE: {r:?}\n{}",
+        lab.diagnostics()
+    );
+    lab.kamailio_log("SUBSCRIBE for sip:bob@prosody.test from 127.0.0.1");
+    let n = next_notify(&mut lab, &mut alice, &mut got, "NOTIFY pending", |_| true);
+    assert!(state(&n).starts_with("pending"), "{n:?}");
+    let vias: Vec<&str> = n.headers.values("Via").collect();
+    let transport = if tcp { "TCP" } else { "UDP" };
+    assert_eq!(vias.len(), 2, "through Kamailio: {n:?}");
+    assert!(
+        vias[0].starts_with(&format!("SIP/2.0/{transport} {kam}")),
+        "{vias:?}"
+    );
+    assert_eq!(n.uri.to_string(), alice.contact(), "to her Contact");
+
+    let (_, p) = lab
+        .bob
+        .expect_presence("subscribe from alice", 0, WAIT, |p| {
+            p.from_bare() == ALICE && p.kind() == "subscribe"
+        });
+    assert_eq!(p.from.as_deref(), Some(ALICE), "{p:?}");
+    lab.bob.presence_to(ALICE, "subscribed");
+    next_notify(&mut lab, &mut alice, &mut got, "NOTIFY active", |n| {
+        state(n).starts_with("active")
+    });
+    println!(
+        "{bin}: SUBSCRIBE via Kamailio -> NOTIFY active in {:?}",
+        t0.elapsed()
+    );
+
+    lab.bob.send_presence(&OutgoingPresence {
+        show: Some("dnd".into()),
+        status: Some("Behind the proxy".into()),
+        ..OutgoingPresence::default()
+    });
+    let n = next_notify(
+        &mut lab,
+        &mut alice,
+        &mut got,
+        "NOTIFY with bob's note",
+        |n| {
+            pidf_of(n).is_some_and(|p| {
+                p.resources()
+                    .iter()
+                    .any(|r| r.notes().iter().any(|x| x.text() == "Behind the proxy"))
+            })
+        },
+    );
+    let p = pidf_of(&n).expect("a body");
+    assert!(open(&p), "{n:?}");
+    assert!(
+        p.resources().iter().any(|r| matches!(
+            r.availability(),
+            Availability::Available {
+                show: Some(Show::Dnd),
+                ..
+            }
+        )),
+        "{p:?}"
+    );
+
+    lab.bob.send_presence(&OutgoingPresence {
+        presence_type: Some("unavailable".into()),
+        ..OutgoingPresence::default()
+    });
+    next_notify(&mut lab, &mut alice, &mut got, "NOTIFY closed", |n| {
+        pidf_of(n).is_none_or(|p| !open(&p))
+    });
+    lab.kamailio_log("in-dialog NOTIFY");
+    for (k, n) in got.iter().enumerate() {
+        let want = if k == 0 { "pending" } else { "active" };
+        assert!(state(n).starts_with(want), "NOTIFY {k}: {got:?}");
+    }
+}
+
+#[test]
+fn prosody_user_watches_sip_user_tokio_udp() {
+    prosody_user_watches_sip_user("xfed", 101, 105, false);
+}
+
+#[test]
+fn prosody_user_watches_sip_user_async_std_tcp() {
+    prosody_user_watches_sip_user("xfed-async-std", 102, 106, true);
+}
+
+#[test]
+fn sip_user_watches_prosody_user_tokio_tcp() {
+    sip_user_watches_prosody_user("xfed", 103, 107, true);
+}
+
+#[test]
+fn sip_user_watches_prosody_user_async_std_udp() {
+    sip_user_watches_prosody_user("xfed-async-std", 104, 108, false);
 }
 
 #[test]

@@ -102,11 +102,14 @@ impl Endpoint {
     }
 
     /// Proxy mode at start: every approved authorization the store kept
-    /// gets its dialog again (those beyond the bounds are deleted).
+    /// gets a dialog (those beyond the bounds are deleted). A pair already
+    /// tied to a dialog ([`super::upstream::Upstream::link`]) keeps it.
     pub(super) fn restore_upstream(&mut self, t: &mut Turn<'_>) {
         for (user, watcher) in self.watchers.all_approved() {
             if self.upstream.add(&user, &watcher, Relayed::default()) {
-                self.subscribe_upstream(&user, &watcher, t);
+                if self.upstream.idle(&user, &watcher) {
+                    self.subscribe_upstream(&user, &watcher, t);
+                }
             } else if let Some((_, change)) = self.watchers.remove(&user, &watcher) {
                 self.persist(vec![change]);
             }

@@ -692,17 +692,38 @@ fn the_bound_per_remote_domain_holds() {
     assert!(text.contains("resource-constraint"), "{text}");
 }
 
-#[test]
-fn restart_subscribes_again_for_the_stored_authorization() {
-    let toml = config("federated", "", "");
-    let mut net = network_of(&toml);
-    watching(&mut net, OPEN_NOTE);
+/// xfed restarts on what it persisted.
+fn restarted(net: &mut Net, toml: &str) {
     let mut store = MemoryStore::new();
     store.apply(&net.nodes[XFED].persisted).expect("store");
     net.advance(Duration::from_secs(10));
-    net.restart_sip(XFED, &toml, &mut store);
-    let mut d = Dialog::next(&mut net);
-    d.notify(&mut net, "active;expires=3600", DESK_ONLY);
+    // What the old process still sent (retransmissions) is of no interest.
+    net.take_datagrams(XFED, proxy());
+    net.restart_sip(XFED, toml, &mut store);
+}
+
+#[test]
+fn restart_goes_on_in_the_same_dialog_refreshed_at_once() {
+    let toml = config("federated", "", "");
+    let mut net = network_of(&toml);
+    let mut d = watching(&mut net, OPEN_NOTE);
+    assert!(net.nodes[XFED].persisted.iter().any(|p| matches!(p,
+        Persist::PutDialog(s) if s.remote_jid == BOB && s.dialog.call_id == d.call_id())));
+    restarted(&mut net, &toml);
+    // A refresh in the saved dialog, for the state missed meanwhile.
+    let s = the_subscribe(&mut net);
+    assert_eq!(
+        s.headers.call_id().unwrap(),
+        d.call_id(),
+        "{}",
+        net.dump(XFED)
+    );
+    assert_eq!(s.headers.to().unwrap().tag(), Some("ps"));
+    assert_eq!(s.headers.get("Expires"), Some("3600"));
+    assert!(s.headers.cseq().unwrap().seq >= 2);
+    assert_eq!(s.uri.to_string(), "sip:presence@192.0.2.50:5060");
+    answer(&mut net, &s, 200, &[]);
+    d.notify(&mut net, "active;expires=3590", DESK_ONLY);
     let got = to_bob(&net);
     assert_eq!(
         kinds(&got),
@@ -710,6 +731,48 @@ fn restart_subscribes_again_for_the_stored_authorization() {
         "{}",
         net.dump(XFED)
     );
+    assert_eq!(got[3].attr("from"), Some("alice@xfed.test/desk"));
+    assert_eq!(net.nodes[XFED].gw.sip_tables().subscriptions, 1);
+    // bob unsubscribes: the dialog ends and its record goes.
+    presence(&mut net, "unsubscribe");
+    let s = the_subscribe(&mut net);
+    answer(&mut net, &s, 200, &[]);
+    d.notify(&mut net, "terminated;reason=timeout", "");
+    assert!(net.nodes[XFED].persisted.iter().any(|p| matches!(p,
+        Persist::DeleteDialog { call_id, .. } if *call_id == d.call_id())));
+}
+
+#[test]
+fn restart_subscribes_afresh_when_the_presence_server_forgot_the_dialog() {
+    let toml = config("federated", "", "");
+    let mut net = network_of(&toml);
+    let d = watching(&mut net, OPEN_NOTE);
+    restarted(&mut net, &toml);
+    let s = the_subscribe(&mut net);
+    assert_eq!(s.headers.call_id().unwrap(), d.call_id());
+    answer(&mut net, &s, 481, &[]);
+    let fresh = the_subscribe(&mut net);
+    assert_ne!(fresh.headers.call_id().unwrap(), d.call_id());
+    assert!(fresh.headers.to().unwrap().tag().is_none());
+    assert!(!deleted(&net), "the authorization stays");
+}
+
+#[test]
+fn restart_without_a_saved_dialog_subscribes_for_the_stored_authorization() {
+    let toml = config("federated", "", "");
+    let mut net = network_of(&toml);
+    presence(&mut net, "subscribe");
+    the_subscribe(&mut net); // never answered: nothing to save
+    assert!(!net.nodes[XFED]
+        .persisted
+        .iter()
+        .any(|p| matches!(p, Persist::PutDialog(_))));
+    restarted(&mut net, &toml);
+    let s = the_subscribe(&mut net);
+    assert!(s.headers.to().unwrap().tag().is_none(), "a new dialog");
+    let mut d = Dialog::accept(&mut net, s);
+    d.notify(&mut net, "active;expires=3600", OPEN_NOTE);
+    assert_eq!(kinds(&to_bob(&net)), ["subscribed", "available"]);
 }
 
 // ---- SIP -> XMPP through the proxy ----

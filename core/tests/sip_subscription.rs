@@ -592,6 +592,39 @@ fn accepted_subscription_refreshes_at_ninety_percent_within_the_dialog() {
 }
 
 #[test]
+fn refresh_now_sends_a_refresh_in_the_dialog_once() {
+    let t0 = Instant::now();
+    let mut t = table(10);
+    let (sub, req) = start(&mut t, 3600, t0);
+    t.refresh_now(sub);
+    assert!(drain(&mut t).is_empty(), "not accepted yet: nothing");
+    t.handle_subscribe_response(sub, &answer(&req, 200, Some(3600)), t0 + secs(1));
+    t.refresh_now(sub);
+    let a = drain(&mut t);
+    let [Action::Subscribe {
+        request, expires, ..
+    }] = &a[..]
+    else {
+        panic!("{a:?}")
+    };
+    assert_eq!(*expires, 3600);
+    assert_eq!(request.headers.call_id(), req.headers.call_id());
+    assert_eq!(request.headers.to().unwrap().tag(), Some("romeotag"));
+    assert_eq!(request.headers.cseq().unwrap().seq, 2);
+    t.refresh_now(sub);
+    assert!(drain(&mut t).is_empty(), "one in flight at a time");
+    // Its answer schedules the next refresh as usual.
+    let r = t.handle_subscribe_response(sub, &answer(request, 200, Some(3600)), t0 + secs(2));
+    assert_eq!(
+        r,
+        SubscribeResult::Active {
+            expires_at: t0 + secs(2 + 3600),
+            refresh_at: t0 + secs(2 + 3240),
+        }
+    );
+}
+
+#[test]
 fn refresh_delay_is_the_earlier_of_ninety_percent_and_the_margin() {
     let c = SubscriptionConfig::new(1);
     assert_eq!(c.refresh_delay(3600), secs(3240));

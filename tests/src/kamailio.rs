@@ -1199,7 +1199,7 @@ mod tests {
     /// to the `xfed` URI (here a UDP socket of the test).
     #[test]
     fn presence_server_publishes_notifies_and_relays_foreign_subscribes() {
-        let ip = Ipv4Addr::new(127, 0, 0, 76);
+        let ip = Ipv4Addr::new(127, 0, 0, 79);
         let relay = UdpSocket::bind((Ipv4Addr::new(127, 0, 0, 1), 0)).unwrap();
         relay.set_read_timeout(Some(IO)).unwrap();
         let xfed = format!("sip:{};transport=udp", relay.local_addr().unwrap());
@@ -1255,7 +1255,7 @@ mod tests {
                 text.starts_with("SUBSCRIBE sip:dave@elsewhere.test SIP/2.0\r\n"),
                 "{text}"
             );
-            assert!(text.contains("Record-Route: <sip:127.0.0.76"), "{text}");
+            assert!(text.contains("Record-Route: <sip:127.0.0.79"), "{text}");
             let Ok(xfed_core::sip::Message::Request(req)) =
                 xfed_core::sip::parse_datagram(&buf[..len], &Limits::default())
             else {

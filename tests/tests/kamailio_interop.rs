@@ -45,7 +45,10 @@
 //!   alice@xfed.test, xfed SUBSCRIBEs to Kamailio as sip:bob@prosody.test,
 //!   and Kamailio's `active` NOTIFY brings bob `subscribed` and alice
 //!   available with her note; her away and closed PUBLISHes reach bob as
-//!   each change; his probe is answered from the last NOTIFY
+//!   each change; xfed restarts on its store and goes on in the same
+//!   dialog (a refresh to Kamailio's Contact, no second initial SUBSCRIBE),
+//!   whose NOTIFY gives bob her state again; his probe is answered from
+//!   the last NOTIFY
 //!   (unavailable); his unsubscribe makes xfed end its dialog with
 //!   Kamailio (`Expires: 0`), and bob saw nothing else.
 //!   `sip_user_watches_prosody_user`: alice SUBSCRIBEs to
@@ -81,9 +84,13 @@ const WAIT: Duration = Duration::from_secs(20);
 /// xfed in proxy mode behind Kamailio, Prosody and bob, all running.
 struct Lab {
     name: String,
+    bin: String,
     /// Declared first: dropped (killed) first.
     bob: XmppClient,
-    xfed: Instance,
+    /// `None` only while restarting.
+    xfed: Option<Instance>,
+    /// What earlier runs of this instance logged.
+    earlier_log: String,
     kamailio: Kamailio,
     prosody: Prosody,
     sip: XfedSip,
@@ -97,10 +104,16 @@ impl Lab {
     /// Everything xfed, Kamailio, Prosody and bob logged, for a failure
     /// message.
     fn diagnostics(&mut self) -> String {
+        let xfed = self
+            .xfed
+            .as_mut()
+            .map(Instance::log_text)
+            .unwrap_or_default();
         format!(
-            "--- {} xfed:\n{}\n{}\n{}\n{}",
+            "--- {} xfed:\n{}{}\n{}\n{}\n{}",
             self.name,
-            self.xfed.log_text(),
+            self.earlier_log,
+            xfed,
             self.kamailio.diagnostics(),
             self.prosody.diagnostics(),
             self.bob.diagnostics()
@@ -109,7 +122,28 @@ impl Lab {
 
     /// Waits for an xfed log line containing `needle`.
     fn xfed_log(&mut self, needle: &str) -> String {
-        self.xfed.wait_log(needle, WAIT)
+        self.xfed
+            .as_mut()
+            .expect("xfed is running")
+            .wait_log(needle, WAIT)
+    }
+
+    /// Stops xfed (SIGTERM) and starts it again on the same folder,
+    /// configuration and SQLite store.
+    fn restart_xfed(&mut self) {
+        let mut old = self.xfed.take().expect("xfed is running");
+        self.earlier_log
+            .push_str(&format!("{}\n--- (restart)\n", old.log_text()));
+        assert!(
+            old.terminate(),
+            "xfed did not stop cleanly on SIGTERM\n{}",
+            self.earlier_log
+        );
+        self.xfed = Some(Instance::start(
+            &self.bin,
+            &["run", "--config", "xfed.toml"],
+            &self.dir,
+        ));
     }
 
     /// Waits for a Kamailio log line containing `needle`.
@@ -287,8 +321,10 @@ fn lab(
     ));
     Some(Lab {
         name,
+        bin: bin.to_owned(),
         bob,
-        xfed,
+        xfed: Some(xfed),
+        earlier_log: String::new(),
         kamailio,
         prosody,
         sip,
@@ -568,9 +604,10 @@ fn etag_of(lab: &mut Lab, r: &xfed_core::sip::Response, what: &str) -> String {
 
 /// Presence with Kamailio as the SIP domain's presence server: alice
 /// PUBLISHes to Kamailio; bob subscribes to her through xfed, which
-/// SUBSCRIBEs to Kamailio as bob; each change of alice reaches bob; his
-/// probe is answered from the last NOTIFY; his unsubscribe ends xfed's
-/// dialog with Kamailio (Expires 0).
+/// SUBSCRIBEs to Kamailio as bob; each change of alice reaches bob, also
+/// after xfed restarts (the same dialog goes on); his probe is answered
+/// from the last NOTIFY; his unsubscribe ends xfed's dialog with Kamailio
+/// (Expires 0).
 fn prosody_user_watches_sip_user(bin: &str, prosody_ip: u8, kamailio_ip: u8, tcp: bool) {
     let link = if tcp { Link::Tcp } else { Link::Udp };
     let Some(mut lab) = lab(bin, "watch-sip", prosody_ip, kamailio_ip, link, true) else {
@@ -621,6 +658,29 @@ fn prosody_user_watches_sip_user(bin: &str, prosody_ip: u8, kamailio_ip: u8, tcp
         t1.elapsed()
     );
 
+    // xfed restarts on its SQLite store: it goes on in its dialog with
+    // Kamailio, refreshed at once, and the refresh's NOTIFY brings alice's
+    // state again.
+    let t2 = Instant::now();
+    lab.restart_xfed();
+    lab.xfed_log("1 subscription dialog(s) restored");
+    let (i, p) = bob_expects(&mut lab, "alice's state after the restart", i + 1, |_| true);
+    assert!(
+        p.kind() == "available" && p.show.as_deref() == Some("away"),
+        "alice after the restart: {p:?}\n{}",
+        lab.diagnostics()
+    );
+    println!(
+        "{bin}: restart -> refresh -> bob has alice again in {:?}",
+        t2.elapsed()
+    );
+    // In the same dialog: the refresh went to Kamailio's Contact, and
+    // Kamailio never saw a second initial SUBSCRIBE.
+    lab.kamailio_log(&format!("presence SUBSCRIBE for sip:{kam}"));
+    let initial = "presence SUBSCRIBE for sip:alice@xfed.test from sip:bob@prosody.test";
+    let log = lab.kamailio.log_text();
+    assert_eq!(log.matches(initial).count(), 1, "{}", lab.diagnostics());
+
     let r = alice.publish(CLOSED, Some(&etag), 600);
     etag_of(&mut lab, &r, "alice's closed PUBLISH");
     let (i, p) = bob_expects(&mut lab, "the closed change", i + 1, |_| true);
@@ -650,6 +710,7 @@ fn prosody_user_watches_sip_user(bin: &str, prosody_ip: u8, kamailio_ip: u8, tcp
         from_alice,
         [
             "subscribed",
+            "available",
             "available",
             "available",
             "unavailable",

@@ -443,6 +443,9 @@ impl Endpoint {
         } = stored;
         self.restore_presence(publications, authorizations, t);
         self.restore_dialogs(dialogs, t);
+        if self.mode == SipMode::Proxy {
+            self.restore_upstream(t);
+        }
         let n = bindings.len();
         let expired = self.registrar.restore(bindings, t.unix);
         let forgotten = self.access.restore(contacts, t.unix);

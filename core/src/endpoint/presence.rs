@@ -143,7 +143,7 @@ impl Endpoint {
         &mut self,
         publications: Vec<StoredPublication>,
         authorizations: Vec<StoredAuthorization>,
-        t: &mut Turn<'_>,
+        t: &Turn<'_>,
     ) {
         let (p, dropped) = Publications::restore(
             PublishPolicy::default(),
@@ -155,9 +155,6 @@ impl Endpoint {
         self.persist(dropped);
         let dropped = self.watchers.restore(authorizations);
         self.persist(dropped);
-        if self.mode == SipMode::Proxy {
-            self.restore_upstream(t);
-        }
     }
 
     /// A PUBLISH (registrar mode): authenticated as the presentity it

@@ -29,6 +29,7 @@ use super::upstream::Relayed;
 use super::*;
 use crate::sip::subscription::{Cause, Ended, Next, SubscribeResult};
 use crate::sip::{Event as SipEvent, SubId, SubState};
+use crate::store::StoredDialog;
 use crate::translate::presence::{
     is_pidf_content_type, parse_pidf, parse_pidf_with_language, pidf_body, presentity_to_xmpp,
     Availability, Disclosure, PidfLimits, Presentity, PIDF_CONTENT_TYPE,
@@ -101,9 +102,9 @@ impl Endpoint {
         })
     }
 
-    /// Proxy mode at start: every approved authorization the store kept
-    /// gets a dialog (those beyond the bounds are deleted). A pair already
-    /// tied to a dialog ([`super::upstream::Upstream::link`]) keeps it.
+    /// Proxy mode at start, after [`Endpoint::restore_subscriber`]: every
+    /// approved authorization the store kept without a dialog gets a new
+    /// one (those beyond the bounds are deleted).
     pub(super) fn restore_upstream(&mut self, t: &mut Turn<'_>) {
         for (user, watcher) in self.watchers.all_approved() {
             if self.upstream.add(&user, &watcher, Relayed::default()) {
@@ -114,6 +115,29 @@ impl Endpoint {
                 self.persist(vec![change]);
             }
         }
+    }
+
+    /// A subscriber dialog the store kept: in proxy mode, for an approved
+    /// watcher, it goes on in the same dialog and is refreshed at once, so
+    /// that its NOTIFY brings the state missed meanwhile (the last state is
+    /// not stored: the watcher hears `subscribed` again, which its server
+    /// ignores, RFC 6121 section 3.1.5). `false` when it is not taken back
+    /// (the caller deletes it).
+    pub(super) fn restore_subscriber(&mut self, d: &StoredDialog, t: &mut Turn<'_>) -> bool {
+        let (user, watcher) = (d.local_user.as_str(), d.remote_jid.as_str());
+        if self.mode != SipMode::Proxy
+            || self.watchers.state(user, watcher) != Some(true)
+            || self.upstream.dialog_of(user, watcher).is_some()
+            || !self.upstream.add(user, watcher, Relayed::default())
+        {
+            return false;
+        }
+        let Ok(sub) = self.subs.restore(&d.dialog, t.now, t.unix) else {
+            return false;
+        };
+        self.upstream.link(user, watcher, sub);
+        self.subs.refresh_now(sub);
+        true
     }
 
     /// `watcher` was approved (again) to see `user`: xfed holds a dialog
@@ -252,6 +276,13 @@ impl Endpoint {
 
     /// A subscriber dialog ended (the table said why and what next).
     pub(super) fn upstream_ended(&mut self, ended: Ended, t: &mut Turn<'_>) {
+        // Saved once an answer confirmed it (it has the peer's tag then).
+        if !ended.id.remote_tag().is_empty() {
+            self.persist(vec![Persist::DeleteDialog {
+                call_id: ended.id.call_id().to_owned(),
+                local_tag: ended.id.local_tag().to_owned(),
+            }]);
+        }
         let Some((user, watcher)) = self.upstream.unlink(ended.sub) else {
             // The dialog of a pair already forgotten (an unsubscribe).
             return;

@@ -378,12 +378,16 @@ impl Endpoint {
     }
 
     /// Persists the dialogs whose lasting state changed (those still
-    /// held: an ended one was deleted as it ended).
+    /// held: an ended one was deleted as it ended): a local user's
+    /// watching a contact, or proxy mode's own for a watcher of the user.
     fn save_dialogs(&mut self, subs: &[SubId], t: &Turn<'_>) {
         let records = subs
             .iter()
             .filter_map(|&sub| {
-                let ((local_user, remote_jid), _) = self.watching.dialog(sub)?;
+                let (local_user, remote_jid) = match self.watching.dialog(sub) {
+                    Some((pair, _)) => pair,
+                    None => self.upstream.pair_of(sub)?,
+                };
                 Some(Persist::PutDialog(StoredDialog {
                     local_user: local_user.clone(),
                     remote_jid: remote_jid.clone(),
@@ -399,15 +403,20 @@ impl Endpoint {
     /// flow its SUBSCRIBE came by is gone), and each contact is probed
     /// again, since what it said before the restart is not kept. Dialogs
     /// that expired meanwhile, or that this configuration cannot hold, are
-    /// deleted.
+    /// deleted. Proxy mode's own dialogs for XMPP watchers go back to
+    /// their pairs ([`Endpoint::restore_subscriber`]).
     pub(super) fn restore_dialogs(&mut self, dialogs: Vec<StoredDialog>, t: &mut Turn<'_>) {
         let mut dropped = Vec::new();
         let mut pairs: Vec<(String, String)> = Vec::new();
         for d in dialogs {
             let restored = match d.dialog.side {
                 SavedSide::Notifier => self.subs.restore(&d.dialog, t.now, t.unix).ok(),
-                // Proxy mode's dialogs are not restored yet.
-                SavedSide::Subscriber { .. } => None,
+                SavedSide::Subscriber { .. } => {
+                    if self.restore_subscriber(&d, t) {
+                        continue;
+                    }
+                    None
+                }
             };
             let Some(sub) = restored else {
                 dropped.push(Persist::DeleteDialog {

@@ -145,6 +145,11 @@ impl Upstream {
             .map(|e| &mut e.relayed)
     }
 
+    /// The pair's dialog, while one runs.
+    pub fn dialog_of(&self, user: &str, watcher: &str) -> Option<SubId> {
+        self.pairs.get(&pair(user, watcher))?.sub
+    }
+
     /// Whether the pair has neither a dialog nor a retry scheduled.
     pub fn idle(&self, user: &str, watcher: &str) -> bool {
         self.pairs

@@ -1057,6 +1057,33 @@ impl SubscriptionTable {
         Ok(sub)
     }
 
+    /// Refreshes an accepted subscription of ours now, whatever its
+    /// schedule: the NOTIFY that answers a refresh carries the full state
+    /// (RFC 6665 section 4.2.1.2), which is how a dialog restored after a
+    /// restart learns what it missed. Nothing when the subscription is
+    /// not ours, not accepted, or has a SUBSCRIBE in flight.
+    pub fn refresh_now(&mut self, sub: SubId) {
+        let Some(e) = self.entries.get_mut(&sub) else {
+            return;
+        };
+        if e.phase != Phase::Active {
+            return;
+        }
+        let Side::Subscriber {
+            interval,
+            refresh_at,
+            asked: None,
+            ..
+        } = &mut e.side
+        else {
+            return;
+        };
+        *refresh_at = None;
+        let interval = *interval;
+        self.send_subscribe(sub, interval, Asked::Refresh);
+        self.sync(sub);
+    }
+
     /// Ends a subscription of ours: SUBSCRIBE with Expires 0; the entry
     /// stays until the final NOTIFY (or Timer N), then ends with
     /// [`Cause::Unsubscribed`].

@@ -70,9 +70,10 @@ use std::time::{Duration, Instant};
 
 use xfed_core::sip::Request;
 use xfed_core::tls::testing::{LeafSpec, TestCa, TestCert};
-use xfed_core::translate::presence::{parse_pidf, Availability, PidfLimits, Presentity, Show};
+use xfed_core::translate::presence::{Availability, Show};
 use xfed_tests::kamailio::{self, Kamailio, KamailioOptions, KamailioTls};
 use xfed_tests::need;
+use xfed_tests::notify::{open, pidf_of, state, Notifies};
 use xfed_tests::prosody::{prosody_for_xfed, write_dialback_certs, Prosody, Skip};
 use xfed_tests::sip_ua::SipUa;
 use xfed_tests::sipp::{self, bare_uri, Sipp, SippOptions, Transport, XfedSip};
@@ -721,62 +722,17 @@ fn prosody_user_watches_sip_user(bin: &str, prosody_ip: u8, kamailio_ip: u8, tcp
     );
 }
 
-fn state(n: &Request) -> &str {
-    n.headers.get("Subscription-State").unwrap_or("")
-}
-
-/// The PIDF body of a NOTIFY, parsed (no body: nothing known).
-fn pidf_of(n: &Request) -> Option<Presentity> {
-    if n.body.is_empty() {
-        return None;
-    }
-    Some(
-        parse_pidf(&n.body, &PidfLimits::default()).unwrap_or_else(|e| {
-            panic!(
-                "NOTIFY body is no PIDF ({e:?}):\n{}",
-                String::from_utf8_lossy(&n.body)
-            )
-        }),
-    )
-}
-
-fn open(p: &Presentity) -> bool {
-    p.resources()
-        .iter()
-        .any(|r| matches!(r.availability(), Availability::Available { .. }))
-}
-
-/// The next new NOTIFY to alice (by CSeq) that matches `pred`; the ones
-/// before it are kept in `got`.
+/// The next new NOTIFY to alice that matches `pred` (xfed holds the
+/// NOTIFYs of one dialog 5 s apart at most once).
 fn next_notify(
     lab: &mut Lab,
     alice: &mut SipUa,
-    got: &mut Vec<Request>,
+    got: &mut Notifies,
     what: &str,
     pred: impl Fn(&Request) -> bool,
 ) -> Request {
-    // xfed holds NOTIFYs of one dialog 5 s apart at most once.
-    let deadline = Instant::now() + WAIT + Duration::from_secs(10);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let Some(n) = alice.notify(left) else {
-            panic!(
-                "alice got no {what}; NOTIFYs so far: {got:?}\n{}",
-                lab.diagnostics()
-            );
-        };
-        let seq = n.headers.cseq().map(|c| c.seq).ok();
-        if got
-            .iter()
-            .any(|m| m.headers.cseq().map(|c| c.seq).ok() == seq)
-        {
-            continue;
-        }
-        got.push(n.clone());
-        if pred(&n) {
-            return n;
-        }
-    }
+    let wait = WAIT + Duration::from_secs(10);
+    got.expect(alice, what, wait, pred, || lab.diagnostics())
 }
 
 /// A SIP user's SUBSCRIBE to a Prosody user through Kamailio: Kamailio
@@ -791,7 +747,7 @@ fn sip_user_watches_prosody_user(bin: &str, prosody_ip: u8, kamailio_ip: u8, tcp
     lab.bob.auto_subscriptions(false);
     let kam = lab.kamailio.addr();
     let mut alice = SipUa::new("alice", "xfed.test", "", kam, tcp);
-    let mut got = Vec::new();
+    let mut got = Notifies::default();
 
     let t0 = Instant::now();
     let r = alice.subscribe(BOB, 600);
@@ -867,9 +823,9 @@ fn sip_user_watches_prosody_user(bin: &str, prosody_ip: u8, kamailio_ip: u8, tcp
         pidf_of(n).is_none_or(|p| !open(&p))
     });
     lab.kamailio_log("in-dialog NOTIFY");
-    for (k, n) in got.iter().enumerate() {
+    for (k, n) in got.got.iter().enumerate() {
         let want = if k == 0 { "pending" } else { "active" };
-        assert!(state(n).starts_with(want), "NOTIFY {k}: {got:?}");
+        assert!(state(n).starts_with(want), "NOTIFY {k}: {}", got.summary());
     }
 }
 

@@ -497,6 +497,25 @@ fn unsubscribe_ends_the_dialog_with_expires_zero() {
 }
 
 #[test]
+fn the_operator_removing_the_watcher_ends_the_dialog_upstream() {
+    let mut net = network("federated");
+    let mut d = watching(&mut net, OPEN_NOTE);
+    let r = net.admin(XFED, "contact remove alice@xfed.test bob@remote.test");
+    assert_eq!(r.lines, ["removed authorization"], "{r:?}");
+    let s = the_subscribe(&mut net);
+    assert_eq!(s.headers.get("Expires"), Some("0"));
+    assert_eq!(s.headers.call_id().unwrap(), d.call_id(), "in the dialog");
+    assert_eq!(
+        kinds(&to_bob(&net)),
+        ["subscribed", "available", "unavailable", "unsubscribed"]
+    );
+    assert!(deleted(&net));
+    answer(&mut net, &s, 200, &[]);
+    d.notify(&mut net, "terminated;reason=timeout", "");
+    assert_eq!(net.nodes[XFED].gw.sip_tables().upstream, 0);
+}
+
+#[test]
 fn refusals_revoke_the_authorization() {
     for status in [403, 489, 603] {
         let mut net = network("federated");

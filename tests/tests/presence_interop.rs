@@ -582,12 +582,12 @@ fn public_unverified_waits_for_the_invitation_async_std() {
 
 #[test]
 fn operator_removes_a_contact_tokio() {
-    operator_removes_a_contact("xfed", 75);
+    operator_removes_a_contact("xfed", 89);
 }
 
 #[test]
 fn operator_removes_a_contact_async_std() {
-    operator_removes_a_contact("xfed-async-std", 76);
+    operator_removes_a_contact("xfed-async-std", 90);
 }
 
 #[test]

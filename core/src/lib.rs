@@ -136,6 +136,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod capacity;
 pub mod config;
 pub mod dns;
 pub mod endpoint;

@@ -26,7 +26,7 @@
 use super::*;
 use crate::sip::subscription::{Action, Cause, Content, Ended, Refusal as TableRefusal};
 use crate::sip::{DialogId, ExpiresPolicy, Reason, SubId, SubState, SubscriptionState};
-use crate::translate::presence::{xmpp_to_pidf, Disclosure, PIDF_CONTENT_TYPE};
+use crate::translate::presence::{pidf_body, xmpp_to_pidf, Disclosure, PIDF_CONTENT_TYPE};
 use crate::xml::ns;
 
 /// Whether the request's Accept admits PIDF (no Accept: it does, RFC
@@ -282,10 +282,11 @@ impl Endpoint {
     /// the dialog (`expires == 0`).
     fn resubscribe(&mut self, id: TxId, req: &Request, user: &str, expires: u32, t: &mut Turn<'_>) {
         let sub = self.dialog_of(req);
-        let pair = sub
+        let contact = sub
             .and_then(|s| self.watching.dialog(s))
-            .map(|(p, _)| p.clone());
-        let Some((_, contact)) = pair.filter(|(u, _)| u == user) else {
+            .filter(|(p, _)| p.user() == user)
+            .map(|(p, _)| p.contact().to_owned());
+        let Some(contact) = contact else {
             return self.subscribe_refused_with(
                 id,
                 req,
@@ -355,10 +356,9 @@ impl Endpoint {
             (SubState::Terminated, Some(Reason::Rejected)) => None,
             (SubState::Terminated, _) => closed_pidf(contact),
             _ => {
-                let w = self.watching.of_dialog(sub)?;
-                let mut presences = w.presences().peekable();
-                presences.peek()?;
-                xmpp_to_pidf(presences, Disclosure::Full).ok()
+                let presentity = self.watching.of_dialog(sub)?.presentity()?;
+                let entity = Jid::parse(contact).ok()?;
+                Some(pidf_body(&entity, &presentity, Disclosure::Full))
             }
         }
     }
@@ -371,7 +371,10 @@ impl Endpoint {
         content: Content,
         t: &mut Turn<'_>,
     ) {
-        let Some(((user, contact), flow)) = self.watching.dialog(sub).map(|(p, f)| (p.clone(), f))
+        let Some((user, contact, flow)) = self
+            .watching
+            .dialog(sub)
+            .map(|(p, f)| (p.user().to_owned(), p.contact().to_owned(), f))
         else {
             return;
         };
@@ -440,9 +443,10 @@ impl Endpoint {
     /// the contact (and the contact did not refuse), the contact hears
     /// `unavailable` (RFC 8048: `Expires: 0` is no `unsubscribe`).
     fn dialog_ended(&mut self, ended: Ended) {
-        let Some(((user, contact), last)) = self.watching.remove(ended.sub) else {
+        let Some((pair, last)) = self.watching.remove(ended.sub) else {
             return;
         };
+        let (user, contact) = (pair.user().to_owned(), pair.contact().to_owned());
         let why = match &ended.cause {
             Cause::Expired => "expired".to_owned(),
             Cause::Unsubscribed => "Expires: 0".to_owned(),
@@ -486,7 +490,7 @@ impl Endpoint {
         let Some(w) = self.watching.get_mut(user.as_str(), contact.as_str()) else {
             return false;
         };
-        let subs = w.subs.clone();
+        let subs = w.subs().to_vec();
         match stanza.attr("type") {
             Some("subscribed") => {
                 w.authorized = true;

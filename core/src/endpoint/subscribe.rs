@@ -98,7 +98,7 @@ impl Endpoint {
         if in_dialog {
             self.resubscribe(id, &req, &user, expires, t);
         } else {
-            self.new_subscription(id, &req, &user, expires, t);
+            self.new_subscription(id, &req, &user, expires, src.addr, t);
         }
     }
 
@@ -179,14 +179,15 @@ impl Endpoint {
         self.respond_with(id, r, t);
     }
 
-    /// A SUBSCRIBE that creates a dialog (`expires == 0`: a one-shot
-    /// fetch, answered from what is known, nothing sent to XMPP).
+    /// A SUBSCRIBE from `peer` that creates a dialog (`expires == 0`: a
+    /// one-shot fetch, answered from what is known, nothing sent to XMPP).
     fn new_subscription(
         &mut self,
         id: TxId,
         req: &Request,
         user: &str,
         expires: u32,
+        peer: SocketAddr,
         t: &mut Turn<'_>,
     ) {
         let contact = match contact_of(req) {
@@ -203,7 +204,7 @@ impl Endpoint {
         let tag = sip::new_tag(&mut self.rng);
         let sub = match self.subs.accept(req, &tag, expires, authorized, t.now) {
             Ok(sub) => sub,
-            Err(refusal) => return self.subscription_full(id, req, user, refusal, t),
+            Err(refusal) => return self.subscription_full(id, req, user, refusal, peer, t),
         };
         let flow = match self.tx_dest.get(&id) {
             Some(Dest::Conn(c)) => Some(*c),
@@ -237,13 +238,16 @@ impl Endpoint {
         self.subscribe_refused(id, req, user, r, t);
     }
 
-    /// The table refused a new dialog: 503 at its bound, else its answer.
+    /// The table refused a new dialog: 503 at its bound (a warning within
+    /// `peer`'s log budget: one user agent can send a storm of them),
+    /// else its answer.
     fn subscription_full(
         &mut self,
         id: TxId,
         req: &Request,
         user: &str,
         refusal: TableRefusal,
+        peer: SocketAddr,
         t: &mut Turn<'_>,
     ) {
         if refusal.code == 503 {
@@ -251,11 +255,11 @@ impl Endpoint {
                 conn: None,
                 key: "sip.max_subscriptions",
                 detail: format!(
-                    "SUBSCRIBE from {user}: {} dialogs held; 503",
+                    "SUBSCRIBE from {user} at {peer}: {} dialogs held; 503",
                     self.subs.len()
                 ),
             };
-            self.event(event);
+            self.event_limited(peer, event, t.now);
         }
         self.subscribe_refused_with(id, req, user, refusal.code, refusal.reason, t);
     }

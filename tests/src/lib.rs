@@ -4,6 +4,7 @@
 pub mod hostile;
 pub mod kamailio;
 pub mod prosody;
+pub mod s2s_peer;
 pub mod sip_ua;
 pub mod sipp;
 pub mod xmpp_client;

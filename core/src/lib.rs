@@ -138,6 +138,7 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+mod capacity;
 pub mod config;
 pub mod dns;
 pub mod endpoint;

@@ -72,6 +72,25 @@ pub struct Target {
 /// timeout, at most 16 DNS queries in flight; `gateway` lines are added
 /// to `[gateway]` and `sip` lines to `[sip]`.
 pub fn start(bin: &str, name: &str, gateway: &str, sip: &str) -> Target {
+    let remote = PartnerSpec {
+        domain: "remote.test",
+        connect: format!("127.0.0.1:{}", free_port()),
+        tls: "optional",
+        sasl: "optional",
+        dialback: true,
+    };
+    start_with(bin, name, gateway, sip, &[(remote, "federated")])
+}
+
+/// [`start`] with these partners instead, each of its `type`
+/// (`federated`, `public-verified`, `public-unverified`).
+pub fn start_with(
+    bin: &str,
+    name: &str,
+    gateway: &str,
+    sip: &str,
+    partners: &[(PartnerSpec<'_>, &str)],
+) -> Target {
     let dir = temp_dir(&format!("hostile-{name}-{bin}"));
     let cert = TestCert::self_signed(&LeafSpec::xmpp_server(DOMAIN));
     std::fs::write(dir.join("cert.pem"), cert.chain_pem()).expect("write cert");
@@ -80,16 +99,23 @@ pub fn start(bin: &str, name: &str, gateway: &str, sip: &str) -> Target {
     let sip_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let tls = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let s2s = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let remote = PartnerSpec {
-        domain: "remote.test",
-        connect: format!("127.0.0.1:{}", free_port()),
-        tls: "optional",
-        sasl: "optional",
-        dialback: true,
-    };
-    let path = write_config(&dir, DOMAIN, s2s.port(), free_port(), &[remote]);
-    let toml = std::fs::read_to_string(&path)
-        .expect("read config")
+    let specs: Vec<PartnerSpec<'_>> = partners
+        .iter()
+        .map(|(p, _)| PartnerSpec {
+            connect: p.connect.clone(),
+            ..*p
+        })
+        .collect();
+    let path = write_config(&dir, DOMAIN, s2s.port(), free_port(), &specs);
+    let mut toml = std::fs::read_to_string(&path).expect("read config");
+    for (p, ty) in partners {
+        let domain = format!("domain = \"{}\"\n", p.domain);
+        toml = toml.replace(
+            &format!("{domain}type = \"federated\""),
+            &format!("{domain}type = \"{ty}\""),
+        );
+    }
+    let toml = toml
         .replace(
             "sip = []",
             &format!("sip = [\"udp:{sip_addr}\", \"tcp:{sip_addr}\", \"tls:{tls}\"]"),
@@ -145,7 +171,7 @@ const RSS_SLACK_KIB: u64 = 30 * 1024;
 /// Runs `attack` on `t` and checks what stays: memory within
 /// [`RSS_SLACK_KIB`], descriptors back (within a few seconds, the time
 /// closed sockets linger), and alice still served over UDP.
-fn measured(t: &mut Target, name: &'static str, attack: impl FnOnce(&mut Target)) -> Report {
+pub fn measured(t: &mut Target, name: &'static str, attack: impl FnOnce(&mut Target)) -> Report {
     let (rss0, fds0) = t.inst.resources();
     let start = Instant::now();
     attack(t);

@@ -8,6 +8,7 @@ pub mod kamailio;
 pub mod lab;
 pub mod notify;
 pub mod prosody;
+pub mod s2s_peer;
 pub mod sip_ua;
 pub mod sipp;
 pub mod xmpp_client;

@@ -2,6 +2,7 @@
 //! checks, flows), UDP datagrams, and the transaction table's traffic.
 
 use super::*;
+use crate::capacity::{release_sparse, release_sparse_set};
 
 impl Endpoint {
     /// Closes the connections whose timeout ran out, each with a log line
@@ -387,6 +388,8 @@ impl Endpoint {
                 sip::Output::Terminated => {
                     self.tx_dest.remove(&id);
                     self.authenticated.remove(&id);
+                    release_sparse(&mut self.tx_dest);
+                    release_sparse_set(&mut self.authenticated);
                 }
             }
         }

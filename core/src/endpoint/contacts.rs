@@ -25,7 +25,7 @@ impl Endpoint {
         });
         let watching = self.watching.of_user(user).into_iter().map(|(c, w)| {
             let state = if w.authorized { "authorized" } else { "asked" };
-            format!("watching {c} {state} dialogs={}", w.subs.len())
+            format!("watching {c} {state} dialogs={}", w.subs().len())
         });
         let contacted = self
             .access
@@ -50,7 +50,7 @@ impl Endpoint {
         let dialogs = self
             .watching
             .get(user.as_str(), remote.as_str())
-            .map(|w| w.subs.clone());
+            .map(|w| w.subs().to_vec());
         if let Some(subs) = dialogs {
             for s in subs {
                 self.subs.terminate(s, sip::Reason::Rejected, None, t.now);

@@ -31,7 +31,7 @@ use crate::registrar::publication::{
 use crate::store::StoredAuthorization;
 use crate::translate::presence::{
     is_pidf_content_type, parse_pidf_with_language, presentity_to_xmpp, Availability, Disclosure,
-    Lang, Note, PidfLimits, Presentity, ResourcePresence, Show,
+    Lang, Note, PidfError, PidfLimits, Presentity, ResourcePresence, Show,
 };
 use crate::xml::ns;
 
@@ -56,11 +56,10 @@ impl PidfDoc {
         PidfDoc { presentity, note }
     }
 
-    /// Reads a stored or published body.
-    pub fn parse(body: &[u8], content_language: Option<&str>) -> Result<PidfDoc, u16> {
-        parse_pidf_with_language(body, &PidfLimits::default(), content_language)
-            .map(PidfDoc::new)
-            .map_err(|e| e.sip_status())
+    /// Reads a stored or published body; the PIDF reader's refusal
+    /// otherwise.
+    pub fn parse(body: &[u8], content_language: Option<&str>) -> Result<PidfDoc, PidfError> {
+        parse_pidf_with_language(body, &PidfLimits::default(), content_language).map(PidfDoc::new)
     }
 
     fn show(&self) -> Option<Show> {
@@ -178,7 +177,13 @@ impl Endpoint {
         }
         let preq = match publish_request(&req) {
             Ok(p) => p,
-            Err(status) => return self.respond(id, &req, status, None, t),
+            Err((status, why)) => {
+                // Any device can send it, as often as it likes: budgeted.
+                let peer = src.addr;
+                let detail = format!("SIP PUBLISH from {peer} as {aor}: {why}; {status}");
+                self.refused_limited(peer, t.now, detail);
+                return self.respond(id, &req, status, None, t);
+            }
         };
         let before = self.presentity_of(&aor, t.unix);
         match self.publications.publish(&aor, preq, t.unix, &mut self.rng) {
@@ -578,19 +583,25 @@ impl Endpoint {
 }
 
 /// The PUBLISH as the publication store takes it; the status of the
-/// refusal otherwise (400 for bad headers, 415 for a body that is not
-/// PIDF, the PIDF reader's status for one it cannot read).
-fn publish_request(req: &Request) -> Result<PublishRequest<PidfDoc>, u16> {
-    let if_match = req.headers.sip_if_match().map_err(|_| 400_u16)?;
-    let expires = req.headers.expires().map_err(|_| 400_u16)?;
+/// refusal and why otherwise (400 for bad headers, 415 for a body that is
+/// not PIDF, the PIDF reader's status for one it cannot read: 400 for bad
+/// XML or too many tuples, 413 for a body over its size limit).
+fn publish_request(req: &Request) -> Result<PublishRequest<PidfDoc>, (u16, String)> {
+    let bad = |what: &str| (400_u16, format!("bad {what}"));
+    let if_match = req
+        .headers
+        .sip_if_match()
+        .map_err(|_| bad("SIP-If-Match"))?;
+    let expires = req.headers.expires().map_err(|_| bad("Expires"))?;
     let body = if req.body.trim_ascii().is_empty() {
         None
     } else {
         if !req.headers.content_type().is_some_and(is_pidf_content_type) {
-            return Err(415);
+            return Err((415, "body is not PIDF".to_owned()));
         }
         let lang = req.headers.get("Content-Language");
-        Some((PidfDoc::parse(&req.body, lang)?, req.body.clone()))
+        let doc = PidfDoc::parse(&req.body, lang).map_err(|e| (e.sip_status(), e.to_string()))?;
+        Some((doc, req.body.clone()))
     };
     Ok(PublishRequest {
         if_match: if_match.map(str::to_owned),

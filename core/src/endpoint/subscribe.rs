@@ -30,7 +30,7 @@ use super::*;
 use crate::sip::subscription::{Action, Cause, Content, Ended, Refusal as TableRefusal, Role};
 use crate::sip::{DialogId, Reason, SubId, SubState, SubscriptionState};
 use crate::store::{Persist, SavedSide, StoredDialog};
-use crate::translate::presence::{xmpp_to_pidf, Disclosure, PIDF_CONTENT_TYPE};
+use crate::translate::presence::{pidf_body, xmpp_to_pidf, Disclosure, PIDF_CONTENT_TYPE};
 use crate::xml::ns;
 
 /// Whether the request's Accept admits PIDF (no Accept: it does, RFC
@@ -99,7 +99,7 @@ impl Endpoint {
         if in_dialog {
             self.resubscribe(id, &req, &user, expires, t);
         } else {
-            self.new_subscription(id, &req, &user, expires, t);
+            self.new_subscription(id, &req, &user, expires, src.addr, t);
         }
     }
 
@@ -180,15 +180,16 @@ impl Endpoint {
         self.respond_with(id, r, t);
     }
 
-    /// A SUBSCRIBE that creates a dialog (`expires == 0`: a one-shot
-    /// fetch, answered from what is known; a probe goes to the contact
-    /// when nothing is).
+    /// A SUBSCRIBE from `peer` that creates a dialog (`expires == 0`: a
+    /// one-shot fetch, answered from what is known; a probe goes to the
+    /// contact when nothing is).
     fn new_subscription(
         &mut self,
         id: TxId,
         req: &Request,
         user: &str,
         expires: u32,
+        peer: SocketAddr,
         t: &mut Turn<'_>,
     ) {
         let contact = match contact_of(req) {
@@ -200,11 +201,11 @@ impl Endpoint {
         };
         let known = self.watching.get(user, contact.as_str());
         let authorized = known.is_some_and(|w| w.authorized);
-        let cached = known.is_some_and(|w| w.presences().next().is_some());
+        let cached = known.is_some_and(watching::Watched::has_presence);
         let tag = sip::new_tag(&mut self.rng);
         let sub = match self.subs.accept(req, &tag, expires, authorized, t.now) {
             Ok(sub) => sub,
-            Err(refusal) => return self.subscription_full(id, req, user, refusal, t),
+            Err(refusal) => return self.subscription_full(id, req, user, refusal, peer, t),
         };
         let flow = match self.tx_dest.get(&id) {
             Some(Dest::Conn(c)) => Some(*c),
@@ -242,13 +243,16 @@ impl Endpoint {
         self.subscribe_refused(id, req, user, r, t);
     }
 
-    /// The table refused a new dialog: 503 at its bound, else its answer.
+    /// The table refused a new dialog: 503 at its bound (a warning within
+    /// `peer`'s log budget: one user agent can send a storm of them),
+    /// else its answer.
     fn subscription_full(
         &mut self,
         id: TxId,
         req: &Request,
         user: &str,
         refusal: TableRefusal,
+        peer: SocketAddr,
         t: &mut Turn<'_>,
     ) {
         if refusal.code == 503 {
@@ -256,11 +260,11 @@ impl Endpoint {
                 conn: None,
                 key: "sip.max_subscriptions",
                 detail: format!(
-                    "SUBSCRIBE from {user}: {} dialogs held; 503",
+                    "SUBSCRIBE from {user} at {peer}: {} dialogs held; 503",
                     self.subs.len()
                 ),
             };
-            self.event(event);
+            self.event_limited(peer, event, t.now);
         }
         self.subscribe_refused_with(id, req, user, refusal.code, refusal.reason, t);
     }
@@ -290,10 +294,11 @@ impl Endpoint {
     /// the dialog (`expires == 0`).
     fn resubscribe(&mut self, id: TxId, req: &Request, user: &str, expires: u32, t: &mut Turn<'_>) {
         let sub = self.dialog_of(req);
-        let pair = sub
+        let contact = sub
             .and_then(|s| self.watching.dialog(s))
-            .map(|(p, _)| p.clone());
-        let Some((_, contact)) = pair.filter(|(u, _)| u == user) else {
+            .filter(|(p, _)| p.user() == user)
+            .map(|(p, _)| p.contact().to_owned());
+        let Some(contact) = contact else {
             return self.subscribe_refused_with(
                 id,
                 req,
@@ -385,12 +390,12 @@ impl Endpoint {
             .iter()
             .filter_map(|&sub| {
                 let (local_user, remote_jid) = match self.watching.dialog(sub) {
-                    Some((pair, _)) => pair,
-                    None => self.upstream.pair_of(sub)?,
+                    Some((pair, _)) => (pair.user().to_owned(), pair.contact().to_owned()),
+                    None => self.upstream.pair_of(sub)?.clone(),
                 };
                 Some(Persist::PutDialog(StoredDialog {
-                    local_user: local_user.clone(),
-                    remote_jid: remote_jid.clone(),
+                    local_user,
+                    remote_jid,
                     dialog: self.subs.saved(sub, t.now, t.unix)?,
                 }))
             })
@@ -465,10 +470,9 @@ impl Endpoint {
             (SubState::Terminated, Some(Reason::Rejected)) => None,
             (SubState::Terminated, _) if !self.watching.is_fetch(sub) => closed_pidf(contact),
             _ => {
-                let w = self.watching.of_dialog(sub)?;
-                let mut presences = w.presences().peekable();
-                presences.peek()?;
-                xmpp_to_pidf(presences, Disclosure::Full).ok()
+                let presentity = self.watching.of_dialog(sub)?.presentity()?;
+                let entity = Jid::parse(contact).ok()?;
+                Some(pidf_body(&entity, &presentity, Disclosure::Full))
             }
         }
     }
@@ -481,7 +485,10 @@ impl Endpoint {
         content: Content,
         t: &mut Turn<'_>,
     ) {
-        let Some(((user, contact), flow)) = self.watching.dialog(sub).map(|(p, f)| (p.clone(), f))
+        let Some((user, contact, flow)) = self
+            .watching
+            .dialog(sub)
+            .map(|(p, f)| (p.user().to_owned(), p.contact().to_owned(), f))
         else {
             return;
         };
@@ -563,9 +570,10 @@ impl Endpoint {
                 local_tag: ended.id.local_tag().to_owned(),
             }]);
         }
-        let Some(((user, contact), last)) = self.watching.remove(ended.sub) else {
+        let Some((pair, last)) = self.watching.remove(ended.sub) else {
             return;
         };
+        let (user, contact) = (pair.user().to_owned(), pair.contact().to_owned());
         let why = match &ended.cause {
             Cause::Expired => "expired".to_owned(),
             Cause::Unsubscribed => "Expires: 0".to_owned(),
@@ -609,7 +617,7 @@ impl Endpoint {
         let Some(w) = self.watching.get_mut(user.as_str(), contact.as_str()) else {
             return false;
         };
-        let subs = w.subs.clone();
+        let subs = w.subs().to_vec();
         match stanza.attr("type") {
             Some("subscribed") => {
                 w.authorized = true;

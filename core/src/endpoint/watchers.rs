@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use crate::capacity::release_sparse;
 use crate::store::{Persist, StoredAuthorization};
 
 /// Why an authorization could not be kept: a bound (`sip.max_watchers`).
@@ -166,6 +167,7 @@ impl Watchers {
             *n = n.saturating_sub(1);
             if *n == 0 {
                 self.pending_per_domain.remove(&domain);
+                release_sparse(&mut self.pending_per_domain);
             }
         }
     }
@@ -174,8 +176,10 @@ impl Watchers {
     pub fn remove(&mut self, user: &str, watcher: &str) -> Option<(bool, Persist)> {
         let mine = self.by_user.get_mut(user)?;
         let approved = mine.remove(watcher)?;
+        release_sparse(mine);
         if mine.is_empty() {
             self.by_user.remove(user);
+            release_sparse(&mut self.by_user);
         }
         if !approved {
             self.unpend(watcher);

@@ -6,25 +6,67 @@
 //! (`sip.max_subscriptions`): a pair lives while it has one.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
+use crate::capacity::release_sparse;
 use crate::ids::ConnId;
 use crate::sip::{SubId, TxId};
+use crate::translate::presence::{
+    presentity_from_xmpp, Availability, Presentity, ResourcePresence,
+};
 use crate::xml::Element;
-use crate::xmpp::stanza;
 
 /// Resources of one contact remembered at most (as many tuples as a PIDF
 /// body from SIP may hold).
 pub const MAX_RESOURCES: usize = 32;
 
-/// A local user and an XMPP contact (bare JIDs).
-pub type Pair = (String, String);
+/// A local user and an XMPP contact (bare JIDs), in one allocation
+/// shared by the key of what the pair knows and each dialog of the pair
+/// (100,000 dialogs are what a large gateway holds).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Pair {
+    /// The user, then the contact.
+    text: Arc<str>,
+    /// Where the user ends.
+    split: u32,
+}
+
+impl Pair {
+    /// `user` watching `contact`; parts longer than 4 GiB are cut (no
+    /// JID is).
+    pub fn new(user: &str, contact: &str) -> Pair {
+        let mut text = String::with_capacity(user.len() + contact.len());
+        text.push_str(user);
+        let split = u32::try_from(text.len()).unwrap_or(u32::MAX);
+        text.push_str(contact);
+        Pair {
+            text: Arc::from(text),
+            split,
+        }
+    }
+
+    fn split(&self) -> usize {
+        usize::try_from(self.split).map_or(self.text.len(), |s| s.min(self.text.len()))
+    }
+
+    /// The local user.
+    pub fn user(&self) -> &str {
+        self.text.get(..self.split()).unwrap_or("")
+    }
+
+    /// The XMPP contact.
+    pub fn contact(&self) -> &str {
+        self.text.get(self.split()..).unwrap_or("")
+    }
+}
 
 /// What is known of one contact watched by one local user.
 #[derive(Debug, Default)]
 pub struct Watched {
-    /// The dialogs of the user's devices watching the contact.
-    pub subs: Vec<SubId>,
+    /// The dialogs of the user's devices watching the contact (a boxed
+    /// slice: usually one, and no spare capacity).
+    subs: Box<[SubId]>,
     /// The contact said `subscribed`.
     pub authorized: bool,
     /// A `subscribe` went to the contact (not for a one-shot fetch): the
@@ -34,68 +76,68 @@ pub struct Watched {
     /// `probe`): asked again on a refresh after
     /// `gateway.subscription_refresh_interval`.
     pub asked_at: Option<Instant>,
-    /// The latest availability stanza per resource (`""` for the bare
-    /// JID), in arrival order.
-    resources: Vec<(String, Element)>,
+    /// The latest availability per resource (`None` for the bare JID), in
+    /// arrival order, as the translation reads it (a stanza's element
+    /// tree took five times the room).
+    resources: Box<[ResourcePresence]>,
 }
 
 impl Watched {
+    /// The dialogs watching the contact.
+    pub fn subs(&self) -> &[SubId] {
+        &self.subs
+    }
+
     /// Records an availability stanza (no type, or `unavailable`) of the
     /// contact: it replaces the resource's last one. An unavailable
     /// resource is forgotten while another is known; an unavailable bare
     /// JID, or the last resource, stays as the only one (the contact is
-    /// offline).
+    /// offline). A stanza that is not availability is ignored.
     pub fn set_presence(&mut self, p: &Element) {
-        let resource = stanza::addressing(p)
-            .and_then(|a| a.from.resource().map(str::to_owned))
-            .unwrap_or_default();
-        let unavailable = p.attr("type") == Some("unavailable");
-        self.resources.retain(|(r, _)| *r != resource);
-        if unavailable {
-            let others = self
-                .resources
-                .iter()
-                .any(|(_, e)| e.attr("type") != Some("unavailable"));
-            if others && !resource.is_empty() {
+        let Ok((_, presentity)) = presentity_from_xmpp([p]) else {
+            return;
+        };
+        let Some(new) = presentity.resources().first().cloned() else {
+            return;
+        };
+        let available =
+            |r: &ResourcePresence| matches!(r.availability(), Availability::Available { .. });
+        let mut v = std::mem::take(&mut self.resources).into_vec();
+        v.retain(|r| r.resource() != new.resource());
+        if !available(&new) {
+            let others = v.iter().any(available);
+            if others && new.resource().is_some() {
+                self.resources = v.into_boxed_slice();
                 return;
             }
-            self.resources.clear();
+            v.clear();
         } else {
-            self.resources
-                .retain(|(_, e)| e.attr("type") != Some("unavailable"));
+            v.retain(available);
         }
-        if self.resources.len() >= MAX_RESOURCES {
-            self.resources.remove(0);
+        if v.len() >= MAX_RESOURCES {
+            v.remove(0);
         }
-        self.resources.push((resource, kept(p)));
+        v.push(new);
+        self.resources = v.into_boxed_slice();
     }
 
-    /// The stanzas that make the contact's current state, one per
-    /// resource; empty when nothing came yet.
-    pub fn presences(&self) -> impl Iterator<Item = &Element> {
-        self.resources.iter().map(|(_, e)| e)
+    /// Whether any presence of the contact came.
+    pub fn has_presence(&self) -> bool {
+        !self.resources.is_empty()
     }
-}
 
-/// What the translation reads of a presence stanza: its addressing, type,
-/// language and the show, status and priority children.
-fn kept(p: &Element) -> Element {
-    let mut e = Element::new(p.ns().to_owned(), "presence");
-    for name in ["from", "to", "type"] {
-        if let Some(v) = p.attr(name) {
-            e.set_attr(name, v.to_owned());
+    /// The contact's current state, one entry per resource; `None` when
+    /// nothing came yet.
+    pub fn presentity(&self) -> Option<Presentity> {
+        if self.resources.is_empty() {
+            return None;
         }
+        let mut p = Presentity::default();
+        for r in self.resources.iter() {
+            p.push(r.clone());
+        }
+        Some(p)
     }
-    if let Some(lang) = p.lang() {
-        e.set_attr_ns(crate::xml::ns::XML, "lang", lang);
-    }
-    for c in p
-        .children()
-        .filter(|c| c.ns() == p.ns() && matches!(c.name(), "show" | "status" | "priority"))
-    {
-        e.push_child(c.clone());
-    }
-    e
 }
 
 /// One dialog: its pair, the connection its SUBSCRIBE came over, and
@@ -128,9 +170,11 @@ impl Watching {
         flow: Option<ConnId>,
         announced: bool,
     ) {
-        let pair = (user.to_owned(), contact.to_owned());
+        let pair = Pair::new(user, contact);
         let w = self.pairs.entry(pair.clone()).or_default();
-        w.subs.push(sub);
+        let mut subs = std::mem::take(&mut w.subs).into_vec();
+        subs.push(sub);
+        w.subs = subs.into_boxed_slice();
         w.announced |= announced;
         let fetch = !announced;
         self.dialogs.insert(sub, Dialog { pair, flow, fetch });
@@ -138,12 +182,12 @@ impl Watching {
 
     /// What `user` knows of `contact`.
     pub fn get(&self, user: &str, contact: &str) -> Option<&Watched> {
-        self.pairs.get(&(user.to_owned(), contact.to_owned()))
+        self.pairs.get(&Pair::new(user, contact))
     }
 
     /// The same, to change.
     pub fn get_mut(&mut self, user: &str, contact: &str) -> Option<&mut Watched> {
-        self.pairs.get_mut(&(user.to_owned(), contact.to_owned()))
+        self.pairs.get_mut(&Pair::new(user, contact))
     }
 
     /// The XMPP contacts `user` watches, with what is known of each, sorted.
@@ -151,8 +195,8 @@ impl Watching {
         let mut v: Vec<(&str, &Watched)> = self
             .pairs
             .iter()
-            .filter(|((u, _), _)| u == user)
-            .map(|((_, c), w)| (c.as_str(), w))
+            .filter(|(p, _)| p.user() == user)
+            .map(|(p, w)| (p.contact(), w))
             .collect();
         v.sort_by_key(|(c, _)| *c);
         v
@@ -178,12 +222,16 @@ impl Watching {
     pub fn remove(&mut self, sub: SubId) -> Option<(Pair, Option<Watched>)> {
         let d = self.dialogs.remove(&sub)?;
         let w = self.pairs.get_mut(&d.pair)?;
-        w.subs.retain(|s| *s != sub);
+        let mut subs = std::mem::take(&mut w.subs).into_vec();
+        subs.retain(|s| *s != sub);
+        w.subs = subs.into_boxed_slice();
         let last = if w.subs.is_empty() {
             self.pairs.remove(&d.pair)
         } else {
             None
         };
+        release_sparse(&mut self.pairs);
+        release_sparse(&mut self.dialogs);
         Some((d.pair, last))
     }
 
@@ -194,7 +242,9 @@ impl Watching {
 
     /// The dialog a client transaction's NOTIFY belongs to, forgotten.
     pub fn notify_answered(&mut self, tx: TxId) -> Option<SubId> {
-        self.notifies.remove(&tx)
+        let sub = self.notifies.remove(&tx);
+        release_sparse(&mut self.notifies);
+        sub
     }
 }
 
@@ -211,37 +261,53 @@ mod tests {
         .expect("stanza")
     }
 
-    fn resources(w: &Watched) -> Vec<(Option<String>, Option<String>)> {
-        w.presences()
-            .map(|e| {
-                (
-                    e.attr("from").map(str::to_owned),
-                    e.attr("type").map(str::to_owned),
-                )
+    /// Each resource remembered and whether it is available.
+    fn resources(w: &Watched) -> Vec<(Option<String>, bool)> {
+        w.presentity()
+            .map(|p| {
+                p.resources()
+                    .iter()
+                    .map(|r| {
+                        let available = matches!(r.availability(), Availability::Available { .. });
+                        (r.resource().map(str::to_owned), available)
+                    })
+                    .collect()
             })
-            .collect()
+            .unwrap_or_default()
     }
 
     #[test]
     fn latest_per_resource() {
         let mut w = Watched::default();
+        assert!(w.presentity().is_none());
         w.set_presence(&p("b@r/1", None));
         w.set_presence(&p("b@r/2", None));
         w.set_presence(&p("b@r/1", None));
-        assert_eq!(w.presences().count(), 2);
-        assert!(w.presences().all(|e| e.children().count() == 1), "kept");
+        assert_eq!(resources(&w).len(), 2);
+        let kept = w.presentity().expect("known");
+        assert!(kept.resources().iter().all(|r| r.notes().len() == 1));
         w.set_presence(&p("b@r/1", Some("unavailable")));
-        assert_eq!(resources(&w), [(Some("b@r/2".into()), None)]);
+        assert_eq!(resources(&w), [(Some("2".into()), true)]);
         w.set_presence(&p("b@r/2", Some("unavailable")));
-        assert_eq!(
-            resources(&w),
-            [(Some("b@r/2".into()), Some("unavailable".into()))]
-        );
+        assert_eq!(resources(&w), [(Some("2".into()), false)]);
         w.set_presence(&p("b@r/3", None));
-        assert_eq!(resources(&w), [(Some("b@r/3".into()), None)]);
+        assert_eq!(resources(&w), [(Some("3".into()), true)]);
         for i in 0..40 {
             w.set_presence(&p(&format!("b@r/{i}"), None));
         }
-        assert_eq!(w.presences().count(), MAX_RESOURCES);
+        assert_eq!(resources(&w).len(), MAX_RESOURCES);
+        // Not availability: ignored.
+        w.set_presence(&p("b@r/x", Some("subscribe")));
+        assert_eq!(resources(&w).len(), MAX_RESOURCES);
+    }
+
+    #[test]
+    fn pairs_pack_both_addresses() {
+        let pair = Pair::new("alice@x.test", "bob@r.test");
+        assert_eq!(
+            (pair.user(), pair.contact()),
+            ("alice@x.test", "bob@r.test")
+        );
+        assert_ne!(pair, Pair::new("alice@x.tes", "tbob@r.test"));
     }
 }

@@ -24,8 +24,10 @@
 //! caller can persist it ([`SubscriptionTable::saved`]) and continue it
 //! after a restart ([`SubscriptionTable::restore`]).
 
+use std::collections::hash_map::{Entry as Entry_, RandomState};
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fmt;
+use std::hash::BuildHasher;
 use std::time::{Duration, Instant};
 
 use super::event::{Event, Reason, SubState, SubscriptionState};
@@ -35,14 +37,14 @@ use super::message::{Request, Response};
 use super::method::Method;
 use super::uri::Uri;
 use super::values::Contact;
+use crate::capacity::release_sparse;
 use crate::rng::Rng;
 
 mod saved;
 
 /// Dialog id (RFC 3261 section 12): Call-ID, our tag, the peer's tag. An
 /// early subscriber dialog (no 2xx or NOTIFY yet) has an empty remote tag.
-/// The three are kept in one allocation (the id is held twice per dialog,
-/// as the entry's and as the index's key).
+/// The three are kept in one allocation.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DialogId {
     /// Call-ID, local tag and remote tag, concatenated.
@@ -561,13 +563,60 @@ fn terminates(code: u16) -> bool {
     matches!(code, 404 | 405 | 410 | 416 | 480..=485 | 489 | 501 | 604)
 }
 
+/// Dialog id -> subscription. The id is kept once, in its entry: the
+/// index holds a hash of it (keyed at random per table, so that nobody
+/// can choose ids that collide), checked against the entry on lookup; the
+/// rare id whose hash another live dialog has goes in `collided`. A
+/// second copy of every id as the key took 58 bytes a dialog.
+#[derive(Debug, Default)]
+struct Index {
+    hasher: RandomState,
+    by_hash: HashMap<u64, SubId>,
+    collided: HashMap<DialogId, SubId>,
+}
+
+impl Index {
+    /// The subscription of `id`; `has_id(sub)` says whether `sub`'s
+    /// dialog is `id`.
+    fn find(&self, id: &DialogId, has_id: impl Fn(SubId) -> bool) -> Option<SubId> {
+        let hashed = self
+            .by_hash
+            .get(&self.hasher.hash_one(id))
+            .copied()
+            .filter(|s| has_id(*s));
+        hashed.or_else(|| self.collided.get(id).copied())
+    }
+
+    /// Indexes a dialog not indexed yet.
+    fn insert(&mut self, id: &DialogId, sub: SubId) {
+        match self.by_hash.entry(self.hasher.hash_one(id)) {
+            Entry_::Vacant(v) => {
+                v.insert(sub);
+            }
+            Entry_::Occupied(_) => {
+                self.collided.insert(id.clone(), sub);
+            }
+        }
+    }
+
+    fn remove(&mut self, id: &DialogId, sub: SubId) {
+        let h = self.hasher.hash_one(id);
+        if self.by_hash.get(&h) == Some(&sub) {
+            self.by_hash.remove(&h);
+            release_sparse(&mut self.by_hash);
+        } else {
+            self.collided.remove(id);
+        }
+    }
+}
+
 /// The dialogs of one SIP endpoint, both roles, bounded.
 #[derive(Debug)]
 pub struct SubscriptionTable {
     config: SubscriptionConfig,
     next_id: u64,
     entries: HashMap<SubId, Entry>,
-    index: HashMap<DialogId, SubId>,
+    index: Index,
     wakeups: BTreeSet<(Instant, SubId)>,
     out: VecDeque<Action>,
 }
@@ -579,7 +628,7 @@ impl SubscriptionTable {
             config,
             next_id: 0,
             entries: HashMap::new(),
-            index: HashMap::new(),
+            index: Index::default(),
             wakeups: BTreeSet::new(),
             out: VecDeque::new(),
         }
@@ -602,7 +651,8 @@ impl SubscriptionTable {
 
     /// The subscription of a dialog.
     pub fn find(&self, id: &DialogId) -> Option<SubId> {
-        self.index.get(id).copied()
+        self.index
+            .find(id, |s| self.entries.get(&s).is_some_and(|e| e.id == *id))
     }
 
     /// A subscription's dialog id.
@@ -663,7 +713,7 @@ impl SubscriptionTable {
 
     fn insert(&mut self, entry: Entry) -> SubId {
         let sub = self.next_sub();
-        self.index.insert(entry.id.clone(), sub);
+        self.index.insert(&entry.id, sub);
         self.entries.insert(sub, entry);
         self.sync(sub);
         sub
@@ -689,10 +739,11 @@ impl SubscriptionTable {
     /// Removes an entry and reports it.
     fn end(&mut self, sub: SubId, cause: Cause, next: Next) -> Option<Ended> {
         let e = self.entries.remove(&sub)?;
+        release_sparse(&mut self.entries);
         if let Some(t) = e.scheduled {
             self.wakeups.remove(&(t, sub));
         }
-        self.index.remove(&e.id);
+        self.index.remove(&e.id, sub);
         let role = e.role();
         let ended = Ended {
             sub,
@@ -745,7 +796,7 @@ impl SubscriptionTable {
         let target = contact_uri(h).ok_or(bad("Missing Contact"))?;
         let route = route_set(h, false);
         let id = DialogId::new(call_id, local_tag, remote_tag);
-        if self.index.contains_key(&id) {
+        if self.find(&id).is_some() {
             return Err(Refusal::new(500, "Dialog Exists"));
         }
         if expires != 0 && self.entries.len() >= self.config.max_subscriptions {
@@ -1336,23 +1387,23 @@ impl SubscriptionTable {
         from_response: bool,
     ) -> Result<(), Refusal> {
         let max = self.config.max_dialog_bytes;
-        let Some(e) = self.entries.get_mut(&sub) else {
+        let Some(e) = self.entries.get(&sub) else {
             return Err(Refusal::NO_DIALOG);
         };
         let tag = remote_tag.filter(|t| !t.is_empty());
         let early = e.id.remote_tag().is_empty();
         let new_id = match tag {
-            Some(t) if early => {
-                let id = DialogId::new(e.id.call_id(), e.id.local_tag(), t);
-                if self.index.contains_key(&id) {
-                    return Err(Refusal::NO_DIALOG);
-                }
-                Some(id)
-            }
+            Some(t) if early => Some(DialogId::new(e.id.call_id(), e.id.local_tag(), t)),
             Some(t) if e.id.remote_tag() != t => return Err(Refusal::NO_DIALOG),
             Some(_) => None,
             None if early && !from_response => return Err(Refusal::NO_DIALOG),
             None => None,
+        };
+        if new_id.as_ref().is_some_and(|id| self.find(id).is_some()) {
+            return Err(Refusal::NO_DIALOG);
+        }
+        let Some(e) = self.entries.get_mut(&sub) else {
+            return Err(Refusal::NO_DIALOG);
         };
         let mut parts = [""; 5];
         for (k, p) in parts.iter_mut().enumerate() {
@@ -1369,8 +1420,8 @@ impl SubscriptionTable {
         let strings = Packed::new(parts, max).ok_or(Refusal::TOO_LARGE)?;
         e.strings = strings;
         if let Some(id) = new_id {
-            self.index.remove(&e.id);
-            self.index.insert(id.clone(), sub);
+            self.index.remove(&e.id, sub);
+            self.index.insert(&id, sub);
             e.id = id;
         }
         Ok(())
@@ -1592,15 +1643,40 @@ mod tests {
         assert_eq!(p.part(TARGET), "sip:t");
     }
 
-    /// What one dialog costs the table, inline: the entry, its id again
-    /// as the index's key with the index's `SubId`, and the wakeup. The
-    /// strings are on the heap in three allocations: the id twice (Call-ID
-    /// and tags, 64 bytes as xfed makes them) and the rest once (target,
-    /// route set, URIs, Event: about 80 bytes without a route set).
+    /// Two live dialogs whose ids hash alike (made to here: with random
+    /// keys it happens once in 2^64 pairs) are both found, and removing
+    /// either leaves the other.
+    #[test]
+    fn index_survives_a_hash_collision() {
+        let (a, b) = (DialogId::new("c1", "l", "r"), DialogId::new("c2", "l", "r"));
+        let mut index = Index::default();
+        index.insert(&a, SubId(1));
+        let slot = index.hasher.hash_one(&b);
+        index.by_hash.insert(slot, SubId(1));
+        index.insert(&b, SubId(2));
+        assert_eq!(index.collided.len(), 1, "b went aside");
+        let ids = [(SubId(1), &a), (SubId(2), &b)];
+        let has = |id: &DialogId, s: SubId| ids.iter().any(|(k, i)| *k == s && *i == id);
+        assert_eq!(index.find(&b, |s| has(&b, s)), Some(SubId(2)));
+        index.by_hash.remove(&slot);
+        index.remove(&b, SubId(2));
+        assert!(index.collided.is_empty());
+        assert_eq!(index.find(&a, |s| has(&a, s)), Some(SubId(1)));
+        assert_eq!(index.find(&b, |s| has(&b, s)), None);
+        index.remove(&a, SubId(1));
+        assert!(index.by_hash.is_empty());
+    }
+
+    /// What one dialog costs the table, inline: the entry, the hash of
+    /// its id with the index's `SubId`, and the wakeup. The strings are on
+    /// the heap in two allocations: the id (Call-ID and tags) and the rest
+    /// (target, route set, URIs, Event: about 80 bytes without a route
+    /// set). `benches/presence_memory.rs` measures it all, hash tables'
+    /// slack included.
     #[test]
     fn entry_size() {
         let entry = std::mem::size_of::<Entry>();
-        let index = std::mem::size_of::<(DialogId, SubId)>();
+        let index = std::mem::size_of::<(u64, SubId)>();
         let map = std::mem::size_of::<(SubId, Entry)>();
         let wakeup = std::mem::size_of::<(Instant, SubId)>();
         eprintln!("Entry {entry} B; (SubId, Entry) {map} B; index {index} B; wakeup {wakeup} B");

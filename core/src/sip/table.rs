@@ -10,6 +10,7 @@ use super::method::Method;
 use super::transaction::{
     ClientKey, ClientTransaction, Output, ServerKey, ServerTransaction, Timers, TransactionError,
 };
+use crate::capacity::release_sparse;
 
 /// Names a transaction in a [`TransactionTable`]; never reused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -207,6 +208,7 @@ impl TransactionTable {
             self.wakeups.remove(&(t, id));
         }
         self.servers.remove(tx.key());
+        self.release();
         self.out
             .push_back((id, Output::Transmit(response.to_bytes())));
         self.out.push_back((id, Output::Terminated));
@@ -302,7 +304,17 @@ impl TransactionTable {
                     Tx::Client(tx) => self.clients.remove(tx.key()),
                     Tx::Server(tx) => self.servers.remove(tx.key()),
                 };
+                self.release();
             }
         }
+    }
+
+    /// Gives back the room a burst of transactions needed (a transaction
+    /// takes hundreds of bytes in `entries`, which would otherwise stay
+    /// allocated at its peak).
+    fn release(&mut self) {
+        release_sparse(&mut self.entries);
+        release_sparse(&mut self.clients);
+        release_sparse(&mut self.servers);
     }
 }

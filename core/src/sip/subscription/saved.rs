@@ -68,7 +68,7 @@ impl SubscriptionTable {
             return Err(Refusal::NO_DIALOG);
         }
         let id = DialogId::new(&saved.call_id, &saved.local_tag, &saved.remote_tag);
-        if self.index.contains_key(&id) {
+        if self.find(&id).is_some() {
             return Err(Refusal::new(500, "Dialog Exists"));
         }
         if self.entries.len() >= self.config.max_subscriptions {

@@ -755,3 +755,23 @@ fn contacted_at(net: &Net) -> u64 {
         })
         .expect("a remembered contact")
 }
+
+#[test]
+fn the_contacts_first_presence_after_active_is_not_held_back() {
+    let mut net = network();
+    let mut ua = Ua::new();
+    active(&mut net, &mut ua);
+    // Right after `active` (which said nothing of bob), his first
+    // presence goes out at once; the next change waits for the window.
+    bob_available(&mut net, "phone", "Here");
+    ua.take(&mut net);
+    assert_eq!(ua.notifies.len(), 3, "{:?}", ua.states());
+    assert!(body(ua.last()).contains("Here"), "{}", body(ua.last()));
+    bob_available(&mut net, "phone", "Still here");
+    ua.take(&mut net);
+    assert_eq!(ua.notifies.len(), 3, "rate-limited");
+    net.advance(Duration::from_secs(5));
+    ua.take(&mut net);
+    assert_eq!(ua.notifies.len(), 4);
+    assert!(body(ua.last()).contains("Still here"));
+}

@@ -634,9 +634,14 @@ impl Endpoint {
                 self.watch_answered(&user, &contact, false, subs.len());
             }
             None | Some("unavailable") => {
+                let first = !w.has_presence();
                 w.set_presence(stanza);
                 for &s in &subs {
-                    self.subs.changed(s, t.now);
+                    if first {
+                        self.subs.first_state(s, t.now);
+                    } else {
+                        self.subs.changed(s, t.now);
+                    }
                 }
             }
             _ => return false,

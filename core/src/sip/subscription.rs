@@ -971,6 +971,21 @@ impl SubscriptionTable {
         }
     }
 
+    /// The resource's first known state (the NOTIFYs so far could carry
+    /// none): it goes out at once if the dialog is active, whatever the
+    /// rate limit, which is for changes (RFC 3856 section 6.4); a
+    /// subscriber that was told "nothing known" right after `active` would
+    /// otherwise show the resource offline for up to 5 s.
+    pub fn first_state(&mut self, sub: SubId, now: Instant) {
+        let active = self
+            .entries
+            .get(&sub)
+            .is_some_and(|e| e.phase == Phase::Active && e.role() == Role::Notifier);
+        if active {
+            self.notify_now(sub, now);
+        }
+    }
+
     /// The final response to a NOTIFY of `sub` (408 for a transaction
     /// timeout): those RFC 6665 section 4.2.2 lists (404, 405, 410, 416,
     /// 480-485, 489, 501, 604) and 408 remove the subscription, without a

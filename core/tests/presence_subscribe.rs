@@ -757,12 +757,17 @@ fn contacted_at(net: &Net) -> u64 {
 }
 
 #[test]
-fn the_contacts_first_presence_after_active_is_not_held_back() {
+fn the_first_change_after_active_is_not_held_back() {
     let mut net = network();
     let mut ua = Ua::new();
-    active(&mut net, &mut ua);
-    // Right after `active` (which said nothing of bob), his first
-    // presence goes out at once; the next change waits for the window.
+    assert_eq!(ua.subscribe(&mut net, 3600).status, 200);
+    // Prosody says `unavailable` when asked, before bob's answer.
+    bob_says(&mut net, "unavailable");
+    bob_says(&mut net, "subscribed");
+    ua.take(&mut net);
+    assert_eq!(ua.notifies.len(), 2, "{:?}", ua.states());
+    // Right after `active`, bob's presence goes out at once; the next
+    // change waits for the window.
     bob_available(&mut net, "phone", "Here");
     ua.take(&mut net);
     assert_eq!(ua.notifies.len(), 3, "{:?}", ua.states());

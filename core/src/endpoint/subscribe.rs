@@ -634,14 +634,9 @@ impl Endpoint {
                 self.watch_answered(&user, &contact, false, subs.len());
             }
             None | Some("unavailable") => {
-                let first = !w.has_presence();
                 w.set_presence(stanza);
                 for &s in &subs {
-                    if first {
-                        self.subs.first_state(s, t.now);
-                    } else {
-                        self.subs.changed(s, t.now);
-                    }
+                    self.subs.changed(s, t.now);
                 }
             }
             _ => return false,

@@ -915,7 +915,8 @@ impl SubscriptionTable {
     }
 
     /// The resource's owner authorized the subscriber: `active` goes out
-    /// at once. Nothing when already active or unknown.
+    /// at once, and the next change too. Nothing when already active or
+    /// unknown.
     pub fn activate(&mut self, sub: SubId, now: Instant) {
         let Some(e) = self.entries.get_mut(&sub) else {
             return;
@@ -925,6 +926,18 @@ impl SubscriptionTable {
         }
         e.phase = Phase::Active;
         self.notify_now(sub, now);
+        // The resource's state usually follows its owner's yes at once
+        // (an XMPP contact's presence after `subscribed`): that first
+        // change is not held back by the pace, which is for changes
+        // (RFC 3856 section 6.4), or the subscriber would show the
+        // resource offline for up to 5 s.
+        if let Some(Entry {
+            side: Side::Notifier { last_notify, .. },
+            ..
+        }) = self.entries.get_mut(&sub)
+        {
+            *last_notify = None;
+        }
         self.out.push_back(Action::Save(sub));
     }
 
@@ -968,21 +981,6 @@ impl SubscriptionTable {
                 self.sync(sub);
             }
             _ => self.notify_now(sub, now),
-        }
-    }
-
-    /// The resource's first known state (the NOTIFYs so far could carry
-    /// none): it goes out at once if the dialog is active, whatever the
-    /// rate limit, which is for changes (RFC 3856 section 6.4); a
-    /// subscriber that was told "nothing known" right after `active` would
-    /// otherwise show the resource offline for up to 5 s.
-    pub fn first_state(&mut self, sub: SubId, now: Instant) {
-        let active = self
-            .entries
-            .get(&sub)
-            .is_some_and(|e| e.phase == Phase::Active && e.role() == Role::Notifier);
-        if active {
-            self.notify_now(sub, now);
         }
     }
 

@@ -1014,6 +1014,37 @@ pub fn parse_pidf_with_language(
     limits: &PidfLimits,
     content_language: Option<&str>,
 ) -> Result<Presentity, PidfError> {
+    let root = pidf_root(body, limits)?;
+    let header_lang = content_language
+        .and_then(|l| l.split(',').next())
+        .map(str::trim)
+        .filter(|l| Lang::new(l).is_some());
+    let doc = Document::of(&root, root.lang().or(header_lang));
+    let mut p = Presentity::default();
+    for tuple in doc.tuples() {
+        let resource = resource_of_tuple(tuple);
+        if p.resources.iter().any(|r| r.resource == resource) {
+            continue; // two tuples for one resource: XMPP can show one
+        }
+        let mut r = ResourcePresence::new(resource.as_deref(), doc.availability(tuple));
+        let mut any = false;
+        for note in notes_of(tuple, PIDF_NS, tuple.lang().or(doc.lang)) {
+            r.push_note(note);
+            any = true;
+        }
+        if !any {
+            for note in &doc.notes {
+                r.push_note(note.clone());
+            }
+        }
+        p.resources.push(r);
+    }
+    Ok(p)
+}
+
+/// The root of a PIDF body within `limits` (size, then the reader's
+/// limits, then the number of tuples).
+fn pidf_root(body: &[u8], limits: &PidfLimits) -> Result<Element, PidfError> {
     if body.len() > limits.max_body {
         return Err(PidfError::TooLarge {
             size: body.len(),
@@ -1029,85 +1060,95 @@ pub fn parse_pidf_with_language(
             max: limits.max_tuples,
         });
     }
-    let header_lang = content_language
-        .and_then(|l| l.split(',').next())
-        .map(str::trim)
-        .filter(|l| Lang::new(l).is_some());
-    let root_lang = root.lang().or(header_lang);
-    let tuples = || root.children().filter(|c| c.is(PIDF_NS, "tuple"));
-    let person = root.children().find(|c| c.is(DATA_MODEL_NS, "person"));
-    // A writer that puts RFC 8048's <show> in its tuples says exactly what
-    // each one shows, a tuple without it being plain available; its person
-    // element only summarizes for RPID readers (as pidf_document does).
-    let shows_per_tuple = tuples().any(|t| {
-        t.child(PIDF_NS, "status")
-            .and_then(|s| s.child(ns::CLIENT, "show"))
-            .is_some_and(|e| Show::parse(&e.text()).is_some())
-    });
-    let person_show = person
-        .filter(|_| !shows_per_tuple)
-        .and_then(|p| p.child(RPID_NS, "activities"))
-        .and_then(show_of_activities);
-    let mut doc_notes: Vec<Note> = notes_of(&root, PIDF_NS, root_lang).collect();
-    if let Some(person) = person {
-        doc_notes.extend(notes_of(person, DATA_MODEL_NS, person.lang().or(root_lang)));
+    Ok(root)
+}
+
+/// What a PIDF document says for all its tuples: its language, the show
+/// of its person element (when the tuples carry none of their own), and
+/// the notes a tuple without notes of its own takes.
+struct Document<'a> {
+    root: &'a Element,
+    lang: Option<&'a str>,
+    person_show: Option<Show>,
+    notes: Vec<Note>,
+}
+
+impl<'a> Document<'a> {
+    fn of(root: &'a Element, lang: Option<&'a str>) -> Document<'a> {
+        let person = root.children().find(|c| c.is(DATA_MODEL_NS, "person"));
+        // A writer that puts RFC 8048's <show> in its tuples says exactly
+        // what each one shows, a tuple without it being plain available;
+        // its person element only summarizes for RPID readers (as
+        // pidf_document does).
+        let shows_per_tuple = root.children().filter(|c| c.is(PIDF_NS, "tuple")).any(|t| {
+            t.child(PIDF_NS, "status")
+                .and_then(|s| s.child(ns::CLIENT, "show"))
+                .is_some_and(|e| Show::parse(&e.text()).is_some())
+        });
+        let person_show = person
+            .filter(|_| !shows_per_tuple)
+            .and_then(|p| p.child(RPID_NS, "activities"))
+            .and_then(show_of_activities);
+        let mut notes: Vec<Note> = notes_of(root, PIDF_NS, lang).collect();
+        if let Some(person) = person {
+            notes.extend(notes_of(person, DATA_MODEL_NS, person.lang().or(lang)));
+        }
+        Document {
+            root,
+            lang,
+            person_show,
+            notes,
+        }
     }
 
-    let mut p = Presentity::default();
-    for tuple in tuples() {
+    fn tuples(&self) -> impl Iterator<Item = &'a Element> {
+        self.root.children().filter(|c| c.is(PIDF_NS, "tuple"))
+    }
+
+    /// A tuple's availability: `open` with its show (its own, else the
+    /// person's) and the priority of its contact, else unavailable.
+    fn availability(&self, tuple: &Element) -> Availability {
         let status = tuple.child(PIDF_NS, "status");
         let open = status
             .and_then(|s| s.child(PIDF_NS, "basic"))
             .is_some_and(|b| b.text().trim() == "open");
-        let contact = tuple.child(PIDF_NS, "contact");
-        let availability = if open {
-            let show = status.and_then(|s| {
-                s.child(ns::CLIENT, "show")
-                    .and_then(|e| Show::parse(&e.text()))
-                    .or_else(|| s.child(RPID_NS, "activities").and_then(show_of_activities))
-            });
-            Availability::Available {
-                show: show.or(person_show),
-                priority: contact
-                    .and_then(|c| c.attr("priority"))
-                    .and_then(QValue::parse)
-                    .map(Priority::from_qvalue),
-            }
-        } else {
-            Availability::Unavailable
-        };
-        // Only a URI with a `gr` parameter can name a resource; the check
-        // spares the address mapping's PRECIS work on every other contact.
-        let gruu = contact
-            .map(|c| c.text())
-            .filter(|uri| uri.to_ascii_lowercase().contains(";gr="))
-            .and_then(|uri| sip_to_jid(uri.trim()).ok())
-            .and_then(|j| j.resource().map(str::to_owned));
-        let resource = gruu.or_else(|| {
-            let id = tuple.attr("id")?;
-            match resource_of_tuple_id(id) {
-                Some(decoded) => decoded.and_then(|r| prepared_resource(&r)),
-                None => prepared_resource(id),
-            }
+        if !open {
+            return Availability::Unavailable;
+        }
+        let show = status.and_then(|s| {
+            s.child(ns::CLIENT, "show")
+                .and_then(|e| Show::parse(&e.text()))
+                .or_else(|| s.child(RPID_NS, "activities").and_then(show_of_activities))
         });
-        if p.resources.iter().any(|r| r.resource == resource) {
-            continue; // two tuples for one resource: XMPP can show one
+        Availability::Available {
+            show: show.or(self.person_show),
+            priority: tuple
+                .child(PIDF_NS, "contact")
+                .and_then(|c| c.attr("priority"))
+                .and_then(QValue::parse)
+                .map(Priority::from_qvalue),
         }
-        let mut r = ResourcePresence::new(resource.as_deref(), availability);
-        let tuple_lang = tuple.lang().or(root_lang);
-        let mut any = false;
-        for note in notes_of(tuple, PIDF_NS, tuple_lang) {
-            r.push_note(note);
-            any = true;
-        }
-        if !any {
-            for note in &doc_notes {
-                r.push_note(note.clone());
-            }
-        }
-        p.resources.push(r);
     }
-    Ok(p)
+}
+
+/// The XMPP resource a tuple stands for: its contact's GRUU resource,
+/// else its id (decoded when it is one of ours).
+fn resource_of_tuple(tuple: &Element) -> Option<String> {
+    // Only a URI with a `gr` parameter can name a resource; the check
+    // spares the address mapping's PRECIS work on every other contact.
+    let gruu = tuple
+        .child(PIDF_NS, "contact")
+        .map(|c| c.text())
+        .filter(|uri| uri.to_ascii_lowercase().contains(";gr="))
+        .and_then(|uri| sip_to_jid(uri.trim()).ok())
+        .and_then(|j| j.resource().map(str::to_owned));
+    gruu.or_else(|| {
+        let id = tuple.attr("id")?;
+        match resource_of_tuple_id(id) {
+            Some(decoded) => decoded.and_then(|r| prepared_resource(&r)),
+            None => prepared_resource(id),
+        }
+    })
 }
 
 /// The presence stanzas for `p`, from `from` (its bare JID, with each

@@ -1,5 +1,6 @@
 //! The gateway with its SIP side on (built-in registrar, one account, one
-//! trusted address), fed an arbitrary interleaving of SIP datagrams from a
+//! trusted address; or, for an odd seed, proxy mode with that address as
+//! the next hop, whose SUBSCRIBEs and NOTIFYs take proxy mode's paths), fed an arbitrary interleaving of SIP datagrams from a
 //! trusted and an untrusted source, bytes on a SIP TCP connection, XMPP
 //! stanzas for local users and time passing: never panics, and every
 //! datagram it sends leaves from its own socket.
@@ -13,7 +14,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
+use xfed_core::config::SipTransport;
 use xfed_core::dns::HostsTable;
+use xfed_core::endpoint::NextHop;
 use xfed_core::gateway::Setup;
 use xfed_core::tls::TrustAnchors;
 use xfed_core::xml::parse_element;
@@ -50,17 +53,36 @@ users = ["*"]
 xmpp = true
 "#;
 
-/// The gateway of [`CONFIG`], with no certificate (plain TCP only) and
-/// one SIP UDP socket.
+/// [`CONFIG`] in proxy mode, the trusted address being the next hop.
+fn proxy_config() -> String {
+    CONFIG.replace(
+        "mode = \"registrar\"",
+        "mode = \"proxy\"\nnext_hop = \"sip:10.0.0.7:5060\"",
+    )
+}
+
+/// The gateway of [`CONFIG`] (proxy mode for an odd seed), with no
+/// certificate (plain TCP only) and one SIP UDP socket.
 fn gateway(udp: SocketAddr, seed: u8, now: Instant) -> Gateway {
-    let config = xfed_core::config::parse(CONFIG).expect("fuzz config").config;
+    let proxy = seed % 2 == 1;
+    let text = if proxy {
+        proxy_config()
+    } else {
+        CONFIG.to_owned()
+    };
+    let config = xfed_core::config::parse(&text).expect("fuzz config").config;
+    let next_hop = proxy.then(|| NextHop {
+        addr: "10.0.0.7:5060".parse().expect("an address"),
+        transport: SipTransport::Udp,
+        name: "10.0.0.7".into(),
+    });
     let setup = Setup {
         identity: None,
         trust: TrustAnchors::empty(),
         dialback_secret: "fuzz".into(),
         hosts: HostsTable::default(),
         sip_udp: vec![udp],
-        next_hop: None,
+        next_hop,
         stored: Default::default(),
     };
     Gateway::new(Arc::new(config), setup, [seed; 32], now, 1_767_225_600)

@@ -876,7 +876,7 @@ impl Lower<'_> {
                 NoticeKind::WeakDigest,
                 &raw.span(),
                 path,
-                "'digest_algorithms' in [sip] puts MD5 first, which weakens authentication: clients answer the first challenge they support (RFC 8760 section 2.4), so those with SHA-256 will use MD5; keep it only for clients that stop at a first challenge they cannot answer".to_owned(),
+                "'digest_algorithms' in [sip] puts MD5 first, which weakens authentication: clients answer the first challenge they support (RFC 8760 section 2.4), so those with SHA-256 will use MD5; keep it only for clients that read the first challenge alone".to_owned(),
             ),
             _ => {}
         }

@@ -268,9 +268,11 @@ pub struct SipConfig {
     /// ones accepted (registrar mode). RFC 8760 section 2.3 has the UAS
     /// add one challenge per algorithm "in the order in which it would
     /// prefer to see them used", and section 2.4 has the client use "the
-    /// topmost header field that it supports"; a client that gives up on
-    /// a first challenge it cannot answer (libre 1.1, sipp) needs `"MD5"`
-    /// first. Leaving `"MD5"` out refuses MD5 answers too. Refused at
+    /// topmost header field that it supports". A client that reads only
+    /// the first challenge and answers only MD5 (sipp 3.6) needs `"MD5"`
+    /// first; one that fails on any challenge it cannot answer (libre 1.1,
+    /// baresip 1.0) needs `["MD5"]`. Leaving `"MD5"` out refuses MD5
+    /// answers too. Refused at
     /// load: an empty list, a value other than `"SHA-256"` and `"MD5"`, a
     /// value twice, an account whose `ha1` is of an algorithm not listed;
     /// `"MD5"` first or alone loads with a warning (RFC 8760 section 3:
@@ -593,8 +595,8 @@ pub mod defaults {
     /// `sip.auth_backoff`.
     pub const SIP_AUTH_BACKOFF: Duration = Duration::from_secs(60);
     /// `sip.digest_algorithms`: SHA-256 preferred, MD5 for clients that
-    /// answer nothing else and look past a first challenge they cannot
-    /// answer (RFC 8760 section 2.4).
+    /// answer nothing else and skip a challenge they cannot answer (RFC
+    /// 8760 section 2.4).
     pub const SIP_DIGEST_ALGORITHMS: [Algorithm; 2] = [Algorithm::Sha256, Algorithm::Md5];
     /// The XMPP s2s port (RFC 6120), also `[[partner]] connect`'s default port.
     pub const S2S_PORT: u16 = 5269;

@@ -7,6 +7,8 @@ use proptest::prelude::*;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use xfed_core::registrar::digest::{self, Algorithm};
+
 use xfed_core::config::{
     self, defaults, Admission, Config, ConfigError, Connect, ErrorKind, FederationMode, Level,
     Loaded, Location, Negotiation, NoticeKind, PartnerType, RefusalReason, Secret, SipCredential,
@@ -266,6 +268,8 @@ fn omitted_keys_take_lync_and_design_defaults() {
     assert!(!c.sip.trust_udp);
     assert_eq!(c.sip.max_auth_failures, 5);
     assert_eq!(c.sip.auth_backoff, Duration::from_secs(60));
+    assert_eq!(c.sip.digest_algorithms, [Algorithm::Sha256, Algorithm::Md5]);
+    assert_eq!(c.sip.digest_algorithms, defaults::SIP_DIGEST_ALGORITHMS);
     assert!(c.sip.trusted.is_empty() && c.sip.accounts.is_empty());
     assert_eq!(c.store.url, StoreUrl::Sqlite(PathBuf::from("xfed.db")));
     assert!(c.blocks.is_empty() && c.access.is_empty());
@@ -1275,4 +1279,131 @@ fn next_hop_over_tls_needs_a_name() {
         )));
         assert!(e.message.contains("the host must be a name"), "{hop}: {e}");
     }
+}
+
+/// `[sip] digest_algorithms`: the order is kept; MD5 first or alone loads
+/// with a warning naming RFC 8760; unknown names, an empty list,
+/// duplicates and an `ha1` of an algorithm left out are refused at their
+/// line.
+#[test]
+fn digest_algorithms_set_the_order_and_are_checked() {
+    use Algorithm::{Md5, Sha256};
+    // Line 3 holds the key, the value starts at column 21.
+    let sip = |list: &str| with(&format!("[sip]\ndigest_algorithms = {list}\n"));
+
+    for (list, want) in [
+        ("[\"SHA-256\", \"MD5\"]", &[Sha256, Md5][..]),
+        ("[\"SHA-256\"]", &[Sha256]),
+    ] {
+        let loaded = ok(&sip(list));
+        assert_eq!(loaded.config.sip.digest_algorithms, want, "{list}");
+        assert!(loaded.notices.is_empty(), "{list}: {:?}", loaded.notices);
+    }
+    for (list, want, says) in [
+        (
+            "[\"MD5\", \"SHA-256\"]",
+            &[Md5, Sha256][..],
+            "puts MD5 first",
+        ),
+        ("[\"MD5\"]", &[Md5], "offers MD5 alone"),
+    ] {
+        let loaded = ok(&sip(list));
+        assert_eq!(loaded.config.sip.digest_algorithms, want, "{list}");
+        assert_eq!(loaded.notices.len(), 1, "{list}: {:?}", loaded.notices);
+        let n = &loaded.notices[0];
+        assert_eq!(
+            (n.level, n.kind, n.path.as_str()),
+            (
+                Level::Warning,
+                NoticeKind::WeakDigest,
+                "sip.digest_algorithms"
+            )
+        );
+        let l = n.location.expect("located");
+        assert_eq!((l.line, l.column), (4, 21), "{n}");
+        assert!(n.message.contains(says), "{n}");
+        assert!(n.message.contains("weakens authentication"), "{n}");
+        assert!(n.message.contains("RFC 8760"), "{n}");
+    }
+
+    // (list, column, kind, text the message must hold)
+    for (list, column, kind, says) in [
+        (
+            "[\"SHA-256\", \"SHA-512-256\"]",
+            33,
+            ErrorKind::InvalidValue,
+            "'SHA-512-256' is not a digest algorithm xfed offers: expected \"SHA-256\" or \"MD5\"",
+        ),
+        (
+            "[\"sha-256\"]",
+            22,
+            ErrorKind::InvalidValue,
+            "'sha-256' is not a digest algorithm",
+        ),
+        (
+            "[]",
+            21,
+            ErrorKind::InvalidValue,
+            "invalid value for 'digest_algorithms' in [sip]: empty",
+        ),
+        (
+            "[\"MD5\", \"SHA-256\", \"MD5\"]",
+            40,
+            ErrorKind::Conflict,
+            "\"MD5\" is listed twice in 'digest_algorithms' in [sip]",
+        ),
+        (
+            "\"SHA-256\"",
+            21,
+            ErrorKind::InvalidValue,
+            "digest_algorithms",
+        ),
+    ] {
+        let e = err(&sip(list));
+        assert_eq!(e.path, "sip.digest_algorithms", "{list}: {e}");
+        assert_eq!(at(&e), (4, column), "{list}: {e}");
+        assert_eq!(e.kind, kind, "{list}: {e}");
+        assert!(e.message.contains(says), "{list}: {e}");
+    }
+
+    // An HA1 serves only its own algorithm: the list must hold it.
+    let md5 = digest::ha1(Md5, "alice", "example.com", "pw");
+    let sha = digest::ha1(Sha256, "bob", "example.com", "pw");
+    let accounts = format!(
+        "\n[[sip.account]]\nuser = \"carol\"\npassword = \"pw\"\n\
+         \n[[sip.account]]\nuser = \"alice\"\nha1 = \"{md5}\"\n\
+         \n[[sip.account]]\nuser = \"bob\"\nha1 = \"{sha}\"\n"
+    );
+    let c = ok(&format!("{}{accounts}", sip("[\"MD5\", \"SHA-256\"]"))).config;
+    assert_eq!(c.sip.accounts.len(), 3);
+    for (list, user, line, alg) in [
+        ("[\"SHA-256\"]", "alice", 12, "MD5"),
+        ("[\"MD5\"]", "bob", 16, "SHA-256"),
+    ] {
+        let e = err(&format!("{}{accounts}", sip(list)));
+        assert_eq!(e.kind, ErrorKind::Conflict, "{e}");
+        assert_eq!(e.path, "sip.account.ha1", "{e}");
+        assert_eq!(at(&e), (line, 7), "{e}");
+        assert!(
+            e.message.contains(&format!(
+                "[[sip.account]] '{user}' has an {alg} ha1, but 'digest_algorithms' in [sip] does not list \"{alg}\""
+            )),
+            "{e}"
+        );
+    }
+    // Without the key, both algorithms are listed: every HA1 is fine.
+    assert!(ok(&format!("{MINIMAL}[sip]\n{accounts}"))
+        .notices
+        .is_empty());
+
+    // In proxy mode nobody authenticates by digest: the key does nothing.
+    let loaded = ok(&with(
+        "[sip]\nmode = \"proxy\"\nnext_hop = \"sip:proxy.example.com\"\ndigest_algorithms = [\"SHA-256\"]\n",
+    ));
+    let kinds: Vec<(NoticeKind, &str)> = loaded
+        .notices
+        .iter()
+        .map(|n| (n.kind, n.path.as_str()))
+        .collect();
+    assert_eq!(kinds, [(NoticeKind::NoEffect, "sip.digest_algorithms")]);
 }

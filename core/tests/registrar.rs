@@ -34,6 +34,7 @@ fn sip_config() -> SipConfig {
         max_auth_failures: 5,
         auth_backoff: std::time::Duration::from_secs(60),
         trusted: Vec::new(),
+        digest_algorithms: Algorithm::ALL.to_vec(),
         accounts: vec![
             SipAccount {
                 user: "alice".into(),

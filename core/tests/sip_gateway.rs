@@ -392,6 +392,122 @@ fn register_challenge_offers_sha256_then_md5() {
     assert!(net.nodes[XFED].persisted.is_empty());
 }
 
+/// `sip.digest_algorithms` decides which challenges REGISTER (401),
+/// MESSAGE, SUBSCRIBE and PUBLISH (407) get and in which order (RFC 8760
+/// section 2.3), and an answer in an algorithm it leaves out is refused.
+#[test]
+fn challenge_order_follows_digest_algorithms() {
+    use Algorithm::{Md5, Sha256};
+    let aor = "sip:alice@xfed.test";
+    let register = |auth: Option<(&str, String)>| {
+        let mut extra = vec![("Contact", format!("<sip:alice@{}>", alice_ua()))];
+        extra.extend(auth);
+        request(
+            "REGISTER",
+            "sip:xfed.test",
+            alice_ua(),
+            aor,
+            aor,
+            "reg-order",
+            &extra,
+            "",
+        )
+    };
+    // Unauthenticated requests of each method, and the header their
+    // challenges come in.
+    let unauthenticated = || {
+        [
+            (register(None), "WWW-Authenticate"),
+            (
+                request(
+                    "MESSAGE",
+                    "sip:bob@remote.test",
+                    alice_ua(),
+                    aor,
+                    "sip:bob@remote.test",
+                    "im-order",
+                    &[("Content-Type", "text/plain".to_owned())],
+                    "hello",
+                ),
+                "Proxy-Authenticate",
+            ),
+            (
+                request(
+                    "SUBSCRIBE",
+                    "sip:bob@remote.test",
+                    alice_ua(),
+                    aor,
+                    "sip:bob@remote.test",
+                    "sub-order",
+                    &[
+                        ("Event", "presence".to_owned()),
+                        ("Contact", format!("<sip:alice@{}>", alice_ua())),
+                    ],
+                    "",
+                ),
+                "Proxy-Authenticate",
+            ),
+            (
+                request(
+                    "PUBLISH",
+                    aor,
+                    alice_ua(),
+                    aor,
+                    aor,
+                    "pub-order",
+                    &[("Event", "presence".to_owned())],
+                    "",
+                ),
+                "Proxy-Authenticate",
+            ),
+        ]
+    };
+    for (sip, want) in [
+        ("", &[Sha256, Md5][..]),
+        (
+            "digest_algorithms = [\"MD5\", \"SHA-256\"]\n",
+            &[Md5, Sha256],
+        ),
+        ("digest_algorithms = [\"SHA-256\"]\n", &[Sha256]),
+        ("digest_algorithms = [\"MD5\"]\n", &[Md5]),
+    ] {
+        let mut net = network_with("", sip);
+        for (bytes, header) in unauthenticated() {
+            let r = exchange(&mut net, alice_ua(), &bytes);
+            let algs: Vec<Algorithm> = challenges(&r, header).iter().map(|c| c.algorithm).collect();
+            assert_eq!(algs, want, "{sip:?}, {header} of {r:?}");
+        }
+        // A client taking the topmost challenge registers with it.
+        let first = exchange(&mut net, alice_ua(), &register(None));
+        let top = challenges(&first, "WWW-Authenticate").remove(0);
+        assert_eq!(top.algorithm, want[0]);
+        let auth = top.answer("alice", ALICE_PW, "REGISTER", "sip:xfed.test", "c1", 1);
+        let r = exchange(
+            &mut net,
+            alice_ua(),
+            &register(Some(("Authorization", auth.header_value()))),
+        );
+        assert_eq!(r.status, 200, "{sip:?}: {r:?}\n{}", net.dump(XFED));
+        // An algorithm left out is refused even with the right password.
+        if let [only] = want {
+            let first = exchange(&mut net, alice_ua(), &register(None));
+            let mut other = challenges(&first, "WWW-Authenticate").remove(0);
+            other.algorithm = if *only == Md5 { Sha256 } else { Md5 };
+            let auth = other.answer("alice", ALICE_PW, "REGISTER", "sip:xfed.test", "c2", 1);
+            let r = exchange(
+                &mut net,
+                alice_ua(),
+                &register(Some(("Authorization", auth.header_value()))),
+            );
+            assert_eq!(
+                (r.status, r.reason.as_str()),
+                (400, "Bad Authorization"),
+                "{sip:?}"
+            );
+        }
+    }
+}
+
 #[test]
 fn register_with_digest_binds_the_contact() {
     let mut net = network(FEDERATED);

@@ -36,9 +36,10 @@
 //!   xfed's own parser.
 //!
 //! Quirks of this version, seen against xfed: libre 1.1.0 answers only MD5
-//! digest challenges and gives up on the first one it cannot answer (an
-//! account with a password gets SHA-256 offered first, so the tests give
-//! it an MD5 `ha1`, as for sipp); it PUBLISHes `<basic>unknown</basic>` 10
+//! digest challenges, and a 401/407 in which any challenge names another
+//! algorithm fails as a whole ("Function not implemented"), whatever the
+//! order, so the test sets `[sip] digest_algorithms = ["MD5"]`); it
+//! PUBLISHes `<basic>unknown</basic>` 10
 //! ms after start, before registering; it ignores 423 (`pubint` below 60
 //! never publishes).
 //!

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::prosody::{prosody_for_xfed, write_dialback_certs, Prosody, Skip};
-use crate::sipp::{self, XfedSip};
+use crate::sipp::{self, Credentials, XfedSip};
 use crate::xmpp_client::XmppClient;
 use crate::{free_port, temp_dir, Instance};
 
@@ -41,13 +41,26 @@ pub struct ProsodyLab {
 
 impl ProsodyLab {
     /// Starts Prosody on 127.0.0.`prosody_ip` with user bob, xfed (`bin`)
-    /// in `dir` named `name`, and logs bob in for `bob_lifetime`.
+    /// in `dir` named `name` with alice's account as an MD5 `ha1` (for
+    /// sipp), and logs bob in for `bob_lifetime`.
     /// `Err`: a peer is missing (the caller skips, or fails under CI).
     pub fn start(
         bin: &str,
         name: &str,
         prosody_ip: u8,
         bob_lifetime: Duration,
+    ) -> Result<ProsodyLab, Skip> {
+        Self::start_with(bin, name, prosody_ip, bob_lifetime, &Credentials::Md5Ha1)
+    }
+
+    /// [`ProsodyLab::start`] with alice's account written as `credentials`
+    /// says (a plain password and `[sip] digest_algorithms`, say).
+    pub fn start_with(
+        bin: &str,
+        name: &str,
+        prosody_ip: u8,
+        bob_lifetime: Duration,
+        credentials: &Credentials,
     ) -> Result<ProsodyLab, Skip> {
         let dir = temp_dir(name);
         write_dialback_certs(&dir, "xfed.test", "prosody.test");
@@ -63,7 +76,7 @@ impl ProsodyLab {
             partners: vec![("prosody.test".into(), options.s2s_addr())],
             partner_sasl: "not-supported",
         };
-        sipp::write_xfed_config(&dir, &sip);
+        sipp::write_xfed_config_with(&dir, &sip, credentials);
         let prosody = Prosody::start(options)?;
         let xfed = Instance::start(bin, &["run", "--config", "xfed.toml"], &dir);
         let bob = XmppClient::connect(BOB, "bob-secret", prosody.c2s_addr(), bob_lifetime)?;

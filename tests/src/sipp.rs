@@ -422,14 +422,20 @@ impl Traced {
     /// The first header `name` (case-insensitive; compact forms are not
     /// expanded), trimmed.
     pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers(name).into_iter().next()
+    }
+
+    /// Every header `name`, in order, as [`Traced::header`] reads them.
+    pub fn headers(&self, name: &str) -> Vec<&str> {
         self.text
             .lines()
             .skip(1)
             .take_while(|l| !l.trim().is_empty())
-            .find_map(|l| {
+            .filter_map(|l| {
                 let (n, v) = l.split_once(':')?;
                 n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
             })
+            .collect()
     }
 
     /// The body (after the blank line), as traced.
@@ -576,8 +582,9 @@ pub struct XfedSip {
     pub s2s_port: u16,
     /// The SIP listeners' port on 127.0.0.1 (UDP and TCP).
     pub sip_port: u16,
-    /// `[[sip.account]]`s: (user, password), written as MD5 HA1s, so that
-    /// xfed offers MD5 only (all sipp can do).
+    /// `[[sip.account]]`s: (user, password), written as MD5 HA1s by
+    /// [`write_xfed_config`], so that xfed offers MD5 only (all sipp can
+    /// do); [`write_xfed_config_with`] can write them otherwise.
     pub accounts: Vec<(String, String)>,
     /// `[sip] trusted`.
     pub trusted: Vec<String>,
@@ -598,10 +605,30 @@ impl XfedSip {
     }
 }
 
+/// How [`write_xfed_config_with`] writes the accounts' credentials.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Credentials {
+    /// An MD5 `ha1` each: xfed then offers MD5 alone, all sipp answers.
+    #[default]
+    Md5Ha1,
+    /// A plain `password` each, and `[sip] digest_algorithms` set to these
+    /// names in this order (`None`: the key is left out, xfed's default).
+    Password {
+        /// The value of `digest_algorithms`, such as `["MD5", "SHA-256"]`.
+        digest_algorithms: Option<Vec<String>>,
+    },
+}
+
 /// Writes `xfed.toml` into `dir` (which holds cert.pem, key.pem and
-/// ca.pem): registrar mode with `sip.accounts`, an SQLite store in `dir`,
-/// loopback listeners, federated partners reached at their `connect`.
+/// ca.pem): registrar mode with `sip.accounts` as MD5 HA1s, an SQLite
+/// store in `dir`, loopback listeners, federated partners reached at
+/// their `connect`.
 pub fn write_xfed_config(dir: &Path, sip: &XfedSip) -> PathBuf {
+    write_xfed_config_with(dir, sip, &Credentials::Md5Ha1)
+}
+
+/// [`write_xfed_config`] with the accounts written as `credentials` says.
+pub fn write_xfed_config_with(dir: &Path, sip: &XfedSip, credentials: &Credentials) -> PathBuf {
     use xfed_core::registrar::digest::{ha1, Algorithm};
     let domain = &sip.domain;
     let quoted = |v: &[String]| {
@@ -622,10 +649,21 @@ pub fn write_xfed_config(dir: &Path, sip: &XfedSip) -> PathBuf {
         trusted = quoted(&sip.trusted),
         trust_udp = sip.trust_udp,
     );
+    if let Credentials::Password {
+        digest_algorithms: Some(list),
+    } = credentials
+    {
+        toml.push_str(&format!("digest_algorithms = [{}]\n", quoted(list)));
+    }
     for (user, password) in &sip.accounts {
+        let credential = match credentials {
+            Credentials::Md5Ha1 => {
+                format!("ha1 = \"{}\"", ha1(Algorithm::Md5, user, domain, password))
+            }
+            Credentials::Password { .. } => format!("password = \"{password}\""),
+        };
         toml.push_str(&format!(
-            "\n[[sip.account]]\nuser = \"{user}\"\nha1 = \"{}\"\n",
-            ha1(Algorithm::Md5, user, domain, password)
+            "\n[[sip.account]]\nuser = \"{user}\"\n{credential}\n"
         ));
     }
     toml.push_str(&format!(

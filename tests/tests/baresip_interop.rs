@@ -2,13 +2,18 @@
 //! publishes and subscribes through xfed in one loopback test, on both
 //! runtimes, with Debian's Prosody and a slixmpp client (bob@prosody.test)
 //! as the XMPP side. baresip is alice@xfed.test, registered with digest at
-//! xfed's registrar (an MD5 `ha1` account: libre 1.1.0 answers nothing
-//! else); xfed and Prosody federate over s2s as in `presence_interop.rs`.
+//! xfed's registrar: a plain `password` account, with `[sip]
+//! digest_algorithms = ["MD5"]` (libre 1.1.0 answers only MD5 and fails a
+//! whole 401/407 in which any challenge names another algorithm, wherever
+//! it comes: with `["MD5", "SHA-256"]` it logs "Register: Function not
+//! implemented" and never registers); xfed and Prosody federate over s2s
+//! as in `presence_interop.rs`.
 //!
 //! `baresip_registers_publishes_and_subscribes`:
 //! - bob subscribes to alice@xfed.test (approved: prosody.test is a
-//!   federated partner); baresip starts, REGISTERs (401, then 200) and
-//!   PUBLISHes `open` (407, then 200): bob sees alice available.
+//!   federated partner); baresip starts, REGISTERs (401 offering MD5, then
+//!   200 to its MD5 answer) and PUBLISHes `open` (407, then 200): bob sees
+//!   alice available.
 //! - baresip's SUBSCRIBE to bob@prosody.test (407, then 200, NOTIFY
 //!   `pending`) reaches bob as `subscribe` from alice's bare JID; baresip
 //!   shows bob Unknown until bob answers `subscribed`, then Online.
@@ -23,18 +28,21 @@
 //!   bob.
 //! - In baresip's SIP trace, every request it sent was answered 2xx, or
 //!   challenged (401/407) and sent again; every NOTIFY it got it answered
-//!   200.
+//!   200; every challenge offered exactly `digest_algorithms`, and every
+//!   answer was MD5 as alice.
 //!
 //! About 65 s per runtime (the refresh and the expiry). Under CI=true a missing baresip,
 //! Prosody or slixmpp fails the test; elsewhere it prints why it skips.
 
 use std::time::{Duration, Instant};
 
+use xfed_core::registrar::digest::{Algorithm, Authorization, Challenge};
 use xfed_core::sip::Message;
 use xfed_tests::baresip::{self, Baresip, BaresipOptions, ContactStatus, Traced};
 use xfed_tests::lab::{ProsodyLab, ALICE};
 use xfed_tests::need;
 use xfed_tests::prosody::Skip;
+use xfed_tests::sipp::Credentials;
 use xfed_tests::xmpp_client::{self, OutgoingPresence, PresenceReceived};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -55,17 +63,32 @@ fn peers_installed() -> Result<(), Skip> {
     Ok(())
 }
 
-/// The lab (`ProsodyLab`), bob answering subscription requests himself.
+/// `[sip] digest_algorithms`: MD5 alone, all libre 1.1.0 takes.
+const DIGEST_ALGORITHMS: [&str; 1] = ["MD5"];
+
+/// The lab (`ProsodyLab`) with alice's account a plain password and
+/// [`DIGEST_ALGORITHMS`], bob answering subscription requests himself.
 /// `None`: a peer is missing and the test skips.
 fn lab(bin: &str, prosody_ip: u8) -> Option<Lab> {
     need!(peers_installed());
     let name = format!("baresip-{bin}");
-    let mut lab = need!(ProsodyLab::start(
+    let credentials = Credentials::Password {
+        digest_algorithms: Some(DIGEST_ALGORITHMS.map(str::to_owned).to_vec()),
+    };
+    let mut lab = need!(ProsodyLab::start_with(
         bin,
         &name,
         prosody_ip,
-        Duration::from_secs(300)
+        Duration::from_secs(300),
+        &credentials
     ));
+    let toml = std::fs::read_to_string(lab.dir.join("xfed.toml")).expect("xfed.toml");
+    assert!(
+        toml.contains("digest_algorithms = [\"MD5\"]\n")
+            && toml.contains("password = ")
+            && !toml.contains("ha1 = "),
+        "alice is a password account, MD5 offered:\n{toml}"
+    );
     lab.bob.fetch_roster();
     lab.bob.auto_subscriptions(false);
     Some(lab)
@@ -163,6 +186,56 @@ fn check_trace(trace: &[Traced]) -> Result<(), String> {
     Ok(())
 }
 
+/// Every digest exchange in the trace: each 401/407 baresip got offers
+/// [`DIGEST_ALGORITHMS`] in that order, and each credential it sent is
+/// MD5 (libre writes no `algorithm`, which means MD5) for alice. Returns
+/// how many challenges it got for REGISTER and for the other methods.
+fn check_digest(trace: &[Traced]) -> Result<(usize, usize), String> {
+    let want: Vec<Algorithm> = DIGEST_ALGORITHMS
+        .iter()
+        .filter_map(|n| Algorithm::from_name(n))
+        .collect();
+    let (mut register, mut others) = (0, 0);
+    for t in trace.iter().filter(|t| !t.sent) {
+        let header = match t.status() {
+            Some(401) => "WWW-Authenticate",
+            Some(407) => "Proxy-Authenticate",
+            _ => continue,
+        };
+        let offered: Vec<Algorithm> = t
+            .message
+            .headers()
+            .get_all(header)
+            .map(|v| Challenge::parse(v).map(|c| c.algorithm))
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("unreadable {header} in {}: {e}", t.route))?;
+        if offered != want {
+            return Err(format!("{header} offered {offered:?}, not {want:?}: {t:?}"));
+        }
+        match t.cseq() {
+            Some((_, m)) if m == "REGISTER" => register += 1,
+            _ => others += 1,
+        }
+    }
+    for t in trace.iter().filter(|t| t.sent) {
+        let headers = t.message.headers();
+        for v in headers
+            .get_all("Authorization")
+            .chain(headers.get_all("Proxy-Authorization"))
+        {
+            let a = Authorization::parse(v).map_err(|e| format!("{e}: {v}"))?;
+            let md5 = a
+                .algorithm
+                .as_deref()
+                .is_none_or(|n| Algorithm::from_name(n) == Some(Algorithm::Md5));
+            if !md5 || a.username != "alice" {
+                return Err(format!("baresip answered {v}"));
+            }
+        }
+    }
+    Ok((register, others))
+}
+
 fn baresip_registers_publishes_and_subscribes(bin: &str, prosody_ip: u8) {
     let Some(mut lab) = lab(bin, prosody_ip) else {
         return;
@@ -189,6 +262,28 @@ fn baresip_registers_publishes_and_subscribes(bin: &str, prosody_ip: u8) {
     phone
         .wait_log("200 OK () [1 binding]", WAIT)
         .unwrap_or_else(|e| panic!("{e}\n{}", lab.diagnostics()));
+    // It registered with the password account: challenged with MD5,
+    // answered MD5.
+    let trace = phone.sip_trace();
+    let registered = responses_to(&trace, "REGISTER")
+        .into_iter()
+        .filter_map(Traced::status)
+        .collect::<Vec<_>>();
+    assert_eq!(
+        registered,
+        [401, 200],
+        "REGISTER: challenged, then bound\n{}",
+        phone.diagnostics()
+    );
+    match check_digest(&trace) {
+        Ok((1, _)) => {}
+        Ok(n) => panic!("{n:?} challenges\n{}", phone.diagnostics()),
+        Err(e) => panic!("{e}\n{}", phone.diagnostics()),
+    }
+    println!(
+        "{bin}: baresip registered with a password account (401 offering {DIGEST_ALGORITHMS:?}, MD5 answer, 200) in {:?}",
+        started.elapsed()
+    );
     let (_, p) = bob_expects(&mut lab, &phone, "availability", i + 1, |p| {
         p.kind() == "available"
     });
@@ -332,12 +427,19 @@ fn baresip_registers_publishes_and_subscribes(bin: &str, prosody_ip: u8) {
     if let Err(e) = check_trace(&trace) {
         panic!("{e}\n{}", phone.diagnostics());
     }
+    let (register_challenges, other_challenges) =
+        check_digest(&trace).unwrap_or_else(|e| panic!("{e}\n{}", phone.diagnostics()));
+    assert!(
+        other_challenges > 0,
+        "PUBLISH and SUBSCRIBE were challenged too\n{}",
+        phone.diagnostics()
+    );
     let notifies = trace
         .iter()
         .filter(|t| !t.sent && t.is_request("NOTIFY"))
         .count();
     println!(
-        "{bin}: {} SIP messages, {notifies} NOTIFYs, all answered, in {:?}",
+        "{bin}: {} SIP messages, {notifies} NOTIFYs, all answered; {register_challenges} REGISTER and {other_challenges} other challenges, all offering {DIGEST_ALGORITHMS:?} and answered MD5; in {:?}",
         trace.len(),
         t0.elapsed()
     );

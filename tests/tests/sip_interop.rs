@@ -4,8 +4,13 @@
 //! xfed and Prosody federate over s2s (TLS with self-signed certificates,
 //! dialback), as in `prosody_interop.rs`.
 //!
+//! alice's account is a plain `password` with `[sip] digest_algorithms =
+//! ["MD5", "SHA-256"]`: sipp answers only MD5 and reads the first
+//! challenge alone, so MD5 comes first.
+//!
 //! - `xmpp_to_sip`: bob → alice before alice registers gets
-//!   `service-unavailable`; sipp REGISTERs with digest (401, then 200);
+//!   `service-unavailable`; sipp REGISTERs with digest (401 offering MD5
+//!   then SHA-256, then 200 to its MD5 answer);
 //!   bob's "hello" reaches sipp as a SIP MESSAGE (From bob, To alice,
 //!   text/plain, the body exactly), sipp answers 200 and bob gets no error;
 //!   bob → nobody@xfed.test gets the same `service-unavailable` as the
@@ -29,7 +34,7 @@ use xfed_tests::free_port;
 use xfed_tests::lab::ProsodyLab;
 use xfed_tests::need;
 use xfed_tests::prosody::Skip;
-use xfed_tests::sipp::{self, bare_uri, Sipp, SippOptions, Transport};
+use xfed_tests::sipp::{self, bare_uri, Credentials, Sipp, SippOptions, Transport};
 use xfed_tests::xmpp_client;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -43,15 +48,23 @@ fn peers_installed() -> Result<(), Skip> {
     Ok(())
 }
 
-/// The lab (`ProsodyLab`). `None`: a peer is missing and the test skips.
+/// `[sip] digest_algorithms`: MD5 first, for sipp.
+const DIGEST_ALGORITHMS: [&str; 2] = ["MD5", "SHA-256"];
+
+/// The lab (`ProsodyLab`), alice's account a password offered with
+/// [`DIGEST_ALGORITHMS`]. `None`: a peer is missing and the test skips.
 fn lab(bin: &str, test: &str, prosody_ip: u8) -> Option<Lab> {
     need!(peers_installed());
     let name = format!("sip-{test}-{bin}");
-    Some(need!(ProsodyLab::start(
+    let credentials = Credentials::Password {
+        digest_algorithms: Some(DIGEST_ALGORITHMS.map(str::to_owned).to_vec()),
+    };
+    Some(need!(ProsodyLab::start_with(
         bin,
         &name,
         prosody_ip,
-        Duration::from_secs(120)
+        Duration::from_secs(120),
+        &credentials
     )))
 }
 
@@ -74,20 +87,21 @@ fn alice_uas(lab: &Lab, oocsf: &str, expect: u32, port: u16) -> Sipp {
     Sipp::start(o).expect("sipp (checked before)")
 }
 
-/// The digest exchange of a REGISTER in a sipp run: 401 with an MD5
-/// challenge for realm xfed.test, then 200 with alice's contact.
+/// The digest exchange of a REGISTER in a sipp run: 401 with challenges
+/// for realm xfed.test in the order of [`DIGEST_ALGORITHMS`], then 200
+/// with alice's contact.
 fn assert_registered(run: &sipp::SippRun, port: u16) {
     let responses: Vec<&sipp::Traced> = run.received().filter(|m| m.status().is_some()).collect();
     let challenge = responses
         .iter()
         .find(|m| m.status() == Some(401))
         .unwrap_or_else(|| panic!("no 401 to the REGISTER\n{}", run.report()));
-    let www = challenge.header("WWW-Authenticate").unwrap_or_default();
-    assert!(
-        www.contains("realm=\"xfed.test\"") && www.contains("algorithm=MD5"),
-        "401 challenge {www:?}\n{}",
-        run.report()
-    );
+    let www = challenge.headers("WWW-Authenticate");
+    let in_order = www.len() == DIGEST_ALGORITHMS.len()
+        && www.iter().zip(DIGEST_ALGORITHMS).all(|(w, alg)| {
+            w.contains("realm=\"xfed.test\"") && w.contains(&format!("algorithm={alg},"))
+        });
+    assert!(in_order, "401 challenges {www:?}\n{}", run.report());
     let ok = responses
         .iter()
         .find(|m| m.status() == Some(200) && m.header("CSeq") == Some("2 REGISTER"))

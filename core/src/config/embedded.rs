@@ -124,6 +124,7 @@ impl Config {
                     TrustedPeer::Address(Ipv6Addr::LOCALHOST.into()),
                 ],
                 accounts: Vec::new(),
+                digest_algorithms: defaults::SIP_DIGEST_ALGORITHMS.to_vec(),
             },
             store: StoreConfig {
                 url: StoreUrl::Sqlite(PathBuf::from("xfed-data/xfed.db")),

@@ -120,6 +120,8 @@ pub enum NoticeKind {
     NoEffect,
     /// A dialback secret that is short or the documentation's example.
     WeakSecret,
+    /// `sip.digest_algorithms` puts MD5 first or offers nothing else.
+    WeakDigest,
 }
 
 /// Something the operator should hear about a file that loaded.

@@ -24,6 +24,7 @@ use super::{
     StoreUrl, StreamPolicy, TlsConfig, Trust, TrustedPeer, Verdict, INACTIVE_KEYS,
 };
 use crate::jid::Jid;
+use crate::registrar::digest::Algorithm;
 
 /// The example secret of DESIGN.md, worth a warning when copied.
 const EXAMPLE_SECRET: &str = "change-me";
@@ -628,6 +629,7 @@ impl Lower<'_> {
                 trust_udp: false,
                 max_auth_failures: defaults::SIP_MAX_AUTH_FAILURES,
                 auth_backoff: defaults::SIP_AUTH_BACKOFF,
+                digest_algorithms: defaults::SIP_DIGEST_ALGORITHMS.to_vec(),
             });
         };
         let span = raw.span();
@@ -691,6 +693,7 @@ impl Lower<'_> {
             trusted.push(TrustedPeer::Certificate(name));
         }
 
+        let digest_algorithms = self.digest_algorithms(raw.digest_algorithms.as_ref(), mode)?;
         let mut accounts: Vec<SipAccount> = Vec::with_capacity(raw.account.len());
         // Accounts are told apart in the canonical form of their user
         // (jid::foreign_local), the form From users and JIDs are
@@ -698,7 +701,7 @@ impl Lower<'_> {
         // holds either password could speak as both.
         let mut canonical: Vec<(String, usize, String)> = Vec::new();
         for entry in &raw.account {
-            let account = self.account(entry)?;
+            let account = self.account(entry, &digest_algorithms)?;
             let user_span = entry.get_ref().user.span();
             let form = crate::jid::foreign_local(&account.user).map_err(|e| {
                 self.invalid(
@@ -751,6 +754,7 @@ impl Lower<'_> {
             next_hop,
             trusted,
             accounts,
+            digest_algorithms,
             max_message_size,
             connection_limit: self.limit(
                 raw.connection_limit.as_ref(),
@@ -820,7 +824,81 @@ impl Lower<'_> {
         Ok(())
     }
 
-    fn account(&self, entry: &Spanned<RawAccount>) -> Result<SipAccount, ConfigError> {
+    /// `sip.digest_algorithms`: known names, at least one, none twice; a
+    /// warning when MD5 comes first (RFC 8760 section 3: offering MD5 at
+    /// all opens the way to a downgrade, putting it first invites it).
+    fn digest_algorithms(
+        &mut self,
+        raw: Option<&Spanned<Vec<Spanned<String>>>>,
+        mode: SipMode,
+    ) -> Result<Vec<Algorithm>, ConfigError> {
+        let path = "sip.digest_algorithms";
+        let Some(raw) = raw else {
+            return Ok(defaults::SIP_DIGEST_ALGORITHMS.to_vec());
+        };
+        let mut algorithms: Vec<Algorithm> = Vec::new();
+        for entry in raw.get_ref() {
+            let name = entry.get_ref();
+            let Some(algorithm) = Algorithm::ALL.into_iter().find(|a| a.name() == name) else {
+                return Err(self.invalid(
+                    &entry.span(),
+                    path,
+                    &format!("'{name}' is not a digest algorithm xfed offers: expected \"SHA-256\" or \"MD5\""),
+                ));
+            };
+            if algorithms.contains(&algorithm) {
+                return Err(self.error(
+                    ErrorKind::Conflict,
+                    &entry.span(),
+                    path,
+                    format!("\"{name}\" is listed twice in 'digest_algorithms' in [sip]"),
+                ));
+            }
+            algorithms.push(algorithm);
+        }
+        match algorithms.as_slice() {
+            [] => {
+                return Err(self.invalid(
+                    &raw.span(),
+                    path,
+                    "empty; list \"SHA-256\", \"MD5\" or both, in order of preference",
+                ))
+            }
+            [Algorithm::Md5] => self.notice(
+                Level::Warning,
+                NoticeKind::WeakDigest,
+                &raw.span(),
+                path,
+                "'digest_algorithms' in [sip] offers MD5 alone, which weakens authentication: RFC 8760 replaces the obsolete MD5 with SHA-256; list \"SHA-256\" too".to_owned(),
+            ),
+            [Algorithm::Md5, ..] => self.notice(
+                Level::Warning,
+                NoticeKind::WeakDigest,
+                &raw.span(),
+                path,
+                "'digest_algorithms' in [sip] puts MD5 first, which weakens authentication: clients answer the first challenge they support (RFC 8760 section 2.4), so those with SHA-256 will use MD5; keep it only for clients that read the first challenge alone".to_owned(),
+            ),
+            _ => {}
+        }
+        if mode == SipMode::Proxy {
+            self.notice(
+                Level::Warning,
+                NoticeKind::NoEffect,
+                &raw.span(),
+                path,
+                "'digest_algorithms' in [sip] has no effect unless mode = \"registrar\"".to_owned(),
+            );
+        }
+        Ok(algorithms)
+    }
+
+    /// One `[[sip.account]]`; its `ha1` must be of an algorithm in
+    /// `algorithms` (`sip.digest_algorithms`), or it could never sign in.
+    fn account(
+        &self,
+        entry: &Spanned<RawAccount>,
+        algorithms: &[Algorithm],
+    ) -> Result<SipAccount, ConfigError> {
         let a: &RawAccount = entry.get_ref();
         let user = a.user.get_ref();
         if user.is_empty()
@@ -862,6 +940,18 @@ impl Lower<'_> {
                         &h.span(),
                         "sip.account.ha1",
                         "expected 32 hexadecimal digits (MD5) or 64 (SHA-256, RFC 8760)",
+                    ));
+                }
+                if let Some(own) = Algorithm::of_ha1(hex).filter(|a| !algorithms.contains(a)) {
+                    return Err(self.error(
+                        ErrorKind::Conflict,
+                        &h.span(),
+                        "sip.account.ha1",
+                        format!(
+                            "[[sip.account]] '{user}' has an {} ha1, but 'digest_algorithms' in [sip] does not list \"{}\": the account could never sign in; add it to the list or give the account its password",
+                            own.name(),
+                            own.name()
+                        ),
                     ));
                 }
                 SipCredential::Ha1(Secret::new(hex.to_ascii_lowercase()))

@@ -31,6 +31,8 @@ pub use embedded::EMBEDDED_DEFAULT_TOML;
 pub use error::{ConfigError, ErrorKind, Level, Location, Notice, NoticeKind};
 pub use policy::{is_local, Admission, Partners, RefusalReason, OPEN_FEDERATION_POLICY};
 
+use crate::registrar::digest::Algorithm;
+
 /// Key paths (dotted, without array indices) that are accepted but not acted
 /// on yet. A key is inactive when its path equals an entry or lies under it
 /// (`sip` covers `[[sip.account]]` too). Work that makes a key effective
@@ -261,6 +263,21 @@ pub struct SipConfig {
     pub auth_backoff: Duration,
     /// `[[sip.account]]`, default none: who may register in registrar mode.
     pub accounts: Vec<SipAccount>,
+    /// `digest_algorithms`, default `["SHA-256", "MD5"]`: the digest
+    /// algorithms challenges offer, in order of preference, and the only
+    /// ones accepted (registrar mode). RFC 8760 section 2.3 has the UAS
+    /// add one challenge per algorithm "in the order in which it would
+    /// prefer to see them used", and section 2.4 has the client use "the
+    /// topmost header field that it supports". A client that reads only
+    /// the first challenge and answers only MD5 (sipp 3.6) needs `"MD5"`
+    /// first; one that fails on any challenge it cannot answer (libre 1.1,
+    /// baresip 1.0) needs `["MD5"]`. Leaving `"MD5"` out refuses MD5
+    /// answers too. Refused at
+    /// load: an empty list, a value other than `"SHA-256"` and `"MD5"`, a
+    /// value twice, an account whose `ha1` is of an algorithm not listed;
+    /// `"MD5"` first or alone loads with a warning (RFC 8760 section 3:
+    /// MD5 opens the way to a downgrade attack).
+    pub digest_algorithms: Vec<Algorithm>,
     /// `max_message_size`, default 64 KiB: the largest SIP message taken;
     /// a larger one is refused (413 for its body, 513 for its header
     /// section) when it can be answered, else dropped with a log line.
@@ -512,6 +529,8 @@ pub mod defaults {
     use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
     use std::time::Duration;
 
+    use crate::registrar::digest::Algorithm;
+
     /// `gateway.connection_limit` (Lync `ConnectionLimit`).
     pub const CONNECTION_LIMIT: u32 = 1000;
     /// `gateway.partner_connection_limit` (Lync `PartnerConnectionLimit`).
@@ -575,6 +594,10 @@ pub mod defaults {
     pub const SIP_MAX_AUTH_FAILURES: u32 = 5;
     /// `sip.auth_backoff`.
     pub const SIP_AUTH_BACKOFF: Duration = Duration::from_secs(60);
+    /// `sip.digest_algorithms`: SHA-256 preferred, MD5 for clients that
+    /// answer nothing else and skip a challenge they cannot answer (RFC
+    /// 8760 section 2.4).
+    pub const SIP_DIGEST_ALGORITHMS: [Algorithm; 2] = [Algorithm::Sha256, Algorithm::Md5];
     /// The XMPP s2s port (RFC 6120), also `[[partner]] connect`'s default port.
     pub const S2S_PORT: u16 = 5269;
     /// The XEP-0368 direct TLS s2s port.

@@ -172,6 +172,7 @@ pub(super) struct RawSip {
     pub trust_udp: Option<bool>,
     pub max_auth_failures: Option<Spanned<u32>>,
     pub auth_backoff: Option<Spanned<RawDuration>>,
+    pub digest_algorithms: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
     pub account: Vec<Spanned<RawAccount>>,
 }

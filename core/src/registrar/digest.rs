@@ -39,18 +39,18 @@ const NONCE_CHARS: usize = 64;
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 /// A digest algorithm the registrar accepts (RFC 8760 section 2). The `-sess`
-/// variants are not offered, so they are refused.
+/// variants are not offered, so they are refused. Which of these a
+/// deployment offers, and in which order, is `sip.digest_algorithms`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Algorithm {
-    /// SHA-256, preferred (RFC 8760).
+    /// SHA-256 (RFC 8760).
     Sha256,
-    /// MD5, kept for older clients (RFC 8760 section 2.4).
+    /// MD5, obsolete, kept for older clients (RFC 8760 section 1).
     Md5,
 }
 
 impl Algorithm {
-    /// Every algorithm, in the order challenges offer them: SHA-256 first,
-    /// because clients take the first one they support (RFC 7616 section 3.7).
+    /// Every algorithm implemented, strongest first.
     pub const ALL: [Algorithm; 2] = [Algorithm::Sha256, Algorithm::Md5];
 
     /// The name used in the `algorithm` parameter.
@@ -610,8 +610,11 @@ impl Digest {
             && issued <= now_unix.saturating_add(self.lifetime)
     }
 
-    /// One challenge per algorithm in `algorithms`, sharing one nonce
-    /// (RFC 7616 section 3.7 sends one header per algorithm, preferred first).
+    /// One challenge per algorithm in `algorithms`, in that order, sharing
+    /// one nonce: RFC 8760 section 2.3 has the UAS add one header field per
+    /// algorithm "in the order in which it would prefer to see them used",
+    /// and section 2.4 has the client use "the topmost header field that it
+    /// supports".
     pub fn challenges(
         &self,
         realm: &str,
@@ -635,7 +638,10 @@ impl Digest {
     }
 
     /// Checks `auth` for a request with `method` and `request_uri`, against
-    /// the account `user` of `realm` holding `credential`.
+    /// the account `user` of `realm` holding `credential`; an answer with
+    /// an algorithm outside `accepted` (`sip.digest_algorithms`) fails, so
+    /// that leaving MD5 out of the list is not undone by a client (or an
+    /// on-path attacker rewriting the challenge) answering MD5 anyway.
     ///
     /// Every check but the nonce's comes first; the nonce is judged only
     /// once the response is right, so that `Stale` means "right password,
@@ -647,6 +653,7 @@ impl Digest {
         auth: &Authorization,
         user: &str,
         credential: &SipCredential,
+        accepted: &[Algorithm],
         method: &str,
         request_uri: &str,
         now_unix: u64,
@@ -667,6 +674,9 @@ impl Digest {
                 None => return Verdict::Failed(Failure::Algorithm),
             },
         };
+        if !accepted.contains(&alg) {
+            return Verdict::Failed(Failure::Algorithm);
+        }
         let Some(qop) = auth
             .qop
             .as_deref()
@@ -714,17 +724,25 @@ impl Digest {
     }
 }
 
-/// The algorithms to offer an account: both for a password, only the HA1's
-/// own for a stored HA1 (the other could never verify).
-pub fn algorithms_for(credential: Option<&SipCredential>) -> &'static [Algorithm] {
-    match credential {
-        Some(SipCredential::Ha1(h)) => match Algorithm::of_ha1(h.expose()) {
-            Some(Algorithm::Md5) => &[Algorithm::Md5],
-            Some(Algorithm::Sha256) => &[Algorithm::Sha256],
-            None => &Algorithm::ALL,
-        },
-        _ => &Algorithm::ALL,
-    }
+/// The algorithms to offer an account, in the order of `preference`
+/// (`sip.digest_algorithms`): all of them for a password (or a user with
+/// no account, who must not be told apart), only the HA1's own for a
+/// stored HA1 (another could never verify). Empty only for an HA1 whose
+/// algorithm the preference leaves out, which loading the configuration
+/// refuses.
+pub fn algorithms_for(
+    preference: &[Algorithm],
+    credential: Option<&SipCredential>,
+) -> Vec<Algorithm> {
+    let own = match credential {
+        Some(SipCredential::Ha1(h)) => Algorithm::of_ha1(h.expose()),
+        _ => None,
+    };
+    preference
+        .iter()
+        .copied()
+        .filter(|a| own.is_none_or(|own| own == *a))
+        .collect()
 }
 
 #[cfg(test)]
@@ -891,7 +909,16 @@ mod tests {
             let ch = &d.challenges("example.com", &[alg], false, 1000, &mut rng)[0];
             let good = ch.answer("alice", "secret", "REGISTER", uri, "c1", 1);
             let check = |a: &Authorization, cred: &SipCredential, now: u64| {
-                d.verify("example.com", a, "alice", cred, "REGISTER", uri, now)
+                d.verify(
+                    "example.com",
+                    a,
+                    "alice",
+                    cred,
+                    &Algorithm::ALL,
+                    "REGISTER",
+                    uri,
+                    now,
+                )
             };
             assert_eq!(check(&good, &pw("secret"), 1000), Verdict::Valid);
             assert_eq!(check(&good, &pw("secret"), 1300), Verdict::Valid);
@@ -952,6 +979,21 @@ mod tests {
                 check(&a, &pw("secret"), 1000),
                 Verdict::Failed(Failure::Algorithm)
             );
+            // Right password, but an algorithm the deployment left out.
+            let others: Vec<Algorithm> = Algorithm::ALL.into_iter().filter(|o| *o != alg).collect();
+            assert_eq!(
+                d.verify(
+                    "example.com",
+                    &good,
+                    "alice",
+                    &pw("secret"),
+                    &others,
+                    "REGISTER",
+                    uri,
+                    1000
+                ),
+                Verdict::Failed(Failure::Algorithm)
+            );
             let mut a = good.clone();
             a.qop = None;
             assert_eq!(
@@ -997,6 +1039,7 @@ mod tests {
                 &a,
                 "alice",
                 &pw("secret"),
+                &Algorithm::ALL,
                 "REGISTER",
                 "sip:example.com",
                 0
@@ -1021,9 +1064,19 @@ mod tests {
         assert_eq!(Algorithm::of_ha1(&"A".repeat(64)), Some(Algorithm::Sha256));
         assert_eq!(Algorithm::of_ha1(&"a".repeat(40)), None);
         assert_eq!(Algorithm::of_ha1(&"g".repeat(32)), None);
+    }
+
+    #[test]
+    fn offered_algorithms_follow_the_preference() {
+        use Algorithm::{Md5, Sha256};
         let md5 = SipCredential::Ha1(Secret::new("a".repeat(32)));
-        assert_eq!(algorithms_for(Some(&md5)), &[Algorithm::Md5]);
-        assert_eq!(algorithms_for(Some(&pw("x"))), &Algorithm::ALL);
-        assert_eq!(algorithms_for(None), &Algorithm::ALL);
+        let sha = SipCredential::Ha1(Secret::new("b".repeat(64)));
+        for pref in [&[Sha256, Md5][..], &[Md5, Sha256], &[Sha256], &[Md5]] {
+            assert_eq!(algorithms_for(pref, Some(&pw("x"))), pref);
+            assert_eq!(algorithms_for(pref, None), pref);
+            let only = |a| if pref.contains(&a) { vec![a] } else { vec![] };
+            assert_eq!(algorithms_for(pref, Some(&md5)), only(Md5));
+            assert_eq!(algorithms_for(pref, Some(&sha)), only(Sha256));
+        }
     }
 }

@@ -23,7 +23,7 @@ use crate::store::Persist;
 
 use backoff::Backoff;
 use bindings::{Binding, Bindings, Policy, RegisterError, RegisterOutcome, RegisterRequest};
-use digest::{Authorization, Digest, Failure, Verdict};
+use digest::{Algorithm, Authorization, Digest, Failure, Verdict};
 use replay::NonceCounts;
 
 /// What [`Registrar::authorize`] needs to know of a request.
@@ -90,6 +90,9 @@ pub struct Registrar {
     /// By canonical user ([`crate::jid::foreign_local`]): the name as
     /// configured (what digest signs) and its credential.
     accounts: HashMap<String, (String, SipCredential)>,
+    /// `sip.digest_algorithms`: offered in this order, and the only ones
+    /// accepted.
+    algorithms: Vec<Algorithm>,
     digest: Digest,
     /// Counts of nonces that authenticated a request (replay protection).
     nonce_counts: NonceCounts,
@@ -114,6 +117,7 @@ impl Registrar {
                     Some((canonical, (a.user.clone(), a.credential.clone())))
                 })
                 .collect(),
+            algorithms: sip.digest_algorithms.clone(),
             nonce_counts: NonceCounts::new(NonceCounts::DEFAULT_CAPACITY, digest.nonce_lifetime()),
             backoff: Backoff::new(sip.max_auth_failures, sip.auth_backoff.as_secs()),
             digest,
@@ -236,6 +240,7 @@ impl Registrar {
             &auth,
             name,
             credential,
+            &self.algorithms,
             req.method,
             req.request_uri,
             now_unix,
@@ -272,8 +277,8 @@ impl Registrar {
     }
 
     /// The `WWW-Authenticate` values for a [`Decision::Challenge`]: one per
-    /// algorithm, SHA-256 first, only the stored HA1's algorithm for an HA1
-    /// account.
+    /// algorithm of `sip.digest_algorithms`, in its order (RFC 8760 section
+    /// 2.3), only the stored HA1's algorithm for an HA1 account.
     pub fn challenge(
         &self,
         realm: &str,
@@ -282,9 +287,10 @@ impl Registrar {
         now_unix: u64,
         rng: &mut Rng,
     ) -> Vec<String> {
-        let algorithms = digest::algorithms_for(self.accounts.get(user).map(|(_, c)| c));
+        let algorithms =
+            digest::algorithms_for(&self.algorithms, self.accounts.get(user).map(|(_, c)| c));
         self.digest
-            .challenges(realm, algorithms, stale, now_unix, rng)
+            .challenges(realm, &algorithms, stale, now_unix, rng)
             .iter()
             .map(digest::Challenge::header_value)
             .collect()

@@ -38,7 +38,9 @@ connection_limit = 4
 "#;
 
 fn gateway(seed: u8, now: Instant) -> Gateway {
-    let config = xfed_core::config::parse(CONFIG).expect("fuzz config").config;
+    let config = xfed_core::config::parse(CONFIG)
+        .expect("fuzz config")
+        .config;
     let setup = Setup {
         identity: None,
         trust: TrustAnchors::empty(),

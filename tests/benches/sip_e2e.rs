@@ -17,7 +17,8 @@
 //! Run: `cargo bench -p xfed-tests --bench sip_e2e` (builds the release
 //! binary first). Environment: XFED_SIP_BENCH_N (messages, default 5000),
 //! XFED_SIP_BENCH_RATE (per second, default 1000), XFED_SIP_BENCH_LIMIT
-//! (most outstanding MESSAGEs, default 2000). Skips (with the reason) when
+//! (most outstanding MESSAGEs, default 2000), XFED_SIP_BENCH_RUNTIME
+//! (`tokio`, the default, or `async-std`: which binary runs). Skips (with the reason) when
 //! Prosody, sipp or Python is missing.
 
 use std::io::{BufRead, BufReader};
@@ -79,7 +80,13 @@ fn run() -> Result<(), Skip> {
     let rate = env_num("XFED_SIP_BENCH_RATE", 1000);
     let limit = env_num("XFED_SIP_BENCH_LIMIT", 2000);
     sipp::binary()?;
-    let bin = release_binary("xfed-tokio", "xfed");
+    let runtime = std::env::var("XFED_SIP_BENCH_RUNTIME").unwrap_or_else(|_| "tokio".into());
+    let bin = match runtime.as_str() {
+        "tokio" => release_binary("xfed-tokio", "xfed"),
+        "async-std" => release_binary("xfed-async-std", "xfed-async-std"),
+        other => panic!("XFED_SIP_BENCH_RUNTIME: tokio or async-std, not {other:?}"),
+    };
+    println!("runtime: {runtime} ({})", bin.display());
 
     let dir = temp_dir("sip-e2e");
     write_dialback_certs(&dir, "xfed.test", "prosody.test");

@@ -96,6 +96,34 @@ def expect(stream, tag, what):
     return el
 
 
+def login(jid, password, host, port, deadline):
+    """Connects and logs in as JID (SASL PLAIN, resource "bench", initial
+    presence): the socket and its Stream. Raises on failure."""
+    user, domain = jid.split("@", 1)
+    sock = socket.create_connection((host, port), timeout=15)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    s = Stream(sock, deadline)
+    sock.sendall(header(domain))
+    expect(s, "{%s}features" % NS_STREAM, "stream features")
+    token = base64.b64encode(("\0%s\0%s" % (user, password)).encode()).decode()
+    sock.sendall(("<auth xmlns='%s' mechanism='PLAIN'>%s</auth>" % (NS_SASL, token)).encode())
+    expect(s, "{%s}success" % NS_SASL, "SASL success")
+    s.restart()
+    sock.sendall(header(domain))
+    expect(s, "{%s}features" % NS_STREAM, "stream features after SASL")
+    sock.sendall(
+        (
+            "<iq type='set' id='bind1'><bind xmlns='%s'><resource>bench</resource>"
+            "</bind></iq>" % NS_BIND
+        ).encode()
+    )
+    iq = expect(s, "{%s}iq" % NS_CLIENT, "bind result")
+    if iq.get("type") != "result":
+        raise RuntimeError("bind failed: %s" % ET.tostring(iq)[:300])
+    sock.sendall(b"<presence/>")
+    return sock, s
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("jid")
@@ -106,32 +134,9 @@ def main():
     p.add_argument("--timeout", type=float, default=120.0)
     p.add_argument("--idle", type=float, default=10.0)
     a = p.parse_args()
-    user, domain = a.jid.split("@", 1)
     deadline = time.time() + a.timeout
-    sock = socket.create_connection((a.host, a.port), timeout=15)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    s = Stream(sock, deadline)
     try:
-        sock.sendall(header(domain))
-        expect(s, "{%s}features" % NS_STREAM, "stream features")
-        token = base64.b64encode(("\0%s\0%s" % (user, a.password)).encode()).decode()
-        sock.sendall(
-            ("<auth xmlns='%s' mechanism='PLAIN'>%s</auth>" % (NS_SASL, token)).encode()
-        )
-        expect(s, "{%s}success" % NS_SASL, "SASL success")
-        s.restart()
-        sock.sendall(header(domain))
-        expect(s, "{%s}features" % NS_STREAM, "stream features after SASL")
-        sock.sendall(
-            (
-                "<iq type='set' id='bind1'><bind xmlns='%s'><resource>bench</resource>"
-                "</bind></iq>" % NS_BIND
-            ).encode()
-        )
-        iq = expect(s, "{%s}iq" % NS_CLIENT, "bind result")
-        if iq.get("type") != "result":
-            raise RuntimeError("bind failed: %s" % ET.tostring(iq)[:300])
-        sock.sendall(b"<presence/>")
+        sock, s = login(a.jid, a.password, a.host, a.port, deadline)
     except (RuntimeError, EOFError, OSError) as e:
         out("failed %s" % e)
         return 1

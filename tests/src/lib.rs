@@ -6,6 +6,7 @@ pub mod ejabberd;
 pub mod hostile;
 pub mod kamailio;
 pub mod lab;
+pub mod load;
 pub mod notify;
 pub mod prosody;
 pub mod s2s_peer;

@@ -1,0 +1,287 @@
+//! xfed against what people run instead, on the same load in one run
+//! (issue 11): the CPU time per message of a release `xfed` and of
+//! Debian's Prosody relaying the same messages over s2s, in both
+//! directions, and the ratio.
+//!
+//! Three servers on loopback: Prosody `prosody.test` (the partner, in
+//! every phase), xfed `xfed.test` (SIP side: sipp) and a second Prosody,
+//! `relay.test`, which stands for the XMPP server an organisation would
+//! run instead of the gateway. Each s2s stream is TLS with dialback. Four
+//! phases, each N messages at RATE a second after a warm-up message (so
+//! that stream set-up is not counted), each measured by the CPU time
+//! (utime + stime) of the one process under test:
+//!
+//! 1. into s2s, xfed: sipp (TCP, trusted) sends SIP MESSAGEs to
+//!    bob@prosody.test; xfed translates and sends them on its s2s stream;
+//! 2. into s2s, Prosody: dave@relay.test (c2s, `xmpp_send.py`) sends to
+//!    carol@prosody.test; relay.test relays them on its s2s stream;
+//! 3. out of s2s, xfed: erin@prosody.test sends to alice@xfed.test, whom
+//!    sipp has registered over TCP (digest); xfed sends SIP MESSAGEs;
+//! 4. out of s2s, Prosody: erin@prosody.test sends to dave@relay.test;
+//!    relay.test delivers them over c2s.
+//!
+//! Receivers on c2s are `xmpp_count.py`; each phase checks that all N
+//! arrived. Memory per idle link is `benches/idle_memory.rs`.
+//!
+//! Run: `cargo bench -p xfed-tests --bench compare`. Environment:
+//! XFED_COMPARE_N (messages per phase, default 10,000), XFED_COMPARE_RATE
+//! (per second, default 1,000), XFED_COMPARE_RUNTIME (`tokio`, the
+//! default, or `async-std`). Skips (with the reason) when Prosody, sipp or
+//! Python is missing.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use xfed_core::tls::testing::{LeafSpec, TestCert};
+use xfed_tests::load::{cpu_seconds, percentile, Killed, Script};
+use xfed_tests::prosody::{prosody_for_xfed, write_dialback_certs, Prosody, ProsodyOptions, Skip};
+use xfed_tests::sipp::{self, Sipp, SippOptions, Transport, XfedSip};
+use xfed_tests::{free_port, release_binary, spawn_quiet, temp_dir};
+
+fn env_num(name: &str, default: u32) -> u32 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    if let Err(Skip(why)) = run() {
+        println!("compare SKIPPED: {why}");
+    }
+}
+
+/// One phase's figures.
+struct Phase {
+    cpu: f64,
+    n: u32,
+    what: String,
+}
+
+impl Phase {
+    fn per_message_us(&self) -> f64 {
+        self.cpu * 1e6 / f64::from(self.n.max(1))
+    }
+}
+
+/// Waits for a receiver to end and checks that all `n` arrived.
+fn received_all(receiver: &mut Script, n: u32, phase: &str) -> String {
+    assert!(
+        receiver.wait_exit(Duration::from_secs(120)),
+        "{phase}: the receiver did not end"
+    );
+    let got = receiver.received();
+    let count = got.latencies_ms.len();
+    assert_eq!(
+        count,
+        n as usize,
+        "{phase}: {count} of {n} arrived ({})",
+        got.other.trim()
+    );
+    format!(
+        "{count} arrived, {:.0} msg/s, latency p50 {:.1} ms, p99 {:.1} ms",
+        (count.saturating_sub(1)) as f64 / got.span,
+        percentile(&got.latencies_ms, 0.5),
+        percentile(&got.latencies_ms, 0.99)
+    )
+}
+
+fn run() -> Result<(), Skip> {
+    let n = env_num("XFED_COMPARE_N", 10_000);
+    let rate = env_num("XFED_COMPARE_RATE", 1_000);
+    sipp::binary()?;
+    let runtime = std::env::var("XFED_COMPARE_RUNTIME").unwrap_or_else(|_| "tokio".into());
+    let bin = match runtime.as_str() {
+        "tokio" => release_binary("xfed-tokio", "xfed"),
+        "async-std" => release_binary("xfed-async-std", "xfed-async-std"),
+        other => panic!("XFED_COMPARE_RUNTIME: tokio or async-std, not {other:?}"),
+    };
+
+    let dir = temp_dir("compare");
+    write_dialback_certs(&dir, "xfed.test", "prosody.test");
+    let relay_cert = TestCert::self_signed(&LeafSpec::xmpp_server("relay.test"));
+    std::fs::write(dir.join("relay.crt"), relay_cert.chain_pem()).expect("relay.crt");
+    std::fs::write(dir.join("relay.key"), relay_cert.key_pem()).expect("relay.key");
+
+    let s2s_port = free_port();
+    let mut relay = ProsodyOptions::new("relay.test", IpAddr::V4(Ipv4Addr::new(127, 0, 0, 76)))
+        .tls(dir.join("relay.crt"), dir.join("relay.key"))
+        .cafile(dir.join("ca.pem"))
+        .secure_auth(false)
+        .require_encryption(true)
+        .user("dave", "dave-secret");
+    let mut partner = prosody_for_xfed(&dir, 75, s2s_port)
+        .user("carol", "carol-secret")
+        .user("erin", "erin-secret")
+        .route("relay.test", relay.s2s_addr());
+    relay = relay.route("prosody.test", partner.s2s_addr());
+    partner.log_level = "info".into();
+    relay.log_level = "info".into();
+    let sip = XfedSip {
+        domain: "xfed.test".into(),
+        s2s_port,
+        sip_port: free_port(),
+        accounts: vec![("alice".into(), "alice-secret".into())],
+        trusted: vec!["127.0.0.1".into()],
+        trust_udp: true,
+        partners: vec![("prosody.test".into(), partner.s2s_addr())],
+        partner_sasl: "not-supported",
+    };
+    sipp::write_xfed_config(&dir, &sip);
+    let partner = Prosody::start(partner)?;
+    let relay = Prosody::start(relay)?;
+    let xfed = Killed(spawn_quiet(&bin, &dir));
+    let xfed_pid = xfed.0.id();
+    let sip_tcp = SocketAddr::from(([127, 0, 0, 1], sip.sip_port));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(sip_tcp).is_err() {
+        assert!(Instant::now() < deadline, "xfed did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    println!(
+        "compare: {n} messages a phase at {rate}/s; xfed on {runtime}; Prosody on both XMPP sides"
+    );
+    let wait = Duration::from_secs(30);
+    let send_time = Duration::from_secs(u64::from(n / rate.max(1)) + 60);
+
+    // 1. SIP -> s2s through xfed.
+    let into_xfed = {
+        let mut bob = Script::receiver("bob@prosody.test", "bob-secret", partner.c2s_addr(), n)?;
+        bob.wait_line("ready", wait);
+        let uac = |calls: u32, run: &str, rate: Option<u32>| {
+            let mut o = SippOptions::new("uac_bench_message.xml", sip_tcp, Transport::Tcp)
+                .key("ruri", "bob@prosody.test")
+                .key("from_user", "alice")
+                .key("domain", "xfed.test")
+                .key("run", run)
+                .timeout(send_time);
+            o.calls = calls;
+            o.rate = rate;
+            o.limit = Some(2_000);
+            o.trace_msg = false;
+            Sipp::start(o).expect("sipp")
+        };
+        assert!(uac(1, "warmup", None).wait(wait).ok(), "SIP warm-up failed");
+        bob.wait_line("warm", wait);
+        let cpu0 = cpu_seconds(xfed_pid);
+        let sent = uac(n, "main", Some(rate)).wait(send_time);
+        assert!(sent.ok(), "sipp: {}", sent.report());
+        let what = received_all(&mut bob, n, "SIP -> XMPP through xfed");
+        Phase {
+            cpu: cpu_seconds(xfed_pid) - cpu0,
+            n,
+            what,
+        }
+    };
+
+    // 2. c2s -> s2s through relay.test.
+    let into_prosody = {
+        let mut carol =
+            Script::receiver("carol@prosody.test", "carol-secret", partner.c2s_addr(), n)?;
+        carol.wait_line("ready", wait);
+        let mut dave = Script::sender(
+            "dave@relay.test",
+            "dave-secret",
+            relay.c2s_addr(),
+            "carol@prosody.test",
+        )?;
+        dave.wait_line("ready", wait);
+        dave.send("warmup", 1, 1);
+        carol.wait_line("warm", wait);
+        let cpu0 = cpu_seconds(relay.pid());
+        dave.send("main", n, rate);
+        dave.wait_line("sent", send_time);
+        let what = received_all(&mut carol, n, "XMPP -> XMPP through relay.test");
+        Phase {
+            cpu: cpu_seconds(relay.pid()) - cpu0,
+            n,
+            what,
+        }
+    };
+
+    // 3. s2s -> SIP through xfed: alice registers from an untrusted
+    // address (digest), then takes N + 1 MESSAGEs over her TCP flow.
+    let erin_to =
+        |to: &str| Script::sender("erin@prosody.test", "erin-secret", partner.c2s_addr(), to);
+    let out_xfed = {
+        let mut o = SippOptions::new("uas_register_receive.xml", sip_tcp, Transport::Tcp)
+            .oocsf("uas_receive_message.xml")
+            .auth("alice", "alice-secret", "xfed.test")
+            .key("user", "alice")
+            .key("domain", "xfed.test")
+            .key("contact_params", Transport::Tcp.contact_params())
+            .key("expect_messages", &(n + 1).to_string())
+            .timeout(send_time);
+        o.local = SocketAddr::from(([127, 0, 0, 77], free_port()));
+        o.trace_msg = false;
+        let mut alice = Sipp::start(o).expect("sipp");
+        let mut erin = erin_to("alice@xfed.test")?;
+        erin.wait_line("ready", wait);
+        // sipp registers in milliseconds on loopback; the warm-up sets
+        // up prosody.test's stream to xfed.
+        std::thread::sleep(Duration::from_secs(1));
+        erin.send("warmup", 1, 1);
+        std::thread::sleep(Duration::from_secs(2));
+        let cpu0 = cpu_seconds(xfed_pid);
+        let t0 = Instant::now();
+        erin.send("main", n, rate);
+        erin.wait_line("sent", send_time);
+        let run = alice.wait(send_time);
+        let took = t0.elapsed();
+        let cpu = cpu_seconds(xfed_pid) - cpu0;
+        erin.finish();
+        let errors = erin.wait_line("errors", wait);
+        assert!(
+            run.ok() && errors == "errors 0",
+            "{errors}\n{}",
+            run.report()
+        );
+        Phase {
+            cpu,
+            n,
+            what: format!(
+                "{n} (and the warm-up) answered by sipp within {:.2} s, no error back",
+                took.as_secs_f64()
+            ),
+        }
+    };
+
+    // 4. s2s -> c2s through relay.test.
+    let out_prosody = {
+        let mut dave = Script::receiver("dave@relay.test", "dave-secret", relay.c2s_addr(), n)?;
+        dave.wait_line("ready", wait);
+        let mut erin = erin_to("dave@relay.test")?;
+        erin.wait_line("ready", wait);
+        erin.send("warmup", 1, 1);
+        dave.wait_line("warm", wait);
+        let cpu0 = cpu_seconds(relay.pid());
+        erin.send("main", n, rate);
+        erin.wait_line("sent", send_time);
+        let what = received_all(&mut dave, n, "XMPP -> XMPP through relay.test");
+        Phase {
+            cpu: cpu_seconds(relay.pid()) - cpu0,
+            n,
+            what,
+        }
+    };
+
+    println!("1. SIP -> s2s, xfed: {}", into_xfed.what);
+    println!("2. c2s -> s2s, Prosody: {}", into_prosody.what);
+    println!("3. s2s -> SIP, xfed: {}", out_xfed.what);
+    println!("4. s2s -> c2s, Prosody: {}", out_prosody.what);
+    println!("CPU per message          xfed ({runtime})   Prosody   Prosody / xfed");
+    for (name, x, p) in [
+        ("into s2s (SIP/c2s in)", &into_xfed, &into_prosody),
+        ("out of s2s (SIP/c2s out)", &out_xfed, &out_prosody),
+    ] {
+        println!(
+            "{name:<26} {:>8.1} us {:>9.1} us {:>10.2}",
+            x.per_message_us(),
+            p.per_message_us(),
+            p.per_message_us() / x.per_message_us().max(1e-9)
+        );
+    }
+    drop(xfed);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}

@@ -1,0 +1,204 @@
+//! What the load benches share: CPU time of a process, children killed on
+//! drop, and the raw-socket XMPP clients of `tests/peers/`
+//! (`xmpp_count.py` receives and timestamps, `xmpp_send.py` sends at a
+//! rate), driven line by line.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::prosody::Skip;
+use crate::xmpp_client::python;
+
+const RECEIVER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/peers/xmpp_count.py");
+const SENDER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/peers/xmpp_send.py");
+
+/// utime + stime of a process, in seconds.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // state is f[0]; utime is field 14 of stat, i.e. f[11]; stime f[12].
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// The value at quantile `p` of sorted values (NaN when empty).
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// A child process, killed and reaped when dropped.
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A Python peer script and the lines it prints, with their arrival times.
+pub struct Script {
+    child: Killed,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<(Instant, String)>,
+}
+
+impl Script {
+    fn start(script: &str, args: &[String]) -> Result<Script, Skip> {
+        let mut child = Command::new(python())
+            .arg(script)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| Skip(format!("cannot run {}: {e}", python().display())))?;
+        let stdout = child.stdout.take().expect("script stdout");
+        let stdin = child.stdin.take();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send((Instant::now(), line)).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Script {
+            child: Killed(child),
+            stdin,
+            lines,
+        })
+    }
+
+    /// `xmpp_count.py`: `jid` logs in at `c2s` and records up to `count`
+    /// bench messages (it says `ready` once logged in).
+    pub fn receiver(
+        jid: &str,
+        password: &str,
+        c2s: SocketAddr,
+        count: u32,
+    ) -> Result<Script, Skip> {
+        let args = [
+            jid.to_owned(),
+            password.to_owned(),
+            c2s.ip().to_string(),
+            c2s.port().to_string(),
+            count.to_string(),
+            "--timeout".into(),
+            "300".into(),
+            "--idle".into(),
+            "15".into(),
+        ];
+        Script::start(RECEIVER, &args)
+    }
+
+    /// `xmpp_send.py`: `jid` logs in at `c2s` to send to `to`
+    /// ([`Script::send`]).
+    pub fn sender(jid: &str, password: &str, c2s: SocketAddr, to: &str) -> Result<Script, Skip> {
+        let args = [
+            jid.to_owned(),
+            password.to_owned(),
+            c2s.ip().to_string(),
+            c2s.port().to_string(),
+            to.to_owned(),
+        ];
+        Script::start(SENDER, &args)
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.0.id()
+    }
+
+    /// Asks a sender for `count` messages of run `run` at `rate` a second.
+    pub fn send(&mut self, run: &str, count: u32, rate: u32) {
+        let stdin = self.stdin.as_mut().expect("sender's stdin");
+        writeln!(stdin, "{run} {count} {rate}").expect("write to the sender");
+        stdin.flush().expect("flush the sender");
+    }
+
+    /// The next line starting with `prefix` within `timeout`; panics on
+    /// timeout or a `failed` line.
+    pub fn wait_line(&self, prefix: &str, timeout: Duration) -> String {
+        let end = Instant::now() + timeout;
+        loop {
+            let left = end
+                .checked_duration_since(Instant::now())
+                .unwrap_or_else(|| panic!("no {prefix:?} line within {timeout:?}"));
+            match self.lines.recv_timeout(left) {
+                Ok((_, l)) if l.starts_with(prefix) => return l,
+                Ok((_, l)) if l.starts_with("failed") => panic!("peer script {l}"),
+                Ok(_) => {}
+                Err(_) => panic!("no {prefix:?} line within {timeout:?}"),
+            }
+        }
+    }
+
+    /// Waits up to `timeout` for the script to end by itself; whether it
+    /// did.
+    pub fn wait_exit(&mut self, timeout: Duration) -> bool {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if let Ok(Some(_)) = self.child.0.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// Closes a sender's standard input: it says goodbye and ends.
+    pub fn finish(&mut self) {
+        self.stdin = None;
+    }
+
+    /// A receiver's results once it has ended: the latency of each
+    /// message in milliseconds (sorted), the span from the first arrival
+    /// to the last in seconds, and the other lines.
+    pub fn received(&self) -> Received {
+        let mut latencies = Vec::new();
+        let (mut first, mut last) = (f64::MAX, f64::MIN);
+        let mut other = String::new();
+        while let Ok((_, l)) = self.lines.try_recv() {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            match f.as_slice() {
+                ["m", _n, sent_at, recv_at] => {
+                    let s: f64 = sent_at.parse().unwrap_or(0.0);
+                    let r: f64 = recv_at.parse().unwrap_or(0.0);
+                    latencies.push((r - s) * 1000.0);
+                    first = first.min(r);
+                    last = last.max(r);
+                }
+                _ => {
+                    other.push_str(&l);
+                    other.push('\n');
+                }
+            }
+        }
+        latencies.sort_by(|a, b| a.total_cmp(b));
+        Received {
+            latencies_ms: latencies,
+            span: (last - first).max(1e-9),
+            other,
+        }
+    }
+}
+
+/// What a receiver recorded.
+pub struct Received {
+    /// Send to arrival, per message, sorted.
+    pub latencies_ms: Vec<f64>,
+    /// First arrival to last, seconds.
+    pub span: f64,
+    /// Lines other than the per-message ones.
+    pub other: String,
+}

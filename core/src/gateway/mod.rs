@@ -58,8 +58,9 @@ enum LogSource {
 /// session whose output bounces another stanza, ...), done in order.
 #[derive(Debug)]
 enum Work {
-    /// Deliver, answer or send a stanza toward its domain.
-    Route(Element),
+    /// Deliver, answer or send a stanza toward its domain; with the
+    /// inbound stream it came over, which backpressure may pause.
+    Route(Element, Option<ConnId>),
     /// Take what a session produced: bytes, events, its end.
     Drain(ConnId),
 }
@@ -178,7 +179,7 @@ impl Gateway {
     fn run(&mut self, t: Time) {
         while let Some(work) = self.work.pop_front() {
             match work {
-                Work::Route(stanza) => self.forward(stanza, t),
+                Work::Route(stanza, source) => self.forward(stanza, source, t),
                 Work::Drain(conn) => self.take_session(conn, t),
             }
         }
@@ -186,7 +187,12 @@ impl Gateway {
 
     /// Queues a stanza for routing.
     fn route(&mut self, stanza: Element) {
-        self.work.push_back(Work::Route(stanza));
+        self.work.push_back(Work::Route(stanza, None));
+    }
+
+    /// Queues a stanza that came over stream `conn` for routing.
+    fn route_from(&mut self, stanza: Element, conn: ConnId) {
+        self.work.push_back(Work::Route(stanza, Some(conn)));
     }
 
     /// Queues taking what session `conn` produced.

@@ -77,7 +77,7 @@ impl Gateway {
                     self.fail_route(key, condition, &reason, t);
                 }
             }
-            SessionEvent::Stanza(e) => self.route(e),
+            SessionEvent::Stanza(e) => self.route_from(e, conn),
             SessionEvent::VerifyNeeded {
                 receiving,
                 originating,

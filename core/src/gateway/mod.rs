@@ -95,6 +95,12 @@ pub struct Gateway {
     out: VecDeque<Output>,
     /// What is left to do in this turn.
     work: VecDeque<Work>,
+    /// Inbound streams the SIP side paused (backpressure), with the
+    /// stanzas read from them before the runtime stopped reading: held,
+    /// in order, until the stream resumes, so that no queue takes more
+    /// than its bound. At most what the runtime had read and not handed
+    /// in (its input queue).
+    held: HashMap<ConnId, VecDeque<Element>>,
     /// Wall clock anchor: Unix seconds at `anchor`.
     anchor: (Instant, u64),
     shutting_down: bool,
@@ -152,6 +158,7 @@ impl Gateway {
             log_budget: LogBudget::new(log_lines, LOG_WINDOW, LOG_SOURCES, now),
             out: VecDeque::new(),
             work: VecDeque::new(),
+            held: HashMap::new(),
             anchor: (now, unix_now),
             shutting_down: false,
             connection_limit,

@@ -49,6 +49,9 @@ pub(super) struct QueryOut {
 
 impl Gateway {
     pub(super) fn forward(&mut self, stanza: Element, source: Option<ConnId>, t: Time) {
+        let Some(stanza) = self.hold(stanza, source) else {
+            return;
+        };
         let Some(addr) = stanza::addressing(&stanza) else {
             self.event(Event::detail(
                 None,

@@ -30,6 +30,17 @@ pub enum Output {
         /// What.
         bytes: Vec<u8>,
     },
+    /// Stop reading a connection: what it carries cannot be taken now
+    /// (backpressure). Bytes already read may still be handed in.
+    PauseReading {
+        /// Which.
+        conn: ConnId,
+    },
+    /// Read a paused connection again.
+    ResumeReading {
+        /// Which.
+        conn: ConnId,
+    },
     /// Open a TCP connection; answer with `handle_connected` or
     /// `handle_connect_failed`.
     Connect {

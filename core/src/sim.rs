@@ -42,6 +42,10 @@ pub const T_INACTIVITY: Duration = Duration::from_secs(600);
 /// off; keepalive spaces (for partners with keepalive) go every half of it.
 pub const T_KEEPALIVE: Duration = Duration::from_secs(300);
 
+/// What one read takes of a connection read again after a pause: a few
+/// stanzas.
+const RESUMED_READ: usize = 512;
+
 /// How one gateway of the test network is set up.
 #[derive(Clone, Debug)]
 pub struct NodeSpec {
@@ -164,6 +168,13 @@ pub struct Net {
     pub outside_listeners: Vec<SocketAddr>,
     /// Streams with outside peers, by (node, conn).
     pub outside: HashMap<(usize, ConnId), OutsideConn>,
+    /// Connections their node stopped reading (`Output::PauseReading`),
+    /// by (node, conn), with the bytes that arrived for them meanwhile.
+    pub paused: HashMap<(usize, ConnId), Vec<u8>>,
+    /// Bytes of connections read again, handed in [`RESUMED_READ`] bytes
+    /// at a time as a runtime's reads would, so that a pause can take
+    /// effect again between them.
+    resumed: HashMap<(usize, ConnId), Vec<u8>>,
     /// What each node was built from, for [`Net::restart_sip`].
     specs: Vec<NodeSpec>,
     addrs: Vec<(String, SocketAddr)>,
@@ -469,6 +480,8 @@ impl Net {
             ca,
             outside_listeners: Vec::new(),
             outside: HashMap::new(),
+            paused: HashMap::new(),
+            resumed: HashMap::new(),
             specs: specs.to_vec(),
             addrs,
             start: now,
@@ -477,7 +490,7 @@ impl Net {
 
     /// Moves outputs between gateways until nothing moves.
     pub fn run(&mut self) {
-        for _ in 0..10_000 {
+        for _ in 0..100_000 {
             let mut moved = false;
             for i in 0..self.nodes.len() {
                 while let Some(out) = self.nodes[i].gw.poll_output() {
@@ -485,11 +498,29 @@ impl Net {
                     self.apply(i, out);
                 }
             }
-            if !moved {
+            if !moved && !self.read_resumed() {
                 return;
             }
         }
         panic!("network did not settle");
+    }
+
+    /// Hands in the next read of a connection read again after a pause;
+    /// `false` when there is none.
+    fn read_resumed(&mut self) -> bool {
+        let Some(&(i, conn)) = self.resumed.keys().min() else {
+            return false;
+        };
+        let Some(mut held) = self.resumed.remove(&(i, conn)) else {
+            return false;
+        };
+        let rest = held.split_off(held.len().min(RESUMED_READ));
+        if !rest.is_empty() {
+            self.resumed.insert((i, conn), rest);
+        }
+        let now = self.now;
+        self.nodes[i].gw.handle_bytes(conn, &held, now);
+        true
     }
 
     /// Carries out one output of node `i`.
@@ -511,7 +542,25 @@ impl Net {
                             .or_default()
                             .extend_from_slice(&bytes);
                     }
-                    self.nodes[j].gw.handle_bytes(c, &bytes, now);
+                    let held = match self.paused.get_mut(&(j, c)) {
+                        Some(held) => Some(held),
+                        None => self.resumed.get_mut(&(j, c)),
+                    };
+                    match held {
+                        Some(held) => held.extend_from_slice(&bytes),
+                        None => self.nodes[j].gw.handle_bytes(c, &bytes, now),
+                    }
+                }
+            }
+            Output::PauseReading { conn } => {
+                let held = self.resumed.remove(&(i, conn)).unwrap_or_default();
+                self.paused.entry((i, conn)).or_default().extend(held);
+            }
+            Output::ResumeReading { conn } => {
+                if let Some(held) = self.paused.remove(&(i, conn)) {
+                    if !held.is_empty() {
+                        self.resumed.insert((i, conn), held);
+                    }
                 }
             }
             Output::Connect { conn, addr } => {

@@ -264,6 +264,10 @@ fn omitted_keys_take_lync_and_design_defaults() {
     assert_eq!(c.sip.request_timeout, Duration::from_secs(30));
     assert_eq!(c.sip.idle_timeout, Duration::from_secs(300));
     assert_eq!(c.sip.max_transactions, 10_000);
+    assert_eq!(c.sip.queues.max_in_flight_per_user, 16);
+    assert_eq!(c.sip.queues.max_queued_per_user, 1000);
+    assert_eq!(c.sip.queues.max_queued_messages, 20_000);
+    assert_eq!(c.sip.queues.max_read_pause, Duration::from_secs(30));
     assert_eq!(c.gateway.log_lines_per_source, 20);
     assert!(!c.sip.trust_udp);
     assert_eq!(c.sip.max_auth_failures, 5);
@@ -582,6 +586,20 @@ fn bad_values_name_their_line() {
             20,
             "sip.max_transactions",
             "positive",
+        ),
+        (
+            gw("[sip]\nmax_in_flight_per_user = 0"),
+            4,
+            26,
+            "sip.max_in_flight_per_user",
+            "positive",
+        ),
+        (
+            gw("[sip]\nmax_queued_per_user = 50\nmax_queued_messages = 40"),
+            5,
+            23,
+            "sip.max_queued_messages",
+            "less than sip.max_queued_per_user (50)",
         ),
         (
             gw("[sip]\nrequest_timeout = \"0s\""),

@@ -30,6 +30,7 @@ fn sip_config() -> SipConfig {
         max_transactions: 10_000,
         max_watchers: 1000,
         max_subscriptions: 10_000,
+        queues: Default::default(),
         trust_udp: false,
         max_auth_failures: 5,
         auth_backoff: std::time::Duration::from_secs(60),

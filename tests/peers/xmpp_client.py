@@ -217,6 +217,16 @@ class Client(ClientXMPP):
         msg.send()
         emit({"sent": {"id": msg["id"]}})
 
+    def burst_command(self, spec):
+        """`count` chat messages to `to` at once, ids and bodies
+        `{prefix}{n}`; one `sent` event (id `prefix`) when all are out."""
+        prefix = spec["prefix"]
+        for n in range(int(spec["count"])):
+            msg = self.make_message(mto=spec["to"], mbody="%s%d" % (prefix, n), mtype="chat")
+            msg["id"] = "%s%d" % (prefix, n)
+            msg.send()
+        emit({"sent": {"id": prefix}})
+
     def presence_command(self, spec):
         pres = self.make_presence(
             pshow=spec.get("show"),
@@ -263,6 +273,8 @@ def handle_line(client, line):
             client.send_command(cmd["send"])
         elif "presence" in cmd:
             client.presence_command(cmd["presence"])
+        elif "burst" in cmd:
+            client.burst_command(cmd["burst"])
         elif cmd.get("roster"):
             asyncio.ensure_future(client.roster_command())
         elif "subscriptions" in cmd:

@@ -463,6 +463,14 @@ impl XmppClient {
         self.send(&Outgoing::chat(to, body))
     }
 
+    /// Sends `count` chat messages to `to` in one go, with ids and bodies
+    /// `{prefix}0`, `{prefix}1`...; returns once the script has sent them.
+    pub fn send_burst(&mut self, to: &str, prefix: &str, count: usize) {
+        let cmd = serde_json::json!({ "burst": { "to": to, "prefix": prefix, "count": count } });
+        self.command(&cmd.to_string());
+        self.wait_sent("burst");
+    }
+
     /// Sends a presence stanza; returns once the script has sent it.
     pub fn send_presence(&mut self, p: &OutgoingPresence) {
         self.command(&p.command());

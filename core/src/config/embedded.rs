@@ -4,8 +4,8 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 
 use super::{
-    defaults, Config, FederationMode, GatewayConfig, ListenConfig, SipConfig, SipListener, SipMode,
-    SipTransport, StoreConfig, StoreUrl, TlsConfig, Trust, TrustedPeer,
+    defaults, Config, FederationMode, GatewayConfig, ListenConfig, MessageQueues, SipConfig,
+    SipListener, SipMode, SipTransport, StoreConfig, StoreUrl, TlsConfig, Trust, TrustedPeer,
 };
 
 /// [`Config::embedded_default`] as a file, to print or to start a real one
@@ -116,6 +116,7 @@ impl Config {
                 max_transactions: defaults::SIP_MAX_TRANSACTIONS,
                 max_watchers: defaults::SIP_MAX_WATCHERS,
                 max_subscriptions: defaults::SIP_MAX_SUBSCRIPTIONS,
+                queues: MessageQueues::default(),
                 trust_udp: true,
                 max_auth_failures: defaults::SIP_MAX_AUTH_FAILURES,
                 auth_backoff: defaults::SIP_AUTH_BACKOFF,

@@ -19,9 +19,9 @@ use super::raw::{
 use super::values;
 use super::{
     defaults, AccessRule, Block, Config, ConfigError, Connect, ErrorKind, FederationMode,
-    GatewayConfig, Level, ListenConfig, Loaded, Negotiation, Notice, NoticeKind, Partner,
-    PartnerType, Secret, SipAccount, SipConfig, SipCredential, SipListener, SipMode, StoreConfig,
-    StoreUrl, StreamPolicy, TlsConfig, Trust, TrustedPeer, Verdict, INACTIVE_KEYS,
+    GatewayConfig, Level, ListenConfig, Loaded, MessageQueues, Negotiation, Notice, NoticeKind,
+    Partner, PartnerType, Secret, SipAccount, SipConfig, SipCredential, SipListener, SipMode,
+    StoreConfig, StoreUrl, StreamPolicy, TlsConfig, Trust, TrustedPeer, Verdict, INACTIVE_KEYS,
 };
 use crate::jid::Jid;
 use crate::registrar::digest::Algorithm;
@@ -626,6 +626,7 @@ impl Lower<'_> {
                 max_transactions: defaults::SIP_MAX_TRANSACTIONS,
                 max_watchers: defaults::SIP_MAX_WATCHERS,
                 max_subscriptions: defaults::SIP_MAX_SUBSCRIPTIONS,
+                queues: MessageQueues::default(),
                 trust_udp: false,
                 max_auth_failures: defaults::SIP_MAX_AUTH_FAILURES,
                 auth_backoff: defaults::SIP_AUTH_BACKOFF,
@@ -791,6 +792,7 @@ impl Lower<'_> {
                 "sip.max_subscriptions",
                 defaults::SIP_MAX_SUBSCRIPTIONS,
             )?,
+            queues: self.message_queues(&raw)?,
             trust_udp: raw.trust_udp.unwrap_or(false),
             max_auth_failures: self.limit(
                 raw.max_auth_failures.as_ref(),
@@ -801,6 +803,47 @@ impl Lower<'_> {
                 raw.auth_backoff.as_ref(),
                 "sip.auth_backoff",
                 defaults::SIP_AUTH_BACKOFF,
+            )?,
+        })
+    }
+
+    /// `sip.max_in_flight_per_user`, `max_queued_per_user`,
+    /// `max_queued_messages` (at least the per-user bound, which it
+    /// would otherwise cut short) and `max_read_pause`.
+    fn message_queues(&self, raw: &RawSip) -> Result<MessageQueues, ConfigError> {
+        let per_user = self.limit(
+            raw.max_queued_per_user.as_ref(),
+            "sip.max_queued_per_user",
+            defaults::SIP_MAX_QUEUED_PER_USER,
+        )?;
+        let total = self.limit(
+            raw.max_queued_messages.as_ref(),
+            "sip.max_queued_messages",
+            defaults::SIP_MAX_QUEUED_MESSAGES,
+        )?;
+        if let Some(v) = raw
+            .max_queued_messages
+            .as_ref()
+            .filter(|_| total < per_user)
+        {
+            return Err(self.invalid(
+                &v.span(),
+                "sip.max_queued_messages",
+                &format!("{total} is less than sip.max_queued_per_user ({per_user})"),
+            ));
+        }
+        Ok(MessageQueues {
+            max_in_flight_per_user: self.limit(
+                raw.max_in_flight_per_user.as_ref(),
+                "sip.max_in_flight_per_user",
+                defaults::SIP_MAX_IN_FLIGHT_PER_USER,
+            )?,
+            max_queued_per_user: per_user,
+            max_queued_messages: total,
+            max_read_pause: self.duration(
+                raw.max_read_pause.as_ref(),
+                "sip.max_read_pause",
+                defaults::SIP_MAX_READ_PAUSE,
             )?,
         })
     }

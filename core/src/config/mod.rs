@@ -311,6 +311,43 @@ pub struct SipConfig {
     /// (RFC 6665) held at once, local users' SUBSCRIBEs to XMPP contacts;
     /// a new one beyond gets 503 with Retry-After.
     pub max_subscriptions: u32,
+    /// The bounds of the XMPP -> SIP message queues.
+    pub queues: MessageQueues,
+}
+
+/// The bounds of the XMPP -> SIP message queues: how many MESSAGEs go to
+/// one SIP user at once, how many wait, and how long an s2s stream may be
+/// left unread while they drain (backpressure instead of bouncing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageQueues {
+    /// `max_in_flight_per_user`, default 16: MESSAGEs awaiting their
+    /// answer per SIP user when every target is reliable (TCP, TLS or a
+    /// registered flow); over UDP one at a time (RFC 3428).
+    pub max_in_flight_per_user: u32,
+    /// `max_queued_per_user`, default 1,000: messages waiting per SIP
+    /// user. At half of it the s2s stream that brought the message is
+    /// paused until the queue is below a quarter; beyond it a message
+    /// is bounced with `resource-constraint`.
+    pub max_queued_per_user: u32,
+    /// `max_queued_messages`, default 20,000: messages waiting over all
+    /// SIP users; beyond it a message is bounced with
+    /// `resource-constraint`. At least `max_queued_per_user`.
+    pub max_queued_messages: u32,
+    /// `max_read_pause`, default 30 s: the longest an s2s stream is left
+    /// unread for a full queue; then it is read again, and what does not
+    /// fit is bounced.
+    pub max_read_pause: Duration,
+}
+
+impl Default for MessageQueues {
+    fn default() -> Self {
+        MessageQueues {
+            max_in_flight_per_user: defaults::SIP_MAX_IN_FLIGHT_PER_USER,
+            max_queued_per_user: defaults::SIP_MAX_QUEUED_PER_USER,
+            max_queued_messages: defaults::SIP_MAX_QUEUED_MESSAGES,
+            max_read_pause: defaults::SIP_MAX_READ_PAUSE,
+        }
+    }
 }
 
 /// One `sip.trusted` entry: how a SIP peer proves it is trusted.
@@ -589,6 +626,18 @@ pub mod defaults {
     /// `sip.max_subscriptions`: ten contacts watched by each of a thousand
     /// devices, about 5 MB.
     pub const SIP_MAX_SUBSCRIPTIONS: u32 = 10_000;
+    /// `sip.max_in_flight_per_user`: enough to keep a TCP connection busy
+    /// on loopback (see README's performance table), few enough that a
+    /// user agent's own queue is not flooded.
+    pub const SIP_MAX_IN_FLIGHT_PER_USER: u32 = 16;
+    /// `sip.max_queued_per_user`: a long burst from one sender, about
+    /// 2 MB at the largest stanzas typical chat sends.
+    pub const SIP_MAX_QUEUED_PER_USER: u32 = 1000;
+    /// `sip.max_queued_messages`: twenty users' worth of bursts at once.
+    pub const SIP_MAX_QUEUED_MESSAGES: u32 = 20_000;
+    /// `sip.max_read_pause`: as long as `sip.request_timeout`, well under
+    /// the peers' stream inactivity timeouts.
+    pub const SIP_MAX_READ_PAUSE: Duration = Duration::from_secs(30);
     /// `sip.max_auth_failures`: a mistyped password or two, not a
     /// dictionary.
     pub const SIP_MAX_AUTH_FAILURES: u32 = 5;

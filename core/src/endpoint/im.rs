@@ -190,8 +190,9 @@ impl Endpoint {
         }
     }
 
-    /// A stanza for a local user (not the domain itself).
-    pub fn from_xmpp(&mut self, stanza: Element, t: &mut Turn<'_>) {
+    /// A stanza for a local user (not the domain itself), that came over
+    /// inbound stream `source` (if one: backpressure may pause it).
+    pub fn from_xmpp(&mut self, stanza: Element, source: Option<ConnId>, t: &mut Turn<'_>) {
         let Some(addr) = stanza::addressing(&stanza) else {
             return;
         };
@@ -208,7 +209,7 @@ impl Endpoint {
         let Some(outgoing) = self.outgoing_for(stanza, &from, &to, im, chat_state, t) else {
             return;
         };
-        self.enqueue(to.bare().as_str().to_owned(), outgoing, t);
+        self.enqueue(&from, &to, outgoing, source, t);
     }
 
     /// Whether a stanza for local user `to` may go to SIP: a message, to a
@@ -346,25 +347,37 @@ impl Endpoint {
         })
     }
 
-    /// Queues a MESSAGE for `destination` (one in flight per user, RFC
-    /// 3428), sending it at once when none is.
-    fn enqueue(&mut self, destination: String, outgoing: Outgoing, t: &mut Turn<'_>) {
-        let busy = self
-            .in_flight
-            .values()
-            .any(|f| !f.settled && f.destination == destination);
-        let queue = self.queues.entry(destination.clone()).or_default();
-        if queue.len() >= DESTINATION_QUEUE_LIMIT {
+    /// Queues a MESSAGE for local user `to`, within the queues' bounds
+    /// (else it bounces with `resource-constraint`), and sends what the
+    /// user's window allows.
+    fn enqueue(
+        &mut self,
+        from: &Jid,
+        to: &Jid,
+        outgoing: Outgoing,
+        source: Option<ConnId>,
+        t: &mut Turn<'_>,
+    ) {
+        let destination = to.bare().as_str().to_owned();
+        let waiting = self.queues.get(&destination).map_or(0, |l| l.waiting.len());
+        if let Err(key) = self.backpressure.admit(waiting) {
+            self.message_refused(
+                from,
+                to,
+                &format!("queue full ({key}); resource-constraint"),
+            );
             return self.refuse_stanza(
                 &outgoing.stanza,
                 StanzaCondition::ResourceConstraint,
                 "too many messages waiting for this SIP user",
             );
         }
-        queue.push_back(outgoing);
-        if !busy {
-            self.send_next(&destination, t);
-        }
+        let lane = self.queues.entry(destination.clone()).or_default();
+        lane.waiting.push_back(outgoing);
+        let waiting = lane.waiting.len();
+        self.backpressure
+            .queued(&destination, waiting, source, t.now, &mut self.out);
+        self.send_next(&destination, t);
     }
 
     /// The targets a MESSAGE of `size` bytes may go to: RFC 3428 (section
@@ -384,10 +397,7 @@ impl Endpoint {
         }
         let reliable: Vec<Target> = targets
             .into_iter()
-            .filter(|t| {
-                let flow = t.flow.is_some_and(|c| self.conns.contains_key(&c));
-                flow || t.transport != SipTransport::Udp
-            })
+            .filter(|t| t.reliable(&self.conns))
             .collect();
         if reliable.is_empty() {
             return Err("too large for a SIP MESSAGE over UDP (RFC 3428: 1300 bytes)");
@@ -485,19 +495,38 @@ impl Endpoint {
         })
     }
 
-    /// Sends the first queued MESSAGE for `destination`, forked to each of
-    /// its targets; one that cannot start at all is refused and the next
-    /// is tried.
+    /// Sends the MESSAGEs waiting for `destination` that its window
+    /// allows (`sip.max_in_flight_per_user` when every target is
+    /// reliable, else one), in order, each forked to each of its
+    /// targets; one that cannot start at all is refused and the next is
+    /// tried.
     pub(super) fn send_next(&mut self, destination: &str, t: &mut Turn<'_>) {
         loop {
-            let Some(outgoing) = self
-                .queues
-                .get_mut(destination)
-                .and_then(VecDeque::pop_front)
-            else {
-                self.queues.remove(destination);
+            let Some(lane) = self.queues.get_mut(destination) else {
                 return;
             };
+            let Some(head) = lane.waiting.front() else {
+                if lane.in_flight == 0 {
+                    self.queues.remove(destination);
+                }
+                return;
+            };
+            let conns = &self.conns;
+            let reliable = head.targets.iter().all(|t| t.reliable(conns));
+            let window = if reliable && lane.unreliable == 0 {
+                self.backpressure.window()
+            } else {
+                1
+            };
+            if lane.in_flight >= window {
+                return;
+            }
+            let Some(outgoing) = lane.waiting.pop_front() else {
+                return;
+            };
+            let waiting = lane.waiting.len();
+            self.backpressure
+                .dequeued(destination, waiting, &mut self.out);
             let number = self.next_message;
             self.next_message += 1;
             let Outgoing {
@@ -531,10 +560,15 @@ impl Endpoint {
                     format!("MESSAGE to {destination} forked to {started} contacts"),
                 );
             }
+            if let Some(lane) = self.queues.get_mut(destination) {
+                lane.in_flight += 1;
+                lane.unreliable += usize::from(!reliable);
+            }
             self.in_flight.insert(
                 number,
                 InFlight {
                     destination: destination.to_owned(),
+                    reliable,
                     stanza,
                     chat_state,
                     running: started,
@@ -543,8 +577,19 @@ impl Endpoint {
                 },
             );
             self.drain_table(t);
-            return;
         }
+    }
+
+    /// A MESSAGE to `destination` is settled: its place in the window is
+    /// free for the next.
+    fn settled(&mut self, destination: &str, reliable: bool, t: &mut Turn<'_>) {
+        if let Some(lane) = self.queues.get_mut(destination) {
+            lane.in_flight = lane.in_flight.saturating_sub(1);
+            if !reliable {
+                lane.unreliable = lane.unreliable.saturating_sub(1);
+            }
+        }
+        self.send_next(destination, t);
     }
 
     /// Starts one branch of MESSAGE `number`: `request` with `target`'s
@@ -624,6 +669,7 @@ impl Endpoint {
             return;
         }
         let destination = f.destination.clone();
+        let reliable = f.reliable;
         let failure = match result {
             Ok(r) if (200..300).contains(&r.status) => {
                 f.settled = true;
@@ -636,7 +682,7 @@ impl Endpoint {
                     condition: None,
                     detail: String::new(),
                 });
-                return self.send_next(&destination, t);
+                return self.settled(&destination, reliable, t);
             }
             Ok(r) => BranchFailure {
                 status: r.status,
@@ -692,7 +738,7 @@ impl Endpoint {
                 self.to_xmpp.push_back((reply, false));
             }
         }
-        self.send_next(&destination, t);
+        self.settled(&destination, reliable, t);
     }
 
     /// Answers an XMPP stanza with an error.

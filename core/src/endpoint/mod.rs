@@ -9,6 +9,7 @@
 //! ([`Endpoint::delivered`]), which is when a SIP MESSAGE gets its 202.
 
 mod access;
+mod backpressure;
 mod conns;
 mod contacts;
 mod im;
@@ -55,10 +56,6 @@ pub use pager::{message_request, sip_im_of};
 pub use presence::PidfDoc;
 pub use transport::{Dest, Expiry, Timeouts};
 use transport::{PendingCheck, SipConn};
-
-/// Most XMPP messages waiting for one SIP destination while an earlier
-/// MESSAGE to it is pending (RFC 3428 allows one at a time).
-pub const DESTINATION_QUEUE_LIMIT: usize = 100;
 
 /// One call from the gateway: the time, and the gateway's allocator for
 /// the ids of the connections the call opens (one allocator for XMPP and
@@ -135,6 +132,19 @@ struct Outgoing {
     chat_state: bool,
 }
 
+/// The MESSAGEs for one SIP user: waiting, in order, and how many are in
+/// flight. Several go at once when every target is reliable, one at a
+/// time otherwise (RFC 3428 section 7: over UDP a user agent may take
+/// them out of order).
+#[derive(Debug, Default)]
+struct Lane {
+    waiting: VecDeque<Outgoing>,
+    /// MESSAGEs sent and not settled.
+    in_flight: usize,
+    /// Those of them with a target over UDP: while one is, no other goes.
+    unreliable: usize,
+}
+
 /// A MESSAGE in flight to a SIP user, forked to one client transaction
 /// per target. It is settled by the first 2xx, or by the best failure
 /// once every branch has failed; branches still running then are left to
@@ -142,6 +152,8 @@ struct Outgoing {
 #[derive(Debug)]
 struct InFlight {
     destination: String,
+    /// Every target was reliable (counted as such in its [`Lane`]).
+    reliable: bool,
     stanza: Element,
     chat_state: bool,
     /// Branches not ended yet.
@@ -255,6 +267,10 @@ pub struct SipTables {
     /// SIP domain's presence server (`sip.max_subscriptions` in all,
     /// `sip.max_watchers` per remote domain).
     pub upstream: usize,
+    /// XMPP messages waiting for SIP users (`sip.max_queued_messages`).
+    pub queued_messages: usize,
+    /// s2s streams left unread for full queues (backpressure).
+    pub paused_streams: usize,
 }
 
 /// The SIP endpoint.
@@ -286,8 +302,11 @@ pub struct Endpoint {
     /// contact go back over them while they live (RFC 5626's flows, in
     /// spirit: the only way through NATs and firewalls).
     flows: HashMap<(String, String), ConnId>,
-    /// XMPP → SIP: per destination, the MESSAGEs waiting their turn.
-    queues: HashMap<String, VecDeque<Outgoing>>,
+    /// XMPP → SIP: per destination, the MESSAGEs waiting their turn and
+    /// those in flight.
+    queues: HashMap<String, Lane>,
+    /// The bounds of those queues, and the streams paused for them.
+    backpressure: backpressure::Backpressure,
     /// MESSAGEs in flight, by their own number; `branches` maps each
     /// client transaction to its MESSAGE.
     in_flight: HashMap<u64, InFlight>,
@@ -390,6 +409,7 @@ impl Endpoint {
             tx_dest: HashMap::new(),
             flows: HashMap::new(),
             queues: HashMap::new(),
+            backpressure: backpressure::Backpressure::new(config.sip.queues),
             in_flight: HashMap::new(),
             branches: HashMap::new(),
             next_message: 0,
@@ -477,6 +497,8 @@ impl Endpoint {
             publications: self.publications.len(),
             subscriptions: self.subs.len(),
             upstream: self.upstream.len(),
+            queued_messages: self.queues.values().map(|l| l.waiting.len()).sum(),
+            paused_streams: self.backpressure.paused(),
         }
     }
 
@@ -511,6 +533,7 @@ impl Endpoint {
             .chain(self.subs.poll_timeout())
             .chain(self.upstream.next_retry())
             .chain(conns)
+            .chain(self.backpressure.poll_timeout())
             .min()
     }
 
@@ -530,6 +553,7 @@ impl Endpoint {
         self.drain_subs(t);
         self.upstream_timeout(t);
         self.expire_conns(t);
+        self.backpressure.handle_timeout(t.now, &mut self.out);
         self.drain_table(t);
     }
 
@@ -604,6 +628,14 @@ pub struct Target {
     pub tls_name: Option<String>,
     /// The connection the user registered over, if still open.
     pub flow: Option<ConnId>,
+}
+
+impl Target {
+    /// Whether it is reached over TCP or TLS (its own transport, or the
+    /// flow it registered over while that lives): no loss, no reordering.
+    fn reliable(&self, conns: &HashMap<ConnId, SipConn>) -> bool {
+        self.flow.is_some_and(|c| conns.contains_key(&c)) || self.transport != SipTransport::Udp
+    }
 }
 
 /// `user@domain` of a SIP URI, domain lowercased.

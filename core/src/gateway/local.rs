@@ -6,13 +6,14 @@ use super::*;
 impl Gateway {
     /// A stanza for a local address. Stanzas for users go to the SIP side
     /// when it runs; the domain answers ping and disco#info itself; every
-    /// other request gets `service-unavailable` (never silence).
-    pub(super) fn deliver_local(&mut self, stanza: Element, t: Time) {
+    /// other request gets `service-unavailable` (never silence). `source`
+    /// is the inbound stream it came over, if any.
+    pub(super) fn deliver_local(&mut self, stanza: Element, source: Option<ConnId>, t: Time) {
         let Some(addr) = stanza::addressing(&stanza) else {
             return;
         };
         if !addr.to.is_domain() && self.sip.is_some() {
-            self.with_sip(t, |ep, turn| ep.from_xmpp(stanza, turn));
+            self.with_sip(t, |ep, turn| ep.from_xmpp(stanza, source, turn));
             return;
         }
         let is_reply = stanza::is_error(&stanza)

@@ -58,8 +58,9 @@ enum LogSource {
 /// session whose output bounces another stanza, ...), done in order.
 #[derive(Debug)]
 enum Work {
-    /// Deliver, answer or send a stanza toward its domain.
-    Route(Element),
+    /// Deliver, answer or send a stanza toward its domain; with the
+    /// inbound stream it came over, which backpressure may pause.
+    Route(Element, Option<ConnId>),
     /// Take what a session produced: bytes, events, its end.
     Drain(ConnId),
 }
@@ -94,6 +95,12 @@ pub struct Gateway {
     out: VecDeque<Output>,
     /// What is left to do in this turn.
     work: VecDeque<Work>,
+    /// Inbound streams the SIP side paused (backpressure), with the
+    /// stanzas read from them before the runtime stopped reading: held,
+    /// in order, until the stream resumes, so that no queue takes more
+    /// than its bound. At most what the runtime had read and not handed
+    /// in (its input queue).
+    held: HashMap<ConnId, VecDeque<Element>>,
     /// Wall clock anchor: Unix seconds at `anchor`.
     anchor: (Instant, u64),
     shutting_down: bool,
@@ -151,6 +158,7 @@ impl Gateway {
             log_budget: LogBudget::new(log_lines, LOG_WINDOW, LOG_SOURCES, now),
             out: VecDeque::new(),
             work: VecDeque::new(),
+            held: HashMap::new(),
             anchor: (now, unix_now),
             shutting_down: false,
             connection_limit,
@@ -178,7 +186,7 @@ impl Gateway {
     fn run(&mut self, t: Time) {
         while let Some(work) = self.work.pop_front() {
             match work {
-                Work::Route(stanza) => self.forward(stanza, t),
+                Work::Route(stanza, source) => self.forward(stanza, source, t),
                 Work::Drain(conn) => self.take_session(conn, t),
             }
         }
@@ -186,7 +194,12 @@ impl Gateway {
 
     /// Queues a stanza for routing.
     fn route(&mut self, stanza: Element) {
-        self.work.push_back(Work::Route(stanza));
+        self.work.push_back(Work::Route(stanza, None));
+    }
+
+    /// Queues a stanza that came over stream `conn` for routing.
+    fn route_from(&mut self, stanza: Element, conn: ConnId) {
+        self.work.push_back(Work::Route(stanza, Some(conn)));
     }
 
     /// Queues taking what session `conn` produced.

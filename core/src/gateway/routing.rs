@@ -48,7 +48,10 @@ pub(super) struct QueryOut {
 }
 
 impl Gateway {
-    pub(super) fn forward(&mut self, stanza: Element, t: Time) {
+    pub(super) fn forward(&mut self, stanza: Element, source: Option<ConnId>, t: Time) {
+        let Some(stanza) = self.hold(stanza, source) else {
+            return;
+        };
         let Some(addr) = stanza::addressing(&stanza) else {
             self.event(Event::detail(
                 None,
@@ -58,7 +61,7 @@ impl Gateway {
         };
         let (from_domain, to_domain) = (addr.from.domain().to_owned(), addr.to.domain().to_owned());
         if self.settings.is_local(&to_domain) {
-            return self.deliver_local(stanza, t);
+            return self.deliver_local(stanza, source, t);
         }
         if !self.settings.is_local(&from_domain) {
             // Not ours to send: an inbound stanza for another domain is

@@ -29,6 +29,13 @@ impl Gateway {
     pub(super) fn pump_sip(&mut self) {
         if let Some(ep) = self.sip.as_mut() {
             while let Some(o) = ep.poll_output() {
+                match o {
+                    Output::PauseReading { conn } => {
+                        self.held.entry(conn).or_default();
+                    }
+                    Output::ResumeReading { conn } => release(&mut self.held, &mut self.work, conn),
+                    _ => {}
+                }
                 self.out.push_back(o);
             }
         }
@@ -39,6 +46,24 @@ impl Gateway {
                 }
             }
             self.route(stanza);
+        }
+    }
+
+    /// Routes again, in order, the stanzas held for paused stream `conn`
+    /// (if one pauses it again, the rest are held again).
+    pub(super) fn release(&mut self, conn: ConnId) {
+        release(&mut self.held, &mut self.work, conn);
+    }
+
+    /// Holds `stanza` when it came over a paused stream; given back when
+    /// not.
+    pub(super) fn hold(&mut self, stanza: Element, source: Option<ConnId>) -> Option<Element> {
+        match source.and_then(|c| self.held.get_mut(&c)) {
+            Some(held) => {
+                held.push_back(stanza);
+                None
+            }
+            None => Some(stanza),
         }
     }
 
@@ -64,5 +89,13 @@ impl Gateway {
     /// Whether `conn` is a SIP connection.
     pub(super) fn is_sip(&self, conn: ConnId) -> bool {
         self.sip.as_ref().is_some_and(|ep| ep.owns(conn))
+    }
+}
+
+/// [`Gateway::release`] on the fields alone (while the endpoint is
+/// borrowed).
+fn release(held: &mut HashMap<ConnId, VecDeque<Element>>, work: &mut VecDeque<Work>, conn: ConnId) {
+    for stanza in held.remove(&conn).into_iter().flatten() {
+        work.push_back(Work::Route(stanza, Some(conn)));
     }
 }

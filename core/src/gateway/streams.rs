@@ -77,7 +77,7 @@ impl Gateway {
                     self.fail_route(key, condition, &reason, t);
                 }
             }
-            SessionEvent::Stanza(e) => self.route(e),
+            SessionEvent::Stanza(e) => self.route_from(e, conn),
             SessionEvent::VerifyNeeded {
                 receiving,
                 originating,
@@ -190,6 +190,8 @@ impl Gateway {
         t: Time,
     ) {
         self.sessions.remove(&conn);
+        // What it carried before it ended is still routed.
+        self.release(conn);
         self.forget_verifies_of(conn);
         let suppressed = self.log_budget.forget(&LogSource::Stream(conn));
         if suppressed > 0 {

@@ -207,6 +207,9 @@ pub trait Io {
     fn transmit(&mut self, conn: ConnId, bytes: Vec<u8>);
     /// Tell a connection's task to close once its bytes are out.
     fn close(&mut self, conn: ConnId);
+    /// Tell a connection's task to stop reading (`paused`) or to read
+    /// again: backpressure, for a queue the connection fills.
+    fn pause_reading(&mut self, conn: ConnId, paused: bool);
     /// Open a TCP connection; report back with `Gateway::handle_connected`
     /// or `handle_connect_failed`.
     fn connect(&mut self, conn: ConnId, addr: SocketAddr);
@@ -241,6 +244,8 @@ pub trait ConnTask {
     fn send(&self, bytes: Vec<u8>);
     /// Closes once what is queued is out.
     fn close(&self);
+    /// Stops reading (`paused`) or reads again.
+    fn pause_reading(&self, paused: bool);
     /// Stops at once, dropping the socket.
     fn abort(self);
 }
@@ -293,6 +298,13 @@ impl<T: ConnTask> ConnTable<T> {
     pub fn close(&mut self, conn: ConnId) {
         if let Some((_, task)) = self.conns.remove(&conn) {
             task.close();
+        }
+    }
+
+    /// Stops reading a connection, or reads it again.
+    pub fn pause_reading(&mut self, conn: ConnId, paused: bool) {
+        if let Some((_, task)) = self.conns.get(&conn) {
+            task.pause_reading(paused);
         }
     }
 
@@ -450,6 +462,8 @@ impl Driver {
             match out {
                 Output::Transmit { conn, bytes } => io.transmit(conn, bytes),
                 Output::Close { conn } => io.close(conn),
+                Output::PauseReading { conn } => io.pause_reading(conn, true),
+                Output::ResumeReading { conn } => io.pause_reading(conn, false),
                 Output::Connect { conn, addr } => io.connect(conn, addr),
                 Output::DnsQuery {
                     query,

@@ -219,6 +219,8 @@ struct HostIo<R: Runtime> {
 enum ToConn {
     Send(Vec<u8>),
     Close,
+    /// Stop reading (`true`) or read again.
+    Pause(bool),
 }
 
 /// A connection's task as the gateway task holds it.
@@ -234,6 +236,10 @@ impl<R: Runtime> ConnTask for Conn<R> {
 
     fn close(&self) {
         let _ = self.tx.try_send(ToConn::Close);
+    }
+
+    fn pause_reading(&self, paused: bool) {
+        let _ = self.tx.try_send(ToConn::Pause(paused));
     }
 
     fn abort(self) {
@@ -278,6 +284,10 @@ impl<R: Runtime> Io for HostIo<R> {
 
     fn close(&mut self, conn: ConnId) {
         self.conns.close(conn);
+    }
+
+    fn pause_reading(&mut self, conn: ConnId, paused: bool) {
+        self.conns.pause_reading(conn, paused);
     }
 
     fn take_stalled(&mut self) -> Vec<ConnId> {
@@ -354,8 +364,10 @@ enum Wake {
 }
 
 /// Runs one connection: bytes in go to the gateway, bytes out come from
-/// it (`written` counts them off its [`SendQueue`]). After `Close` it
-/// keeps reading, discarding, until the peer closes or [`CLOSE_LINGER`].
+/// it (`written` counts them off its [`SendQueue`]). While paused it
+/// does not read (the peer's sends then wait in TCP's windows). After
+/// `Close` it keeps reading, discarding, until the peer closes or
+/// [`CLOSE_LINGER`].
 async fn conn_task<R: Runtime>(
     conn: ConnId,
     mut stream: R::Tcp,
@@ -365,8 +377,16 @@ async fn conn_task<R: Runtime>(
 ) {
     let mut buf = vec![0u8; 16 * 1024];
     let mut closing: Option<Instant> = None;
+    let mut paused = false;
     loop {
-        let read = async { Wake::Read(R::read(&mut stream, &mut buf).await) };
+        // Closing reads on (to see the peer's close), paused or not.
+        let reading = !paused || closing.is_some();
+        let read = async {
+            if !reading {
+                std::future::pending::<()>().await;
+            }
+            Wake::Read(R::read(&mut stream, &mut buf).await)
+        };
         let gw = async {
             if closing.is_some() {
                 std::future::pending::<()>().await;
@@ -399,6 +419,7 @@ async fn conn_task<R: Runtime>(
                 }
                 written.written(bytes.len());
             }
+            Wake::Gateway(Some(ToConn::Pause(p))) => paused = p,
             Wake::Gateway(Some(ToConn::Close) | None) => {
                 R::shutdown(&mut stream).await;
                 closing = Some(Instant::now() + CLOSE_LINGER);

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use toml::de::DeTable;
 use toml::Spanned;
 
+use super::digest::Algorithm;
 use super::error::{self, describe_path, Location, ELEMENT_TABLES};
 use super::raw::{
     Domains, RawAccess, RawAccount, RawBlock, RawDuration, RawFile, RawGateway, RawListen,
@@ -24,7 +25,6 @@ use super::{
     StoreConfig, StoreUrl, StreamPolicy, TlsConfig, Trust, TrustedPeer, Verdict, INACTIVE_KEYS,
 };
 use crate::jid::Jid;
-use crate::registrar::digest::Algorithm;
 
 /// The example secret of DESIGN.md, worth a warning when copied.
 const EXAMPLE_SECRET: &str = "change-me";

@@ -13,6 +13,7 @@
 //! Keys that later work implements are accepted but reported as
 //! [`NoticeKind::NotActiveYet`]; [`INACTIVE_KEYS`] is the one list of them.
 
+pub mod digest;
 mod embedded;
 mod error;
 mod lower;
@@ -27,11 +28,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use digest::Algorithm;
+
 pub use embedded::EMBEDDED_DEFAULT_TOML;
 pub use error::{ConfigError, ErrorKind, Level, Location, Notice, NoticeKind};
 pub use policy::{is_local, Admission, Partners, RefusalReason, OPEN_FEDERATION_POLICY};
-
-use crate::registrar::digest::Algorithm;
 
 /// Key paths (dotted, without array indices) that are accepted but not acted
 /// on yet. A key is inactive when its path equals an entry or lies under it
@@ -566,7 +567,7 @@ pub mod defaults {
     use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
     use std::time::Duration;
 
-    use crate::registrar::digest::Algorithm;
+    use super::digest::Algorithm;
 
     /// `gateway.connection_limit` (Lync `ConnectionLimit`).
     pub const CONNECTION_LIMIT: u32 = 1000;

@@ -23,6 +23,8 @@ use super::driver::{self, ConnTable, ConnTask, Driver, Input, Io, SendQueue, INP
 use super::setup::Deployment;
 use crate::ids::{ConnId, Listener, QueryId};
 
+/// Most bytes gathered into one write from a connection's queue.
+const WRITE_BATCH: usize = 64 * 1024;
 /// How long to wait for the peer's close after ours (RFC 6120 section 4.4).
 const CLOSE_LINGER: Duration = Duration::from_secs(5);
 /// TCP connect timeout for outbound streams and DNS over TCP.
@@ -378,7 +380,7 @@ async fn conn_task<R: Runtime>(
     let mut buf = vec![0u8; 16 * 1024];
     let mut closing: Option<Instant> = None;
     let mut paused = false;
-    loop {
+    'conn: loop {
         // Closing reads on (to see the peer's close), paused or not.
         let reading = !paused || closing.is_some();
         let read = async {
@@ -403,7 +405,7 @@ async fn conn_task<R: Runtime>(
         // The gateway's bytes first: a peer that floods us must not hold
         // back what we write to it (and be dropped for not reading).
         let wake = or(gw, or(read, linger)).await;
-        match wake {
+        let command = match wake {
             Wake::Read(Ok(0) | Err(_)) | Wake::Linger => break,
             Wake::Read(Ok(n)) => {
                 if closing.is_none() {
@@ -412,17 +414,37 @@ async fn conn_task<R: Runtime>(
                         break;
                     }
                 }
+                continue;
             }
-            Wake::Gateway(Some(ToConn::Send(bytes))) => {
-                if R::write_all(&mut stream, &bytes).await.is_err() {
-                    break;
+            Wake::Gateway(command) => command,
+        };
+        // A send takes along whatever else the gateway has queued: one
+        // write per turn rather than one per stanza or response. A
+        // command found behind it is handled next, in order.
+        let mut next = Some(command);
+        while let Some(command) = next.take() {
+            match command {
+                Some(ToConn::Send(mut bytes)) => {
+                    while bytes.len() < WRITE_BATCH {
+                        match from_gw.try_recv() {
+                            Ok(ToConn::Send(more)) => bytes.extend_from_slice(&more),
+                            Ok(other) => {
+                                next = Some(Some(other));
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    if R::write_all(&mut stream, &bytes).await.is_err() {
+                        break 'conn;
+                    }
+                    written.written(bytes.len());
                 }
-                written.written(bytes.len());
-            }
-            Wake::Gateway(Some(ToConn::Pause(p))) => paused = p,
-            Wake::Gateway(Some(ToConn::Close) | None) => {
-                R::shutdown(&mut stream).await;
-                closing = Some(Instant::now() + CLOSE_LINGER);
+                Some(ToConn::Pause(p)) => paused = p,
+                Some(ToConn::Close) | None => {
+                    R::shutdown(&mut stream).await;
+                    closing = Some(Instant::now() + CLOSE_LINGER);
+                }
             }
         }
     }

@@ -199,7 +199,7 @@ mod tests {
             local: "gw.example".into(),
             remote: remote.into(),
             method: AuthMethod::Dialback,
-            tls: Some("TLSv1.3"),
+            tls: Some("TLSv1_3"),
         }
     }
 
@@ -215,7 +215,7 @@ mod tests {
                 ("partner", p),
                 ("direction", "in"),
                 ("method", "dialback"),
-                ("tls", "TLSv1.3"),
+                ("tls", "TLSv1_3"),
             ]
         };
         assert_eq!(r.get(STREAMS_AUTHENTICATED, &labels("jabber.org")), Some(2));

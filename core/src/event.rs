@@ -245,6 +245,9 @@ pub enum Event {
     },
     /// A message was handed on between SIP and XMPP.
     Relayed {
+        /// From a SIP user to XMPP (a MESSAGE translated into a stanza),
+        /// rather than the other way.
+        sip_to_xmpp: bool,
         /// Sender.
         from: String,
         /// Recipient.
@@ -704,7 +707,7 @@ impl fmt::Display for Event {
             Event::SipCertificate { outcome, .. } => f.write_str(outcome),
             Event::SipConnectionFailed { reason, .. } => write!(f, "SIP connection: {reason}"),
             Event::SipRefused { detail, .. } => f.write_str(detail),
-            Event::Relayed { from, to, body } => match body {
+            Event::Relayed { from, to, body, .. } => match body {
                 Some(body) => write!(f, "message {from} -> {to}: {body}"),
                 None => write!(f, "message {from} -> {to}"),
             },

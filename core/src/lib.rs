@@ -148,6 +148,7 @@ pub mod ids;
 pub mod jid;
 pub mod log_budget;
 pub mod logtext;
+pub mod metrics;
 pub mod output;
 pub mod registrar;
 pub mod rng;

@@ -211,7 +211,6 @@ fn design_example_parses() {
         [
             (3, Warning, WeakSecret, "gateway.dialback_secret"),
             (20, Info, NotActiveYet, "listen.internal"),
-            (21, Info, NotActiveYet, "listen.metrics"),
             (31, Warning, NoEffect, "sip.next_hop"),
             (53, Warning, NoEffect, "block"),
         ]
@@ -960,7 +959,7 @@ fn blocks_outside_deny_list_are_reported() {
 
 #[test]
 fn inactive_keys_are_reported_only_when_set() {
-    assert_eq!(INACTIVE_KEYS, ["listen.internal", "listen.metrics",]);
+    assert_eq!(INACTIVE_KEYS, ["listen.internal"]);
 
     // Empty tables and active keys say nothing.
     let loaded = ok(&with(
@@ -972,7 +971,7 @@ fn inactive_keys_are_reported_only_when_set() {
 domains = [\"example.com\"]
 log_message_bodies = true
 [listen]
-metrics = false
+internal = \"127.0.0.1:23456\"
 [[sip.account]]
 user = \"a\"
 ha1 = \"0123456789ABCDEF0123456789abcdef\"
@@ -997,7 +996,7 @@ url = \"sqlite:///var/lib/xfed/xfed.db\"
         })
         .map(|n| (n.line().expect("located"), n.path.as_str()))
         .collect();
-    assert_eq!(got, [(5, "listen.metrics")]);
+    assert_eq!(got, [(5, "listen.internal")]);
     let c = loaded.config;
     assert!(c.gateway.log_message_bodies);
     assert_eq!(

@@ -10,6 +10,7 @@ pub mod load;
 pub mod notify;
 pub mod prosody;
 pub mod s2s_peer;
+pub mod sip_pair;
 pub mod sip_ua;
 pub mod sipp;
 pub mod xmpp_client;

@@ -6,70 +6,10 @@
 //! Each deployment runs once on each runtime, and a.test is restarted in
 //! the middle to show that its bindings come back from the store.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
-use xfed_core::tls::testing::{LeafSpec, TestCa, TestCert};
+use xfed_tests::sip_pair::{deployments, start, ua};
 use xfed_tests::sip_ua::SipUa;
-use xfed_tests::{free_port, temp_dir, write_config, Instance, PartnerSpec};
-
-struct Side {
-    domain: &'static str,
-    dir: PathBuf,
-    s2s: u16,
-    sip: SocketAddr,
-}
-
-fn deployments(name: &str) -> (Side, Side) {
-    let other_ca = TestCa::new("unrelated CA");
-    let mut sides = Vec::new();
-    for domain in ["a.test", "b.test"] {
-        let dir = temp_dir(&format!("sip-{name}-{domain}"));
-        let cert = TestCert::self_signed(&LeafSpec::xmpp_server(domain));
-        std::fs::write(dir.join("cert.pem"), cert.chain_pem()).unwrap();
-        std::fs::write(dir.join("key.pem"), cert.key_pem()).unwrap();
-        std::fs::write(dir.join("ca.pem"), other_ca.cert_pem()).unwrap();
-        let sip_port = free_port();
-        sides.push(Side {
-            domain,
-            dir,
-            s2s: free_port(),
-            sip: SocketAddr::from(([127, 0, 0, 1], sip_port)),
-        });
-    }
-    let b = sides.pop().unwrap();
-    let a = sides.pop().unwrap();
-    for (me, them, user) in [(&a, &b, "alice"), (&b, &a, "bob")] {
-        let partner = PartnerSpec {
-            domain: them.domain,
-            connect: format!("127.0.0.1:{}", them.s2s),
-            tls: "required",
-            sasl: "not-supported",
-            dialback: true,
-        };
-        let path = write_config(&me.dir, me.domain, me.s2s, free_port(), &[partner]);
-        let toml = std::fs::read_to_string(&path).unwrap().replace(
-            "sip = []",
-            &format!("sip = [\"udp:{0}\", \"tcp:{0}\"]", me.sip),
-        );
-        let toml = format!(
-            "{toml}\n[sip]\nmode = \"registrar\"\n\n\
-             [[sip.account]]\nuser = \"{user}\"\npassword = \"{user}-secret\"\n\n\
-             [store]\nurl = \"sqlite://xfed.db\"\n"
-        );
-        std::fs::write(&path, toml).unwrap();
-    }
-    (a, b)
-}
-
-fn start(bin: &str, side: &Side) -> Instance {
-    Instance::start(bin, &["run", "--config", "xfed.toml"], &side.dir)
-}
-
-fn ua(user: &str, side: &Side, tcp: bool) -> SipUa {
-    SipUa::new(user, side.domain, &format!("{user}-secret"), side.sip, tcp)
-}
 
 const WAIT: Duration = Duration::from_secs(20);
 

@@ -38,7 +38,7 @@ pub use policy::{is_local, Admission, Partners, RefusalReason, OPEN_FEDERATION_P
 /// on yet. A key is inactive when its path equals an entry or lies under it
 /// (`sip` covers `[[sip.account]]` too). Work that makes a key effective
 /// removes or narrows its entry here, and nowhere else.
-pub const INACTIVE_KEYS: &[&str] = &["listen.internal", "listen.metrics"];
+pub const INACTIVE_KEYS: &[&str] = &["listen.internal"];
 
 /// Parses and validates a configuration file's text.
 ///
@@ -186,7 +186,8 @@ pub struct ListenConfig {
     /// roles run apart (DESIGN.md shows `"0.0.0.0:23456"` as an example).
     /// `false` also means none.
     pub internal: Option<SocketAddr>,
-    /// `metrics`, default `"127.0.0.1:9269"`; `false` turns it off.
+    /// `metrics`, default `"127.0.0.1:9269"`; `false` turns it off:
+    /// OpenMetrics text at `GET /metrics`.
     pub metrics: Option<SocketAddr>,
 }
 

@@ -22,6 +22,7 @@ impl Endpoint {
         let to = to.bare().as_str().to_owned();
         let body = self.settings.log_message_bodies.then_some(body);
         self.event(Event::Relayed {
+            sip_to_xmpp: true,
             from: sender.clone(),
             to: to.clone(),
             body,
@@ -262,6 +263,7 @@ impl Endpoint {
             Ok(im) => {
                 let body = self.settings.log_message_bodies.then(|| im.body.clone());
                 self.event(Event::Relayed {
+                    sip_to_xmpp: false,
                     from: from.to_string(),
                     to: to.to_string(),
                     body,

@@ -15,6 +15,8 @@ pub struct Bound {
     pub tcp: Vec<(Listener, TcpListener)>,
     /// SIP UDP sockets with the address each is bound to.
     pub udp: Vec<(SocketAddr, UdpSocket)>,
+    /// The `[listen] metrics` listener (blocking, for its own thread).
+    pub metrics: Option<TcpListener>,
     /// Each listener as `address (kind)`, for [`super::driver::serving`].
     pub names: Vec<String>,
 }
@@ -26,6 +28,7 @@ pub fn bind(dep: &mut Deployment) -> Result<Bound, String> {
     let mut bound = Bound {
         tcp: Vec::new(),
         udp: Vec::new(),
+        metrics: None,
         names: Vec::new(),
     };
     for addr in udp_listeners(dep) {
@@ -42,6 +45,13 @@ pub fn bind(dep: &mut Deployment) -> Result<Bound, String> {
         let local = l.local_addr().unwrap_or(addr);
         bound.names.push(format!("{local} ({listener:?})"));
         bound.tcp.push((listener, l));
+    }
+    if let Some(addr) = dep.config.listen.metrics {
+        let l = TcpListener::bind(addr)
+            .map_err(|e| format!("cannot listen on {addr} (listen.metrics): {e}"))?;
+        let local = l.local_addr().unwrap_or(addr);
+        bound.names.push(format!("{local} (Metrics)"));
+        bound.metrics = Some(l);
     }
     Ok(bound)
 }

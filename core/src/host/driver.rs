@@ -8,13 +8,14 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tracing::{debug, error, info, warn};
 
 use super::admin_socket;
 use super::cli::{Cli, Command, ContactAction};
+use super::metrics_listener;
 use super::setup::{self, Deployment, SHUTDOWN_GRACE};
 use super::store_sqlite::SqliteStore;
 use crate::config::SipTransport;
@@ -22,6 +23,7 @@ use crate::event::{Event, Level};
 use crate::gateway::Gateway;
 use crate::ids::{ConnId, Listener, QueryId};
 use crate::logtext;
+use crate::metrics::Registry;
 use crate::output::Output;
 use crate::store::Store;
 use crate::xmpp::{ping, stanza};
@@ -358,7 +360,15 @@ pub struct Driver {
     log_bodies: bool,
     /// [`send_queue_limit`] of the configuration, for the log line.
     send_queue_limit: usize,
+    /// The figures of `[listen] metrics`, when it is on.
+    metrics: Option<metrics_listener::Shared>,
+    /// When the gauges were last taken from the gateway.
+    observed: Option<Instant>,
 }
+
+/// How often the gauges are taken from the gateway's tables: scrapes
+/// come every few seconds at most, inputs thousands of times a second.
+const OBSERVE_EVERY: Duration = Duration::from_secs(1);
 
 impl Driver {
     /// Starts the gateway of `dep` (logging its notices), with the SIP
@@ -384,6 +394,10 @@ impl Driver {
             .unwrap_or_default();
         let log_bodies = dep.config.gateway.log_message_bodies;
         let send_queue_limit = send_queue_limit(&dep.config);
+        let metrics = dep.config.listen.metrics.map(|_| {
+            let partners = dep.config.partners.iter().flat_map(|p| p.domains());
+            Arc::new(Mutex::new(Registry::new(partners)))
+        });
         let mut gw = Gateway::new(dep.config, setup, dep.seed, now, dep.unix_now);
         let ping = ping.map(|(to, timeout)| {
             let id = format!("xfed-ping-{}", dep.unix_now);
@@ -403,6 +417,8 @@ impl Driver {
             store,
             log_bodies,
             send_queue_limit,
+            metrics,
+            observed: None,
         })
     }
 
@@ -444,6 +460,7 @@ impl Driver {
             self.carry_out(io);
             let stalled = io.take_stalled();
             if stalled.is_empty() {
+                self.observe();
                 return;
             }
             for conn in stalled {
@@ -502,9 +519,33 @@ impl Driver {
                         }
                     }
                 }
-                Output::Event(event) => log(&event),
+                Output::Event(event) => {
+                    if let Some(r) = &self.metrics {
+                        lock(r).record(&event);
+                    }
+                    log(&event);
+                }
             }
         }
+    }
+
+    /// Takes the gauges, at most every [`OBSERVE_EVERY`].
+    fn observe(&mut self) {
+        if let Some(r) = &self.metrics {
+            let now = Instant::now();
+            if self
+                .observed
+                .is_none_or(|t| now.duration_since(t) >= OBSERVE_EVERY)
+            {
+                self.observed = Some(now);
+                lock(r).observe(&self.gw);
+            }
+        }
+    }
+
+    /// The figures `[listen] metrics` serves, when it is on.
+    pub fn metrics(&self) -> Option<metrics_listener::Shared> {
+        self.metrics.clone()
     }
 
     /// When the runtime must call [`Driver::on_timer`] at the latest.
@@ -575,6 +616,12 @@ impl Driver {
             ExitCode::SUCCESS
         }
     }
+}
+
+/// The registry, even if a scrape thread panicked holding it (counting
+/// goes on).
+fn lock(r: &metrics_listener::Shared) -> std::sync::MutexGuard<'_, Registry> {
+    r.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Logs a core event through tracing, its kind and connection as fields,

@@ -8,6 +8,7 @@ pub mod bind;
 pub mod cli;
 pub mod dns_exchange;
 pub mod driver;
+pub mod metrics_listener;
 pub mod runtime;
 pub mod setup;
 pub mod store_sqlite;

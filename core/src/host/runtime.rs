@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::pin::pin;
 use std::process::ExitCode;
 use std::task::Poll;
@@ -20,6 +20,7 @@ use super::admin_socket;
 use super::bind::{self, Bound};
 use super::dns_exchange;
 use super::driver::{self, ConnTable, ConnTask, Driver, Input, Io, SendQueue, INPUT_QUEUE};
+use super::metrics_listener;
 use super::setup::Deployment;
 use crate::ids::{ConnId, Listener, QueryId};
 
@@ -129,8 +130,8 @@ pub async fn serve<R: Runtime>(
             }
         }
     });
-    let udp = match bind::bind(&mut dep).and_then(|b| listen::<R>(name, &dep, b, &tx)) {
-        Ok(udp) => udp,
+    let (udp, metrics) = match bind::bind(&mut dep).and_then(|b| listen::<R>(name, &dep, b, &tx)) {
+        Ok(sockets) => sockets,
         Err(e) => {
             error!("{e}");
             return ExitCode::FAILURE;
@@ -150,6 +151,12 @@ pub async fn serve<R: Runtime>(
             return ExitCode::FAILURE;
         }
     };
+    if let (Some(l), Some(registry)) = (metrics, driver.metrics()) {
+        if let Err(e) = metrics_listener::serve(l, registry) {
+            error!("cannot serve listen.metrics: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     // Removed again when this ends.
     let _admin = admin_socket::serve(&admin_path, io.tx.clone())
         .map_err(|e| warn!("no admin socket at {}: {e}", admin_path.display()))
@@ -181,13 +188,14 @@ pub async fn serve<R: Runtime>(
 }
 
 /// Hands the bound sockets to the runtime, starts their tasks and logs
-/// "serving"; returns the UDP sockets to send from.
+/// "serving"; returns the UDP sockets to send from and the metrics
+/// listener, served once the driver (its registry) exists.
 fn listen<R: Runtime>(
     name: &str,
     dep: &Deployment,
     bound: Bound,
     tx: &Sender<Input<R::Tcp>>,
-) -> Result<HashMap<SocketAddr, UdpSocket>, String> {
+) -> Result<(HashMap<SocketAddr, UdpSocket>, Option<TcpListener>), String> {
     let mut send = HashMap::new();
     for (local, sock) in bound.udp {
         let recv = sock
@@ -205,7 +213,7 @@ fn listen<R: Runtime>(
         R::spawn(accept_loop::<R>(l, kind, tx.clone()));
     }
     driver::serving(name, dep, &bound.names);
-    Ok(send)
+    Ok((send, bound.metrics))
 }
 
 /// [`Io`] over any [`Runtime`]: socket tasks and spawned connects and DNS

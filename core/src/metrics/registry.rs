@@ -1,0 +1,187 @@
+//! The samples, keyed by family and label set, and their OpenMetrics
+//! text.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write;
+
+use super::families::{Family, Kind, FAMILIES};
+
+/// Counters and gauges. Its size is bounded by its label values: enum
+/// names, configuration keys and the partner domains it was made with.
+#[derive(Debug, Clone, Default)]
+pub struct Registry {
+    /// Configured partner domains: the values of the `partner` label
+    /// besides `other`.
+    partners: BTreeSet<String>,
+    /// (family name, rendered labels) -> value.
+    samples: BTreeMap<(&'static str, String), u64>,
+}
+
+impl Registry {
+    /// An empty registry whose `partner` label may take `partners`'
+    /// values (any other domain is `other`). Label-less counters start at
+    /// zero so that a scraper sees them from the start.
+    pub fn new<'a>(partners: impl IntoIterator<Item = &'a str>) -> Registry {
+        let mut r = Registry {
+            partners: partners.into_iter().map(str::to_owned).collect(),
+            samples: BTreeMap::new(),
+        };
+        for f in FAMILIES {
+            if f.kind == Kind::Counter && f.labels.is_empty() {
+                r.add(f, &[], 0);
+            }
+        }
+        r
+    }
+
+    /// The `partner` label's value for `domain`.
+    pub(super) fn partner<'a>(&self, domain: &'a str) -> &'a str {
+        if self.partners.contains(domain) {
+            domain
+        } else {
+            "other"
+        }
+    }
+
+    /// Adds `n` to a counter.
+    pub fn add(&mut self, family: &'static Family, labels: &[(&str, &str)], n: u64) {
+        debug_assert!(same_names(family, labels), "{} labels", family.name);
+        let v = self
+            .samples
+            .entry((family.name, render_labels(labels)))
+            .or_insert(0);
+        *v = v.saturating_add(n);
+    }
+
+    /// Sets a gauge.
+    pub fn set(&mut self, family: &'static Family, labels: &[(&str, &str)], value: u64) {
+        debug_assert!(same_names(family, labels), "{} labels", family.name);
+        self.samples
+            .insert((family.name, render_labels(labels)), value);
+    }
+
+    /// A sample's value, if it was ever counted or set.
+    pub fn get(&self, family: &Family, labels: &[(&str, &str)]) -> Option<u64> {
+        self.samples
+            .get(&(family.name, render_labels(labels)))
+            .copied()
+    }
+
+    /// Number of samples held.
+    pub fn len(&self) -> usize {
+        self.samples.len()
+    }
+
+    /// Whether no sample is held.
+    pub fn is_empty(&self) -> bool {
+        self.samples.is_empty()
+    }
+
+    /// The OpenMetrics text exposition (version 1.0.0), `# EOF` last.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for f in FAMILIES {
+            let (kind, suffix) = match f.kind {
+                Kind::Counter => ("counter", "_total"),
+                Kind::Gauge => ("gauge", ""),
+            };
+            let _ = writeln!(out, "# TYPE {} {kind}", f.name);
+            let _ = writeln!(out, "# HELP {} {}", f.name, f.help);
+            let from = (f.name, String::new());
+            for ((name, labels), v) in self.samples.range(from..) {
+                if *name != f.name {
+                    break;
+                }
+                let _ = writeln!(out, "{}{suffix}{labels} {v}", f.name);
+            }
+        }
+        out.push_str("# EOF\n");
+        out
+    }
+}
+
+/// Whether `labels` are the family's, in order.
+fn same_names(family: &Family, labels: &[(&str, &str)]) -> bool {
+    family.labels.len() == labels.len()
+        && family.labels.iter().zip(labels).all(|(a, (b, _))| a == b)
+}
+
+/// `{k="v",...}`, values escaped as OpenMetrics asks; empty without
+/// labels.
+fn render_labels(labels: &[(&str, &str)]) -> String {
+    if labels.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from("{");
+    for (i, (k, v)) in labels.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(k);
+        s.push_str("=\"");
+        for c in v.chars() {
+            match c {
+                '\\' => s.push_str("\\\\"),
+                '"' => s.push_str("\\\""),
+                '\n' => s.push_str("\\n"),
+                c => s.push(c),
+            }
+        }
+        s.push('"');
+    }
+    s.push('}');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::families::{MESSAGES_RELAYED, REGISTRATIONS, ROUTES};
+    use super::*;
+
+    #[test]
+    fn renders_openmetrics_text() {
+        let mut r = Registry::new([]);
+        r.add(REGISTRATIONS, &[], 2);
+        r.add(MESSAGES_RELAYED, &[("direction", "sip_to_xmpp")], 1);
+        r.set(ROUTES, &[], 3);
+        let text = r.render();
+        assert!(text.contains("# TYPE xfed_registrations counter\n"));
+        assert!(text.contains("# HELP xfed_registrations Successful REGISTER requests.\n"));
+        assert!(text.contains("\nxfed_registrations_total 2\n"));
+        assert!(text.contains("\nxfed_messages_relayed_total{direction=\"sip_to_xmpp\"} 1\n"));
+        assert!(text.contains("# TYPE xfed_routes gauge\n"));
+        assert!(text.contains("\nxfed_routes 3\n"));
+        assert!(text.ends_with("\n# EOF\n"));
+        assert_eq!(text.matches("# EOF").count(), 1);
+        // A family's samples follow its own header.
+        let header = text.find("# TYPE xfed_messages_relayed ").unwrap();
+        let sample = text.find("xfed_messages_relayed_total{").unwrap();
+        let next = text.find("# TYPE xfed_messages_refused ").unwrap();
+        assert!(header < sample && sample < next);
+    }
+
+    #[test]
+    fn escapes_label_values() {
+        assert_eq!(
+            render_labels(&[("a", "x\"y\\z\n"), ("b", "c")]),
+            "{a=\"x\\\"y\\\\z\\n\",b=\"c\"}"
+        );
+    }
+
+    #[test]
+    fn families_are_unique_and_well_named() {
+        let mut names = BTreeSet::new();
+        for f in FAMILIES {
+            assert!(f.name.starts_with("xfed_"), "{}", f.name);
+            assert!(!f.name.ends_with("_total"), "{}", f.name);
+            assert!(names.insert(f.name), "{} twice", f.name);
+        }
+    }
+
+    #[test]
+    fn unknown_partners_share_one_label() {
+        let r = Registry::new(["jabber.org"]);
+        assert_eq!(r.partner("jabber.org"), "jabber.org");
+        assert_eq!(r.partner("evil.example"), "other");
+    }
+}

@@ -347,6 +347,24 @@ async fn udp_loop<R: Runtime>(sock: R::Udp, local: SocketAddr, tx: Sender<Input<
     }
 }
 
+/// The read buffer of a connection waiting for its peer: an idle link
+/// holds only this much.
+const READ_IDLE: usize = 512;
+/// The read buffer while the peer sends more than [`READ_IDLE`] at a time.
+const READ_BUSY: usize = 16 * 1024;
+
+/// After a read of `n` bytes: one that filled the buffer means more is
+/// waiting, so the next reads take up to [`READ_BUSY`]; one that did not
+/// emptied the socket, and the buffer goes back to [`READ_IDLE`] for the
+/// wait.
+fn resize_read_buffer(buf: &mut Vec<u8>, n: usize) {
+    if n == buf.len() && buf.len() < READ_BUSY {
+        *buf = vec![0; READ_BUSY];
+    } else if n < buf.len() && buf.len() > READ_IDLE {
+        *buf = vec![0; READ_IDLE];
+    }
+}
+
 enum Wake {
     Read(io::Result<usize>),
     Gateway(Option<ToConn>),
@@ -363,7 +381,7 @@ async fn conn_task<R: Runtime>(
     tx: Sender<Input<R::Tcp>>,
     written: SendQueue,
 ) {
-    let mut buf = vec![0u8; 16 * 1024];
+    let mut buf = vec![0u8; READ_IDLE];
     let mut closing: Option<Instant> = None;
     loop {
         let read = async { Wake::Read(R::read(&mut stream, &mut buf).await) };
@@ -392,6 +410,7 @@ async fn conn_task<R: Runtime>(
                         break;
                     }
                 }
+                resize_read_buffer(&mut buf, n);
             }
             Wake::Gateway(Some(ToConn::Send(bytes))) => {
                 if R::write_all(&mut stream, &bytes).await.is_err() {

@@ -428,3 +428,21 @@ async fn conn_task<R: Runtime>(
         let _ = tx.send(Input::Closed(conn)).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_read_buffer_grows_while_reads_fill_it_and_shrinks_when_they_do_not() {
+        let mut buf = vec![0u8; READ_IDLE];
+        resize_read_buffer(&mut buf, 100);
+        assert_eq!(buf.len(), READ_IDLE);
+        resize_read_buffer(&mut buf, READ_IDLE);
+        assert_eq!(buf.len(), READ_BUSY);
+        resize_read_buffer(&mut buf, READ_BUSY);
+        assert_eq!(buf.len(), READ_BUSY);
+        resize_read_buffer(&mut buf, READ_BUSY - 1);
+        assert_eq!((buf.len(), buf.capacity()), (READ_IDLE, READ_IDLE));
+    }
+}

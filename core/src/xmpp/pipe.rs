@@ -427,6 +427,10 @@ mod tests {
             got.len(),
             early.len()
         );
+        // Idle after the exchange: no ciphertext or plaintext held.
+        for p in [&client, &server] {
+            assert_eq!((p.incoming.capacity(), p.pending.capacity()), (0, 0));
+        }
         let late: Vec<u8> = (0..300_000u32).map(|i| (i % 241) as u8).collect();
         server.send(&late);
         pump(&mut client, &mut server);
@@ -437,5 +441,42 @@ mod tests {
             got.len(),
             late.len()
         );
+    }
+
+    #[test]
+    fn records_split_across_reads_byte_by_byte_are_reassembled() {
+        let id = TestCert::self_signed(&LeafSpec::xmpp_server("a.test")).identity();
+        let clock = Arc::new(CallerClock::new(1_800_000_000));
+        let (mut client, mut server) = (Pipe::default(), Pipe::default());
+        server
+            .start_server(server_config(&id, clock.clone()))
+            .unwrap();
+        client
+            .start_client(client_config(&id, clock), "a.test")
+            .unwrap();
+        client.send(b"<stream:stream>");
+        for _ in 0..100 {
+            let (to_b, to_a) = (client.take_output(), server.take_output());
+            if to_a.is_empty() && to_b.is_empty() {
+                break;
+            }
+            for b in to_b {
+                server.receive(&[b]).unwrap();
+            }
+            for b in to_a {
+                client.receive(&[b]).unwrap();
+            }
+        }
+        assert!(!server.is_handshaking() && !client.is_handshaking());
+        assert_eq!(server.take_plain(), b"<stream:stream>");
+        // A record cut short is kept until its end arrives.
+        server.send(b"<message/>");
+        let record = server.take_output();
+        client.receive(&record[..record.len() - 1]).unwrap();
+        assert!(client.take_plain().is_empty());
+        assert!(client.incoming.capacity() > 0);
+        client.receive(&record[record.len() - 1..]).unwrap();
+        assert_eq!(client.take_plain(), b"<message/>");
+        assert_eq!(client.incoming.capacity(), 0);
     }
 }

@@ -389,6 +389,20 @@ mod tests {
     use crate::tls::testing::{LeafSpec, TestCert};
     use crate::tls::{client_config, server_config, CallerClock};
 
+    /// A client and a server pipe with TLS started, nothing exchanged.
+    fn started() -> (Pipe, Pipe) {
+        let id = TestCert::self_signed(&LeafSpec::xmpp_server("a.test")).identity();
+        let clock = Arc::new(CallerClock::new(1_800_000_000));
+        let (mut client, mut server) = (Pipe::default(), Pipe::default());
+        server
+            .start_server(server_config(&id, clock.clone()))
+            .unwrap();
+        client
+            .start_client(client_config(&id, clock), "a.test")
+            .unwrap();
+        (client, server)
+    }
+
     /// Moves bytes both ways until neither side has any.
     fn pump(a: &mut Pipe, b: &mut Pipe) {
         for _ in 0..1000 {
@@ -404,15 +418,7 @@ mod tests {
 
     #[test]
     fn large_writes_over_tls_arrive_whole_during_and_after_the_handshake() {
-        let id = TestCert::self_signed(&LeafSpec::xmpp_server("a.test")).identity();
-        let clock = Arc::new(CallerClock::new(1_800_000_000));
-        let (mut client, mut server) = (Pipe::default(), Pipe::default());
-        server
-            .start_server(server_config(&id, clock.clone()))
-            .unwrap();
-        client
-            .start_client(client_config(&id, clock), "a.test")
-            .unwrap();
+        let (mut client, mut server) = started();
         // 200 KB before the handshake is done (rustls holds 64 KiB there),
         // in two writes, then 300 KB in one write after it.
         let early: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
@@ -445,15 +451,7 @@ mod tests {
 
     #[test]
     fn records_split_across_reads_byte_by_byte_are_reassembled() {
-        let id = TestCert::self_signed(&LeafSpec::xmpp_server("a.test")).identity();
-        let clock = Arc::new(CallerClock::new(1_800_000_000));
-        let (mut client, mut server) = (Pipe::default(), Pipe::default());
-        server
-            .start_server(server_config(&id, clock.clone()))
-            .unwrap();
-        client
-            .start_client(client_config(&id, clock), "a.test")
-            .unwrap();
+        let (mut client, mut server) = started();
         client.send(b"<stream:stream>");
         for _ in 0..100 {
             let (to_b, to_a) = (client.take_output(), server.take_output());

@@ -1,10 +1,13 @@
-//! Resident memory per idle authenticated TLS s2s connection: 2,000
+//! Resident memory per idle authenticated TLS s2s connection: 10,000
 //! connections over loopback to a release `xfed`, each negotiated with
 //! STARTTLS and SASL EXTERNAL by a client built on xfed-core's own session
 //! state machine, then left idle; the server's VmRSS before and after.
 //!
 //! Run with `cargo bench -p xfed-tests --bench idle_memory` (it builds the
-//! release binary first). XFED_IDLE_CONNECTIONS changes the count.
+//! release binary first). XFED_IDLE_CONNECTIONS changes the count. Each
+//! side holds one descriptor per connection: the soft `ulimit -n` must
+//! exceed the count (with some room), or connections fail and the bench
+//! says so.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,12 +30,19 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// The soft limit on open files (`ulimit -n`), from /proc.
+fn open_files_limit() -> Option<usize> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
 /// One client connection: negotiates, then stays open until `hold` ends.
 async fn connect(
     port: u16,
     settings: Arc<Settings>,
     seed: u8,
-    ready: tokio::sync::mpsc::UnboundedSender<bool>,
+    ready: tokio::sync::mpsc::UnboundedSender<Result<(), String>>,
     hold: Arc<tokio::sync::Notify>,
 ) {
     let mut seed_bytes = [0u8; 32];
@@ -47,13 +57,17 @@ async fn connect(
         Rng::new(seed_bytes),
         t(start),
     );
-    let Ok(mut sock) = TcpStream::connect(("127.0.0.1", port)).await else {
-        let _ = ready.send(false);
-        return;
+    let mut sock = match TcpStream::connect(("127.0.0.1", port)).await {
+        Ok(sock) => sock,
+        Err(e) => {
+            let _ = ready.send(Err(format!("connect: {e}")));
+            return;
+        }
     };
     s.handle_connected(&settings, t(std::time::Instant::now()));
     let mut buf = vec![0u8; 16 * 1024];
     let mut reported = false;
+    let mut why = "closed".to_owned();
     loop {
         if let Some(bytes) = s.poll_transmit() {
             if sock.write_all(&bytes).await.is_err() {
@@ -64,25 +78,31 @@ async fn connect(
             match ev {
                 SessionEvent::OutboundReady { .. } if !reported => {
                     reported = true;
-                    let _ = ready.send(true);
+                    let _ = ready.send(Ok(()));
                 }
-                SessionEvent::OutboundFailed { .. } | SessionEvent::Closed { .. } if !reported => {
+                SessionEvent::OutboundFailed { reason, .. } | SessionEvent::Closed { reason }
+                    if !reported =>
+                {
                     reported = true;
-                    let _ = ready.send(false);
+                    let _ = ready.send(Err(reason));
                 }
                 _ => {}
             }
         }
         tokio::select! {
             n = sock.read(&mut buf) => match n {
-                Ok(0) | Err(_) => break,
+                Ok(0) => break,
+                Err(e) => {
+                    why = e.to_string();
+                    break;
+                }
                 Ok(n) => s.handle_bytes(&buf[..n], &settings, t(std::time::Instant::now())),
             },
             _ = hold.notified() => break,
         }
     }
     if !reported {
-        let _ = ready.send(false);
+        let _ = ready.send(Err(why));
     }
 }
 
@@ -90,7 +110,13 @@ fn main() {
     let count: usize = std::env::var("XFED_IDLE_CONNECTIONS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(2000);
+        .unwrap_or(10_000);
+    if let Some(limit) = open_files_limit().filter(|&l| l < count + 100) {
+        eprintln!(
+            "ulimit -n is {limit}: raise it above {} for {count} connections",
+            count + 100
+        );
+    }
     let bin = release_binary("xfed-tokio", "xfed");
 
     let ca = TestCa::new("idle memory CA");
@@ -164,10 +190,16 @@ fn main() {
             }
         }
         let mut ok = 0;
+        let mut failures = std::collections::BTreeMap::<String, usize>::new();
         for _ in 0..count {
-            if rx.recv().await == Some(true) {
-                ok += 1;
+            match rx.recv().await {
+                Some(Ok(())) => ok += 1,
+                Some(Err(why)) => *failures.entry(why).or_default() += 1,
+                None => {}
             }
+        }
+        for (why, n) in failures {
+            eprintln!("{n} connections failed: {why}");
         }
         let elapsed = started.elapsed();
         tokio::time::sleep(Duration::from_millis(500)).await;

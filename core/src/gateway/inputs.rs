@@ -57,7 +57,7 @@ impl Gateway {
         }
         let rng = self.rng.fork();
         let session = Session::inbound(listener == Listener::S2sDirectTls, &self.settings, rng, t);
-        self.sessions.insert(conn, session);
+        self.sessions.insert(conn, Box::new(session));
         self.event(Event::Accepted {
             conn,
             listener,

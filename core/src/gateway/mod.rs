@@ -71,7 +71,8 @@ pub struct Gateway {
     rng: Rng,
     ids: ConnIds,
     next_query: u64,
-    sessions: BTreeMap<ConnId, Session>,
+    /// Boxed: a map node holds eleven entries, and a session is 2 KB.
+    sessions: BTreeMap<ConnId, Box<Session>>,
     /// (local, remote) → route.
     routes: HashMap<(String, String), Route>,
     /// Outbound connection → its route key.

@@ -379,7 +379,7 @@ impl Gateway {
         let rng = self.rng.fork();
         let session =
             Session::outbound(&key.0, &key.1, candidate.direct_tls, &self.settings, rng, t);
-        self.sessions.insert(conn, session);
+        self.sessions.insert(conn, Box::new(session));
         self.route_of.insert(conn, key.clone());
         if let Some(Route {
             state: RouteState::Streaming { conn: c, .. },

@@ -147,7 +147,7 @@ impl Gateway {
         remote: String,
         method: AuthMethod,
     ) {
-        let tls = self.sessions.get(&conn).and_then(Session::tls_version);
+        let tls = self.sessions.get(&conn).and_then(|s| s.tls_version());
         self.event(Event::StreamAuthenticated {
             conn,
             inbound,

@@ -367,6 +367,24 @@ async fn udp_loop<R: Runtime>(sock: R::Udp, local: SocketAddr, tx: Sender<Input<
     }
 }
 
+/// The read buffer of a connection waiting for its peer: an idle link
+/// holds only this much.
+const READ_IDLE: usize = 512;
+/// The read buffer while the peer sends more than [`READ_IDLE`] at a time.
+const READ_BUSY: usize = 16 * 1024;
+
+/// After a read of `n` bytes: one that filled the buffer means more is
+/// waiting, so the next reads take up to [`READ_BUSY`]; one that did not
+/// emptied the socket, and the buffer goes back to [`READ_IDLE`] for the
+/// wait.
+fn resize_read_buffer(buf: &mut Vec<u8>, n: usize) {
+    if n == buf.len() && buf.len() < READ_BUSY {
+        *buf = vec![0; READ_BUSY];
+    } else if n < buf.len() && buf.len() > READ_IDLE {
+        *buf = vec![0; READ_IDLE];
+    }
+}
+
 enum Wake {
     Read(io::Result<usize>),
     Gateway(Option<ToConn>),
@@ -385,7 +403,7 @@ async fn conn_task<R: Runtime>(
     tx: Sender<Input<R::Tcp>>,
     written: SendQueue,
 ) {
-    let mut buf = vec![0u8; 16 * 1024];
+    let mut buf = vec![0u8; READ_IDLE];
     let mut closing: Option<Instant> = None;
     let mut paused = false;
     'conn: loop {
@@ -422,6 +440,7 @@ async fn conn_task<R: Runtime>(
                         break;
                     }
                 }
+                resize_read_buffer(&mut buf, n);
                 continue;
             }
             Wake::Gateway(command) => command,
@@ -458,5 +477,23 @@ async fn conn_task<R: Runtime>(
     }
     if closing.is_none() {
         let _ = tx.send(Input::Closed(conn)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_read_buffer_grows_while_reads_fill_it_and_shrinks_when_they_do_not() {
+        let mut buf = vec![0u8; READ_IDLE];
+        resize_read_buffer(&mut buf, 100);
+        assert_eq!(buf.len(), READ_IDLE);
+        resize_read_buffer(&mut buf, READ_IDLE);
+        assert_eq!(buf.len(), READ_BUSY);
+        resize_read_buffer(&mut buf, READ_BUSY);
+        assert_eq!(buf.len(), READ_BUSY);
+        resize_read_buffer(&mut buf, READ_BUSY - 1);
+        assert_eq!((buf.len(), buf.capacity()), (READ_IDLE, READ_IDLE));
     }
 }

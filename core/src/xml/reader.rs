@@ -186,6 +186,19 @@ impl Reader {
         Some(Err(err))
     }
 
+    /// Gives back what an idle stream needs no longer: the construct
+    /// buffer when no construct is in progress, and the event queue when
+    /// empty. Called once a read is handled, so an idle link holds neither
+    /// while the stanzas of one read still share them.
+    pub fn release_idle(&mut self) {
+        if self.buf.is_empty() {
+            self.buf = Vec::new();
+        }
+        if self.events.is_empty() {
+            self.events = VecDeque::new();
+        }
+    }
+
     /// True between constructs with nothing queued: no partial input held.
     pub fn is_idle(&self) -> bool {
         self.scan == Scan::Idle && self.events.is_empty() && self.error.is_none() && !self.failed

@@ -68,7 +68,7 @@ impl Session {
         if let Err((condition, reason)) = self.judge_request(&sender, &target, settings) {
             return self.refuse_request(sender, target, condition, reason, t);
         }
-        if self.authorized.contains(&(sender.clone(), target.clone())) {
+        if self.authorized.contains(&sender, &target) {
             return;
         }
         if let PeerCert::Trusted = self.cert_for(settings, &sender, t) {

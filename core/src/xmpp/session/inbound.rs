@@ -337,7 +337,7 @@ impl Session {
             );
         };
         let pair = (domain_of(&addr.from), domain_of(&addr.to));
-        if self.authorized.contains(&pair) {
+        if self.authorized.contains(&pair.0, &pair.1) {
             self.events.push_back(SessionEvent::Stanza(e));
         } else if !settings.is_local(&pair.1) {
             self.stream_error(

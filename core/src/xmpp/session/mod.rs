@@ -25,11 +25,13 @@ use crate::xml::{Element, Event, Reader, Scope};
 use super::pipe::Pipe;
 use super::stanza::StanzaCondition;
 use super::{StreamCondition, StreamError};
+use pairs::Pairs;
 
 mod dialback;
 mod event;
 mod inbound;
 mod outbound;
+mod pairs;
 mod settings;
 mod timers;
 
@@ -96,7 +98,7 @@ pub struct Session {
     bidi: bool,
     /// Inbound: (sender, target) pairs verified; outbound: (local, remote)
     /// pairs ready.
-    authorized: BTreeSet<(String, String)>,
+    authorized: Pairs,
     /// Inbound: pairs waiting for the authoritative server.
     verifying: BTreeSet<(String, String)>,
     /// Outbound: `db:verify` elements waiting for the stream to open, and
@@ -186,7 +188,7 @@ impl Session {
             peer_cert: PeerCert::None,
             sasl_done: false,
             bidi: false,
-            authorized: BTreeSet::new(),
+            authorized: Pairs::default(),
             verifying: BTreeSet::new(),
             verify_queue: Vec::new(),
             verify_sent: BTreeSet::new(),
@@ -241,22 +243,20 @@ impl Session {
     pub fn can_send(&self, local: &str, remote: &str) -> bool {
         self.phase == Phase::Open
             && match &self.dir {
-                Direction::Outbound { .. } => self
-                    .authorized
-                    .contains(&(local.to_owned(), remote.to_owned())),
+                Direction::Outbound { .. } => self.authorized.contains(local, remote),
                 // With bidi, the inverse of a pair the peer proved.
-                Direction::Inbound => {
-                    self.bidi
-                        && self
-                            .authorized
-                            .contains(&(remote.to_owned(), local.to_owned()))
-                }
+                Direction::Inbound => self.bidi && self.authorized.contains(remote, local),
             }
     }
 
     /// The next event for the gateway.
+    /// Once drained the queue's memory goes back: an idle link holds none.
     pub fn poll_event(&mut self) -> Option<SessionEvent> {
-        self.events.pop_front()
+        let event = self.events.pop_front();
+        if event.is_none() && self.events.capacity() > 0 {
+            self.events = VecDeque::new();
+        }
+        event
     }
 
     /// Bytes for the network.
@@ -356,6 +356,7 @@ impl Session {
                 break;
             }
         }
+        self.reader.release_idle();
     }
 
     fn handle_tls_failure(&mut self, settings: &Settings, reason: String) {

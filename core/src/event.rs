@@ -486,11 +486,10 @@ impl Event {
             | Event::BindingsRestored { .. }
             | Event::DialogsRestored { .. }
             | Event::ContactRemoved { .. }
-            | Event::Relayed { body: Some(_), .. }
             | Event::MessageRefused { .. } => Level::Info,
-            // One per message: an info line only when the operator asked
-            // for bodies (`gateway.log_message_bodies`), as before events.
-            Event::Relayed { body: None, .. } => Level::Debug,
+            // One per message, so debug; a body (only with
+            // `gateway.log_message_bodies`) is never logged above debug.
+            Event::Relayed { .. } => Level::Debug,
         }
     }
 

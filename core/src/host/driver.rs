@@ -72,8 +72,9 @@ pub fn mode(cli: Cli) -> Mode {
 /// with the ping of `xfed ping`; `Err` is the exit status when there is
 /// nothing to run.
 pub fn start() -> Result<(Deployment, Option<(String, Duration)>), ExitCode> {
-    super::init_logging();
-    let (config, ping) = match mode(Cli::from_env()) {
+    let cli = Cli::from_env();
+    super::init_logging(cli.log_format);
+    let (config, ping) = match mode(cli) {
         Mode::Exit(code) => return Err(code),
         Mode::Run { config, ping } => (config, ping),
     };
@@ -510,12 +511,17 @@ impl Driver {
                         }
                         (_, back) => {
                             self.ping = back;
-                            let what = if self.log_bodies {
-                                String::from_utf8_lossy(&e.to_bytes()).into_owned()
-                            } else {
-                                stanza::summary(&e)
-                            };
-                            info!("stanza for the gateway: {}", logtext::escape(&what));
+                            let summary = stanza::summary(&e);
+                            info!("stanza for the gateway: {}", logtext::escape(&summary));
+                            // Whole, with its body, only when asked and
+                            // only at debug.
+                            if self.log_bodies {
+                                let whole = String::from_utf8_lossy(&e.to_bytes()).into_owned();
+                                debug!(
+                                    "stanza for the gateway, whole: {}",
+                                    logtext::escape(&whole)
+                                );
+                            }
                         }
                     }
                 }

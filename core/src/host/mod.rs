@@ -14,14 +14,23 @@ pub mod setup;
 pub mod store_sqlite;
 
 /// Installs the tracing subscriber both binaries log through; `RUST_LOG`
-/// overrides the default level (`info`).
-pub fn init_logging() {
+/// overrides the default level (`info`). Colour only on a terminal (and
+/// never with `NO_COLOR` set), so that files and journals get plain text;
+/// `json` is one object per line for log collectors.
+pub fn init_logging(format: cli::LogFormat) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let lines = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false)
-        .try_init();
+        .with_target(false);
+    let _ = match format {
+        cli::LogFormat::Text => {
+            let ansi = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            lines.with_ansi(ansi).try_init()
+        }
+        cli::LogFormat::Json => lines.json().with_ansi(false).try_init(),
+    };
 }
 
 /// An unpredictable token (hex) from the operating system's generator, for

@@ -30,6 +30,10 @@ pub enum Request {
         /// The remote bare JID.
         remote: Jid,
     },
+    /// `status`: the instance's streams (direction, domains,
+    /// authentication, TLS version), routes (state, queue) and latest
+    /// failures.
+    Status,
 }
 
 impl Request {
@@ -41,14 +45,17 @@ impl Request {
             _ => Err(format!("'{w}' is not a bare JID (user@domain)")),
         };
         match words.as_slice() {
+            ["status"] => Ok(Request::Status),
             ["contact", "list", user] => Ok(Request::ContactList { user: bare(user)? }),
             ["contact", "remove", user, remote] => Ok(Request::ContactRemove {
                 user: bare(user)?,
                 remote: bare(remote)?,
             }),
-            _ => Err("unknown request: expected 'contact list USER' or \
+            _ => Err(
+                "unknown request: expected 'status', 'contact list USER' or \
                       'contact remove USER REMOTE'"
-                .to_owned()),
+                    .to_owned(),
+            ),
         }
     }
 }
@@ -59,6 +66,7 @@ impl fmt::Display for Request {
         match self {
             Request::ContactList { user } => write!(f, "contact list {user}"),
             Request::ContactRemove { user, remote } => write!(f, "contact remove {user} {remote}"),
+            Request::Status => write!(f, "status"),
         }
     }
 }

@@ -10,6 +10,7 @@ mod inputs;
 mod local;
 mod routing;
 mod sip;
+mod status;
 mod streams;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -104,6 +105,8 @@ pub struct Gateway {
     held: HashMap<ConnId, VecDeque<Element>>,
     /// Wall clock anchor: Unix seconds at `anchor`.
     anchor: (Instant, u64),
+    /// What `xfed status` needs beyond the tables.
+    status: status::StatusLog,
     shutting_down: bool,
     /// Most s2s connections at once, in and out (`gateway.connection_limit`;
     /// SIP connections have their own limit, kept by the endpoint).
@@ -161,6 +164,7 @@ impl Gateway {
             work: VecDeque::new(),
             held: HashMap::new(),
             anchor: (now, unix_now),
+            status: status::StatusLog::default(),
             shutting_down: false,
             connection_limit,
             sip: None,
@@ -215,6 +219,7 @@ impl Gateway {
     }
 
     fn event(&mut self, event: Event) {
+        self.note(&event);
         self.out.push_back(Output::Event(event));
     }
 
@@ -372,6 +377,9 @@ impl Gateway {
     /// outputs like any input's.
     pub fn admin(&mut self, request: &admin::Request, now: Instant) -> admin::Reply {
         self.turn(now, |gw, t| {
+            if *request == admin::Request::Status {
+                return admin::Reply::ok(gw.status_lines());
+            }
             let mut reply = None;
             gw.with_sip(t, |ep, turn| reply = Some(ep.admin(request, turn)));
             reply.unwrap_or_else(|| admin::Reply::error("the SIP side is not running"))

@@ -29,11 +29,14 @@ impl Gateway {
     pub(super) fn pump_sip(&mut self) {
         if let Some(ep) = self.sip.as_mut() {
             while let Some(o) = ep.poll_output() {
-                match o {
+                match &o {
                     Output::PauseReading { conn } => {
-                        self.held.entry(conn).or_default();
+                        self.held.entry(*conn).or_default();
                     }
-                    Output::ResumeReading { conn } => release(&mut self.held, &mut self.work, conn),
+                    Output::ResumeReading { conn } => {
+                        release(&mut self.held, &mut self.work, *conn)
+                    }
+                    Output::Event(e) => self.status.record(e, self.settings.clock.get()),
                     _ => {}
                 }
                 self.out.push_back(o);

@@ -60,6 +60,15 @@ pub enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Show the running instance's streams (direction, domains,
+    /// authentication, TLS version), routes and latest failures (through
+    /// its admin socket, beside the store).
+    Status {
+        /// The running instance's configuration file; none for the
+        /// embedded default.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
     /// Show or remove a local user's contacts in the running instance
     /// (through its admin socket, beside the store).
     Contact {

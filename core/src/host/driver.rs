@@ -48,6 +48,9 @@ pub fn mode(cli: Cli) -> Mode {
     match cli.command {
         Some(Command::Check { config }) => Mode::Exit(check(&config)),
         Some(Command::Contact { config, action }) => Mode::Exit(contact(config.as_deref(), action)),
+        Some(Command::Status { config }) => {
+            Mode::Exit(ask(config.as_deref(), &crate::admin::Request::Status))
+        }
         Some(Command::Run { config }) => Mode::Run {
             config: Some(config),
             ping: None,
@@ -119,14 +122,20 @@ pub fn check(path: &Path) -> ExitCode {
 /// (the embedded default without one) through its admin socket, prints
 /// the answer; fails when it refused or cannot be reached.
 pub fn contact(config: Option<&Path>, action: ContactAction) -> ExitCode {
-    let request = match action.request() {
-        Ok(r) => r,
+    match action.request() {
+        Ok(request) => ask(config, &request),
         Err(e) => {
             eprintln!("{e}");
-            return ExitCode::FAILURE;
+            ExitCode::FAILURE
         }
-    };
-    let reply = setup::admin_socket(config).and_then(|path| admin_socket::ask(&path, &request));
+    }
+}
+
+/// Sends `request` to the running instance of the configuration through
+/// its admin socket and prints the answer (`xfed contact`, `xfed
+/// status`); fails when it refused or cannot be reached.
+pub fn ask(config: Option<&Path>, request: &crate::admin::Request) -> ExitCode {
+    let reply = setup::admin_socket(config).and_then(|path| admin_socket::ask(&path, request));
     match reply {
         Ok(r) if r.ok => {
             r.lines.iter().for_each(|l| println!("{l}"));

@@ -1,0 +1,79 @@
+//! `xfed status` (issue 12): the running instance tells, through its
+//! admin socket, its streams (direction, domains, authentication, TLS
+//! version), its routes and its latest failures. Two deployments (a.test,
+//! b.test: TLS required, dialback, each with a registrar); alice at a.test
+//! writes to bob at b.test after a failed registration; both binaries.
+
+use std::time::Duration;
+
+use xfed_tests::run_to_end;
+use xfed_tests::sip_pair::{deployments, start, ua};
+use xfed_tests::sip_ua::SipUa;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn status(bin: &str) {
+    let (a, b) = deployments(&format!("status-{bin}"));
+    let mut xa = start(bin, &a);
+    let mut xb = start(bin, &b);
+    let ask = |dir: &std::path::Path| {
+        let (ok, out) = run_to_end(bin, &["status", "--config", "xfed.toml"], dir, WAIT);
+        assert!(ok, "xfed status failed:\n{out}");
+        out
+    };
+
+    // Before any traffic: no stream, no route, no failure.
+    let before = ask(&a.dir);
+    assert!(before.contains("domains a.test"), "{before}");
+    assert!(before.contains("streams 0"), "{before}");
+    assert!(before.contains("routes 0"), "{before}");
+    assert!(before.contains("failures 0"), "{before}");
+
+    // A failed registration (bob's password for alice) is a failure.
+    let mut mallory = SipUa::new("alice", "a.test", "bob-secret", a.sip, false);
+    assert_eq!(mallory.register(600), 403, "{}", xa.log_text());
+    let mut alice = ua("alice", &a, false);
+    let mut bob = ua("bob", &b, true);
+    assert_eq!(alice.register(600), 200, "{}", xa.log_text());
+    assert_eq!(bob.register(600), 200, "{}", xb.log_text());
+    assert_eq!(alice.message("bob@b.test", "hello").status, 202);
+    bob.receive(200, WAIT).expect("bob's MESSAGE");
+
+    let after = ask(&a.dir);
+    let line = |needle: &str| {
+        after
+            .lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no line with {needle:?}:\n{after}"))
+            .to_owned()
+    };
+    let out = line("outbound a.test -> b.test");
+    assert!(out.starts_with("stream "), "{out}");
+    assert!(out.contains(" dialback "), "{out}");
+    assert!(out.contains("tls=TLSv1_3"), "{out}");
+    assert!(out.contains("established"), "{out}");
+    let route = line("route a.test -> b.test");
+    assert!(route.contains("up on stream"), "{route}");
+    assert!(route.contains("0 queued"), "{route}");
+    let failure = line("failure at=");
+    assert!(failure.contains("alice"), "{failure}");
+    assert!(!after.contains("failures 0"), "{after}");
+
+    // b.test sees the same stream from its side.
+    let theirs = ask(&b.dir);
+    let inbound = theirs
+        .lines()
+        .find(|l| l.contains("inbound a.test -> b.test"))
+        .unwrap_or_else(|| panic!("no inbound stream:\n{theirs}"));
+    assert!(inbound.contains("dialback") && inbound.contains("tls=TLSv1_3"), "{inbound}");
+}
+
+#[test]
+fn status_tokio() {
+    status("xfed");
+}
+
+#[test]
+fn status_async_std() {
+    status("xfed-async-std");
+}

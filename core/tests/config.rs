@@ -1424,3 +1424,95 @@ fn digest_algorithms_set_the_order_and_are_checked() {
         .collect();
     assert_eq!(kinds, [(NoticeKind::NoEffect, "sip.digest_algorithms")]);
 }
+
+/// The commented default shipped for /etc/xfed/xfed.toml (dist/), read at
+/// compile time so that the file cannot drift from the loader unnoticed.
+const SHIPPED: &str = include_str!("../../dist/xfed.toml");
+
+/// Uncomments the lines of `text` that `keep` picks ("#" and an optional
+/// space dropped).
+fn uncomment(text: &str, keep: impl Fn(&str) -> bool) -> String {
+    text.lines()
+        .map(|line| match line.strip_prefix('#') {
+            Some(rest) if keep(rest) => rest.strip_prefix(' ').unwrap_or(rest),
+            _ => line,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `key = ...` at the start of `rest`: a setting rather than prose.
+fn is_setting(rest: &str) -> bool {
+    rest.split_once(" = ").is_some_and(|(key, _)| {
+        !key.is_empty() && key.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+    })
+}
+
+#[test]
+fn shipped_config_loads_without_notices() {
+    let loaded = config::parse(SHIPPED).unwrap_or_else(|e| panic!("dist/xfed.toml: {e}"));
+    assert!(
+        loaded.notices.is_empty(),
+        "dist/xfed.toml: {:?}",
+        loaded.notices
+    );
+    let c = loaded.config;
+    assert_eq!(c.gateway.domains, ["example.com"]);
+    // The hardened unit lets xfed write only in its StateDirectory.
+    assert_eq!(
+        c.store.url,
+        StoreUrl::Sqlite(PathBuf::from("/var/lib/xfed/xfed.db"))
+    );
+    assert_eq!(c.tls.certificate, PathBuf::from("/etc/xfed/cert.pem"));
+    assert_eq!(c.tls.key, PathBuf::from("/etc/xfed/key.pem"));
+    // No shipped secret: every installation generates its own.
+    assert!(c.gateway.dialback_secret.is_none());
+    assert!(c.partners.is_empty());
+}
+
+#[test]
+fn shipped_config_commented_defaults_are_the_defaults() {
+    // "#key = value" (no space) marks a default: uncommenting all of them
+    // must give the same configuration, so a changed default shows here.
+    let uncommented = uncomment(SHIPPED, |rest| !rest.starts_with(' ') && is_setting(rest));
+    let defaults = SHIPPED
+        .lines()
+        .filter(|l| l.strip_prefix('#').is_some_and(is_setting))
+        .count();
+    assert!(defaults >= 35, "{defaults} defaults: the marker broke");
+    let loaded = config::parse(&uncommented).unwrap_or_else(|e| panic!("{e}\n{uncommented}"));
+    let plain = config::parse(SHIPPED).expect("loads").config;
+    assert_eq!(loaded.config, plain);
+}
+
+#[test]
+fn shipped_config_examples_load() {
+    // The commented examples (partner, account, block, access) uncommented
+    // too must load, and mean what their comments say.
+    let uncommented = uncomment(SHIPPED, |rest| {
+        let rest = rest.strip_prefix(' ').unwrap_or(rest);
+        is_setting(rest) || rest.starts_with("[[")
+    });
+    let loaded = config::parse(&uncommented).unwrap_or_else(|e| panic!("{e}\n{uncommented}"));
+    let c = loaded.config;
+    assert_eq!(c.partners.len(), 1);
+    let p = &c.partners[0];
+    assert_eq!(p.domain, "jabber.org");
+    assert_eq!(p.partner_type, PartnerType::PublicUnverified);
+    assert_eq!(c.sip.accounts.len(), 1);
+    assert_eq!(c.blocks.len(), 1);
+    assert_eq!(c.access.len(), 1);
+    // The one notice: the [[block]] example does nothing under the default
+    // allow-list, as its comment says.
+    let notices: Vec<(NoticeKind, &str)> = loaded
+        .notices
+        .iter()
+        .map(|n| (n.kind, n.path.as_str()))
+        .collect();
+    assert_eq!(
+        notices,
+        [(NoticeKind::NoEffect, "block")],
+        "{:?}",
+        loaded.notices
+    );
+}

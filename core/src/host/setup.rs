@@ -207,22 +207,23 @@ pub fn load(path: Option<&Path>) -> Result<Deployment, String> {
             TrustAnchors::from_der_roots(roots).map_err(|e| format!("{}: {e}", p.display()))?
         }
     };
+    let store = match &config.store.url {
+        StoreUrl::Sqlite(p) => StoreUrl::Sqlite(resolve(p)),
+    };
     let dialback_secret = match &config.gateway.dialback_secret {
         Some(s) => s.expose().to_owned(),
         None => {
-            let dir = cert_path
-                .parent()
-                .map(Path::to_path_buf)
-                .unwrap_or_default();
+            // Beside the store, not the certificate: the data directory is
+            // the one place a hardened service may write (the certificate
+            // may sit in a read-only /etc/xfed).
+            let StoreUrl::Sqlite(db) = &store;
+            let dir = db.parent().map(Path::to_path_buf).unwrap_or_default();
             load_or_make_secret(&dir.join("dialback-secret"), &mut notices)?
         }
     };
     let next_hop = match (&config.sip.mode, &config.sip.next_hop) {
         (SipMode::Proxy, Some(hop)) => Some(resolve_next_hop(hop)?),
         _ => None,
-    };
-    let store = match &config.store.url {
-        StoreUrl::Sqlite(p) => StoreUrl::Sqlite(resolve(p)),
     };
     let unix_now = SystemTime::now()
         .duration_since(UNIX_EPOCH)

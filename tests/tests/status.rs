@@ -65,7 +65,10 @@ fn status(bin: &str) {
         .lines()
         .find(|l| l.contains("inbound a.test -> b.test"))
         .unwrap_or_else(|| panic!("no inbound stream:\n{theirs}"));
-    assert!(inbound.contains("dialback") && inbound.contains("tls=TLSv1_3"), "{inbound}");
+    assert!(
+        inbound.contains("dialback") && inbound.contains("tls=TLSv1_3"),
+        "{inbound}"
+    );
 }
 
 #[test]

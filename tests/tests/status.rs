@@ -51,10 +51,14 @@ fn status(bin: &str) {
     assert!(out.starts_with("stream "), "{out}");
     assert!(out.contains(" dialback "), "{out}");
     assert!(out.contains("tls=TLSv1_3"), "{out}");
+    // b.test's self-signed test certificate: valid until 2050-01-01.
+    assert!(out.contains("cert=valid-until=2524608000"), "{out}");
     assert!(out.contains("established"), "{out}");
     let route = line("route a.test -> b.test");
     assert!(route.contains("up on stream"), "{route}");
     assert!(route.contains("0 queued"), "{route}");
+    let sip = line("sip transactions=");
+    assert!(sip.contains("queued-messages=0"), "{sip}");
     let failure = line("failure at=");
     assert!(failure.contains("alice"), "{failure}");
     assert!(!after.contains("failures 0"), "{after}");

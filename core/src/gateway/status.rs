@@ -1,5 +1,5 @@
 //! What `xfed status` shows of a running instance (issue 12): its
-//! streams and routes, read from the gateway's own tables when asked, and
+//! streams (with the peer certificate's expiry), routes and SIP tables, read from the gateway's own tables when asked, and
 //! what those tables do not keep, fed from the gateway's events: how each
 //! stream authenticated, and the latest failures (warnings) with their
 //! reason. Both are bounded: a method per live stream, the last
@@ -95,8 +95,11 @@ impl Gateway {
             } else {
                 "negotiating"
             };
+            let cert = s
+                .peer_certificate_expiry()
+                .map_or_else(|| "none".to_owned(), |t| format!("valid-until={t}"));
             lines.push(format!(
-                "stream {} {dir} {pairs} {} tls={} {state}{}",
+                "stream {} {dir} {pairs} {} tls={} cert={cert} {state}{}",
                 conn.0,
                 method_name(self.status.methods.get(conn)),
                 s.tls_version().unwrap_or("none"),
@@ -117,6 +120,13 @@ impl Gateway {
             lines.push(format!(
                 "route {local} -> {remote} {state}, {} queued",
                 route.queue.len()
+            ));
+        }
+        if self.sip.is_some() {
+            let t = self.sip_tables();
+            lines.push(format!(
+                "sip transactions={} queued-messages={} subscriptions={} watchers={} publications={}",
+                t.transactions, t.queued_messages, t.subscriptions, t.watchers, t.publications
             ));
         }
         lines.push(format!("failures {}", self.status.recent.len()));

@@ -91,13 +91,15 @@ pub fn start() -> Result<(Deployment, Option<(String, Duration)>), ExitCode> {
 }
 
 /// The line that says a runtime is up: the local domains and each
-/// listener it bound (`bound`: address and kind).
-pub fn serving(runtime: &str, dep: &Deployment, bound: &[String]) {
-    info!(
+/// listener it bound (`bound`: address and kind). Logged once everything
+/// answers, the admin socket included, so that whoever waits for it can
+/// use them all.
+pub fn serving(runtime: &str, dep: &Deployment, bound: &[String]) -> String {
+    format!(
         "xfed ({runtime}) serving {} on {}",
         dep.config.gateway.domains.join(", "),
         bound.join(", ")
-    );
+    )
 }
 
 /// `xfed check`: prints the notices and OK, or the error.

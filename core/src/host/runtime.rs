@@ -14,7 +14,7 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use async_channel::{Receiver, Sender};
-use tracing::{debug, error, warn};
+use tracing::{debug, error, info, warn};
 
 use super::admin_socket;
 use super::bind::{self, Bound};
@@ -130,8 +130,12 @@ pub async fn serve<R: Runtime>(
             }
         }
     });
-    let (udp, metrics) = match bind::bind(&mut dep).and_then(|b| listen::<R>(name, &dep, b, &tx)) {
-        Ok(sockets) => sockets,
+    let Listening {
+        udp,
+        metrics,
+        serving,
+    } = match bind::bind(&mut dep).and_then(|b| listen::<R>(name, &dep, b, &tx)) {
+        Ok(listening) => listening,
         Err(e) => {
             error!("{e}");
             return ExitCode::FAILURE;
@@ -161,6 +165,7 @@ pub async fn serve<R: Runtime>(
     let _admin = admin_socket::serve(&admin_path, io.tx.clone())
         .map_err(|e| warn!("no admin socket at {}: {e}", admin_path.display()))
         .ok();
+    info!("{serving}");
     loop {
         driver.flush(&mut io);
         let now = Instant::now();
@@ -187,15 +192,23 @@ pub async fn serve<R: Runtime>(
     driver.exit_code()
 }
 
-/// Hands the bound sockets to the runtime, starts their tasks and logs
-/// "serving"; returns the UDP sockets to send from and the metrics
-/// listener, served once the driver (its registry) exists.
+/// What [`listen`] leaves to the gateway task.
+struct Listening {
+    /// The UDP sockets to send from.
+    udp: HashMap<SocketAddr, UdpSocket>,
+    /// The metrics listener, served once the driver (its registry) exists.
+    metrics: Option<TcpListener>,
+    /// The "serving" line, logged once everything is up.
+    serving: String,
+}
+
+/// Hands the bound sockets to the runtime and starts their tasks.
 fn listen<R: Runtime>(
     name: &str,
     dep: &Deployment,
     bound: Bound,
     tx: &Sender<Input<R::Tcp>>,
-) -> Result<(HashMap<SocketAddr, UdpSocket>, Option<TcpListener>), String> {
+) -> Result<Listening, String> {
     let mut send = HashMap::new();
     for (local, sock) in bound.udp {
         let recv = sock
@@ -212,8 +225,11 @@ fn listen<R: Runtime>(
         let l = R::listener(l).map_err(|e| format!("cannot listen on {local}: {e}"))?;
         R::spawn(accept_loop::<R>(l, kind, tx.clone()));
     }
-    driver::serving(name, dep, &bound.names);
-    Ok((send, bound.metrics))
+    Ok(Listening {
+        udp: send,
+        metrics: bound.metrics,
+        serving: driver::serving(name, dep, &bound.names),
+    })
 }
 
 /// [`Io`] over any [`Runtime`]: socket tasks and spawned connects and DNS

@@ -228,6 +228,14 @@ impl Session {
         self.pipe.tls_version()
     }
 
+    /// When the peer's TLS certificate expires (notAfter, Unix seconds),
+    /// if it presented one that can be read: what an operator checks
+    /// before a partner's streams start failing.
+    pub fn peer_certificate_expiry(&self) -> Option<u64> {
+        let leaf = self.pipe.peer_certificates()?.first()?;
+        crate::tls::cert_not_after(leaf).ok()
+    }
+
     /// Whether bidi (XEP-0288) is in use on this connection.
     pub fn is_bidi(&self) -> bool {
         self.bidi

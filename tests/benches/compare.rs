@@ -29,14 +29,14 @@
 //! default, or `async-std`). Skips (with the reason) when Prosody, sipp or
 //! Python is missing.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use xfed_core::tls::testing::{LeafSpec, TestCert};
-use xfed_tests::load::{cpu_seconds, percentile, Killed, Script};
-use xfed_tests::prosody::{prosody_for_xfed, write_dialback_certs, Prosody, ProsodyOptions, Skip};
-use xfed_tests::sipp::{self, Sipp, SippOptions, Transport, XfedSip};
-use xfed_tests::{free_port, release_binary, spawn_quiet, temp_dir};
+use xfed_tests::load::{cpu_seconds, percentile, release_xfed, Script, XfedLab};
+use xfed_tests::prosody::{Prosody, ProsodyOptions, Skip};
+use xfed_tests::sipp::{self, Sipp, SippOptions, Transport};
+use xfed_tests::{free_port, temp_dir};
 
 fn env_num(name: &str, default: u32) -> u32 {
     std::env::var(name)
@@ -90,54 +90,31 @@ fn run() -> Result<(), Skip> {
     let n = env_num("XFED_COMPARE_N", 10_000);
     let rate = env_num("XFED_COMPARE_RATE", 1_000);
     sipp::binary()?;
-    let runtime = std::env::var("XFED_COMPARE_RUNTIME").unwrap_or_else(|_| "tokio".into());
-    let bin = match runtime.as_str() {
-        "tokio" => release_binary("xfed-tokio", "xfed"),
-        "async-std" => release_binary("xfed-async-std", "xfed-async-std"),
-        other => panic!("XFED_COMPARE_RUNTIME: tokio or async-std, not {other:?}"),
-    };
+    let (runtime, bin) = release_xfed("XFED_COMPARE_RUNTIME");
 
     let dir = temp_dir("compare");
-    write_dialback_certs(&dir, "xfed.test", "prosody.test");
     let relay_cert = TestCert::self_signed(&LeafSpec::xmpp_server("relay.test"));
     std::fs::write(dir.join("relay.crt"), relay_cert.chain_pem()).expect("relay.crt");
     std::fs::write(dir.join("relay.key"), relay_cert.key_pem()).expect("relay.key");
-
-    let s2s_port = free_port();
     let mut relay = ProsodyOptions::new("relay.test", IpAddr::V4(Ipv4Addr::new(127, 0, 0, 76)))
         .tls(dir.join("relay.crt"), dir.join("relay.key"))
         .cafile(dir.join("ca.pem"))
         .secure_auth(false)
         .require_encryption(true)
         .user("dave", "dave-secret");
-    let mut partner = prosody_for_xfed(&dir, 75, s2s_port)
-        .user("carol", "carol-secret")
-        .user("erin", "erin-secret")
-        .route("relay.test", relay.s2s_addr());
-    relay = relay.route("prosody.test", partner.s2s_addr());
-    partner.log_level = "info".into();
     relay.log_level = "info".into();
-    let sip = XfedSip {
-        domain: "xfed.test".into(),
-        s2s_port,
-        sip_port: free_port(),
-        accounts: vec![("alice".into(), "alice-secret".into())],
-        trusted: vec!["127.0.0.1".into()],
-        trust_udp: true,
-        partners: vec![("prosody.test".into(), partner.s2s_addr())],
-        partner_sasl: "not-supported",
-    };
-    sipp::write_xfed_config(&dir, &sip);
-    let partner = Prosody::start(partner)?;
-    let relay = Prosody::start(relay)?;
-    let xfed = Killed(spawn_quiet(&bin, &dir));
+    let relay_s2s = relay.s2s_addr();
+    let XfedLab {
+        prosody: partner,
+        xfed,
+        sip: sip_tcp,
+    } = XfedLab::start(&bin, &dir, 75, |o| {
+        o.user("carol", "carol-secret")
+            .user("erin", "erin-secret")
+            .route("relay.test", relay_s2s)
+    })?;
+    let relay = Prosody::start(relay.route("prosody.test", partner.options.s2s_addr()))?;
     let xfed_pid = xfed.0.id();
-    let sip_tcp = SocketAddr::from(([127, 0, 0, 1], sip.sip_port));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(sip_tcp).is_err() {
-        assert!(Instant::now() < deadline, "xfed did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
     println!(
         "compare: {n} messages a phase at {rate}/s; xfed on {runtime}; Prosody on both XMPP sides"
     );

@@ -21,19 +21,12 @@
 //! (`tokio`, the default, or `async-std`: which binary runs). Skips (with the reason) when
 //! Prosody, sipp or Python is missing.
 
-use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use xfed_tests::load::{cpu_seconds, percentile, Killed};
-use xfed_tests::prosody::{prosody_for_xfed, write_dialback_certs, Prosody, Skip};
-use xfed_tests::sipp::{self, Sipp, SippOptions, Transport, XfedSip};
-use xfed_tests::xmpp_client::python;
-use xfed_tests::{free_port, release_binary, spawn_quiet, temp_dir};
-
-const RECEIVER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/peers/xmpp_count.py");
+use xfed_tests::load::{cpu_seconds, percentile, release_xfed, Script, XfedLab};
+use xfed_tests::prosody::Skip;
+use xfed_tests::sipp::{self, Sipp, SippOptions, Transport};
+use xfed_tests::temp_dir;
 
 fn env_num(name: &str, default: u32) -> u32 {
     std::env::var(name)
@@ -53,85 +46,20 @@ fn run() -> Result<(), Skip> {
     let rate = env_num("XFED_SIP_BENCH_RATE", 1000);
     let limit = env_num("XFED_SIP_BENCH_LIMIT", 2000);
     sipp::binary()?;
-    let runtime = std::env::var("XFED_SIP_BENCH_RUNTIME").unwrap_or_else(|_| "tokio".into());
-    let bin = match runtime.as_str() {
-        "tokio" => release_binary("xfed-tokio", "xfed"),
-        "async-std" => release_binary("xfed-async-std", "xfed-async-std"),
-        other => panic!("XFED_SIP_BENCH_RUNTIME: tokio or async-std, not {other:?}"),
-    };
+    let (runtime, bin) = release_xfed("XFED_SIP_BENCH_RUNTIME");
     println!("runtime: {runtime} ({})", bin.display());
 
     let dir = temp_dir("sip-e2e");
-    write_dialback_certs(&dir, "xfed.test", "prosody.test");
-    let s2s_port = free_port();
-    let mut options = prosody_for_xfed(&dir, 71, s2s_port);
-    options.log_level = "info".into();
-    let sip = XfedSip {
-        domain: "xfed.test".into(),
-        s2s_port,
-        sip_port: free_port(),
-        accounts: vec![("alice".into(), "alice-secret".into())],
-        trusted: vec!["127.0.0.1".into()],
-        // sipp sends over UDP on loopback, which no one can spoof here.
-        trust_udp: true,
-        partners: vec![("prosody.test".into(), options.s2s_addr())],
-        partner_sasl: "not-supported",
-    };
-    sipp::write_xfed_config(&dir, &sip);
-    let prosody = Prosody::start(options)?;
-
-    let xfed = Killed(spawn_quiet(&bin, &dir));
+    let XfedLab {
+        prosody,
+        xfed,
+        sip: sip_tcp,
+    } = XfedLab::start(&bin, &dir, 71, |o| o)?;
     let xfed_pid = xfed.0.id();
-    let sip_tcp = SocketAddr::from(([127, 0, 0, 1], sip.sip_port));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(sip_tcp).is_err() {
-        assert!(Instant::now() < deadline, "xfed did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 
     // The receiver: bob over c2s.
-    let c2s = prosody.c2s_addr();
-    let mut receiver = Killed(
-        Command::new(python())
-            .arg(RECEIVER)
-            .args(["bob@prosody.test", "bob-secret"])
-            .arg(c2s.ip().to_string())
-            .arg(c2s.port().to_string())
-            .arg(n.to_string())
-            .args(["--timeout", "180", "--idle", "15"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| Skip(format!("cannot run {}: {e}", python().display())))?,
-    );
-    let (tx, lines) = mpsc::channel::<(Instant, String)>();
-    let stdout = receiver.0.stdout.take().expect("receiver stdout");
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send((Instant::now(), line)).is_err() {
-                break;
-            }
-        }
-    });
-    let wait_line = |prefix: &str, timeout: Duration| -> String {
-        let end = Instant::now() + timeout;
-        loop {
-            let left = end
-                .checked_duration_since(Instant::now())
-                .unwrap_or_else(|| panic!("receiver: no {prefix:?} line within {timeout:?}"));
-            match lines.recv_timeout(left) {
-                Ok((_, l)) if l.starts_with(prefix) => return l,
-                Ok((_, l)) if l.starts_with("failed") => panic!("receiver {l}"),
-                Ok(_) => {}
-                Err(_) => panic!(
-                    "receiver: no {prefix:?} line within {timeout:?}\n{}",
-                    prosody.diagnostics()
-                ),
-            }
-        }
-    };
-    wait_line("ready", Duration::from_secs(20));
+    let mut receiver = Script::receiver("bob@prosody.test", "bob-secret", prosody.c2s_addr(), n)?;
+    receiver.wait_line("ready", Duration::from_secs(20));
 
     let uac = |calls: u32, run: &str, rate: Option<u32>, trace: bool| {
         let mut o = SippOptions::new("uac_bench_message.xml", sip_tcp, Transport::Tcp)
@@ -154,7 +82,7 @@ fn run() -> Result<(), Skip> {
     let t_warm = Instant::now();
     let warm = uac(1, "warmup", None, true).wait(Duration::from_secs(60));
     assert!(warm.ok(), "warm-up failed:\n{}", warm.report());
-    wait_line("warm", Duration::from_secs(20));
+    receiver.wait_line("warm", Duration::from_secs(20));
     println!(
         "warm-up: first MESSAGE delivered (s2s set-up included) in {:.3} s",
         t_warm.elapsed().as_secs_f64()
@@ -167,43 +95,12 @@ fn run() -> Result<(), Skip> {
     let sent = load.wait(Duration::from_secs(150));
     let sipp_elapsed = t0.elapsed();
     // The receiver ends at N messages, or 15 s after the last one.
-    let status = {
-        let end = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(Some(s)) = receiver.0.try_wait() {
-                break Some(s);
-            }
-            if Instant::now() > end {
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    };
+    let ended = receiver.wait_exit(Duration::from_secs(60));
     let cpu_xfed = cpu_seconds(xfed_pid) - cpu_xfed0;
     let cpu_prosody = cpu_seconds(prosody.pid()) - cpu_prosody0;
     std::thread::sleep(Duration::from_millis(100));
-    let mut latencies = Vec::new();
-    let (mut first, mut last) = (f64::MAX, f64::MIN);
-    let mut other = String::new();
-    while let Ok((_, l)) = lines.try_recv() {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        match f.as_slice() {
-            ["m", _n, sent_at, recv_at] => {
-                let (s, r): (f64, f64) = (
-                    sent_at.parse().unwrap_or(0.0),
-                    recv_at.parse().unwrap_or(0.0),
-                );
-                latencies.push((r - s) * 1000.0);
-                first = first.min(r);
-                last = last.max(r);
-            }
-            _ => {
-                other.push_str(&l);
-                other.push('\n');
-            }
-        }
-    }
-    latencies.sort_by(|a, b| a.total_cmp(b));
+    let got = receiver.received();
+    let latencies = &got.latencies_ms;
     let received = latencies.len();
     // Date_ms;response_time_ms;rtd_no
     let mut rtt: Vec<f64> = load
@@ -228,18 +125,17 @@ fn run() -> Result<(), Skip> {
         sent.exit,
         response_time
     );
-    let span = (last - first).max(1e-9);
     println!(
         "XMPP: bob received {received} of {n} ({}); {:.0} msg/s from first to last arrival ({:.2} s)",
-        other.trim().replace('\n', ", "),
-        (received.saturating_sub(1)) as f64 / span,
-        span
+        got.other.trim().replace('\n', ", "),
+        (received.saturating_sub(1)) as f64 / got.span,
+        got.span
     );
     println!(
         "latency sipp send -> bob receive (sipp, xfed, s2s TLS, Prosody, c2s): p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        percentile(&latencies, 0.50),
-        percentile(&latencies, 0.90),
-        percentile(&latencies, 0.99),
+        percentile(latencies, 0.50),
+        percentile(latencies, 0.90),
+        percentile(latencies, 0.99),
         latencies.last().copied().unwrap_or(f64::NAN)
     );
     println!(
@@ -249,7 +145,7 @@ fn run() -> Result<(), Skip> {
         cpu_prosody,
         cpu_prosody * 1e6 / n.max(1) as f64
     );
-    if status.is_none() || received < n as usize || !sent.ok() {
+    if !ended || received < n as usize || !sent.ok() {
         eprintln!("{}\n{}", sent.report(), prosody.diagnostics());
         panic!("not every message went through: {received} of {n} received");
     }

@@ -202,3 +202,66 @@ pub struct Received {
     /// Lines other than the per-message ones.
     pub other: String,
 }
+
+/// The release binary a load bench runs: `tokio` (the default) or
+/// `async-std`, as the environment variable `var` says.
+pub fn release_xfed(var: &str) -> (String, std::path::PathBuf) {
+    let runtime = std::env::var(var).unwrap_or_else(|_| "tokio".into());
+    let bin = match runtime.as_str() {
+        "tokio" => crate::release_binary("xfed-tokio", "xfed"),
+        "async-std" => crate::release_binary("xfed-async-std", "xfed-async-std"),
+        other => panic!("{var}: tokio or async-std, not {other:?}"),
+    };
+    (runtime, bin)
+}
+
+/// A release xfed (`xfed.test`, registrar with alice, SIP from 127.0.0.1
+/// trusted) federated with Prosody `prosody.test` on 127.0.0.`ip` (bob),
+/// s2s over TLS with dialback: what the load benches measure.
+pub struct XfedLab {
+    /// The partner.
+    pub prosody: crate::prosody::Prosody,
+    /// xfed's process.
+    pub xfed: Killed,
+    /// xfed's SIP TCP (and UDP) address.
+    pub sip: SocketAddr,
+}
+
+impl XfedLab {
+    /// Starts both in `dir`; `partner` may add to Prosody's options
+    /// (users, routes) before it starts.
+    pub fn start(
+        bin: &std::path::Path,
+        dir: &std::path::Path,
+        ip: u8,
+        partner: impl FnOnce(crate::prosody::ProsodyOptions) -> crate::prosody::ProsodyOptions,
+    ) -> Result<XfedLab, Skip> {
+        use crate::prosody::{prosody_for_xfed, write_dialback_certs, Prosody};
+        use crate::sipp::{write_xfed_config, XfedSip};
+        write_dialback_certs(dir, "xfed.test", "prosody.test");
+        let s2s_port = crate::free_port();
+        let mut options = partner(prosody_for_xfed(dir, ip, s2s_port));
+        options.log_level = "info".into();
+        let sip = XfedSip {
+            domain: "xfed.test".into(),
+            s2s_port,
+            sip_port: crate::free_port(),
+            accounts: vec![("alice".into(), "alice-secret".into())],
+            trusted: vec!["127.0.0.1".into()],
+            // sipp sends over loopback, which no one can spoof here.
+            trust_udp: true,
+            partners: vec![("prosody.test".into(), options.s2s_addr())],
+            partner_sasl: "not-supported",
+        };
+        write_xfed_config(dir, &sip);
+        let prosody = Prosody::start(options)?;
+        let xfed = Killed(crate::spawn_quiet(bin, dir));
+        let sip = SocketAddr::from(([127, 0, 0, 1], sip.sip_port));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(sip).is_err() {
+            assert!(Instant::now() < deadline, "xfed did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(XfedLab { prosody, xfed, sip })
+    }
+}

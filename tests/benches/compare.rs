@@ -33,17 +33,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use xfed_core::tls::testing::{LeafSpec, TestCert};
-use xfed_tests::load::{cpu_seconds, percentile, release_xfed, Script, XfedLab};
+use xfed_tests::load::{cpu_seconds, env_num, percentile, release_xfed, Script, XfedLab};
 use xfed_tests::prosody::{Prosody, ProsodyOptions, Skip};
 use xfed_tests::sipp::{self, Sipp, SippOptions, Transport};
 use xfed_tests::{free_port, temp_dir};
-
-fn env_num(name: &str, default: u32) -> u32 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn main() {
     if let Err(Skip(why)) = run() {
@@ -84,6 +77,31 @@ fn received_all(receiver: &mut Script, n: u32, phase: &str) -> String {
         percentile(&got.latencies_ms, 0.5),
         percentile(&got.latencies_ms, 0.99)
     )
+}
+
+/// An XMPP -> XMPP phase through relay.test (process `relay`): after a
+/// warm-up, `sender` sends `n` messages at `rate` to the logged-in
+/// `receiver`, within `send_time`; the relay's CPU time.
+fn through_relay(
+    mut receiver: Script,
+    mut sender: Script,
+    relay: u32,
+    (n, rate, send_time): (u32, u32, Duration),
+) -> Phase {
+    let wait = Duration::from_secs(30);
+    receiver.wait_line("ready", wait);
+    sender.wait_line("ready", wait);
+    sender.send("warmup", 1, 1);
+    receiver.wait_line("warm", wait);
+    let cpu0 = cpu_seconds(relay);
+    sender.send("main", n, rate);
+    sender.wait_line("sent", send_time);
+    let what = received_all(&mut receiver, n, "XMPP -> XMPP through relay.test");
+    Phase {
+        cpu: cpu_seconds(relay) - cpu0,
+        n,
+        what,
+    }
 }
 
 fn run() -> Result<(), Skip> {
@@ -152,29 +170,17 @@ fn run() -> Result<(), Skip> {
     };
 
     // 2. c2s -> s2s through relay.test.
-    let into_prosody = {
-        let mut carol =
-            Script::receiver("carol@prosody.test", "carol-secret", partner.c2s_addr(), n)?;
-        carol.wait_line("ready", wait);
-        let mut dave = Script::sender(
+    let into_prosody = through_relay(
+        Script::receiver("carol@prosody.test", "carol-secret", partner.c2s_addr(), n)?,
+        Script::sender(
             "dave@relay.test",
             "dave-secret",
             relay.c2s_addr(),
             "carol@prosody.test",
-        )?;
-        dave.wait_line("ready", wait);
-        dave.send("warmup", 1, 1);
-        carol.wait_line("warm", wait);
-        let cpu0 = cpu_seconds(relay.pid());
-        dave.send("main", n, rate);
-        dave.wait_line("sent", send_time);
-        let what = received_all(&mut carol, n, "XMPP -> XMPP through relay.test");
-        Phase {
-            cpu: cpu_seconds(relay.pid()) - cpu0,
-            n,
-            what,
-        }
-    };
+        )?,
+        relay.pid(),
+        (n, rate, send_time),
+    );
 
     // 3. s2s -> SIP through xfed: alice registers from an untrusted
     // address (digest), then takes N + 1 MESSAGEs over her TCP flow.
@@ -224,23 +230,12 @@ fn run() -> Result<(), Skip> {
     };
 
     // 4. s2s -> c2s through relay.test.
-    let out_prosody = {
-        let mut dave = Script::receiver("dave@relay.test", "dave-secret", relay.c2s_addr(), n)?;
-        dave.wait_line("ready", wait);
-        let mut erin = erin_to("dave@relay.test")?;
-        erin.wait_line("ready", wait);
-        erin.send("warmup", 1, 1);
-        dave.wait_line("warm", wait);
-        let cpu0 = cpu_seconds(relay.pid());
-        erin.send("main", n, rate);
-        erin.wait_line("sent", send_time);
-        let what = received_all(&mut dave, n, "XMPP -> XMPP through relay.test");
-        Phase {
-            cpu: cpu_seconds(relay.pid()) - cpu0,
-            n,
-            what,
-        }
-    };
+    let out_prosody = through_relay(
+        Script::receiver("dave@relay.test", "dave-secret", relay.c2s_addr(), n)?,
+        erin_to("dave@relay.test")?,
+        relay.pid(),
+        (n, rate, send_time),
+    );
 
     println!("1. SIP -> s2s, xfed: {}", into_xfed.what);
     println!("2. c2s -> s2s, Prosody: {}", into_prosody.what);

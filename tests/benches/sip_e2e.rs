@@ -23,17 +23,10 @@
 
 use std::time::{Duration, Instant};
 
-use xfed_tests::load::{cpu_seconds, percentile, release_xfed, Script, XfedLab};
+use xfed_tests::load::{cpu_seconds, env_num, percentile, release_xfed, Script, XfedLab};
 use xfed_tests::prosody::Skip;
 use xfed_tests::sipp::{self, Sipp, SippOptions, Transport};
 use xfed_tests::temp_dir;
-
-fn env_num(name: &str, default: u32) -> u32 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn main() {
     if let Err(Skip(why)) = run() {

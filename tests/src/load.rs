@@ -15,6 +15,15 @@ use crate::xmpp_client::python;
 const RECEIVER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/peers/xmpp_count.py");
 const SENDER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/peers/xmpp_send.py");
 
+/// The number in environment variable `name`, else `default`: a load
+/// bench's knobs.
+pub fn env_num(name: &str, default: u32) -> u32 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// utime + stime of a process, in seconds.
 pub fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();

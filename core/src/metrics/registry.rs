@@ -13,8 +13,11 @@ pub struct Registry {
     /// Configured partner domains: the values of the `partner` label
     /// besides `other`.
     partners: BTreeSet<String>,
-    /// (family name, rendered labels) -> value.
-    samples: BTreeMap<(&'static str, String), u64>,
+    /// Family name -> rendered labels -> value.
+    samples: BTreeMap<&'static str, BTreeMap<String, u64>>,
+    /// Where a sample's labels are rendered for a lookup: counting an
+    /// event (several per message) allocates only for a new sample.
+    scratch: String,
 }
 
 impl Registry {
@@ -24,7 +27,7 @@ impl Registry {
     pub fn new<'a>(partners: impl IntoIterator<Item = &'a str>) -> Registry {
         let mut r = Registry {
             partners: partners.into_iter().map(str::to_owned).collect(),
-            samples: BTreeMap::new(),
+            ..Registry::default()
         };
         for f in FAMILIES {
             if f.kind == Kind::Counter && f.labels.is_empty() {
@@ -45,36 +48,51 @@ impl Registry {
 
     /// Adds `n` to a counter.
     pub fn add(&mut self, family: &'static Family, labels: &[(&str, &str)], n: u64) {
-        debug_assert!(same_names(family, labels), "{} labels", family.name);
-        let v = self
-            .samples
-            .entry((family.name, render_labels(labels)))
-            .or_insert(0);
-        *v = v.saturating_add(n);
+        self.update(family, labels, |v| *v = v.saturating_add(n));
     }
 
     /// Sets a gauge.
     pub fn set(&mut self, family: &'static Family, labels: &[(&str, &str)], value: u64) {
+        self.update(family, labels, |v| *v = value);
+    }
+
+    /// Changes a sample (made at zero when new).
+    fn update(
+        &mut self,
+        family: &'static Family,
+        labels: &[(&str, &str)],
+        f: impl FnOnce(&mut u64),
+    ) {
         debug_assert!(same_names(family, labels), "{} labels", family.name);
-        self.samples
-            .insert((family.name, render_labels(labels)), value);
+        self.scratch.clear();
+        write_labels(&mut self.scratch, labels);
+        let samples = self.samples.entry(family.name).or_default();
+        match samples.get_mut(self.scratch.as_str()) {
+            Some(v) => f(v),
+            None => {
+                let mut v = 0;
+                f(&mut v);
+                samples.insert(self.scratch.clone(), v);
+            }
+        }
     }
 
     /// A sample's value, if it was ever counted or set.
     pub fn get(&self, family: &Family, labels: &[(&str, &str)]) -> Option<u64> {
         self.samples
-            .get(&(family.name, render_labels(labels)))
+            .get(family.name)?
+            .get(render_labels(labels).as_str())
             .copied()
     }
 
     /// Number of samples held.
     pub fn len(&self) -> usize {
-        self.samples.len()
+        self.samples.values().map(BTreeMap::len).sum()
     }
 
     /// Whether no sample is held.
     pub fn is_empty(&self) -> bool {
-        self.samples.is_empty()
+        self.len() == 0
     }
 
     /// The OpenMetrics text exposition (version 1.0.0), `# EOF` last.
@@ -87,11 +105,7 @@ impl Registry {
             };
             let _ = writeln!(out, "# TYPE {} {kind}", f.name);
             let _ = writeln!(out, "# HELP {} {}", f.name, f.help);
-            let from = (f.name, String::new());
-            for ((name, labels), v) in self.samples.range(from..) {
-                if *name != f.name {
-                    break;
-                }
+            for (labels, v) in self.samples.get(f.name).into_iter().flatten() {
                 let _ = writeln!(out, "{}{suffix}{labels} {v}", f.name);
             }
         }
@@ -109,10 +123,17 @@ fn same_names(family: &Family, labels: &[(&str, &str)]) -> bool {
 /// `{k="v",...}`, values escaped as OpenMetrics asks; empty without
 /// labels.
 fn render_labels(labels: &[(&str, &str)]) -> String {
+    let mut s = String::new();
+    write_labels(&mut s, labels);
+    s
+}
+
+/// [`render_labels`] onto the end of `s`.
+fn write_labels(s: &mut String, labels: &[(&str, &str)]) {
     if labels.is_empty() {
-        return String::new();
+        return;
     }
-    let mut s = String::from("{");
+    s.push('{');
     for (i, (k, v)) in labels.iter().enumerate() {
         if i > 0 {
             s.push(',');
@@ -130,7 +151,6 @@ fn render_labels(labels: &[(&str, &str)]) -> String {
         s.push('"');
     }
     s.push('}');
-    s
 }
 
 #[cfg(test)]

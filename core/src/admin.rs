@@ -34,6 +34,10 @@ pub enum Request {
     /// authentication, TLS version), routes (state, queue) and latest
     /// failures.
     Status,
+    /// `reload`: read the configuration file again and apply it (as
+    /// SIGHUP does); the answer lists what changed, or why the running
+    /// configuration stays.
+    Reload,
 }
 
 impl Request {
@@ -46,14 +50,15 @@ impl Request {
         };
         match words.as_slice() {
             ["status"] => Ok(Request::Status),
+            ["reload"] => Ok(Request::Reload),
             ["contact", "list", user] => Ok(Request::ContactList { user: bare(user)? }),
             ["contact", "remove", user, remote] => Ok(Request::ContactRemove {
                 user: bare(user)?,
                 remote: bare(remote)?,
             }),
             _ => Err(
-                "unknown request: expected 'status', 'contact list USER' or \
-                      'contact remove USER REMOTE'"
+                "unknown request: expected 'status', 'reload', 'contact list USER' \
+                      or 'contact remove USER REMOTE'"
                     .to_owned(),
             ),
         }
@@ -67,6 +72,7 @@ impl fmt::Display for Request {
             Request::ContactList { user } => write!(f, "contact list {user}"),
             Request::ContactRemove { user, remote } => write!(f, "contact remove {user} {remote}"),
             Request::Status => write!(f, "status"),
+            Request::Reload => write!(f, "reload"),
         }
     }
 }

@@ -417,6 +417,15 @@ pub enum Event {
         /// nothing until the watcher probes.
         then: &'static str,
     },
+    /// The configuration was read again and applied (SIGHUP, `xfed
+    /// reload`, an edit command).
+    Reloaded {
+        /// What changed, one line each.
+        changes: Vec<String>,
+        /// Streams closed because the new configuration no longer allows
+        /// them.
+        closed: usize,
+    },
 }
 
 impl Event {
@@ -486,6 +495,7 @@ impl Event {
             | Event::BindingsRestored { .. }
             | Event::DialogsRestored { .. }
             | Event::ContactRemoved { .. }
+            | Event::Reloaded { .. }
             | Event::MessageRefused { .. } => Level::Info,
             // One per message, so debug; a body (only with
             // `gateway.log_message_bodies`) is never logged above debug.
@@ -533,6 +543,7 @@ impl Event {
             Event::WatchEnded { .. } => "watch_ended",
             Event::PresenceNotified { .. } => "presence_notified",
             Event::UpstreamEnded { .. } => "upstream_ended",
+            Event::Reloaded { .. } => "reloaded",
         }
     }
 
@@ -575,7 +586,8 @@ impl Event {
             | Event::NotifySent { .. }
             | Event::WatchEnded { .. }
             | Event::PresenceNotified { .. }
-            | Event::UpstreamEnded { .. } => None,
+            | Event::UpstreamEnded { .. }
+            | Event::Reloaded { .. } => None,
         }
     }
 
@@ -829,6 +841,15 @@ impl fmt::Display for Event {
             } => write!(
                 f,
                 "presence: the subscription to {local_user} for {watcher} ended: {why}; {then}"
+            ),
+            Event::Reloaded { changes, closed } if changes.is_empty() => write!(
+                f,
+                "configuration reloaded: nothing changed; {closed} stream(s) closed"
+            ),
+            Event::Reloaded { changes, closed } => write!(
+                f,
+                "configuration reloaded: {}; {closed} stream(s) closed",
+                changes.join("; ")
             ),
         }
     }

@@ -20,7 +20,7 @@ use async_signal::{Signal, Signals};
 use async_std::net::{TcpListener, TcpStream, UdpSocket};
 use futures_lite::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use xfed_core::host::driver;
-use xfed_core::host::runtime::{self, Runtime};
+use xfed_core::host::runtime::{self, Runtime, Sig};
 
 fn main() -> ExitCode {
     match driver::start() {
@@ -111,10 +111,13 @@ impl Runtime for AsyncStd {
     }
 
     fn signals() -> io::Result<Signals> {
-        Signals::new([Signal::Term, Signal::Int])
+        Signals::new([Signal::Term, Signal::Int, Signal::Hup])
     }
 
-    async fn next_signal(s: &mut Signals) {
-        s.next().await;
+    async fn next_signal(s: &mut Signals) -> Sig {
+        match s.next().await {
+            Some(Ok(Signal::Hup)) => Sig::Reload,
+            _ => Sig::Stop,
+        }
     }
 }

@@ -14,7 +14,7 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::task::JoinHandle;
 use tracing::error;
 use xfed_core::host::driver;
-use xfed_core::host::runtime::{self, Runtime};
+use xfed_core::host::runtime::{self, Runtime, Sig};
 
 fn main() -> ExitCode {
     let (dep, ping) = match driver::start() {
@@ -40,7 +40,7 @@ impl Runtime for Tokio {
     type Listener = TcpListener;
     type Udp = UdpSocket;
     type Task = JoinHandle<()>;
-    type Signals = (Signal, Signal);
+    type Signals = (Signal, Signal, Signal);
 
     fn spawn(task: impl Future<Output = ()> + Send + 'static) -> JoinHandle<()> {
         tokio::spawn(task)
@@ -97,14 +97,23 @@ impl Runtime for Tokio {
         s.recv_from(buf)
     }
 
-    fn signals() -> io::Result<(Signal, Signal)> {
+    fn signals() -> io::Result<(Signal, Signal, Signal)> {
         Ok((
             signal(SignalKind::terminate())?,
             signal(SignalKind::interrupt())?,
+            signal(SignalKind::hangup())?,
         ))
     }
 
-    async fn next_signal((term, int): &mut (Signal, Signal)) {
-        runtime::or(term.recv(), int.recv()).await;
+    async fn next_signal((term, int, hup): &mut (Signal, Signal, Signal)) -> Sig {
+        let stop = async {
+            runtime::or(term.recv(), int.recv()).await;
+            Sig::Stop
+        };
+        let reload = async {
+            hup.recv().await;
+            Sig::Reload
+        };
+        runtime::or(stop, reload).await
     }
 }

@@ -19,6 +19,7 @@ mod error;
 mod lower;
 mod policy;
 mod raw;
+pub mod reload;
 mod values;
 
 use std::fmt;

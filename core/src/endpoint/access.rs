@@ -46,6 +46,18 @@ impl Access {
         }
     }
 
+    /// Takes the rules and partner types of a reloaded `config`; the
+    /// remembered contacts stay.
+    pub fn reconfigure(&mut self, config: &Config) {
+        let Access {
+            rules,
+            partner_types,
+            ..
+        } = Access::new(config);
+        self.rules = rules;
+        self.partner_types = partner_types;
+    }
+
     /// Loads what the store remembers; returns the forgetting of what
     /// expired meanwhile or is over `CONTACTS_PER_USER`.
     pub fn restore(&mut self, contacts: Vec<Contacted>, now_unix: u64) -> Vec<Persist> {

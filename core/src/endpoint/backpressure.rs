@@ -44,6 +44,11 @@ impl Backpressure {
         }
     }
 
+    /// New bounds (a reload); what is queued beyond them drains.
+    pub(super) fn set_limits(&mut self, limits: MessageQueues) {
+        self.limits = limits;
+    }
+
     /// MESSAGEs in flight per user over reliable transports.
     pub(super) fn window(&self) -> usize {
         usize::try_from(self.limits.max_in_flight_per_user).unwrap_or(usize::MAX)

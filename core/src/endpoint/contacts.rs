@@ -12,7 +12,9 @@ impl Endpoint {
             AdminRequest::ContactList { user } => Reply::ok(self.contact_lines(user.as_str())),
             AdminRequest::ContactRemove { user, remote } => self.remove_contact(user, remote, t),
             // The gateway answers it before the SIP side is asked.
-            AdminRequest::Status => Reply::error("status is answered by the gateway"),
+            AdminRequest::Status | AdminRequest::Reload => {
+                Reply::error("status and reload are answered by the host and the gateway")
+            }
         }
     }
 

@@ -16,6 +16,7 @@ mod im;
 pub mod pager;
 mod presence;
 mod presence_proxy;
+mod reconfigure;
 mod requests;
 mod subscribe;
 mod transport;

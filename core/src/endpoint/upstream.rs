@@ -74,6 +74,12 @@ impl Upstream {
         }
     }
 
+    /// New bounds (a reload); pairs already beyond them stay.
+    pub fn set_bounds(&mut self, max: usize, max_per_domain: usize) {
+        self.max = max;
+        self.max_per_domain = max_per_domain;
+    }
+
     /// Pairs held.
     pub fn len(&self) -> usize {
         self.pairs.len()

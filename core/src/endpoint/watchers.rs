@@ -47,6 +47,11 @@ impl Watchers {
         }
     }
 
+    /// A new bound (a reload); authorizations already beyond it stay.
+    pub fn set_max(&mut self, max: usize) {
+        self.max = max;
+    }
+
     /// Loads what the store kept; those beyond the bounds are deleted.
     pub fn restore(&mut self, stored: Vec<StoredAuthorization>) -> Vec<Persist> {
         let mut changes = Vec::new();

@@ -72,14 +72,7 @@ impl Gateway {
         // every instance of a deployment accepts the others' nonces.
         let digest_key = format!("xfed sip digest nonces:{dialback_secret}");
         let settings = session_settings(&config, &tls, &trust, dialback_secret);
-        let sip = SipSettings {
-            udp: sip_udp,
-            tls_server: tls.make(tls::server_config),
-            tls_client: tls.make(tls::client_config),
-            trust,
-            next_hop,
-            log_message_bodies: config.gateway.log_message_bodies,
-        };
+        let sip = sip_settings(&config, &tls, trust, sip_udp, next_hop);
         let limit = config.gateway.connection_limit as usize;
         let mut gw = Gateway::with_settings(settings, seed, now, unix_now, limit);
         gw.hosts = Arc::new(hosts);
@@ -127,19 +120,40 @@ impl Gateway {
 
 /// Our certificate, if any, and the clock its peers' certificates are
 /// checked against: what every rustls configuration is made of.
-struct Tls<'a> {
-    identity: Option<&'a LocalIdentity>,
-    clock: &'a Arc<CallerClock>,
+pub(super) struct Tls<'a> {
+    pub(super) identity: Option<&'a LocalIdentity>,
+    pub(super) clock: &'a Arc<CallerClock>,
 }
 
 impl Tls<'_> {
-    fn make<C>(&self, config: fn(&LocalIdentity, Arc<CallerClock>) -> Arc<C>) -> Option<Arc<C>> {
+    pub(super) fn make<C>(
+        &self,
+        config: fn(&LocalIdentity, Arc<CallerClock>) -> Arc<C>,
+    ) -> Option<Arc<C>> {
         self.identity.map(|id| config(id, self.clock.clone()))
     }
 }
 
+/// What the SIP side runs with, from the configuration and the host.
+pub(super) fn sip_settings(
+    config: &Config,
+    tls: &Tls<'_>,
+    trust: Arc<TrustAnchors>,
+    udp: Vec<SocketAddr>,
+    next_hop: Option<NextHop>,
+) -> SipSettings {
+    SipSettings {
+        udp,
+        tls_server: tls.make(tls::server_config),
+        tls_client: tls.make(tls::client_config),
+        trust,
+        next_hop,
+        log_message_bodies: config.gateway.log_message_bodies,
+    }
+}
+
 /// What every s2s session shares, from the configuration.
-fn session_settings(
+pub(super) fn session_settings(
     config: &Arc<Config>,
     tls: &Tls<'_>,
     trust: &Arc<TrustAnchors>,

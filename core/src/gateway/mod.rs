@@ -8,6 +8,7 @@ mod build;
 mod dialback;
 mod inputs;
 mod local;
+mod reload;
 mod routing;
 mod sip;
 mod status;
@@ -36,6 +37,7 @@ use crate::xmpp::{StreamCondition, StreamError};
 
 pub use build::Setup;
 use dialback::PendingVerify;
+pub use reload::Reload;
 pub use routing::ROUTE_QUEUE_LIMIT;
 use routing::{QueryOut, Route, RouteKey, RouteState};
 

@@ -69,6 +69,15 @@ pub enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Make the running instance read its configuration file again and
+    /// apply it (as SIGHUP does); prints what changed, or why the running
+    /// configuration stays.
+    Reload {
+        /// The running instance's configuration file; none for the
+        /// embedded default.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
     /// Show or remove a local user's contacts in the running instance
     /// (through its admin socket, beside the store).
     Contact {

@@ -51,6 +51,9 @@ pub fn mode(cli: Cli) -> Mode {
         Some(Command::Status { config }) => {
             Mode::Exit(ask(config.as_deref(), &crate::admin::Request::Status))
         }
+        Some(Command::Reload { config }) => {
+            Mode::Exit(ask(config.as_deref(), &crate::admin::Request::Reload))
+        }
         Some(Command::Run { config }) => Mode::Run {
             config: Some(config),
             ping: None,
@@ -174,6 +177,8 @@ pub enum Input<S> {
     Datagram(SocketAddr, SocketAddr, Vec<u8>),
     /// SIGTERM or SIGINT.
     Signal,
+    /// SIGHUP: read the configuration again.
+    Reload,
     /// An operator's request from the admin socket, and where its answer
     /// goes.
     Admin(
@@ -213,6 +218,15 @@ pub fn udp_listeners(dep: &Deployment) -> Vec<SocketAddr> {
 pub trait Io {
     /// The runtime's TCP stream.
     type Stream;
+    /// A reload: binds the listeners of `dep` not bound yet (recording
+    /// the SIP UDP addresses in its settings), then stops those it no
+    /// longer has, and takes its send-queue bound; the names of those
+    /// bound. Nothing changes when a bind fails (`Err`, the line to log).
+    fn reconfigure(
+        &mut self,
+        dep: &mut Deployment,
+        registry: Option<metrics_listener::Shared>,
+    ) -> Result<Vec<String>, String>;
     /// Starts the task of a connection (accepted or connected).
     fn start_conn(&mut self, conn: ConnId, stream: Self::Stream);
     /// A connection's task ended by itself (the peer closed).
@@ -283,6 +297,11 @@ impl<T: ConnTask> ConnTable<T> {
             limit,
             stalled: Vec::new(),
         }
+    }
+
+    /// A new bound (a reload), for bytes queued from now on.
+    pub fn set_limit(&mut self, limit: usize) {
+        self.limit = limit;
     }
 
     /// A new connection's task, with the queue it takes written bytes off.
@@ -376,6 +395,10 @@ pub struct Driver {
     metrics: Option<metrics_listener::Shared>,
     /// When the gauges were last taken from the gateway.
     observed: Option<Instant>,
+    /// The configuration running, and the file it came from (`None`: the
+    /// embedded default): what a reload reads again and compares.
+    config: Arc<crate::config::Config>,
+    source: Option<PathBuf>,
 }
 
 /// How often the gauges are taken from the gateway's tables: scrapes
@@ -410,6 +433,7 @@ impl Driver {
             let partners = dep.config.partners.iter().flat_map(|p| p.domains());
             Arc::new(Mutex::new(Registry::new(partners)))
         });
+        let config = Arc::clone(&dep.config);
         let mut gw = Gateway::new(dep.config, setup, dep.seed, now, dep.unix_now);
         let ping = ping.map(|(to, timeout)| {
             let id = format!("xfed-ping-{}", dep.unix_now);
@@ -431,6 +455,8 @@ impl Driver {
             send_queue_limit,
             metrics,
             observed: None,
+            config,
+            source: dep.source,
         })
     }
 
@@ -457,6 +483,16 @@ impl Driver {
             Input::Dns(query, bytes) => gw.handle_dns(query, &bytes, now),
             Input::Datagram(local, peer, bytes) => gw.handle_datagram(local, peer, &bytes, now),
             Input::Signal => self.on_signal(now),
+            Input::Reload => {
+                let _ = self.reload(io, now);
+            }
+            Input::Admin(crate::admin::Request::Reload, reply) => {
+                let answer = match self.reload(io, now) {
+                    Ok(changes) => crate::admin::Reply::ok(changes),
+                    Err(e) => crate::admin::Reply::error(e),
+                };
+                let _ = reply.send(answer);
+            }
             Input::Admin(request, reply) => {
                 // The client may have given up; the request is done anyway.
                 let _ = reply.send(gw.admin(&request, now));
@@ -587,6 +623,40 @@ impl Driver {
             }
         }
         self.gw.handle_timeout(now);
+    }
+
+    /// SIGHUP or `xfed reload`: reads the configuration file again and
+    /// applies it (listeners rebound first, so that a port taken refuses
+    /// the whole reload); what changed, or why the running configuration
+    /// stays.
+    pub fn reload<I: Io>(&mut self, io: &mut I, now: Instant) -> Result<Vec<String>, String> {
+        let result = self.try_reload(io, now);
+        if let Err(e) = &result {
+            warn!("reload refused, the running configuration stays: {e}");
+        }
+        result
+    }
+
+    fn try_reload<I: Io>(&mut self, io: &mut I, now: Instant) -> Result<Vec<String>, String> {
+        let mut dep = setup::load(self.source.as_deref())?;
+        let changes = crate::config::reload::changes(&self.config, &dep.config)?;
+        if self.metrics.is_none() && dep.config.listen.metrics.is_some() {
+            self.metrics = Some(Arc::new(Mutex::new(Registry::new(std::iter::empty()))));
+        }
+        for name in io.reconfigure(&mut dep, self.metrics.clone())? {
+            info!("reload: listening on {name}");
+        }
+        if let Some(registry) = &self.metrics {
+            let partners = dep.config.partners.iter().flat_map(|p| p.domains());
+            lock(registry).set_partners(partners);
+        }
+        self.log_bodies = dep.config.gateway.log_message_bodies;
+        self.send_queue_limit = send_queue_limit(&dep.config);
+        self.config = Arc::clone(&dep.config);
+        let lines = changes.lines;
+        let reload = dep.setup.into_reload();
+        self.gw.reload(dep.config, reload, lines.clone(), now);
+        Ok(lines)
     }
 
     /// SIGTERM or SIGINT: close every stream, give peers a grace period.

@@ -9,8 +9,8 @@
 //! connection closes after its one answer (after at most [`LINGER`]).
 
 use std::io::{self, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -28,20 +28,43 @@ pub const MAX_SCRAPES: usize = 4;
 /// answer.
 pub const READ_TIME: Duration = Duration::from_secs(5);
 
-/// Serves `listener` (bound by [`super::bind`]) on its own thread.
-pub fn serve(listener: TcpListener, registry: Shared) -> io::Result<()> {
+/// Serves `listener` (bound by [`super::bind`]) on its own thread, until
+/// the returned [`Serving`] is stopped (a reload that moves it).
+pub fn serve(listener: TcpListener, registry: Shared) -> io::Result<Serving> {
     let active = Arc::new(AtomicUsize::new(0));
+    let stopped = Arc::new(AtomicBool::new(false));
+    let addr = listener.local_addr()?;
+    let stop = Arc::clone(&stopped);
     std::thread::Builder::new()
         .name("xfed-metrics".into())
         .spawn(move || {
             for conn in listener.incoming() {
+                if stop.load(Ordering::Acquire) {
+                    return;
+                }
                 match conn {
                     Ok(stream) => start(stream, &registry, &active),
                     Err(e) => warn!("metrics listener: accept failed: {e}"),
                 }
             }
         })?;
-    Ok(())
+    Ok(Serving { addr, stopped })
+}
+
+/// A metrics listener being served.
+#[derive(Debug)]
+pub struct Serving {
+    addr: SocketAddr,
+    stopped: Arc<AtomicBool>,
+}
+
+impl Serving {
+    /// Closes the listener: its thread is woken by a connection of our
+    /// own, sees the flag, and drops it.
+    pub fn stop(self) {
+        self.stopped.store(true, Ordering::Release);
+        let _ = TcpStream::connect_timeout(&self.addr, READ_TIME);
+    }
 }
 
 /// One scrape on its own thread, or none beyond [`MAX_SCRAPES`].

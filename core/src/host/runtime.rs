@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::pin::pin;
 use std::process::ExitCode;
 use std::task::Poll;
@@ -17,7 +17,7 @@ use async_channel::{Receiver, Sender};
 use tracing::{debug, error, info, warn};
 
 use super::admin_socket;
-use super::bind::{self, Bound};
+use super::bind::{self, Bound, Held};
 use super::dns_exchange;
 use super::driver::{self, ConnTable, ConnTask, Driver, Input, Io, SendQueue, INPUT_QUEUE};
 use super::metrics_listener;
@@ -44,7 +44,7 @@ pub trait Runtime: Sized + 'static {
     type Udp: Send + Sync + 'static;
     /// A spawned task, for [`Runtime::abort`].
     type Task: Send + 'static;
-    /// SIGTERM and SIGINT, watched.
+    /// SIGTERM, SIGINT and SIGHUP, watched.
     type Signals: Send + 'static;
 
     /// Runs `task` on the executor.
@@ -80,10 +80,19 @@ pub trait Runtime: Sized + 'static {
         s: &'a Self::Udp,
         buf: &'a mut [u8],
     ) -> impl Future<Output = io::Result<(usize, SocketAddr)>> + Send + 'a;
-    /// Starts watching SIGTERM and SIGINT.
+    /// Starts watching SIGTERM, SIGINT and SIGHUP.
     fn signals() -> io::Result<Self::Signals>;
-    /// The next SIGTERM or SIGINT.
-    fn next_signal(s: &mut Self::Signals) -> impl Future<Output = ()> + Send + '_;
+    /// The next of them.
+    fn next_signal(s: &mut Self::Signals) -> impl Future<Output = Sig> + Send + '_;
+}
+
+/// What a signal asks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sig {
+    /// SIGTERM or SIGINT: shut down gracefully.
+    Stop,
+    /// SIGHUP: read the configuration again (`systemctl reload`).
+    Reload,
 }
 
 /// The first of two futures to finish (`a` is polled first).
@@ -124,30 +133,37 @@ pub async fn serve<R: Runtime>(
     let signal_tx = tx.clone();
     R::spawn(async move {
         loop {
-            R::next_signal(&mut signals).await;
-            if signal_tx.send(Input::Signal).await.is_err() {
+            let input = match R::next_signal(&mut signals).await {
+                Sig::Stop => Input::Signal,
+                Sig::Reload => Input::Reload,
+            };
+            if signal_tx.send(input).await.is_err() {
                 return;
             }
         }
     });
-    let Listening {
-        udp,
-        metrics,
-        serving,
-    } = match bind::bind(&mut dep).and_then(|b| listen::<R>(name, &dep, b, &tx)) {
-        Ok(listening) => listening,
+    let mut bound = match bind::bind(&mut dep) {
+        Ok(b) => b,
         Err(e) => {
             error!("{e}");
             return ExitCode::FAILURE;
         }
     };
+    let metrics = bound.metrics.take();
+    let names = std::mem::take(&mut bound.names);
     let mut io = HostIo::<R> {
         tx,
         conns: ConnTable::new(driver::send_queue_limit(&dep.config)),
         resolver: dep.resolver,
-        udp,
+        udp: HashMap::new(),
+        running: Running::default(),
     };
+    if let Err(e) = io.start(bound) {
+        error!("{e}");
+        return ExitCode::FAILURE;
+    }
     let admin_path = admin_socket::path_for(&dep.store);
+    let serving = driver::serving(name, &dep, &names);
     let mut driver = match Driver::new(dep, ping, Instant::now()) {
         Ok(d) => d,
         Err(e) => {
@@ -155,10 +171,13 @@ pub async fn serve<R: Runtime>(
             return ExitCode::FAILURE;
         }
     };
-    if let (Some(l), Some(registry)) = (metrics, driver.metrics()) {
-        if let Err(e) = metrics_listener::serve(l, registry) {
-            error!("cannot serve listen.metrics: {e}");
-            return ExitCode::FAILURE;
+    if let (Some((addr, l)), Some(registry)) = (metrics, driver.metrics()) {
+        match metrics_listener::serve(l, registry) {
+            Ok(handle) => io.running.metrics = Some((addr, handle)),
+            Err(e) => {
+                error!("cannot serve listen.metrics: {e}");
+                return ExitCode::FAILURE;
+            }
         }
     }
     // Removed again when this ends.
@@ -192,44 +211,34 @@ pub async fn serve<R: Runtime>(
     driver.exit_code()
 }
 
-/// What [`listen`] leaves to the gateway task.
-struct Listening {
-    /// The UDP sockets to send from.
-    udp: HashMap<SocketAddr, UdpSocket>,
-    /// The metrics listener, served once the driver (its registry) exists.
-    metrics: Option<TcpListener>,
-    /// The "serving" line, logged once everything is up.
-    serving: String,
+/// The listeners a runtime runs, with their tasks, by the address the
+/// configuration gave: a reload stops those it no longer has and keeps
+/// the others bound.
+struct Running<R: Runtime> {
+    tcp: Vec<((Listener, SocketAddr), R::Task)>,
+    /// Configured and bound address of each SIP UDP socket.
+    udp: Vec<((SocketAddr, SocketAddr), R::Task)>,
+    metrics: Option<(SocketAddr, metrics_listener::Serving)>,
 }
 
-/// Hands the bound sockets to the runtime and starts their tasks.
-fn listen<R: Runtime>(
-    name: &str,
-    dep: &Deployment,
-    bound: Bound,
-    tx: &Sender<Input<R::Tcp>>,
-) -> Result<Listening, String> {
-    let mut send = HashMap::new();
-    for (local, sock) in bound.udp {
-        let recv = sock
-            .try_clone()
-            .and_then(R::udp)
-            .map_err(|e| format!("cannot listen on udp {local}: {e}"))?;
-        send.insert(local, sock);
-        R::spawn(udp_loop::<R>(recv, local, tx.clone()));
+impl<R: Runtime> Default for Running<R> {
+    fn default() -> Self {
+        Running {
+            tcp: Vec::new(),
+            udp: Vec::new(),
+            metrics: None,
+        }
     }
-    for (kind, l) in bound.tcp {
-        let local = l
-            .local_addr()
-            .map_or_else(|_| "?".into(), |a| a.to_string());
-        let l = R::listener(l).map_err(|e| format!("cannot listen on {local}: {e}"))?;
-        R::spawn(accept_loop::<R>(l, kind, tx.clone()));
+}
+
+impl<R: Runtime> Running<R> {
+    fn held(&self) -> Held {
+        Held {
+            tcp: self.tcp.iter().map(|(k, _)| *k).collect(),
+            udp: self.udp.iter().map(|(k, _)| *k).collect(),
+            metrics: self.metrics.as_ref().map(|(a, _)| *a),
+        }
     }
-    Ok(Listening {
-        udp: send,
-        metrics: bound.metrics,
-        serving: driver::serving(name, dep, &bound.names),
-    })
 }
 
 /// [`Io`] over any [`Runtime`]: socket tasks and spawned connects and DNS
@@ -238,7 +247,55 @@ struct HostIo<R: Runtime> {
     tx: Sender<Input<R::Tcp>>,
     conns: ConnTable<Conn<R>>,
     resolver: SocketAddr,
+    /// The SIP UDP sockets to send from, by bound address.
     udp: HashMap<SocketAddr, UdpSocket>,
+    running: Running<R>,
+}
+
+impl<R: Runtime> HostIo<R> {
+    /// Hands bound sockets to the runtime and starts their tasks (the
+    /// metrics listener, which needs the driver's registry, apart).
+    fn start(&mut self, bound: Bound) -> Result<(), String> {
+        for (addr, local, sock) in bound.udp {
+            let recv = sock
+                .try_clone()
+                .and_then(R::udp)
+                .map_err(|e| format!("cannot listen on udp {local}: {e}"))?;
+            self.udp.insert(local, sock);
+            let task = R::spawn(udp_loop::<R>(recv, local, self.tx.clone()));
+            self.running.udp.push(((addr, local), task));
+        }
+        for (kind, addr, l) in bound.tcp {
+            let l = R::listener(l).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            let task = R::spawn(accept_loop::<R>(l, kind, self.tx.clone()));
+            self.running.tcp.push(((kind, addr), task));
+        }
+        Ok(())
+    }
+
+    /// Stops the listeners `dep` no longer has.
+    fn retire(&mut self, dep: &Deployment) {
+        let tcp = driver::tcp_listeners(dep);
+        let (keep, gone): (Vec<_>, Vec<_>) = std::mem::take(&mut self.running.tcp)
+            .into_iter()
+            .partition(|(k, _)| tcp.contains(k));
+        self.running.tcp = keep;
+        gone.into_iter().for_each(|(_, task)| R::abort(task));
+        let udp = driver::udp_listeners(dep);
+        let (keep, gone): (Vec<_>, Vec<_>) = std::mem::take(&mut self.running.udp)
+            .into_iter()
+            .partition(|((addr, _), _)| udp.contains(addr));
+        self.running.udp = keep;
+        for ((_, local), task) in gone {
+            self.udp.remove(&local);
+            R::abort(task);
+        }
+        if self.running.metrics.as_ref().map(|(a, _)| *a) != dep.config.listen.metrics {
+            if let Some((_, serving)) = self.running.metrics.take() {
+                serving.stop();
+            }
+        }
+    }
 }
 
 /// What the gateway task tells a connection task.
@@ -275,6 +332,25 @@ impl<R: Runtime> ConnTask for Conn<R> {
 
 impl<R: Runtime> Io for HostIo<R> {
     type Stream = R::Tcp;
+
+    fn reconfigure(
+        &mut self,
+        dep: &mut Deployment,
+        registry: Option<metrics_listener::Shared>,
+    ) -> Result<Vec<String>, String> {
+        let mut bound = bind::bind_except(dep, &self.running.held())?;
+        let metrics = bound.metrics.take();
+        let names = std::mem::take(&mut bound.names);
+        self.start(bound)?;
+        self.retire(dep);
+        if let (Some((addr, l)), Some(registry)) = (metrics, registry) {
+            let serving = metrics_listener::serve(l, registry)
+                .map_err(|e| format!("cannot serve listen.metrics: {e}"))?;
+            self.running.metrics = Some((addr, serving));
+        }
+        self.conns.set_limit(driver::send_queue_limit(&dep.config));
+        Ok(names)
+    }
 
     fn start_conn(&mut self, conn: ConnId, stream: R::Tcp) {
         // Unbounded, but what waits in it is counted by its SendQueue.

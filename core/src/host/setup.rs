@@ -39,6 +39,9 @@ pub struct Deployment {
     pub resolver: SocketAddr,
     /// Lines for the log: configuration notices and what was generated.
     pub notices: Vec<String>,
+    /// The configuration file (`None`: the embedded default), read again
+    /// on reload.
+    pub source: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Deployment {
@@ -251,6 +254,7 @@ pub fn load(path: Option<&Path>) -> Result<Deployment, String> {
         unix_now,
         resolver: resolver(),
         notices,
+        source: path.map(Path::to_path_buf),
     })
 }
 

@@ -154,7 +154,8 @@ impl Registry {
             | Event::DialogsRestored { .. }
             | Event::ContactRemoved { .. }
             | Event::Detail { .. }
-            | Event::UpstreamEnded { .. } => {}
+            | Event::UpstreamEnded { .. }
+            | Event::Reloaded { .. } => {}
         }
     }
 

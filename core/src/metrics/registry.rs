@@ -37,6 +37,12 @@ impl Registry {
         r
     }
 
+    /// The partners of a reloaded configuration: their domains label
+    /// samples from now on (samples already labelled stay).
+    pub fn set_partners<'a>(&mut self, partners: impl IntoIterator<Item = &'a str>) {
+        self.partners = partners.into_iter().map(str::to_owned).collect();
+    }
+
     /// The `partner` label's value for `domain`.
     pub(super) fn partner<'a>(&self, domain: &'a str) -> &'a str {
         if self.partners.contains(domain) {

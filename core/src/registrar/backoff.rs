@@ -38,6 +38,14 @@ pub struct Backoff {
     records: HashMap<Key, Record>,
 }
 
+impl Backoff {
+    /// Its bounds (failures before a block, first block in seconds), to
+    /// tell whether a reload changed them.
+    pub fn bounds(&self) -> (u32, u64) {
+        (self.limit, self.base)
+    }
+}
+
 /// An account's failures before a block, in multiples of a source's.
 pub const ACCOUNT_FACTOR: u32 = 4;
 /// No block lasts longer than an hour.

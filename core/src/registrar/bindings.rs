@@ -242,6 +242,26 @@ impl Bindings {
         self.by_expiry.first().map(|(t, _, _)| *t)
     }
 
+    /// Removes every binding of `aor` (its account is gone).
+    pub fn remove_aor(&mut self, aor: &str) -> Vec<Persist> {
+        let keys: Vec<String> = self
+            .by_aor
+            .get(aor)
+            .into_iter()
+            .flatten()
+            .map(Binding::key)
+            .collect();
+        keys.into_iter()
+            .filter_map(|key| {
+                self.take(aor, &key)?;
+                Some(Persist::DeleteBinding {
+                    aor: aor.to_owned(),
+                    key,
+                })
+            })
+            .collect()
+    }
+
     /// Removes every binding expired at `now_unix`.
     pub fn expire(&mut self, now_unix: u64) -> Vec<Persist> {
         let mut changes = Vec::new();

@@ -101,6 +101,18 @@ pub struct Registrar {
     bindings: Bindings,
 }
 
+/// The accounts of `sip` by canonical user: the name as configured (what
+/// digest signs) and its credential.
+fn accounts(sip: &SipConfig) -> HashMap<String, (String, SipCredential)> {
+    sip.accounts
+        .iter()
+        .filter_map(|a| {
+            let canonical = crate::jid::foreign_local(&a.user).ok()?;
+            Some((canonical, (a.user.clone(), a.credential.clone())))
+        })
+        .collect()
+}
+
 impl Registrar {
     /// A registrar for `domains` (`gateway.domains`, each a realm) with the
     /// accounts of `sip`. `digest` carries the nonce key:
@@ -109,20 +121,37 @@ impl Registrar {
     pub fn new(domains: &[String], sip: &SipConfig, digest: Digest, policy: Policy) -> Registrar {
         Registrar {
             domains: domains.iter().map(|d| d.to_ascii_lowercase()).collect(),
-            accounts: sip
-                .accounts
-                .iter()
-                .filter_map(|a| {
-                    let canonical = crate::jid::foreign_local(&a.user).ok()?;
-                    Some((canonical, (a.user.clone(), a.credential.clone())))
-                })
-                .collect(),
+            accounts: accounts(sip),
             algorithms: sip.digest_algorithms.clone(),
             nonce_counts: NonceCounts::new(NonceCounts::DEFAULT_CAPACITY, digest.nonce_lifetime()),
             backoff: Backoff::new(sip.max_auth_failures, sip.auth_backoff.as_secs()),
             digest,
             bindings: Bindings::new(policy),
         }
+    }
+
+    /// Takes the accounts, algorithms and back-off of a reloaded `sip`;
+    /// the bindings of accounts that are gone are removed (their deletes
+    /// returned), so that nothing reaches a device whose account is no
+    /// more. Nonces and failure counts stay unless their bounds changed.
+    pub fn reconfigure(&mut self, sip: &SipConfig) -> Vec<Persist> {
+        self.accounts = accounts(sip);
+        self.algorithms.clone_from(&sip.digest_algorithms);
+        let backoff = Backoff::new(sip.max_auth_failures, sip.auth_backoff.as_secs());
+        if self.backoff.bounds() != backoff.bounds() {
+            self.backoff = backoff;
+        }
+        let gone: Vec<String> = self
+            .bindings
+            .iter()
+            .map(|b| b.aor.clone())
+            .filter(|aor| !self.has_account(aor))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        gone.iter()
+            .flat_map(|aor| self.bindings.remove_aor(aor))
+            .collect()
     }
 
     /// Replaces the bindings by what the store holds (at start); returns

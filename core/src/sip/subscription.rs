@@ -622,6 +622,11 @@ pub struct SubscriptionTable {
 }
 
 impl SubscriptionTable {
+    /// A new bound on dialogs (a reload); those held stay.
+    pub fn set_max_subscriptions(&mut self, max: usize) {
+        self.config.max_subscriptions = max;
+    }
+
     /// An empty table.
     pub fn new(config: SubscriptionConfig) -> SubscriptionTable {
         SubscriptionTable {

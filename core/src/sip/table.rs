@@ -74,7 +74,12 @@ impl TransactionTable {
         }
     }
 
-    /// Live server transactions.
+    /// A new bound on server transactions (a reload); those held stay.
+    pub fn set_max_servers(&mut self, max_servers: usize) {
+        self.max_servers = max_servers;
+    }
+
+    /// Server transactions held.
     pub fn servers(&self) -> usize {
         self.servers.len()
     }

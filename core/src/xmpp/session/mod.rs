@@ -32,6 +32,7 @@ mod event;
 mod inbound;
 mod outbound;
 mod pairs;
+mod recheck;
 mod settings;
 mod timers;
 

@@ -281,6 +281,13 @@ impl Instance {
         self.seen.join("\n")
     }
 
+    /// Sends SIGHUP: the instance reads its configuration again.
+    pub fn hangup(&self) {
+        let _ = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status();
+    }
+
     /// Sends SIGTERM and waits for the process to exit; returns whether it
     /// exited successfully.
     pub fn terminate(mut self) -> bool {

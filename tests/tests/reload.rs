@@ -7,6 +7,7 @@
 //!   and carries the next message;
 //! - a file that does not parse, and one that changes the local domains:
 //!   refused with the reason, the running configuration stays;
+//! - a renewed certificate: the next stream presents it;
 //! - listeners moved (s2s and metrics): the new ports answer, the old ones
 //!   are closed;
 //! - a.test removed from b.test's partners: its stream is closed with
@@ -16,11 +17,14 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use xfed_core::tls::testing::{LeafSpec, TestCert};
 use xfed_tests::sip_pair::{deployments, start, ua, Side};
 use xfed_tests::sip_ua::SipUa;
 use xfed_tests::{free_port, is_listening, read_to_close, run_to_end, Instance};
 
 const WAIT: Duration = Duration::from_secs(20);
+/// notAfter of the certificate b.test is given on reload.
+const RENEWED_UNTIL: u64 = 2_500_000_000;
 
 fn config(side: &Side) -> String {
     std::fs::read_to_string(side.dir.join("xfed.toml")).unwrap()
@@ -129,6 +133,33 @@ fn reload_suite(bin: &str) {
     assert!(!ok && out.contains("gateway.domains"), "{out}");
     xb.wait_log("reload refused", WAIT);
     say(&mut alice, &mut bob, "after the refused reloads");
+
+    // A new certificate for b.test (valid until 2049-03-22 rather than
+    // 2050): new streams get it. a.test restarted opens a new one, and
+    // tells what b.test presented.
+    let renewed =
+        TestCert::self_signed(&LeafSpec::xmpp_server("b.test").valid(1_700_000_000, RENEWED_UNTIL));
+    write(&b, &with_c);
+    std::fs::write(b.dir.join("cert.pem"), renewed.chain_pem()).unwrap();
+    std::fs::write(b.dir.join("key.pem"), renewed.key_pem()).unwrap();
+    let (ok, out) = reload(bin, &b.dir);
+    assert!(
+        ok && out.contains("certificate, key and trust read again"),
+        "{out}"
+    );
+    assert!(xa.terminate());
+    xa = start(bin, &a);
+    assert_eq!(alice.register(600), 200, "{}", xa.log_text());
+    say(
+        &mut alice,
+        &mut bob,
+        "over a stream with the renewed certificate",
+    );
+    let theirs = status(bin, &a.dir);
+    assert!(
+        theirs.contains(&format!("cert=valid-until={RENEWED_UNTIL}")),
+        "{theirs}"
+    );
 
     // Listeners moved: the new ports answer, the old ones are gone.
     let (s2s, metrics2) = (free_port(), free_port());

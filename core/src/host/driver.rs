@@ -656,6 +656,11 @@ impl Driver {
         let lines = changes.lines;
         let reload = dep.setup.into_reload();
         self.gw.reload(dep.config, reload, lines.clone(), now);
+        if lines.is_empty() {
+            return Ok(vec![
+                "no setting changed; certificate, key and trust read again".into(),
+            ]);
+        }
         Ok(lines)
     }
 

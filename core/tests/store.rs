@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use proptest::prelude::*;
-use xfed_core::config::StoreUrl;
 use xfed_core::host::store_sqlite::{SqliteStore, MIGRATIONS};
 use xfed_core::store::{
     Binding, Contacted, MemoryStore, Persist, SavedDialog, SavedSide, Store, StoreError,
@@ -508,7 +507,7 @@ fn sqlite_in_memory() {
 #[test]
 fn sqlite_file() {
     let db = TempDb::new("suite");
-    let mut store = SqliteStore::open(&StoreUrl::Sqlite(db.0.clone())).unwrap();
+    let mut store = SqliteStore::open_path(&db.0).unwrap();
     suite(&mut store);
     assert_eq!(store.journal_mode().unwrap(), "wal");
     let db = TempDb::new("publications");

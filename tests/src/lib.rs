@@ -8,6 +8,7 @@ pub mod kamailio;
 pub mod lab;
 pub mod load;
 pub mod notify;
+pub mod postgres;
 pub mod prosody;
 pub mod s2s_peer;
 pub mod sip_pair;

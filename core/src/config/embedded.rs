@@ -129,6 +129,7 @@ impl Config {
             },
             store: StoreConfig {
                 url: StoreUrl::Sqlite(PathBuf::from("xfed-data/xfed.db")),
+                state_dir: None,
             },
             partners: Vec::new(),
             blocks: Vec::new(),

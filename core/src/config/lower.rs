@@ -1007,11 +1007,23 @@ impl Lower<'_> {
     }
 
     fn store(&self, raw: Option<RawStore>) -> Result<StoreConfig, ConfigError> {
-        let Some(url) = raw.and_then(|s| s.url) else {
+        let (url, state_dir) = match raw {
+            Some(s) => (s.url, s.state_dir),
+            None => (None, None),
+        };
+        let state_dir = match state_dir {
+            Some(d) if d.get_ref().trim().is_empty() => {
+                return Err(self.invalid(&d.span(), "store.state_dir", "names no directory"));
+            }
+            Some(d) => Some(PathBuf::from(d.get_ref().trim())),
+            None => None,
+        };
+        let Some(url) = url else {
             return Ok(StoreConfig {
                 url: StoreUrl::Sqlite(PathBuf::from(
                     defaults::STORE_URL.trim_start_matches("sqlite://"),
                 )),
+                state_dir,
             });
         };
         let value = url.get_ref().trim();
@@ -1021,19 +1033,24 @@ impl Lower<'_> {
                 return Err(self.invalid(&url.span(), path, "'sqlite://' names no file"));
             }
             StoreUrl::Sqlite(PathBuf::from(file))
-        } else if value.starts_with("postgres://") || value.starts_with("postgresql://") {
-            // Refused here rather than when the store opens, so that `check`
-            // says it; the value is not echoed (it may hold a password).
+        } else if let Some(rest) = value
+            .strip_prefix("postgres://")
+            .or_else(|| value.strip_prefix("postgresql://"))
+        {
+            // The value is never echoed: it may hold a password.
+            if rest.is_empty() || rest.starts_with('/') {
+                return Err(self.invalid(&url.span(), path, "the PostgreSQL URL names no host"));
+            }
+            StoreUrl::Postgres(Secret::new(value))
+        } else {
+            // The value is not echoed: a mistyped postgres URL may hold a password.
             return Err(self.invalid(
                 &url.span(),
                 path,
-                "PostgreSQL is not supported by this version yet; use sqlite://PATH",
+                "expected sqlite://PATH or postgres://USER@HOST/DATABASE",
             ));
-        } else {
-            // The value is not echoed: a mistyped postgres URL may hold a password.
-            return Err(self.invalid(&url.span(), path, "expected sqlite://PATH"));
         };
-        Ok(StoreConfig { url })
+        Ok(StoreConfig { url, state_dir })
     }
 
     fn partner(

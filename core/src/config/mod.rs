@@ -398,14 +398,34 @@ pub enum SipCredential {
 pub struct StoreConfig {
     /// `url`, default `sqlite://xfed.db`.
     pub url: StoreUrl,
+    /// `state_dir`: where this instance keeps its own files (the admin
+    /// socket, a generated dialback secret); default the SQLite file's
+    /// directory, or `xfed-data` with PostgreSQL. Relative to the
+    /// configuration file.
+    pub state_dir: Option<PathBuf>,
 }
 
-/// `store.url`, by back end. PostgreSQL (`postgres://`) is refused at load
-/// until its back end exists, so every value here can be opened.
+impl StoreConfig {
+    /// [`StoreConfig::state_dir`] with its default, not yet resolved
+    /// against the configuration file's directory.
+    pub fn state_dir(&self) -> PathBuf {
+        match (&self.state_dir, &self.url) {
+            (Some(dir), _) => dir.clone(),
+            (None, StoreUrl::Sqlite(file)) => file.parent().map(PathBuf::from).unwrap_or_default(),
+            (None, StoreUrl::Postgres(_)) => PathBuf::from("xfed-data"),
+        }
+    }
+}
+
+/// `store.url`, by back end.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreUrl {
     /// `sqlite://PATH`: an embedded SQLite file (a relative path is kept so).
     Sqlite(PathBuf),
+    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?...]` (or
+    /// `postgresql://`): a PostgreSQL database several instances share.
+    /// A secret, since it may hold a password.
+    Postgres(Secret),
 }
 
 /// One `[[partner]]`: Lync's `New-CsXmppAllowedPartner`, defaults included.

@@ -193,6 +193,7 @@ pub(super) struct RawAccount {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawStore {
     pub url: Option<Spanned<String>>,
+    pub state_dir: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

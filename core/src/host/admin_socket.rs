@@ -17,7 +17,6 @@ use tracing::{info, warn};
 
 use super::driver::Input;
 use crate::admin::{Reply, Request, MAX_REQUEST};
-use crate::config::StoreUrl;
 
 /// The socket's file name, in the store's directory.
 pub const SOCKET_NAME: &str = "xfed-admin.sock";
@@ -26,13 +25,10 @@ pub const SOCKET_NAME: &str = "xfed-admin.sock";
 /// and how long the answer may take.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Where the admin socket of an instance using `store` is.
-pub fn path_for(store: &StoreUrl) -> PathBuf {
-    match store {
-        StoreUrl::Sqlite(file) => file
-            .parent()
-            .map_or_else(|| PathBuf::from(SOCKET_NAME), |d| d.join(SOCKET_NAME)),
-    }
+/// Where the admin socket of an instance keeping its files in
+/// `state_dir` (`store.state_dir`, resolved) is.
+pub fn path_for(state_dir: &Path) -> PathBuf {
+    state_dir.join(SOCKET_NAME)
 }
 
 /// Removes the socket file when the instance stops.

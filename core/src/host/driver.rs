@@ -17,7 +17,7 @@ use super::admin_socket;
 use super::cli::{Cli, Command, ContactAction};
 use super::metrics_listener;
 use super::setup::{self, Deployment, SHUTDOWN_GRACE};
-use super::store_sqlite::SqliteStore;
+use super::store_worker::{self, StoreWorker};
 use crate::config::SipTransport;
 use crate::event::{Event, Level};
 use crate::gateway::Gateway;
@@ -25,7 +25,6 @@ use crate::ids::{ConnId, Listener, QueryId};
 use crate::logtext;
 use crate::metrics::Registry;
 use crate::output::Output;
-use crate::store::Store;
 use crate::xmpp::{ping, stanza};
 
 /// What the command line asks a runtime to do.
@@ -385,7 +384,8 @@ pub struct Driver {
     stop_by: Option<Instant>,
     ping: Option<Ping>,
     failed: bool,
-    store: SqliteStore,
+    /// The store's writer thread.
+    store: StoreWorker,
     /// `gateway.log_message_bodies`: stanzas for the gateway are logged
     /// whole, not summarized.
     log_bodies: bool,
@@ -417,9 +417,11 @@ impl Driver {
         for n in &dep.notices {
             info!("{n}");
         }
-        let mut store = SqliteStore::open(&dep.store).map_err(|e| e.to_string())?;
+        let (store, stored) = store_worker::open_and_load(&dep.store).map_err(|e| e.to_string())?;
         let mut setup = dep.setup;
-        setup.stored = store.load_all().map_err(|e| e.to_string())?;
+        setup.stored = stored;
+        let store =
+            StoreWorker::start(store).map_err(|e| format!("cannot start the store writer: {e}"))?;
         let from = dep
             .config
             .gateway
@@ -537,11 +539,7 @@ impl Driver {
                     timeout,
                 } => io.dns(query, bytes, tcp, timeout),
                 Output::Datagram { local, peer, bytes } => io.datagram(local, peer, bytes),
-                Output::Persist(changes) => {
-                    if let Err(e) = self.store.apply(&changes) {
-                        warn!("store: {e}; {} change(s) not saved", changes.len());
-                    }
-                }
+                Output::Persist(changes) => self.store.apply(changes),
                 Output::Stanza(e) => {
                     let answer = self.ping.as_ref().and_then(|p| ping::outcome(&e, &p.id));
                     match (answer, self.ping.take()) {
@@ -591,7 +589,10 @@ impl Driver {
                 .is_none_or(|t| now.duration_since(t) >= OBSERVE_EVERY)
             {
                 self.observed = Some(now);
-                lock(r).observe(&self.gw);
+                let h = self.store.health();
+                let mut r = lock(r);
+                r.observe(&self.gw);
+                r.observe_store(h.up(), h.waiting(), h.failures(), h.dropped());
             }
         }
     }
@@ -701,8 +702,11 @@ impl Driver {
     }
 
     /// The process's exit status.
-    pub fn exit_code(&self) -> ExitCode {
-        if self.failed {
+    /// The process's exit status, once what waits for the store is
+    /// written (at most [`SHUTDOWN_GRACE`]).
+    pub fn exit_code(self) -> ExitCode {
+        let lost = self.store.finish(SHUTDOWN_GRACE);
+        if self.failed || lost > 0 {
             ExitCode::FAILURE
         } else {
             ExitCode::SUCCESS

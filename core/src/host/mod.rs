@@ -11,7 +11,9 @@ pub mod driver;
 pub mod metrics_listener;
 pub mod runtime;
 pub mod setup;
+pub mod store_postgres;
 pub mod store_sqlite;
+pub mod store_worker;
 
 /// Installs the tracing subscriber both binaries log through; `RUST_LOG`
 /// overrides the default level (`info`). Colour only on a terminal (and

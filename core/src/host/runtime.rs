@@ -162,7 +162,7 @@ pub async fn serve<R: Runtime>(
         error!("{e}");
         return ExitCode::FAILURE;
     }
-    let admin_path = admin_socket::path_for(&dep.store);
+    let admin_path = admin_socket::path_for(&dep.state_dir);
     let serving = driver::serving(name, &dep, &names);
     let mut driver = match Driver::new(dep, ping, Instant::now()) {
         Ok(d) => d,

@@ -31,6 +31,9 @@ pub struct Deployment {
     pub sip: Vec<SipListener>,
     /// The store, with relative paths resolved.
     pub store: StoreUrl,
+    /// Where this instance keeps its own files (admin socket, generated
+    /// dialback secret), resolved.
+    pub state_dir: PathBuf,
     /// Seed of the core's generator, from the OS.
     pub seed: [u8; 32],
     /// Unix seconds now, anchoring the core's wall clock.
@@ -77,13 +80,9 @@ pub fn admin_socket(path: Option<&Path>) -> Result<PathBuf, String> {
         ),
         None => (Config::embedded_default(), PathBuf::new()),
     };
-    let StoreUrl::Sqlite(file) = &config.store.url;
-    let file = if file.is_absolute() {
-        file.clone()
-    } else {
-        base.join(file)
-    };
-    Ok(super::admin_socket::path_for(&StoreUrl::Sqlite(file)))
+    Ok(super::admin_socket::path_for(
+        &base.join(config.store.state_dir()),
+    ))
 }
 
 /// How long before its expiry `xfed check` warns of the certificate.
@@ -212,16 +211,16 @@ pub fn load(path: Option<&Path>) -> Result<Deployment, String> {
     };
     let store = match &config.store.url {
         StoreUrl::Sqlite(p) => StoreUrl::Sqlite(resolve(p)),
+        StoreUrl::Postgres(url) => StoreUrl::Postgres(url.clone()),
     };
+    let state_dir = resolve(&config.store.state_dir());
     let dialback_secret = match &config.gateway.dialback_secret {
         Some(s) => s.expose().to_owned(),
         None => {
-            // Beside the store, not the certificate: the data directory is
+            // In the state directory, not beside the certificate: it is
             // the one place a hardened service may write (the certificate
             // may sit in a read-only /etc/xfed).
-            let StoreUrl::Sqlite(db) = &store;
-            let dir = db.parent().map(Path::to_path_buf).unwrap_or_default();
-            load_or_make_secret(&dir.join("dialback-secret"), &mut notices)?
+            load_or_make_secret(&state_dir.join("dialback-secret"), &mut notices)?
         }
     };
     let next_hop = match (&config.sip.mode, &config.sip.next_hop) {
@@ -248,6 +247,7 @@ pub fn load(path: Option<&Path>) -> Result<Deployment, String> {
         s2s_direct_tls: config.listen.s2s_direct_tls.clone(),
         sip: config.listen.sip.clone(),
         store,
+        state_dir,
         config: Arc::new(config),
         setup,
         seed,

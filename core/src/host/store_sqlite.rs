@@ -17,7 +17,6 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
-use crate::config::StoreUrl;
 use crate::store::{
     check_times, Binding, Contacted, Persist, SavedDialog, SavedSide, Store, StoreError,
     StoredAuthorization, StoredDialog, StoredPublication, Q,
@@ -108,13 +107,6 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens the store `url` names; only `sqlite://` exists in this build.
-    pub fn open(url: &StoreUrl) -> Result<SqliteStore, StoreError> {
-        match url {
-            StoreUrl::Sqlite(path) => SqliteStore::open_path(path),
-        }
-    }
-
     /// Opens (creating it and its directory if needed) and migrates the
     /// file at `path`, in WAL mode.
     pub fn open_path(path: &Path) -> Result<SqliteStore, StoreError> {

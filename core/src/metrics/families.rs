@@ -72,4 +72,8 @@ families! {
     PENDING_DIALBACK = "xfed_pending_dialback", Gauge, [], "Dialback verifications waiting for an authoritative server.";
     DNS_QUERIES = "xfed_dns_queries", Gauge, [], "DNS queries open.";
     SIP_TABLE_ENTRIES = "xfed_sip_table_entries", Gauge, ["table"], "Entries of the SIP side's tables (transactions, subscriptions, queued messages...), by table.";
+    STORE_UP = "xfed_store_up", Gauge, [], "1 while the store takes writes, 0 while they fail (changes wait in memory and are retried).";
+    STORE_WAITING = "xfed_store_waiting", Gauge, [], "Rows waiting to be written to the store.";
+    STORE_WRITE_FAILURES = "xfed_store_write_failures", Counter, [], "Store writes that failed and were kept for a retry.";
+    STORE_DROPPED = "xfed_store_dropped", Counter, [], "Changes dropped because too many rows waited for the store.";
 }

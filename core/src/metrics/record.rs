@@ -185,6 +185,15 @@ impl Registry {
             self.set(SIP_TABLE_ENTRIES, &[("table", table)], n(v));
         }
     }
+
+    /// Takes the store writer's state: whether it writes, what waits,
+    /// failures and drops since start.
+    pub fn observe_store(&mut self, up: bool, waiting: usize, failures: u64, dropped: u64) {
+        self.set(STORE_UP, &[], u64::from(up));
+        self.set(STORE_WAITING, &[], waiting as u64);
+        self.set(STORE_WRITE_FAILURES, &[], failures);
+        self.set(STORE_DROPPED, &[], dropped);
+    }
 }
 
 #[cfg(test)]

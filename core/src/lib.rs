@@ -156,6 +156,8 @@ pub mod rng;
 pub mod sim;
 pub mod sip;
 pub mod store;
+#[cfg(feature = "test-ca")]
+pub mod store_suite;
 pub mod time;
 pub mod tls;
 pub mod translate;

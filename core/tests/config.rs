@@ -878,6 +878,30 @@ fn bad_values_name_their_line() {
 }
 
 #[test]
+fn a_postgres_store_loads_and_never_shows_its_password() {
+    let c = ok(&with(
+        "[store]\nurl = \"postgres://xfed:hunter2@db.example:5433/xfed\"\nstate_dir = \"/var/lib/xfed\"\n",
+    ))
+    .config;
+    match &c.store.url {
+        config::StoreUrl::Postgres(url) => {
+            assert_eq!(url.expose(), "postgres://xfed:hunter2@db.example:5433/xfed");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!format!("{c:?}").contains("hunter2"));
+    assert_eq!(
+        c.store.state_dir(),
+        std::path::PathBuf::from("/var/lib/xfed")
+    );
+    // Defaults: beside the SQLite file, or xfed-data with PostgreSQL.
+    let sqlite = ok(&with("[store]\nurl = \"sqlite://data/x.db\"\n")).config;
+    assert_eq!(sqlite.store.state_dir(), std::path::PathBuf::from("data"));
+    let pg = ok(&with("[store]\nurl = \"postgresql://h/db\"\n")).config;
+    assert_eq!(pg.store.state_dir(), std::path::PathBuf::from("xfed-data"));
+}
+
+#[test]
 fn syntax_errors_have_lines() {
     // Arrays may span lines: the next key reads as a missing comma.
     let e = err("[gateway]\ndomains = [\"example.com\"\nfederation = \"open\"\n");

@@ -6,6 +6,9 @@
 //! - xfed creates the schema (version 4, as SQLite's) and writes bob's
 //!   registration; a restarted b.test finds it and delivers to bob
 //!   without a new REGISTER;
+//! - the store behaviour suite (`xfed_core::store_suite`, which
+//!   MemoryStore and SQLite pass) on PostgreSQL, and a database of a
+//!   newer xfed refused;
 //! - the database stops (as a crash) while traffic goes on: b.test keeps
 //!   serving (a second device of bob registers, bob writes to alice),
 //!   says the store is lost, and once PostgreSQL is back writes what
@@ -14,6 +17,9 @@
 
 use std::time::{Duration, Instant};
 
+use xfed_core::host::store_postgres::{PostgresStore, MIGRATIONS};
+use xfed_core::store::StoreError;
+use xfed_core::store_suite;
 use xfed_tests::postgres::Postgres;
 use xfed_tests::sip_pair::{deployments, start, ua, Side};
 use xfed_tests::sip_ua::SipUa;
@@ -122,4 +128,26 @@ fn postgres_store_tokio() {
 #[test]
 fn postgres_store_async_std() {
     postgres_store("xfed-async-std");
+}
+
+#[test]
+fn postgres_passes_the_store_suite() {
+    let Some(pg) = Postgres::start("suite") else {
+        return;
+    };
+    let mut n = 0;
+    store_suite::all(|| {
+        n += 1;
+        let db = format!("suite{n}");
+        pg.create_db(&db);
+        Box::new(PostgresStore::open(&pg.url(&db)).expect("open"))
+    });
+    // Opening again finds the schema made; a newer one is refused.
+    let mut again = PostgresStore::open(&pg.url("suite1")).expect("reopen");
+    assert_eq!(again.schema_version().unwrap(), MIGRATIONS.len() as i64);
+    pg.query("suite1", "UPDATE xfed_schema SET version = 99");
+    assert!(matches!(
+        PostgresStore::open(&pg.url("suite1")),
+        Err(StoreError::SchemaTooNew { found: 99, .. })
+    ));
 }

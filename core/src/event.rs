@@ -417,6 +417,13 @@ pub enum Event {
         /// nothing until the watcher probes.
         then: &'static str,
     },
+    /// The component link to the XMPP server came up or went down.
+    ComponentLink {
+        /// Up (stanzas flow) or down (they bounce until it is back).
+        up: bool,
+        /// The domain, the server and, when down, why and what next.
+        detail: String,
+    },
     /// The configuration was read again and applied (SIGHUP, `xfed
     /// reload`, an edit command).
     Reloaded {
@@ -496,7 +503,9 @@ impl Event {
             | Event::DialogsRestored { .. }
             | Event::ContactRemoved { .. }
             | Event::Reloaded { .. }
+            | Event::ComponentLink { up: true, .. }
             | Event::MessageRefused { .. } => Level::Info,
+            Event::ComponentLink { up: false, .. } => Level::Warn,
             // One per message, so debug; a body (only with
             // `gateway.log_message_bodies`) is never logged above debug.
             Event::Relayed { .. } => Level::Debug,
@@ -544,6 +553,7 @@ impl Event {
             Event::PresenceNotified { .. } => "presence_notified",
             Event::UpstreamEnded { .. } => "upstream_ended",
             Event::Reloaded { .. } => "reloaded",
+            Event::ComponentLink { .. } => "component_link",
         }
     }
 
@@ -587,7 +597,8 @@ impl Event {
             | Event::WatchEnded { .. }
             | Event::PresenceNotified { .. }
             | Event::UpstreamEnded { .. }
-            | Event::Reloaded { .. } => None,
+            | Event::Reloaded { .. }
+            | Event::ComponentLink { .. } => None,
         }
     }
 
@@ -842,6 +853,10 @@ impl fmt::Display for Event {
                 f,
                 "presence: the subscription to {local_user} for {watcher} ended: {why}; {then}"
             ),
+            Event::ComponentLink { up: true, detail } => write!(f, "component link up: {detail}"),
+            Event::ComponentLink { up: false, detail } => {
+                write!(f, "component link down: {detail}")
+            }
             Event::Reloaded { changes, closed } if changes.is_empty() => write!(
                 f,
                 "configuration reloaded: nothing changed; {closed} stream(s) closed"

@@ -4,7 +4,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 
 use super::{
-    defaults, Config, FederationMode, GatewayConfig, ListenConfig, MessageQueues, SipConfig,
+    defaults, Config, FederationMode, GatewayConfig, ListenConfig, MessageQueues, Role, SipConfig,
     SipListener, SipMode, SipTransport, StoreConfig, StoreUrl, TlsConfig, Trust, TrustedPeer,
 };
 
@@ -75,6 +75,7 @@ impl Config {
                 max_stanza_size: defaults::MAX_STANZA_SIZE,
                 log_lines_per_source: defaults::LOG_LINES_PER_SOURCE,
                 federation: FederationMode::Open,
+                role: Role::Both,
                 max_pending_dialback_per_stream: defaults::MAX_PENDING_DIALBACK_PER_STREAM,
                 max_pending_dialback_per_domain: defaults::MAX_PENDING_DIALBACK_PER_DOMAIN,
                 max_routes: defaults::MAX_ROUTES,
@@ -127,6 +128,7 @@ impl Config {
                 accounts: Vec::new(),
                 digest_algorithms: defaults::SIP_DIGEST_ALGORITHMS.to_vec(),
             },
+            component: None,
             store: StoreConfig {
                 url: StoreUrl::Sqlite(PathBuf::from("xfed-data/xfed.db")),
                 state_dir: None,

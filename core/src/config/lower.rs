@@ -14,15 +14,16 @@ use toml::Spanned;
 use super::digest::Algorithm;
 use super::error::{self, describe_path, Location, ELEMENT_TABLES};
 use super::raw::{
-    Domains, RawAccess, RawAccount, RawBlock, RawDuration, RawFile, RawGateway, RawListen,
-    RawOptAddr, RawPartner, RawSip, RawSize, RawStore, RawTls,
+    Domains, RawAccess, RawAccount, RawBlock, RawComponent, RawDuration, RawFile, RawGateway,
+    RawListen, RawOptAddr, RawPartner, RawSip, RawSize, RawStore, RawTls,
 };
 use super::values;
 use super::{
-    defaults, AccessRule, Block, Config, ConfigError, Connect, ErrorKind, FederationMode,
-    GatewayConfig, Level, ListenConfig, Loaded, MessageQueues, Negotiation, Notice, NoticeKind,
-    Partner, PartnerType, Secret, SipAccount, SipConfig, SipCredential, SipListener, SipMode,
-    StoreConfig, StoreUrl, StreamPolicy, TlsConfig, Trust, TrustedPeer, Verdict, INACTIVE_KEYS,
+    defaults, AccessRule, Block, ComponentConfig, Config, ConfigError, Connect, ErrorKind,
+    FederationMode, GatewayConfig, Level, ListenConfig, Loaded, MessageQueues, Negotiation, Notice,
+    NoticeKind, Partner, PartnerType, Role, Secret, SipAccount, SipConfig, SipCredential,
+    SipListener, SipMode, StoreConfig, StoreUrl, StreamPolicy, TlsConfig, Trust, TrustedPeer,
+    Verdict, INACTIVE_KEYS,
 };
 use crate::jid::Jid;
 
@@ -120,8 +121,17 @@ impl Lower<'_> {
                     .to_owned(),
             });
         };
+        let role_span = gateway.get_ref().role.as_ref().map(Spanned::span);
+        let gateway_span = gateway.span();
         let gateway = self.gateway(gateway.into_inner())?;
-        let listen = self.listen(raw.listen)?;
+        let mut listen = self.listen(raw.listen)?;
+        let component =
+            self.component(raw.component, &gateway, role_span.unwrap_or(gateway_span))?;
+        if gateway.role == Role::Gateway {
+            // The XMPP server federates: no s2s listener here.
+            listen.s2s.clear();
+            listen.s2s_direct_tls.clear();
+        }
         let tls = self.tls(raw.tls)?;
         let sip = self.sip(raw.sip)?;
         let store = self.store(raw.store)?;
@@ -146,10 +156,62 @@ impl Lower<'_> {
             tls,
             sip,
             store,
+            component,
             partners,
             blocks,
             access,
         })
+    }
+
+    /// `[component]` and `gateway.role`, which go together: a gateway
+    /// without an edge attaches to an XMPP server, and only a gateway does.
+    fn component(
+        &self,
+        raw: Option<Spanned<RawComponent>>,
+        gateway: &GatewayConfig,
+        role_span: Range<usize>,
+    ) -> Result<Option<ComponentConfig>, ConfigError> {
+        let conflict = |span: &Range<usize>, path: &str, message: &str| {
+            self.error(ErrorKind::Conflict, span, path, message.to_owned())
+        };
+        match (gateway.role, raw) {
+            (Role::Edge, _) => Err(self.invalid(
+                &role_span,
+                "gateway.role",
+                "\"edge\" is not built yet (the internal link to a gateway); use \"both\", or \"gateway\" with [component]",
+            )),
+            (Role::Gateway, None) => Err(conflict(
+                &role_span,
+                "gateway.role",
+                "role = \"gateway\" needs [component] (the XMPP server to attach to; the internal link to an edge is not built yet)",
+            )),
+            (Role::Both, Some(c)) => Err(conflict(
+                &c.span(),
+                "component",
+                "[component] needs gateway.role = \"gateway\": xfed then reaches XMPP through the server rather than federating itself",
+            )),
+            (Role::Both, None) => Ok(None),
+            (Role::Gateway, Some(c)) => {
+                let c = c.into_inner();
+                let server = self.host_port(&c.server, "component.server")?;
+                let domain = self.domain(&c.domain, "component.domain")?;
+                if !gateway.domains.contains(&domain) {
+                    return Err(conflict(
+                        &c.domain.span(),
+                        "component.domain",
+                        &format!("'{domain}' is not one of gateway.domains: the component's domain is the SIP users' domain"),
+                    ));
+                }
+                if c.secret.get_ref().is_empty() {
+                    return Err(self.invalid(&c.secret.span(), "component.secret", "is empty"));
+                }
+                Ok(Some(ComponentConfig {
+                    server,
+                    domain,
+                    secret: Secret::new(c.secret.into_inner()),
+                }))
+            }
+        }
     }
 
     /// A domain name in prepared form (RFC 7622), as the s2s layer sees them.
@@ -281,6 +343,7 @@ impl Lower<'_> {
                 defaults::LOG_LINES_PER_SOURCE,
             )?,
             federation: g.federation.unwrap_or(FederationMode::AllowList),
+            role: g.role.map_or(Role::Both, |r| *r.get_ref()),
             max_pending_dialback_per_stream,
             max_pending_dialback_per_domain,
             max_routes,
@@ -1162,7 +1225,11 @@ impl Lower<'_> {
     }
 
     fn connect(&self, raw: &Spanned<String>) -> Result<Connect, ConfigError> {
-        let path = "partner.connect";
+        self.host_port(raw, "partner.connect")
+    }
+
+    /// `host:port`, the host a domain name or an IP address.
+    fn host_port(&self, raw: &Spanned<String>, path: &str) -> Result<Connect, ConfigError> {
         let (host, port) = values::split_host_port(raw.get_ref())
             .map_err(|reason| self.invalid(&raw.span(), path, &reason))?;
         let host = match Jid::parse(host) {

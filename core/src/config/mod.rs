@@ -72,6 +72,9 @@ pub struct Config {
     pub sip: SipConfig,
     /// `[store]`: where subscriptions persist.
     pub store: StoreConfig,
+    /// `[component]`, with `role = "gateway"`: the XMPP server xfed is a
+    /// component of, instead of federating itself.
+    pub component: Option<ComponentConfig>,
     /// `[[partner]]`, in file order: Lync's `New-CsXmppAllowedPartner`.
     pub partners: Vec<Partner>,
     /// `[[block]]`, in file order: refused domains under `federation = "deny-list"`.
@@ -133,6 +136,8 @@ pub struct GatewayConfig {
     pub log_lines_per_source: u32,
     /// `federation`, default `allow-list` (Lync had nothing else).
     pub federation: FederationMode,
+    /// `role`, default `both`.
+    pub role: Role,
     /// `max_pending_dialback_per_stream`, default 10: dialback requests
     /// (`db:result`) one inbound stream may have waiting for their
     /// authoritative server at once; each costs a route, DNS queries and a
@@ -156,6 +161,34 @@ pub struct GatewayConfig {
     /// resolution beyond waits its turn, and fails with
     /// `remote-server-timeout` when no query could be sent for 10 s.
     pub max_dns_queries: u32,
+}
+
+/// `role`: which half of the gateway this process runs (Lync ran the
+/// XMPP proxy on the Edge and the gateway on the Front End).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// Both in one process: s2s federation and the SIP side (the default).
+    Both,
+    /// Translation, the SIP side, presence and the store; XMPP through
+    /// `[component]` (an XMPP server the organisation runs).
+    Gateway,
+    /// The s2s side alone, in the perimeter network (not built yet).
+    Edge,
+}
+
+/// `[component]`: xfed attached to an XMPP server as an XEP-0114
+/// component for one of its domains (with `role = "gateway"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComponentConfig {
+    /// `server`, `host:port`: the server's component port (Prosody's
+    /// `component_ports`, ejabberd's `ejabberd_service`), usually 5347.
+    pub server: Connect,
+    /// `domain`: the component's domain, one of `gateway.domains` (the
+    /// SIP users' addresses, e.g. `sip.example.com`).
+    pub domain: String,
+    /// `secret`: the component password the server was given.
+    pub secret: Secret,
 }
 
 /// `federation`: which remote domains may federate at all.

@@ -8,7 +8,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{FederationMode, Negotiation, PartnerType, SipMode};
+use super::{FederationMode, Negotiation, PartnerType, Role, SipMode};
 
 /// Strings whose expected form is named in type errors ("expected a
 /// duration such as ...").
@@ -108,12 +108,21 @@ pub(super) struct RawFile {
     pub tls: Option<RawTls>,
     pub sip: Option<Spanned<RawSip>>,
     pub store: Option<RawStore>,
+    pub component: Option<Spanned<RawComponent>>,
     #[serde(default)]
     pub partner: Vec<Spanned<RawPartner>>,
     #[serde(default)]
     pub block: Vec<Spanned<RawBlock>>,
     #[serde(default)]
     pub access: Vec<Spanned<RawAccess>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawComponent {
+    pub server: Spanned<String>,
+    pub domain: Spanned<String>,
+    pub secret: Spanned<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -131,6 +140,7 @@ pub(super) struct RawGateway {
     pub max_stanza_size: Option<Spanned<RawSize>>,
     pub log_lines_per_source: Option<Spanned<u32>>,
     pub federation: Option<FederationMode>,
+    pub role: Option<Spanned<Role>>,
     pub max_pending_dialback_per_stream: Option<Spanned<u32>>,
     pub max_pending_dialback_per_domain: Option<Spanned<u32>>,
     pub max_routes: Option<Spanned<u32>>,

@@ -5,7 +5,8 @@
 //!
 //! Refused, because they are an instance's identity rather than its
 //! policy: the local domains (every binding, contact and dialback key is
-//! keyed by them), the store, and the SIP mode. Everything else applies:
+//! keyed by them), the store, the SIP mode, and the role with its
+//! component link. Everything else applies:
 //! partners, blocks, access rules, limits, accounts, certificates,
 //! listeners.
 
@@ -43,6 +44,9 @@ pub fn changes(old: &Config, new: &Config) -> Result<Changes, String> {
     }
     if old.sip.mode != new.sip.mode {
         return Err("sip.mode cannot change on reload: restart xfed".into());
+    }
+    if old.gateway.role != new.gateway.role || old.component != new.component {
+        return Err("gateway.role and [component] cannot change on reload: restart xfed".into());
     }
     let mut c = Changes::default();
     partners(&old.partners, &new.partners, &mut c.lines);

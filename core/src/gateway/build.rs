@@ -39,6 +39,8 @@ pub struct Setup {
     /// What the store kept: bindings, contacts, publications and
     /// authorizations.
     pub stored: Stored,
+    /// `role = "gateway"`: the XMPP server to attach to as a component.
+    pub component: Option<super::ComponentSetup>,
 }
 
 impl Gateway {
@@ -61,6 +63,7 @@ impl Gateway {
             sip_udp,
             next_hop,
             stored,
+            component,
         } = setup;
         let clock = Arc::new(CallerClock::new(unix_now));
         let tls = Tls {
@@ -76,6 +79,7 @@ impl Gateway {
         let limit = config.gateway.connection_limit as usize;
         let mut gw = Gateway::with_settings(settings, seed, now, unix_now, limit);
         gw.hosts = Arc::new(hosts);
+        gw.component = component.map(|c| super::component::Link::new(c, now));
         gw.turn(now, |gw, t| {
             let rng = gw.rng.fork();
             let mut turn = Turn {

@@ -68,6 +68,9 @@ impl Gateway {
     }
 
     pub(super) fn on_connected(&mut self, conn: ConnId, t: Time) {
+        if self.is_component(conn) {
+            return self.component_connected(conn);
+        }
         if self.is_sip(conn) {
             self.with_sip(t, |ep, turn| ep.handle_connected(conn, turn));
             return;
@@ -81,6 +84,9 @@ impl Gateway {
     }
 
     pub(super) fn on_connect_failed(&mut self, conn: ConnId, reason: &str, t: Time) {
+        if self.is_component(conn) {
+            return self.component_gone(reason, t);
+        }
         if self.is_sip(conn) {
             self.with_sip(t, |ep, turn| ep.handle_connect_failed(conn, reason, turn));
             return;
@@ -98,6 +104,9 @@ impl Gateway {
     }
 
     pub(super) fn on_bytes(&mut self, conn: ConnId, bytes: &[u8], t: Time) {
+        if self.is_component(conn) {
+            return self.component_bytes(conn, bytes, t);
+        }
         if self.is_sip(conn) {
             self.with_sip(t, |ep, turn| ep.handle_bytes(conn, bytes, turn));
             return;
@@ -109,6 +118,9 @@ impl Gateway {
     }
 
     pub(super) fn on_closed(&mut self, conn: ConnId, t: Time) {
+        if self.is_component(conn) {
+            return self.component_gone("closed by the server", t);
+        }
         if self.is_sip(conn) {
             self.with_sip(t, |ep, turn| ep.handle_closed(conn, turn));
             return;
@@ -125,6 +137,7 @@ impl Gateway {
     }
 
     pub(super) fn on_timeout(&mut self, t: Time) {
+        self.component_timeout(t);
         let due: Vec<ConnId> = self
             .sessions
             .iter()

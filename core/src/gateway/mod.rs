@@ -5,6 +5,7 @@
 //! time, and carry out what [`Gateway::poll_output`] returns.
 
 mod build;
+mod component;
 mod dialback;
 mod inputs;
 mod local;
@@ -36,6 +37,7 @@ use crate::xmpp::stanza::{self, Kind, StanzaCondition};
 use crate::xmpp::{StreamCondition, StreamError};
 
 pub use build::Setup;
+pub use component::ComponentSetup;
 use dialback::PendingVerify;
 pub use reload::Reload;
 pub use routing::ROUTE_QUEUE_LIMIT;
@@ -119,6 +121,9 @@ pub struct Gateway {
     tracked: HashSet<String>,
     /// Local names and addresses, used before DNS.
     hosts: Arc<HostsTable>,
+    /// `role = "gateway"`: the link to the XMPP server xfed is a
+    /// component of, which replaces s2s.
+    component: Option<component::Link>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -172,6 +177,7 @@ impl Gateway {
             sip: None,
             tracked: HashSet::new(),
             hosts: Arc::default(),
+            component: None,
         }
     }
 
@@ -349,7 +355,16 @@ impl Gateway {
         });
         let dropped = self.queries.values().map(|q| q.deadline);
         let sip = self.sip.as_ref().and_then(Endpoint::poll_timeout);
-        sessions.chain(dns).chain(dropped).chain(sip).min()
+        let link = self
+            .component
+            .as_ref()
+            .and_then(component::Link::poll_timeout);
+        sessions
+            .chain(dns)
+            .chain(dropped)
+            .chain(sip)
+            .chain(link)
+            .min()
     }
 
     /// The next thing for the runtime to do.

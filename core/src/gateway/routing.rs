@@ -81,6 +81,9 @@ impl Gateway {
                 t,
             );
         }
+        if self.component.is_some() {
+            return self.component_send(stanza, t);
+        }
         let key = (from_domain, to_domain);
         // An authenticated stream: ours, or the peer's with bidi.
         let ready = self

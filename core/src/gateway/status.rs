@@ -72,6 +72,7 @@ impl Gateway {
         let sessions = &self.sessions;
         self.status.prune(|c| sessions.contains_key(&c));
         let mut lines = vec![format!("domains {}", self.settings.local_domains.join(" "))];
+        lines.extend(self.component.as_ref().map(component::Link::describe));
         lines.push(format!("streams {}", self.sessions.len()));
         for (conn, s) in &self.sessions {
             let (dir, pairs): (&str, Vec<String>) = match s.direction() {

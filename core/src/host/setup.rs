@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::config::{self, Config, SipListener, SipMode, SipTransport, StoreUrl, Trust};
 use crate::dns::HostsTable;
 use crate::endpoint::NextHop;
-use crate::gateway::Setup;
+use crate::gateway::{ComponentSetup, Setup};
 use crate::sip::{self, Uri};
 use crate::tls::{self, LocalIdentity, TrustAnchors};
 
@@ -239,6 +239,11 @@ pub fn load(path: Option<&Path>) -> Result<Deployment, String> {
         sip_udp: Vec::new(),
         next_hop,
         stored: Default::default(),
+        component: config
+            .component
+            .as_ref()
+            .map(resolve_component)
+            .transpose()?,
     };
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| format!("no randomness from the OS: {e}"))?;
@@ -298,6 +303,23 @@ fn resolve_next_hop(hop: &str) -> Result<NextHop, String> {
         addr,
         transport,
         name: host,
+    })
+}
+
+/// `[component]` with its server's address resolved once at start
+/// (blocking, like the rest of start-up).
+fn resolve_component(c: &crate::config::ComponentConfig) -> Result<ComponentSetup, String> {
+    use std::net::ToSocketAddrs;
+    let (host, port) = (&c.server.host, c.server.port);
+    let addr = (host.as_str(), port)
+        .to_socket_addrs()
+        .map_err(|e| format!("component.server {host}:{port}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("component.server {host}:{port}: no address"))?;
+    Ok(ComponentSetup {
+        addr,
+        domain: c.domain.clone(),
+        secret: c.secret.expose().to_owned(),
     })
 }
 

@@ -155,7 +155,8 @@ impl Registry {
             | Event::ContactRemoved { .. }
             | Event::Detail { .. }
             | Event::UpstreamEnded { .. }
-            | Event::Reloaded { .. } => {}
+            | Event::Reloaded { .. }
+            | Event::ComponentLink { .. } => {}
         }
     }
 

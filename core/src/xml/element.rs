@@ -67,6 +67,20 @@ impl Element {
         &self.ns
     }
 
+    /// Moves this element and its descendants from namespace `from` to
+    /// `to` (a component stream's `jabber:component:accept` stanzas are
+    /// the gateway's `jabber:server` ones, and back).
+    pub fn move_ns(&mut self, from: &str, to: &'static str) {
+        if self.ns == from {
+            self.ns = Cow::Borrowed(to);
+        }
+        for node in &mut self.nodes {
+            if let Node::Element(e) = node {
+                e.move_ns(from, to);
+            }
+        }
+    }
+
     /// Local name.
     pub fn name(&self) -> &str {
         &self.name

@@ -1,5 +1,6 @@
 //! XMPP stream-level vocabulary shared by the reader and the s2s sessions.
 
+pub mod component;
 pub mod dialback_key;
 pub mod ping;
 mod pipe;

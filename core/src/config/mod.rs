@@ -14,6 +14,8 @@
 //! [`NoticeKind::NotActiveYet`]; [`INACTIVE_KEYS`] is the one list of them.
 
 pub mod digest;
+#[cfg(feature = "host")]
+pub mod edit;
 mod embedded;
 mod error;
 mod lower;

@@ -8,6 +8,8 @@
 
 use toml_edit::{Array, ArrayOfTables, DocumentMut, Item, Table, Value};
 
+use super::lync::{boolean, kebab};
+
 /// How a key's value is written in TOML.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -63,38 +65,6 @@ pub const GATEWAY_KEYS: &[(&str, Kind)] = &[
 /// value as typed on the command line; an empty value removes the key, so
 /// that its default applies again.
 pub type Setting<'a> = (&'a str, &'a str);
-
-/// Lync's CamelCase spelling of an enum value (`PublicVerified`,
-/// `NotSupported`) in xfed's kebab-case (`public-verified`,
-/// `not-supported`); a value already in kebab-case is returned as is.
-pub fn kebab(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() + 4);
-    for (i, c) in value.trim().chars().enumerate() {
-        if c.is_ascii_uppercase() {
-            if i > 0 {
-                out.push('-');
-            }
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// A boolean as an operator or PowerShell writes it.
-pub fn boolean(value: &str) -> Option<bool> {
-    match value
-        .trim()
-        .trim_start_matches('$')
-        .to_ascii_lowercase()
-        .as_str()
-    {
-        "true" => Some(true),
-        "false" => Some(false),
-        _ => None,
-    }
-}
 
 /// The TOML value of `text` for `key` of kind `kind`.
 fn value(key: &str, kind: Kind, text: &str) -> Result<Value, String> {
@@ -466,15 +436,5 @@ url = "sqlite://xfed.db"
         // Removing a key brings its default back.
         let out = set_gateway(FILE, &[("connection_limit", "")]).unwrap();
         assert_eq!(loads(&out).gateway.connection_limit, 1000);
-    }
-
-    #[test]
-    fn lync_spellings() {
-        assert_eq!(kebab("PublicUnverified"), "public-unverified");
-        assert_eq!(kebab("NotSupported"), "not-supported");
-        assert_eq!(kebab("not-supported"), "not-supported");
-        assert_eq!(boolean("$True"), Some(true));
-        assert_eq!(boolean("false"), Some(false));
-        assert_eq!(boolean("1"), None);
     }
 }

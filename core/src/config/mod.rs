@@ -19,6 +19,7 @@ pub mod edit;
 mod embedded;
 mod error;
 mod lower;
+pub mod lync;
 mod policy;
 mod raw;
 mod values;

@@ -47,6 +47,34 @@ pub fn boolean(value: &str) -> Option<bool> {
     }
 }
 
+/// The text of a file as PowerShell saved it: `>` in Windows PowerShell
+/// writes UTF-16LE with a byte order mark, `Out-File -Encoding utf8` UTF-8
+/// with one; either, UTF-16BE, or plain UTF-8.
+pub fn decode(bytes: &[u8]) -> Result<String, String> {
+    let utf16 = |rest: &[u8], le: bool| {
+        let units = rest.chunks_exact(2).map(|p| {
+            if le {
+                u16::from_le_bytes([p[0], p[1]])
+            } else {
+                u16::from_be_bytes([p[0], p[1]])
+            }
+        });
+        char::decode_utf16(units)
+            .collect::<Result<String, _>>()
+            .map_err(|_| "not valid UTF-16 text".to_owned())
+    };
+    match bytes {
+        [0xFF, 0xFE, rest @ ..] => utf16(rest, true),
+        [0xFE, 0xFF, rest @ ..] => utf16(rest, false),
+        [0xEF, 0xBB, 0xBF, rest @ ..] => utf8(rest),
+        _ => utf8(bytes),
+    }
+}
+
+fn utf8(bytes: &[u8]) -> Result<String, String> {
+    String::from_utf8(bytes.to_vec()).map_err(|e| format!("not UTF-8 or UTF-16 text: {e}"))
+}
+
 /// One Format-List record: its fields in order, continuation lines joined.
 type Record = Vec<(String, String)>;
 
@@ -684,6 +712,24 @@ Authoritative : True
         );
         assert!(imported.toml.contains("line 1 is not a Format-List field"));
         assert!(imported.toml.contains("listed twice"), "{}", imported.toml);
+    }
+
+    #[test]
+    fn powershell_encodings() {
+        let text = "Domain : a.example\r\nPartnerType : Federated\r\n";
+        let mut le = vec![0xFF, 0xFE];
+        let mut be = vec![0xFE, 0xFF];
+        for u in text.encode_utf16() {
+            le.extend(u.to_le_bytes());
+            be.extend(u.to_be_bytes());
+        }
+        let mut bom = vec![0xEF, 0xBB, 0xBF];
+        bom.extend(text.as_bytes());
+        for bytes in [le, be, bom, text.as_bytes().to_vec()] {
+            assert_eq!(decode(&bytes).unwrap(), text);
+        }
+        assert!(decode(&[0xFF, 0xFE, 0x00, 0xD8]).is_err());
+        assert!(decode(&[0xC3]).is_err());
     }
 
     #[test]

@@ -125,8 +125,9 @@ fn document(text: &str) -> Result<DocumentMut, String> {
 /// A domain as compared here: ASCII case and a trailing dot ignored (the
 /// configuration's own check prepares it fully).
 fn same_domain(a: &str, b: &str) -> bool {
-    a.trim().trim_end_matches('.').to_ascii_lowercase()
-        == b.trim().trim_end_matches('.').to_ascii_lowercase()
+    a.trim()
+        .trim_end_matches('.')
+        .eq_ignore_ascii_case(b.trim().trim_end_matches('.'))
 }
 
 /// The array of `[[name]]` tables, if the file has one.

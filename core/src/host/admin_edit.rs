@@ -204,7 +204,7 @@ pub enum GatewayAction {
     /// (Get-CsXmppGatewayConfiguration).
     Show,
     /// Changes `[gateway]` keys (Set-CsXmppGatewayConfiguration).
-    Set(GatewayKeys),
+    Set(Box<GatewayKeys>),
 }
 
 /// `xfed import-lync`'s arguments.
@@ -223,16 +223,17 @@ pub struct ImportLync {
     pub domains: Option<String>,
 }
 
-/// The file the editors work on; they have no embedded default.
-fn file(config: Option<&Path>) -> Result<&Path, ExitCode> {
-    config.ok_or_else(|| {
+/// Runs `command` on the configuration file, which the editors need
+/// (they have no embedded default), printing its error.
+fn on_file(
+    config: Option<&Path>,
+    command: impl FnOnce(&Path) -> Result<ExitCode, String>,
+) -> ExitCode {
+    let Some(path) = config else {
         eprintln!("--config FILE is required: the configuration file is what changes");
-        ExitCode::FAILURE
-    })
-}
-
-fn done(result: Result<ExitCode, String>) -> ExitCode {
-    result.unwrap_or_else(|e| {
+        return ExitCode::FAILURE;
+    };
+    command(path).unwrap_or_else(|e| {
         eprintln!("{e}");
         ExitCode::FAILURE
     })
@@ -240,11 +241,7 @@ fn done(result: Result<ExitCode, String>) -> ExitCode {
 
 /// `xfed partner ...`.
 pub fn partner(config: Option<&Path>, action: PartnerAction) -> ExitCode {
-    let path = match file(config) {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
-    done(match action {
+    on_file(config, |path| match action {
         PartnerAction::List => setup::check(path).map(|(c, _)| {
             print!("{}", partner_table(&c));
             ExitCode::SUCCESS
@@ -280,11 +277,7 @@ pub fn partner(config: Option<&Path>, action: PartnerAction) -> ExitCode {
 
 /// `xfed access ...`.
 pub fn access(config: Option<&Path>, action: AccessAction) -> ExitCode {
-    let path = match file(config) {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
-    done(match action {
+    on_file(config, |path| match action {
         AccessAction::List => setup::check(path).map(|(c, _)| {
             let rows: Vec<Vec<String>> = c
                 .access
@@ -315,11 +308,7 @@ pub fn access(config: Option<&Path>, action: AccessAction) -> ExitCode {
 
 /// `xfed gateway ...`.
 pub fn gateway(config: Option<&Path>, action: GatewayAction) -> ExitCode {
-    let path = match file(config) {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
-    done(match action {
+    on_file(config, |path| match action {
         GatewayAction::Show => setup::check(path).map(|(c, _)| {
             print!("{}", gateway_detail(&c));
             ExitCode::SUCCESS

@@ -326,6 +326,12 @@ fn import_lync_passes_check(bin: &str) {
     );
     assert!(out.contains("imported 2 partner(s)"), "{out}");
     let toml = std::fs::read_to_string(dir.join("imported.toml")).unwrap();
+    // It may hold the dialback secret: not for everyone's eyes.
+    let mode = std::fs::metadata(dir.join("imported.toml"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o007, 0, "{mode:o}");
     for expected in [
         "domain = \"jabber.org\"",
         "additional_domains = [\"conference.jabber.org\", \"muc.jabber.org\", \"chat.jabber.org\"]",

@@ -326,6 +326,7 @@ pub fn gateway(config: Option<&Path>, action: GatewayAction) -> ExitCode {
 
 /// `xfed import-lync`.
 pub fn import_lync(args: ImportLync) -> ExitCode {
+    use std::os::unix::fs::OpenOptionsExt;
     let domains: Vec<String> = args
         .domains
         .iter()
@@ -350,9 +351,11 @@ pub fn import_lync(args: ImportLync) -> ExitCode {
         None => std::io::stdout()
             .write_all(imported.toml.as_bytes())
             .map_err(|e| format!("stdout: {e}")),
+        // Not readable by everyone: it may hold the dialback secret.
         Some(out) => std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(0o640)
             .open(out)
             .and_then(|mut f| f.write_all(imported.toml.as_bytes()))
             .map_err(|e| {
@@ -404,7 +407,7 @@ fn change(path: &Path, edit: impl FnOnce(&str) -> Result<String, String>) -> Exi
         Ok((_, notices)) => notices.iter().for_each(|n| println!("{n}")),
         Err(e) => return unchanged(format!("the result would not pass `xfed check`: {e}")),
     }
-    if let Err(e) = write_atomically(path, &new) {
+    if let Err(e) = write_atomically(path, &text, &new) {
         return unchanged(e);
     }
     println!("{}: written", path.display());
@@ -412,10 +415,11 @@ fn change(path: &Path, edit: impl FnOnce(&str) -> Result<String, String>) -> Exi
 }
 
 /// Replaces the file at `path` (through a symbolic link, the file it
-/// names) by `text`: a temporary file beside it with the same mode (and
-/// owner, when we may), synced, renamed over it, so that a reader sees the
-/// old file or the new one, never half of one.
-fn write_atomically(path: &Path, text: &str) -> Result<(), String> {
+/// names), which held `old`, by `text`: a temporary file beside it with
+/// the same mode (and owner, when we may), synced, renamed over it, so
+/// that a reader sees the old file or the new one, never half of one. A
+/// file changed since it was read (another editor) is left alone.
+fn write_atomically(path: &Path, old: &str, text: &str) -> Result<(), String> {
     use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     let err = |p: &Path, e: std::io::Error| format!("cannot write {}: {e}", p.display());
     let target = std::fs::canonicalize(path).map_err(|e| err(path, e))?;
@@ -437,6 +441,11 @@ fn write_atomically(path: &Path, text: &str) -> Result<(), String> {
         let _ = std::os::unix::fs::fchown(&f, Some(meta.uid()), Some(meta.gid()));
         f.set_permissions(meta.permissions())?;
         f.sync_all()?;
+        if std::fs::read_to_string(&target)? != old {
+            return Err(std::io::Error::other(
+                "it changed while being edited; run the command again",
+            ));
+        }
         std::fs::rename(&temporary, &target)?;
         if let Ok(d) = std::fs::File::open(dir) {
             let _ = d.sync_all();

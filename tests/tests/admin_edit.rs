@@ -105,6 +105,8 @@ fn edits_keep_comments_and_pass_check(bin: &str) {
             "5",
             "--description",
             "Jabber.org, since 2012",
+            "--add-additional-domains",
+            "muc.jabber.org",
         ],
         &[
             "access",
@@ -187,6 +189,11 @@ fn edits_keep_comments_and_pass_check(bin: &str) {
         "{show}"
     );
     assert!(show.contains("Jabber.org, since 2012"), "{show}");
+    assert!(
+        show.lines()
+            .any(|l| l.starts_with("additional_domains") && l.ends_with(" muc.jabber.org")),
+        "{show}"
+    );
     let access = ok(bin, &dir, &[&["access", "list"][..], &c].concat());
     assert!(
         access.contains("1  mallory@sales.example.com  false"),

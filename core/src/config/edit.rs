@@ -91,19 +91,34 @@ fn value(key: &str, kind: Kind, text: &str) -> Result<Value, String> {
 }
 
 /// Applies `settings` to `table`, each key looked up in `keys`; a value
-/// replacing another keeps the old one's comments and spacing.
+/// replacing another keeps the old one's comments and spacing. A list
+/// key followed by `+` or `-` (`additional_domains+`) adds items to the
+/// list or removes them from it, as Lync's `@{Add=...}` and
+/// `@{Remove=...}` do.
 fn apply(table: &mut Table, keys: &[(&str, Kind)], settings: &[Setting<'_>]) -> Result<(), String> {
-    for &(key, text) in settings {
+    for &(given, text) in settings {
+        let (key, change) = match given.strip_suffix(['+', '-']) {
+            Some(key) => (key, given.ends_with('+')),
+            None => (given, false),
+        };
         let kind = keys
             .iter()
             .find(|(k, _)| *k == key)
             .map(|(_, kind)| *kind)
-            .ok_or_else(|| format!("{key} is not a key this command sets"))?;
-        if text.trim().is_empty() {
+            .filter(|kind| key == given || *kind == Kind::TextList)
+            .ok_or_else(|| format!("{given} is not a key this command sets"))?;
+        let mut new = if key != given {
+            let Some(new) = changed_list(table.get(key), text, change) else {
+                table.remove(key);
+                continue;
+            };
+            new
+        } else if text.trim().is_empty() {
             table.remove(key);
             continue;
-        }
-        let mut new = value(key, kind, text)?;
+        } else {
+            value(key, kind, text)?
+        };
         match table.get_mut(key).and_then(Item::as_value_mut) {
             Some(old) => {
                 *new.decor_mut() = old.decor().clone();
@@ -115,6 +130,29 @@ fn apply(table: &mut Table, keys: &[(&str, Kind)], settings: &[Setting<'_>]) -> 
         }
     }
     Ok(())
+}
+
+/// The list `old` with the comma-separated `items` added (`add`) or
+/// removed (compared ignoring ASCII case); `None` when nothing is left.
+fn changed_list(old: Option<&Item>, items: &str, add: bool) -> Option<Value> {
+    let mut list: Vec<String> = old
+        .and_then(Item::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    for item in items.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let present = list.iter().any(|l| l.eq_ignore_ascii_case(item));
+        if add && !present {
+            list.push(item.to_owned());
+        } else if !add {
+            list.retain(|l| !l.eq_ignore_ascii_case(item));
+        }
+    }
+    (!list.is_empty()).then(|| Value::Array(list.iter().map(String::as_str).collect()))
 }
 
 fn document(text: &str) -> Result<DocumentMut, String> {
@@ -365,6 +403,38 @@ url = "sqlite://xfed.db"
         assert!(e.contains("not a whole number"), "{e}");
         let e = set_partner(FILE, "jabber.org", &[("dialback", "perhaps")]).unwrap_err();
         assert!(e.contains("neither true nor false"), "{e}");
+    }
+
+    #[test]
+    fn additional_domains_added_and_removed_as_lync_does() {
+        let out = set_partner(
+            FILE,
+            "jabber.org",
+            &[("additional_domains+", "muc.jabber.org, conf.jabber.org")],
+        )
+        .unwrap();
+        let out = set_partner(
+            &out,
+            "jabber.org",
+            &[
+                ("additional_domains+", "MUC.jabber.org, x.jabber.org"),
+                ("additional_domains-", "conf.jabber.org"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            loads(&out).partners[0].additional_domains,
+            ["muc.jabber.org", "x.jabber.org"]
+        );
+        let out = set_partner(
+            &out,
+            "jabber.org",
+            &[("additional_domains-", "muc.jabber.org,x.jabber.org")],
+        )
+        .unwrap();
+        assert!(!out.contains("additional_domains"), "{out}");
+        let e = set_partner(FILE, "jabber.org", &[("tls+", "x")]).unwrap_err();
+        assert!(e.contains("not a key"), "{e}");
     }
 
     #[test]

@@ -53,6 +53,12 @@ keys!(
         /// replaces the list.
         #[arg(long)]
         additional_domains => "additional_domains",
+        /// Adds to `additional_domains` (Lync's @{Add=...}), comma-separated.
+        #[arg(long)]
+        add_additional_domains => "additional_domains+",
+        /// Removes from `additional_domains` (Lync's @{Remove=...}).
+        #[arg(long)]
+        remove_additional_domains => "additional_domains-",
         /// `type` (Lync PartnerType): federated, public-verified,
         /// public-unverified (Lync's spellings accepted).
         #[arg(long = "type", visible_alias = "partner-type")]
@@ -670,7 +676,13 @@ mod tests {
         fn names(keys: &'static [(&'static str, edit::Kind)]) -> Vec<&'static str> {
             keys.iter().map(|(k, _)| *k).collect()
         }
-        assert_eq!(PartnerKeys::KEYS, names(edit::PARTNER_KEYS));
+        // Besides, additional_domains+ and additional_domains-.
+        let partner: Vec<&str> = PartnerKeys::KEYS
+            .iter()
+            .copied()
+            .filter(|k| !k.ends_with(['+', '-']))
+            .collect();
+        assert_eq!(partner, names(edit::PARTNER_KEYS));
         assert_eq!(GatewayKeys::KEYS, names(edit::GATEWAY_KEYS));
     }
 

@@ -160,7 +160,7 @@ pub enum PartnerAction {
         domain: String,
         /// The keys to set.
         #[command(flatten)]
-        keys: PartnerKeys,
+        keys: Box<PartnerKeys>,
     },
     /// Changes a partner (Set-CsXmppAllowedPartner).
     Set {
@@ -169,7 +169,7 @@ pub enum PartnerAction {
         domain: String,
         /// The keys to set.
         #[command(flatten)]
-        keys: PartnerKeys,
+        keys: Box<PartnerKeys>,
     },
     /// Removes a partner (Remove-CsXmppAllowedPartner).
     Remove {

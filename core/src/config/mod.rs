@@ -14,9 +14,12 @@
 //! [`NoticeKind::NotActiveYet`]; [`INACTIVE_KEYS`] is the one list of them.
 
 pub mod digest;
+#[cfg(feature = "host")]
+pub mod edit;
 mod embedded;
 mod error;
 mod lower;
+pub mod lync;
 mod policy;
 mod raw;
 pub mod reload;

@@ -1,6 +1,7 @@
 //! The local admin socket: a Unix socket beside the store
 //! (`xfed-admin.sock`, owner-only) through which `xfed contact ...` asks
-//! the running instance. One blocking thread serves it, one connection at
+//! the running instance (and `xfed partner|access|gateway` ask it to
+//! reload). One blocking thread serves it, one connection at
 //! a time (an operator's tool, not a service): it reads one request line,
 //! hands it to the gateway task as [`Input::Admin`] and writes the answer
 //! back. The same on both runtimes, since neither is involved.
@@ -121,20 +122,39 @@ fn ask_gateway<S>(request: Request, tx: &Sender<Input<S>>) -> Reply {
 
 /// Asks the instance whose admin socket is `path` (the CLI's side).
 pub fn ask(path: &Path, request: &Request) -> Result<Reply, String> {
-    let mut stream = UnixStream::connect(path).map_err(|e| {
+    ask_line(path, &request.to_string())?.ok_or_else(|| {
         format!(
-            "cannot reach a running xfed at {}: {e} (is it running with this configuration?)",
+            "cannot reach a running xfed at {} (is it running with this configuration?)",
             path.display()
         )
-    })?;
+    })
+}
+
+/// Sends one request line to the instance whose admin socket is `path`
+/// and reads its answer; `Ok(None)` when no instance runs there (no
+/// socket, or nobody listening on it), which the configuration editors
+/// take as "the change applies at the next start".
+pub fn ask_line(path: &Path, line: &str) -> Result<Option<Reply>, String> {
+    let mut stream = match UnixStream::connect(path) {
+        Ok(s) => s,
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            return Ok(None)
+        }
+        Err(e) => return Err(format!("cannot reach {}: {e}", path.display())),
+    };
     let io = |e: io::Error| format!("{}: {e}", path.display());
     stream.set_read_timeout(Some(CLIENT_TIMEOUT)).map_err(io)?;
     stream.set_write_timeout(Some(CLIENT_TIMEOUT)).map_err(io)?;
     stream
-        .write_all(format!("{request}\n").as_bytes())
+        .write_all(format!("{line}\n").as_bytes())
         .map_err(io)?;
     stream.shutdown(std::net::Shutdown::Write).map_err(io)?;
     let mut text = String::new();
     stream.read_to_string(&mut text).map_err(io)?;
-    Ok(Reply::parse(&text))
+    Ok(Some(Reply::parse(&text)))
 }

@@ -89,6 +89,40 @@ pub enum Command {
         #[command(subcommand)]
         action: ContactAction,
     },
+    /// List, show, add, change or remove XMPP partners in the
+    /// configuration file, then have the running instance reload (Lync's
+    /// *-CsXmppAllowedPartner).
+    Partner {
+        /// The configuration file to read or change.
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+        /// What to do.
+        #[command(subcommand)]
+        action: super::admin_edit::PartnerAction,
+    },
+    /// List, add or remove `[[access]]` rules (who may federate) in the
+    /// configuration file, then have the running instance reload.
+    Access {
+        /// The configuration file to read or change.
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+        /// What to do.
+        #[command(subcommand)]
+        action: super::admin_edit::AccessAction,
+    },
+    /// Show or change `[gateway]` in the configuration file, then have the
+    /// running instance reload (Lync's Set-CsXmppGatewayConfiguration).
+    Gateway {
+        /// The configuration file to read or change.
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+        /// What to do.
+        #[command(subcommand)]
+        action: super::admin_edit::GatewayAction,
+    },
+    /// Turn the Format-List output of Lync's Get-CsXmppAllowedPartner and
+    /// Get-CsXmppGatewayConfiguration into xfed's TOML.
+    ImportLync(super::admin_edit::ImportLync),
 }
 
 /// `xfed contact ...`.

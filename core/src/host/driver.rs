@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, error, info, warn};
 
-use super::admin_socket;
 use super::cli::{Cli, Command, ContactAction};
 use super::metrics_listener;
 use super::setup::{self, Deployment, SHUTDOWN_GRACE};
 use super::store_worker::{self, StoreWorker};
+use super::{admin_edit, admin_socket};
 use crate::config::SipTransport;
 use crate::event::{Event, Level};
 use crate::gateway::Gateway;
@@ -53,6 +53,16 @@ pub fn mode(cli: Cli) -> Mode {
         Some(Command::Reload { config }) => {
             Mode::Exit(ask(config.as_deref(), &crate::admin::Request::Reload))
         }
+        Some(Command::Partner { config, action }) => {
+            Mode::Exit(admin_edit::partner(config.as_deref(), action))
+        }
+        Some(Command::Access { config, action }) => {
+            Mode::Exit(admin_edit::access(config.as_deref(), action))
+        }
+        Some(Command::Gateway { config, action }) => {
+            Mode::Exit(admin_edit::gateway(config.as_deref(), action))
+        }
+        Some(Command::ImportLync(args)) => Mode::Exit(admin_edit::import_lync(args)),
         Some(Command::Run { config }) => Mode::Run {
             config: Some(config),
             ping: None,

@@ -3,6 +3,7 @@
 //! I/O-doing; compiled only with the `host` feature, which no protocol
 //! module uses and the fuzz build leaves off.
 
+pub mod admin_edit;
 pub mod admin_socket;
 pub mod bind;
 pub mod cli;

@@ -58,9 +58,17 @@ impl std::fmt::Debug for Deployment {
 
 /// Parses and validates a configuration file; the notices on success.
 pub fn check(path: &Path) -> Result<(Config, Vec<String>), String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let loaded = config::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    check_text(path, &read(path)?)
+}
+
+fn read(path: &Path) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+/// [`check`] of `text` as the content of `path` (the configuration
+/// editors check their result before writing it).
+pub fn check_text(path: &Path, text: &str) -> Result<(Config, Vec<String>), String> {
+    let loaded = config::parse(text).map_err(|e| format!("{}: {e}", path.display()))?;
     let notices = loaded
         .notices
         .iter()
@@ -95,7 +103,16 @@ pub const EXPIRY_WARNING_SECS: u64 = 30 * 86_400;
 /// within 30 days of `unix_now`, or that with no `[[access]]` rule every
 /// local user may federate (Lync's default was nobody).
 pub fn check_deployment(path: &Path, unix_now: u64) -> Result<(Config, Vec<String>), String> {
-    let (config, mut notices) = check(path)?;
+    check_deployment_text(path, &read(path)?, unix_now)
+}
+
+/// [`check_deployment`] of `text` as the content of `path`.
+pub fn check_deployment_text(
+    path: &Path,
+    text: &str,
+    unix_now: u64,
+) -> Result<(Config, Vec<String>), String> {
+    let (config, mut notices) = check_text(path, text)?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let cert_path = if config.tls.certificate.is_absolute() {
         config.tls.certificate.clone()

@@ -109,6 +109,11 @@ pub struct EjabberdOptions {
     pub users: Vec<(String, String)>,
     /// `loglevel`: `debug` (the default: every stanza in and out) or `info`.
     pub loglevel: String,
+    /// XEP-0114 component listener (`ejabberd_service`), used when
+    /// `components` is not empty.
+    pub component_port: u16,
+    /// `(component domain, password)`: the services it accepts.
+    pub components: Vec<(String, String)>,
     /// How long `start` waits for the node and its listeners.
     pub start_timeout: Duration,
     /// `timeout` stops the node after this long, whatever happens (default
@@ -135,6 +140,8 @@ impl EjabberdOptions {
             zone: Zone::new(),
             users: Vec::new(),
             loglevel: "debug".into(),
+            component_port: crate::free_port_on(ip),
+            components: Vec::new(),
             start_timeout: Duration::from_secs(30),
             max_lifetime: Duration::from_secs(900),
         }
@@ -177,6 +184,17 @@ impl EjabberdOptions {
         self.zone.remove(&format!("_xmpp-server._tcp.{domain}"));
         self.zone
             .srv("_xmpp-server._tcp", domain, port, "localhost");
+        self
+    }
+
+    /// Where its component listener will be.
+    pub fn component_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.ip, self.component_port)
+    }
+
+    /// Accepts the XEP-0114 component `domain` with `password`.
+    pub fn component(mut self, domain: &str, password: &str) -> Self {
+        self.components.push((domain.into(), password.into()));
         self
     }
 
@@ -239,6 +257,26 @@ fn render(
     } else {
         String::new()
     };
+    let components = if o.components.is_empty() {
+        String::new()
+    } else {
+        let hosts: String = o
+            .components
+            .iter()
+            .map(|(d, p)| {
+                format!(
+                    "      {}:\n        password: {}\n",
+                    yaml_str(d),
+                    yaml_str(p)
+                )
+            })
+            .collect();
+        format!(
+            "  - port: {}\n    ip: {}\n    module: ejabberd_service\n    hosts:\n{hosts}",
+            o.component_port,
+            yaml_str(&o.ip.to_string())
+        )
+    };
     let yml = fill(
         YML_TEMPLATE,
         &[
@@ -252,6 +290,7 @@ fn render(
             ("S2S_USE_STARTTLS", o.s2s_use_starttls.clone()),
             ("MAX_RETRY_DELAY", "5".into()),
             ("EXTRA_MODULES", extra_modules),
+            ("COMPONENTS", components),
         ],
         "ejabberd.yml",
     );
@@ -424,7 +463,10 @@ impl Ejabberd {
     /// the kernel's table.
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + self.options.start_timeout;
-        let addrs = [self.options.c2s_addr(), self.options.s2s_addr()];
+        let mut addrs = vec![self.options.c2s_addr(), self.options.s2s_addr()];
+        if !self.options.components.is_empty() {
+            addrs.push(self.options.component_addr());
+        }
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!(

@@ -117,7 +117,7 @@ impl Bench {
             sip_udp: vec![addr(SIP_SOCKET)],
             next_hop: None,
             stored: Default::default(),
-            component: None,
+            links: Vec::new(),
         };
         let now = Instant::now();
         let mut gw = Gateway::new(Arc::new(config), setup, [7; 32], now, 1_800_000_000);

@@ -20,6 +20,8 @@ pub enum Listener {
     SipTcp,
     /// SIP over TLS (5061).
     SipTls,
+    /// The edge's internal link, where gateways attach (23456).
+    Internal,
 }
 
 /// Hands out connection ids: one per gateway, for XMPP and SIP alike, so

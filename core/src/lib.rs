@@ -83,7 +83,7 @@
 //!     sip_udp: Vec::new(),
 //!     next_hop: None,
 //!     stored: Default::default(), // what the store kept
-//!     component: None,            // role = "gateway": the XMPP server
+//!     links: Vec::new(),          // role = "gateway": its XMPP server or edges
 //! };
 //! let start = Instant::now();
 //! let mut gw = Gateway::new(Arc::new(config), setup, [7; 32], start, 1_767_225_600);

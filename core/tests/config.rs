@@ -205,12 +205,12 @@ fn design_example_parses() {
         .map(|n| (n.line().expect("located"), n.level, n.kind, n.path.as_str()))
         .collect();
     use Level::{Info, Warning};
-    use NoticeKind::{NoEffect, NotActiveYet, WeakSecret};
+    use NoticeKind::{NoEffect, WeakSecret};
     assert_eq!(
         got,
         [
             (3, Warning, WeakSecret, "gateway.dialback_secret"),
-            (20, Info, NotActiveYet, "listen.internal"),
+            (20, Info, NoEffect, "listen.internal"),
             (31, Warning, NoEffect, "sip.next_hop"),
             (53, Warning, NoEffect, "block"),
         ]
@@ -221,7 +221,7 @@ fn design_example_parses() {
     );
     assert_eq!(
         loaded.notices[1].to_string(),
-        "line 20, column 1: 'internal' in [listen] is accepted but not active yet: this version does not act on it"
+        "line 20, column 12: 'internal' in [listen] has no effect unless gateway.role = \"edge\": only an edge listens for gateways"
     );
 }
 
@@ -983,7 +983,9 @@ fn blocks_outside_deny_list_are_reported() {
 
 #[test]
 fn inactive_keys_are_reported_only_when_set() {
-    assert_eq!(INACTIVE_KEYS, ["listen.internal"]);
+    // Every key acts today; `listen.internal` outside an edge is said to
+    // have no effect.
+    assert!(INACTIVE_KEYS.is_empty());
 
     // Empty tables and active keys say nothing.
     let loaded = ok(&with(
@@ -1014,7 +1016,7 @@ url = \"sqlite:///var/lib/xfed/xfed.db\"
         .inspect(|n| {
             assert_eq!(
                 (n.level, n.kind),
-                (Level::Info, NoticeKind::NotActiveYet),
+                (Level::Info, NoticeKind::NoEffect),
                 "{n}"
             )
         })

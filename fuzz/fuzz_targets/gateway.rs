@@ -49,7 +49,7 @@ fn gateway(seed: u8, now: Instant) -> Gateway {
         sip_udp: Vec::new(),
         next_hop: None,
         stored: Default::default(),
-        component: None,
+        links: Vec::new(),
     };
     Gateway::new(Arc::new(config), setup, [seed; 32], now, 1_767_225_600)
 }

@@ -84,7 +84,7 @@ fn gateway(udp: SocketAddr, seed: u8, now: Instant) -> Gateway {
         sip_udp: vec![udp],
         next_hop,
         stored: Default::default(),
-        component: None,
+        links: Vec::new(),
     };
     Gateway::new(Arc::new(config), setup, [seed; 32], now, 1_767_225_600)
 }

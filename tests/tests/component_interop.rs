@@ -55,8 +55,8 @@ fn write_config(dir: &Path, server: SocketAddr, sip: SocketAddr) {
 
 /// The XMPP server xfed attaches to, as the test started it.
 enum Server {
-    Prosody(Prosody, ProsodyOptions),
-    Ejabberd(Option<Ejabberd>, EjabberdOptions),
+    Prosody(Box<Prosody>, ProsodyOptions),
+    Ejabberd(Option<Box<Ejabberd>>, EjabberdOptions),
 }
 
 impl Server {
@@ -69,7 +69,7 @@ impl Server {
                 let o = ProsodyOptions::new("xmpp.test", ip)
                     .user("bob", "bob-secret")
                     .component(DOMAIN, SECRET);
-                Ok(Server::Prosody(Prosody::start(o.clone())?, o))
+                Ok(Server::Prosody(Box::new(Prosody::start(o.clone())?), o))
             }
             _ => {
                 let cert = TestCert::self_signed(&LeafSpec::xmpp_server("xmpp.test"));
@@ -79,7 +79,10 @@ impl Server {
                     .tls(dir.join("xmpp.crt"), dir.join("xmpp.key"))
                     .user("bob", "bob-secret")
                     .component(DOMAIN, SECRET);
-                Ok(Server::Ejabberd(Some(Ejabberd::start(o.clone())?), o))
+                Ok(Server::Ejabberd(
+                    Some(Box::new(Ejabberd::start(o.clone())?)),
+                    o,
+                ))
             }
         }
     }
@@ -109,8 +112,8 @@ impl Server {
 
     fn start_again(&mut self) -> Result<(), Skip> {
         match self {
-            Server::Prosody(p, o) => *p = Prosody::start(o.clone())?,
-            Server::Ejabberd(e, o) => *e = Some(Ejabberd::start(o.clone())?),
+            Server::Prosody(p, o) => **p = Prosody::start(o.clone())?,
+            Server::Ejabberd(e, o) => *e = Some(Box::new(Ejabberd::start(o.clone())?)),
         }
         Ok(())
     }

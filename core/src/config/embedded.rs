@@ -129,6 +129,7 @@ impl Config {
                 digest_algorithms: defaults::SIP_DIGEST_ALGORITHMS.to_vec(),
             },
             component: None,
+            internal: None,
             store: StoreConfig {
                 url: StoreUrl::Sqlite(PathBuf::from("xfed-data/xfed.db")),
                 state_dir: None,

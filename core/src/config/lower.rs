@@ -15,15 +15,15 @@ use super::digest::Algorithm;
 use super::error::{self, describe_path, Location, ELEMENT_TABLES};
 use super::raw::{
     Domains, RawAccess, RawAccount, RawBlock, RawComponent, RawDuration, RawFile, RawGateway,
-    RawListen, RawOptAddr, RawPartner, RawSip, RawSize, RawStore, RawTls,
+    RawInternal, RawListen, RawOptAddr, RawPartner, RawSip, RawSize, RawStore, RawTls,
 };
 use super::values;
 use super::{
     defaults, AccessRule, Block, ComponentConfig, Config, ConfigError, Connect, ErrorKind,
-    FederationMode, GatewayConfig, Level, ListenConfig, Loaded, MessageQueues, Negotiation, Notice,
-    NoticeKind, Partner, PartnerType, Role, Secret, SipAccount, SipConfig, SipCredential,
-    SipListener, SipMode, StoreConfig, StoreUrl, StreamPolicy, TlsConfig, Trust, TrustedPeer,
-    Verdict, INACTIVE_KEYS,
+    FederationMode, GatewayConfig, InternalConfig, Level, ListenConfig, Loaded, MessageQueues,
+    Negotiation, Notice, NoticeKind, Partner, PartnerType, Role, Secret, SipAccount, SipConfig,
+    SipCredential, SipListener, SipMode, StoreConfig, StoreUrl, StreamPolicy, TlsConfig, Trust,
+    TrustedPeer, Verdict, INACTIVE_KEYS,
 };
 use crate::jid::Jid;
 
@@ -124,11 +124,19 @@ impl Lower<'_> {
         let role_span = gateway.get_ref().role.as_ref().map(Spanned::span);
         let gateway_span = gateway.span();
         let gateway = self.gateway(gateway.into_inner())?;
+        let internal_span = raw
+            .listen
+            .as_ref()
+            .and_then(|l| l.internal.as_ref().map(Spanned::span));
         let mut listen = self.listen(raw.listen)?;
-        let component =
-            self.component(raw.component, &gateway, role_span.unwrap_or(gateway_span))?;
+        let (component, internal) = self.links(
+            (raw.component, raw.internal),
+            &gateway,
+            &mut listen,
+            (role_span.unwrap_or(gateway_span), internal_span),
+        )?;
         if gateway.role == Role::Gateway {
-            // The XMPP server federates: no s2s listener here.
+            // The XMPP server or the edges federate: no s2s listener here.
             listen.s2s.clear();
             listen.s2s_direct_tls.clear();
         }
@@ -157,46 +165,103 @@ impl Lower<'_> {
             sip,
             store,
             component,
+            internal,
             partners,
             blocks,
             access,
         })
     }
 
-    /// `[component]` and `gateway.role`, which go together: a gateway
-    /// without an edge attaches to an XMPP server, and only a gateway does.
-    fn component(
-        &self,
-        raw: Option<Spanned<RawComponent>>,
+    /// `gateway.role` with what each role needs: an edge listens on
+    /// `[listen] internal` for its gateways; a gateway attaches to an XMPP
+    /// server (`[component]`) or to its edges (`[internal] connect`), one
+    /// or the other; one process with both roles needs neither.
+    fn links(
+        &mut self,
+        raw: (Option<Spanned<RawComponent>>, Option<Spanned<RawInternal>>),
         gateway: &GatewayConfig,
-        role_span: Range<usize>,
-    ) -> Result<Option<ComponentConfig>, ConfigError> {
-        let conflict = |span: &Range<usize>, path: &str, message: &str| {
-            self.error(ErrorKind::Conflict, span, path, message.to_owned())
+        listen: &mut ListenConfig,
+        spans: (Range<usize>, Option<Range<usize>>),
+    ) -> Result<(Option<ComponentConfig>, Option<InternalConfig>), ConfigError> {
+        let (role_span, internal_listener) = spans;
+        let conflict = |cx: &Self, span: &Range<usize>, path: &str, message: &str| {
+            cx.error(ErrorKind::Conflict, span, path, message.to_owned())
         };
         match (gateway.role, raw) {
-            (Role::Edge, _) => Err(self.invalid(
+            (Role::Edge, (None, None)) => {
+                if listen.internal.is_none() {
+                    return Err(conflict(
+                        self,
+                        &role_span,
+                        "gateway.role",
+                        "role = \"edge\" needs [listen] internal (where its gateways attach)",
+                    ));
+                }
+                // The SIP side runs on the gateways.
+                listen.sip.clear();
+                Ok((None, None))
+            }
+            (Role::Edge, (Some(c), _)) => Err(conflict(
+                self,
+                &c.span(),
+                "component",
+                "an edge attaches to no XMPP server: [component] belongs to a gateway",
+            )),
+            (Role::Edge, (None, Some(i))) => Err(conflict(
+                self,
+                &i.span(),
+                "internal",
+                "[internal] connect belongs to a gateway: an edge listens on [listen] internal",
+            )),
+            (Role::Gateway, (None, None)) => Err(conflict(
+                self,
                 &role_span,
                 "gateway.role",
-                "\"edge\" is not built yet (the internal link to a gateway); use \"both\", or \"gateway\" with [component]",
+                "role = \"gateway\" needs [component] (an XMPP server to attach to) or [internal] connect (its edges)",
             )),
-            (Role::Gateway, None) => Err(conflict(
-                &role_span,
-                "gateway.role",
-                "role = \"gateway\" needs [component] (the XMPP server to attach to; the internal link to an edge is not built yet)",
+            (Role::Gateway, (Some(_), Some(i))) => Err(conflict(
+                self,
+                &i.span(),
+                "internal",
+                "a gateway attaches to an XMPP server ([component]) or to edges ([internal]), not both",
             )),
-            (Role::Both, Some(c)) => Err(conflict(
+            (Role::Both, (Some(c), _)) => Err(conflict(
+                self,
                 &c.span(),
                 "component",
                 "[component] needs gateway.role = \"gateway\": xfed then reaches XMPP through the server rather than federating itself",
             )),
-            (Role::Both, None) => Ok(None),
-            (Role::Gateway, Some(c)) => {
+            (Role::Both, (None, Some(i))) => Err(conflict(
+                self,
+                &i.span(),
+                "internal",
+                "[internal] needs gateway.role = \"gateway\" (the edges federate for it)",
+            )),
+            (Role::Both, (None, None)) => {
+                self.internal_listener_unused(internal_listener);
+                Ok((None, None))
+            }
+            (Role::Gateway, (None, Some(i))) => {
+                self.internal_listener_unused(internal_listener);
+                let i = i.into_inner();
+                if i.connect.is_empty() {
+                    return Err(self.invalid(&(0..0), "internal.connect", "names no edge"));
+                }
+                let connect = i
+                    .connect
+                    .iter()
+                    .map(|c| self.host_port(c, "internal.connect"))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((None, Some(InternalConfig { connect })))
+            }
+            (Role::Gateway, (Some(c), None)) => {
+                self.internal_listener_unused(internal_listener);
                 let c = c.into_inner();
                 let server = self.host_port(&c.server, "component.server")?;
                 let domain = self.domain(&c.domain, "component.domain")?;
                 if !gateway.domains.contains(&domain) {
                     return Err(conflict(
+                        self,
                         &c.domain.span(),
                         "component.domain",
                         &format!("'{domain}' is not one of gateway.domains: the component's domain is the SIP users' domain"),
@@ -205,12 +270,29 @@ impl Lower<'_> {
                 if c.secret.get_ref().is_empty() {
                     return Err(self.invalid(&c.secret.span(), "component.secret", "is empty"));
                 }
-                Ok(Some(ComponentConfig {
-                    server,
-                    domain,
-                    secret: Secret::new(c.secret.into_inner()),
-                }))
+                Ok((
+                    Some(ComponentConfig {
+                        server,
+                        domain,
+                        secret: Secret::new(c.secret.into_inner()),
+                    }),
+                    None,
+                ))
             }
+        }
+    }
+
+    /// `[listen] internal` outside an edge: said, not refused (DESIGN.md's
+    /// example sets it with the default role).
+    fn internal_listener_unused(&mut self, span: Option<Range<usize>>) {
+        if let Some(span) = span {
+            self.notice(
+                Level::Info,
+                NoticeKind::NoEffect,
+                &span,
+                "listen.internal",
+                "'internal' in [listen] has no effect unless gateway.role = \"edge\": only an edge listens for gateways".to_owned(),
+            );
         }
     }
 

@@ -42,7 +42,7 @@ pub use policy::{is_local, Admission, Partners, RefusalReason, OPEN_FEDERATION_P
 /// on yet. A key is inactive when its path equals an entry or lies under it
 /// (`sip` covers `[[sip.account]]` too). Work that makes a key effective
 /// removes or narrows its entry here, and nowhere else.
-pub const INACTIVE_KEYS: &[&str] = &["listen.internal"];
+pub const INACTIVE_KEYS: &[&str] = &[];
 
 /// Parses and validates a configuration file's text.
 ///
@@ -78,6 +78,8 @@ pub struct Config {
     /// `[component]`, with `role = "gateway"`: the XMPP server xfed is a
     /// component of, instead of federating itself.
     pub component: Option<ComponentConfig>,
+    /// `[internal]`, with `role = "gateway"`: the edges to attach to.
+    pub internal: Option<InternalConfig>,
     /// `[[partner]]`, in file order: Lync's `New-CsXmppAllowedPartner`.
     pub partners: Vec<Partner>,
     /// `[[block]]`, in file order: refused domains under `federation = "deny-list"`.
@@ -176,7 +178,8 @@ pub enum Role {
     /// Translation, the SIP side, presence and the store; XMPP through
     /// `[component]` (an XMPP server the organisation runs).
     Gateway,
-    /// The s2s side alone, in the perimeter network (not built yet).
+    /// The s2s side alone, in the perimeter network; gateways attach on
+    /// `[listen] internal`.
     Edge,
 }
 
@@ -192,6 +195,15 @@ pub struct ComponentConfig {
     pub domain: String,
     /// `secret`: the component password the server was given.
     pub secret: Secret,
+}
+
+/// `[internal]`, with `role = "gateway"`: the edges a gateway attaches
+/// to over the internal link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InternalConfig {
+    /// `connect`: each edge's `[listen] internal`, `host:port` (Lync's
+    /// 23456).
+    pub connect: Vec<Connect>,
 }
 
 /// `federation`: which remote domains may federate at all.

@@ -109,12 +109,20 @@ pub(super) struct RawFile {
     pub sip: Option<Spanned<RawSip>>,
     pub store: Option<RawStore>,
     pub component: Option<Spanned<RawComponent>>,
+    pub internal: Option<Spanned<RawInternal>>,
     #[serde(default)]
     pub partner: Vec<Spanned<RawPartner>>,
     #[serde(default)]
     pub block: Vec<Spanned<RawBlock>>,
     #[serde(default)]
     pub access: Vec<Spanned<RawAccess>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawInternal {
+    #[serde(default)]
+    pub connect: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -45,7 +45,10 @@ pub fn changes(old: &Config, new: &Config) -> Result<Changes, String> {
     if old.sip.mode != new.sip.mode {
         return Err("sip.mode cannot change on reload: restart xfed".into());
     }
-    if old.gateway.role != new.gateway.role || old.component != new.component {
+    if old.gateway.role != new.gateway.role
+        || old.component != new.component
+        || old.internal != new.internal
+    {
         return Err("gateway.role and [component] cannot change on reload: restart xfed".into());
     }
     let mut c = Changes::default();

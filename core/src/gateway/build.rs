@@ -39,8 +39,9 @@ pub struct Setup {
     /// What the store kept: bindings, contacts, publications and
     /// authorizations.
     pub stored: Stored,
-    /// `role = "gateway"`: the XMPP server to attach to as a component.
-    pub component: Option<super::ComponentSetup>,
+    /// `role = "gateway"`: the XMPP server to attach to as a component,
+    /// or the edges to attach to.
+    pub links: Vec<super::ComponentSetup>,
 }
 
 impl Gateway {
@@ -63,7 +64,7 @@ impl Gateway {
             sip_udp,
             next_hop,
             stored,
-            component,
+            links,
         } = setup;
         let clock = Arc::new(CallerClock::new(unix_now));
         let tls = Tls {
@@ -79,7 +80,15 @@ impl Gateway {
         let limit = config.gateway.connection_limit as usize;
         let mut gw = Gateway::with_settings(settings, seed, now, unix_now, limit);
         gw.hosts = Arc::new(hosts);
-        gw.component = component.map(|c| super::component::Link::new(c, now));
+        gw.links = links
+            .into_iter()
+            .map(|c| super::component::Link::new(c, now))
+            .collect();
+        if config.gateway.role == crate::config::Role::Edge {
+            // The s2s side alone: the SIP side runs on the gateways.
+            gw.edge = Some(super::internal::Edge::default());
+            return gw;
+        }
         gw.turn(now, |gw, t| {
             let rng = gw.rng.fork();
             let mut turn = Turn {

@@ -1,26 +1,35 @@
-//! The gateway as a component of an XMPP server (`role = "gateway"` with
-//! `[component]`): one link (XEP-0114, [`Component`]) replaces s2s. Every
-//! stanza for a remote domain goes to the server, which routes it (to its
-//! own users, or federates); every stanza the server sends is for the
-//! component's domain and is delivered locally. The link is kept up:
-//! connected at start, and again after a failure, one to thirty seconds
-//! later. Stanzas wait for the handshake (at most [`ROUTE_QUEUE_LIMIT`]);
-//! while the link is down they bounce with `remote-server-timeout`, as
-//! those of an s2s route that fails, so a SIP sender gets its answer.
+//! The gateway's links when it does not federate itself (`role =
+//! "gateway"`): to an XMPP server as its component (`[component]`, one
+//! plain link), or to its edges (`[internal] connect`, one link per edge,
+//! inside mutually authenticated TLS). Each is an XEP-0114 stream
+//! ([`Component`]) and they replace s2s: every stanza for a remote domain
+//! goes to the first link that is up, which routes it; every stanza a
+//! link brings is for a local domain and is delivered locally. Links are
+//! kept up: connected at start, and again after a failure, one to thirty
+//! seconds later. Stanzas wait for a handshake (at most
+//! [`ROUTE_QUEUE_LIMIT`]); while no link is up they bounce with
+//! `remote-server-timeout`, as those of an s2s route that fails, so a SIP
+//! sender gets its answer.
 
 use super::*;
+use crate::tls::{check_peer, PeerCert};
 use crate::xmpp::component::{Component, ComponentEvent};
 
-/// Where and as what the link connects: `[component]` with the server's
-/// address resolved by the host.
+/// Where and as what a link connects: `[component]`, or one edge of
+/// `[internal] connect`, its address resolved by the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ComponentSetup {
-    /// The server's component port.
+    /// The server's component port, or the edge's internal port.
     pub addr: SocketAddr,
-    /// The component's domain.
+    /// The domain the link is for (the component's; an edge's link is
+    /// for every local domain and names the first).
     pub domain: String,
-    /// The shared secret.
+    /// The shared secret (`component.secret`; the deployment's dialback
+    /// secret on the internal link).
     pub secret: String,
+    /// Inside TLS, the edge's certificate checked against `[tls] trust`
+    /// for `domain`, ours presented (the internal link).
+    pub tls: bool,
 }
 
 /// The first wait before connecting again.
@@ -96,36 +105,48 @@ impl Link {
 }
 
 impl Gateway {
-    /// Whether `conn` is the component link's connection.
-    pub(super) fn is_component(&self, conn: ConnId) -> bool {
-        self.component
-            .as_ref()
-            .is_some_and(|l| l.conn() == Some(conn))
+    /// Which link `conn` is, if one.
+    fn link_of(&self, conn: ConnId) -> Option<usize> {
+        self.links.iter().position(|l| l.conn() == Some(conn))
     }
 
-    /// A stanza for a remote domain, in component mode: sent, queued
-    /// while the link opens, or bounced while it is down.
+    /// Whether `conn` is one of the links' connections.
+    pub(super) fn is_component(&self, conn: ConnId) -> bool {
+        self.link_of(conn).is_some()
+    }
+
+    /// A stanza for a remote domain, without s2s: sent on the first link
+    /// up, queued on one that opens, or bounced while none can take it.
     pub(super) fn component_send(&mut self, stanza: Element, t: Time) {
-        let Some(link) = self.component.as_mut() else {
-            return;
-        };
-        match &mut link.state {
-            LinkState::Up { conn, session } => {
+        let up = self
+            .links
+            .iter()
+            .position(|l| matches!(l.state, LinkState::Up { .. }));
+        if let Some(i) = up {
+            let link = &mut self.links[i];
+            if let LinkState::Up { conn, session } = &mut link.state {
                 session.send_stanza(&stanza);
                 let conn = *conn;
                 self.settle(&stanza, Ok(()), t);
-                self.component_flush(conn);
+                self.component_flush(i, conn);
             }
-            LinkState::Opening { .. } if link.queue.len() < ROUTE_QUEUE_LIMIT => {
-                link.queue.push_back(stanza);
+            return;
+        }
+        let opening = self
+            .links
+            .iter()
+            .position(|l| matches!(l.state, LinkState::Opening { .. }));
+        match opening {
+            Some(i) if self.links[i].queue.len() < ROUTE_QUEUE_LIMIT => {
+                self.links[i].queue.push_back(stanza);
             }
-            LinkState::Opening { .. } => self.bounce(
+            Some(_) => self.bounce(
                 &stanza,
                 StanzaCondition::ResourceConstraint,
                 "too many stanzas waiting for the XMPP server",
                 t,
             ),
-            LinkState::Down { .. } => self.bounce(
+            None => self.bounce(
                 &stanza,
                 StanzaCondition::RemoteServerTimeout,
                 "the link to the XMPP server is down",
@@ -134,111 +155,146 @@ impl Gateway {
         }
     }
 
-    /// Time passed: connects when an attempt is due, gives up on a
-    /// negotiation that took too long.
+    /// Time passed: connects the links whose attempt is due, gives up on
+    /// negotiations that took too long.
     pub(super) fn component_timeout(&mut self, t: Time) {
-        let timeout = self.settings.establishment_timeout;
-        let conn = self.component.as_ref().and_then(|l| match &l.state {
-            LinkState::Opening { conn, by, .. } if *by <= t.now => Some(Err(*conn)),
-            LinkState::Down { retry_at } if *retry_at <= t.now => Some(Ok(())),
-            _ => None,
-        });
-        match conn {
-            Some(Ok(())) => {
-                let conn = self.new_conn();
-                let Some(link) = self.component.as_mut() else {
-                    return;
-                };
-                link.state = LinkState::Opening {
-                    conn,
-                    session: None,
-                    by: t.now + timeout,
-                };
-                let addr = link.setup.addr;
-                self.out.push_back(Output::Connect { conn, addr });
+        for i in 0..self.links.len() {
+            let due = match &self.links[i].state {
+                LinkState::Opening { conn, by, .. } if *by <= t.now => Some(Err(*conn)),
+                LinkState::Down { retry_at } if *retry_at <= t.now => Some(Ok(())),
+                _ => None,
+            };
+            match due {
+                Some(Ok(())) => {
+                    let conn = self.new_conn();
+                    let by = t.now + self.settings.establishment_timeout;
+                    let link = &mut self.links[i];
+                    link.state = LinkState::Opening {
+                        conn,
+                        session: None,
+                        by,
+                    };
+                    let addr = link.setup.addr;
+                    self.out.push_back(Output::Connect { conn, addr });
+                }
+                Some(Err(conn)) => {
+                    self.out.push_back(Output::Close { conn });
+                    self.component_down(i, "the handshake did not complete in time", t);
+                }
+                None => {}
             }
-            Some(Err(conn)) => {
-                self.out.push_back(Output::Close { conn });
-                self.component_down("the XMPP server did not complete the handshake in time", t);
-            }
-            None => {}
         }
     }
 
-    /// The link's TCP connection is up: our header goes out.
-    pub(super) fn component_connected(&mut self, conn: ConnId) {
-        let limits = self.settings.limits;
-        if let Some(link) = self.component.as_mut() {
-            if let LinkState::Opening { session, .. } = &mut link.state {
-                *session = Some(Component::new(
-                    &link.setup.domain,
-                    &link.setup.secret,
-                    limits,
-                ));
-            }
-        }
-        self.component_flush(conn);
-    }
-
-    /// Bytes from the server.
-    pub(super) fn component_bytes(&mut self, conn: ConnId, bytes: &[u8], t: Time) {
-        let Some(link) = self.component.as_mut() else {
+    /// A link's TCP connection is up: TLS (the internal link) or our
+    /// header goes out.
+    pub(super) fn component_connected(&mut self, conn: ConnId, t: Time) {
+        let Some(i) = self.link_of(conn) else {
             return;
         };
-        match &mut link.state {
+        let limits = self.settings.limits;
+        let tls = self.settings.tls_client.clone();
+        let link = &mut self.links[i];
+        let setup = &link.setup;
+        let made = if setup.tls {
+            match tls {
+                Some(config) => {
+                    Component::connect_tls(&setup.domain, &setup.secret, limits, config)
+                }
+                None => Err("no certificate: the internal link needs one".into()),
+            }
+        } else {
+            Ok(Component::new(&setup.domain, &setup.secret, limits))
+        };
+        match made {
+            Ok(c) => {
+                if let LinkState::Opening { session, .. } = &mut link.state {
+                    *session = Some(c);
+                }
+                self.component_flush(i, conn);
+            }
+            Err(e) => {
+                self.out.push_back(Output::Close { conn });
+                self.component_down(i, &e, t);
+            }
+        }
+    }
+
+    /// Bytes from a link's peer.
+    pub(super) fn component_bytes(&mut self, conn: ConnId, bytes: &[u8], t: Time) {
+        let Some(i) = self.link_of(conn) else {
+            return;
+        };
+        match &mut self.links[i].state {
             LinkState::Opening {
                 session: Some(s), ..
             }
             | LinkState::Up { session: s, .. } => s.handle_bytes(bytes),
             _ => return,
         }
-        self.component_flush(conn);
-        self.component_events(conn, t);
+        self.component_events(i, conn, t);
+        self.component_flush(i, conn);
     }
 
-    /// The connection failed or the server closed it.
-    pub(super) fn component_gone(&mut self, reason: &str, t: Time) {
-        self.component_down(&format!("connection lost: {reason}"), t);
+    /// A link's connection failed or its peer closed it.
+    pub(super) fn component_gone(&mut self, conn: ConnId, reason: &str, t: Time) {
+        if let Some(i) = self.link_of(conn) {
+            self.component_down(i, &format!("connection lost: {reason}"), t);
+        }
     }
 
-    /// What the session produced: the link up (queue sent), stanzas
-    /// delivered, or its end.
-    fn component_events(&mut self, conn: ConnId, t: Time) {
-        loop {
-            let event = match self.component.as_mut().map(|l| &mut l.state) {
-                Some(LinkState::Opening {
-                    session: Some(s), ..
-                })
-                | Some(LinkState::Up { session: s, .. }) => s.poll_event(),
-                _ => None,
-            };
-            let Some(event) = event else {
-                return;
-            };
+    fn session(&mut self, i: usize) -> Option<&mut Component> {
+        match &mut self.links[i].state {
+            LinkState::Opening {
+                session: Some(s), ..
+            }
+            | LinkState::Up { session: s, .. } => Some(s),
+            _ => None,
+        }
+    }
+
+    /// What a link's session produced: TLS up (the edge's certificate
+    /// judged), the link up (queue sent), stanzas delivered, or its end.
+    fn component_events(&mut self, i: usize, conn: ConnId, t: Time) {
+        while let Some(event) = self.session(i).and_then(Component::poll_event) {
             match event {
-                ComponentEvent::Up => self.component_up(conn, t),
+                ComponentEvent::Secured => {
+                    let domain = self.links[i].setup.domain.clone();
+                    let trust = Arc::clone(&self.settings.trust);
+                    let judged = self.session(i).and_then(|s| {
+                        s.peer_certificates()
+                            .map(|c| check_peer(c, &trust, t.unix, &domain))
+                    });
+                    if !matches!(judged, Some(PeerCert::Trusted)) {
+                        let why = format!(
+                            "the edge's certificate is not trusted for {domain}: {judged:?}"
+                        );
+                        if let Some(s) = self.session(i) {
+                            s.refuse(&why);
+                        }
+                    }
+                }
+                ComponentEvent::Up { .. } => self.component_up(i, conn, t),
                 ComponentEvent::Stanza(e) => match stanza::addressing(&e) {
                     Some(a) if self.settings.is_local(a.to.domain()) => {
                         self.deliver_local(e, None, t);
                     }
                     _ => self.detail(
                         Some(conn),
-                        "component: a stanza not for the component's domain dropped".into(),
+                        "component: a stanza not for a local domain dropped".into(),
                     ),
                 },
                 ComponentEvent::Closed { reason } => {
-                    self.component_flush(conn);
+                    self.component_flush(i, conn);
                     self.out.push_back(Output::Close { conn });
-                    return self.component_down(&reason, t);
+                    return self.component_down(i, &reason, t);
                 }
             }
         }
     }
 
-    fn component_up(&mut self, conn: ConnId, t: Time) {
-        let Some(link) = self.component.as_mut() else {
-            return;
-        };
+    fn component_up(&mut self, i: usize, conn: ConnId, t: Time) {
+        let link = &mut self.links[i];
         let LinkState::Opening {
             session: Some(session),
             ..
@@ -246,10 +302,13 @@ impl Gateway {
         else {
             return;
         };
+        let tls = session
+            .tls_version()
+            .map_or(String::new(), |v| format!(" over {v}"));
         link.state = LinkState::Up { conn, session };
         link.backoff = RETRY_FIRST;
         let detail = format!(
-            "{} is a component of {}",
+            "{} is a component of {}{tls}",
             link.setup.domain, link.setup.addr
         );
         let waiting: Vec<Element> = link.queue.drain(..).collect();
@@ -259,12 +318,10 @@ impl Gateway {
         }
     }
 
-    /// The link is down: what waited bounces, the next attempt is
+    /// A link is down: what waited on it bounces, its next attempt is
     /// scheduled.
-    fn component_down(&mut self, reason: &str, t: Time) {
-        let Some(link) = self.component.as_mut() else {
-            return;
-        };
+    fn component_down(&mut self, i: usize, reason: &str, t: Time) {
+        let link = &mut self.links[i];
         let wait = link.backoff;
         link.backoff = (wait * 2).min(RETRY_MAX);
         link.state = LinkState::Down {
@@ -289,16 +346,9 @@ impl Gateway {
         }
     }
 
-    /// Bytes the session has for the server.
-    fn component_flush(&mut self, conn: ConnId) {
-        let bytes = match self.component.as_mut().map(|l| &mut l.state) {
-            Some(LinkState::Opening {
-                session: Some(s), ..
-            })
-            | Some(LinkState::Up { session: s, .. }) => s.poll_transmit(),
-            _ => None,
-        };
-        if let Some(bytes) = bytes {
+    /// Bytes a link's session has for its peer.
+    fn component_flush(&mut self, i: usize, conn: ConnId) {
+        if let Some(bytes) = self.session(i).and_then(Component::poll_transmit) {
             self.out.push_back(Output::Transmit { conn, bytes });
         }
     }

@@ -25,6 +25,19 @@ impl Gateway {
             self.out.push_back(Output::Close { conn });
             return conn;
         }
+        if listener == Listener::Internal {
+            if self.edge.is_some() {
+                self.internal_accept(conn, peer, t);
+            } else {
+                self.event(Event::ConnectionRefused {
+                    conn,
+                    peer,
+                    refusal: Refusal::NotServed,
+                });
+                self.out.push_back(Output::Close { conn });
+            }
+            return conn;
+        }
         if matches!(listener, Listener::SipTcp | Listener::SipTls) {
             let tls = listener == Listener::SipTls;
             match self.with_sip(t, |ep, turn| ep.accept(conn, peer, tls, turn)) {
@@ -69,7 +82,7 @@ impl Gateway {
 
     pub(super) fn on_connected(&mut self, conn: ConnId, t: Time) {
         if self.is_component(conn) {
-            return self.component_connected(conn);
+            return self.component_connected(conn, t);
         }
         if self.is_sip(conn) {
             self.with_sip(t, |ep, turn| ep.handle_connected(conn, turn));
@@ -85,7 +98,7 @@ impl Gateway {
 
     pub(super) fn on_connect_failed(&mut self, conn: ConnId, reason: &str, t: Time) {
         if self.is_component(conn) {
-            return self.component_gone(reason, t);
+            return self.component_gone(conn, reason, t);
         }
         if self.is_sip(conn) {
             self.with_sip(t, |ep, turn| ep.handle_connect_failed(conn, reason, turn));
@@ -107,6 +120,9 @@ impl Gateway {
         if self.is_component(conn) {
             return self.component_bytes(conn, bytes, t);
         }
+        if self.is_internal(conn) {
+            return self.internal_bytes(conn, bytes, t);
+        }
         if self.is_sip(conn) {
             self.with_sip(t, |ep, turn| ep.handle_bytes(conn, bytes, turn));
             return;
@@ -119,7 +135,10 @@ impl Gateway {
 
     pub(super) fn on_closed(&mut self, conn: ConnId, t: Time) {
         if self.is_component(conn) {
-            return self.component_gone("closed by the server", t);
+            return self.component_gone(conn, "closed by the server", t);
+        }
+        if self.is_internal(conn) {
+            return self.internal_gone(conn, "closed by the gateway", t);
         }
         if self.is_sip(conn) {
             self.with_sip(t, |ep, turn| ep.handle_closed(conn, turn));
@@ -138,6 +157,7 @@ impl Gateway {
 
     pub(super) fn on_timeout(&mut self, t: Time) {
         self.component_timeout(t);
+        self.internal_timeout(t);
         let due: Vec<ConnId> = self
             .sessions
             .iter()

@@ -8,6 +8,7 @@ mod build;
 mod component;
 mod dialback;
 mod inputs;
+mod internal;
 mod local;
 mod reload;
 mod routing;
@@ -121,9 +122,11 @@ pub struct Gateway {
     tracked: HashSet<String>,
     /// Local names and addresses, used before DNS.
     hosts: Arc<HostsTable>,
-    /// `role = "gateway"`: the link to the XMPP server xfed is a
-    /// component of, which replaces s2s.
-    component: Option<component::Link>,
+    /// `role = "gateway"`: the links (to the XMPP server xfed is a
+    /// component of, or to the edges) that replace s2s.
+    links: Vec<component::Link>,
+    /// `role = "edge"`: the gateways attached on `[listen] internal`.
+    edge: Option<internal::Edge>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -177,7 +180,8 @@ impl Gateway {
             sip: None,
             tracked: HashSet::new(),
             hosts: Arc::default(),
-            component: None,
+            links: Vec::new(),
+            edge: None,
         }
     }
 
@@ -356,9 +360,10 @@ impl Gateway {
         let dropped = self.queries.values().map(|q| q.deadline);
         let sip = self.sip.as_ref().and_then(Endpoint::poll_timeout);
         let link = self
-            .component
-            .as_ref()
-            .and_then(component::Link::poll_timeout);
+            .links
+            .iter()
+            .filter_map(component::Link::poll_timeout)
+            .chain(self.edge.as_ref().and_then(internal::Edge::poll_timeout));
         sessions
             .chain(dns)
             .chain(dropped)

@@ -61,6 +61,9 @@ impl Gateway {
         };
         let (from_domain, to_domain) = (addr.from.domain().to_owned(), addr.to.domain().to_owned());
         if self.settings.is_local(&to_domain) {
+            if self.edge.is_some() && !addr.to.is_domain() {
+                return self.internal_deliver(stanza, t);
+            }
             return self.deliver_local(stanza, source, t);
         }
         if !self.settings.is_local(&from_domain) {
@@ -81,7 +84,7 @@ impl Gateway {
                 t,
             );
         }
-        if self.component.is_some() {
+        if !self.links.is_empty() {
             return self.component_send(stanza, t);
         }
         let key = (from_domain, to_domain);

@@ -72,7 +72,8 @@ impl Gateway {
         let sessions = &self.sessions;
         self.status.prune(|c| sessions.contains_key(&c));
         let mut lines = vec![format!("domains {}", self.settings.local_domains.join(" "))];
-        lines.extend(self.component.as_ref().map(component::Link::describe));
+        lines.extend(self.links.iter().map(component::Link::describe));
+        lines.extend(self.edge.iter().flat_map(internal::Edge::describe));
         lines.push(format!("streams {}", self.sessions.len()));
         for (conn, s) in &self.sessions {
             let (dir, pairs): (&str, Vec<String>) = match s.direction() {

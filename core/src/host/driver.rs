@@ -206,12 +206,13 @@ pub fn tcp_listeners(dep: &Deployment) -> Vec<(Listener, SocketAddr)> {
         .s2s_direct_tls
         .iter()
         .map(|a| (Listener::S2sDirectTls, *a));
+    let internal = dep.internal.map(|a| (Listener::Internal, a));
     let sip = dep.sip.iter().filter_map(|l| match l.transport {
         SipTransport::Tcp => Some((Listener::SipTcp, l.addr)),
         SipTransport::Tls => Some((Listener::SipTls, l.addr)),
         SipTransport::Udp => None,
     });
-    s2s.chain(direct).chain(sip).collect()
+    s2s.chain(direct).chain(internal).chain(sip).collect()
 }
 
 /// The SIP UDP addresses of a deployment, for a runtime to bind.

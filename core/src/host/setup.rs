@@ -27,6 +27,8 @@ pub struct Deployment {
     pub s2s: Vec<SocketAddr>,
     /// Direct TLS listeners.
     pub s2s_direct_tls: Vec<SocketAddr>,
+    /// An edge's `[listen] internal`, where its gateways attach.
+    pub internal: Option<SocketAddr>,
     /// SIP listeners.
     pub sip: Vec<SipListener>,
     /// The store, with relative paths resolved.
@@ -248,6 +250,7 @@ pub fn load(path: Option<&Path>) -> Result<Deployment, String> {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or_default();
+    let links = links(&config, &dialback_secret)?;
     let setup = Setup {
         identity: Some(identity),
         trust,
@@ -256,17 +259,17 @@ pub fn load(path: Option<&Path>) -> Result<Deployment, String> {
         sip_udp: Vec::new(),
         next_hop,
         stored: Default::default(),
-        component: config
-            .component
-            .as_ref()
-            .map(resolve_component)
-            .transpose()?,
+        links,
     };
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| format!("no randomness from the OS: {e}"))?;
     Ok(Deployment {
         s2s: config.listen.s2s.clone(),
         s2s_direct_tls: config.listen.s2s_direct_tls.clone(),
+        internal: config
+            .listen
+            .internal
+            .filter(|_| config.gateway.role == crate::config::Role::Edge),
         sip: config.listen.sip.clone(),
         store,
         state_dir,
@@ -323,21 +326,37 @@ fn resolve_next_hop(hop: &str) -> Result<NextHop, String> {
     })
 }
 
-/// `[component]` with its server's address resolved once at start
-/// (blocking, like the rest of start-up).
-fn resolve_component(c: &crate::config::ComponentConfig) -> Result<ComponentSetup, String> {
+/// The links of a gateway that does not federate itself: `[component]`
+/// (plain, its secret), or one per `[internal] connect` edge (TLS, the
+/// deployment's dialback secret, for the first local domain), each
+/// address resolved once at start (blocking, like the rest of start-up).
+fn links(config: &Config, dialback_secret: &str) -> Result<Vec<ComponentSetup>, String> {
     use std::net::ToSocketAddrs;
-    let (host, port) = (&c.server.host, c.server.port);
-    let addr = (host.as_str(), port)
-        .to_socket_addrs()
-        .map_err(|e| format!("component.server {host}:{port}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("component.server {host}:{port}: no address"))?;
-    Ok(ComponentSetup {
-        addr,
-        domain: c.domain.clone(),
-        secret: c.secret.expose().to_owned(),
-    })
+    let resolve = |what: &str, c: &crate::config::Connect| {
+        (c.host.as_str(), c.port)
+            .to_socket_addrs()
+            .map_err(|e| format!("{what} {}:{}: {e}", c.host, c.port))?
+            .next()
+            .ok_or_else(|| format!("{what} {}:{}: no address", c.host, c.port))
+    };
+    let mut links = Vec::new();
+    if let Some(c) = &config.component {
+        links.push(ComponentSetup {
+            addr: resolve("component.server", &c.server)?,
+            domain: c.domain.clone(),
+            secret: c.secret.expose().to_owned(),
+            tls: false,
+        });
+    }
+    for edge in config.internal.iter().flat_map(|i| &i.connect) {
+        links.push(ComponentSetup {
+            addr: resolve("internal.connect", edge)?,
+            domain: config.gateway.domains.first().cloned().unwrap_or_default(),
+            secret: dialback_secret.to_owned(),
+            tls: true,
+        });
+    }
+    Ok(links)
 }
 
 /// Most connections the deployment holds at once.

@@ -18,6 +18,7 @@ impl Registry {
                     Listener::S2sDirectTls => "s2s_direct_tls",
                     Listener::SipTcp => "sip_tcp",
                     Listener::SipTls => "sip_tls",
+                    Listener::Internal => "internal",
                 };
                 self.add(CONNECTIONS_ACCEPTED, &[("listener", listener)], 1);
             }

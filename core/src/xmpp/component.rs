@@ -1,23 +1,39 @@
-//! The component link (XEP-0114): xfed attached to an XMPP server an
-//! organisation already runs, as the component of a SIP subdomain. One
-//! plain stream (the server listens on loopback or a trusted network, as
-//! Prosody's and ejabberd's component ports do): our header in
-//! `jabber:component:accept` to our domain, the server's header with a
-//! stream id, our `<handshake>` (hex SHA-1 of the id and the shared
-//! secret), its empty `<handshake/>`, then stanzas both ways. Stanzas
-//! cross in the gateway's `jabber:server` namespace; the link renames
-//! them on the wire. Sans-IO: bytes in, events and bytes out.
+//! The component protocol (XEP-0114), both sides. Connecting: xfed
+//! attached to an XMPP server an organisation already runs, as the
+//! component of a SIP subdomain (plain TCP, as Prosody's and ejabberd's
+//! component ports are), or a gateway attached to its edges over the
+//! internal link (inside TLS). Accepting: an edge taking gateways on
+//! `[listen] internal` (inside TLS). The connecting side sends its header
+//! in `jabber:component:accept` to its domain, the accepting side answers
+//! with a stream id, the connecting side sends `<handshake>` (hex SHA-1 of
+//! the id and the shared secret), the accepting side `<handshake/>`, then
+//! stanzas flow both ways. Stanzas cross in the gateway's `jabber:server`
+//! namespace; the link renames them on the wire. Sans-IO: bytes in,
+//! events and bytes out; the TLS certificates are judged by the caller
+//! ([`ComponentEvent::Secured`]).
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
+use rustls::{ClientConfig, ServerConfig};
+use rustls_pki_types::CertificateDer;
+
+use super::pipe::Pipe;
 use crate::xml::{ns, Element, Event, Limits, Reader, Scope, StreamHeader};
 use crate::xmpp::{StreamCondition, StreamError};
 
 /// What the link tells the gateway.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ComponentEvent {
-    /// The server accepted our handshake: stanzas may flow.
-    Up,
+    /// The TLS handshake is done: the caller judges
+    /// [`Component::peer_certificates`] before anything else is trusted.
+    Secured,
+    /// The handshake succeeded (ours accepted, or the peer's checked):
+    /// stanzas may flow; with the domain the connecting side named.
+    Up {
+        /// The `to` of the connecting side's header.
+        domain: String,
+    },
     /// A stanza from the server, in `jabber:server`.
     Stanza(Element),
     /// The stream ended (ours or theirs), and why.
@@ -29,9 +45,11 @@ pub enum ComponentEvent {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
-    /// Our header sent; waiting for the server's.
+    /// Connecting: our header sent, waiting for the server's; accepting:
+    /// waiting for the peer's.
     Header,
-    /// Our handshake sent; waiting for the server's answer.
+    /// Connecting: our handshake sent, waiting for the answer; accepting:
+    /// waiting for the peer's handshake.
     Handshake,
     /// Stanzas flow.
     Up,
@@ -39,14 +57,25 @@ enum Phase {
     Closed,
 }
 
+/// Which side of the protocol.
+#[derive(Debug)]
+enum Side {
+    /// We connect, as the component of `domain`.
+    Connecting,
+    /// We accept components of these domains, under this stream id.
+    Accepting { domains: Vec<String>, id: String },
+}
+
 /// One component stream.
 #[derive(Debug)]
 pub struct Component {
+    side: Side,
     domain: String,
     secret: String,
+    pipe: Pipe,
     reader: Reader,
     phase: Phase,
-    out: Vec<u8>,
+    secured: bool,
     events: VecDeque<ComponentEvent>,
 }
 
@@ -64,21 +93,86 @@ pub fn handshake(stream_id: &str, secret: &str) -> String {
 }
 
 impl Component {
-    /// A new stream for `domain` with the server's `secret`; our header is
-    /// ready to transmit.
+    /// A new plain stream for `domain` with the server's `secret`; our
+    /// header is ready to transmit.
     pub fn new(domain: &str, secret: &str, limits: Limits) -> Component {
-        let mut out = Vec::new();
-        StreamHeader::new(scope())
-            .with_attr("to", domain)
-            .write(&mut out);
+        let mut c = Component::with(Side::Connecting, domain, secret, limits);
+        c.send_header(domain, None);
+        c
+    }
+
+    /// A new stream for `domain` inside TLS (the internal link), naming
+    /// `domain` in SNI; the header waits for the TLS handshake.
+    pub fn connect_tls(
+        domain: &str,
+        secret: &str,
+        limits: Limits,
+        tls: Arc<ClientConfig>,
+    ) -> Result<Component, String> {
+        let mut c = Component::with(Side::Connecting, domain, secret, limits);
+        c.pipe.start_client(tls, domain).map_err(|e| e.0)?;
+        c.send_header(domain, None);
+        Ok(c)
+    }
+
+    /// A stream a connecting side opened to us inside TLS, for one of
+    /// `domains`, under stream id `id` (unpredictable: the handshake
+    /// digest depends on it).
+    pub fn accept_tls(
+        domains: Vec<String>,
+        id: String,
+        secret: &str,
+        limits: Limits,
+        tls: Arc<ServerConfig>,
+    ) -> Result<Component, String> {
+        let mut c = Component::with(Side::Accepting { domains, id }, "", secret, limits);
+        c.pipe.start_server(tls).map_err(|e| e.0)?;
+        Ok(c)
+    }
+
+    fn with(side: Side, domain: &str, secret: &str, limits: Limits) -> Component {
         Component {
+            side,
             domain: domain.to_owned(),
             secret: secret.to_owned(),
+            pipe: Pipe::default(),
             reader: Reader::new(limits),
             phase: Phase::Header,
-            out,
+            secured: false,
             events: VecDeque::new(),
         }
+    }
+
+    fn send_header(&mut self, to: &str, id: Option<&str>) {
+        let mut header = StreamHeader::new(scope());
+        header = match id {
+            None => header.with_attr("to", to),
+            Some(id) => header.with_attr("from", to).with_attr("id", id),
+        };
+        let mut out = Vec::new();
+        header.write(&mut out);
+        self.pipe.send(&out);
+    }
+
+    fn send_element(&mut self, e: &Element) {
+        let mut out = Vec::new();
+        e.write(&scope(), &mut out);
+        self.pipe.send(&out);
+    }
+
+    /// The peer's TLS certificate chain, once the handshake is done.
+    pub fn peer_certificates(&self) -> Option<&[CertificateDer<'static>]> {
+        self.pipe.peer_certificates()
+    }
+
+    /// The TLS version, if any.
+    pub fn tls_version(&self) -> Option<&'static str> {
+        self.pipe.tls_version()
+    }
+
+    /// Ends the stream because the caller refused the peer's certificate.
+    pub fn refuse(&mut self, why: &str) {
+        self.fail(StreamError::new(StreamCondition::NotAuthorized, why));
     }
 
     /// Whether stanzas may be sent.
@@ -91,12 +185,20 @@ impl Component {
         self.phase == Phase::Closed
     }
 
-    /// Bytes from the server.
+    /// Bytes from the peer.
     pub fn handle_bytes(&mut self, bytes: &[u8]) {
         if self.phase == Phase::Closed {
             return;
         }
-        self.reader.feed_all(bytes);
+        if let Err(e) = self.pipe.receive(bytes) {
+            return self.finish(format!("TLS failed: {}", e.0));
+        }
+        if !self.secured && self.pipe.is_tls() && !self.pipe.is_handshaking() {
+            self.secured = true;
+            self.events.push_back(ComponentEvent::Secured);
+        }
+        let plain = self.pipe.take_plain();
+        self.reader.feed_all(&plain);
         while self.phase != Phase::Closed {
             match self.reader.poll() {
                 None => break,
@@ -110,6 +212,9 @@ impl Component {
     }
 
     fn on_event(&mut self, ev: Event) {
+        if let Side::Accepting { .. } = self.side {
+            return self.on_accepting(ev);
+        }
         match (self.phase, ev) {
             (Phase::Header, Event::Header(h)) => {
                 if h.default_ns() != ns::COMPONENT {
@@ -128,14 +233,13 @@ impl Component {
                     ));
                 };
                 let digest = handshake(id, &self.secret);
-                Element::new(ns::COMPONENT, "handshake")
-                    .with_text(&digest)
-                    .write(&scope(), &mut self.out);
+                self.send_element(&Element::new(ns::COMPONENT, "handshake").with_text(&digest));
                 self.phase = Phase::Handshake;
             }
             (Phase::Handshake, Event::Stanza(e)) if e.is(ns::COMPONENT, "handshake") => {
                 self.phase = Phase::Up;
-                self.events.push_back(ComponentEvent::Up);
+                let domain = self.domain.clone();
+                self.events.push_back(ComponentEvent::Up { domain });
             }
             (Phase::Up, Event::Stanza(mut e))
                 if e.ns() == ns::COMPONENT && matches!(e.name(), "message" | "presence" | "iq") =>
@@ -171,6 +275,60 @@ impl Component {
         }
     }
 
+    /// The accepting side: the peer's header, then its handshake, then
+    /// stanzas.
+    fn on_accepting(&mut self, ev: Event) {
+        let Side::Accepting { domains, id } = &self.side else {
+            return;
+        };
+        match (self.phase, ev) {
+            (Phase::Header, Event::Header(h)) => {
+                if h.default_ns() != ns::COMPONENT {
+                    return self.fail(StreamError::new(
+                        StreamCondition::InvalidNamespace,
+                        "expected jabber:component:accept",
+                    ));
+                }
+                let to = h.to().unwrap_or_default().to_ascii_lowercase();
+                if !domains.contains(&to) {
+                    let why = format!("{to} is not served here");
+                    return self.fail(StreamError::new(StreamCondition::HostUnknown, why));
+                }
+                let id = id.clone();
+                self.send_header(&to, Some(&id));
+                self.domain = to;
+                self.phase = Phase::Handshake;
+            }
+            (Phase::Handshake, Event::Stanza(e)) if e.is(ns::COMPONENT, "handshake") => {
+                if !self.secured {
+                    return self.refuse("TLS first");
+                }
+                if e.text() != handshake(id, &self.secret) {
+                    return self.refuse("handshake refused: not the deployment's secret");
+                }
+                self.send_element(&Element::new(ns::COMPONENT, "handshake"));
+                self.phase = Phase::Up;
+                let domain = self.domain.clone();
+                self.events.push_back(ComponentEvent::Up { domain });
+            }
+            (Phase::Up, Event::Stanza(mut e))
+                if e.ns() == ns::COMPONENT && matches!(e.name(), "message" | "presence" | "iq") =>
+            {
+                e.move_ns(ns::COMPONENT, ns::SERVER);
+                self.events.push_back(ComponentEvent::Stanza(e));
+            }
+            (_, Event::End) => self.finish("the peer closed the stream".into()),
+            (phase, Event::Stanza(e)) => self.fail(StreamError::new(
+                StreamCondition::UnsupportedStanzaType,
+                format!("<{}/> in {} is not expected {phase:?}", e.name(), e.ns()),
+            )),
+            (_, Event::Header(_)) => self.fail(StreamError::new(
+                StreamCondition::InvalidXml,
+                "a second stream header",
+            )),
+        }
+    }
+
     /// Sends a stanza (in `jabber:server`) once the link is up.
     pub fn send_stanza(&mut self, stanza: &Element) {
         if self.phase != Phase::Up {
@@ -178,7 +336,7 @@ impl Component {
         }
         let mut e = stanza.clone();
         e.move_ns(ns::SERVER, ns::COMPONENT);
-        e.write(&scope(), &mut self.out);
+        self.send_element(&e);
     }
 
     /// Closes our side with `</stream:stream>`.
@@ -186,7 +344,8 @@ impl Component {
         if self.phase == Phase::Closed {
             return;
         }
-        self.out.extend_from_slice(b"</stream:stream>");
+        self.pipe.send(b"</stream:stream>");
+        self.pipe.close();
         self.finish(format!("closed: {why}"));
     }
 
@@ -194,8 +353,11 @@ impl Component {
         if self.phase == Phase::Closed {
             return;
         }
-        error.to_element().write(&scope(), &mut self.out);
-        self.out.extend_from_slice(b"</stream:stream>");
+        let mut out = Vec::new();
+        error.to_element().write(&scope(), &mut out);
+        out.extend_from_slice(b"</stream:stream>");
+        self.pipe.send(&out);
+        self.pipe.close();
         self.finish(format!("stream error sent: {error}"));
     }
 
@@ -208,7 +370,7 @@ impl Component {
 
     /// Bytes to send, if any.
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        (!self.out.is_empty()).then(|| std::mem::take(&mut self.out))
+        self.pipe.has_output().then(|| self.pipe.take_output())
     }
 
     /// The next event.
@@ -263,7 +425,12 @@ mod tests {
         );
         assert!(!c.is_up());
         c.handle_bytes(b"<handshake/>");
-        assert_eq!(c.poll_event(), Some(ComponentEvent::Up));
+        assert_eq!(
+            c.poll_event(),
+            Some(ComponentEvent::Up {
+                domain: "sip.example.com".into()
+            })
+        );
         c.handle_bytes(
             b"<message from='juliet@example.com/balcony' to='romeo@sip.example.com' type='chat'><body>hi</body></message>",
         );

@@ -138,6 +138,27 @@ pub fn direct_tls_client_config(
     build_client(identity, clock, vec![ALPN_XMPP_SERVER.to_vec()])
 }
 
+/// Configuration for `xfed plan --check`'s probes: no client
+/// certificate (the probe proves nothing about itself), any server chain
+/// accepted by the handshake and judged afterwards with
+/// [`check_peer`](super::check_peer), ALPN `xmpp-server` when `alpn`.
+pub fn probe_client_config(clock: Arc<CallerClock>, alpn: bool) -> Arc<ClientConfig> {
+    let provider = provider();
+    let verifier = Arc::new(DeferServerCert::new(
+        provider.signature_verification_algorithms,
+    ));
+    let mut config = ClientConfig::builder_with_details(provider, clock)
+        .with_protocol_versions(VERSIONS)
+        .expect("the ring provider supports TLS 1.2 and 1.3")
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    if alpn {
+        config.alpn_protocols = vec![ALPN_XMPP_SERVER.to_vec()];
+    }
+    Arc::new(config)
+}
+
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(ring::default_provider())
 }

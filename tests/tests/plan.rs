@@ -229,6 +229,7 @@ fn check(bin: &str) {
         &resolver,
     ];
     let (ok, out) = run_to_end(bin, &args, &plan, WAIT);
+    println!("{out}");
     assert!(!ok, "errors must fail the command:\n{out}");
     let lines: Vec<&str> = out.lines().collect();
     let has = |line: &str| {
@@ -272,7 +273,7 @@ fn check(bin: &str) {
     ));
     // Nobody serves `internal` (the edge/gateway link is not active yet).
     has(&format!(
-        "listener    internal {0}: error: {0}: Connection refused (os error 111)",
+        "listener    internal {}: error: Connection refused (os error 111)",
         lo(internal)
     ));
     // DNS: the STARTTLS record is right and leads to xfed ...
@@ -296,7 +297,7 @@ fn check(bin: &str) {
     ));
     has("partner     peer.test certificate for peer.test: ok: trusted by tls.trust");
     has(&format!(
-        "partner     gone.test: error: xmpp.gone.test {0}: {0}: Connection refused (os error 111)",
+        "partner     gone.test: error: xmpp.gone.test {}: Connection refused (os error 111)",
         lo(nowhere)
     ));
     let last = lines.last().copied().unwrap_or_default();

@@ -374,7 +374,7 @@ impl<R: Runtime> Checker<'_, R> {
         let probe = Probe::new(kind, from, to, config);
         match timeout::<R, _>(PROBE_TIMEOUT, drive::<R>(addr, probe)).await {
             Some(r) => r,
-            None => Err(format!("{addr}: no answer within {PROBE_TIMEOUT:?}")),
+            None => Err(format!("no answer within {PROBE_TIMEOUT:?}")),
         }
     }
 
@@ -728,16 +728,17 @@ fn random_u16() -> u16 {
     random_u64() as u16
 }
 
-/// Runs one probe over a fresh connection to `addr`.
+/// Runs one probe over a fresh connection to `addr`; errors without the
+/// address, which the line's subject names.
 async fn drive<R: Runtime>(addr: SocketAddr, mut probe: Probe) -> Result<Reached, String> {
-    let mut s = R::connect(addr).await.map_err(|e| format!("{addr}: {e}"))?;
+    let mut s = R::connect(addr).await.map_err(|e| e.to_string())?;
     probe.connected();
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         if let Some(out) = probe.poll_transmit() {
             R::write_all(&mut s, &out)
                 .await
-                .map_err(|e| format!("{addr}: {e}"))?;
+                .map_err(|e| e.to_string())?;
         }
         if let Some(outcome) = probe.outcome() {
             return outcome.clone();
@@ -745,7 +746,7 @@ async fn drive<R: Runtime>(addr: SocketAddr, mut probe: Probe) -> Result<Reached
         match R::read(&mut s, &mut buf).await {
             Ok(0) => probe.handle_eof(),
             Ok(n) => probe.handle_bytes(&buf[..n]),
-            Err(e) => return Err(format!("{addr}: {e}")),
+            Err(e) => return Err(e.to_string()),
         }
     }
 }

@@ -445,13 +445,8 @@ impl<R: Runtime> Checker<'_, R> {
         let to = reachable(addr);
         match timeout::<R, _>(PROBE_TIMEOUT, R::connect(to)).await {
             Some(Ok(_)) => Line::new("listener", subject, Status::Ok, "accepts TCP connections"),
-            Some(Err(e)) => Line::new("listener", subject, Status::Error, format!("{to}: {e}")),
-            None => Line::new(
-                "listener",
-                subject,
-                Status::Error,
-                format!("{to}: connect timed out"),
-            ),
+            Some(Err(e)) => Line::new("listener", subject, Status::Error, e.to_string()),
+            None => Line::new("listener", subject, Status::Error, "connect timed out"),
         }
     }
 

@@ -77,7 +77,7 @@ pub fn mode(cli: Cli) -> Mode {
 #[derive(Debug)]
 pub enum Start {
     /// The deployment, with the ping of `xfed ping`.
-    Serve(Deployment, Option<(String, Duration)>),
+    Serve(Box<Deployment>, Option<(String, Duration)>),
     /// `xfed plan --check`.
     Plan(super::plan::Args),
 }
@@ -95,7 +95,7 @@ pub fn start() -> Result<Start, ExitCode> {
         Mode::Run { config, ping } => (config, ping),
     };
     match setup::load(config.as_deref()) {
-        Ok(dep) => Ok(Start::Serve(dep, ping)),
+        Ok(dep) => Ok(Start::Serve(Box::new(dep), ping)),
         Err(e) => {
             error!("{e}");
             Err(ExitCode::FAILURE)

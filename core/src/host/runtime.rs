@@ -109,7 +109,7 @@ pub async fn timeout<R: Runtime, T>(d: Duration, f: impl Future<Output = T>) -> 
 /// the deployment ([`serve`]) or `xfed plan --check`.
 pub async fn run<R: Runtime>(name: &str, start: driver::Start) -> ExitCode {
     match start {
-        driver::Start::Serve(dep, ping) => serve::<R>(name, dep, ping).await,
+        driver::Start::Serve(dep, ping) => serve::<R>(name, *dep, ping).await,
         driver::Start::Plan(args) => super::plan::check::<R>(args).await,
     }
 }

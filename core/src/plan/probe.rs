@@ -280,3 +280,126 @@ impl Probe {
         self.outcome = Some(Err(why));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::rng::Rng;
+    use crate::tls::testing::{LeafSpec, TestCa, NOW};
+    use crate::tls::{
+        check_peer, direct_tls_server_config, probe_client_config, server_config, CallerClock,
+        PeerCert,
+    };
+    use crate::xmpp::session::{S2sBounds, Session, Settings, Time};
+
+    /// xfed's own inbound side for plan.test, certificate from `ca`.
+    fn settings(ca: &TestCa) -> Settings {
+        let cert = ca.issue(&LeafSpec::xmpp_server("plan.test"));
+        let id = cert.identity();
+        let clock = Arc::new(CallerClock::new(NOW));
+        let loaded =
+            crate::config::parse("[gateway]\ndomains = [\"plan.test\"]\ndialback_secret = \"s\"\n")
+                .expect("config");
+        Settings {
+            local_domains: vec!["plan.test".to_owned()],
+            limits: Limits::default(),
+            tls_server: Some(server_config(&id, clock.clone())),
+            tls_client: None,
+            tls_server_direct: Some(direct_tls_server_config(&id, clock.clone())),
+            tls_client_direct: None,
+            clock,
+            trust: Arc::new(ca.trust_anchors()),
+            dialback_secret: "s".to_owned(),
+            establishment_timeout: Duration::from_secs(60),
+            inactivity_timeout: Duration::from_secs(600),
+            keepalive_interval: Duration::from_secs(300),
+            partners: Arc::new(loaded.config),
+            bounds: S2sBounds::default(),
+        }
+    }
+
+    /// Runs `kind` against an inbound session of xfed, bytes both ways
+    /// in memory, until the probe has its outcome.
+    fn probe(kind: ProbeKind, to: &str) -> (Result<Reached, String>, TestCa) {
+        let ca = TestCa::new("probe CA");
+        let settings = settings(&ca);
+        let t = Time {
+            now: Instant::now(),
+            unix: NOW,
+        };
+        let direct = kind == ProbeKind::DirectTls;
+        let mut server = Session::inbound(direct, &settings, Rng::new([7; 32]), t);
+        let config = probe_client_config(Arc::new(CallerClock::new(NOW)), direct);
+        let mut p = Probe::new(kind, None, to, config);
+        p.connected();
+        for _ in 0..20 {
+            if let Some(bytes) = p.poll_transmit() {
+                server.handle_bytes(&bytes, &settings, t);
+            }
+            while let Some(bytes) = server.poll_transmit() {
+                p.handle_bytes(&bytes);
+            }
+            if let Some(outcome) = p.outcome() {
+                return (outcome.clone(), ca);
+            }
+        }
+        panic!("the probe never ended: {p:?}");
+    }
+
+    #[test]
+    fn starttls_reaches_tls_and_gets_the_chain() {
+        let (outcome, ca) = probe(ProbeKind::StartTls, "plan.test");
+        let r = outcome.expect("STARTTLS probe");
+        assert!(r.starttls_offered);
+        assert_eq!(r.tls_version, Some("TLSv1_3"));
+        let judged = check_peer(&r.chain, &ca.trust_anchors(), NOW, "plan.test");
+        assert_eq!(judged, PeerCert::Trusted);
+    }
+
+    #[test]
+    fn direct_tls_reaches_tls() {
+        let (outcome, _) = probe(ProbeKind::DirectTls, "plan.test");
+        assert_eq!(outcome.expect("direct TLS").tls_version, Some("TLSv1_3"));
+    }
+
+    #[test]
+    fn plain_stops_at_the_features() {
+        let (outcome, _) = probe(ProbeKind::Plain, "plan.test");
+        let r = outcome.expect("plain probe");
+        assert!(r.starttls_offered);
+        assert_eq!(r.tls_version, None);
+        assert!(r.chain.is_empty());
+    }
+
+    #[test]
+    fn a_domain_not_served_is_the_peers_stream_error() {
+        let (outcome, _) = probe(ProbeKind::StartTls, "elsewhere.test");
+        let why = outcome.expect_err("not served");
+        assert!(why.contains("host-unknown"), "{why}");
+    }
+
+    #[test]
+    fn a_close_says_when() {
+        let config = probe_client_config(Arc::new(CallerClock::new(NOW)), false);
+        let mut p = Probe::new(ProbeKind::StartTls, Some("a.test"), "b.test", config);
+        p.connected();
+        let header = String::from_utf8(p.poll_transmit().expect("header")).expect("utf-8");
+        assert!(
+            header.contains("from='a.test'") || header.contains("from=\"a.test\""),
+            "{header}"
+        );
+        p.handle_eof();
+        assert_eq!(
+            p.outcome(),
+            Some(&Err(
+                "the peer closed the connection before its stream header".to_owned()
+            ))
+        );
+        // Garbage after the end changes nothing.
+        p.handle_bytes(b"<junk");
+        assert!(matches!(p.outcome(), Some(Err(_))));
+    }
+}

@@ -284,3 +284,104 @@ pub fn srv_lines(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tls::testing::{Eku, LeafSpec, TestCa, TestCert, NOW};
+    use crate::tls::{cert_tls_usage, TlsUsage};
+
+    fn srv(port: u16, target: &str) -> Srv {
+        Srv {
+            priority: 0,
+            weight: 5,
+            port,
+            target: target.to_owned(),
+        }
+    }
+
+    #[test]
+    fn srv_records_are_judged_against_the_listener_ports() {
+        let answer = Ok(Answer::Srv {
+            ttl: 60,
+            records: vec![
+                srv(5269, "xmpp.a.test"),
+                srv(5999, "xmpp.a.test"),
+                srv(5269, "."),
+            ],
+        });
+        let (lines, usable) = srv_lines("_xmpp-server._tcp.a.test", &answer, &[5269], true);
+        let statuses: Vec<Status> = lines.iter().map(|l| l.status).collect();
+        assert_eq!(statuses, [Status::Ok, Status::Error, Status::Error]);
+        assert_eq!(
+            lines[1].reason,
+            "port 5999 is no listener of this kind (configured: 5269)"
+        );
+        assert_eq!(usable, [srv(5269, "xmpp.a.test")]);
+
+        let none = Ok(Answer::NxDomain { ttl: 0 });
+        let (lines, usable) = srv_lines("_xmpp-server._tcp.a.test", &none, &[5269], true);
+        assert_eq!(lines[0].status, Status::Error);
+        assert!(usable.is_empty());
+        let (lines, _) = srv_lines("_xmpps-server._tcp.a.test", &none, &[5270], false);
+        assert_eq!(lines[0].status, Status::Warning);
+        assert_eq!(
+            lines[0].reason,
+            "no such name: partners will not use direct TLS"
+        );
+    }
+
+    #[test]
+    fn chains_are_judged_as_the_gateway_judges_peers() {
+        let ca = TestCa::new("verdict CA");
+        let good = ca.issue(&LeafSpec::xmpp_server("a.test"));
+        let trust = ca.trust_anchors();
+        let line = chain_line("listener", "s2s", good.chain(), &trust, NOW, "a.test", true);
+        assert_eq!(line.status, Status::Ok);
+        let line = chain_line("listener", "s2s", good.chain(), &trust, NOW, "b.test", true);
+        assert_eq!(
+            (line.status, line.reason.as_str()),
+            (Status::Error, "certificate does not name the domain")
+        );
+        let own = TestCert::self_signed(&LeafSpec::xmpp_server("a.test"));
+        let line = chain_line(
+            "partner",
+            "a.test",
+            own.chain(),
+            &trust,
+            NOW,
+            "a.test",
+            true,
+        );
+        assert_eq!(line.status, Status::Warning);
+        assert_eq!(
+            line.reason,
+            "self-signed certificate; SASL EXTERNAL impossible, dialback will be used"
+        );
+        let line = chain_line(
+            "partner",
+            "a.test",
+            own.chain(),
+            &trust,
+            NOW,
+            "a.test",
+            false,
+        );
+        assert_eq!(line.status, Status::Error);
+    }
+
+    #[test]
+    fn client_use_follows_the_extended_key_usage() {
+        let usage =
+            |eku| cert_tls_usage(TestCert::self_signed(&LeafSpec::new().eku(eku)).cert_der());
+        let any = TlsUsage {
+            restricted: false,
+            server: true,
+            client: true,
+        };
+        assert_eq!(usage(Eku::Absent), Ok(any));
+        assert!(usage(Eku::ServerAndClient).is_ok_and(|u| u.client && u.server && u.restricted));
+        assert!(usage(Eku::ServerAuth).is_ok_and(|u| !u.client && u.server));
+        assert!(usage(Eku::EmailOnly).is_ok_and(|u| !u.client && !u.server));
+    }
+}

@@ -552,11 +552,12 @@ impl<R: Runtime> Checker<'_, R> {
         out
     }
 
-    /// One question to the resolver, through the core's codec; over TCP
-    /// when the answer was truncated.
+    /// One question to the resolver, through the core's codec: asked
+    /// again once if no answer comes within 5 s (glibc's default), over
+    /// TCP when the answer was truncated.
     async fn lookup(&self, name: &str, rtype: RecordType) -> Result<Answer, String> {
         let mut tcp = false;
-        for _ in 0..3 {
+        for _ in 0..2 {
             let id = random_u16();
             let query = dns::query(id, name, rtype).map_err(|e| e.to_string())?;
             let asked = dns_exchange::ask::<R>(self.l.resolver, &query, tcp);

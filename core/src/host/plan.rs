@@ -316,6 +316,7 @@ pub async fn check<R: Runtime>(args: Args) -> ExitCode {
     }
 }
 
+/// One `--check` run: what it was loaded with and the lines so far.
 struct Checker<'a, R> {
     l: &'a Loaded,
     trust: TrustAnchors,
@@ -625,6 +626,12 @@ impl<R: Runtime> Checker<'_, R> {
                 };
                 let subject = format!("{domain} via {} {}", c.host, c.addr);
                 let mut line = reach_line("partner", &subject, kind, &Ok(r.clone()));
+                if kind == ProbeKind::Plain && r.starttls_required {
+                    line.status = Status::Error;
+                    line.reason =
+                        "the partner requires TLS, which tls = \"not-supported\" rules out"
+                            .to_owned();
+                }
                 if !failures.is_empty() {
                     line.status = Status::Warning;
                     line.reason = format!(

@@ -344,29 +344,24 @@ mod tests {
             (Status::Error, "certificate does not name the domain")
         );
         let own = TestCert::self_signed(&LeafSpec::xmpp_server("a.test"));
-        let line = chain_line(
-            "partner",
-            "a.test",
-            own.chain(),
-            &trust,
-            NOW,
-            "a.test",
-            true,
-        );
+        let judge = |dialback| {
+            chain_line(
+                "partner",
+                "a.test",
+                own.chain(),
+                &trust,
+                NOW,
+                "a.test",
+                dialback,
+            )
+        };
+        let line = judge(true);
         assert_eq!(line.status, Status::Warning);
         assert_eq!(
             line.reason,
             "self-signed certificate; SASL EXTERNAL impossible, dialback will be used"
         );
-        let line = chain_line(
-            "partner",
-            "a.test",
-            own.chain(),
-            &trust,
-            NOW,
-            "a.test",
-            false,
-        );
+        let line = judge(false);
         assert_eq!(line.status, Status::Error);
     }
 

@@ -151,6 +151,7 @@ pub mod log_budget;
 pub mod logtext;
 pub mod metrics;
 pub mod output;
+pub mod plan;
 pub mod registrar;
 pub mod rng;
 #[cfg(feature = "test-ca")]

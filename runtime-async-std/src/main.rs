@@ -24,9 +24,7 @@ use xfed_core::host::runtime::{self, Runtime, Sig};
 
 fn main() -> ExitCode {
     match driver::start() {
-        Ok((dep, ping)) => {
-            async_global_executor::block_on(runtime::serve::<AsyncStd>("async-std", dep, ping))
-        }
+        Ok(start) => async_global_executor::block_on(runtime::run::<AsyncStd>("async-std", start)),
         Err(code) => code,
     }
 }

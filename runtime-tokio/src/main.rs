@@ -17,7 +17,7 @@ use xfed_core::host::driver;
 use xfed_core::host::runtime::{self, Runtime, Sig};
 
 fn main() -> ExitCode {
-    let (dep, ping) = match driver::start() {
+    let start = match driver::start() {
         Ok(started) => started,
         Err(code) => return code,
     };
@@ -25,7 +25,7 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
     {
-        Ok(rt) => rt.block_on(runtime::serve::<Tokio>("tokio", dep, ping)),
+        Ok(rt) => rt.block_on(runtime::run::<Tokio>("tokio", start)),
         Err(e) => {
             error!("cannot start tokio: {e}");
             ExitCode::FAILURE

@@ -2,6 +2,7 @@
 //! binaries on loopback.
 
 pub mod baresip;
+pub mod dnsmasq;
 pub mod ejabberd;
 pub mod hostile;
 pub mod kamailio;

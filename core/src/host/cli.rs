@@ -60,6 +60,10 @@ pub enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Print the firewall rules, certificate names and DNS records this
+    /// deployment needs (the planning document's three summaries); with
+    /// `--check`, verify each live.
+    Plan(super::plan::Args),
     /// Show the running instance's streams (direction, domains,
     /// authentication, TLS version), routes and latest failures (through
     /// its admin socket, beside the store).

@@ -40,12 +40,15 @@ pub enum Mode {
         /// `xfed ping`: the domain and how long to wait.
         ping: Option<(String, Duration)>,
     },
+    /// `xfed plan --check`: verify the plan on the runtime's executor.
+    Plan(super::plan::Args),
 }
 
 /// Reads the command line, running `check` at once.
 pub fn mode(cli: Cli) -> Mode {
     match cli.command {
         Some(Command::Check { config }) => Mode::Exit(check(&config)),
+        Some(Command::Plan(args)) => super::plan::mode(args),
         Some(Command::Contact { config, action }) => Mode::Exit(contact(config.as_deref(), action)),
         Some(Command::Status { config }) => {
             Mode::Exit(ask(config.as_deref(), &crate::admin::Request::Status))
@@ -82,19 +85,29 @@ pub fn mode(cli: Cli) -> Mode {
     }
 }
 
+/// What a runtime's executor runs: see [`super::runtime::run`].
+#[derive(Debug)]
+pub enum Start {
+    /// The deployment, with the ping of `xfed ping`.
+    Serve(Box<Deployment>, Option<(String, Duration)>),
+    /// `xfed plan --check`.
+    Plan(super::plan::Args),
+}
+
 /// What a runtime's `main` does before it starts its executor: logging,
-/// the command line (running `check` at once), and the deployment to run
-/// with the ping of `xfed ping`; `Err` is the exit status when there is
-/// nothing to run.
-pub fn start() -> Result<(Deployment, Option<(String, Duration)>), ExitCode> {
+/// the command line (running `check` at once), and what to run: the
+/// deployment with the ping of `xfed ping`, or a plan to check; `Err` is
+/// the exit status when there is nothing to run.
+pub fn start() -> Result<Start, ExitCode> {
     let cli = Cli::from_env();
     super::init_logging(cli.log_format);
     let (config, ping) = match mode(cli) {
         Mode::Exit(code) => return Err(code),
+        Mode::Plan(args) => return Ok(Start::Plan(args)),
         Mode::Run { config, ping } => (config, ping),
     };
     match setup::load(config.as_deref()) {
-        Ok(dep) => Ok((dep, ping)),
+        Ok(dep) => Ok(Start::Serve(Box::new(dep), ping)),
         Err(e) => {
             error!("{e}");
             Err(ExitCode::FAILURE)

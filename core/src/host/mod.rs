@@ -10,6 +10,7 @@ pub mod cli;
 pub mod dns_exchange;
 pub mod driver;
 pub mod metrics_listener;
+pub mod plan;
 pub mod runtime;
 pub mod setup;
 pub mod store_postgres;

@@ -114,6 +114,15 @@ pub async fn timeout<R: Runtime, T>(d: Duration, f: impl Future<Output = T>) -> 
     .await
 }
 
+/// What a binary runs on its executor once [`driver::start`] said what:
+/// the deployment ([`serve`]) or `xfed plan --check`.
+pub async fn run<R: Runtime>(name: &str, start: driver::Start) -> ExitCode {
+    match start {
+        driver::Start::Serve(dep, ping) => serve::<R>(name, *dep, ping).await,
+        driver::Start::Plan(args) => super::plan::check::<R>(args).await,
+    }
+}
+
 /// The whole run of a binary once logging and the deployment are set up:
 /// signals, listeners, the "serving" line, then the gateway task's loop
 /// until shutdown. `name` is the runtime's, for that line.

@@ -209,25 +209,8 @@ pub fn load(path: Option<&Path>) -> Result<Deployment, String> {
             }
         }
     }
-    let trust = match &config.tls.trust {
-        Trust::System => {
-            let found = rustls_native_certs::load_native_certs();
-            let (anchors, skipped) = TrustAnchors::from_der_roots_lossy(found.certs);
-            if skipped > 0 {
-                notices.push(format!(
-                    "{skipped} system CA certificate(s) could not be used"
-                ));
-            }
-            anchors
-        }
-        Trust::File(p) => {
-            let p = resolve(p);
-            let pem = std::fs::read_to_string(&p)
-                .map_err(|e| format!("cannot read CA bundle {}: {e}", p.display()))?;
-            let roots = tls::parse_pem_certs(&pem).map_err(|e| format!("{}: {e}", p.display()))?;
-            TrustAnchors::from_der_roots(roots).map_err(|e| format!("{}: {e}", p.display()))?
-        }
-    };
+    let (trust, skipped) = trust_anchors(&config.tls.trust, &base)?;
+    notices.extend(skipped);
     let store = match &config.store.url {
         StoreUrl::Sqlite(p) => StoreUrl::Sqlite(resolve(p)),
         StoreUrl::Postgres(url) => StoreUrl::Postgres(url.clone()),
@@ -281,6 +264,34 @@ pub fn load(path: Option<&Path>) -> Result<Deployment, String> {
         notices,
         source: path.map(Path::to_path_buf),
     })
+}
+
+/// The anchors of `tls.trust` (relative paths from `base`), and a
+/// notice when system roots had to be skipped: for the gateway and for
+/// `xfed plan --check`, which judges chains as the gateway does.
+pub fn trust_anchors(trust: &Trust, base: &Path) -> Result<(TrustAnchors, Option<String>), String> {
+    match trust {
+        Trust::System => {
+            let found = rustls_native_certs::load_native_certs();
+            let (anchors, skipped) = TrustAnchors::from_der_roots_lossy(found.certs);
+            let notice = (skipped > 0)
+                .then(|| format!("{skipped} system CA certificate(s) could not be used"));
+            Ok((anchors, notice))
+        }
+        Trust::File(p) => {
+            let p = if p.is_absolute() {
+                p.clone()
+            } else {
+                base.join(p)
+            };
+            let pem = std::fs::read_to_string(&p)
+                .map_err(|e| format!("cannot read CA bundle {}: {e}", p.display()))?;
+            let roots = tls::parse_pem_certs(&pem).map_err(|e| format!("{}: {e}", p.display()))?;
+            let anchors =
+                TrustAnchors::from_der_roots(roots).map_err(|e| format!("{}: {e}", p.display()))?;
+            Ok((anchors, None))
+        }
+    }
 }
 
 /// `sip.next_hop` resolved once at start (blocking, like the rest of

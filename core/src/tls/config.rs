@@ -126,7 +126,7 @@ pub fn direct_tls_server_config(
 /// client certificate when the peer asks. Connect with the target domain
 /// as [`server_name`]. Build it once and share it.
 pub fn client_config(identity: &LocalIdentity, clock: Arc<CallerClock>) -> Arc<ClientConfig> {
-    build_client(identity, clock, Vec::new())
+    build_client(Some(identity), clock, Vec::new())
 }
 
 /// Configuration for outbound direct TLS streams (XEP-0368): as
@@ -135,7 +135,20 @@ pub fn direct_tls_client_config(
     identity: &LocalIdentity,
     clock: Arc<CallerClock>,
 ) -> Arc<ClientConfig> {
-    build_client(identity, clock, vec![ALPN_XMPP_SERVER.to_vec()])
+    build_client(Some(identity), clock, vec![ALPN_XMPP_SERVER.to_vec()])
+}
+
+/// Configuration for `xfed plan --check`'s probes: no client
+/// certificate (the probe proves nothing about itself), any server chain
+/// accepted by the handshake and judged afterwards with
+/// [`check_peer`](super::check_peer), ALPN `xmpp-server` when `alpn`.
+pub fn probe_client_config(clock: Arc<CallerClock>, alpn: bool) -> Arc<ClientConfig> {
+    let alpn = if alpn {
+        vec![ALPN_XMPP_SERVER.to_vec()]
+    } else {
+        Vec::new()
+    };
+    build_client(None, clock, alpn)
 }
 
 fn provider() -> Arc<CryptoProvider> {
@@ -160,8 +173,11 @@ fn build_server(
     Arc::new(config)
 }
 
+/// A client configuration that defers the server's chain to
+/// [`check_peer`](super::check_peer) and presents `identity`, if any,
+/// when the server asks for a client certificate.
 fn build_client(
-    identity: &LocalIdentity,
+    identity: Option<&LocalIdentity>,
     clock: Arc<CallerClock>,
     alpn: Vec<Vec<u8>>,
 ) -> Arc<ClientConfig> {
@@ -169,12 +185,16 @@ fn build_client(
     let verifier = Arc::new(DeferServerCert::new(
         provider.signature_verification_algorithms,
     ));
-    let mut config = ClientConfig::builder_with_details(provider, clock)
+    let builder = ClientConfig::builder_with_details(provider, clock)
         .with_protocol_versions(VERSIONS)
         .expect("the ring provider supports TLS 1.2 and 1.3")
         .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_client_cert_resolver(Arc::new(SingleCertAndKey::from(identity.key.clone())));
+        .with_custom_certificate_verifier(verifier);
+    let mut config = match identity {
+        Some(identity) => builder
+            .with_client_cert_resolver(Arc::new(SingleCertAndKey::from(identity.key.clone()))),
+        None => builder.with_no_client_auth(),
+    };
     config.alpn_protocols = alpn;
     Arc::new(config)
 }

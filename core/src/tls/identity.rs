@@ -135,6 +135,40 @@ pub fn cert_not_after(cert: &[u8]) -> Result<u64, CertError> {
     Ok(x509::parse(cert)?.not_after)
 }
 
+/// id-kp-serverAuth and id-kp-clientAuth (RFC 5280 section 4.2.1.12).
+const SERVER_AUTH: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.1");
+const CLIENT_AUTH: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.2");
+
+/// What a certificate's extended key usage lets it do in TLS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TlsUsage {
+    /// The certificate lists key purposes at all (without the extension
+    /// any purpose is allowed).
+    pub restricted: bool,
+    /// It may authenticate a TLS server.
+    pub server: bool,
+    /// It may authenticate a TLS client: what SASL EXTERNAL on streams
+    /// we open needs (XEP-0178), where the peer judges our certificate.
+    pub client: bool,
+}
+
+/// The TLS usages of a DER certificate, from its extKeyUsage: `xfed
+/// plan` says whether it can serve as a client certificate.
+pub fn cert_tls_usage(cert: &[u8]) -> Result<TlsUsage, CertError> {
+    Ok(match x509::parse(cert)?.ext_key_usage {
+        None => TlsUsage {
+            restricted: false,
+            server: true,
+            client: true,
+        },
+        Some(list) => TlsUsage {
+            restricted: true,
+            server: list.contains(&SERVER_AUTH),
+            client: list.contains(&CLIENT_AUTH),
+        },
+    })
+}
+
 /// Reads GeneralNames (RFC 5280 section 4.2.1.6). Malformed DER is an
 /// error; a known otherName holding the wrong string type, or an SRVName
 /// without the `_service.` form, is skipped: it names nothing we could match.

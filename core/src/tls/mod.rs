@@ -24,10 +24,13 @@ pub mod testing;
 pub use clock::CallerClock;
 pub use config::{
     client_config, direct_tls_client_config, direct_tls_server_config, parse_pem_certs,
-    parse_pem_key, server_config, server_name, LocalIdentity, ALPN_XMPP_SERVER,
+    parse_pem_key, probe_client_config, server_config, server_name, LocalIdentity,
+    ALPN_XMPP_SERVER,
 };
 pub use error::TlsError;
-pub use identity::{cert_identities, cert_not_after, CertError, Identities, Identity};
+pub use identity::{
+    cert_identities, cert_not_after, cert_tls_usage, CertError, Identities, Identity, TlsUsage,
+};
 pub use verify::{check_peer, check_peer_with_expiry, PeerCert, TrustAnchors, UntrustedReason};
 
 /// rustls and its key types, re-exported so that the runtimes and tests use

@@ -11,6 +11,8 @@ use der::{Decode, Reader, SliceReader, Tag, TagNumber, Tagged};
 
 /// id-ce-subjectAltName (RFC 5280 section 4.2.1.6).
 const SUBJECT_ALT_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.17");
+/// id-ce-extKeyUsage (RFC 5280 section 4.2.1.12).
+const EXT_KEY_USAGE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.37");
 
 /// Why a certificate could not be read; the detail is for logs.
 #[derive(Debug)]
@@ -33,6 +35,9 @@ pub(crate) struct CertFields<'a> {
     /// Content octets of the subjectAltName extension's value (the
     /// GeneralNames DER), if the certificate has one.
     pub subject_alt_name: Option<&'a [u8]>,
+    /// The key purposes of the extKeyUsage extension, if the certificate
+    /// has one (`xfed plan`: may it serve as a TLS client certificate?).
+    pub ext_key_usage: Option<Vec<ObjectIdentifier>>,
 }
 
 /// Reads the fields above from a DER certificate.
@@ -60,6 +65,7 @@ pub(crate) fn parse(cert: &[u8]) -> Result<CertFields<'_>, Malformed> {
     times.finish()?;
 
     let mut subject_alt_name = None;
+    let mut ext_key_usage = None;
     while !r.is_finished() {
         let field = AnyRef::decode(&mut r)?;
         if field.tag() != context(3, true) {
@@ -84,6 +90,14 @@ pub(crate) fn parse(cert: &[u8]) -> Result<CertFields<'_>, Malformed> {
                     return Err(Malformed("two subjectAltName extensions".into()));
                 }
                 subject_alt_name = Some(value.value());
+            } else if id == EXT_KEY_USAGE {
+                let seq = expect(AnyRef::from_der(value.value())?, Tag::Sequence)?;
+                let mut purposes = SliceReader::new(seq.value())?;
+                let mut list = Vec::new();
+                while !purposes.is_finished() {
+                    list.push(purposes.decode::<ObjectIdentifier>()?);
+                }
+                ext_key_usage = Some(list);
             }
         }
     }
@@ -92,6 +106,7 @@ pub(crate) fn parse(cert: &[u8]) -> Result<CertFields<'_>, Malformed> {
         subject,
         not_after,
         subject_alt_name,
+        ext_key_usage,
     })
 }
 

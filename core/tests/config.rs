@@ -1542,3 +1542,57 @@ fn shipped_config_examples_load() {
         loaded.notices
     );
 }
+
+#[test]
+fn roles_take_what_they_need_and_nothing_else() {
+    let role = |role: &str, rest: &str| {
+        format!("[gateway]\ndomains = [\"example.com\"]\nrole = \"{role}\"\n{rest}")
+    };
+    // An edge: [listen] internal, no SIP listener, no links.
+    let edge = ok(&role("edge", "[listen]\ninternal = \"10.0.0.5:23456\"\n")).config;
+    assert_eq!(edge.gateway.role, config::Role::Edge);
+    assert!(edge.listen.sip.is_empty());
+    assert_eq!(edge.listen.internal, Some(addr("10.0.0.5:23456")));
+    let e = err(&role("edge", ""));
+    assert!(e.message.contains("needs [listen] internal"), "{e}");
+    let e = err(&role(
+        "edge",
+        "[listen]\ninternal = \"10.0.0.5:23456\"\n[internal]\nconnect = [\"e:1\"]\n",
+    ));
+    assert_eq!(e.path, "internal", "{e}");
+    // A gateway: one of [component] or [internal], no s2s listener.
+    let gw = ok(&role(
+        "gateway",
+        "[internal]\nconnect = [\"edge1.example.com:23456\", \"10.0.0.6:23456\"]\n",
+    ))
+    .config;
+    assert!(gw.listen.s2s.is_empty() && gw.listen.s2s_direct_tls.is_empty());
+    let connect = &gw.internal.as_ref().expect("internal").connect;
+    assert_eq!(connect.len(), 2);
+    assert_eq!(
+        (connect[0].host.as_str(), connect[0].port),
+        ("edge1.example.com", 23456)
+    );
+    let e = err(&role("gateway", ""));
+    assert!(
+        e.message.contains("[component]") && e.message.contains("[internal]"),
+        "{e}"
+    );
+    let component =
+        "[component]\nserver = \"127.0.0.1:5347\"\ndomain = \"example.com\"\nsecret = \"s\"\n";
+    let e = err(&role(
+        "gateway",
+        &format!("{component}[internal]\nconnect = [\"e:1\"]\n"),
+    ));
+    assert!(e.message.contains("not both"), "{e}");
+    let e = err(&role(
+        "gateway",
+        "[component]\nserver = \"127.0.0.1:5347\"\ndomain = \"sip.example.com\"\nsecret = \"s\"\n",
+    ));
+    assert_eq!(e.path, "component.domain", "{e}");
+    // Both in one process: neither.
+    let e = err(&role("both", component));
+    assert_eq!(e.path, "component", "{e}");
+    let e = err(&role("both", "[internal]\nconnect = [\"e:1\"]\n"));
+    assert_eq!(e.path, "internal", "{e}");
+}

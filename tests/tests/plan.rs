@@ -3,9 +3,9 @@
 //! a running xfed (plan.test) with its partner (a second xfed, peer.test)
 //! on loopback, the records served by a real dnsmasq: the published
 //! STARTTLS record, the listeners and the partner are ok; a direct TLS
-//! record on the wrong port, an `internal` listener nobody serves and a
-//! partner whose SRV record leads nowhere are errors, with their reasons.
-//! Both binaries.
+//! record on the wrong port and a partner whose SRV record leads nowhere
+//! are errors, with their reasons; `[listen] internal` outside an edge is
+//! not checked (nothing listens there). Both binaries.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -271,11 +271,11 @@ fn check(bin: &str) {
         "listener    metrics {}: ok: accepts TCP connections",
         lo(metrics)
     ));
-    // Nobody serves `internal` (the edge/gateway link is not active yet).
-    has(&format!(
-        "listener    internal {}: error: Connection refused (os error 111)",
-        lo(internal)
-    ));
+    // `internal` is an edge's: not this role's, not checked.
+    assert!(
+        !out.contains(&format!("internal {}", lo(internal))),
+        "{out}"
+    );
     // DNS: the STARTTLS record is right and leads to xfed ...
     has(&format!(
         "dns         _xmpp-server._tcp.plan.test SRV 0 5 {s2s} xmpp.plan.test: ok: published"
@@ -301,7 +301,7 @@ fn check(bin: &str) {
         lo(nowhere)
     ));
     let last = lines.last().copied().unwrap_or_default();
-    assert!(last.ends_with("3 error(s)"), "{last}");
+    assert!(last.ends_with("2 error(s)"), "{last}");
 
     // The same as JSON: every line with its status, and the counts.
     let json_args = [
@@ -316,16 +316,13 @@ fn check(bin: &str) {
     let (ok, out) = run_to_end(bin, &json_args, &plan, WAIT);
     assert!(!ok, "{out}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}:\n{out}"));
-    assert_eq!(v["errors"], 3, "{out}");
+    assert_eq!(v["errors"], 2, "{out}");
     let line = v["lines"]
         .as_array()
-        .and_then(|l| {
-            l.iter()
-                .find(|l| l["subject"] == format!("internal {}", lo(internal)))
-        })
-        .unwrap_or_else(|| panic!("no internal line:\n{out}"));
+        .and_then(|l| l.iter().find(|l| l["subject"] == "gone.test"))
+        .unwrap_or_else(|| panic!("no gone.test line:\n{out}"));
     assert_eq!(line["status"], "error");
-    assert_eq!(line["section"], "listener");
+    assert_eq!(line["section"], "partner");
 }
 
 #[test]

@@ -432,7 +432,8 @@ impl<R: Runtime> Checker<'_, R> {
             };
             self.push(line);
         }
-        if let Some(a) = listen.internal {
+        let edge = self.l.config.gateway.role == crate::config::Role::Edge;
+        if let Some(a) = listen.internal.filter(|_| edge) {
             let line = self.connect_line(&format!("internal {a}"), a).await;
             self.push(line);
         }

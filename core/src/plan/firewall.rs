@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use serde::Serialize;
 
-use crate::config::{Config, FederationMode, SipMode, SipTransport};
+use crate::config::{Config, FederationMode, Role, SipMode, SipTransport};
 use crate::dns::DEFAULT_PORT;
 
 /// Which way connections go.
@@ -96,7 +96,10 @@ pub fn rules(config: &Config, resolver: SocketAddr) -> Vec<Rule> {
         };
         rules.push(Rule::inbound(protocol, l.addr, "sip", why));
     }
-    if let Some(a) = listen.internal {
+    if let Some(a) = listen
+        .internal
+        .filter(|_| config.gateway.role == Role::Edge)
+    {
         rules.push(Rule::inbound(
             "tcp",
             a,
@@ -111,6 +114,11 @@ pub fn rules(config: &Config, resolver: SocketAddr) -> Vec<Rule> {
             "metrics",
             "Prometheus scrapes and the status page (internal network only)",
         ));
+    }
+    if config.gateway.role == Role::Gateway {
+        // The edges, or the XMPP server, federate and resolve partners.
+        rules.extend(links(config));
+        return with_next_hop(config, rules);
     }
     let to = partners(config);
     let mut ports = vec![DEFAULT_PORT, DEFAULT_PORT + 1];
@@ -147,6 +155,39 @@ pub fn rules(config: &Config, resolver: SocketAddr) -> Vec<Rule> {
                 .to_owned(),
         });
     }
+    with_next_hop(config, rules)
+}
+
+/// A gateway's outbound links: to each edge's internal port, or to the
+/// XMPP server's component port.
+fn links(config: &Config) -> Vec<Rule> {
+    let outbound = |c: &crate::config::Connect, service: &'static str, why: &str| Rule {
+        direction: Direction::Outbound,
+        protocol: "tcp",
+        address: c.host.clone(),
+        port: c.port,
+        service,
+        needed_by: why.to_owned(),
+    };
+    let edges = config.internal.iter().flat_map(|i| &i.connect).map(|c| {
+        outbound(
+            c,
+            "internal",
+            "the internal link to this edge (TLS, both certificates checked)",
+        )
+    });
+    let server = config.component.iter().map(|c| {
+        outbound(
+            &c.server,
+            "component",
+            "the XMPP server's component port (XEP-0114)",
+        )
+    });
+    edges.chain(server).collect()
+}
+
+/// `rules` and, in proxy mode, the SIP next hop's.
+fn with_next_hop(config: &Config, mut rules: Vec<Rule>) -> Vec<Rule> {
     if config.sip.mode == SipMode::Proxy {
         if let Some(rule) = config.sip.next_hop.as_deref().and_then(next_hop) {
             rules.push(rule);
@@ -175,4 +216,56 @@ fn next_hop(hop: &str) -> Option<Rule> {
         service: "sip",
         needed_by: "requests for local users go to the SIP next hop".to_owned(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(text: &str) -> Vec<(Direction, &'static str, String, u16)> {
+        let config = crate::config::parse(text).expect("loads").config;
+        rules(&config, SocketAddr::from(([192, 0, 2, 53], 53)))
+            .into_iter()
+            .map(|r| (r.direction, r.service, r.address, r.port))
+            .collect()
+    }
+
+    #[test]
+    fn each_role_opens_what_it_uses() {
+        let edge = plan(
+            "[gateway]\ndomains = [\"example.com\"]\nrole = \"edge\"\n\
+             [listen]\ns2s = [\"192.0.2.1:5269\"]\ns2s_direct_tls = []\ninternal = \"10.0.0.5:23456\"\nmetrics = false\n",
+        );
+        assert!(edge.contains(&(Direction::Inbound, "internal", "10.0.0.5".into(), 23456)));
+        assert!(edge.iter().all(|r| r.1 != "sip"), "{edge:?}");
+        assert!(edge.contains(&(Direction::Outbound, "s2s", "no partner yet".into(), 5269)));
+        let gateway = plan(
+            "[gateway]\ndomains = [\"example.com\"]\nrole = \"gateway\"\n\
+             [listen]\nsip = [\"udp:10.0.1.7:5060\"]\nmetrics = false\n\
+             [internal]\nconnect = [\"edge1.example.com:23456\", \"edge2.example.com:23456\"]\n",
+        );
+        assert_eq!(
+            gateway,
+            [
+                (Direction::Inbound, "sip", "10.0.1.7".into(), 5060),
+                (
+                    Direction::Outbound,
+                    "internal",
+                    "edge1.example.com".into(),
+                    23456
+                ),
+                (
+                    Direction::Outbound,
+                    "internal",
+                    "edge2.example.com".into(),
+                    23456
+                ),
+            ]
+        );
+        // One process: `internal` is no listener of it.
+        let both = plan(
+            "[gateway]\ndomains = [\"example.com\"]\n[listen]\ninternal = \"10.0.0.5:23456\"\nmetrics = false\n",
+        );
+        assert!(both.iter().all(|r| r.1 != "internal"), "{both:?}");
+    }
 }

@@ -897,8 +897,20 @@ fn a_postgres_store_loads_and_never_shows_its_password() {
     // Defaults: beside the SQLite file, or xfed-data with PostgreSQL.
     let sqlite = ok(&with("[store]\nurl = \"sqlite://data/x.db\"\n")).config;
     assert_eq!(sqlite.store.state_dir(), std::path::PathBuf::from("data"));
-    let pg = ok(&with("[store]\nurl = \"postgresql://h/db\"\n")).config;
-    assert_eq!(pg.store.state_dir(), std::path::PathBuf::from("xfed-data"));
+    let pg = ok(&with("[store]\nurl = \"postgresql://h/db\"\n"));
+    assert_eq!(
+        pg.config.store.state_dir(),
+        std::path::PathBuf::from("xfed-data")
+    );
+    // Several instances share one database, so they must share the
+    // dialback secret: said when it is missing.
+    assert!(
+        pg.notices
+            .iter()
+            .any(|n| n.path == "store.url" && n.message.contains("gateway.dialback_secret")),
+        "{:?}",
+        pg.notices
+    );
 }
 
 #[test]

@@ -142,7 +142,24 @@ impl Lower<'_> {
         }
         let tls = self.tls(raw.tls)?;
         let sip = self.sip(raw.sip)?;
+        let url_span = raw
+            .store
+            .as_ref()
+            .and_then(|s| s.url.as_ref().map(Spanned::span));
         let store = self.store(raw.store)?;
+        if let (StoreUrl::Postgres(_), None, Some(span)) =
+            (&store.url, &gateway.dialback_secret, url_span)
+        {
+            // Each instance would generate its own: one's dialback keys
+            // would fail at the others.
+            self.notice(
+                Level::Warning,
+                NoticeKind::NoEffect,
+                &span,
+                "store.url",
+                "a PostgreSQL store is for several instances, which must share gateway.dialback_secret: without it each generates its own, and one's dialback keys fail at the others".to_owned(),
+            );
+        }
 
         let mut partners = Vec::with_capacity(raw.partner.len());
         // Every partner domain with where it was written, for duplicates and blocks.

@@ -137,6 +137,8 @@ mod tests {
         for line in [
             "contact list alice@xfed.test",
             "contact remove alice@xfed.test bob@remote.test",
+            "status",
+            "reload",
         ] {
             let r = Request::parse(line).unwrap();
             assert_eq!(r.to_string(), line);
@@ -145,7 +147,7 @@ mod tests {
         let e = Request::parse("contact list alice@x.test/phone").unwrap_err();
         assert!(e.contains("bare JID"), "{e}");
         assert!(Request::parse("contact list x.test").is_err());
-        assert!(Request::parse("reload").unwrap_err().contains("unknown"));
+        assert!(Request::parse("restart").unwrap_err().contains("unknown"));
         assert!(Request::parse("").is_err());
     }
 

@@ -80,6 +80,10 @@ impl Gateway {
         let limit = config.gateway.connection_limit as usize;
         let mut gw = Gateway::with_settings(settings, seed, now, unix_now, limit);
         gw.hosts = Arc::new(hosts);
+        gw.status.certificate_expiry = identity
+            .as_ref()
+            .and_then(|id| id.chain().first())
+            .and_then(|leaf| tls::cert_not_after(leaf).ok());
         gw.links = links
             .into_iter()
             .map(|c| super::component::Link::new(c, now))

@@ -11,6 +11,7 @@ mod inputs;
 mod internal;
 mod local;
 mod reload;
+pub mod report;
 mod routing;
 mod sip;
 mod status;
@@ -41,8 +42,10 @@ pub use build::Setup;
 pub use component::ComponentSetup;
 use dialback::PendingVerify;
 pub use reload::Reload;
+pub use report::Report;
 pub use routing::ROUTE_QUEUE_LIMIT;
 use routing::{QueryOut, Route, RouteKey, RouteState};
+pub use status::RECENT_FAILURES;
 
 /// The window of `gateway.log_lines_per_source` for warnings about
 /// refusals, per stream (or per bound reached), and the streams tracked
@@ -400,7 +403,7 @@ impl Gateway {
     pub fn admin(&mut self, request: &admin::Request, now: Instant) -> admin::Reply {
         self.turn(now, |gw, t| {
             if *request == admin::Request::Status {
-                return admin::Reply::ok(gw.status_lines());
+                return admin::Reply::ok(gw.report(t.now).lines());
             }
             let mut reply = None;
             gw.with_sip(t, |ep, turn| reply = Some(ep.admin(request, turn)));

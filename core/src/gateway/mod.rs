@@ -130,6 +130,18 @@ pub struct Gateway {
     links: Vec<component::Link>,
     /// `role = "edge"`: the gateways attached on `[listen] internal`.
     edge: Option<internal::Edge>,
+    /// Stanzas read from s2s streams and written to them, ever: the
+    /// status page's rates.
+    stanzas: StanzaCounts,
+}
+
+/// Stanzas over s2s streams since start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StanzaCounts {
+    /// Read from streams.
+    pub received: u64,
+    /// Written to streams.
+    pub sent: u64,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -185,6 +197,7 @@ impl Gateway {
             hosts: Arc::default(),
             links: Vec::new(),
             edge: None,
+            stanzas: StanzaCounts::default(),
         }
     }
 
@@ -291,6 +304,11 @@ impl Gateway {
     /// bounds.
     pub fn routes(&self) -> usize {
         self.routes.len()
+    }
+
+    /// Stanzas read from and written to s2s streams since start.
+    pub fn stanza_counts(&self) -> StanzaCounts {
+        self.stanzas
     }
 
     /// DNS queries the runtime is asked to hold open: what

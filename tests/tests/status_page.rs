@@ -9,13 +9,14 @@
 //! elsewhere.
 
 use std::io::Read;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use xfed_core::tls::testing::{LeafSpec, TestCa, TestCert};
-use xfed_tests::prosody::{find_peer_binary, Prosody, ProsodyOptions, Skip};
+use xfed_tests::prosody::{
+    find_peer_binary, prosody_for_xfed, write_dialback_certs, Prosody, Skip,
+};
 use xfed_tests::{free_port, require_peer, temp_dir, write_config, Instance, PartnerSpec};
 
 /// How long Chromium may take to load and dump (or shoot) the page.
@@ -105,23 +106,9 @@ fn status_page(bin: &str, prosody_ip: u8) {
     let chromium = require_peer!(chromium());
     let name = format!("status-page-{bin}");
     let dir = temp_dir(&name);
-    let cert = |d: &str| TestCert::self_signed(&LeafSpec::xmpp_server(d));
-    let (xfed_cert, prosody_cert) = (cert("xfed.test"), cert("prosody.test"));
-    std::fs::write(dir.join("cert.pem"), xfed_cert.chain_pem()).unwrap();
-    std::fs::write(dir.join("key.pem"), xfed_cert.key_pem()).unwrap();
-    std::fs::write(dir.join("ca.pem"), TestCa::new("unrelated").cert_pem()).unwrap();
-    std::fs::write(dir.join("prosody.crt"), prosody_cert.chain_pem()).unwrap();
-    std::fs::write(dir.join("prosody.key"), prosody_cert.key_pem()).unwrap();
-
+    write_dialback_certs(&dir, "xfed.test", "prosody.test");
     let xfed_port = free_port();
-    let options = ProsodyOptions::new(
-        "prosody.test",
-        IpAddr::V4(Ipv4Addr::new(127, 0, 0, prosody_ip)),
-    )
-    .tls(dir.join("prosody.crt"), dir.join("prosody.key"))
-    .cafile(dir.join("ca.pem"))
-    .require_encryption(true)
-    .route("xfed.test", ([127, 0, 0, 1], xfed_port).into());
+    let options = prosody_for_xfed(&dir, prosody_ip, xfed_port);
     let partner = PartnerSpec {
         domain: "prosody.test",
         connect: options.s2s_addr().to_string(),
@@ -165,7 +152,7 @@ fn status_page(bin: &str, prosody_ip: u8) {
     );
 
     let dom = browse(&chromium, &dir, &url, &["--dump-dom".into()]);
-    let diag = || format!("{dom}\n--- xfed:\n{}", xfed.log_text());
+    let mut diag = || format!("{dom}\n--- xfed:\n{}", xfed.log_text());
     assert!(
         dom.contains("<meta http-equiv=\"refresh\" content=\"5\">"),
         "{dom}"

@@ -83,7 +83,7 @@ fn summary(out: &mut String, r: &Report) {
         ),
         None => ("warn", "none: TLS is off".to_owned()),
     };
-    let _ = write!(
+    let _ = writeln!(
         out,
         "<section id=\"summary\" class=\"cards\">\
          <div class=\"card\"><b>{up} / {}</b>partners up</div>\
@@ -91,7 +91,7 @@ fn summary(out: &mut String, r: &Report) {
          <div class=\"card\"><b>{}</b>routes</div>\
          <div class=\"card\"><b>{}</b>recent failures</div>\
          <div class=\"card {cert_class}\" id=\"certificate\" data-expiry=\"{}\">\
-         <b>certificate</b>{}</div></section>\n",
+         <b>certificate</b>{}</div></section>",
         r.partners.len(),
         r.streams.len(),
         r.routes.len(),
@@ -106,7 +106,7 @@ fn partners(out: &mut String, r: &Report) {
     out.push_str(
         "<section><h2>Partners</h2><table id=\"partners\"><thead><tr><th>Partner</th>\
          <th>Type</th><th>TLS</th><th>SASL</th><th>Dialback</th><th>State</th>\
-         <th>Streams in / out</th><th>Last failure</th></tr></thead><tbody>\n",
+         <th class=\"num\">Streams in / out</th><th>Last failure</th></tr></thead><tbody>\n",
     );
     if r.partners.is_empty() {
         empty(out, 8, "no [[partner]] configured");
@@ -135,7 +135,7 @@ fn partners(out: &mut String, r: &Report) {
         let _ = writeln!(
             out,
             "<tr class=\"partner\" data-domain=\"{domain}\" data-state=\"{state}\">\
-             <td class=\"domain\">{domain}{others}</td><td>{}</td><td>{}</td><td>{}</td>\
+             <td class=\"domain\">{domain}{others}</td><td class=\"kw\">{}</td><td>{}</td><td>{}</td>\
              <td>{}</td><td><span class=\"badge {state}\">{state}</span></td>\
              <td class=\"num\">{} / {}</td><td class=\"failure\">{failure}</td></tr>",
             p.partner_type,
@@ -151,7 +151,7 @@ fn partners(out: &mut String, r: &Report) {
 
 fn streams(out: &mut String, r: &Report) {
     out.push_str(
-        "<section><h2>Streams</h2><table id=\"streams\"><thead><tr><th>#</th>\
+        "<section><h2>Streams</h2><table id=\"streams\"><thead><tr><th class=\"num\">#</th>\
          <th>Direction</th><th>Domains</th><th>Authentication</th><th>TLS</th>\
          <th>Peer certificate</th><th>State</th></tr></thead><tbody>\n",
     );
@@ -203,7 +203,7 @@ fn streams(out: &mut String, r: &Report) {
 fn routes(out: &mut String, r: &Report) {
     out.push_str(
         "<section><h2>Routes</h2><table id=\"routes\"><thead><tr><th>From</th><th>To</th>\
-         <th>State</th><th>Queued</th></tr></thead><tbody>\n",
+         <th>State</th><th class=\"num\">Queued</th></tr></thead><tbody>\n",
     );
     if r.routes.is_empty() {
         empty(out, 4, "no route");
@@ -229,7 +229,7 @@ fn routes(out: &mut String, r: &Report) {
 fn rates_section(out: &mut String, rates: &[Rate], r: &Report) {
     out.push_str(
         "<section><h2>Rates</h2><table id=\"rates\"><thead><tr><th>What</th>\
-         <th>Per second</th><th>Since start</th></tr></thead><tbody>\n",
+         <th class=\"num\">Per second</th><th class=\"num\">Since start</th></tr></thead><tbody>\n",
     );
     for rate in rates {
         let per_second = rate
@@ -335,7 +335,7 @@ main{padding:16px 28px 32px;max-width:1400px}\
 section{background:#fff;border:1px solid #d8dde3;border-radius:6px;margin:0 0 16px;padding:10px 16px 14px}\
 h2{font-size:15px;margin:4px 0 8px;color:#0f3d63}\
 table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:5px 10px;border-bottom:1px solid #eceff2;vertical-align:top}\
-th{font-weight:600;color:#57606a;font-size:12px;text-transform:uppercase;letter-spacing:.03em}\
+th{font-weight:600;color:#57606a;font-size:12px;text-transform:uppercase;letter-spacing:.03em;white-space:nowrap}.kw{white-space:nowrap}\
 tbody tr:last-child td{border-bottom:0}.num{text-align:right;font-variant-numeric:tabular-nums}\
 .domain,.domains{font-weight:600}.also,.quiet{color:#6e7781;font-weight:400}.pair{white-space:nowrap;margin-right:10px}\
 .badge{display:inline-block;padding:1px 9px;border-radius:10px;font-size:12px;font-weight:600;color:#fff}\

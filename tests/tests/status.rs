@@ -28,6 +28,13 @@ fn status(bin: &str) {
     assert!(before.contains("streams 0"), "{before}");
     assert!(before.contains("routes 0"), "{before}");
     assert!(before.contains("failures 0"), "{before}");
+    // Its partner, with the configured policy, nothing live yet.
+    assert!(
+        before.contains("\npartner b.test type=federated tls=required sasl=not-supported dialback=true down in=0 out=0\n"),
+        "{before}"
+    );
+    // Our certificate (the test one: valid until 2050-01-01).
+    assert!(before.contains("\ncertificate valid-until="), "{before}");
 
     // A failed registration (bob's password for alice) is a failure.
     let mut mallory = SipUa::new("alice", "a.test", "bob-secret", a.sip, false);
@@ -54,6 +61,13 @@ fn status(bin: &str) {
     // b.test's self-signed test certificate: valid until 2050-01-01.
     assert!(out.contains("cert=valid-until=2524608000"), "{out}");
     assert!(out.contains("established"), "{out}");
+    let partner = line("partner b.test ");
+    // Up by its stream out (b.test's dialback verification may have
+    // opened one in too).
+    assert!(
+        partner.contains(" up in=") && partner.ends_with(" out=1"),
+        "{partner}"
+    );
     let route = line("route a.test -> b.test");
     assert!(route.contains("up on stream"), "{route}");
     assert!(route.contains("0 queued"), "{route}");
@@ -72,6 +86,10 @@ fn status(bin: &str) {
     assert!(
         inbound.contains("dialback") && inbound.contains("tls=TLSv1_3"),
         "{inbound}"
+    );
+    assert!(
+        theirs.contains("\npartner a.test type=federated tls=required sasl=not-supported dialback=true up in=1 out="),
+        "{theirs}"
     );
 }
 

@@ -110,6 +110,11 @@ impl Gateway {
         let unix = self.time(now).unix;
         let sessions = &self.sessions;
         self.status.prune(|c| sessions.contains_key(&c));
+        // A partner a reload removed keeps no failure.
+        let configured = self.settings.partners.configured();
+        self.status
+            .last_by_partner
+            .retain(|d, _| configured.iter().any(|p| p.domain == *d));
         let streams: Vec<StreamStatus> = self
             .sessions
             .iter()

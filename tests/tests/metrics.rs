@@ -188,6 +188,14 @@ fn counters_move_on_both_runtimes() {
             status(b"GET /other HTTP/1.1\r\n\r\n"),
             "HTTP/1.1 404 Not Found"
         );
+        // `/` is the status page (its content: status_page.rs).
+        let page = ask(addr, b"GET / HTTP/1.1\r\n\r\n");
+        assert!(page.starts_with("HTTP/1.1 200 OK\r\n"), "{page}");
+        assert!(
+            page.contains("Content-Type: text/html; charset=utf-8\r\n"),
+            "{page}"
+        );
+        assert!(page.ends_with("</html>\n"), "{page}");
         // A head that never ends: refused at 8 KiB, not read further.
         let mut big = b"GET /metrics HTTP/1.1\r\nX-Filler: ".to_vec();
         big.extend(std::iter::repeat_n(b'a', 16 * 1024));

@@ -255,6 +255,17 @@ pub enum Event {
         /// Its body, only when `gateway.log_message_bodies` is on.
         body: Option<String>,
     },
+    /// A message relayed between SIP and XMPP reached the other side: its
+    /// stanza was written to an authenticated s2s stream, or its SIP
+    /// MESSAGE got a 2xx. `after` is the time since it arrived, by the
+    /// gateway's clock (the `now` of the two turns): the latency
+    /// histograms.
+    HandedOff {
+        /// A SIP MESSAGE handed to XMPP, rather than the other way.
+        sip_to_xmpp: bool,
+        /// Since it arrived.
+        after: std::time::Duration,
+    },
     /// A message between SIP and XMPP was refused, with the error each
     /// side got.
     MessageRefused {
@@ -508,7 +519,7 @@ impl Event {
             Event::ComponentLink { up: false, .. } => Level::Warn,
             // One per message, so debug; a body (only with
             // `gateway.log_message_bodies`) is never logged above debug.
-            Event::Relayed { .. } => Level::Debug,
+            Event::Relayed { .. } | Event::HandedOff { .. } => Level::Debug,
         }
     }
 
@@ -537,6 +548,7 @@ impl Event {
             Event::SipConnectionFailed { .. } => "sip_connection_failed",
             Event::SipRefused { .. } => "sip_refused",
             Event::Relayed { .. } => "relayed",
+            Event::HandedOff { .. } => "handed_off",
             Event::MessageRefused { .. } => "message_refused",
             Event::MessageAnswered { .. } => "message_answered",
             Event::Detail { .. } => "detail",
@@ -583,6 +595,7 @@ impl Event {
             | Event::ContactRemoved { .. }
             | Event::SipRefused { .. }
             | Event::Relayed { .. }
+            | Event::HandedOff { .. }
             | Event::MessageRefused { .. }
             | Event::MessageAnswered { .. }
             | Event::SubscriptionApproved { .. }
@@ -733,6 +746,12 @@ impl fmt::Display for Event {
                 Some(body) => write!(f, "message {from} -> {to}: {body}"),
                 None => write!(f, "message {from} -> {to}"),
             },
+            Event::HandedOff { sip_to_xmpp, after } => write!(
+                f,
+                "message handed to {} {:.3} s after it arrived",
+                if *sip_to_xmpp { "XMPP" } else { "SIP" },
+                after.as_secs_f64()
+            ),
             Event::MessageRefused { from, to, detail } => write!(f, "{from} -> {to}: {detail}"),
             Event::MessageAnswered {
                 destination,

@@ -59,6 +59,13 @@ fn value(body: &str, sample: &str) -> u64 {
         .map_or(0, |v| v.parse().expect("an integer value"))
 }
 
+/// The value of a float sample (a histogram's sum).
+fn seconds(body: &str, sample: &str) -> f64 {
+    body.lines()
+        .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' '))
+        .map_or(0.0, |v| v.parse().expect("a number"))
+}
+
 /// Scrapes until `sample` is at least `want` (events are counted as the
 /// gateway task carries them out, a moment after the bytes they caused).
 fn wait_for(addr: SocketAddr, sample: &str, want: u64) -> String {
@@ -92,6 +99,11 @@ fn counters_move_on_both_runtimes() {
         assert!(body.contains("\nxfed_registrations_total 0\n"), "{body}");
         assert_eq!(value(&body, relayed_out), 0);
         assert_eq!(value(&body, relayed_in), 0);
+        // The latency histograms are there from the start, empty.
+        for h in ["xfed_sip_to_xmpp_seconds", "xfed_xmpp_to_sip_seconds"] {
+            assert!(body.contains(&format!("# TYPE {h} histogram\n")), "{body}");
+            assert_eq!(value(&body, &format!("{h}_count")), 0, "{body}");
+        }
     }
 
     let mut alice = ua("alice", &a, false);
@@ -111,6 +123,22 @@ fn counters_move_on_both_runtimes() {
     // outbound stream it opened to its partner b.test by dialback over TLS.
     let body = wait_for(ma, relayed_out, 1);
     assert_eq!(value(&body, registrations), 1, "{body}");
+    // Its latency, from the MESSAGE's arrival to its stanza on the stream
+    // (opened for it: DNS, TCP, TLS, dialback), in one bucket and +Inf.
+    let body = wait_for(ma, "xfed_sip_to_xmpp_seconds_count", 1);
+    assert_eq!(value(&body, "xfed_sip_to_xmpp_seconds_count"), 1, "{body}");
+    assert_eq!(
+        value(&body, "xfed_sip_to_xmpp_seconds_bucket{le=\"+Inf\"}"),
+        1,
+        "{body}"
+    );
+    assert!(
+        seconds(&body, "xfed_sip_to_xmpp_seconds_sum") > 0.0,
+        "{body}"
+    );
+    assert_eq!(value(&body, "xfed_xmpp_to_sip_seconds_count"), 0, "{body}");
+    // Taken from the gateway at most every second.
+    let body = wait_for(ma, "xfed_s2s_stanzas_total{direction=\"out\"}", 1);
     assert_eq!(value(&body, "xfed_events_total{kind=\"registered\"}"), 1);
     let out = "xfed_streams_authenticated_total{partner=\"b.test\",direction=\"out\",method=\"dialback\",tls=\"TLSv1_";
     assert!(body.lines().any(|l| l.starts_with(out)), "{body}");
@@ -126,6 +154,14 @@ fn counters_move_on_both_runtimes() {
     // the message out to SIP and bob's 200 to it.
     let body = wait_for(mb, "xfed_sip_message_answers_total{class=\"2xx\"}", 1);
     assert_eq!(value(&body, registrations), 1, "{body}");
+    // From the stanza's arrival to bob's 200.
+    assert_eq!(value(&body, "xfed_xmpp_to_sip_seconds_count"), 1, "{body}");
+    assert_eq!(value(&body, "xfed_sip_to_xmpp_seconds_count"), 0, "{body}");
+    assert!(
+        seconds(&body, "xfed_xmpp_to_sip_seconds_sum") > 0.0,
+        "{body}"
+    );
+    let body = wait_for(mb, "xfed_s2s_stanzas_total{direction=\"in\"}", 1);
     assert_eq!(value(&body, relayed_in), 1, "{body}");
     assert_eq!(value(&body, relayed_out), 0, "{body}");
     let inbound = "xfed_streams_authenticated_total{partner=\"a.test\",direction=\"in\",method=\"dialback\",tls=\"TLSv1_";
@@ -152,6 +188,14 @@ fn counters_move_on_both_runtimes() {
             status(b"GET /other HTTP/1.1\r\n\r\n"),
             "HTTP/1.1 404 Not Found"
         );
+        // `/` is the status page (its content: status_page.rs).
+        let page = ask(addr, b"GET / HTTP/1.1\r\n\r\n");
+        assert!(page.starts_with("HTTP/1.1 200 OK\r\n"), "{page}");
+        assert!(
+            page.contains("Content-Type: text/html; charset=utf-8\r\n"),
+            "{page}"
+        );
+        assert!(page.ends_with("</html>\n"), "{page}");
         // A head that never ends: refused at 8 KiB, not read further.
         let mut big = b"GET /metrics HTTP/1.1\r\nX-Filler: ".to_vec();
         big.extend(std::iter::repeat_n(b'a', 16 * 1024));

@@ -147,6 +147,12 @@ fn reload_suite(bin: &str) {
         ok && out.contains("certificate, key and trust read again"),
         "{out}"
     );
+    // b.test's own status tells its new expiry.
+    let ours = status(bin, &b.dir);
+    assert!(
+        ours.contains(&format!("\ncertificate valid-until={RENEWED_UNTIL}\n")),
+        "{ours}"
+    );
     assert!(xa.terminate());
     xa = start(bin, &a);
     assert_eq!(alice.register(600), 200, "{}", xa.log_text());

@@ -41,6 +41,11 @@ pub trait Partners: fmt::Debug + Send + Sync {
     /// so that its limit counts every domain it has; a domain that is no
     /// partner stands for itself.
     fn partner_of(&self, domain: &str) -> String;
+    /// The configured `[[partner]]`s, for the status report (tables
+    /// other than the configuration have none).
+    fn configured(&self) -> &[Partner] {
+        &[]
+    }
 }
 
 impl Partners for Config {
@@ -65,6 +70,10 @@ impl Partners for Config {
     fn partner_of(&self, domain: &str) -> String {
         self.partner_for(domain)
             .map_or_else(|| domain.to_ascii_lowercase(), |p| p.domain.clone())
+    }
+
+    fn configured(&self) -> &[Partner] {
+        &self.partners
     }
 }
 

@@ -33,6 +33,7 @@ impl Endpoint {
                 tx: id,
                 request: req,
                 contact: (sender, to),
+                arrived: t.now,
             },
         );
         self.to_xmpp.push_back((stanza, true));
@@ -165,6 +166,10 @@ impl Endpoint {
         };
         match result {
             Ok(()) => {
+                self.event(Event::HandedOff {
+                    sip_to_xmpp: true,
+                    after: t.now.saturating_duration_since(a.arrived),
+                });
                 // Remembered before the reply can come back: it is read
                 // after this, on the same thread.
                 let (local, remote) = &a.contact;
@@ -346,6 +351,7 @@ impl Endpoint {
             request,
             targets,
             chat_state: chat_state.is_some(),
+            arrived: t.now,
         })
     }
 
@@ -536,6 +542,7 @@ impl Endpoint {
                 request,
                 targets,
                 chat_state,
+                arrived,
             } = outgoing;
             let mut started = 0;
             // Every branch but the last gets a copy; the last takes the
@@ -573,6 +580,7 @@ impl Endpoint {
                     reliable,
                     stanza,
                     chat_state,
+                    arrived,
                     running: started,
                     settled: false,
                     best: None,
@@ -675,6 +683,7 @@ impl Endpoint {
         let failure = match result {
             Ok(r) if (200..300).contains(&r.status) => {
                 f.settled = true;
+                let (chat_state, arrived) = (f.chat_state, f.arrived);
                 if f.running == 0 {
                     self.in_flight.remove(&number);
                 }
@@ -684,6 +693,12 @@ impl Endpoint {
                     condition: None,
                     detail: String::new(),
                 });
+                if !chat_state {
+                    self.event(Event::HandedOff {
+                        sip_to_xmpp: false,
+                        after: t.now.saturating_duration_since(arrived),
+                    });
+                }
                 return self.settled(&destination, reliable, t);
             }
             Ok(r) => BranchFailure {

@@ -131,6 +131,8 @@ struct Outgoing {
     targets: Vec<Target>,
     /// A chat state notification: failures are not reported back.
     chat_state: bool,
+    /// When its stanza arrived (the XMPP -> SIP latency's start).
+    arrived: Instant,
 }
 
 /// The MESSAGEs for one SIP user: waiting, in order, and how many are in
@@ -157,6 +159,8 @@ struct InFlight {
     reliable: bool,
     stanza: Element,
     chat_state: bool,
+    /// When its stanza arrived.
+    arrived: Instant,
     /// Branches not ended yet.
     running: usize,
     settled: bool,
@@ -245,6 +249,8 @@ struct Awaiting {
     /// The sender (local) and the recipient's bare JID: a contact to
     /// remember once the message reached the recipient's domain.
     contact: (String, String),
+    /// When the MESSAGE arrived (the SIP -> XMPP latency's start).
+    arrived: Instant,
 }
 
 /// How full the SIP side's bounded tables are.

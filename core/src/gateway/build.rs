@@ -80,6 +80,7 @@ impl Gateway {
         let limit = config.gateway.connection_limit as usize;
         let mut gw = Gateway::with_settings(settings, seed, now, unix_now, limit);
         gw.hosts = Arc::new(hosts);
+        gw.status.certificate_expiry = certificate_expiry(identity.as_ref());
         gw.links = links
             .into_iter()
             .map(|c| super::component::Link::new(c, now))
@@ -129,6 +130,13 @@ impl Gateway {
             gw.pump_sip();
         });
     }
+}
+
+/// When our certificate expires (its leaf's notAfter), for the status
+/// report.
+pub(super) fn certificate_expiry(identity: Option<&LocalIdentity>) -> Option<u64> {
+    let leaf = identity?.chain().first()?;
+    tls::cert_not_after(leaf).ok()
 }
 
 /// Our certificate, if any, and the clock its peers' certificates are

@@ -11,6 +11,7 @@ mod inputs;
 mod internal;
 mod local;
 mod reload;
+pub mod report;
 mod routing;
 mod sip;
 mod status;
@@ -41,8 +42,10 @@ pub use build::Setup;
 pub use component::ComponentSetup;
 use dialback::PendingVerify;
 pub use reload::Reload;
+pub use report::Report;
 pub use routing::ROUTE_QUEUE_LIMIT;
 use routing::{QueryOut, Route, RouteKey, RouteState};
+pub use status::RECENT_FAILURES;
 
 /// The window of `gateway.log_lines_per_source` for warnings about
 /// refusals, per stream (or per bound reached), and the streams tracked
@@ -127,6 +130,18 @@ pub struct Gateway {
     links: Vec<component::Link>,
     /// `role = "edge"`: the gateways attached on `[listen] internal`.
     edge: Option<internal::Edge>,
+    /// Stanzas read from s2s streams and written to them, ever: the
+    /// status page's rates.
+    stanzas: StanzaCounts,
+}
+
+/// Stanzas over s2s streams since start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StanzaCounts {
+    /// Read from streams.
+    pub received: u64,
+    /// Written to streams.
+    pub sent: u64,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -182,6 +197,7 @@ impl Gateway {
             hosts: Arc::default(),
             links: Vec::new(),
             edge: None,
+            stanzas: StanzaCounts::default(),
         }
     }
 
@@ -288,6 +304,11 @@ impl Gateway {
     /// bounds.
     pub fn routes(&self) -> usize {
         self.routes.len()
+    }
+
+    /// Stanzas read from and written to s2s streams since start.
+    pub fn stanza_counts(&self) -> StanzaCounts {
+        self.stanzas
     }
 
     /// DNS queries the runtime is asked to hold open: what
@@ -400,7 +421,7 @@ impl Gateway {
     pub fn admin(&mut self, request: &admin::Request, now: Instant) -> admin::Reply {
         self.turn(now, |gw, t| {
             if *request == admin::Request::Status {
-                return admin::Reply::ok(gw.status_lines());
+                return admin::Reply::ok(gw.report(t.now).lines());
             }
             let mut reply = None;
             gw.with_sip(t, |ep, turn| reply = Some(ep.admin(request, turn)));

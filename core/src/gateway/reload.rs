@@ -7,7 +7,7 @@
 //! accounts, access rules and limits. What a reload may not change is
 //! refused before this (`config::reload::changes`).
 
-use super::build::{session_settings, sip_settings, Tls};
+use super::build::{certificate_expiry, session_settings, sip_settings, Tls};
 use super::*;
 use crate::config::Config;
 use crate::endpoint::NextHop;
@@ -58,6 +58,7 @@ impl Gateway {
         };
         let trust = Arc::new(r.trust);
         self.settings = session_settings(&config, &tls, &trust, r.dialback_secret);
+        self.status.certificate_expiry = certificate_expiry(r.identity.as_ref());
         self.connection_limit = config.gateway.connection_limit as usize;
         let mut closed = 0;
         // Routes first, so that what waited on them bounces as refused

@@ -97,6 +97,7 @@ impl Gateway {
         if let Some(conn) = ready {
             if let Some(s) = self.sessions.get_mut(&conn) {
                 s.send_stanza(&stanza, t);
+                self.stanzas.sent += 1;
             }
             self.settle(&stanza, Ok(()), t);
             self.drain(conn);
@@ -424,6 +425,7 @@ impl Gateway {
             for stanza in &queued {
                 s.send_stanza(stanza, t);
             }
+            self.stanzas.sent += queued.len() as u64;
         }
         for stanza in &queued {
             self.settle(stanza, Ok(()), t);

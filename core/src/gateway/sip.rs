@@ -36,7 +36,7 @@ impl Gateway {
                     Output::ResumeReading { conn } => {
                         release(&mut self.held, &mut self.work, *conn)
                     }
-                    Output::Event(e) => self.status.record(e, self.settings.clock.get()),
+                    Output::Event(e) => self.status.record(e, self.settings.clock.get(), None),
                     _ => {}
                 }
                 self.out.push_back(o);

@@ -77,7 +77,10 @@ impl Gateway {
                     self.fail_route(key, condition, &reason, t);
                 }
             }
-            SessionEvent::Stanza(e) => self.route_from(e, conn),
+            SessionEvent::Stanza(e) => {
+                self.stanzas.received += 1;
+                self.route_from(e, conn);
+            }
             SessionEvent::VerifyNeeded {
                 receiving,
                 originating,

@@ -207,6 +207,8 @@ pub enum Input<S> {
         crate::admin::Request,
         std::sync::mpsc::SyncSender<crate::admin::Reply>,
     ),
+    /// The status page asks for the gateway's report, and where it goes.
+    Report(std::sync::mpsc::SyncSender<Box<crate::gateway::Report>>),
     /// The time [`Driver::wake`] gave has come.
     Timer,
 }
@@ -423,6 +425,9 @@ pub struct Driver {
     /// embedded default): what a reload reads again and compares.
     config: Arc<crate::config::Config>,
     source: Option<PathBuf>,
+    /// When they are to be taken again, for what changed since (a
+    /// timer, so that a quiet gateway's figures do not stay stale).
+    observe_by: Option<Instant>,
 }
 
 /// How often the gauges are taken from the gateway's tables: scrapes
@@ -483,6 +488,7 @@ impl Driver {
             observed: None,
             config,
             source: dep.source,
+            observe_by: None,
         })
     }
 
@@ -522,6 +528,10 @@ impl Driver {
             Input::Admin(request, reply) => {
                 // The client may have given up; the request is done anyway.
                 let _ = reply.send(gw.admin(&request, now));
+            }
+            Input::Report(reply) => {
+                // The page may have given up waiting.
+                let _ = reply.send(Box::new(gw.report(now)));
             }
             Input::Timer => self.on_timer(now),
         }
@@ -604,19 +614,23 @@ impl Driver {
         }
     }
 
-    /// Takes the gauges, at most every [`OBSERVE_EVERY`].
+    /// Takes the gauges, at most every [`OBSERVE_EVERY`]; when it is too
+    /// soon, once that much time has passed ([`Driver::wake`]).
     fn observe(&mut self) {
         if let Some(r) = &self.metrics {
             let now = Instant::now();
-            if self
-                .observed
-                .is_none_or(|t| now.duration_since(t) >= OBSERVE_EVERY)
-            {
-                self.observed = Some(now);
-                let h = self.store.health();
-                let mut r = lock(r);
-                r.observe(&self.gw);
-                r.observe_store(h.up(), h.waiting(), h.failures(), h.dropped());
+            match self.observed {
+                Some(t) if now.duration_since(t) < OBSERVE_EVERY => {
+                    self.observe_by = Some(t + OBSERVE_EVERY);
+                }
+                _ => {
+                    self.observed = Some(now);
+                    self.observe_by = None;
+                    let h = self.store.health();
+                    let mut r = lock(r);
+                    r.observe(&self.gw);
+                    r.observe_store(h.up(), h.waiting(), h.failures(), h.dropped());
+                }
             }
         }
     }
@@ -633,6 +647,7 @@ impl Driver {
             .into_iter()
             .chain(self.stop_by)
             .chain(self.ping.as_ref().map(|p| p.deadline))
+            .chain(self.observe_by)
             .min()
             .unwrap_or(now + Duration::from_secs(3600))
     }

@@ -181,7 +181,8 @@ pub async fn serve<R: Runtime>(
         }
     };
     if let (Some((addr, l)), Some(registry)) = (metrics, driver.metrics()) {
-        match metrics_listener::serve(l, registry) {
+        let report = metrics_listener::report_from(io.tx.clone());
+        match metrics_listener::serve(l, registry, report) {
             Ok(handle) => io.running.metrics = Some((addr, handle)),
             Err(e) => {
                 error!("cannot serve listen.metrics: {e}");
@@ -353,7 +354,8 @@ impl<R: Runtime> Io for HostIo<R> {
         self.start(bound)?;
         self.retire(dep);
         if let (Some((addr, l)), Some(registry)) = (metrics, registry) {
-            let serving = metrics_listener::serve(l, registry)
+            let report = metrics_listener::report_from(self.tx.clone());
+            let serving = metrics_listener::serve(l, registry, report)
                 .map_err(|e| format!("cannot serve listen.metrics: {e}"))?;
             self.running.metrics = Some((addr, serving));
         }

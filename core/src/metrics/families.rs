@@ -1,14 +1,25 @@
 //! The metric families xfed exports: names (Prometheus conventions,
-//! prefix `xfed_`, counters without their `_total`), types and help.
+//! prefix `xfed_`, counters without their `_total`, histograms in
+//! seconds), types and help.
 
-/// Counter or gauge.
+/// Counter, gauge or histogram.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     /// Only goes up; its sample is `<name>_total`.
     Counter,
     /// A current value.
     Gauge,
+    /// Observations in [`BUCKETS`]: `<name>_bucket{le=...}`, `_sum` and
+    /// `_count`; label-less.
+    Histogram,
 }
+
+/// The upper bounds of the histograms' buckets, in seconds (`+Inf`
+/// follows): from a message relayed within a turn to one that waited for
+/// DNS, a connection, TLS and dialback, or a SIP user agent's answer.
+pub const BUCKETS: [f64; 14] = [
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
 
 /// One metric family.
 #[derive(Debug, PartialEq, Eq)]
@@ -66,6 +77,9 @@ families! {
     PRESENCE_TRANSLATIONS = "xfed_presence_translations", Counter, [], "Presence translations made (one per disclosure level used).";
     LIMITS = "xfed_limits_reached", Counter, ["key"], "Times a configured bound refused something, by configuration key.";
     EVENTS_SUPPRESSED = "xfed_events_suppressed", Counter, [], "Events left out of the log during floods.";
+    S2S_STANZAS = "xfed_s2s_stanzas", Counter, ["direction"], "Stanzas read from (in) and written to (out) s2s streams.";
+    SIP_TO_XMPP_SECONDS = "xfed_sip_to_xmpp_seconds", Histogram, [], "Seconds from a SIP MESSAGE's arrival to its stanza written to an authenticated s2s stream.";
+    XMPP_TO_SIP_SECONDS = "xfed_xmpp_to_sip_seconds", Histogram, [], "Seconds from an XMPP message's arrival to the 2xx of its SIP MESSAGE.";
     S2S_CONNECTIONS = "xfed_s2s_connections", Gauge, [], "Live s2s connections, in and out.";
     SIP_CONNECTIONS = "xfed_sip_connections", Gauge, [], "Live SIP TCP and TLS connections, in and out.";
     ROUTES = "xfed_routes", Gauge, [], "Outbound routes being set up or up.";

@@ -1,6 +1,7 @@
 //! The little HTTP/1.1 the metrics listener speaks: one request head
 //! read within [`MAX_REQUEST`] bytes, one answer, then the connection
-//! closes. Only `GET /metrics` is served; anything else gets a status.
+//! closes. Only `GET /metrics` (the exposition) and `GET /` (the status
+//! page) are served; anything else gets a status.
 
 use memchr::memmem;
 
@@ -15,6 +16,10 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 pub enum Answer {
     /// 200 with the exposition.
     Metrics,
+    /// 200 with the status page.
+    Page,
+    /// 503: the gateway did not give its report in time.
+    Unavailable,
     /// 400: not an HTTP/1.x request line.
     BadRequest,
     /// 404: another path.
@@ -57,19 +62,26 @@ impl Answer {
             return Answer::MethodNotAllowed;
         }
         let path = target.split('?').next().unwrap_or_default();
-        if path == "/metrics" {
-            Answer::Metrics
-        } else {
-            Answer::NotFound
+        match path {
+            "/metrics" => Answer::Metrics,
+            "/" => Answer::Page,
+            _ => Answer::NotFound,
         }
     }
 
-    /// The whole response; `exposition` is only asked for a 200.
-    pub fn response(self, exposition: impl FnOnce() -> String) -> Vec<u8> {
+    /// The whole response; `body` (the exposition or the page) is only
+    /// asked for a 200.
+    pub fn response(self, body: impl FnOnce() -> String) -> Vec<u8> {
         let (status, body, content_type) = match self {
-            Answer::Metrics => ("200 OK", exposition(), CONTENT_TYPE),
+            Answer::Metrics => ("200 OK", body(), CONTENT_TYPE),
+            Answer::Page => ("200 OK", body(), super::page::CONTENT_TYPE),
+            Answer::Unavailable => (
+                "503 Service Unavailable",
+                "no answer from the gateway\n".into(),
+                "text/plain",
+            ),
             Answer::BadRequest => ("400 Bad Request", "bad request\n".into(), "text/plain"),
-            Answer::NotFound => ("404 Not Found", "try /metrics\n".into(), "text/plain"),
+            Answer::NotFound => ("404 Not Found", "try / or /metrics\n".into(), "text/plain"),
             Answer::MethodNotAllowed => {
                 ("405 Method Not Allowed", "only GET\n".into(), "text/plain")
             }
@@ -104,7 +116,9 @@ mod tests {
         let get = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
         assert_eq!(a(get), Some(Answer::Metrics));
         assert_eq!(a("GET /metrics?x=1 HTTP/1.0\n\n"), Some(Answer::Metrics));
-        assert_eq!(a("GET / HTTP/1.1\r\n\r\n"), Some(Answer::NotFound));
+        assert_eq!(a("GET / HTTP/1.1\r\n\r\n"), Some(Answer::Page));
+        assert_eq!(a("GET /?x HTTP/1.1\r\n\r\n"), Some(Answer::Page));
+        assert_eq!(a("GET /other HTTP/1.1\r\n\r\n"), Some(Answer::NotFound));
         assert_eq!(
             a("POST /metrics HTTP/1.1\r\n\r\n"),
             Some(Answer::MethodNotAllowed)

@@ -103,6 +103,14 @@ impl Registry {
                 };
                 self.add(MESSAGES_RELAYED, &[("direction", direction)], 1);
             }
+            Event::HandedOff { sip_to_xmpp, after } => {
+                let family = if *sip_to_xmpp {
+                    SIP_TO_XMPP_SECONDS
+                } else {
+                    XMPP_TO_SIP_SECONDS
+                };
+                self.observe_seconds(family, after.as_secs_f64());
+            }
             Event::MessageRefused { .. } => self.add(MESSAGES_REFUSED, &[], 1),
             Event::MessageAnswered {
                 status, condition, ..
@@ -173,6 +181,9 @@ impl Registry {
         self.set(ROUTES, &[], n(gw.routes()));
         self.set(PENDING_DIALBACK, &[], n(gw.pending_dialback()));
         self.set(DNS_QUERIES, &[], n(gw.dns_queries()));
+        let stanzas = gw.stanza_counts();
+        self.set(S2S_STANZAS, &[("direction", "in")], stanzas.received);
+        self.set(S2S_STANZAS, &[("direction", "out")], stanzas.sent);
         let t = gw.sip_tables();
         for (table, v) in [
             ("transactions", t.transactions),

@@ -4,10 +4,20 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
-use super::families::{Family, Kind, FAMILIES};
+use super::families::{Family, Kind, BUCKETS, FAMILIES};
 
-/// Counters and gauges. Its size is bounded by its label values: enum
-/// names, configuration keys and the partner domains it was made with.
+/// One label-less histogram: a count per bucket of [`BUCKETS`] (not
+/// cumulative; `+Inf` last), the sum and the count.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Histogram {
+    buckets: [u64; BUCKETS.len() + 1],
+    sum: f64,
+    count: u64,
+}
+
+/// Counters, gauges and histograms. Its size is bounded by its label
+/// values: enum names, configuration keys and the partner domains it was
+/// made with; a histogram is a fixed array.
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
     /// Configured partner domains: the values of the `partner` label
@@ -15,6 +25,8 @@ pub struct Registry {
     partners: BTreeSet<String>,
     /// Family name -> rendered labels -> value.
     samples: BTreeMap<&'static str, BTreeMap<String, u64>>,
+    /// Family name -> its histogram.
+    histograms: BTreeMap<&'static str, Histogram>,
     /// Where a sample's labels are rendered for a lookup: counting an
     /// event (several per message) allocates only for a new sample.
     scratch: String,
@@ -62,6 +74,24 @@ impl Registry {
         self.update(family, labels, |v| *v = value);
     }
 
+    /// Adds an observation (seconds) to a histogram.
+    pub fn observe_seconds(&mut self, family: &'static Family, seconds: f64) {
+        debug_assert_eq!(family.kind, Kind::Histogram, "{}", family.name);
+        let h = self.histograms.entry(family.name).or_default();
+        let i = BUCKETS
+            .iter()
+            .position(|le| seconds <= *le)
+            .unwrap_or(BUCKETS.len());
+        h.buckets[i] += 1;
+        h.sum += seconds;
+        h.count += 1;
+    }
+
+    /// A histogram's count of observations.
+    pub fn observations(&self, family: &Family) -> u64 {
+        self.histograms.get(family.name).map_or(0, |h| h.count)
+    }
+
     /// Changes a sample (made at zero when new).
     fn update(
         &mut self,
@@ -93,7 +123,7 @@ impl Registry {
 
     /// Number of samples held.
     pub fn len(&self) -> usize {
-        self.samples.values().map(BTreeMap::len).sum()
+        self.samples.values().map(BTreeMap::len).sum::<usize>() + self.histograms.len()
     }
 
     /// Whether no sample is held.
@@ -108,9 +138,15 @@ impl Registry {
             let (kind, suffix) = match f.kind {
                 Kind::Counter => ("counter", "_total"),
                 Kind::Gauge => ("gauge", ""),
+                Kind::Histogram => ("histogram", ""),
             };
             let _ = writeln!(out, "# TYPE {} {kind}", f.name);
             let _ = writeln!(out, "# HELP {} {}", f.name, f.help);
+            if f.kind == Kind::Histogram {
+                let h = self.histograms.get(f.name).cloned().unwrap_or_default();
+                render_histogram(&mut out, f.name, &h);
+                continue;
+            }
             for (labels, v) in self.samples.get(f.name).into_iter().flatten() {
                 let _ = writeln!(out, "{}{suffix}{labels} {v}", f.name);
             }
@@ -118,6 +154,21 @@ impl Registry {
         out.push_str("# EOF\n");
         out
     }
+}
+
+/// A histogram's samples: cumulative buckets, `+Inf`, sum and count.
+fn render_histogram(out: &mut String, name: &str, h: &Histogram) {
+    let mut cumulative = 0;
+    for (i, n) in h.buckets.iter().enumerate() {
+        cumulative += n;
+        match BUCKETS.get(i) {
+            Some(le) => writeln!(out, "{name}_bucket{{le=\"{le:?}\"}} {cumulative}"),
+            None => writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}"),
+        }
+        .unwrap_or_default();
+    }
+    let _ = writeln!(out, "{name}_sum {:?}", h.sum);
+    let _ = writeln!(out, "{name}_count {}", h.count);
 }
 
 /// Whether `labels` are the family's, in order.
@@ -184,6 +235,26 @@ mod tests {
         let sample = text.find("xfed_messages_relayed_total{").unwrap();
         let next = text.find("# TYPE xfed_messages_refused ").unwrap();
         assert!(header < sample && sample < next);
+    }
+
+    #[test]
+    fn histograms_render_cumulative_buckets_sum_and_count() {
+        use super::super::families::SIP_TO_XMPP_SECONDS as H;
+        let mut r = Registry::new([]);
+        assert!(r.render().contains("\nxfed_sip_to_xmpp_seconds_count 0\n"));
+        r.observe_seconds(H, 0.0);
+        r.observe_seconds(H, 0.3);
+        r.observe_seconds(H, 100.0);
+        assert_eq!(r.observations(H), 3);
+        let text = r.render();
+        assert!(text.contains("# TYPE xfed_sip_to_xmpp_seconds histogram\n"));
+        assert!(text.contains("\nxfed_sip_to_xmpp_seconds_bucket{le=\"0.001\"} 1\n"));
+        assert!(text.contains("\nxfed_sip_to_xmpp_seconds_bucket{le=\"0.25\"} 1\n"));
+        assert!(text.contains("\nxfed_sip_to_xmpp_seconds_bucket{le=\"0.5\"} 2\n"));
+        assert!(text.contains("\nxfed_sip_to_xmpp_seconds_bucket{le=\"60.0\"} 2\n"));
+        assert!(text.contains("\nxfed_sip_to_xmpp_seconds_bucket{le=\"+Inf\"} 3\n"));
+        assert!(text.contains("\nxfed_sip_to_xmpp_seconds_sum 100.3\n"));
+        assert!(text.contains("\nxfed_sip_to_xmpp_seconds_count 3\n"));
     }
 
     #[test]

@@ -336,6 +336,19 @@ pub fn run_to_end(name: &str, args: &[&str], dir: &Path, timeout: Duration) -> (
     (status.is_some_and(|s| s.success()), text.join("\n"))
 }
 
+/// Waits until `cond` holds, polling every 100 ms; panics naming `what`
+/// after `timeout`.
+pub fn eventually(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{what}: not within {timeout:?}");
+}
+
 /// A fresh directory under the system temp dir, for one test.
 pub fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("xfed-test-{name}-{}", std::process::id()));

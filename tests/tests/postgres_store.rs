@@ -15,27 +15,17 @@
 //!   waited: both registrations and the remembered contact are in the
 //!   database, and a restarted b.test has them.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use xfed_core::host::store_postgres::{PostgresStore, MIGRATIONS};
 use xfed_core::store::StoreError;
 use xfed_core::store_suite;
+use xfed_tests::eventually;
 use xfed_tests::postgres::Postgres;
 use xfed_tests::sip_pair::{deployments, start, ua, Side};
 use xfed_tests::sip_ua::SipUa;
 
 const WAIT: Duration = Duration::from_secs(20);
-
-fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let end = Instant::now() + WAIT;
-    while Instant::now() < end {
-        if cond() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("{what}: not within {WAIT:?}");
-}
 
 /// `from` writes `text` to `to`, who gets it.
 fn say(from: &mut SipUa, to_aor: &str, to: &mut SipUa, text: &str) {
@@ -77,7 +67,9 @@ fn postgres_store(bin: &str) {
             "SELECT count(*) FROM bindings WHERE aor = 'bob@b.test'",
         )
     };
-    eventually("bob's binding in PostgreSQL", || bindings().trim() == "1");
+    eventually("bob's binding in PostgreSQL", WAIT, || {
+        bindings().trim() == "1"
+    });
 
     // A restart finds bob's registration in the database.
     assert!(xb.terminate());
@@ -101,7 +93,7 @@ fn postgres_store(bin: &str) {
     // Back: what waited is written.
     pg.start_server();
     xb.wait_log("store reachable again", WAIT);
-    eventually("both of bob's bindings in PostgreSQL", || {
+    eventually("both of bob's bindings in PostgreSQL", WAIT, || {
         bindings().trim() == "2"
     });
     let contact = pg.query(

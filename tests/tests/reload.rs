@@ -15,12 +15,12 @@
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use xfed_core::tls::testing::{LeafSpec, TestCert};
 use xfed_tests::sip_pair::{deployments, start, ua, Side};
 use xfed_tests::sip_ua::SipUa;
-use xfed_tests::{free_port, is_listening, read_to_close, run_to_end, Instance};
+use xfed_tests::{eventually, free_port, is_listening, read_to_close, run_to_end, Instance};
 
 const WAIT: Duration = Duration::from_secs(20);
 /// notAfter of the certificate b.test is given on reload.
@@ -43,18 +43,6 @@ fn status(bin: &str, dir: &Path) -> String {
     let (ok, out) = run_to_end(bin, &["status", "--config", "xfed.toml"], dir, WAIT);
     assert!(ok, "xfed status failed:\n{out}");
     out
-}
-
-/// Waits until `cond` holds (polling), or panics with `what`.
-fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let end = Instant::now() + WAIT;
-    while Instant::now() < end {
-        if cond() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("{what}: not within {WAIT:?}");
 }
 
 fn scrape(port: u16) -> Option<String> {
@@ -185,10 +173,14 @@ fn reload_suite(bin: &str) {
     assert!(out.contains("[listen] addresses changed"), "{out}");
     let addr = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
     assert!(is_listening(addr(s2s)), "new s2s port not listening");
-    eventually("the old s2s port closed", || !is_listening(addr(b.s2s)));
+    eventually("the old s2s port closed", WAIT, || {
+        !is_listening(addr(b.s2s))
+    });
     let page = scrape(metrics2).expect("the new metrics port answers");
     assert!(page.contains("xfed_"), "{page}");
-    eventually("the old metrics port closed", || scrape(metrics).is_none());
+    eventually("the old metrics port closed", WAIT, || {
+        scrape(metrics).is_none()
+    });
     // The SIP listeners did not move: bob's flow is the one he registered.
     say(&mut alice, &mut bob, "after moving listeners");
 
@@ -203,7 +195,7 @@ fn reload_suite(bin: &str) {
     let line = xb.wait_log("partner a.test removed", WAIT);
     assert!(!line.contains(" 0 stream(s) closed"), "{line}");
     xa.wait_log("policy-violation", WAIT);
-    eventually("a.test's streams gone from b.test", || {
+    eventually("a.test's streams gone from b.test", WAIT, || {
         inbound(&b.dir).is_empty()
     });
     assert!(is_listening(addr(b.s2s)), "the s2s port did not come back");

@@ -14,42 +14,34 @@ impl Gateway {
         self.with_sip(t, |ep, turn| ep.handle_datagram(local, peer, bytes, turn));
     }
 
+    /// Closes a connection as soon as it was accepted, saying why.
+    fn refuse(&mut self, conn: ConnId, peer: SocketAddr, refusal: Refusal) {
+        self.event(Event::ConnectionRefused {
+            conn,
+            peer,
+            refusal,
+        });
+        self.out.push_back(Output::Close { conn });
+    }
+
     pub(super) fn on_accept(&mut self, listener: Listener, peer: SocketAddr, t: Time) -> ConnId {
         let conn = self.new_conn();
         if self.shutting_down {
-            self.event(Event::ConnectionRefused {
-                conn,
-                peer,
-                refusal: Refusal::ShuttingDown,
-            });
-            self.out.push_back(Output::Close { conn });
+            self.refuse(conn, peer, Refusal::ShuttingDown);
             return conn;
         }
         if listener == Listener::Internal {
             if self.edge.is_some() {
                 self.internal_accept(conn, peer, t);
             } else {
-                self.event(Event::ConnectionRefused {
-                    conn,
-                    peer,
-                    refusal: Refusal::NotServed,
-                });
-                self.out.push_back(Output::Close { conn });
+                self.refuse(conn, peer, Refusal::NotServed);
             }
             return conn;
         }
         if matches!(listener, Listener::SipTcp | Listener::SipTls) {
             let tls = listener == Listener::SipTls;
-            match self.with_sip(t, |ep, turn| ep.accept(conn, peer, tls, turn)) {
-                true => {}
-                false => {
-                    self.event(Event::ConnectionRefused {
-                        conn,
-                        peer,
-                        refusal: Refusal::NotServed,
-                    });
-                    self.out.push_back(Output::Close { conn });
-                }
+            if !self.with_sip(t, |ep, turn| ep.accept(conn, peer, tls, turn)) {
+                self.refuse(conn, peer, Refusal::NotServed);
             }
             return conn;
         }

@@ -241,37 +241,7 @@ impl Component {
                 let domain = self.domain.clone();
                 self.events.push_back(ComponentEvent::Up { domain });
             }
-            (Phase::Up, Event::Stanza(mut e))
-                if e.ns() == ns::COMPONENT && matches!(e.name(), "message" | "presence" | "iq") =>
-            {
-                e.move_ns(ns::COMPONENT, ns::SERVER);
-                self.events.push_back(ComponentEvent::Stanza(e));
-            }
-            (_, Event::Stanza(e)) if e.is(ns::STREAM, "error") => {
-                let what = e
-                    .children()
-                    .find(|c| c.ns() == ns::STREAMS && c.name() != "text")
-                    .map_or("unknown", |c| c.name())
-                    .to_owned();
-                let reason = if self.phase == Phase::Handshake && what == "not-authorized" {
-                    format!(
-                        "the server refused the handshake for {} (not-authorized: check component.secret)",
-                        self.domain
-                    )
-                } else {
-                    format!("the server sent stream error {what}")
-                };
-                self.finish(reason);
-            }
-            (_, Event::End) => self.finish("the server closed the stream".into()),
-            (phase, Event::Stanza(e)) => self.fail(StreamError::new(
-                StreamCondition::UnsupportedStanzaType,
-                format!("<{}/> in {} is not expected {phase:?}", e.name(), e.ns()),
-            )),
-            (_, Event::Header(_)) => self.fail(StreamError::new(
-                StreamCondition::InvalidXml,
-                "a second stream header",
-            )),
+            (_, ev) => self.common(ev),
         }
     }
 
@@ -311,11 +281,39 @@ impl Component {
                 let domain = self.domain.clone();
                 self.events.push_back(ComponentEvent::Up { domain });
             }
+            (_, ev) => self.common(ev),
+        }
+    }
+
+    /// What both sides do alike: stanzas once up, the peer's stream
+    /// error or close, and anything out of turn.
+    fn common(&mut self, ev: Event) {
+        match (self.phase, ev) {
             (Phase::Up, Event::Stanza(mut e))
                 if e.ns() == ns::COMPONENT && matches!(e.name(), "message" | "presence" | "iq") =>
             {
                 e.move_ns(ns::COMPONENT, ns::SERVER);
                 self.events.push_back(ComponentEvent::Stanza(e));
+            }
+            (_, Event::Stanza(e)) if e.is(ns::STREAM, "error") => {
+                let what = e
+                    .children()
+                    .find(|c| c.ns() == ns::STREAMS && c.name() != "text")
+                    .map_or("unknown", |c| c.name())
+                    .to_owned();
+                let connecting = matches!(self.side, Side::Connecting);
+                let reason = if connecting
+                    && self.phase == Phase::Handshake
+                    && what == "not-authorized"
+                {
+                    format!(
+                        "the server refused the handshake for {} (not-authorized: check component.secret)",
+                        self.domain
+                    )
+                } else {
+                    format!("the peer sent stream error {what}")
+                };
+                self.finish(reason);
             }
             (_, Event::End) => self.finish("the peer closed the stream".into()),
             (phase, Event::Stanza(e)) => self.fail(StreamError::new(

@@ -257,11 +257,17 @@ impl Session {
                 id,
                 e.text().trim(),
             );
+            // An invalid key from a peer's verification is how instances
+            // with different dialback secrets show: worth a line.
+            let verdict = if valid { "valid" } else { "invalid" };
+            self.events.push_back(SessionEvent::Notice(format!(
+                "dialback key for {originating} -> {receiving} checked as authoritative server: {verdict}"
+            )));
             db("verify")
                 .with_attr("from", originating.to_owned())
                 .with_attr("to", receiving.to_owned())
                 .with_attr("id", id.to_owned())
-                .with_attr("type", if valid { "valid" } else { "invalid" })
+                .with_attr("type", verdict)
         };
         self.send_element(&reply, t);
     }

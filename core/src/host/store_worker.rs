@@ -250,12 +250,20 @@ fn run(mut store: Box<dyn Store>, rx: &Receiver<Msg>, health: &Health) {
         // Wait for changes, or for the next try.
         let msg = match (waiting.len(), retry, &finish) {
             (_, _, Some(_)) => rx.try_recv().ok(),
-            (0, _, None) => rx.recv().ok(),
-            (_, Some((at, _)), None) => {
+            // The driver is gone without asking to finish (it failed at
+            // start): nothing more will come.
+            (0, _, None) => match rx.recv() {
+                Ok(m) => Some(m),
+                Err(_) => return,
+            },
+            (n, Some((at, _)), None) => {
                 match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
                     Ok(m) => Some(m),
                     Err(RecvTimeoutError::Timeout) => None,
-                    Err(RecvTimeoutError::Disconnected) => return,
+                    Err(RecvTimeoutError::Disconnected) => {
+                        error!("store writer stopped with {n} change(s) not written");
+                        return;
+                    }
                 }
             }
             (_, None, None) => rx.try_recv().ok(),

@@ -39,6 +39,8 @@ pub struct Partner {
     pub addr: SocketAddr,
     inbox: Arc<Inbox>,
     stop: Arc<AtomicBool>,
+    /// While set, the streams xfed opened are not read (a slow partner).
+    paused: Arc<AtomicBool>,
 }
 
 fn header(from: &str, to: &str, id: Option<&str>) -> String {
@@ -77,16 +79,17 @@ impl Partner {
             addr,
             inbox: Arc::default(),
             stop: Arc::default(),
+            paused: Arc::default(),
         };
-        let (inbox, stop) = (p.inbox.clone(), p.stop.clone());
+        let (inbox, stop, paused) = (p.inbox.clone(), p.stop.clone(), p.paused.clone());
         let (me, them) = (p.domain.clone(), p.local.clone());
         thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((s, _)) => {
-                        let (inbox, stop) = (inbox.clone(), stop.clone());
+                        let (inbox, stop, paused) = (inbox.clone(), stop.clone(), paused.clone());
                         let (me, them) = (me.clone(), them.clone());
-                        thread::spawn(move || serve(s, &me, &them, &inbox, &stop));
+                        thread::spawn(move || serve(s, &me, &them, &inbox, &stop, &paused));
                     }
                     Err(_) => thread::sleep(Duration::from_millis(20)),
                 }
@@ -127,6 +130,12 @@ impl Partner {
         s
     }
 
+    /// Stops reading the streams xfed opened (`true`), as a partner that
+    /// reads slower than xfed sends, or reads them again.
+    pub fn pause_reading(&self, paused: bool) {
+        self.paused.store(paused, Ordering::Relaxed);
+    }
+
     /// How many stanzas xfed has sent so far that `matches`.
     pub fn count(&self, matches: impl Fn(&Element) -> bool) -> usize {
         let got = self.inbox.stanzas.lock().expect("inbox");
@@ -163,11 +172,28 @@ impl Drop for Partner {
 }
 
 /// One stream xfed opened to the partner: dialback answered, stanzas kept.
-fn serve(mut s: TcpStream, me: &str, them: &str, inbox: &Inbox, stop: &AtomicBool) {
+fn serve(
+    mut s: TcpStream,
+    me: &str,
+    them: &str,
+    inbox: &Inbox,
+    stop: &AtomicBool,
+    paused: &AtomicBool,
+) {
     s.set_read_timeout(Some(Duration::from_millis(50))).ok();
     let mut reader = Reader::new(Limits::default());
     let mut n = 0u32;
-    while !stop.load(Ordering::Relaxed) && pump(&mut s, &mut reader) {
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        if paused.load(Ordering::Relaxed) {
+            thread::sleep(Duration::from_millis(10));
+            continue;
+        }
+        if !pump(&mut s, &mut reader) {
+            return;
+        }
         while let Some(event) = reader.poll() {
             let reply = match event {
                 Ok(Event::Header(_)) => {

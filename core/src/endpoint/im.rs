@@ -196,6 +196,27 @@ impl Endpoint {
         }
     }
 
+    /// The stream for a SIP user's message is congested (the partner
+    /// reads slower than we send): 503 with Retry-After (RFC 3261 section
+    /// 21.5.4), so the user agent sends again later and nothing is lost
+    /// in queues.
+    pub fn busy(&mut self, stanza_id: &str, t: &mut Turn<'_>) {
+        let Some(a) = self.awaiting.remove(stanza_id) else {
+            return;
+        };
+        self.event(Event::MessageRefused {
+            from: a.contact.0.clone(),
+            to: a.contact.1.clone(),
+            detail: format!(
+                "stanza {stanza_id} not sent: the partner reads slower than we send; SIP 503"
+            ),
+        });
+        let tag = crate::sip::new_tag(&mut self.rng);
+        let mut r = a.request.response(503, &tag);
+        r.headers.push("Retry-After", OVERLOAD_RETRY_AFTER);
+        self.respond_with(a.tx, r, t);
+    }
+
     /// A stanza for a local user (not the domain itself), that came over
     /// inbound stream `source` (if one: backpressure may pause it).
     pub fn from_xmpp(&mut self, stanza: Element, source: Option<ConnId>, t: &mut Turn<'_>) {

@@ -123,6 +123,12 @@ pub struct Gateway {
     sip: Option<Endpoint>,
     /// Ids of stanzas from the SIP side whose fate it waits for.
     tracked: HashSet<String>,
+    /// s2s connections whose peer reads slower than we send (the host's
+    /// send queue over half its bound): messages from SIP users for them
+    /// are answered 503 with Retry-After until the queue drains, rather
+    /// than piled up until the connection is dropped with them. At most
+    /// the live sessions.
+    congested: HashSet<ConnId>,
     /// Local names and addresses, used before DNS.
     hosts: Arc<HostsTable>,
     /// `role = "gateway"`: the links (to the XMPP server xfed is a
@@ -194,6 +200,7 @@ impl Gateway {
             connection_limit,
             sip: None,
             tracked: HashSet::new(),
+            congested: HashSet::new(),
             hosts: Arc::default(),
             links: Vec::new(),
             edge: None,
@@ -426,6 +433,32 @@ impl Gateway {
             let mut reply = None;
             gw.with_sip(t, |ep, turn| reply = Some(ep.admin(request, turn)));
             reply.unwrap_or_else(|| admin::Reply::error("the SIP side is not running"))
+        })
+    }
+
+    /// The host's send queue of `conn` went over half its bound
+    /// (`congested`), or back under a quarter of it.
+    pub fn handle_congestion(&mut self, conn: ConnId, congested: bool, now: Instant) {
+        self.turn(now, |gw, t| {
+            if !gw.sessions.contains_key(&conn) {
+                return;
+            }
+            if !congested {
+                if gw.congested.remove(&conn) {
+                    gw.detail(Some(conn), "the peer reads again: messages from SIP accepted".into());
+                }
+                return;
+            }
+            let sessions = &gw.sessions;
+            gw.congested.retain(|c| sessions.contains_key(c));
+            if gw.congested.insert(conn) {
+                let event = Event::LimitReached {
+                    conn: Some(conn),
+                    key: "gateway.max_stanza_size",
+                    detail: "the peer reads slower than we send (over half of twice gateway.max_stanza_size waits): messages from SIP users for it get 503 with Retry-After until it catches up".into(),
+                };
+                gw.event_limited(LogSource::Stream(conn), event, t.now);
+            }
         })
     }
 

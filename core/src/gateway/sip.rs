@@ -89,6 +89,20 @@ impl Gateway {
         true
     }
 
+    /// A SIP user's message for a congested stream: answered 503 with
+    /// Retry-After instead of sent; `false` for stanzas the SIP side does
+    /// not wait on (they are sent).
+    pub(super) fn refuse_busy(&mut self, stanza: &Element, t: Time) -> bool {
+        let Some(id) = stanza.attr("id") else {
+            return false;
+        };
+        if !self.tracked.remove(id) {
+            return false;
+        }
+        self.with_sip(t, |ep, turn| ep.busy(id, turn));
+        true
+    }
+
     /// Whether `conn` is a SIP connection.
     pub(super) fn is_sip(&self, conn: ConnId) -> bool {
         self.sip.as_ref().is_some_and(|ep| ep.owns(conn))

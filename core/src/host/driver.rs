@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -201,6 +201,8 @@ pub enum Input<S> {
     Signal,
     /// SIGHUP: read the configuration again.
     Reload,
+    /// A congested connection's queue is short again.
+    Drained(ConnId),
     /// An operator's request from the admin socket, and where its answer
     /// goes.
     Admin(
@@ -277,6 +279,10 @@ pub trait Io {
     /// reading (their [`SendQueue`] went over its limit); the gateway
     /// forgets them.
     fn take_stalled(&mut self) -> Vec<ConnId>;
+    /// Connections whose peer reads slower than we send (their
+    /// [`SendQueue`] went over half its limit) since the last call; the
+    /// connection task reports the end with [`Input::Drained`].
+    fn take_congested(&mut self) -> Vec<ConnId>;
 }
 
 /// Inputs waiting for the gateway task, at most: socket tasks wait (and
@@ -311,6 +317,7 @@ pub struct ConnTable<T> {
     conns: HashMap<ConnId, (SendQueue, T)>,
     limit: usize,
     stalled: Vec<ConnId>,
+    congested: Vec<ConnId>,
 }
 
 impl<T: ConnTask> ConnTable<T> {
@@ -321,7 +328,13 @@ impl<T: ConnTask> ConnTable<T> {
             conns: HashMap::new(),
             limit,
             stalled: Vec::new(),
+            congested: Vec::new(),
         }
+    }
+
+    /// The bound new connections' queues get.
+    pub fn limit(&self) -> usize {
+        self.limit
     }
 
     /// A new bound (a reload), for bytes queued from now on.
@@ -344,11 +357,18 @@ impl<T: ConnTask> ConnTable<T> {
         let Some((queue, task)) = self.conns.get(&conn) else {
             return;
         };
-        if queue.push(bytes.len(), self.limit) {
-            task.send(bytes);
-        } else if let Some((_, task)) = self.conns.remove(&conn) {
-            task.abort();
-            self.stalled.push(conn);
+        match queue.push(bytes.len(), self.limit) {
+            Pushed::Taken => task.send(bytes),
+            Pushed::Congested => {
+                task.send(bytes);
+                self.congested.push(conn);
+            }
+            Pushed::Stalled => {
+                if let Some((_, task)) = self.conns.remove(&conn) {
+                    task.abort();
+                    self.stalled.push(conn);
+                }
+            }
         }
     }
 
@@ -370,29 +390,67 @@ impl<T: ConnTask> ConnTable<T> {
     pub fn take_stalled(&mut self) -> Vec<ConnId> {
         std::mem::take(&mut self.stalled)
     }
+
+    /// The connections whose queue went over half the limit since the
+    /// last call.
+    pub fn take_congested(&mut self) -> Vec<ConnId> {
+        std::mem::take(&mut self.congested)
+    }
 }
 
 /// Bytes handed to one connection's task and not written yet, shared by
 /// the gateway task (which adds) and the connection task (which takes
-/// away): the bound on what a slow or silent reader makes us hold.
+/// away): the bound on what a slow or silent reader makes us hold, and
+/// the congestion the gateway hears about before that bound (half of it
+/// on, a quarter off), so that it stops accepting what it cannot send.
 #[derive(Clone, Debug, Default)]
-pub struct SendQueue(Arc<AtomicUsize>);
+pub struct SendQueue(Arc<QueueState>);
+
+#[derive(Debug, Default)]
+struct QueueState {
+    bytes: AtomicUsize,
+    congested: AtomicBool,
+}
+
+/// What [`SendQueue::push`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pushed {
+    /// Queued.
+    Taken,
+    /// Queued, and the queue just went over half the limit.
+    Congested,
+    /// Over the limit: the peer is not reading, drop the connection.
+    Stalled,
+}
 
 impl SendQueue {
-    /// Counts `n` more bytes; `false` when that would put more than
-    /// `limit` in waiting: the peer is not reading, drop the connection.
-    pub fn push(&self, n: usize, limit: usize) -> bool {
-        let before = self.0.fetch_add(n, Ordering::Relaxed);
-        before.saturating_add(n) <= limit
+    /// Counts `n` more bytes against `limit`.
+    pub fn push(&self, n: usize, limit: usize) -> Pushed {
+        let after = self
+            .0
+            .bytes
+            .fetch_add(n, Ordering::Relaxed)
+            .saturating_add(n);
+        if after > limit {
+            Pushed::Stalled
+        } else if after > limit / 2 && !self.0.congested.swap(true, Ordering::Relaxed) {
+            Pushed::Congested
+        } else {
+            Pushed::Taken
+        }
     }
 
-    /// `n` bytes went out to the socket.
-    pub fn written(&self, n: usize) {
-        let _ = self
+    /// `n` bytes went out to the socket; `true` when that ended a
+    /// congestion (under a quarter of `limit` again): tell the gateway.
+    pub fn written(&self, n: usize, limit: usize) -> bool {
+        let before = self
             .0
+            .bytes
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |q| {
                 Some(q.saturating_sub(n))
-            });
+            })
+            .unwrap_or_default();
+        before.saturating_sub(n) < limit / 4 && self.0.congested.swap(false, Ordering::Relaxed)
     }
 }
 
@@ -515,6 +573,7 @@ impl Driver {
             Input::Dns(query, bytes) => gw.handle_dns(query, &bytes, now),
             Input::Datagram(local, peer, bytes) => gw.handle_datagram(local, peer, &bytes, now),
             Input::Signal => self.on_signal(now),
+            Input::Drained(conn) => gw.handle_congestion(conn, false, now),
             Input::Reload => {
                 let _ = self.reload(io, now);
             }
@@ -542,8 +601,12 @@ impl Driver {
     pub fn flush(&mut self, io: &mut impl Io) {
         loop {
             self.carry_out(io);
+            let congested = io.take_congested();
+            for &conn in &congested {
+                self.gw.handle_congestion(conn, true, Instant::now());
+            }
             let stalled = io.take_stalled();
-            if stalled.is_empty() {
+            if stalled.is_empty() && congested.is_empty() {
                 self.observe();
                 return;
             }

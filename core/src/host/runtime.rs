@@ -367,12 +367,13 @@ impl<R: Runtime> Io for HostIo<R> {
         // Unbounded, but what waits in it is counted by its SendQueue.
         let (to_conn, from_gw) = async_channel::unbounded();
         let queue = SendQueue::default();
+        let limit = self.conns.limit();
         let task = R::spawn(conn_task::<R>(
             conn,
             stream,
             from_gw,
             self.tx.clone(),
-            queue.clone(),
+            (queue.clone(), limit),
         ));
         self.conns.insert(conn, queue, Conn { tx: to_conn, task });
     }
@@ -405,6 +406,10 @@ impl<R: Runtime> Io for HostIo<R> {
 
     fn take_stalled(&mut self) -> Vec<ConnId> {
         self.conns.take_stalled()
+    }
+
+    fn take_congested(&mut self) -> Vec<ConnId> {
+        self.conns.take_congested()
     }
 
     fn connect(&mut self, conn: ConnId, addr: SocketAddr) {
@@ -504,7 +509,7 @@ async fn conn_task<R: Runtime>(
     mut stream: R::Tcp,
     from_gw: Receiver<ToConn>,
     tx: Sender<Input<R::Tcp>>,
-    written: SendQueue,
+    (written, limit): (SendQueue, usize),
 ) {
     let mut buf = vec![0u8; READ_IDLE];
     let mut closing: Option<Instant> = None;
@@ -568,7 +573,11 @@ async fn conn_task<R: Runtime>(
                     if R::write_all(&mut stream, &bytes).await.is_err() {
                         break 'conn;
                     }
-                    written.written(bytes.len());
+                    if written.written(bytes.len(), limit)
+                        && tx.send(Input::Drained(conn)).await.is_err()
+                    {
+                        break 'conn;
+                    }
                 }
                 Some(ToConn::Pause(p)) => paused = p,
                 Some(ToConn::Close) | None => {

@@ -356,6 +356,17 @@ impl std::error::Error for StoreError {}
 /// every back end must refuse the same values (the memory store too).
 pub const MAX_TIME: u64 = i64::MAX as u64;
 
+/// A time or count as the SQL back ends keep it (a signed 64-bit
+/// integer); beyond it is refused, not wrapped.
+pub(crate) fn to_i64(v: u64, what: &str) -> Result<i64, StoreError> {
+    i64::try_from(v).map_err(|_| StoreError::Invalid(format!("{what} {v} is beyond 2^63")))
+}
+
+/// A stored integer read back as unsigned; a negative one is corrupt.
+pub(crate) fn to_u64(v: i64, what: &str) -> Result<u64, StoreError> {
+    u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("negative {what} {v}")))
+}
+
 /// Refuses a batch holding a time beyond [`MAX_TIME`], before anything is
 /// applied.
 pub(crate) fn check_times(changes: &[Persist]) -> Result<(), StoreError> {

@@ -76,3 +76,13 @@ pub fn start(bin: &str, side: &Side) -> Instance {
 pub fn ua(user: &str, side: &Side, tcp: bool) -> SipUa {
     SipUa::new(user, side.domain, &format!("{user}-secret"), side.sip, tcp)
 }
+
+/// `from` writes `text` to `to_aor`, answered 202, and `to` gets it
+/// (within 20 s).
+pub fn say(from: &mut SipUa, to_aor: &str, to: &mut SipUa, text: &str) {
+    assert_eq!(from.message(to_aor, text).status, 202);
+    let got = to
+        .receive(200, std::time::Duration::from_secs(20))
+        .expect("the MESSAGE");
+    assert!(String::from_utf8_lossy(&got.body).contains(text));
+}

@@ -22,17 +22,9 @@ use xfed_core::store::StoreError;
 use xfed_core::store_suite;
 use xfed_tests::eventually;
 use xfed_tests::postgres::Postgres;
-use xfed_tests::sip_pair::{deployments, start, ua, Side};
-use xfed_tests::sip_ua::SipUa;
+use xfed_tests::sip_pair::{deployments, say, start, ua, Side};
 
 const WAIT: Duration = Duration::from_secs(20);
-
-/// `from` writes `text` to `to`, who gets it.
-fn say(from: &mut SipUa, to_aor: &str, to: &mut SipUa, text: &str) {
-    assert_eq!(from.message(to_aor, text).status, 202);
-    let got = to.receive(200, WAIT).expect("the MESSAGE");
-    assert!(String::from_utf8_lossy(&got.body).contains(text));
-}
 
 fn on_postgres(side: &Side, url: &str) {
     let path = side.dir.join("xfed.toml");

@@ -18,8 +18,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use xfed_core::tls::testing::{LeafSpec, TestCert};
-use xfed_tests::sip_pair::{deployments, start, ua, Side};
-use xfed_tests::sip_ua::SipUa;
+use xfed_tests::sip_pair::{deployments, say, start, ua, Side};
 use xfed_tests::{eventually, free_port, is_listening, read_to_close, run_to_end, Instance};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -53,13 +52,6 @@ fn scrape(port: u16) -> Option<String> {
     Some(read_to_close(&mut s))
 }
 
-/// alice at a.test writes to bob at b.test, who gets it.
-fn say(alice: &mut SipUa, bob: &mut SipUa, text: &str) {
-    assert_eq!(alice.message("bob@b.test", text).status, 202);
-    let got = bob.receive(200, WAIT).expect("bob's MESSAGE");
-    assert!(String::from_utf8_lossy(&got.body).contains(text));
-}
-
 fn reload_suite(bin: &str) {
     let (a, b) = deployments(&format!("reload-{bin}"));
     let metrics = free_port();
@@ -76,7 +68,7 @@ fn reload_suite(bin: &str) {
     let mut bob = ua("bob", &b, true);
     assert_eq!(alice.register(600), 200, "{}", xa.log_text());
     assert_eq!(bob.register(600), 200, "{}", xb.log_text());
-    say(&mut alice, &mut bob, "before any reload");
+    say(&mut alice, "bob@b.test", &mut bob, "before any reload");
     let inbound = |xb_dir: &Path| {
         status(bin, xb_dir)
             .lines()
@@ -97,7 +89,7 @@ fn reload_suite(bin: &str) {
     let line = xb.wait_log("configuration reloaded", WAIT);
     assert!(line.contains("partner c.test added"), "{line}");
     assert!(line.contains("0 stream(s) closed"), "{line}");
-    say(&mut alice, &mut bob, "after adding c.test");
+    say(&mut alice, "bob@b.test", &mut bob, "after adding c.test");
     assert_eq!(
         inbound(&b.dir),
         first,
@@ -120,7 +112,12 @@ fn reload_suite(bin: &str) {
     let (ok, out) = reload(bin, &b.dir);
     assert!(!ok && out.contains("gateway.domains"), "{out}");
     xb.wait_log("reload refused", WAIT);
-    say(&mut alice, &mut bob, "after the refused reloads");
+    say(
+        &mut alice,
+        "bob@b.test",
+        &mut bob,
+        "after the refused reloads",
+    );
 
     // A new certificate for b.test (valid until 2049-03-22 rather than
     // 2050): new streams get it. a.test restarted opens a new one, and
@@ -146,6 +143,7 @@ fn reload_suite(bin: &str) {
     assert_eq!(alice.register(600), 200, "{}", xa.log_text());
     say(
         &mut alice,
+        "bob@b.test",
         &mut bob,
         "over a stream with the renewed certificate",
     );
@@ -182,7 +180,7 @@ fn reload_suite(bin: &str) {
         scrape(metrics).is_none()
     });
     // The SIP listeners did not move: bob's flow is the one he registered.
-    say(&mut alice, &mut bob, "after moving listeners");
+    say(&mut alice, "bob@b.test", &mut bob, "after moving listeners");
 
     // a.test no longer a partner of b.test (and the s2s listener back
     // where a.test looks for it): its stream goes with policy-violation,

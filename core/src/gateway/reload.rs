@@ -77,20 +77,18 @@ impl Gateway {
                 t,
             );
         }
-        let conns: Vec<ConnId> = self.sessions.keys().copied().collect();
-        for conn in conns {
-            let Some(s) = self.sessions.get_mut(&conn) else {
-                continue;
-            };
-            if let Err(error) = s.recheck(&self.settings) {
-                closed += 1;
-                self.out.push_back(Output::Event(Event::detail(
-                    Some(conn),
-                    format!("reload: closing the stream: {error}"),
-                )));
+        let refused: Vec<(ConnId, StreamError)> = self
+            .sessions
+            .iter()
+            .filter_map(|(conn, s)| s.recheck(&self.settings).err().map(|e| (*conn, e)))
+            .collect();
+        for (conn, error) in refused {
+            closed += 1;
+            self.detail(Some(conn), format!("reload: closing the stream: {error}"));
+            if let Some(s) = self.sessions.get_mut(&conn) {
                 s.close_with(&self.settings, error);
-                self.drain(conn);
             }
+            self.drain(conn);
         }
         let sip = sip_settings(&config, &tls, trust, r.sip_udp, r.next_hop);
         self.with_sip(t, |ep, _| ep.reconfigure(&config, sip));

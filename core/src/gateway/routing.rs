@@ -95,7 +95,10 @@ impl Gateway {
             .find(|(_, s)| s.can_send(&key.0, &key.1))
             .map(|(c, _)| *c);
         if let Some(conn) = ready {
-            if self.congested.contains(&conn) && self.refuse_busy(&stanza, t) {
+            if !self.congested.is_empty()
+                && self.congested.contains(&conn)
+                && self.refuse_busy(&stanza, t)
+            {
                 return;
             }
             if let Some(s) = self.sessions.get_mut(&conn) {

@@ -77,28 +77,29 @@ impl Gateway {
         result: Result<(), StanzaCondition>,
         t: Time,
     ) -> bool {
-        let Some(id) = stanza.attr("id") else {
+        let Some(id) = self.untrack(stanza) else {
             return false;
         };
-        let from_local =
-            stanza::addressing(stanza).is_some_and(|a| self.settings.is_local(a.from.domain()));
-        if !from_local || !self.tracked.remove(id) {
-            return false;
-        }
         self.with_sip(t, |ep, turn| ep.delivered(id, result, turn));
         true
+    }
+
+    /// The id of a stanza from the SIP side whose fate it waits for, no
+    /// longer tracked; `None` for any other stanza.
+    fn untrack<'s>(&mut self, stanza: &'s Element) -> Option<&'s str> {
+        let id = stanza.attr("id")?;
+        let from_local =
+            stanza::addressing(stanza).is_some_and(|a| self.settings.is_local(a.from.domain()));
+        (from_local && self.tracked.remove(id)).then_some(id)
     }
 
     /// A SIP user's message for a congested stream: answered 503 with
     /// Retry-After instead of sent; `false` for stanzas the SIP side does
     /// not wait on (they are sent).
     pub(super) fn refuse_busy(&mut self, stanza: &Element, t: Time) -> bool {
-        let Some(id) = stanza.attr("id") else {
+        let Some(id) = self.untrack(stanza) else {
             return false;
         };
-        if !self.tracked.remove(id) {
-            return false;
-        }
         self.with_sip(t, |ep, turn| ep.busy(id, turn));
         true
     }

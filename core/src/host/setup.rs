@@ -300,7 +300,6 @@ pub fn trust_anchors(trust: &Trust, base: &Path) -> Result<(TrustAnchors, Option
 /// section 19.1.1), else the host's; over TLS the certificate must name
 /// the host.
 fn resolve_next_hop(hop: &str) -> Result<NextHop, String> {
-    use std::net::ToSocketAddrs;
     let uri = Uri::parse(hop).map_err(|e| format!("sip.next_hop {hop}: {e}"))?;
     let transport = match uri.transport() {
         Some(t) if t.eq_ignore_ascii_case("tcp") => SipTransport::Tcp,
@@ -325,11 +324,10 @@ fn resolve_next_hop(hop: &str) -> Result<NextHop, String> {
         Some(maddr) => maddr.to_owned(),
         None => host.clone(),
     };
-    let addr = format!("{address_of}:{port}")
-        .to_socket_addrs()
-        .map_err(|e| format!("sip.next_hop {hop}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("sip.next_hop {hop}: no address"))?;
+    let addr = first_address(
+        format!("{address_of}:{port}"),
+        &format!("sip.next_hop {hop}"),
+    )?;
     Ok(NextHop {
         addr,
         transport,
@@ -342,13 +340,11 @@ fn resolve_next_hop(hop: &str) -> Result<NextHop, String> {
 /// deployment's dialback secret, for the first local domain), each
 /// address resolved once at start (blocking, like the rest of start-up).
 fn links(config: &Config, dialback_secret: &str) -> Result<Vec<ComponentSetup>, String> {
-    use std::net::ToSocketAddrs;
     let resolve = |what: &str, c: &crate::config::Connect| {
-        (c.host.as_str(), c.port)
-            .to_socket_addrs()
-            .map_err(|e| format!("{what} {}:{}: {e}", c.host, c.port))?
-            .next()
-            .ok_or_else(|| format!("{what} {}:{}: no address", c.host, c.port))
+        first_address(
+            (c.host.as_str(), c.port),
+            &format!("{what} {}:{}", c.host, c.port),
+        )
     };
     let mut links = Vec::new();
     if let Some(c) = &config.component {
@@ -368,6 +364,16 @@ fn links(config: &Config, dialback_secret: &str) -> Result<Vec<ComponentSetup>, 
         });
     }
     Ok(links)
+}
+
+/// The first address `target` resolves to (blocking, at start-up);
+/// errors say `what`.
+fn first_address(target: impl std::net::ToSocketAddrs, what: &str) -> Result<SocketAddr, String> {
+    target
+        .to_socket_addrs()
+        .map_err(|e| format!("{what}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{what}: no address"))
 }
 
 /// Most connections the deployment holds at once.

@@ -16,8 +16,8 @@
 use postgres::{Client, NoTls, Transaction};
 
 use crate::store::{
-    check_times, Binding, Contacted, Persist, SavedDialog, SavedSide, Store, StoreError,
-    StoredAuthorization, StoredDialog, StoredPublication, Q,
+    check_times, to_i64, to_u64, Binding, Contacted, Persist, SavedDialog, SavedSide, Store,
+    StoreError, StoredAuthorization, StoredDialog, StoredPublication, Q,
 };
 
 /// The schema, one script per version, the same versions as
@@ -89,14 +89,6 @@ const MIGRATION_LOCK: i64 = 0x7866_6564;
 
 fn backend(e: postgres::Error) -> StoreError {
     StoreError::Backend(format!("postgres: {e}"))
-}
-
-fn to_i64(v: u64, what: &str) -> Result<i64, StoreError> {
-    i64::try_from(v).map_err(|_| StoreError::Invalid(format!("{what} {v} is beyond 2^63")))
-}
-
-fn to_u64(v: i64, what: &str) -> Result<u64, StoreError> {
-    u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("negative {what} {v}")))
 }
 
 fn to_u32(v: i64, what: &str) -> Result<u32, StoreError> {

@@ -18,8 +18,8 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use crate::store::{
-    check_times, Binding, Contacted, Persist, SavedDialog, SavedSide, Store, StoreError,
-    StoredAuthorization, StoredDialog, StoredPublication, Q,
+    check_times, to_i64, to_u64, Binding, Contacted, Persist, SavedDialog, SavedSide, Store,
+    StoreError, StoredAuthorization, StoredDialog, StoredPublication, Q,
 };
 
 /// The schema, one script per version: index `i` upgrades `i` to `i + 1`.
@@ -90,14 +90,6 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn backend(e: rusqlite::Error) -> StoreError {
     StoreError::Backend(e.to_string())
-}
-
-fn to_i64(v: u64, what: &str) -> Result<i64, StoreError> {
-    i64::try_from(v).map_err(|_| StoreError::Invalid(format!("{what} {v} is beyond 2^63")))
-}
-
-fn to_u64(v: i64, what: &str) -> Result<u64, StoreError> {
-    u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("negative {what} {v}")))
 }
 
 /// The SQLite store.

@@ -1021,8 +1021,9 @@ mod tests {
     fn relay_lab(name: &str, ip: u8, sni: Option<&str>) -> Option<RelayLab> {
         let dir = TempDir::new(name);
         let server_ip = Ipv4Addr::new(127, 0, 0, 1);
-        let port = crate::free_port_on(server_ip.into());
-        let listener = TcpListener::bind((server_ip, port)).unwrap();
+        // Port 0: nothing can take the port between choosing and binding.
+        let listener = TcpListener::bind((server_ip, 0)).unwrap();
+        let port = listener.local_addr().unwrap().port();
         let (ca, cert, mut options) =
             tls_options(&dir.0, ip, &format!("sip:{server_ip}:{port};transport=tls"));
         options.tls.as_mut().unwrap().client_server_name = sni.map(str::to_owned);

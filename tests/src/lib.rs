@@ -63,18 +63,49 @@ static PORTS_HANDED_OUT: AtomicU32 = AtomicU32::new(0);
 /// leftovers of an earlier one are unlikely to be met; a port in use is
 /// skipped.
 pub fn free_port_on(ip: IpAddr) -> u16 {
-    let offset = std::process::id().wrapping_mul(7_919) % PORT_SPAN;
-    for _ in 0..PORT_SPAN {
+    let (base, span) = port_window();
+    let offset = std::process::id().wrapping_mul(7_919) % span;
+    for _ in 0..span {
         let n = PORTS_HANDED_OUT.fetch_add(1, Ordering::Relaxed);
-        let port = (PORT_BASE + (offset + n) % PORT_SPAN) as u16;
+        let port = (base + (offset + n) % span) as u16;
         if TcpListener::bind((ip, port)).is_ok() && UdpSocket::bind((ip, port)).is_ok() {
             return port;
         }
     }
-    panic!(
-        "no free port on {ip} in {PORT_BASE}..{}",
-        PORT_BASE + PORT_SPAN
-    )
+    panic!("no free port on {ip} in {base}..{}", base + span)
+}
+
+/// Where [`free_port_on`] picks ports: [`PORT_BASE`].. unless this machine's
+/// ephemeral range (`ip_local_port_range`) reaches into it, then the larger
+/// gap outside that range.
+fn port_window() -> (u32, u32) {
+    static WINDOW: std::sync::OnceLock<(u32, u32)> = std::sync::OnceLock::new();
+    *WINDOW.get_or_init(|| {
+        let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+            .ok()
+            .and_then(|s| {
+                let mut it = s.split_whitespace().map(str::parse::<u32>);
+                Some((it.next()?.ok()?, it.next()?.ok()?))
+            });
+        match range {
+            Some((low, high)) if low < PORT_BASE + PORT_SPAN && high >= PORT_BASE => {
+                let below = (1_025, low.saturating_sub(1_025));
+                let above = (high + 1, 65_536u32.saturating_sub(high + 1));
+                let window = if below.1 >= above.1 { below } else { above };
+                if window.1 < 1_000 {
+                    // Nowhere to hide: take the usual window and its races.
+                    return (PORT_BASE, PORT_SPAN);
+                }
+                eprintln!(
+                    "ephemeral ports {low}-{high} overlap {PORT_BASE}..; test ports from {}..{}",
+                    window.0,
+                    window.0 + window.1
+                );
+                window
+            }
+            _ => (PORT_BASE, PORT_SPAN),
+        }
+    })
 }
 
 /// A free loopback port on 127.0.0.1, for TCP and UDP ([`free_port_on`]).

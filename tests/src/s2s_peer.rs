@@ -20,8 +20,6 @@ use std::time::{Duration, Instant};
 
 use xfed_core::xml::{ns, Element, Event, Limits, Reader};
 
-use crate::free_port;
-
 /// What xfed sent the partner, shared with the threads serving its streams.
 #[derive(Default)]
 struct Inbox {
@@ -70,8 +68,10 @@ fn pump(s: &mut TcpStream, reader: &mut Reader) -> bool {
 impl Partner {
     /// Listens for xfed (serving `local`) as `domain`.
     pub fn start(domain: &str, local: &str) -> Partner {
-        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let listener = TcpListener::bind(addr).expect("bind the partner's port");
+        // Port 0: the kernel's choice cannot be taken between a probe and
+        // the bind, as a port picked ahead could.
+        let listener = TcpListener::bind(("127.0.0.1", 0)).expect("bind the partner's port");
+        let addr = listener.local_addr().expect("the partner's address");
         listener.set_nonblocking(true).expect("nonblocking");
         let p = Partner {
             domain: domain.to_owned(),

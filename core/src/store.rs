@@ -78,6 +78,10 @@ pub struct Binding {
     pub instance: Option<String>,
     /// `reg-id` (RFC 5626).
     pub reg_id: Option<u32>,
+    /// The instance of the deployment that holds the user agent's flow,
+    /// as that instance's `sip.path` URI (RFC 3327 Path): the others
+    /// forward there. `None`: made by an instance without one (alone).
+    pub path: Option<String>,
 }
 
 impl Binding {
@@ -358,11 +362,13 @@ pub const MAX_TIME: u64 = i64::MAX as u64;
 
 /// A time or count as the SQL back ends keep it (a signed 64-bit
 /// integer); beyond it is refused, not wrapped.
+#[cfg(feature = "host")]
 pub(crate) fn to_i64(v: u64, what: &str) -> Result<i64, StoreError> {
     i64::try_from(v).map_err(|_| StoreError::Invalid(format!("{what} {v} is beyond 2^63")))
 }
 
 /// A stored integer read back as unsigned; a negative one is corrupt.
+#[cfg(feature = "host")]
 pub(crate) fn to_u64(v: i64, what: &str) -> Result<u64, StoreError> {
     u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("negative {what} {v}")))
 }

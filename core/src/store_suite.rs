@@ -30,6 +30,7 @@ pub fn binding(aor: &str, contact: &str, expires_at: u64) -> Binding {
         cseq: 1,
         instance: None,
         reg_id: None,
+        path: None,
     }
 }
 
@@ -155,6 +156,7 @@ pub fn suite(store: &mut dyn Store) {
         cseq: u32::MAX,
         instance: Some("<urn:uuid:00000000-0000-1000-8000-000A95A0E128>".into()),
         reg_id: Some(u32::MAX),
+        path: Some("sip:[2001:db8::2]:5060;transport=tcp;lr".into()),
     };
     let a1 = binding("alice@example.com", "sip:alice@192.0.2.1", 1000);
     let a2 = Binding {

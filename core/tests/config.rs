@@ -1608,3 +1608,40 @@ fn roles_take_what_they_need_and_nothing_else() {
     let e = err(&role("both", "[internal]\nconnect = [\"e:1\"]\n"));
     assert_eq!(e.path, "internal", "{e}");
 }
+
+#[test]
+fn an_instance_path_is_an_ip_sip_uri_for_several_instances() {
+    let text = |path: &str| {
+        format!(
+            "[gateway]\ndomains = [\"example.com\"]\ndialback_secret = \"s\"\n[store]\nurl = \"postgres://h/db\"\n[sip]\npath = \"{path}\"\n"
+        )
+    };
+    let loaded = ok(&text("sip:10.0.0.11:5060;transport=tcp"));
+    assert_eq!(
+        loaded.config.sip.path.as_deref(),
+        Some("sip:10.0.0.11:5060;transport=tcp")
+    );
+    assert!(
+        loaded.notices.iter().all(|n| n.path != "sip.path"),
+        "{:?}",
+        loaded.notices
+    );
+    for (bad, why) in [
+        ("sip:xfed1.example.com:5060", "IP address"),
+        ("sips:10.0.0.11", "sip: URI"),
+        ("sip:alice@10.0.0.11", "sip: URI"),
+        ("sip:10.0.0.11;transport=tls", "tcp or udp"),
+        ("10.0.0.11:5060", "10.0.0.11:5060"),
+    ] {
+        let e = err(&text(bad));
+        assert_eq!(e.path, "sip.path", "{bad}: {e}");
+        assert!(e.to_string().contains(why), "{bad}: {e}");
+    }
+    // Alone (SQLite), nobody else would learn the bindings: said.
+    let alone = ok(&with("[sip]\npath = \"sip:127.0.0.1:5060\"\n"));
+    assert!(
+        alone.notices.iter().any(|n| n.path == "sip.path"),
+        "{:?}",
+        alone.notices
+    );
+}

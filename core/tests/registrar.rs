@@ -22,6 +22,7 @@ fn sip_config() -> SipConfig {
     SipConfig {
         mode: SipMode::Registrar,
         next_hop: None,
+        path: None,
         max_message_size: 64 * 1024,
         connection_limit: 1000,
         handshake_timeout: std::time::Duration::from_secs(10),

@@ -321,6 +321,13 @@ impl Instance {
             .status();
     }
 
+    /// Sends SIGKILL and waits for the process to be gone: a crash, with
+    /// nothing flushed or said.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Sends SIGTERM and waits for the process to exit; returns whether it
     /// exited successfully.
     pub fn terminate(mut self) -> bool {

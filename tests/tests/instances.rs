@@ -1,17 +1,27 @@
-//! Two instances of one deployment (issue 13 item 2, its dialback part):
-//! xfed.test served by two processes sharing the dialback secret and one
-//! PostgreSQL store, Debian's Prosody as the partner, whose DNS sends
-//! xfed.test to the second instance only. alice registers with the first
-//! and writes to bob@prosody.test: the first opens the stream and sends
-//! its dialback key, Prosody verifies it with the authoritative server it
-//! finds (the second instance), which answers for a key it did not make;
-//! bob gets the message. Both instances' writes land in the one store.
+//! Several instances of one deployment (issue 13 item 2): xfed.test
+//! served by processes sharing the dialback secret and one PostgreSQL
+//! store, Debian's Prosody as the partner, whose DNS sends xfed.test to
+//! the second instance only.
+//!
+//! - Two instances, dialback: alice registers with the first and writes
+//!   to bob@prosody.test: the first opens the stream and sends its
+//!   dialback key, Prosody verifies it with the authoritative server it
+//!   finds (the second instance), which answers for a key it did not
+//!   make; bob gets the message.
+//! - Three instances, delivery: alice, dave and carol register with the
+//!   first, second and third; bob's messages all reach the second, which
+//!   forwards those for alice and carol to the instance holding their
+//!   flow (`sip.path`, learnt from the store). The third is killed while
+//!   bob writes: every message is delivered or answered with an error.
+//!
 //! Both runtimes.
 
-use std::time::Duration;
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use xfed_tests::postgres::Postgres;
-use xfed_tests::prosody::{prosody_for_xfed, write_dialback_certs, Prosody};
+use xfed_tests::prosody::{prosody_for_xfed, write_dialback_certs, Prosody, ProsodyOptions};
 use xfed_tests::sip_ua::SipUa;
 use xfed_tests::sipp::{write_xfed_config_with, Credentials, XfedSip};
 use xfed_tests::xmpp_client::{self, XmppClient};
@@ -19,39 +29,52 @@ use xfed_tests::{eventually, free_port, require_peer, temp_dir, Instance};
 
 const WAIT: Duration = Duration::from_secs(20);
 
-fn two_instances(bin: &str, prosody_ip: u8) {
-    require_peer!(xmpp_client::check_installed());
-    let Some(pg) = Postgres::start(&format!("instances-{bin}")) else {
-        return;
-    };
-    pg.create_db("xfed");
-    let dirs = [
-        temp_dir(&format!("instance-1-{bin}")),
-        temp_dir(&format!("instance-2-{bin}")),
-    ];
+/// `n` instances' folders and configurations, sharing the certificates,
+/// the dialback secret and the database `xfed` of `pg`; Prosody (on
+/// 127.0.0.`prosody_ip`) finds xfed.test at the second. With `paths`,
+/// each has its `sip.path` and trusts the others (loopback, over TCP).
+struct Deployment {
+    dirs: Vec<PathBuf>,
+    sip_ports: Vec<u16>,
+    prosody: ProsodyOptions,
+}
+
+fn deployment(name: &str, n: usize, pg: &Postgres, prosody_ip: u8, paths: bool) -> Deployment {
+    let dirs: Vec<PathBuf> = (0..n)
+        .map(|i| temp_dir(&format!("instance-{}-{name}", i + 1)))
+        .collect();
     write_dialback_certs(&dirs[0], "xfed.test", "prosody.test");
-    for name in [
-        "cert.pem",
-        "key.pem",
-        "ca.pem",
-        "prosody.crt",
-        "prosody.key",
-    ] {
-        std::fs::copy(dirs[0].join(name), dirs[1].join(name)).unwrap();
+    for dir in &dirs[1..] {
+        for file in [
+            "cert.pem",
+            "key.pem",
+            "ca.pem",
+            "prosody.crt",
+            "prosody.key",
+        ] {
+            std::fs::copy(dirs[0].join(file), dir.join(file)).unwrap();
+        }
     }
-    let s2s = [free_port(), free_port()];
-    let sip_ports = [free_port(), free_port()];
-    // Prosody finds xfed.test at the second instance only.
-    let options = prosody_for_xfed(&dirs[0], prosody_ip, s2s[1]);
-    for i in 0..2 {
+    let s2s: Vec<u16> = (0..n).map(|_| free_port()).collect();
+    let sip_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+    let prosody = prosody_for_xfed(&dirs[0], prosody_ip, s2s[1]);
+    let accounts = ["alice", "dave", "carol"]
+        .iter()
+        .map(|u| (u.to_string(), format!("{u}-secret")))
+        .collect::<Vec<_>>();
+    for i in 0..n {
         let sip = XfedSip {
             domain: "xfed.test".into(),
             s2s_port: s2s[i],
             sip_port: sip_ports[i],
-            accounts: vec![("alice".into(), "alice-secret".into())],
-            trusted: Vec::new(),
+            accounts: accounts.clone(),
+            trusted: if paths {
+                vec!["127.0.0.1".into()]
+            } else {
+                Vec::new()
+            },
             trust_udp: false,
-            partners: vec![("prosody.test".into(), options.s2s_addr())],
+            partners: vec![("prosody.test".into(), prosody.s2s_addr())],
             partner_sasl: "not-supported",
         };
         let path = write_xfed_config_with(
@@ -61,13 +84,39 @@ fn two_instances(bin: &str, prosody_ip: u8) {
                 digest_algorithms: None,
             },
         );
-        // One store for both; the same dialback secret already.
+        // One store for all; the same dialback secret already.
         let toml = std::fs::read_to_string(&path).unwrap();
         let db = format!("sqlite://{}", dirs[i].join("xfed.db").display());
-        let shared = toml.replace(&db, &pg.url("xfed"));
+        let mut shared = toml.replace(&db, &pg.url("xfed"));
         assert_ne!(shared, toml);
+        if paths {
+            let with_path = shared.replace(
+                "[sip]\nmode = \"registrar\"\n",
+                &format!(
+                    "[sip]\nmode = \"registrar\"\npath = \"sip:127.0.0.1:{};transport=tcp\"\n",
+                    sip_ports[i]
+                ),
+            );
+            assert_ne!(with_path, shared);
+            shared = with_path;
+        }
         std::fs::write(&path, shared).unwrap();
     }
+    Deployment {
+        dirs,
+        sip_ports,
+        prosody,
+    }
+}
+
+fn two_instances(bin: &str, prosody_ip: u8) {
+    require_peer!(xmpp_client::check_installed());
+    let Some(pg) = Postgres::start(&format!("instances-{bin}")) else {
+        return;
+    };
+    pg.create_db("xfed");
+    let d = deployment(&format!("two-{bin}"), 2, &pg, prosody_ip, false);
+    let (dirs, sip_ports, options) = (&d.dirs, &d.sip_ports, d.prosody.clone());
     let prosody = require_peer!(Prosody::start(options));
     let run = ["run", "--config", "xfed.toml"];
     let mut first = Instance::start(bin, &run, &dirs[0]);
@@ -111,4 +160,169 @@ fn two_instances_tokio() {
 #[test]
 fn two_instances_async_std() {
     two_instances("xfed-async-std", 48);
+}
+
+/// Every MESSAGE `ua` receives until none came for `quiet`, answered 200:
+/// their bodies.
+fn bodies(ua: &mut SipUa, quiet: Duration) -> Vec<String> {
+    let mut got = Vec::new();
+    while let Some(req) = ua.receive(200, quiet) {
+        if req.method.as_str() == "MESSAGE" {
+            got.push(String::from_utf8_lossy(&req.body).into_owned());
+        }
+    }
+    got
+}
+
+fn three_instances(bin: &str, prosody_ip: u8) {
+    require_peer!(xmpp_client::check_installed());
+    let Some(pg) = Postgres::start(&format!("three-{bin}")) else {
+        return;
+    };
+    pg.create_db("xfed");
+    let d = deployment(&format!("three-{bin}"), 3, &pg, prosody_ip, true);
+    let prosody = require_peer!(Prosody::start(d.prosody.clone()));
+    let run = ["run", "--config", "xfed.toml"];
+    let mut instances: Vec<Instance> = d
+        .dirs
+        .iter()
+        .map(|dir| Instance::start(bin, &run, dir))
+        .collect();
+    for i in &mut instances {
+        i.wait_log("shared store: hearing the other instances' bindings", WAIT);
+    }
+    let mut bob = require_peer!(XmppClient::connect(
+        "bob@prosody.test",
+        "bob-secret",
+        prosody.c2s_addr(),
+        Duration::from_secs(60)
+    ));
+    let sip = |i: usize| ([127, 0, 0, 1], d.sip_ports[i]).into();
+    // alice on the first, dave on the second (where Prosody comes),
+    // carol on the third.
+    let mut users: Vec<SipUa> = ["alice", "dave", "carol"]
+        .iter()
+        .enumerate()
+        .map(|(i, u)| {
+            let mut ua = SipUa::new(u, "xfed.test", &format!("{u}-secret"), sip(i), false);
+            assert_eq!(ua.register(600), 200, "{u}: {}", instances[i].log_text());
+            ua
+        })
+        .collect();
+    // The second hears where alice's and carol's flows are.
+    eventually("three bindings in the shared store", WAIT, || {
+        pg.query(
+            "xfed",
+            "SELECT count(*) FROM bindings WHERE path IS NOT NULL",
+        )
+        .contains('3')
+    });
+
+    // One message each: dave's stays on the second, alice's and carol's
+    // are forwarded.
+    for (i, u) in ["alice", "dave", "carol"].iter().enumerate() {
+        let body = format!("hello {u}");
+        bob.send_chat(&format!("{u}@xfed.test"), &body);
+        let got = users[i]
+            .receive(200, WAIT)
+            .unwrap_or_else(|| panic!("{u} got nothing:\n{}", instances[1].log_text()));
+        assert_eq!(String::from_utf8_lossy(&got.body), body);
+    }
+    instances[0].wait_log("SIP MESSAGE for alice@xfed.test forwarded by", WAIT);
+    instances[2].wait_log("SIP MESSAGE for carol@xfed.test forwarded by", WAIT);
+    // From the third instance, carol's own stream to Prosody.
+    let status = users[2].message("bob@prosody.test", "carol here").status;
+    assert_eq!(status, 202, "{}", instances[2].log_text());
+    bob.expect_message("carol's message", WAIT, |m| {
+        m.body.as_deref() == Some("carol here")
+    });
+
+    // The third instance dies while bob writes to alice and carol: every
+    // message is delivered, or comes back to bob as an error.
+    const EACH: usize = 30;
+    // Both answer as messages come, as user agents do.
+    let listen = |mut ua: SipUa, quiet: Duration| {
+        std::thread::spawn(move || {
+            let got: BTreeSet<String> = bodies(&mut ua, quiet).into_iter().collect();
+            got
+        })
+    };
+    let mut users = users.into_iter();
+    let (alice, _dave, carol) = (users.next(), users.next(), users.next());
+    let alice = listen(alice.unwrap(), Duration::from_secs(3));
+    let carol = listen(carol.unwrap(), Duration::from_secs(3));
+    let mut sent = Vec::new();
+    let mut third = Some(instances.remove(2));
+    for n in 0..EACH {
+        for u in ["alice", "carol"] {
+            let body = format!("{u} {n}");
+            let id = bob.send_chat(&format!("{u}@xfed.test"), &body);
+            sent.push((u, id, body));
+        }
+        if n == EACH / 3 {
+            if let Some(i) = third.take() {
+                i.kill();
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let alice_got = alice.join().unwrap();
+    let carol_got = carol.join().unwrap();
+    let deadline = Instant::now() + WAIT;
+    let unanswered = |bob: &mut XmppClient| -> Vec<String> {
+        let errors: BTreeSet<String> = bob
+            .received()
+            .iter()
+            .filter(|m| m.is_error())
+            .filter_map(|m| m.id.clone())
+            .collect();
+        sent.iter()
+            .filter(|(u, id, body)| {
+                let delivered = if *u == "alice" {
+                    &alice_got
+                } else {
+                    &carol_got
+                };
+                !delivered.contains(body) && !errors.contains(id)
+            })
+            .map(|(_, _, body)| body.clone())
+            .collect()
+    };
+    while !unanswered(&mut bob).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let lost = unanswered(&mut bob);
+    assert!(
+        lost.is_empty(),
+        "neither delivered nor answered: {lost:?}\nsecond:\n{}",
+        instances[1].log_text()
+    );
+    // alice's instance lives: she got every one of hers.
+    assert_eq!(alice_got.len(), EACH, "{alice_got:?}");
+    // carol's died: some of hers came back as errors.
+    let carol_errors = bob
+        .received()
+        .iter()
+        .filter(|m| m.is_error() && m.from.as_deref() == Some("carol@xfed.test"))
+        .count();
+    assert!(carol_errors > 0, "no error for carol after the kill");
+    assert!(!carol_got.is_empty(), "carol got nothing before the kill");
+    eprintln!(
+        "three instances ({bin}): alice got {}/{EACH}, carol got {} and {carol_errors} errors came back",
+        alice_got.len(),
+        carol_got.len()
+    );
+    for i in instances {
+        assert!(i.terminate());
+    }
+}
+
+#[test]
+fn three_instances_tokio() {
+    three_instances("xfed", 49);
+}
+
+#[test]
+fn three_instances_async_std() {
+    three_instances("xfed-async-std", 50);
 }

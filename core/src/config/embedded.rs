@@ -109,6 +109,7 @@ impl Config {
             sip: SipConfig {
                 mode: SipMode::Registrar,
                 next_hop: None,
+                path: None,
                 max_message_size: defaults::SIP_MAX_MESSAGE_SIZE,
                 connection_limit: defaults::SIP_CONNECTION_LIMIT,
                 handshake_timeout: defaults::SIP_HANDSHAKE_TIMEOUT,

@@ -141,6 +141,10 @@ impl Lower<'_> {
             listen.s2s_direct_tls.clear();
         }
         let tls = self.tls(raw.tls)?;
+        let path_span = raw
+            .sip
+            .as_ref()
+            .and_then(|s| s.get_ref().path.as_ref().map(Spanned::span));
         let sip = self.sip(raw.sip)?;
         let url_span = raw
             .store
@@ -158,6 +162,16 @@ impl Lower<'_> {
                 &span,
                 "store.url",
                 "a PostgreSQL store is for several instances, which must share gateway.dialback_secret: without it each generates its own, and one's dialback keys fail at the others".to_owned(),
+            );
+        }
+
+        if let (StoreUrl::Sqlite(_), Some(span)) = (&store.url, path_span) {
+            self.notice(
+                Level::Warning,
+                NoticeKind::NoEffect,
+                &span,
+                "sip.path",
+                "'path' in [sip] is for several instances, which learn each other's bindings through a shared PostgreSQL store (store.url = \"postgres://...\")".to_owned(),
             );
         }
 
@@ -778,6 +792,7 @@ impl Lower<'_> {
             return Ok(SipConfig {
                 mode: SipMode::Registrar,
                 next_hop: None,
+                path: None,
                 trusted: Vec::new(),
                 accounts: Vec::new(),
                 max_message_size: defaults::SIP_MAX_MESSAGE_SIZE,
@@ -827,6 +842,11 @@ impl Lower<'_> {
                 Some(value.to_owned())
             }
         };
+        let path = raw
+            .path
+            .as_ref()
+            .map(|v| self.instance_path(v, mode))
+            .transpose()?;
         if mode == SipMode::Proxy && next_hop.is_none() {
             return Err(self.error(
                 ErrorKind::MissingKey,
@@ -915,6 +935,7 @@ impl Lower<'_> {
         Ok(SipConfig {
             mode,
             next_hop,
+            path,
             trusted,
             accounts,
             digest_algorithms,
@@ -1008,6 +1029,41 @@ impl Lower<'_> {
                 defaults::SIP_MAX_READ_PAUSE,
             )?,
         })
+    }
+
+    /// `sip.path`: a `sip:` URI with an IP address (no DNS for SIP) over
+    /// UDP or TCP, where this instance's peers forward; registrar mode
+    /// only (in proxy mode the SIP domain keeps the bindings).
+    fn instance_path(&mut self, v: &Spanned<String>, mode: SipMode) -> Result<String, ConfigError> {
+        let value = v.get_ref().trim();
+        let wrong = |why: &str| self.invalid(&v.span(), "sip.path", &format!("'{value}': {why}"));
+        let uri = crate::sip::Uri::parse(value).map_err(|e| wrong(&e.to_string()))?;
+        if uri.scheme() != crate::sip::Scheme::Sip || uri.user().is_some() {
+            return Err(wrong(
+                "expected a sip: URI of this instance, such as \"sip:10.0.0.11:5060;transport=tcp\"",
+            ));
+        }
+        if matches!(uri.host(), Some(crate::sip::Host::Domain(_)) | None) {
+            return Err(wrong(
+                "the host must be an IP address (SIP is not resolved)",
+            ));
+        }
+        if uri
+            .transport()
+            .is_some_and(|t| !t.eq_ignore_ascii_case("tcp") && !t.eq_ignore_ascii_case("udp"))
+        {
+            return Err(wrong("the transport must be tcp or udp"));
+        }
+        if mode == SipMode::Proxy {
+            self.notice(
+                Level::Warning,
+                NoticeKind::NoEffect,
+                &v.span(),
+                "sip.path",
+                "'path' in [sip] has no effect unless mode = \"registrar\"".to_owned(),
+            );
+        }
+        Ok(value.to_owned())
     }
 
     /// A next hop over TLS (`sips:` or `transport=tls`) must be named by

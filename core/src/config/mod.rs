@@ -297,6 +297,13 @@ pub struct SipConfig {
     /// Over TLS (`sips:` or `transport=tls`) its host is a name, which the
     /// next hop's certificate must prove; `maddr` may give the address.
     pub next_hop: Option<String>,
+    /// `path`, default none: where the other instances of a deployment
+    /// (sharing a PostgreSQL store) reach this one over SIP, a `sip:` URI
+    /// with an IP address (`sip:10.0.0.11:5060;transport=tcp`). Stamped
+    /// on the bindings made here (RFC 3327 Path), so that a message for a
+    /// user registered here, arriving at another instance, is forwarded
+    /// here; each instance lists the others in `trusted`.
+    pub path: Option<String>,
     /// `trusted`, default empty: SIP peers whose requests are accepted
     /// without digest authentication (in proxy mode, the only ones).
     pub trusted: Vec<TrustedPeer>,

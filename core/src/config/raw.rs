@@ -178,6 +178,7 @@ pub(super) struct RawTls {
 pub(super) struct RawSip {
     pub mode: Option<SipMode>,
     pub next_hop: Option<Spanned<String>>,
+    pub path: Option<Spanned<String>>,
     pub trusted: Option<Vec<Spanned<String>>>,
     pub max_message_size: Option<Spanned<RawSize>>,
     pub connection_limit: Option<Spanned<u32>>,

@@ -45,6 +45,11 @@ pub fn changes(old: &Config, new: &Config) -> Result<Changes, String> {
     if old.sip.mode != new.sip.mode {
         return Err("sip.mode cannot change on reload: restart xfed".into());
     }
+    // The bindings made here carry it: they would all seem another
+    // instance's.
+    if old.sip.path != new.sip.path {
+        return Err("sip.path cannot change on reload: restart xfed".into());
+    }
     if old.gateway.role != new.gateway.role
         || old.component != new.component
         || old.internal != new.internal

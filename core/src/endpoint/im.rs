@@ -7,6 +7,9 @@ use super::*;
 impl Endpoint {
     /// A MESSAGE from a SIP user toward XMPP.
     pub(super) fn sip_message(&mut self, id: TxId, req: Request, src: Source, t: &mut Turn<'_>) {
+        if let Some(aor) = self.forwarded_for(&req, src) {
+            return self.forwarded_message(id, req, aor, src, t);
+        }
         let peer = src.addr;
         let Some(sender) = self.message_sender(id, &req, src, t) else {
             return;
@@ -368,7 +371,7 @@ impl Endpoint {
             }
         };
         Some(Outgoing {
-            stanza,
+            origin: Origin::Stanza(stanza),
             request,
             targets,
             chat_state: chat_state.is_some(),
@@ -388,18 +391,34 @@ impl Endpoint {
         t: &mut Turn<'_>,
     ) {
         let destination = to.bare().as_str().to_owned();
-        let waiting = self.queues.get(&destination).map_or(0, |l| l.waiting.len());
-        if let Err(key) = self.backpressure.admit(waiting) {
+        if let Some((outgoing, key)) = self.queue_for(destination, outgoing, source, t) {
             self.message_refused(
                 from,
                 to,
                 &format!("queue full ({key}); resource-constraint"),
             );
-            return self.refuse_stanza(
-                &outgoing.stanza,
+            self.refuse_origin(
+                outgoing.origin,
                 StanzaCondition::ResourceConstraint,
                 "too many messages waiting for this SIP user",
+                t,
             );
+        }
+    }
+
+    /// Queues a MESSAGE for `destination` within the queues' bounds and
+    /// sends what the user's window allows; beyond the bounds, gives it
+    /// back with the bound it hit.
+    pub(super) fn queue_for(
+        &mut self,
+        destination: String,
+        outgoing: Outgoing,
+        source: Option<ConnId>,
+        t: &mut Turn<'_>,
+    ) -> Option<(Outgoing, &'static str)> {
+        let waiting = self.queues.get(&destination).map_or(0, |l| l.waiting.len());
+        if let Err(key) = self.backpressure.admit(waiting) {
+            return Some((outgoing, key));
         }
         let lane = self.queues.entry(destination.clone()).or_default();
         lane.waiting.push_back(outgoing);
@@ -407,13 +426,14 @@ impl Endpoint {
         self.backpressure
             .queued(&destination, waiting, source, t.now, &mut self.out);
         self.send_next(&destination, t);
+        None
     }
 
     /// The targets a MESSAGE of `size` bytes may go to: RFC 3428 (section
     /// 9) keeps a MESSAGE over 1300 bytes off UDP, where it would be
     /// fragmented; TCP and TLS (a connection or a registered flow) carry
     /// anything up to `sip.max_message_size`.
-    fn targets_for_size(
+    pub(super) fn targets_for_size(
         &self,
         targets: Vec<Target>,
         size: usize,
@@ -464,8 +484,15 @@ impl Endpoint {
     }
 
     /// Where a MESSAGE for `aor` goes: the next hop, or every live
-    /// binding (by `q`, then contact) that can be reached. Empty when none.
+    /// binding (by `q`, then contact) that can be reached, then each other
+    /// instance of the deployment that holds some. Empty when none.
     pub(super) fn targets_for(&mut self, aor: &str, t: &mut Turn<'_>) -> Vec<Target> {
+        self.targets(aor, true, t)
+    }
+
+    /// [`Endpoint::targets_for`], without the other instances' bindings
+    /// unless `forward`.
+    pub(super) fn targets(&mut self, aor: &str, forward: bool, t: &mut Turn<'_>) -> Vec<Target> {
         match self.mode {
             SipMode::Proxy => Uri::parse(&format!("sip:{aor}"))
                 .ok()
@@ -474,10 +501,22 @@ impl Endpoint {
                 .collect(),
             SipMode::Registrar => {
                 let bindings = self.registrar.bindings().lookup(aor, t.unix);
-                bindings
-                    .iter()
-                    .filter_map(|b| self.binding_target(aor, &b.contact))
-                    .collect()
+                let mut targets = Vec::with_capacity(bindings.len());
+                let mut instances: Vec<&str> = Vec::new();
+                for b in &bindings {
+                    match &b.path {
+                        Some(path) if self.registrar.bindings().is_foreign(b) => {
+                            if forward && !instances.contains(&path.as_str()) {
+                                instances.push(path);
+                            }
+                        }
+                        _ => targets.extend(self.binding_target(aor, &b.contact)),
+                    }
+                }
+                for path in instances {
+                    targets.extend(self.instance_target(aor, path));
+                }
+                targets
             }
         }
     }
@@ -559,7 +598,7 @@ impl Endpoint {
             let number = self.next_message;
             self.next_message += 1;
             let Outgoing {
-                stanza,
+                origin,
                 request,
                 targets,
                 chat_state,
@@ -575,11 +614,12 @@ impl Endpoint {
                 started += usize::from(self.start_branch(request, last, number, t));
             }
             if started == 0 {
-                if !chat_state {
-                    self.refuse_stanza(
-                        &stanza,
+                if !chat_state || origin.is_instance() {
+                    self.refuse_origin(
+                        origin,
                         StanzaCondition::RecipientUnavailable,
                         "the SIP user cannot be reached",
+                        t,
                     );
                 }
                 continue;
@@ -599,7 +639,7 @@ impl Endpoint {
                 InFlight {
                     destination: destination.to_owned(),
                     reliable,
-                    stanza,
+                    origin,
                     chat_state,
                     arrived,
                     running: started,
@@ -705,6 +745,10 @@ impl Endpoint {
             Ok(r) if (200..300).contains(&r.status) => {
                 f.settled = true;
                 let (chat_state, arrived) = (f.chat_state, f.arrived);
+                let forwarded = match &f.origin {
+                    Origin::Instance { tx, request } => Some((*tx, request.clone())),
+                    Origin::Stanza(_) => None,
+                };
                 if f.running == 0 {
                     self.in_flight.remove(&number);
                 }
@@ -714,7 +758,9 @@ impl Endpoint {
                     condition: None,
                     detail: String::new(),
                 });
-                if !chat_state {
+                if let Some((tx, request)) = forwarded {
+                    self.respond(tx, &request, r.status, None, t);
+                } else if !chat_state {
                     self.event(Event::HandedOff {
                         sip_to_xmpp: false,
                         after: t.now.saturating_duration_since(arrived),
@@ -756,7 +802,18 @@ impl Endpoint {
         let Some(f) = self.in_flight.remove(&number) else {
             return;
         };
-        if let (false, Some(best)) = (f.chat_state, f.best) {
+        if let (Origin::Instance { tx, request }, Some(best)) = (&f.origin, &f.best) {
+            self.event(Event::MessageAnswered {
+                destination: destination.clone(),
+                status: best.status,
+                condition: None,
+                detail: format!("forwarded by another instance: {}", best.reason),
+            });
+            let status = if best.status == 408 { 504 } else { best.status };
+            self.respond(*tx, request, status, Some(&best.reason), t);
+        } else if let (Origin::Stanza(stanza), false, Some(best)) =
+            (&f.origin, f.chat_state, f.best)
+        {
             let (condition, error_type, text) = if best.conceals_existence() {
                 (CONCEALED, ErrorType::Cancel, None)
             } else {
@@ -769,7 +826,7 @@ impl Endpoint {
                 condition: Some(condition),
                 detail: best.reason.clone(),
             });
-            if let Some(mut reply) = stanza::error_reply(&f.stanza, condition, text) {
+            if let Some(mut reply) = stanza::error_reply(stanza, condition, text) {
                 if let Some(e) = reply.child_mut(crate::xml::ns::SERVER, "error") {
                     e.set_attr("type", error_type.as_str());
                 }
@@ -777,6 +834,28 @@ impl Endpoint {
             }
         }
         self.settled(&destination, reliable, t);
+    }
+
+    /// Tells a MESSAGE's origin that it failed with `condition`: an error
+    /// stanza, or the mapped SIP status to the instance that forwarded it.
+    pub(super) fn refuse_origin(
+        &mut self,
+        origin: Origin,
+        condition: StanzaCondition,
+        text: &str,
+        t: &mut Turn<'_>,
+    ) {
+        match origin {
+            Origin::Stanza(stanza) => self.refuse_stanza(&stanza, condition, text),
+            Origin::Instance { tx, request } => {
+                // RFC 4320 section 4.1: no 408 to a non-INVITE.
+                let status = match translate::xmpp_to_sip(condition, false, false) {
+                    408 => 504,
+                    s => s,
+                };
+                self.respond(tx, &request, status, Some(condition.as_str()), t);
+            }
+        }
     }
 
     /// Answers an XMPP stanza with an error.

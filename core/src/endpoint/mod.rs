@@ -13,6 +13,7 @@ mod backpressure;
 mod conns;
 mod contacts;
 mod im;
+mod instances;
 pub mod pager;
 mod presence;
 mod presence_proxy;
@@ -122,8 +123,9 @@ struct Source {
 /// An XMPP message on its way to a SIP user.
 #[derive(Debug)]
 struct Outgoing {
-    /// The stanza it came from, for the error reply.
-    stanza: Element,
+    /// Who is told if it fails (and, from another instance, if it
+    /// succeeds).
+    origin: Origin,
     /// The MESSAGE (Via added when sent, Request-URI set per target).
     request: Request,
     /// Where it goes: every live binding of the user (the request forks),
@@ -133,6 +135,17 @@ struct Outgoing {
     chat_state: bool,
     /// When its stanza arrived (the XMPP -> SIP latency's start).
     arrived: Instant,
+}
+
+/// Where a MESSAGE toward a SIP user came from, which is told its
+/// outcome.
+#[derive(Debug)]
+enum Origin {
+    /// An XMPP stanza: an error reply when no branch succeeds.
+    Stanza(Element),
+    /// Another instance of the deployment (the user registered here):
+    /// its server transaction gets the final answer, success included.
+    Instance { tx: TxId, request: Request },
 }
 
 /// The MESSAGEs for one SIP user: waiting, in order, and how many are in
@@ -157,7 +170,7 @@ struct InFlight {
     destination: String,
     /// Every target was reliable (counted as such in its [`Lane`]).
     reliable: bool,
-    stanza: Element,
+    origin: Origin,
     chat_state: bool,
     /// When its stanza arrived.
     arrived: Instant,
@@ -382,12 +395,13 @@ impl Endpoint {
         rng: Rng,
         t: &mut Turn<'_>,
     ) -> Endpoint {
-        let registrar = Registrar::new(
+        let mut registrar = Registrar::new(
             &config.gateway.domains,
             &config.sip,
             Digest::new(digest_key, 300),
             Policy::default(),
         );
+        registrar.bindings_mut().set_path(config.sip.path.clone());
         Endpoint {
             mode: config.sip.mode,
             domains: config.gateway.domains.clone(),

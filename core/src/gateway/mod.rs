@@ -462,6 +462,19 @@ impl Gateway {
         })
     }
 
+    /// What the shared store now holds for `aor`'s bindings (another
+    /// instance of the deployment changed them), or for all (`None`).
+    pub fn stored_bindings(
+        &mut self,
+        aor: Option<&str>,
+        rows: Vec<crate::store::Binding>,
+        now: Instant,
+    ) {
+        self.turn(now, |gw, t| {
+            gw.with_sip(t, |ep, turn| ep.stored_bindings(aor, rows, turn));
+        })
+    }
+
     /// A stanza from the local side (the gateway role, tests) for a remote
     /// XMPP domain. Errors come back as error stanzas through the same
     /// delivery path as everything else addressed to local users.

@@ -211,6 +211,10 @@ pub enum Input<S> {
     ),
     /// The status page asks for the gateway's report, and where it goes.
     Report(std::sync::mpsc::SyncSender<Box<crate::gateway::Report>>),
+    /// What the shared store holds of the bindings of one address of
+    /// record (another instance changed them), or of all (`None`: read
+    /// afresh), for `store_watch`.
+    Bindings(Option<String>, Vec<crate::store::Binding>),
     /// The time [`Driver::wake`] gave has come.
     Timer,
 }
@@ -592,6 +596,7 @@ impl Driver {
                 // The page may have given up waiting.
                 let _ = reply.send(Box::new(gw.report(now)));
             }
+            Input::Bindings(aor, rows) => gw.stored_bindings(aor.as_deref(), rows, now),
             Input::Timer => self.on_timer(now),
         }
     }

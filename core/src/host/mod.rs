@@ -15,6 +15,7 @@ pub mod runtime;
 pub mod setup;
 pub mod store_postgres;
 pub mod store_sqlite;
+pub mod store_watch;
 pub mod store_worker;
 
 /// Installs the tracing subscriber both binaries log through; `RUST_LOG`

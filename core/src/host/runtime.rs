@@ -173,6 +173,7 @@ pub async fn serve<R: Runtime>(
     }
     let admin_path = admin_socket::path_for(&dep.state_dir);
     let serving = driver::serving(name, &dep, &names);
+    let config = std::sync::Arc::clone(&dep.config);
     let mut driver = match Driver::new(dep, ping, Instant::now()) {
         Ok(d) => d,
         Err(e) => {
@@ -190,6 +191,8 @@ pub async fn serve<R: Runtime>(
             }
         }
     }
+    // Ends by itself once this loop's channel is gone.
+    let _watch = super::store_watch::start(&config, io.tx.clone());
     // Removed again when this ends.
     let _admin = admin_socket::serve(&admin_path, io.tx.clone())
         .map_err(|e| warn!("no admin socket at {}: {e}", admin_path.display()))

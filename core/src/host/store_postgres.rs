@@ -82,7 +82,15 @@ pub const MIGRATIONS: &[&str] = &[
         saved_at BIGINT NOT NULL,
         PRIMARY KEY (call_id, local_tag)
     );",
+    // 5: which instance holds a binding's flow (RFC 3327 Path), for the
+    // other instances of a deployment.
+    "ALTER TABLE bindings ADD COLUMN path TEXT;",
 ];
+
+/// The channel a write of bindings notifies with the address of record
+/// (`LISTEN`/`NOTIFY`), so that every instance learns where a user's
+/// flows are held.
+pub const BINDINGS_CHANNEL: &str = "xfed_bindings";
 
 /// The advisory lock key migrations hold ("xfed" in ASCII).
 const MIGRATION_LOCK: i64 = 0x7866_6564;
@@ -180,12 +188,12 @@ fn connect(url: &str) -> Result<Client, StoreError> {
 fn upsert_binding(tx: &mut Transaction<'_>, b: &Binding) -> Result<(), StoreError> {
     tx.execute(
         "INSERT INTO bindings
-            (aor, binding_key, contact, expires_at, q, call_id, cseq, instance, reg_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+            (aor, binding_key, contact, expires_at, q, call_id, cseq, instance, reg_id, path)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
          ON CONFLICT (aor, binding_key) DO UPDATE SET
             contact = excluded.contact, expires_at = excluded.expires_at, q = excluded.q,
             call_id = excluded.call_id, cseq = excluded.cseq, instance = excluded.instance,
-            reg_id = excluded.reg_id",
+            reg_id = excluded.reg_id, path = excluded.path",
         &[
             &b.aor,
             &b.key(),
@@ -196,6 +204,7 @@ fn upsert_binding(tx: &mut Transaction<'_>, b: &Binding) -> Result<(), StoreErro
             &i64::from(b.cseq),
             &b.instance,
             &b.reg_id.map(i64::from),
+            &b.path,
         ],
     )
     .map_err(backend)?;
@@ -308,42 +317,51 @@ fn contacted(r: &postgres::Row) -> Result<Contacted, StoreError> {
     })
 }
 
+/// The bindings stored, of one address of record or all.
+pub(super) fn bindings(client: &mut Client, aor: Option<&str>) -> Result<Vec<Binding>, StoreError> {
+    const COLUMNS: &str =
+        "SELECT aor, contact, expires_at, q, call_id, cseq, instance, reg_id, path
+         FROM bindings";
+    let rows = match aor {
+        None => client.query(&format!("{COLUMNS} ORDER BY aor, binding_key"), &[]),
+        Some(aor) => client.query(
+            &format!("{COLUMNS} WHERE aor = $1 ORDER BY binding_key"),
+            &[&aor],
+        ),
+    }
+    .map_err(backend)?;
+    rows.iter()
+        .map(|r| {
+            let q = match r.get::<_, Option<i32>>(3) {
+                None => None,
+                Some(m) => Some(
+                    u16::try_from(m)
+                        .ok()
+                        .and_then(Q::from_millis)
+                        .ok_or_else(|| StoreError::Corrupt(format!("q {m}")))?,
+                ),
+            };
+            Ok(Binding {
+                aor: r.get(0),
+                contact: r.get(1),
+                expires_at: to_u64(r.get(2), "expires_at")?,
+                q,
+                call_id: r.get(4),
+                cseq: to_u32(r.get(5), "cseq")?,
+                instance: r.get(6),
+                reg_id: r
+                    .get::<_, Option<i64>>(7)
+                    .map(|v| to_u32(v, "reg-id"))
+                    .transpose()?,
+                path: r.get(8),
+            })
+        })
+        .collect()
+}
+
 impl Store for PostgresStore {
     fn load_bindings(&mut self) -> Result<Vec<Binding>, StoreError> {
-        let rows = self
-            .client()?
-            .query(
-                "SELECT aor, contact, expires_at, q, call_id, cseq, instance, reg_id
-                 FROM bindings ORDER BY aor, binding_key",
-                &[],
-            )
-            .map_err(backend)?;
-        rows.iter()
-            .map(|r| {
-                let q = match r.get::<_, Option<i32>>(3) {
-                    None => None,
-                    Some(m) => Some(
-                        u16::try_from(m)
-                            .ok()
-                            .and_then(Q::from_millis)
-                            .ok_or_else(|| StoreError::Corrupt(format!("q {m}")))?,
-                    ),
-                };
-                Ok(Binding {
-                    aor: r.get(0),
-                    contact: r.get(1),
-                    expires_at: to_u64(r.get(2), "expires_at")?,
-                    q,
-                    call_id: r.get(4),
-                    cseq: to_u32(r.get(5), "cseq")?,
-                    instance: r.get(6),
-                    reg_id: r
-                        .get::<_, Option<i64>>(7)
-                        .map(|v| to_u32(v, "reg-id"))
-                        .transpose()?,
-                })
-            })
-            .collect()
+        bindings(self.client()?, None)
     }
 
     fn load_contacts(&mut self) -> Result<Vec<Contacted>, StoreError> {
@@ -448,7 +466,16 @@ impl Store for PostgresStore {
         check_times(changes)?;
         // Dropping the transaction without commit rolls everything back.
         let mut tx = self.client()?.transaction().map_err(backend)?;
+        // Addresses of record whose bindings changed: the other instances
+        // are told at commit (NOTIFY is transactional), see `watch`.
+        let mut changed = std::collections::BTreeSet::new();
         for change in changes {
+            if let Persist::InsertBinding(Binding { aor, .. })
+            | Persist::UpdateBinding(Binding { aor, .. })
+            | Persist::DeleteBinding { aor, .. } = change
+            {
+                changed.insert(aor.as_str());
+            }
             match change {
                 Persist::InsertBinding(b) | Persist::UpdateBinding(b) => {
                     upsert_binding(&mut tx, b)?;
@@ -503,6 +530,10 @@ impl Store for PostgresStore {
                     .map_err(backend)?;
                 }
             }
+        }
+        for aor in changed {
+            tx.execute("SELECT pg_notify($1, $2)", &[&BINDINGS_CHANNEL, &aor])
+                .map_err(backend)?;
         }
         tx.commit().map_err(backend)
     }

@@ -83,6 +83,9 @@ pub const MIGRATIONS: &[&str] = &[
         saved_at INTEGER NOT NULL,
         PRIMARY KEY (call_id, local_tag)
     ) WITHOUT ROWID;",
+    // 5: which instance holds a binding's flow (RFC 3327 Path), for the
+    // other instances of a deployment.
+    "ALTER TABLE bindings ADD COLUMN path TEXT;",
 ];
 
 /// How long a writer waits for another connection's lock before failing.
@@ -180,8 +183,8 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 fn upsert_binding(tx: &Transaction<'_>, b: &Binding) -> Result<(), StoreError> {
     tx.execute(
         "INSERT OR REPLACE INTO bindings
-            (aor, binding_key, contact, expires_at, q, call_id, cseq, instance, reg_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            (aor, binding_key, contact, expires_at, q, call_id, cseq, instance, reg_id, path)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
             b.aor,
             b.key(),
@@ -192,6 +195,7 @@ fn upsert_binding(tx: &Transaction<'_>, b: &Binding) -> Result<(), StoreError> {
             b.cseq,
             b.instance,
             b.reg_id,
+            b.path,
         ],
     )
     .map_err(backend)?;
@@ -317,11 +321,12 @@ impl Store for SqliteStore {
             i64,
             Option<String>,
             Option<i64>,
+            Option<String>,
         );
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT aor, contact, expires_at, q, call_id, cseq, instance, reg_id
+                "SELECT aor, contact, expires_at, q, call_id, cseq, instance, reg_id, path
                  FROM bindings ORDER BY aor, binding_key",
             )
             .map_err(backend)?;
@@ -336,12 +341,13 @@ impl Store for SqliteStore {
                     r.get(5)?,
                     r.get(6)?,
                     r.get(7)?,
+                    r.get(8)?,
                 ))
             })
             .map_err(backend)?;
         let mut out = Vec::new();
         for row in rows {
-            let (aor, contact, expires_at, q, call_id, cseq, instance, reg_id) =
+            let (aor, contact, expires_at, q, call_id, cseq, instance, reg_id, path) =
                 row.map_err(backend)?;
             let q = match q {
                 None => None,
@@ -366,6 +372,7 @@ impl Store for SqliteStore {
                         u32::try_from(r).map_err(|_| StoreError::Corrupt(format!("reg-id {r}")))
                     })
                     .transpose()?,
+                path,
             });
         }
         Ok(out)

@@ -352,6 +352,7 @@ mod tests {
             cseq: 1,
             instance: None,
             reg_id: None,
+            path: None,
         }
     }
 

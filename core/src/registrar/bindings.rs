@@ -127,6 +127,10 @@ pub struct Bindings {
     by_aor: HashMap<String, Vec<Binding>>,
     /// (expires_at, aor, key), for the next deadline and expiry in order.
     by_expiry: BTreeSet<(u64, String, String)>,
+    /// This instance's `sip.path`, stamped on the bindings it makes; a
+    /// binding with another path is held by another instance of the
+    /// deployment, which alone writes (and deletes) its row.
+    path: Option<String>,
 }
 
 /// `user@domain` with the domain lowercased; `None` when either is empty.
@@ -185,6 +189,77 @@ impl Bindings {
             b.put(Binding { aor, ..binding });
         }
         (b, changes)
+    }
+
+    /// Sets this instance's `sip.path` (at start and reload).
+    pub fn set_path(&mut self, path: Option<String>) {
+        self.path = path;
+    }
+
+    /// This instance's `sip.path`.
+    pub fn path(&self) -> Option<&str> {
+        self.path.as_deref()
+    }
+
+    /// Whether another instance of the deployment holds `binding`'s flow.
+    pub fn is_foreign(&self, binding: &Binding) -> bool {
+        binding.path.is_some() && binding.path != self.path
+    }
+
+    /// Takes what the store now holds for `aor` (another instance changed
+    /// it): the rows other instances hold replace what was known of
+    /// them, and a row of another instance replaces one of ours with its
+    /// key (the device registered there since). Our own bindings are
+    /// ours to know: a row of ours is not read back (a newer change may
+    /// still be on its way to the store). No `Persist` record: the
+    /// owner writes its rows.
+    pub fn merge_stored(&mut self, aor: &str, rows: Vec<Binding>, now_unix: u64) {
+        let Some(aor) = normalize_aor(aor) else {
+            return;
+        };
+        let stale: Vec<String> = self
+            .by_aor
+            .get(&aor)
+            .into_iter()
+            .flatten()
+            .filter(|b| self.is_foreign(b))
+            .map(Binding::key)
+            .collect();
+        for key in stale {
+            self.take(&aor, &key);
+        }
+        for row in rows {
+            if row.expires_at <= now_unix || !self.is_foreign(&row) {
+                continue;
+            }
+            if normalize_aor(&row.aor).as_deref() != Some(aor.as_str()) {
+                continue;
+            }
+            self.put(Binding {
+                aor: aor.clone(),
+                ..row
+            });
+        }
+    }
+
+    /// [`Bindings::merge_stored`] for every address of record: `rows` is
+    /// all the store holds, so another instance's binding not in it is
+    /// gone.
+    pub fn merge_all_stored(&mut self, rows: Vec<Binding>, now_unix: u64) {
+        let mut by_aor: HashMap<String, Vec<Binding>> = HashMap::new();
+        for (aor, list) in &self.by_aor {
+            if list.iter().any(|b| self.is_foreign(b)) {
+                by_aor.entry(aor.clone()).or_default();
+            }
+        }
+        for row in rows {
+            if let Some(aor) = normalize_aor(&row.aor) {
+                by_aor.entry(aor).or_default().push(row);
+            }
+        }
+        for (aor, rows) in by_aor {
+            self.merge_stored(&aor, rows, now_unix);
+        }
     }
 
     /// The policy in force.
@@ -262,7 +337,9 @@ impl Bindings {
             .collect()
     }
 
-    /// Removes every binding expired at `now_unix`.
+    /// Removes every binding expired at `now_unix`; the rows of ours go
+    /// from the store too (another instance's are its to delete: it may
+    /// have refreshed one we have not heard of yet).
     pub fn expire(&mut self, now_unix: u64) -> Vec<Persist> {
         let mut changes = Vec::new();
         while let Some((t, _, _)) = self.by_expiry.first() {
@@ -272,8 +349,10 @@ impl Bindings {
             let Some((_, aor, key)) = self.by_expiry.pop_first() else {
                 break;
             };
-            self.take(&aor, &key);
-            changes.push(Persist::DeleteBinding { aor, key });
+            let foreign = self.take(&aor, &key).is_some_and(|b| self.is_foreign(&b));
+            if !foreign {
+                changes.push(Persist::DeleteBinding { aor, key });
+            }
         }
         changes
     }
@@ -385,6 +464,7 @@ impl Bindings {
                 cseq: req.cseq,
                 instance: c.instance.clone(),
                 reg_id: c.reg_id,
+                path: self.path.clone(),
             });
             plan.retain(|(k, _)| *k != key);
             plan.push((key, binding));
@@ -487,5 +567,79 @@ mod tests {
         assert_eq!(b.expire(350).len(), 1);
         assert!(b.is_empty());
         assert_eq!(b.next_expiry(), None);
+    }
+
+    /// A binding of `a@x` to `contact` held by the instance at `path`.
+    fn held(contact: &str, path: Option<&str>, expires_at: u64) -> Binding {
+        Binding {
+            aor: "a@x".into(),
+            contact: contact.into(),
+            expires_at,
+            q: None,
+            call_id: "c".into(),
+            cseq: 1,
+            instance: None,
+            reg_id: None,
+            path: path.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn other_instances_bindings_come_from_the_store_and_are_theirs_to_delete() {
+        const ME: &str = "sip:10.0.0.1:5060;transport=tcp";
+        const OTHER: &str = "sip:10.0.0.2:5060;transport=tcp";
+        let mut b = Bindings::new(Policy::default());
+        b.set_path(Some(ME.into()));
+        let req = |uri: &str, cseq| RegisterRequest {
+            call_id: "c".into(),
+            cseq,
+            contacts: vec![ContactParam {
+                uri: uri.into(),
+                expires: Some(100),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        // Ours carries our path.
+        let ours = b.register("a@x", &req("sip:a@192.0.2.1", 1), 0).unwrap();
+        assert_eq!(ours.bindings[0].path.as_deref(), Some(ME));
+        // The store's rows: ours (not read back: ours is newer here), and
+        // one of the other instance's.
+        let theirs = held("sip:a@192.0.2.2", Some(OTHER), 200);
+        b.merge_stored(
+            "a@x",
+            vec![held("sip:a@192.0.2.1", Some(ME), 1), theirs.clone()],
+            0,
+        );
+        let live = b.lookup("a@x", 0);
+        assert_eq!(live.len(), 2, "{live:?}");
+        assert_eq!(live[0].expires_at, 100, "ours as we know it");
+        assert!(b.is_foreign(&live[1]) && !b.is_foreign(&live[0]));
+        // Theirs expires here without a delete: the owner may have
+        // refreshed it; ours is deleted.
+        let deletes = b.expire(150);
+        assert_eq!(deletes.len(), 1, "{deletes:?}");
+        b.merge_stored("a@x", vec![theirs.clone()], 0);
+        assert!(b.expire(250).is_empty());
+        // The device moves here: our binding replaces theirs, and their
+        // row of it is not taken back.
+        b.merge_stored("a@x", vec![held("sip:a@192.0.2.2", Some(OTHER), 300)], 260);
+        let moved = b.register("a@x", &req("sip:a@192.0.2.2", 2), 260).unwrap();
+        assert_eq!(moved.bindings.len(), 1);
+        assert_eq!(moved.bindings[0].path.as_deref(), Some(ME));
+        // Another instance's rows gone from the store are gone here; the
+        // whole store read afresh forgets them too.
+        b.merge_stored("a@x", vec![held("sip:a@192.0.2.3", Some(OTHER), 400)], 260);
+        assert_eq!(b.lookup("a@x", 260).len(), 2);
+        b.merge_stored("a@x", Vec::new(), 260);
+        assert_eq!(b.lookup("a@x", 260).len(), 1);
+        b.merge_all_stored(vec![held("sip:a@192.0.2.3", Some(OTHER), 400)], 260);
+        assert_eq!(b.lookup("a@x", 260).len(), 2);
+        b.merge_all_stored(Vec::new(), 260);
+        assert_eq!(b.lookup("a@x", 260).len(), 1);
+        // Without a path of our own, every binding with one is another's.
+        let mut alone = Bindings::new(Policy::default());
+        alone.merge_stored("a@x", vec![theirs], 0);
+        assert_eq!(alone.lookup("a@x", 0).len(), 1);
     }
 }

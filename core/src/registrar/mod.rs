@@ -157,7 +157,8 @@ impl Registrar {
     /// Replaces the bindings by what the store holds (at start); returns
     /// the deletes of those already expired.
     pub fn restore(&mut self, stored: Vec<Binding>, now_unix: u64) -> Vec<Persist> {
-        let (bindings, changes) = Bindings::restore(self.bindings.policy(), stored, now_unix);
+        let (mut bindings, changes) = Bindings::restore(self.bindings.policy(), stored, now_unix);
+        bindings.set_path(self.bindings.path().map(str::to_owned));
         self.bindings = bindings;
         changes
     }

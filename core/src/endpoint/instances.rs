@@ -1,0 +1,166 @@
+//! The other instances of a deployment (several xfed sharing one
+//! PostgreSQL store): a user registers through one of them, which holds
+//! the flow and stamps its `sip.path` on the binding (RFC 3327 Path); the
+//! store tells the others ([`Endpoint::stored_bindings`]). A message for
+//! that user reaching another instance is forwarded to the one holding
+//! the flow as a MESSAGE for the address of record, and delivered there
+//! to its own bindings only, never forwarded again; its final answer
+//! goes back the same way.
+
+use super::*;
+use crate::store::Binding;
+use crate::translate::chatstate::IS_COMPOSING_CONTENT_TYPE;
+
+impl Endpoint {
+    /// What the store now holds for `aor`, written by another instance,
+    /// or for everyone (`None`: read afresh after the store was away).
+    pub fn stored_bindings(&mut self, aor: Option<&str>, rows: Vec<Binding>, t: &mut Turn<'_>) {
+        if self.mode != SipMode::Registrar {
+            return;
+        }
+        let bindings = self.registrar.bindings_mut();
+        match aor {
+            Some(aor) => bindings.merge_stored(aor, rows, t.unix),
+            None => bindings.merge_all_stored(rows, t.unix),
+        }
+    }
+
+    /// How to reach the instance at `path` (its `sip.path`) with a
+    /// MESSAGE for `aor`.
+    pub(super) fn instance_target(&mut self, aor: &str, path: &str) -> Option<Target> {
+        let Ok(via) = Uri::parse(path) else {
+            self.detail(
+                None,
+                format!("{aor}: instance path {path} is not a SIP URI"),
+            );
+            return None;
+        };
+        let ip = match via.host()? {
+            sip::Host::V4(ip) => IpAddr::V4(*ip),
+            sip::Host::V6(ip) => IpAddr::V6(*ip),
+            sip::Host::Domain(_) => {
+                self.detail(
+                    None,
+                    format!(
+                        "{aor}: instance path {path} names a host; only IP addresses are reachable"
+                    ),
+                );
+                return None;
+            }
+        };
+        let transport = match via.transport() {
+            Some(tr) if tr.eq_ignore_ascii_case("tcp") => SipTransport::Tcp,
+            _ => SipTransport::Udp,
+        };
+        Some(Target {
+            uri: Uri::parse(&format!("sip:{aor}")).ok()?,
+            to: format!("sip:{aor}"),
+            addr: SocketAddr::new(ip, via.port().unwrap_or(5060)),
+            transport,
+            tls_name: None,
+            flow: None,
+        })
+    }
+
+    /// The local user a MESSAGE is for when another instance forwarded
+    /// it: a `sip.trusted` peer, in registrar mode, sending as someone
+    /// who is not local to a local user's address of record.
+    pub(super) fn forwarded_for(&self, req: &Request, src: Source) -> Option<String> {
+        if !src.trusted || self.mode != SipMode::Registrar {
+            return None;
+        }
+        let from = req.headers.from().ok()?;
+        if aor_of(from.uri()).is_none_or(|a| self.is_local(domain_of(&a))) {
+            return None;
+        }
+        aor_of(&req.uri).filter(|a| self.is_local(domain_of(a)))
+    }
+
+    /// Delivers a MESSAGE another instance forwarded to `aor`'s bindings
+    /// held here, in `aor`'s queue like any other, and answers with the
+    /// outcome (the user agent's 2xx, or the best failure).
+    pub(super) fn forwarded_message(
+        &mut self,
+        id: TxId,
+        req: Request,
+        aor: String,
+        src: Source,
+        t: &mut Turn<'_>,
+    ) {
+        let peer = src.addr;
+        self.authenticated.insert(id);
+        let im = match pager::sip_im_of(&req) {
+            Ok(im) => im,
+            Err((status, reason)) => {
+                let detail =
+                    format!("SIP MESSAGE forwarded by {peer} for {aor}: {status} {reason}");
+                self.refused(peer, detail);
+                return self.respond(id, &req, status, Some(reason), t);
+            }
+        };
+        let targets = self.targets(&aor, false, t);
+        let Some(first) = targets.first() else {
+            self.detail(
+                None,
+                format!("SIP MESSAGE forwarded by {peer} for {aor}: no contact here; 480"),
+            );
+            return self.respond(id, &req, 480, Some("No Contact Here"), t);
+        };
+        let call_id = im
+            .call_id
+            .clone()
+            .unwrap_or_else(|| sip::new_call_id(&mut self.rng));
+        let tag = sip::new_tag(&mut self.rng);
+        let request = match pager::message_request(&im, first, &call_id, &tag) {
+            Ok(r) => r,
+            Err(e) => {
+                self.refused(peer, format!("SIP MESSAGE forwarded by {peer}: {e}; 400"));
+                return self.respond(id, &req, 400, None, t);
+            }
+        };
+        let targets = match self.targets_for_size(targets, request.to_bytes().len()) {
+            Ok(targets) => targets,
+            Err(why) => {
+                self.refused(peer, format!("SIP MESSAGE forwarded by {peer}: {why}; 513"));
+                return self.respond(id, &req, 513, None, t);
+            }
+        };
+        self.detail(
+            None,
+            format!("SIP MESSAGE for {aor} forwarded by {peer}, delivered here"),
+        );
+        let chat_state = im
+            .content_type
+            .to_ascii_lowercase()
+            .starts_with(IS_COMPOSING_CONTENT_TYPE);
+        let outgoing = Outgoing {
+            origin: Origin::Instance {
+                tx: id,
+                request: req,
+            },
+            request,
+            targets,
+            chat_state,
+            arrived: t.now,
+        };
+        if let Some((outgoing, key)) = self.queue_for(aor.clone(), outgoing, None, t) {
+            self.detail(
+                None,
+                format!("SIP MESSAGE for {aor} forwarded by {peer}: queue full ({key}); 503"),
+            );
+            if let Origin::Instance { tx, request } = outgoing.origin {
+                let tag = sip::new_tag(&mut self.rng);
+                let mut r = request.response(503, &tag);
+                r.headers.push("Retry-After", OVERLOAD_RETRY_AFTER);
+                self.respond_with(tx, r, t);
+            }
+        }
+    }
+}
+
+impl Origin {
+    /// Whether another instance waits for the answer.
+    pub(super) fn is_instance(&self) -> bool {
+        matches!(self, Origin::Instance { .. })
+    }
+}

@@ -1,0 +1,111 @@
+//! Hears what the other instances of a deployment write to the shared
+//! PostgreSQL store: every write of bindings notifies
+//! [`BINDINGS_CHANNEL`] with the address of record at commit, and this
+//! thread (a connection of its own, `LISTEN`) reads that user's rows and
+//! hands them to the gateway task ([`Input::Bindings`]), so that a message
+//! for a user registered through another instance is forwarded there.
+//! When the connection is lost, it is made again with back-off and
+//! everything is read afresh (notifications sent meanwhile are lost).
+
+use std::collections::BTreeSet;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use async_channel::Sender;
+use postgres::fallible_iterator::FallibleIterator;
+use postgres::{Client, NoTls};
+use tracing::{info, warn};
+
+use super::driver::Input;
+use super::store_postgres::{bindings, BINDINGS_CHANNEL};
+use super::store_worker::{RETRY_FIRST, RETRY_MAX};
+use crate::config::{Config, StoreUrl};
+
+/// How often the thread looks whether the gateway task is gone.
+const POLL: Duration = Duration::from_secs(1);
+
+/// Starts the watcher when `config` makes this instance one of several:
+/// a PostgreSQL store and a `sip.path`. It ends when the gateway task's
+/// channel closes.
+pub fn start<S: Send + 'static>(config: &Config, tx: Sender<Input<S>>) -> Option<JoinHandle<()>> {
+    let StoreUrl::Postgres(url) = &config.store.url else {
+        return None;
+    };
+    config.sip.path.as_ref()?;
+    let url = url.expose().to_owned();
+    std::thread::Builder::new()
+        .name("xfed-store-watch".into())
+        .spawn(move || run(&url, &tx))
+        .map_err(|e| warn!("cannot watch the shared store for other instances' bindings: {e}"))
+        .ok()
+}
+
+fn run<S>(url: &str, tx: &Sender<Input<S>>) {
+    let mut wait = RETRY_FIRST;
+    let mut lost = false;
+    while !tx.is_closed() {
+        match watch(url, tx, &mut lost, &mut wait) {
+            Ok(()) => return,
+            Err(e) => {
+                if !lost {
+                    warn!("shared store: lost the other instances' bindings ({e}); trying again");
+                    lost = true;
+                }
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(RETRY_MAX);
+            }
+        }
+    }
+}
+
+/// One connection's life: `LISTEN`, everything read, then each
+/// notified user's rows. `Ok` when the gateway task is gone.
+fn watch<S>(
+    url: &str,
+    tx: &Sender<Input<S>>,
+    lost: &mut bool,
+    wait: &mut Duration,
+) -> Result<(), String> {
+    let pg = |e: postgres::Error| format!("postgres: {e}");
+    let mut client = Client::connect(url, NoTls).map_err(pg)?;
+    client
+        .batch_execute(&format!("LISTEN {BINDINGS_CHANNEL}"))
+        .map_err(pg)?;
+    let all = bindings(&mut client, None).map_err(|e| e.to_string())?;
+    if tx.send_blocking(Input::Bindings(None, all)).is_err() {
+        return Ok(());
+    }
+    if std::mem::take(lost) {
+        info!("shared store: the other instances' bindings are heard again");
+    } else {
+        info!("shared store: hearing the other instances' bindings");
+    }
+    *wait = RETRY_FIRST;
+    loop {
+        let mut changed: BTreeSet<String> = BTreeSet::new();
+        {
+            let mut notes = client.notifications();
+            let first = notes.timeout_iter(POLL).next().map_err(pg)?;
+            if let Some(first) = first {
+                changed.insert(first.payload().to_owned());
+                // Whatever else came meanwhile, in the same round.
+                let mut more = notes.iter();
+                while let Some(n) = more.next().map_err(pg)? {
+                    changed.insert(n.payload().to_owned());
+                }
+            }
+        }
+        if tx.is_closed() {
+            return Ok(());
+        }
+        if client.is_closed() {
+            return Err("postgres: the connection closed".into());
+        }
+        for aor in changed {
+            let rows = bindings(&mut client, Some(&aor)).map_err(|e| e.to_string())?;
+            if tx.send_blocking(Input::Bindings(Some(aor), rows)).is_err() {
+                return Ok(());
+            }
+        }
+    }
+}

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use serde::Serialize;
 
-use crate::config::{Config, FederationMode, Role, SipMode, SipTransport};
+use crate::config::{Config, FederationMode, Role, SipMode, SipTransport, StoreUrl, TrustedPeer};
 use crate::dns::DEFAULT_PORT;
 
 /// Which way connections go.
@@ -33,7 +33,7 @@ pub struct Rule {
     pub port: u16,
     /// The listener key (`s2s`, `s2s_direct_tls`, `sip`, `internal`,
     /// `metrics`) or, outbound, what the connection is (`s2s`, `dns`,
-    /// `sip`).
+    /// `sip`, `store`).
     pub service: &'static str,
     /// Who needs the rule, and why.
     pub needed_by: String,
@@ -186,14 +186,82 @@ fn links(config: &Config) -> Vec<Rule> {
     edges.chain(server).collect()
 }
 
-/// `rules` and, in proxy mode, the SIP next hop's.
+/// `rules` and, in proxy mode, the SIP next hop's; with several
+/// instances, the other instances' SIP port and the shared store.
 fn with_next_hop(config: &Config, mut rules: Vec<Rule>) -> Vec<Rule> {
     if config.sip.mode == SipMode::Proxy {
         if let Some(rule) = config.sip.next_hop.as_deref().and_then(next_hop) {
             rules.push(rule);
         }
     }
+    if let Some(rule) = config
+        .sip
+        .path
+        .as_deref()
+        .and_then(|p| instances(config, p))
+    {
+        rules.push(rule);
+    }
+    if let StoreUrl::Postgres(url) = &config.store.url {
+        if let Some((host, port)) = postgres_host(url.expose()) {
+            rules.push(Rule {
+                direction: Direction::Outbound,
+                protocol: "tcp",
+                address: host,
+                port,
+                service: "store",
+                needed_by: "the shared PostgreSQL store (writes, and the connection that hears the other instances)".to_owned(),
+            });
+        }
+    }
     rules
+}
+
+/// With `sip.path`, the rule to the other instances of the deployment
+/// (the `sip.trusted` addresses), on this instance's path port and
+/// transport (every instance is expected to listen alike).
+fn instances(config: &Config, path: &str) -> Option<Rule> {
+    let uri = crate::sip::Uri::parse(path).ok()?;
+    let tcp = uri
+        .transport()
+        .is_some_and(|t| t.eq_ignore_ascii_case("tcp"));
+    let peers: Vec<String> = config
+        .sip
+        .trusted
+        .iter()
+        .map(|p| match p {
+            TrustedPeer::Address(ip) => ip.to_string(),
+            TrustedPeer::Certificate(name) => name.clone(),
+        })
+        .collect();
+    Some(Rule {
+        direction: Direction::Outbound,
+        protocol: if tcp { "tcp" } else { "udp" },
+        address: if peers.is_empty() {
+            "the other instances (none in sip.trusted yet)".to_owned()
+        } else {
+            peers.join(", ")
+        },
+        port: uri.port().unwrap_or(5060),
+        service: "sip",
+        needed_by: "messages for users registered at another instance of the deployment (sip.path)"
+            .to_owned(),
+    })
+}
+
+/// The host and port of a PostgreSQL URL, never its credentials.
+fn postgres_host(url: &str) -> Option<(String, u16)> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?']).next()?;
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let (host, port) = match host_port.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(':') && p.chars().all(|c| c.is_ascii_digit()) => {
+            (h, p.parse().ok()?)
+        }
+        _ => (host_port, 5432),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    (!host.is_empty()).then(|| (host.to_owned(), port))
 }
 
 /// The rule for `sip.next_hop` in proxy mode: its transport and port
@@ -267,5 +335,28 @@ mod tests {
             "[gateway]\ndomains = [\"example.com\"]\n[listen]\ninternal = \"10.0.0.5:23456\"\nmetrics = false\n",
         );
         assert!(both.iter().all(|r| r.1 != "internal"), "{both:?}");
+    }
+
+    #[test]
+    fn several_instances_reach_each_other_and_the_store() {
+        let rules = plan(
+            "[gateway]\ndomains = [\"example.com\"]\ndialback_secret = \"s\"\n\
+             [sip]\npath = \"sip:10.0.0.11:5062;transport=tcp\"\ntrusted = [\"10.0.0.12\"]\n\
+             [store]\nurl = \"postgres://xfed:hunter2@db.example.com:5433/xfed\"\n",
+        );
+        assert!(
+            rules.contains(&(Direction::Outbound, "sip", "10.0.0.12".into(), 5062)),
+            "{rules:?}"
+        );
+        assert!(
+            rules.contains(&(Direction::Outbound, "store", "db.example.com".into(), 5433)),
+            "{rules:?}"
+        );
+        assert!(!format!("{rules:?}").contains("hunter2"));
+        assert_eq!(postgres_host("postgresql://h/db"), Some(("h".into(), 5432)));
+        assert_eq!(
+            postgres_host("postgres://u@[::1]:6000/db"),
+            Some(("::1".into(), 6000))
+        );
     }
 }

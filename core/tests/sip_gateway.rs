@@ -2557,3 +2557,104 @@ fn responses_go_to_the_source_not_to_a_forged_via() {
     );
     assert!(net.take_datagrams(XFED, victim).is_empty());
 }
+
+// ---- several instances of one deployment ----
+
+/// What another instance of the deployment (192.0.2.99, trusted, its
+/// `sip.path`) forwards for a user registered here is delivered to her
+/// and her answer goes back; the same from a peer not trusted is
+/// refused; a user whose flow the other instance holds (as the shared
+/// store said) is reached through it, and its failure reaches the XMPP
+/// sender.
+#[test]
+fn instances_forward_to_the_one_holding_the_flow() {
+    let other = SocketAddr::from(([192, 0, 2, 99], 5060));
+    let mut net = network_with(
+        "",
+        "path = \"sip:192.0.2.1:5060\"\ntrusted = [\"192.0.2.99\"]\ntrust_udp = true\n",
+    );
+    register(&mut net, alice_ua(), "alice", ALICE_PW);
+    let forwarded = |call_id: &str, from_ua: SocketAddr| {
+        request(
+            "MESSAGE",
+            "sip:alice@xfed.test",
+            from_ua,
+            "sip:bob@remote.test",
+            "sip:alice@xfed.test",
+            call_id,
+            &[("Content-Type", "text/plain".into())],
+            "through the other",
+        )
+    };
+    net.sip_datagram(XFED, other, &forwarded("fwd-1@other", other));
+    let m = one_request(&mut net, alice_ua());
+    assert_eq!(m.uri.to_string(), "sip:alice@192.0.2.10:5060");
+    assert_eq!(m.body, b"through the other");
+    let from = m.headers.from().unwrap();
+    assert_eq!(from.uri().to_string(), "sip:bob@remote.test");
+    assert!(take(&mut net, other).1.is_empty(), "answered before alice");
+    answer(&mut net, alice_ua(), &m, 200, &[]);
+    let (_, answers) = take(&mut net, other);
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    assert_eq!(answers[0].status, 200);
+    // Nothing went to XMPP: the other instance's sender is told by it.
+    assert!(net.nodes[REMOTE].inbox.is_empty());
+
+    // From a peer not trusted: not a local user's message, 403.
+    let stranger = SocketAddr::from(([192, 0, 2, 98], 5060));
+    let r = exchange(&mut net, stranger, &forwarded("fwd-2@stranger", stranger));
+    assert_eq!(r.status, 403);
+    assert!(take(&mut net, alice_ua()).0.is_empty());
+
+    // carol registered through the other instance.
+    let carol = xfed_core::store::Binding {
+        aor: "carol@xfed.test".into(),
+        contact: "sip:carol@192.0.2.30:5060".into(),
+        expires_at: u64::from(u32::MAX),
+        q: None,
+        call_id: "reg-carol".into(),
+        cseq: 1,
+        instance: None,
+        reg_id: None,
+        path: Some("sip:192.0.2.99:5060".into()),
+    };
+    let now = net.now;
+    net.nodes[XFED]
+        .gw
+        .stored_bindings(Some("carol@xfed.test"), vec![carol], now);
+    net.run();
+    xmpp_message(
+        &mut net,
+        "bob@remote.test/phone",
+        "carol@xfed.test",
+        "m1",
+        "<body>to carol</body>",
+    );
+    let f = one_request(&mut net, other);
+    assert_eq!(f.uri.to_string(), "sip:carol@xfed.test");
+    assert_eq!(f.body, b"to carol");
+    assert!(take(&mut net, carol_ua()).0.is_empty(), "not to her flow");
+    // As from her own flow: a 480 conceals whether she exists.
+    answer(&mut net, other, &f, 480, &[]);
+    assert_eq!(
+        error_back(&net, "m1").0,
+        StanzaCondition::ServiceUnavailable
+    );
+    // The store says she is gone: nothing to forward to any more.
+    net.nodes[XFED]
+        .gw
+        .stored_bindings(Some("carol@xfed.test"), Vec::new(), now);
+    net.run();
+    xmpp_message(
+        &mut net,
+        "bob@remote.test/phone",
+        "carol@xfed.test",
+        "m2",
+        "<body>again</body>",
+    );
+    assert!(take(&mut net, other).0.is_empty());
+    assert_eq!(
+        error_back(&net, "m2").0,
+        StanzaCondition::ServiceUnavailable
+    );
+}

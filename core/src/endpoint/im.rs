@@ -63,7 +63,14 @@ impl Endpoint {
         let Some(from_aor) = aor_of(from.uri()).filter(|a| self.is_local(domain_of(a))) else {
             let uri = from.uri();
             let method = &req.method;
-            let detail = format!("SIP {method} from {peer}: From {uri} is not a local user; 403");
+            // Another instance forwarding, not listed in sip.trusted?
+            let hint = if aor_of(&req.uri).is_some_and(|a| self.is_local(domain_of(&a))) {
+                " (if it is another instance of this deployment forwarding, list it in sip.trusted)"
+            } else {
+                ""
+            };
+            let detail =
+                format!("SIP {method} from {peer}: From {uri} is not a local user; 403{hint}");
             self.refused_limited(peer, t.now, detail);
             self.respond(id, req, 403, Some("Not A Local User"), t);
             return None;

@@ -355,15 +355,10 @@ impl Endpoint {
         if chat_state.is_some() && self.no_composing.contains(&local_user) {
             return None;
         }
-        let call_id = im
-            .call_id
-            .clone()
-            .unwrap_or_else(|| sip::new_call_id(&mut self.rng));
-        let tag = sip::new_tag(&mut self.rng);
-        let request = match pager::message_request(&im, first, &call_id, &tag) {
+        let request = match self.pager_request(&im, first) {
             Ok(r) => r,
             Err(e) => {
-                self.message_refused(from, to, &e.to_string());
+                self.message_refused(from, to, &e);
                 self.refuse_stanza(&stanza, StanzaCondition::JidMalformed, "");
                 return None;
             }
@@ -384,6 +379,22 @@ impl Endpoint {
             chat_state: chat_state.is_some(),
             arrived: t.now,
         })
+    }
+
+    /// The MESSAGE for `im` toward `first` (each branch gets its own
+    /// Request-URI when sent): the IM's Call-ID (its thread), else a new
+    /// one, and a new From tag.
+    pub(super) fn pager_request(
+        &mut self,
+        im: &translate::SipIm,
+        first: &Target,
+    ) -> Result<Request, String> {
+        let call_id = im
+            .call_id
+            .clone()
+            .unwrap_or_else(|| sip::new_call_id(&mut self.rng));
+        let tag = sip::new_tag(&mut self.rng);
+        pager::message_request(im, first, &call_id, &tag)
     }
 
     /// Queues a MESSAGE for local user `to`, within the queues' bounds

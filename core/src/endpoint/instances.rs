@@ -106,12 +106,7 @@ impl Endpoint {
             );
             return self.respond(id, &req, 480, Some("No Contact Here"), t);
         };
-        let call_id = im
-            .call_id
-            .clone()
-            .unwrap_or_else(|| sip::new_call_id(&mut self.rng));
-        let tag = sip::new_tag(&mut self.rng);
-        let request = match pager::message_request(&im, first, &call_id, &tag) {
+        let request = match self.pager_request(&im, first) {
             Ok(r) => r,
             Err(e) => {
                 self.refused(peer, format!("SIP MESSAGE forwarded by {peer}: {e}; 400"));

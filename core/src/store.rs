@@ -150,6 +150,10 @@ pub struct StoredPublication {
     pub published_at: u64,
     /// The document (PIDF) as published.
     pub body: Vec<u8>,
+    /// The instance of the deployment that took the PUBLISH (its
+    /// `sip.path`): it alone tells the watchers of changes and expiry.
+    /// `None`: an instance alone.
+    pub path: Option<String>,
 }
 
 /// A remote XMPP user's presence authorization for a local user (RFC
@@ -355,6 +359,46 @@ impl fmt::Display for StoreError {
 }
 
 impl std::error::Error for StoreError {}
+
+/// What the shared store (PostgreSQL, several instances) holds of one
+/// user's rows in one table, read after another instance wrote them; a
+/// `None` user is every row of the table (read afresh after the store was
+/// away). The presence dialogs and remembered contacts are not shared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Shared {
+    /// Registrar bindings, by address of record.
+    Bindings(Option<String>, Vec<Binding>),
+    /// Presence publications, by address of record.
+    Publications(Option<String>, Vec<StoredPublication>),
+    /// Presence authorizations, by local user.
+    Authorizations(Option<String>, Vec<StoredAuthorization>),
+}
+
+impl Shared {
+    /// The notification that `change` makes for the other instances: the
+    /// table's letter (`b`, `p`, `a`), `:`, and the user. `None` for a
+    /// table not shared.
+    pub fn key(change: &Persist) -> Option<String> {
+        let (table, user) = match change {
+            Persist::InsertBinding(b) | Persist::UpdateBinding(b) => ('b', &b.aor),
+            Persist::DeleteBinding { aor, .. } => ('b', aor),
+            Persist::PutPublication(p) => ('p', &p.aor),
+            Persist::DeletePublication { aor, .. } => ('p', aor),
+            Persist::PutAuthorization(a) => ('a', &a.local_user),
+            Persist::DeleteAuthorization { local_user, .. } => ('a', local_user),
+            _ => return None,
+        };
+        Some(format!("{table}:{user}"))
+    }
+
+    /// A notification's table letter and user, as [`Shared::key`] made it.
+    pub fn parse_key(key: &str) -> Option<(char, &str)> {
+        let (table, user) = key.split_once(':')?;
+        let mut letters = table.chars();
+        let letter = letters.next().filter(|_| letters.next().is_none())?;
+        matches!(letter, 'b' | 'p' | 'a').then_some((letter, user))
+    }
+}
 
 /// The largest time a store accepts: SQL integers are signed 64-bit, and
 /// every back end must refuse the same values (the memory store too).

@@ -48,6 +48,7 @@ pub fn publication(aor: &str, etag: &str, expires_at: u64) -> StoredPublication 
         expires_at,
         published_at: 1,
         body: b"<?xml version='1.0'?><presence/>".to_vec(),
+        path: None,
     }
 }
 
@@ -67,6 +68,7 @@ pub fn publication_suite(store: &mut dyn Store) {
         expires_at: MAX_TIME,
         published_at: MAX_TIME,
         body: vec![0, 0xFF, b'<', 0xC3],
+        path: Some("sip:10.0.0.2:5060;transport=tcp".into()),
     };
     let a1 = publication("alice@example.com", "t1", 100);
     let a2 = publication("alice@example.com", "t2", 200);

@@ -11,7 +11,7 @@ use std::time::Duration;
 use xfed_core::registrar::digest::{Algorithm, Challenge};
 use xfed_core::sim::{Net, NodeSpec, Zone};
 use xfed_core::sip::{parse_datagram, Limits, Message, Request, Response};
-use xfed_core::store::Persist;
+use xfed_core::store::{Persist, Shared};
 use xfed_core::xml::{ns, Element};
 use xfed_core::xmpp::stanza::{self, StanzaCondition};
 use xfed_core::{Event, Listener};
@@ -2619,9 +2619,10 @@ fn instances_forward_to_the_one_holding_the_flow() {
         path: Some("sip:192.0.2.99:5060".into()),
     };
     let now = net.now;
-    net.nodes[XFED]
-        .gw
-        .stored_bindings(Some("carol@xfed.test"), vec![carol], now);
+    net.nodes[XFED].gw.shared(
+        Shared::Bindings(Some("carol@xfed.test".into()), vec![carol]),
+        now,
+    );
     net.run();
     xmpp_message(
         &mut net,
@@ -2641,9 +2642,10 @@ fn instances_forward_to_the_one_holding_the_flow() {
         StanzaCondition::ServiceUnavailable
     );
     // The store says she is gone: nothing to forward to any more.
-    net.nodes[XFED]
-        .gw
-        .stored_bindings(Some("carol@xfed.test"), Vec::new(), now);
+    net.nodes[XFED].gw.shared(
+        Shared::Bindings(Some("carol@xfed.test".into()), Vec::new()),
+        now,
+    );
     net.run();
     xmpp_message(
         &mut net,

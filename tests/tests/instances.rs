@@ -24,7 +24,7 @@ use xfed_tests::postgres::Postgres;
 use xfed_tests::prosody::{prosody_for_xfed, write_dialback_certs, Prosody, ProsodyOptions};
 use xfed_tests::sip_ua::SipUa;
 use xfed_tests::sipp::{write_xfed_config_with, Credentials, XfedSip};
-use xfed_tests::xmpp_client::{self, XmppClient};
+use xfed_tests::xmpp_client::{self, PresenceReceived, XmppClient};
 use xfed_tests::{eventually, free_port, require_peer, temp_dir, Instance};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -189,7 +189,7 @@ fn three_instances(bin: &str, prosody_ip: u8) {
         .map(|dir| Instance::start(bin, &run, dir))
         .collect();
     for i in &mut instances {
-        i.wait_log("shared store: hearing the other instances' bindings", WAIT);
+        i.wait_log("shared store: hearing the other instances' writes", WAIT);
     }
     let mut bob = require_peer!(XmppClient::connect(
         "bob@prosody.test",
@@ -325,4 +325,147 @@ fn three_instances_tokio() {
 #[test]
 fn three_instances_async_std() {
     three_instances("xfed-async-std", 50);
+}
+
+const OPEN_NOTE: &str = "<?xml version='1.0' encoding='UTF-8'?>\
+<presence xmlns='urn:ietf:params:xml:ns:pidf' entity='pres:alice@xfed.test'>\
+<tuple id='phone'><status><basic>open</basic></status>\
+<note xml:lang='en'>In the lab</note></tuple></presence>";
+
+const AWAY_NOTE: &str = "<?xml version='1.0' encoding='UTF-8'?>\
+<presence xmlns='urn:ietf:params:xml:ns:pidf' \
+xmlns:dm='urn:ietf:params:xml:ns:pidf:data-model' \
+xmlns:rpid='urn:ietf:params:xml:ns:pidf:rpid' entity='pres:alice@xfed.test'>\
+<tuple id='phone'><status><basic>open</basic></status>\
+<note xml:lang='en'>Back at five</note></tuple>\
+<dm:person id='p1'><rpid:activities><rpid:away/></rpid:activities></dm:person>\
+</presence>";
+
+/// Presence served by any instance: alice registers and publishes
+/// through the first; bob's subscription reaches the second (Prosody's
+/// DNS), which approves it and answers with alice's presence as the
+/// first took it; alice's change through the first reaches bob (the
+/// first learnt of bob's authorization from the store); bob's probe, at
+/// the second, is answered with the change.
+/// The next presence of `kind` from alice to bob after the first `skip`.
+fn from_alice(
+    bob: &mut XmppClient,
+    instances: [&mut Instance; 2],
+    what: &str,
+    skip: usize,
+    kind: &str,
+) -> (usize, PresenceReceived) {
+    bob.wait_presence(skip, WAIT, |p| {
+        p.from_bare() == "alice@xfed.test" && p.kind() == kind
+    })
+    .unwrap_or_else(|| {
+        let [first, second] = instances;
+        panic!(
+            "bob: no {what}\n{}\nfirst:\n{}\nsecond:\n{}",
+            bob.diagnostics(),
+            first.log_text(),
+            second.log_text()
+        )
+    })
+}
+
+fn presence_across_instances(bin: &str, prosody_ip: u8) {
+    require_peer!(xmpp_client::check_installed());
+    let Some(pg) = Postgres::start(&format!("presence-{bin}")) else {
+        return;
+    };
+    pg.create_db("xfed");
+    let d = deployment(&format!("presence-{bin}"), 2, &pg, prosody_ip, true);
+    let prosody = require_peer!(Prosody::start(d.prosody.clone()));
+    let run = ["run", "--config", "xfed.toml"];
+    let mut first = Instance::start(bin, &run, &d.dirs[0]);
+    let mut second = Instance::start(bin, &run, &d.dirs[1]);
+    for i in [&mut first, &mut second] {
+        i.wait_log("shared store: hearing the other instances' writes", WAIT);
+    }
+    let mut bob = require_peer!(XmppClient::connect(
+        "bob@prosody.test",
+        "bob-secret",
+        prosody.c2s_addr(),
+        Duration::from_secs(60)
+    ));
+    bob.fetch_roster();
+    let sip = ([127, 0, 0, 1], d.sip_ports[0]).into();
+    let mut alice = SipUa::new("alice", "xfed.test", "alice-secret", sip, false);
+    assert_eq!(alice.register(600), 200, "{}", first.log_text());
+    let r = alice.publish(OPEN_NOTE, None, 3600);
+    assert_eq!(r.status, 200, "{}", first.log_text());
+    let etag = r.headers.get("SIP-ETag").unwrap_or_default().to_owned();
+    second.wait_log(
+        "shared store: 1 presence publication(s) of alice@xfed.test",
+        WAIT,
+    );
+
+    const ALICE: &str = "alice@xfed.test";
+    bob.presence_to(ALICE, "subscribe");
+    let (i, _) = from_alice(
+        &mut bob,
+        [&mut first, &mut second],
+        "subscribed",
+        0,
+        "subscribed",
+    );
+    let (i, p) = from_alice(
+        &mut bob,
+        [&mut first, &mut second],
+        "alice's presence from the second",
+        i + 1,
+        "available",
+    );
+    assert_eq!(p.status.as_deref(), Some("In the lab"), "{p:?}");
+    // The first hears who may see alice.
+    first.wait_log(
+        "shared store: 1 presence authorization(s) of alice@xfed.test",
+        WAIT,
+    );
+    let r = alice.publish(AWAY_NOTE, Some(&etag), 3600);
+    assert_eq!(r.status, 200, "{}", first.log_text());
+    let (i, p) = from_alice(
+        &mut bob,
+        [&mut first, &mut second],
+        "alice's change from the first",
+        i + 1,
+        "available",
+    );
+    assert_eq!(
+        (p.show.as_deref(), p.status.as_deref()),
+        (Some("away"), Some("Back at five")),
+        "{p:?}"
+    );
+    // A probe reaches the second, which learns the change from the store
+    // (within milliseconds: probed until it says so).
+    let (mut i, deadline) = (i, Instant::now() + WAIT);
+    loop {
+        bob.presence_to(ALICE, "probe");
+        let (at, p) = from_alice(
+            &mut bob,
+            [&mut first, &mut second],
+            "the probe's answer",
+            i + 1,
+            "available",
+        );
+        i = at;
+        if p.show.as_deref() == Some("away") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the second never learnt: {p:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(first.terminate());
+    assert!(second.terminate());
+}
+
+#[test]
+fn presence_across_instances_tokio() {
+    presence_across_instances("xfed", 51);
+}
+
+#[test]
+fn presence_across_instances_async_std() {
+    presence_across_instances("xfed-async-std", 52);
 }

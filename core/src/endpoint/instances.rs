@@ -1,27 +1,46 @@
 //! The other instances of a deployment (several xfed sharing one
 //! PostgreSQL store): a user registers through one of them, which holds
 //! the flow and stamps its `sip.path` on the binding (RFC 3327 Path); the
-//! store tells the others ([`Endpoint::stored_bindings`]). A message for
+//! store tells the others ([`Endpoint::shared`]). A message for
 //! that user reaching another instance is forwarded to the one holding
 //! the flow as a MESSAGE for the address of record, and delivered there
 //! to its own bindings only, never forwarded again; its final answer
 //! goes back the same way.
 
 use super::*;
-use crate::store::Binding;
+use crate::store::Shared;
 use crate::translate::chatstate::IS_COMPOSING_CONTENT_TYPE;
 
 impl Endpoint {
-    /// What the store now holds for `aor`, written by another instance,
-    /// or for everyone (`None`: read afresh after the store was away).
-    pub fn stored_bindings(&mut self, aor: Option<&str>, rows: Vec<Binding>, t: &mut Turn<'_>) {
+    /// What the store now holds of a user's rows, written by another
+    /// instance, or of everyone's (read afresh after the store was away).
+    /// Registrar mode only: in proxy mode the SIP domain keeps bindings
+    /// and presence.
+    pub fn shared(&mut self, rows: Shared, t: &mut Turn<'_>) {
         if self.mode != SipMode::Registrar {
             return;
         }
-        let bindings = self.registrar.bindings_mut();
-        match aor {
-            Some(aor) => bindings.merge_stored(aor, rows, t.unix),
-            None => bindings.merge_all_stored(rows, t.unix),
+        match rows {
+            Shared::Bindings(aor, rows) => {
+                let bindings = self.registrar.bindings_mut();
+                match aor {
+                    Some(aor) => bindings.merge_stored(&aor, rows, t.unix),
+                    None => bindings.merge_all_stored(rows, t.unix),
+                }
+            }
+            Shared::Publications(aor, rows) => self.shared_publications(aor, rows, t),
+            Shared::Authorizations(user, rows) => {
+                let n = rows.len();
+                match &user {
+                    Some(user) => self.watchers.merge_stored(user, rows),
+                    None => self.watchers.merge_all_stored(rows),
+                }
+                let whose = user.as_deref().unwrap_or("every user");
+                self.detail(
+                    None,
+                    format!("shared store: {n} presence authorization(s) of {whose}"),
+                );
+            }
         }
     }
 
@@ -157,5 +176,30 @@ impl Origin {
     /// Whether another instance waits for the answer.
     pub(super) fn is_instance(&self) -> bool {
         matches!(self, Origin::Instance { .. })
+    }
+}
+
+impl Endpoint {
+    /// What the shared store holds of `aor`'s publications (or everyone's):
+    /// composed here from now on, so that a probe or a new watcher gets
+    /// the user's presence whichever instance the device published
+    /// through; that instance tells the watchers of the change itself.
+    pub(super) fn shared_publications(
+        &mut self,
+        aor: Option<String>,
+        rows: Vec<crate::store::StoredPublication>,
+        t: &Turn<'_>,
+    ) {
+        let n = rows.len();
+        let parse = |b: &[u8]| PidfDoc::parse(b, None).ok();
+        match &aor {
+            Some(aor) => self.publications.merge_stored(aor, rows, parse, t.unix),
+            None => self.publications.merge_all_stored(rows, parse, t.unix),
+        }
+        let whose = aor.as_deref().unwrap_or("every user");
+        self.detail(
+            None,
+            format!("shared store: {n} presence publication(s) of {whose}"),
+        );
     }
 }

@@ -447,7 +447,14 @@ impl Endpoint {
                 t.now,
             ),
             anchor: (t.now, t.unix),
-            publications: registrar::publication::Publications::new(Default::default()),
+            publications: registrar::publication::Publications::restore(
+                Default::default(),
+                config.sip.path.clone(),
+                Vec::new(),
+                |_| None,
+                t.unix,
+            )
+            .0,
             watchers: watchers::Watchers::new(
                 usize::try_from(config.sip.max_watchers).unwrap_or(usize::MAX),
             ),

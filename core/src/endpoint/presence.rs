@@ -144,8 +144,10 @@ impl Endpoint {
         authorizations: Vec<StoredAuthorization>,
         t: &Turn<'_>,
     ) {
+        let path = self.registrar.bindings().path().map(str::to_owned);
         let (p, dropped) = Publications::restore(
             PublishPolicy::default(),
+            path,
             publications,
             |b| PidfDoc::parse(b, None).ok(),
             t.unix,

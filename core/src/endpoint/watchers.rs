@@ -177,6 +177,39 @@ impl Watchers {
         }
     }
 
+    /// Takes what the shared store holds of `user`'s authorizations
+    /// (another instance changed them): the store's rows replace what was
+    /// known, as far as the bounds allow. No record: they are stored.
+    pub fn merge_stored(&mut self, user: &str, rows: Vec<StoredAuthorization>) {
+        for (watcher, _) in self.of_user(user) {
+            self.remove(user, &watcher);
+        }
+        for a in rows.into_iter().filter(|a| a.local_user == user) {
+            // Beyond a bound here, the instance that approved it serves it.
+            let _ = if a.approved {
+                self.approve(user, &a.remote_jid, a.since).map(|_| ())
+            } else {
+                self.pend(user, &a.remote_jid, a.since).map(|_| ())
+            };
+        }
+    }
+
+    /// [`Watchers::merge_stored`] for every user: `rows` is all the store
+    /// holds.
+    pub fn merge_all_stored(&mut self, rows: Vec<StoredAuthorization>) {
+        let mut by_user: HashMap<String, Vec<StoredAuthorization>> = self
+            .by_user
+            .keys()
+            .map(|u| (u.clone(), Vec::new()))
+            .collect();
+        for a in rows {
+            by_user.entry(a.local_user.clone()).or_default().push(a);
+        }
+        for (user, rows) in by_user {
+            self.merge_stored(&user, rows);
+        }
+    }
+
     /// Removes the authorization; whether it was approved, and the record.
     pub fn remove(&mut self, user: &str, watcher: &str) -> Option<(bool, Persist)> {
         let mine = self.by_user.get_mut(user)?;
@@ -234,5 +267,31 @@ mod tests {
         ]);
         assert_eq!(dropped.len(), 1);
         assert_eq!(again.state("a@x", "r@f"), Some(true));
+    }
+
+    #[test]
+    fn the_shared_store_says_who_watches() {
+        let row = |w: &str, approved| StoredAuthorization {
+            local_user: "a@x".into(),
+            remote_jid: w.into(),
+            approved,
+            since: 1,
+        };
+        let mut w = Watchers::new(2);
+        assert!(w.approve("a@x", "r1@f", 1).is_ok());
+        // Another instance approved r2 and revoked r1.
+        w.merge_stored("a@x", vec![row("r2@f", true), row("p@u", false)]);
+        assert_eq!(w.approved("a@x"), ["r2@f"]);
+        assert_eq!(w.state("a@x", "p@u"), Some(false));
+        // Beyond the bound here: kept by the instance that holds it.
+        w.merge_stored(
+            "a@x",
+            vec![row("r2@f", true), row("r3@f", true), row("r4@f", true)],
+        );
+        assert_eq!(w.len(), 2);
+        // The pending count of u went with p@u: u may ask again.
+        assert!(w.pend("b@x", "q@u", 1).is_ok());
+        w.merge_all_stored(Vec::new());
+        assert_eq!(w.len(), 0);
     }
 }

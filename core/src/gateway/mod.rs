@@ -462,16 +462,11 @@ impl Gateway {
         })
     }
 
-    /// What the shared store now holds for `aor`'s bindings (another
-    /// instance of the deployment changed them), or for all (`None`).
-    pub fn stored_bindings(
-        &mut self,
-        aor: Option<&str>,
-        rows: Vec<crate::store::Binding>,
-        now: Instant,
-    ) {
+    /// What the shared store now holds of a user's rows (another
+    /// instance of the deployment changed them).
+    pub fn shared(&mut self, rows: crate::store::Shared, now: Instant) {
         self.turn(now, |gw, t| {
-            gw.with_sip(t, |ep, turn| ep.stored_bindings(aor, rows, turn));
+            gw.with_sip(t, |ep, turn| ep.shared(rows, turn));
         })
     }
 

@@ -211,10 +211,9 @@ pub enum Input<S> {
     ),
     /// The status page asks for the gateway's report, and where it goes.
     Report(std::sync::mpsc::SyncSender<Box<crate::gateway::Report>>),
-    /// What the shared store holds of the bindings of one address of
-    /// record (another instance changed them), or of all (`None`: read
-    /// afresh), for `store_watch`.
-    Bindings(Option<String>, Vec<crate::store::Binding>),
+    /// What the shared store holds of one user's rows (another instance
+    /// changed them), from `store_watch`.
+    Shared(crate::store::Shared),
     /// The time [`Driver::wake`] gave has come.
     Timer,
 }
@@ -596,7 +595,7 @@ impl Driver {
                 // The page may have given up waiting.
                 let _ = reply.send(Box::new(gw.report(now)));
             }
-            Input::Bindings(aor, rows) => gw.stored_bindings(aor.as_deref(), rows, now),
+            Input::Shared(rows) => gw.shared(rows, now),
             Input::Timer => self.on_timer(now),
         }
     }

@@ -16,8 +16,8 @@
 use postgres::{Client, NoTls, Transaction};
 
 use crate::store::{
-    check_times, to_i64, to_u64, Binding, Contacted, Persist, SavedDialog, SavedSide, Store,
-    StoreError, StoredAuthorization, StoredDialog, StoredPublication, Q,
+    check_times, to_i64, to_u64, Binding, Contacted, Persist, SavedDialog, SavedSide, Shared,
+    Store, StoreError, StoredAuthorization, StoredDialog, StoredPublication, Q,
 };
 
 /// The schema, one script per version, the same versions as
@@ -85,12 +85,14 @@ pub const MIGRATIONS: &[&str] = &[
     // 5: which instance holds a binding's flow (RFC 3327 Path), for the
     // other instances of a deployment.
     "ALTER TABLE bindings ADD COLUMN path TEXT;",
+    // 6: which instance took a presence publication, for the others.
+    "ALTER TABLE publications ADD COLUMN path TEXT;",
 ];
 
-/// The channel a write of bindings notifies with the address of record
-/// (`LISTEN`/`NOTIFY`), so that every instance learns where a user's
-/// flows are held.
-pub const BINDINGS_CHANNEL: &str = "xfed_bindings";
+/// The channel a write of shared rows notifies (`LISTEN`/`NOTIFY`), so
+/// that every instance learns what the others changed: the payload is
+/// the table's letter and the row's user ([`Shared::key`]).
+pub const SHARED_CHANNEL: &str = "xfed_shared";
 
 /// The advisory lock key migrations hold ("xfed" in ASCII).
 const MIGRATION_LOCK: i64 = 0x7866_6564;
@@ -232,17 +234,18 @@ fn remember(
 
 fn put_publication(tx: &mut Transaction<'_>, p: &StoredPublication) -> Result<(), StoreError> {
     tx.execute(
-        "INSERT INTO publications (aor, etag, expires_at, published_at, body)
-         VALUES ($1, $2, $3, $4, $5)
+        "INSERT INTO publications (aor, etag, expires_at, published_at, body, path)
+         VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (aor, etag) DO UPDATE SET
             expires_at = excluded.expires_at, published_at = excluded.published_at,
-            body = excluded.body",
+            body = excluded.body, path = excluded.path",
         &[
             &p.aor,
             &p.etag,
             &to_i64(p.expires_at, "expires_at")?,
             &to_i64(p.published_at, "published_at")?,
             &p.body,
+            &p.path,
         ],
     )
     .map_err(backend)?;
@@ -359,6 +362,58 @@ pub(super) fn bindings(client: &mut Client, aor: Option<&str>) -> Result<Vec<Bin
         .collect()
 }
 
+/// The publications stored, of one address of record or all.
+pub(super) fn publications(
+    client: &mut Client,
+    aor: Option<&str>,
+) -> Result<Vec<StoredPublication>, StoreError> {
+    const COLUMNS: &str =
+        "SELECT aor, etag, expires_at, published_at, body, path FROM publications";
+    let rows = match aor {
+        None => client.query(&format!("{COLUMNS} ORDER BY aor, etag"), &[]),
+        Some(aor) => client.query(&format!("{COLUMNS} WHERE aor = $1 ORDER BY etag"), &[&aor]),
+    }
+    .map_err(backend)?;
+    rows.iter()
+        .map(|r| {
+            Ok(StoredPublication {
+                aor: r.get(0),
+                etag: r.get(1),
+                expires_at: to_u64(r.get(2), "expires_at")?,
+                published_at: to_u64(r.get(3), "published_at")?,
+                body: r.get(4),
+                path: r.get(5),
+            })
+        })
+        .collect()
+}
+
+/// The presence authorizations stored, of one local user or all.
+pub(super) fn authorizations(
+    client: &mut Client,
+    user: Option<&str>,
+) -> Result<Vec<StoredAuthorization>, StoreError> {
+    const COLUMNS: &str = "SELECT local_user, remote_jid, approved, since FROM authorizations";
+    let rows = match user {
+        None => client.query(&format!("{COLUMNS} ORDER BY local_user, remote_jid"), &[]),
+        Some(user) => client.query(
+            &format!("{COLUMNS} WHERE local_user = $1 ORDER BY remote_jid"),
+            &[&user],
+        ),
+    }
+    .map_err(backend)?;
+    rows.iter()
+        .map(|r| {
+            Ok(StoredAuthorization {
+                local_user: r.get(0),
+                remote_jid: r.get(1),
+                approved: r.get(2),
+                since: to_u64(r.get(3), "since")?,
+            })
+        })
+        .collect()
+}
+
 impl Store for PostgresStore {
     fn load_bindings(&mut self) -> Result<Vec<Binding>, StoreError> {
         bindings(self.client()?, None)
@@ -377,46 +432,11 @@ impl Store for PostgresStore {
     }
 
     fn load_publications(&mut self) -> Result<Vec<StoredPublication>, StoreError> {
-        let rows = self
-            .client()?
-            .query(
-                "SELECT aor, etag, expires_at, published_at, body
-                 FROM publications ORDER BY aor, etag",
-                &[],
-            )
-            .map_err(backend)?;
-        rows.iter()
-            .map(|r| {
-                Ok(StoredPublication {
-                    aor: r.get(0),
-                    etag: r.get(1),
-                    expires_at: to_u64(r.get(2), "expires_at")?,
-                    published_at: to_u64(r.get(3), "published_at")?,
-                    body: r.get(4),
-                })
-            })
-            .collect()
+        publications(self.client()?, None)
     }
 
     fn load_authorizations(&mut self) -> Result<Vec<StoredAuthorization>, StoreError> {
-        let rows = self
-            .client()?
-            .query(
-                "SELECT local_user, remote_jid, approved, since
-                 FROM authorizations ORDER BY local_user, remote_jid",
-                &[],
-            )
-            .map_err(backend)?;
-        rows.iter()
-            .map(|r| {
-                Ok(StoredAuthorization {
-                    local_user: r.get(0),
-                    remote_jid: r.get(1),
-                    approved: r.get(2),
-                    since: to_u64(r.get(3), "since")?,
-                })
-            })
-            .collect()
+        authorizations(self.client()?, None)
     }
 
     fn load_dialogs(&mut self) -> Result<Vec<StoredDialog>, StoreError> {
@@ -466,16 +486,11 @@ impl Store for PostgresStore {
         check_times(changes)?;
         // Dropping the transaction without commit rolls everything back.
         let mut tx = self.client()?.transaction().map_err(backend)?;
-        // Addresses of record whose bindings changed: the other instances
-        // are told at commit (NOTIFY is transactional), see `watch`.
+        // The users whose shared rows changed: the other instances are
+        // told at commit (NOTIFY is transactional), see `store_watch`.
         let mut changed = std::collections::BTreeSet::new();
         for change in changes {
-            if let Persist::InsertBinding(Binding { aor, .. })
-            | Persist::UpdateBinding(Binding { aor, .. })
-            | Persist::DeleteBinding { aor, .. } = change
-            {
-                changed.insert(aor.as_str());
-            }
+            changed.extend(Shared::key(change));
             match change {
                 Persist::InsertBinding(b) | Persist::UpdateBinding(b) => {
                     upsert_binding(&mut tx, b)?;
@@ -531,8 +546,8 @@ impl Store for PostgresStore {
                 }
             }
         }
-        for aor in changed {
-            tx.execute("SELECT pg_notify($1, $2)", &[&BINDINGS_CHANNEL, &aor])
+        for key in changed {
+            tx.execute("SELECT pg_notify($1, $2)", &[&SHARED_CHANNEL, &key])
                 .map_err(backend)?;
         }
         tx.commit().map_err(backend)

@@ -86,6 +86,8 @@ pub const MIGRATIONS: &[&str] = &[
     // 5: which instance holds a binding's flow (RFC 3327 Path), for the
     // other instances of a deployment.
     "ALTER TABLE bindings ADD COLUMN path TEXT;",
+    // 6: which instance took a presence publication, for the others.
+    "ALTER TABLE publications ADD COLUMN path TEXT;",
 ];
 
 /// How long a writer waits for another connection's lock before failing.
@@ -398,7 +400,7 @@ impl Store for SqliteStore {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT aor, etag, expires_at, published_at, body
+                "SELECT aor, etag, expires_at, published_at, body, path
                  FROM publications ORDER BY aor, etag",
             )
             .map_err(backend)?;
@@ -410,18 +412,20 @@ impl Store for SqliteStore {
                     r.get::<_, i64>(2)?,
                     r.get::<_, i64>(3)?,
                     r.get::<_, Vec<u8>>(4)?,
+                    r.get::<_, Option<String>>(5)?,
                 ))
             })
             .map_err(backend)?;
         let mut out = Vec::new();
         for row in rows {
-            let (aor, etag, expires_at, published_at, body) = row.map_err(backend)?;
+            let (aor, etag, expires_at, published_at, body, path) = row.map_err(backend)?;
             out.push(StoredPublication {
                 aor,
                 etag,
                 expires_at: to_u64(expires_at, "expires_at")?,
                 published_at: to_u64(published_at, "published_at")?,
                 body,
+                path,
             });
         }
         Ok(out)
@@ -516,14 +520,15 @@ impl Store for SqliteStore {
                 Persist::PutPublication(p) => {
                     tx.execute(
                         "INSERT OR REPLACE INTO publications
-                            (aor, etag, expires_at, published_at, body)
-                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                            (aor, etag, expires_at, published_at, body, path)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                         params![
                             p.aor,
                             p.etag,
                             to_i64(p.expires_at, "expires_at")?,
                             to_i64(p.published_at, "published_at")?,
                             p.body,
+                            p.path,
                         ],
                     )
                     .map_err(backend)?;

@@ -1,11 +1,13 @@
 //! Hears what the other instances of a deployment write to the shared
-//! PostgreSQL store: every write of bindings notifies
-//! [`BINDINGS_CHANNEL`] with the address of record at commit, and this
-//! thread (a connection of its own, `LISTEN`) reads that user's rows and
-//! hands them to the gateway task ([`Input::Bindings`]), so that a message
-//! for a user registered through another instance is forwarded there.
-//! When the connection is lost, it is made again with back-off and
-//! everything is read afresh (notifications sent meanwhile are lost).
+//! PostgreSQL store: every write of a shared row (bindings, presence
+//! publications and authorizations) notifies [`SHARED_CHANNEL`] with the
+//! table and the user at commit ([`Shared::key`]), and this thread (a
+//! connection of its own, `LISTEN`) reads that user's rows of that table
+//! and hands them to the gateway task ([`Input::Shared`]): a message for
+//! a user registered through another instance is forwarded there, and
+//! presence is answered and sent from what every instance wrote. When
+//! the connection is lost it is made again with back-off, and everything
+//! is read afresh (notifications sent meanwhile are lost).
 
 use std::collections::BTreeSet;
 use std::thread::JoinHandle;
@@ -17,9 +19,10 @@ use postgres::{Client, NoTls};
 use tracing::{info, warn};
 
 use super::driver::Input;
-use super::store_postgres::{bindings, BINDINGS_CHANNEL};
+use super::store_postgres::{authorizations, bindings, publications, SHARED_CHANNEL};
 use super::store_worker::{RETRY_FIRST, RETRY_MAX};
 use crate::config::{Config, StoreUrl};
+use crate::store::{Shared, StoreError};
 
 /// How often the thread looks whether the gateway task is gone.
 const POLL: Duration = Duration::from_secs(1);
@@ -36,7 +39,7 @@ pub fn start<S: Send + 'static>(config: &Config, tx: Sender<Input<S>>) -> Option
     std::thread::Builder::new()
         .name("xfed-store-watch".into())
         .spawn(move || run(&url, &tx))
-        .map_err(|e| warn!("cannot watch the shared store for other instances' bindings: {e}"))
+        .map_err(|e| warn!("cannot watch the shared store for the other instances' writes: {e}"))
         .ok()
 }
 
@@ -48,7 +51,7 @@ fn run<S>(url: &str, tx: &Sender<Input<S>>) {
             Ok(()) => return,
             Err(e) => {
                 if !lost {
-                    warn!("shared store: lost the other instances' bindings ({e}); trying again");
+                    warn!("shared store: lost the other instances' writes ({e}); trying again");
                     lost = true;
                 }
                 std::thread::sleep(wait);
@@ -58,8 +61,18 @@ fn run<S>(url: &str, tx: &Sender<Input<S>>) {
     }
 }
 
-/// One connection's life: `LISTEN`, everything read, then each
-/// notified user's rows. `Ok` when the gateway task is gone.
+/// The rows a notification (or, with `None`, a fresh start) asks for.
+fn read(client: &mut Client, table: char, user: Option<&str>) -> Result<Shared, StoreError> {
+    let owned = user.map(str::to_owned);
+    Ok(match table {
+        'b' => Shared::Bindings(owned, bindings(client, user)?),
+        'p' => Shared::Publications(owned, publications(client, user)?),
+        _ => Shared::Authorizations(owned, authorizations(client, user)?),
+    })
+}
+
+/// One connection's life: `LISTEN`, everything read, then each notified
+/// user's rows. `Ok` when the gateway task is gone.
 fn watch<S>(
     url: &str,
     tx: &Sender<Input<S>>,
@@ -69,16 +82,18 @@ fn watch<S>(
     let pg = |e: postgres::Error| format!("postgres: {e}");
     let mut client = Client::connect(url, NoTls).map_err(pg)?;
     client
-        .batch_execute(&format!("LISTEN {BINDINGS_CHANNEL}"))
+        .batch_execute(&format!("LISTEN {SHARED_CHANNEL}"))
         .map_err(pg)?;
-    let all = bindings(&mut client, None).map_err(|e| e.to_string())?;
-    if tx.send_blocking(Input::Bindings(None, all)).is_err() {
-        return Ok(());
+    for table in ['b', 'p', 'a'] {
+        let all = read(&mut client, table, None).map_err(|e| e.to_string())?;
+        if tx.send_blocking(Input::Shared(all)).is_err() {
+            return Ok(());
+        }
     }
     if std::mem::take(lost) {
-        info!("shared store: the other instances' bindings are heard again");
+        info!("shared store: the other instances' writes are heard again");
     } else {
-        info!("shared store: hearing the other instances' bindings");
+        info!("shared store: hearing the other instances' writes");
     }
     *wait = RETRY_FIRST;
     loop {
@@ -101,9 +116,13 @@ fn watch<S>(
         if client.is_closed() {
             return Err("postgres: the connection closed".into());
         }
-        for aor in changed {
-            let rows = bindings(&mut client, Some(&aor)).map_err(|e| e.to_string())?;
-            if tx.send_blocking(Input::Bindings(Some(aor), rows)).is_err() {
+        for key in &changed {
+            let Some((table, user)) = Shared::parse_key(key) else {
+                warn!("shared store: notification {key:?} not understood; ignored");
+                continue;
+            };
+            let rows = read(&mut client, table, Some(user)).map_err(|e| e.to_string())?;
+            if tx.send_blocking(Input::Shared(rows)).is_err() {
                 return Ok(());
             }
         }

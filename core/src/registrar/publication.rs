@@ -78,6 +78,10 @@ pub struct Publication<D> {
     pub doc: D,
     /// The body as received (what is persisted).
     pub body: Box<[u8]>,
+    /// Another instance of the deployment took it (the shared store
+    /// says): it composes here, but that instance tells the watchers of
+    /// its changes, expires it and deletes it.
+    pub foreign: bool,
 }
 
 /// A user's state, composed of the live publications of their devices.
@@ -201,6 +205,8 @@ pub struct Publications<D> {
     by_aor: HashMap<String, Vec<Publication<D>>>,
     /// (expires_at, aor, etag): the next deadline, and expiry in order.
     by_expiry: BTreeSet<(u64, String, String)>,
+    /// This instance's `sip.path`, stored with what it takes.
+    path: Option<String>,
 }
 
 impl<D: Document> Publications<D> {
@@ -213,19 +219,28 @@ impl<D: Document> Publications<D> {
             },
             by_aor: HashMap::new(),
             by_expiry: BTreeSet::new(),
+            path: None,
         }
     }
 
-    /// The publications the store kept, each body parsed again by `parse`.
-    /// Expired, unparsable and malformed ones are dropped with a delete
-    /// record each; so are those beyond the limits.
+    /// Whether a stored publication was taken by another instance.
+    fn is_foreign(&self, s: &StoredPublication) -> bool {
+        s.path.is_some() && s.path != self.path
+    }
+
+    /// The publications the store kept, each body parsed again by `parse`,
+    /// for the instance whose `sip.path` is `path`. Expired, unparsable and
+    /// malformed ones are dropped with a delete record each; so are those
+    /// beyond the limits.
     pub fn restore(
         policy: PublishPolicy,
+        path: Option<String>,
         stored: impl IntoIterator<Item = StoredPublication>,
         parse: impl Fn(&[u8]) -> Option<D>,
         now_unix: u64,
     ) -> (Publications<D>, Vec<Persist>) {
         let mut p = Publications::new(policy);
+        p.path = path;
         let mut changes = Vec::new();
         for s in stored {
             let aor = normalize_aor(&s.aor);
@@ -234,6 +249,7 @@ impl<D: Document> Publications<D> {
                 p.len() < p.policy.max_total
                     && p.by_aor.get(a).map_or(0, Vec::len) < p.policy.max_per_user
             });
+            let foreign = p.is_foreign(&s);
             match (aor, doc) {
                 (Some(aor), Some(doc)) if s.expires_at > now_unix && fits => {
                     p.put(
@@ -244,6 +260,7 @@ impl<D: Document> Publications<D> {
                             published_at: s.published_at,
                             doc,
                             body: s.body.into_boxed_slice(),
+                            foreign,
                         },
                     );
                 }
@@ -307,20 +324,27 @@ impl<D: Document> Publications<D> {
         self.by_expiry.first().map(|(t, _, _)| *t)
     }
 
-    /// The users with a publication expired at `now_unix`, each with the
-    /// earliest such expiry: what they looked like until then is
+    /// The users with a publication of ours expired at `now_unix`, each
+    /// with the earliest such expiry: what they looked like until then is
     /// [`compose`](Publications::compose) just before it.
     pub fn due(&self, now_unix: u64) -> Vec<(String, u64)> {
         let mut out: Vec<(String, u64)> = Vec::new();
-        for (t, aor, _) in self.by_expiry.iter().take_while(|(t, _, _)| *t <= now_unix) {
-            if !out.iter().any(|(a, _)| a == aor) {
+        for (t, aor, etag) in self.by_expiry.iter().take_while(|(t, _, _)| *t <= now_unix) {
+            let ours = self
+                .by_aor
+                .get(aor)
+                .and_then(|l| l.iter().find(|p| p.etag == *etag))
+                .is_some_and(|p| !p.foreign);
+            if ours && !out.iter().any(|(a, _)| a == aor) {
                 out.push((aor.clone(), *t));
             }
         }
         out
     }
 
-    /// Removes every publication expired at `now_unix`.
+    /// Removes every publication expired at `now_unix`; ours are deleted
+    /// from the store and their users listed, another instance's go
+    /// quietly (it deletes and tells).
     pub fn expire(&mut self, now_unix: u64) -> Expired {
         let mut out = Expired::default();
         while let Some((t, _, _)) = self.by_expiry.first() {
@@ -330,7 +354,9 @@ impl<D: Document> Publications<D> {
             let Some((_, aor, etag)) = self.by_expiry.pop_first() else {
                 break;
             };
-            self.take(&aor, &etag);
+            if self.take(&aor, &etag).is_some_and(|p| p.foreign) {
+                continue;
+            }
             if !out.users.contains(&aor) {
                 out.users.push(aor.clone());
             }
@@ -338,6 +364,82 @@ impl<D: Document> Publications<D> {
         }
         out.users.sort();
         out
+    }
+
+    /// Takes what the shared store holds of `aor`'s publications (another
+    /// instance changed them): other instances' rows replace what was
+    /// known of theirs, within the bounds; ours are ours to know (a newer
+    /// change may be on its way to the store). No record, no
+    /// notification: the instance that took a publication tells the
+    /// watchers.
+    pub fn merge_stored(
+        &mut self,
+        aor: &str,
+        rows: Vec<StoredPublication>,
+        parse: impl Fn(&[u8]) -> Option<D>,
+        now_unix: u64,
+    ) {
+        let Some(aor) = normalize_aor(aor) else {
+            return;
+        };
+        let stale: Vec<String> = self
+            .by_aor
+            .get(&aor)
+            .into_iter()
+            .flatten()
+            .filter(|p| p.foreign)
+            .map(|p| p.etag.clone())
+            .collect();
+        for etag in stale {
+            self.take(&aor, &etag);
+        }
+        for s in rows {
+            if !self.is_foreign(&s)
+                || s.expires_at <= now_unix
+                || normalize_aor(&s.aor).as_deref() != Some(aor.as_str())
+                || self.len() >= self.policy.max_total
+                || self.by_aor.get(&aor).map_or(0, Vec::len) >= self.policy.max_per_user
+            {
+                continue;
+            }
+            let Some(doc) = parse(&s.body) else { continue };
+            self.take(&aor, &s.etag);
+            self.put(
+                aor.clone(),
+                Publication {
+                    etag: s.etag,
+                    expires_at: s.expires_at,
+                    published_at: s.published_at,
+                    doc,
+                    body: s.body.into_boxed_slice(),
+                    foreign: true,
+                },
+            );
+        }
+    }
+
+    /// [`Publications::merge_stored`] for every user: `rows` is all the
+    /// store holds.
+    pub fn merge_all_stored(
+        &mut self,
+        rows: Vec<StoredPublication>,
+        parse: impl Fn(&[u8]) -> Option<D>,
+        now_unix: u64,
+    ) {
+        let mut by_aor: HashMap<String, Vec<StoredPublication>> = HashMap::new();
+        for (aor, list) in &self.by_aor {
+            if list.iter().any(|p| p.foreign) {
+                by_aor.entry(aor.clone()).or_default();
+            }
+        }
+        for s in rows {
+            if let Some(aor) = normalize_aor(&s.aor) {
+                by_aor.entry(aor).or_default().push(s);
+            }
+        }
+        for (aor, rows) in by_aor {
+            self.merge_stored(&aor, rows, &parse, now_unix);
+        }
     }
 
     fn put(&mut self, aor: String, p: Publication<D>) {
@@ -358,13 +460,14 @@ impl<D: Document> Publications<D> {
         Some(old)
     }
 
-    fn stored(aor: &str, p: &Publication<D>) -> StoredPublication {
+    fn stored(&self, aor: &str, p: &Publication<D>) -> StoredPublication {
         StoredPublication {
             aor: aor.to_string(),
             etag: p.etag.clone(),
             expires_at: p.expires_at,
             published_at: p.published_at,
             body: p.body.to_vec(),
+            path: self.path.clone(),
         }
     }
 
@@ -427,13 +530,17 @@ impl<D: Document> Publications<D> {
                     published_at: now_unix,
                     doc,
                     body: body.into_boxed_slice(),
+                    foreign: false,
                 },
                 true,
             ),
+            // A refresh here of another instance's publication (the device
+            // moved): ours from now on.
             (Some(old), None) => (
                 Publication {
                     etag: etag.clone(),
                     expires_at,
+                    foreign: false,
                     ..old
                 },
                 false,
@@ -441,7 +548,7 @@ impl<D: Document> Publications<D> {
             // Refused by `check`: no If-Match needs a body.
             (None, None) => return Err(PublishError::new(400, "Missing Body")),
         };
-        changes.push(Persist::PutPublication(Self::stored(&aor, &publication)));
+        changes.push(Persist::PutPublication(self.stored(&aor, &publication)));
         self.put(aor, publication);
         Ok(PublishOutcome {
             etag: Some(etag),
@@ -504,12 +611,12 @@ impl<D: Document> Publications<D> {
             .collect();
         expired
             .into_iter()
-            .map(|etag| {
-                self.take(aor, &etag);
-                Persist::DeletePublication {
+            .filter_map(|etag| {
+                let foreign = self.take(aor, &etag)?.foreign;
+                (!foreign).then(|| Persist::DeletePublication {
                     aor: aor.to_owned(),
                     etag,
-                }
+                })
             })
             .collect()
     }
@@ -764,6 +871,7 @@ mod tests {
             expires_at,
             published_at: 5,
             body: body.to_vec(),
+            path: None,
         };
         let parse = |b: &[u8]| match b {
             b"open" => Some(status(true, None)),
@@ -772,6 +880,7 @@ mod tests {
         };
         let (p, changes) = Publications::restore(
             PublishPolicy::default(),
+            None,
             vec![
                 stored("a@x", "t1", 100, b"open"),
                 stored("a@x", "t2", 10, b"open"),
@@ -793,6 +902,122 @@ mod tests {
             })
             .collect();
         assert_eq!(deleted, ["t2", "t3", "t4"]);
+    }
+}
+
+#[cfg(test)]
+mod shared {
+    use super::*;
+
+    const ME: &str = "sip:10.0.0.1:5060;transport=tcp";
+    const OTHER: &str = "sip:10.0.0.2:5060;transport=tcp";
+
+    fn parse(b: &[u8]) -> Option<Status> {
+        match b {
+            b"open" => Some(Status {
+                open: true,
+                note: None,
+            }),
+            b"closed" => Some(Status {
+                open: false,
+                note: None,
+            }),
+            _ => None,
+        }
+    }
+
+    fn row(etag: &str, expires_at: u64, body: &[u8], path: &str) -> StoredPublication {
+        StoredPublication {
+            aor: "a@x".into(),
+            etag: etag.into(),
+            expires_at,
+            published_at: 1,
+            body: body.to_vec(),
+            path: Some(path.into()),
+        }
+    }
+
+    /// Another instance's publications compose here, expire here without
+    /// a record or a user to tell, and go when the store no longer has
+    /// them; ours are stored with our path and never read back; a device
+    /// refreshing here what it published there makes it ours.
+    #[test]
+    fn other_instances_publications_compose_and_are_theirs_to_tell() {
+        let mut rng = Rng::new([9; 32]);
+        let (mut p, _) = Publications::restore(
+            PublishPolicy::default(),
+            Some(ME.into()),
+            vec![row("theirs", 500, b"closed", OTHER)],
+            parse,
+            0,
+        );
+        assert!(!p.compose("a@x", 0).open);
+        let ours = p
+            .publish(
+                "a@x",
+                PublishRequest {
+                    if_match: None,
+                    expires: Some(3600),
+                    body: Some((parse(b"closed").unwrap(), b"closed".to_vec())),
+                },
+                0,
+                &mut rng,
+            )
+            .unwrap();
+        assert!(
+            matches!(&ours.changes[..], [Persist::PutPublication(s)] if s.path.as_deref() == Some(ME))
+        );
+        let our_tag = ours.etag.unwrap();
+        // The other instance's device opens: composed here.
+        p.merge_stored(
+            "a@x",
+            vec![
+                row("theirs-2", 500, b"open", OTHER),
+                row(&our_tag, 1, b"open", ME),
+            ],
+            parse,
+            0,
+        );
+        assert!(p.compose("a@x", 0).open);
+        assert_eq!(
+            p.of("a@x", 0).len(),
+            2,
+            "theirs replaced, ours not read back"
+        );
+        // Theirs expires quietly; ours would be told and deleted.
+        assert!(p.due(600).is_empty());
+        let expired = p.expire(600);
+        assert!(expired.changes.is_empty() && expired.users.is_empty());
+        assert!(!p.compose("a@x", 600).open);
+        // Gone from the store: gone here.
+        p.merge_stored(
+            "a@x",
+            vec![row("theirs-3", 900, b"open", OTHER)],
+            parse,
+            600,
+        );
+        assert!(p.compose("a@x", 600).open);
+        p.merge_all_stored(Vec::new(), parse, 600);
+        assert!(!p.compose("a@x", 600).open);
+        // The device moves here with its tag: ours, stored with our path.
+        p.merge_stored("a@x", vec![row("moved", 5000, b"open", OTHER)], parse, 600);
+        let r = p
+            .publish(
+                "a@x",
+                PublishRequest {
+                    if_match: Some("moved".into()),
+                    expires: Some(3600),
+                    body: None,
+                },
+                700,
+                &mut rng,
+            )
+            .unwrap();
+        assert!(r
+            .changes
+            .iter()
+            .any(|c| matches!(c, Persist::PutPublication(s) if s.path.as_deref() == Some(ME))));
+        assert!(p.of("a@x", 700).iter().all(|p| !p.foreign));
     }
 }
 

@@ -45,7 +45,7 @@ fn postgres_store(bin: &str) {
     let mut xb = start(bin, &b);
     assert_eq!(
         pg.query("xfed", "SELECT version FROM xfed_schema").trim(),
-        "5"
+        "6"
     );
 
     let mut alice = ua("alice", &a, false);

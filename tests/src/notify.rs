@@ -97,3 +97,29 @@ pub fn open(p: &Presentity) -> bool {
         .iter()
         .any(|r| matches!(r.availability(), Availability::Available { .. }))
 }
+
+/// alice's documents as the presence tests publish them (PIDF, RFC 3863,
+/// with RPID for `away`): open with a note, away with another note, and
+/// closed.
+pub mod alice_pidf {
+    /// Open, "In the lab".
+    pub const OPEN_NOTE: &str = "<?xml version='1.0' encoding='UTF-8'?>\
+<presence xmlns='urn:ietf:params:xml:ns:pidf' entity='pres:alice@xfed.test'>\
+<tuple id='phone'><status><basic>open</basic></status>\
+<note xml:lang='en'>In the lab</note></tuple></presence>";
+
+    /// Open and away (RPID), "Back at five".
+    pub const AWAY_NOTE: &str = "<?xml version='1.0' encoding='UTF-8'?>\
+<presence xmlns='urn:ietf:params:xml:ns:pidf' \
+xmlns:dm='urn:ietf:params:xml:ns:pidf:data-model' \
+xmlns:rpid='urn:ietf:params:xml:ns:pidf:rpid' entity='pres:alice@xfed.test'>\
+<tuple id='phone'><status><basic>open</basic></status>\
+<note xml:lang='en'>Back at five</note></tuple>\
+<dm:person id='p1'><rpid:activities><rpid:away/></rpid:activities></dm:person>\
+</presence>";
+
+    /// Closed.
+    pub const CLOSED: &str = "<?xml version='1.0' encoding='UTF-8'?>\
+<presence xmlns='urn:ietf:params:xml:ns:pidf' entity='pres:alice@xfed.test'>\
+<tuple id='phone'><status><basic>closed</basic></status></tuple></presence>";
+}

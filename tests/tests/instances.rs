@@ -20,6 +20,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use xfed_tests::notify::alice_pidf::{AWAY_NOTE, OPEN_NOTE};
 use xfed_tests::postgres::Postgres;
 use xfed_tests::prosody::{prosody_for_xfed, write_dialback_certs, Prosody, ProsodyOptions};
 use xfed_tests::sip_ua::SipUa;
@@ -326,20 +327,6 @@ fn three_instances_tokio() {
 fn three_instances_async_std() {
     three_instances("xfed-async-std", 50);
 }
-
-const OPEN_NOTE: &str = "<?xml version='1.0' encoding='UTF-8'?>\
-<presence xmlns='urn:ietf:params:xml:ns:pidf' entity='pres:alice@xfed.test'>\
-<tuple id='phone'><status><basic>open</basic></status>\
-<note xml:lang='en'>In the lab</note></tuple></presence>";
-
-const AWAY_NOTE: &str = "<?xml version='1.0' encoding='UTF-8'?>\
-<presence xmlns='urn:ietf:params:xml:ns:pidf' \
-xmlns:dm='urn:ietf:params:xml:ns:pidf:data-model' \
-xmlns:rpid='urn:ietf:params:xml:ns:pidf:rpid' entity='pres:alice@xfed.test'>\
-<tuple id='phone'><status><basic>open</basic></status>\
-<note xml:lang='en'>Back at five</note></tuple>\
-<dm:person id='p1'><rpid:activities><rpid:away/></rpid:activities></dm:person>\
-</presence>";
 
 /// Presence served by any instance: alice registers and publishes
 /// through the first; bob's subscription reaches the second (Prosody's

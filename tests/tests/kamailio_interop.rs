@@ -73,6 +73,7 @@ use xfed_core::tls::testing::{LeafSpec, TestCa, TestCert};
 use xfed_core::translate::presence::{Availability, Show};
 use xfed_tests::kamailio::{self, Kamailio, KamailioOptions, KamailioTls};
 use xfed_tests::need;
+use xfed_tests::notify::alice_pidf::{AWAY_NOTE, CLOSED, OPEN_NOTE};
 use xfed_tests::notify::{open, pidf_of, state, Notifies};
 use xfed_tests::prosody::{prosody_for_xfed, write_dialback_certs, Prosody, Skip};
 use xfed_tests::sip_ua::SipUa;
@@ -557,24 +558,6 @@ fn mutual_tls(bin: &str, prosody_ip: u8, kamailio_ip: u8) {
 
 const ALICE: &str = "alice@xfed.test";
 const BOB: &str = "bob@prosody.test";
-
-const OPEN_NOTE: &str = "<?xml version='1.0' encoding='UTF-8'?>\
-<presence xmlns='urn:ietf:params:xml:ns:pidf' entity='pres:alice@xfed.test'>\
-<tuple id='phone'><status><basic>open</basic></status>\
-<note xml:lang='en'>In the lab</note></tuple></presence>";
-
-const AWAY_NOTE: &str = "<?xml version='1.0' encoding='UTF-8'?>\
-<presence xmlns='urn:ietf:params:xml:ns:pidf' \
-xmlns:dm='urn:ietf:params:xml:ns:pidf:data-model' \
-xmlns:rpid='urn:ietf:params:xml:ns:pidf:rpid' entity='pres:alice@xfed.test'>\
-<tuple id='phone'><status><basic>open</basic></status>\
-<note xml:lang='en'>Back at five</note></tuple>\
-<dm:person id='p1'><rpid:activities><rpid:away/></rpid:activities></dm:person>\
-</presence>";
-
-const CLOSED: &str = "<?xml version='1.0' encoding='UTF-8'?>\
-<presence xmlns='urn:ietf:params:xml:ns:pidf' entity='pres:alice@xfed.test'>\
-<tuple id='phone'><status><basic>closed</basic></status></tuple></presence>";
 
 /// Waits for a presence from alice to bob after the first `skip` ones.
 fn bob_expects(

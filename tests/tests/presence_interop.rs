@@ -43,6 +43,7 @@ use xfed_core::sip::Response;
 use xfed_core::translate::presence::{Availability, Show};
 use xfed_tests::lab::{ProsodyLab, ALICE, ALICE_SECRET, BOB};
 use xfed_tests::need;
+use xfed_tests::notify::alice_pidf::{AWAY_NOTE, CLOSED, OPEN_NOTE};
 use xfed_tests::notify::{open, pidf_of, state, Notifies};
 use xfed_tests::prosody::Skip;
 use xfed_tests::run_to_end;
@@ -52,24 +53,6 @@ use xfed_tests::xmpp_client::{self, OutgoingPresence, PresenceReceived};
 const WAIT: Duration = Duration::from_secs(20);
 /// A NOTIFY may wait for the rate limit (5 s) on top of the network.
 const NOTIFY_WAIT: Duration = Duration::from_secs(30);
-
-const OPEN_NOTE: &str = "<?xml version='1.0' encoding='UTF-8'?>\
-<presence xmlns='urn:ietf:params:xml:ns:pidf' entity='pres:alice@xfed.test'>\
-<tuple id='phone'><status><basic>open</basic></status>\
-<note xml:lang='en'>In the lab</note></tuple></presence>";
-
-const AWAY_NOTE: &str = "<?xml version='1.0' encoding='UTF-8'?>\
-<presence xmlns='urn:ietf:params:xml:ns:pidf' \
-xmlns:dm='urn:ietf:params:xml:ns:pidf:data-model' \
-xmlns:rpid='urn:ietf:params:xml:ns:pidf:rpid' entity='pres:alice@xfed.test'>\
-<tuple id='phone'><status><basic>open</basic></status>\
-<note xml:lang='en'>Back at five</note></tuple>\
-<dm:person id='p1'><rpid:activities><rpid:away/></rpid:activities></dm:person>\
-</presence>";
-
-const CLOSED: &str = "<?xml version='1.0' encoding='UTF-8'?>\
-<presence xmlns='urn:ietf:params:xml:ns:pidf' entity='pres:alice@xfed.test'>\
-<tuple id='phone'><status><basic>closed</basic></status></tuple></presence>";
 
 const AFTER_RESTART: &str = "<?xml version='1.0' encoding='UTF-8'?>\
 <presence xmlns='urn:ietf:params:xml:ns:pidf' entity='pres:alice@xfed.test'>\

@@ -84,6 +84,20 @@ pub struct Publication<D> {
     pub foreign: bool,
 }
 
+impl<D> Publication<D> {
+    /// What the store kept of it, with its parsed document.
+    fn of_stored(s: StoredPublication, doc: D, foreign: bool) -> Publication<D> {
+        Publication {
+            etag: s.etag,
+            expires_at: s.expires_at,
+            published_at: s.published_at,
+            doc,
+            body: s.body.into_boxed_slice(),
+            foreign,
+        }
+    }
+}
+
 /// A user's state, composed of the live publications of their devices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Composed<'a> {
@@ -252,17 +266,7 @@ impl<D: Document> Publications<D> {
             let foreign = p.is_foreign(&s);
             match (aor, doc) {
                 (Some(aor), Some(doc)) if s.expires_at > now_unix && fits => {
-                    p.put(
-                        aor,
-                        Publication {
-                            etag: s.etag,
-                            expires_at: s.expires_at,
-                            published_at: s.published_at,
-                            doc,
-                            body: s.body.into_boxed_slice(),
-                            foreign,
-                        },
-                    );
+                    p.put(aor, Publication::of_stored(s, doc, foreign));
                 }
                 _ => changes.push(Persist::DeletePublication {
                     aor: s.aor,
@@ -404,17 +408,7 @@ impl<D: Document> Publications<D> {
             }
             let Some(doc) = parse(&s.body) else { continue };
             self.take(&aor, &s.etag);
-            self.put(
-                aor.clone(),
-                Publication {
-                    etag: s.etag,
-                    expires_at: s.expires_at,
-                    published_at: s.published_at,
-                    doc,
-                    body: s.body.into_boxed_slice(),
-                    foreign: true,
-                },
-            );
+            self.put(aor.clone(), Publication::of_stored(s, doc, true));
         }
     }
 

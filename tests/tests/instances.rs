@@ -11,8 +11,13 @@
 //! - Three instances, delivery: alice, dave and carol register with the
 //!   first, second and third; bob's messages all reach the second, which
 //!   forwards those for alice and carol to the instance holding their
-//!   flow (`sip.path`, learnt from the store). The third is killed while
-//!   bob writes: every message is delivered or answered with an error.
+//!   flow (`sip.path`, learnt from the store). bob watches carol (who
+//!   publishes through the third, approved by the second). The third is
+//!   killed while bob writes: every message is delivered or answered with
+//!   an error; then carol's phone moves to the first, and bob sees her
+//!   presence from there (his subscription was not lost) and reaches her.
+//! - Two instances, presence: alice publishes through the first, bob
+//!   subscribes and probes through the second.
 //!
 //! Both runtimes.
 
@@ -29,6 +34,8 @@ use xfed_tests::xmpp_client::{self, PresenceReceived, XmppClient};
 use xfed_tests::{eventually, free_port, require_peer, temp_dir, Instance};
 
 const WAIT: Duration = Duration::from_secs(20);
+const ALICE: &str = "alice@xfed.test";
+const CAROL: &str = "carol@xfed.test";
 
 /// `n` instances' folders and configurations, sharing the certificates,
 /// the dialback secret and the database `xfed` of `pg`; Prosody (on
@@ -237,6 +244,22 @@ fn three_instances(bin: &str, prosody_ip: u8) {
     bob.expect_message("carol's message", WAIT, |m| {
         m.body.as_deref() == Some("carol here")
     });
+    // bob watches carol, who publishes through the third; the second
+    // approves.
+    let carol_doc = |doc: &str| doc.replace("pres:alice@", "pres:carol@");
+    let r = users[2].publish(&carol_doc(OPEN_NOTE), None, 3600);
+    assert_eq!(r.status, 200, "{}", instances[2].log_text());
+    // (What the third wrote reaches the others within milliseconds; a
+    // subscription before that would see carol offline until her next
+    // change.)
+    instances[1].wait_log(
+        "shared store: 1 presence publication(s) of carol@xfed.test",
+        WAIT,
+    );
+    bob.fetch_roster();
+    bob.presence_to(CAROL, "subscribe");
+    let (seen, p) = from_user(&mut bob, CAROL, "carol's presence", 0, "available");
+    assert_eq!(p.status.as_deref(), Some("In the lab"), "{p:?}");
 
     // The third instance dies while bob writes to alice and carol: every
     // message is delivered, or comes back to bob as an error.
@@ -313,6 +336,35 @@ fn three_instances(bin: &str, prosody_ip: u8) {
         alice_got.len(),
         carol_got.len()
     );
+    // Nothing of carol's lost: her phone registers with the first instead
+    // and publishes there; bob's subscription, approved by the second
+    // before the third died, brings him her presence from the first, and
+    // his messages reach her again.
+    instances[0].wait_log(
+        "shared store: 1 presence authorization(s) of carol@xfed.test",
+        WAIT,
+    );
+    let mut carol = SipUa::new("carol", "xfed.test", "carol-secret", sip(0), false);
+    assert_eq!(carol.register(600), 200, "{}", instances[0].log_text());
+    let r = carol.publish(&carol_doc(AWAY_NOTE), None, 3600);
+    assert_eq!(r.status, 200, "{}", instances[0].log_text());
+    let (_, p) = from_user(
+        &mut bob,
+        CAROL,
+        "carol's presence after the move",
+        seen + 1,
+        "available",
+    );
+    assert_eq!(
+        (p.show.as_deref(), p.status.as_deref()),
+        (Some("away"), Some("Back at five")),
+        "{p:?}"
+    );
+    bob.send_chat(CAROL, "after the move");
+    let got = carol
+        .receive(200, WAIT)
+        .unwrap_or_else(|| panic!("carol: nothing after the move\n{}", instances[1].log_text()));
+    assert_eq!(String::from_utf8_lossy(&got.body), "after the move");
     for i in instances {
         assert!(i.terminate());
     }
@@ -328,34 +380,24 @@ fn three_instances_async_std() {
     three_instances("xfed-async-std", 50);
 }
 
+/// The next presence of `kind` from `user` to bob after the first `skip`.
+fn from_user(
+    bob: &mut XmppClient,
+    user: &str,
+    what: &str,
+    skip: usize,
+    kind: &str,
+) -> (usize, PresenceReceived) {
+    bob.wait_presence(skip, WAIT, |p| p.from_bare() == user && p.kind() == kind)
+        .unwrap_or_else(|| panic!("bob: no {what}\n{}", bob.diagnostics()))
+}
+
 /// Presence served by any instance: alice registers and publishes
 /// through the first; bob's subscription reaches the second (Prosody's
 /// DNS), which approves it and answers with alice's presence as the
 /// first took it; alice's change through the first reaches bob (the
 /// first learnt of bob's authorization from the store); bob's probe, at
 /// the second, is answered with the change.
-/// The next presence of `kind` from alice to bob after the first `skip`.
-fn from_alice(
-    bob: &mut XmppClient,
-    instances: [&mut Instance; 2],
-    what: &str,
-    skip: usize,
-    kind: &str,
-) -> (usize, PresenceReceived) {
-    bob.wait_presence(skip, WAIT, |p| {
-        p.from_bare() == "alice@xfed.test" && p.kind() == kind
-    })
-    .unwrap_or_else(|| {
-        let [first, second] = instances;
-        panic!(
-            "bob: no {what}\n{}\nfirst:\n{}\nsecond:\n{}",
-            bob.diagnostics(),
-            first.log_text(),
-            second.log_text()
-        )
-    })
-}
-
 fn presence_across_instances(bin: &str, prosody_ip: u8) {
     require_peer!(xmpp_client::check_installed());
     let Some(pg) = Postgres::start(&format!("presence-{bin}")) else {
@@ -388,18 +430,11 @@ fn presence_across_instances(bin: &str, prosody_ip: u8) {
         WAIT,
     );
 
-    const ALICE: &str = "alice@xfed.test";
     bob.presence_to(ALICE, "subscribe");
-    let (i, _) = from_alice(
+    let (i, _) = from_user(&mut bob, ALICE, "subscribed", 0, "subscribed");
+    let (i, p) = from_user(
         &mut bob,
-        [&mut first, &mut second],
-        "subscribed",
-        0,
-        "subscribed",
-    );
-    let (i, p) = from_alice(
-        &mut bob,
-        [&mut first, &mut second],
+        ALICE,
         "alice's presence from the second",
         i + 1,
         "available",
@@ -412,9 +447,9 @@ fn presence_across_instances(bin: &str, prosody_ip: u8) {
     );
     let r = alice.publish(AWAY_NOTE, Some(&etag), 3600);
     assert_eq!(r.status, 200, "{}", first.log_text());
-    let (i, p) = from_alice(
+    let (i, p) = from_user(
         &mut bob,
-        [&mut first, &mut second],
+        ALICE,
         "alice's change from the first",
         i + 1,
         "available",
@@ -429,13 +464,7 @@ fn presence_across_instances(bin: &str, prosody_ip: u8) {
     let (mut i, deadline) = (i, Instant::now() + WAIT);
     loop {
         bob.presence_to(ALICE, "probe");
-        let (at, p) = from_alice(
-            &mut bob,
-            [&mut first, &mut second],
-            "the probe's answer",
-            i + 1,
-            "available",
-        );
+        let (at, p) = from_user(&mut bob, ALICE, "the probe's answer", i + 1, "available");
         i = at;
         if p.show.as_deref() == Some("away") {
             break;

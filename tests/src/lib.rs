@@ -5,6 +5,7 @@ pub mod baresip;
 pub mod dnsmasq;
 pub mod ejabberd;
 pub mod hostile;
+pub mod instances;
 pub mod kamailio;
 pub mod lab;
 pub mod load;

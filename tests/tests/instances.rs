@@ -22,100 +22,19 @@
 //! Both runtimes.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use xfed_tests::instances::deployment;
 use xfed_tests::notify::alice_pidf::{AWAY_NOTE, OPEN_NOTE};
 use xfed_tests::postgres::Postgres;
-use xfed_tests::prosody::{prosody_for_xfed, write_dialback_certs, Prosody, ProsodyOptions};
+use xfed_tests::prosody::Prosody;
 use xfed_tests::sip_ua::SipUa;
-use xfed_tests::sipp::{write_xfed_config_with, Credentials, XfedSip};
 use xfed_tests::xmpp_client::{self, PresenceReceived, XmppClient};
-use xfed_tests::{eventually, free_port, require_peer, temp_dir, Instance};
+use xfed_tests::{eventually, require_peer, Instance};
 
 const WAIT: Duration = Duration::from_secs(20);
 const ALICE: &str = "alice@xfed.test";
 const CAROL: &str = "carol@xfed.test";
-
-/// `n` instances' folders and configurations, sharing the certificates,
-/// the dialback secret and the database `xfed` of `pg`; Prosody (on
-/// 127.0.0.`prosody_ip`) finds xfed.test at the second. With `paths`,
-/// each has its `sip.path` and trusts the others (loopback, over TCP).
-struct Deployment {
-    dirs: Vec<PathBuf>,
-    sip_ports: Vec<u16>,
-    prosody: ProsodyOptions,
-}
-
-fn deployment(name: &str, n: usize, pg: &Postgres, prosody_ip: u8, paths: bool) -> Deployment {
-    let dirs: Vec<PathBuf> = (0..n)
-        .map(|i| temp_dir(&format!("instance-{}-{name}", i + 1)))
-        .collect();
-    write_dialback_certs(&dirs[0], "xfed.test", "prosody.test");
-    for dir in &dirs[1..] {
-        for file in [
-            "cert.pem",
-            "key.pem",
-            "ca.pem",
-            "prosody.crt",
-            "prosody.key",
-        ] {
-            std::fs::copy(dirs[0].join(file), dir.join(file)).unwrap();
-        }
-    }
-    let s2s: Vec<u16> = (0..n).map(|_| free_port()).collect();
-    let sip_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
-    let prosody = prosody_for_xfed(&dirs[0], prosody_ip, s2s[1]);
-    let accounts = ["alice", "dave", "carol"]
-        .iter()
-        .map(|u| (u.to_string(), format!("{u}-secret")))
-        .collect::<Vec<_>>();
-    for i in 0..n {
-        let sip = XfedSip {
-            domain: "xfed.test".into(),
-            s2s_port: s2s[i],
-            sip_port: sip_ports[i],
-            accounts: accounts.clone(),
-            trusted: if paths {
-                vec!["127.0.0.1".into()]
-            } else {
-                Vec::new()
-            },
-            trust_udp: false,
-            partners: vec![("prosody.test".into(), prosody.s2s_addr())],
-            partner_sasl: "not-supported",
-        };
-        let path = write_xfed_config_with(
-            &dirs[i],
-            &sip,
-            &Credentials::Password {
-                digest_algorithms: None,
-            },
-        );
-        // One store for all; the same dialback secret already.
-        let toml = std::fs::read_to_string(&path).unwrap();
-        let db = format!("sqlite://{}", dirs[i].join("xfed.db").display());
-        let mut shared = toml.replace(&db, &pg.url("xfed"));
-        assert_ne!(shared, toml);
-        if paths {
-            let with_path = shared.replace(
-                "[sip]\nmode = \"registrar\"\n",
-                &format!(
-                    "[sip]\nmode = \"registrar\"\npath = \"sip:127.0.0.1:{};transport=tcp\"\n",
-                    sip_ports[i]
-                ),
-            );
-            assert_ne!(with_path, shared);
-            shared = with_path;
-        }
-        std::fs::write(&path, shared).unwrap();
-    }
-    Deployment {
-        dirs,
-        sip_ports,
-        prosody,
-    }
-}
 
 fn two_instances(bin: &str, prosody_ip: u8) {
     require_peer!(xmpp_client::check_installed());

@@ -2635,6 +2635,42 @@ fn instances_forward_to_the_one_holding_the_flow() {
     assert_eq!(f.uri.to_string(), "sip:carol@xfed.test");
     assert_eq!(f.body, b"to carol");
     assert!(take(&mut net, carol_ua()).0.is_empty(), "not to her flow");
+    // Her contact's presence, with no dialog here, goes where her flow is,
+    // as the stanza itself.
+    net.send(
+        REMOTE,
+        "<presence xmlns='jabber:server' from='bob@remote.test/phone' to='carol@xfed.test'><status>out</status></presence>",
+    );
+    let p = one_request(&mut net, other);
+    assert_eq!(p.uri.to_string(), "sip:carol@xfed.test");
+    assert_eq!(p.headers.content_type(), Some("application/xmpp+xml"));
+    let carried = xfed_core::xml::parse_element(std::str::from_utf8(&p.body).unwrap()).unwrap();
+    assert_eq!(carried.attr("from"), Some("bob@remote.test/phone"));
+    answer(&mut net, other, &p, 200, &[]);
+    // What the other instance forwards for alice, who watches nobody here:
+    // 481; something not a presence: 400.
+    let stanza = |body: &str| {
+        request(
+            "MESSAGE",
+            "sip:alice@xfed.test",
+            other,
+            "sip:bob@remote.test",
+            "sip:alice@xfed.test",
+            &format!("p-{}@other", next()),
+            &[("Content-Type", "application/xmpp+xml".into())],
+            body,
+        )
+    };
+    let r = exchange(
+        &mut net,
+        other,
+        &stanza("<presence xmlns='jabber:server' from='bob@remote.test' to='alice@xfed.test'/>"),
+    );
+    assert_eq!(r.status, 481);
+    let r = exchange(&mut net, other, &stanza("<message xmlns='jabber:server'/>"));
+    assert_eq!(r.status, 400);
+    let r = exchange(&mut net, other, &stanza("<presence"));
+    assert_eq!(r.status, 400);
     // As from her own flow: a 480 conceals whether she exists.
     answer(&mut net, other, &f, 480, &[]);
     assert_eq!(

@@ -153,7 +153,10 @@ fn run() -> Result<(), Skip> {
     let mut bob = Script::receiver("bob@prosody.test", "bob-secret", prosody.c2s_addr(), n)?;
     bob.wait_line("ready", wait);
     for a in &sip {
-        assert!(uac(*a, 1, "warmup", None, wait).wait(wait).ok(), "SIP warm-up failed");
+        assert!(
+            uac(*a, 1, "warmup", None, wait).wait(wait).ok(),
+            "SIP warm-up failed"
+        );
     }
     bob.wait_line("warm", wait);
     std::thread::sleep(Duration::from_millis(500));

@@ -26,15 +26,17 @@ use std::time::{Duration, Instant};
 
 use xfed_tests::instances::deployment;
 use xfed_tests::notify::alice_pidf::{AWAY_NOTE, OPEN_NOTE};
+use xfed_tests::notify::{pidf_of, state, Notifies};
 use xfed_tests::postgres::Postgres;
 use xfed_tests::prosody::Prosody;
 use xfed_tests::sip_ua::SipUa;
-use xfed_tests::xmpp_client::{self, PresenceReceived, XmppClient};
+use xfed_tests::xmpp_client::{self, OutgoingPresence, PresenceReceived, XmppClient};
 use xfed_tests::{eventually, require_peer, Instance};
 
 const WAIT: Duration = Duration::from_secs(20);
 const ALICE: &str = "alice@xfed.test";
 const CAROL: &str = "carol@xfed.test";
+const BOB: &str = "bob@prosody.test";
 
 fn two_instances(bin: &str, prosody_ip: u8) {
     require_peer!(xmpp_client::check_installed());
@@ -391,6 +393,58 @@ fn presence_across_instances(bin: &str, prosody_ip: u8) {
         assert!(Instant::now() < deadline, "the second never learnt: {p:?}");
         std::thread::sleep(Duration::from_millis(200));
     }
+
+    // The other way: alice, on the first, watches bob. Prosody's answers
+    // and bob's presence reach the second, which forwards them to the
+    // first, where alice's dialog is.
+    bob.auto_subscriptions(false);
+    let mut notifies = Notifies::default();
+    let r = alice.subscribe(BOB, 600);
+    assert_eq!(r.status, 200, "{r:?}\n{}", first.log_text());
+    bob.expect_presence("subscribe from alice", 0, WAIT, |p| {
+        p.from_bare() == ALICE && p.kind() == "subscribe"
+    });
+    bob.presence_to(ALICE, "subscribed");
+    notifies.expect(
+        &mut alice,
+        "NOTIFY active",
+        WAIT,
+        |n| state(n).starts_with("active"),
+        || {
+            format!(
+                "first:\n{}\nsecond:\n{}",
+                first.log_text(),
+                second.log_text()
+            )
+        },
+    );
+    bob.send_presence(&OutgoingPresence {
+        show: Some("dnd".into()),
+        status: Some("Across instances".into()),
+        ..OutgoingPresence::default()
+    });
+    notifies.expect(
+        &mut alice,
+        "NOTIFY with bob's note",
+        WAIT,
+        |n| {
+            pidf_of(n).is_some_and(|p| {
+                p.resources().iter().any(|r| {
+                    r.notes()
+                        .iter()
+                        .any(|note| note.text() == "Across instances")
+                })
+            })
+        },
+        || {
+            format!(
+                "first:\n{}\nsecond:\n{}",
+                first.log_text(),
+                second.log_text()
+            )
+        },
+    );
+    second.wait_log("no dialog here, forwarded to", WAIT);
     assert!(first.terminate());
     assert!(second.terminate());
 }

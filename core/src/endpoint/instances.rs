@@ -8,8 +8,13 @@
 //! goes back the same way.
 
 use super::*;
+use crate::capacity::release_sparse;
 use crate::store::Shared;
 use crate::translate::chatstate::IS_COMPOSING_CONTENT_TYPE;
+
+/// The type of a MESSAGE carrying an XMPP stanza between instances (RFC
+/// 3923 section 10).
+const XMPP_STANZA: &str = "application/xmpp+xml";
 
 impl Endpoint {
     /// What the store now holds of a user's rows, written by another
@@ -95,6 +100,112 @@ impl Endpoint {
         aor_of(&req.uri).filter(|a| self.is_local(domain_of(a)))
     }
 
+    /// A watched contact's presence (or its answer to a subscription) for
+    /// a local user who watches it through no dialog here: sent to each
+    /// other instance holding the user's flows, where the user's
+    /// SUBSCRIBE would have gone, as a MESSAGE carrying the stanza
+    /// (`application/xmpp+xml`, RFC 3923's type for an XMPP stanza).
+    /// `false` when there is none (the stanza takes its usual path).
+    pub(super) fn forward_contact_presence(
+        &mut self,
+        stanza: &Element,
+        from: &Jid,
+        to: &Jid,
+        t: &mut Turn<'_>,
+    ) -> bool {
+        let contact_presence = matches!(
+            stanza.attr("type"),
+            None | Some("unavailable" | "subscribed" | "unsubscribed")
+        );
+        if self.mode != SipMode::Registrar || !contact_presence {
+            return false;
+        }
+        let user = to.bare().as_str().to_owned();
+        let mut paths: Vec<String> = Vec::new();
+        for b in self.registrar.bindings().lookup(&user, t.unix) {
+            match b.path {
+                Some(p) if self.registrar.bindings().is_foreign_path(&p) && !paths.contains(&p) => {
+                    paths.push(p);
+                }
+                _ => {}
+            }
+        }
+        if paths.is_empty() {
+            return false;
+        }
+        let Ok(body) = String::from_utf8(stanza.to_bytes()) else {
+            return false;
+        };
+        let im = translate::SipIm {
+            from: translate::jid_to_sip(from),
+            to: format!("sip:{user}"),
+            body,
+            content_type: XMPP_STANZA.to_owned(),
+            subject: None,
+            call_id: None,
+            language: None,
+        };
+        let what = format!("presence {} -> {user}", from.bare());
+        for path in paths {
+            let Some(target) = self.instance_target(&user, &path) else {
+                continue;
+            };
+            let Ok(request) = self.pager_request(&im, &target) else {
+                continue;
+            };
+            if let Some(id) = self.start_request(request, &target, false, t) {
+                self.detail(None, format!("{what}: no dialog here, forwarded to {path}"));
+                self.presence_forwards
+                    .insert(id, format!("{what} forwarded to {path}"));
+            }
+        }
+        self.drain_table(t);
+        true
+    }
+
+    /// A forwarded presence's answer; `false` when `id` is not one.
+    pub(super) fn presence_forward_answered(
+        &mut self,
+        id: TxId,
+        result: &Result<Response, u16>,
+    ) -> bool {
+        let Some(what) = self.presence_forwards.remove(&id) else {
+            return false;
+        };
+        release_sparse(&mut self.presence_forwards);
+        let status = match result {
+            Ok(r) => r.status,
+            Err(code) => *code,
+        };
+        if !(200..300).contains(&status) {
+            self.detail(None, format!("{what}: {status}, not delivered"));
+        }
+        true
+    }
+
+    /// A watched contact's presence another instance forwarded (see
+    /// [`Endpoint::forward_contact_presence`]): handed to the dialogs
+    /// here that watch it (200), or 481 when none does; never forwarded
+    /// again.
+    fn forwarded_presence(&mut self, id: TxId, req: &Request, aor: &str, t: &mut Turn<'_>) {
+        let stanza = std::str::from_utf8(&req.body)
+            .ok()
+            .and_then(|s| crate::xml::parse_element(s).ok())
+            .filter(|s| Kind::of(s) == Some(Kind::Presence));
+        let addressing = stanza.as_ref().and_then(stanza::addressing);
+        let (Some(stanza), Some(addr)) = (stanza, addressing) else {
+            return self.respond(id, req, 400, Some("Not A Presence Stanza"), t);
+        };
+        if addr.to.bare().as_str() != aor || self.is_local(addr.from.domain()) {
+            return self.respond(id, req, 400, Some("Presence Not For This User"), t);
+        }
+        if self.contact_presence(&stanza, &addr.from, &addr.to, t) {
+            self.respond(id, req, 200, None, t);
+        } else {
+            self.respond(id, req, 481, Some("No Subscription Here"), t);
+        }
+    }
+
     /// Delivers a MESSAGE another instance forwarded to `aor`'s bindings
     /// held here, in `aor`'s queue like any other, and answers with the
     /// outcome (the user agent's 2xx, or the best failure).
@@ -108,6 +219,9 @@ impl Endpoint {
     ) {
         let peer = src.addr;
         self.authenticated.insert(id);
+        if req.headers.content_type_is(XMPP_STANZA) {
+            return self.forwarded_presence(id, &req, &aor, t);
+        }
         let im = match pager::sip_im_of(&req) {
             Ok(im) => im,
             Err((status, reason)) => {

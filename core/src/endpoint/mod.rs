@@ -331,6 +331,9 @@ pub struct Endpoint {
     /// client transaction to its MESSAGE.
     in_flight: HashMap<u64, InFlight>,
     branches: HashMap<TxId, u64>,
+    /// Contact presence forwarded to the instance holding the user's
+    /// flow, by client transaction: what it was, for the log if it fails.
+    presence_forwards: HashMap<TxId, String>,
     next_message: u64,
     /// SIP → XMPP: MESSAGEs waiting for their stanza's fate, by stanza id.
     awaiting: HashMap<String, Awaiting>,
@@ -433,6 +436,7 @@ impl Endpoint {
             backpressure: backpressure::Backpressure::new(config.sip.queues),
             in_flight: HashMap::new(),
             branches: HashMap::new(),
+            presence_forwards: HashMap::new(),
             next_message: 0,
             awaiting: HashMap::new(),
             composing: HashMap::new(),

@@ -396,7 +396,10 @@ impl Endpoint {
             Some("subscribe") => self.xmpp_subscribe(stanza, &watcher, &user, t),
             Some("unsubscribe") => self.xmpp_unsubscribe(&watcher, &user, t),
             Some("probe") => self.xmpp_probe(&watcher, &user, t),
-            _ => return self.contact_presence(stanza, from, to, t),
+            _ => {
+                return self.contact_presence(stanza, from, to, t)
+                    || self.forward_contact_presence(stanza, from, to, t)
+            }
         }
         true
     }

@@ -545,7 +545,7 @@ impl Endpoint {
         result: Result<Response, u16>,
         t: &mut Turn<'_>,
     ) {
-        if self.subscribe_answered(id, &result, t) {
+        if self.subscribe_answered(id, &result, t) || self.presence_forward_answered(id, &result) {
             return;
         }
         let Some(sub) = self.watching.notify_answered(id) else {

@@ -203,7 +203,15 @@ impl Bindings {
 
     /// Whether another instance of the deployment holds `binding`'s flow.
     pub fn is_foreign(&self, binding: &Binding) -> bool {
-        binding.path.is_some() && binding.path != self.path
+        binding
+            .path
+            .as_deref()
+            .is_some_and(|p| self.is_foreign_path(p))
+    }
+
+    /// Whether `path` is another instance's.
+    pub fn is_foreign_path(&self, path: &str) -> bool {
+        self.path.as_deref() != Some(path)
     }
 
     /// Takes what the store now holds for `aor` (another instance changed

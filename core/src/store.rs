@@ -363,7 +363,7 @@ impl std::error::Error for StoreError {}
 /// What the shared store (PostgreSQL, several instances) holds of one
 /// user's rows in one table, read after another instance wrote them; a
 /// `None` user is every row of the table (read afresh after the store was
-/// away). The presence dialogs and remembered contacts are not shared.
+/// away). The presence dialogs are not shared.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Shared {
     /// Registrar bindings, by address of record.
@@ -372,12 +372,15 @@ pub enum Shared {
     Publications(Option<String>, Vec<StoredPublication>),
     /// Presence authorizations, by local user.
     Authorizations(Option<String>, Vec<StoredAuthorization>),
+    /// Remembered first contacts (who a local user wrote to), by local
+    /// user.
+    Contacts(Option<String>, Vec<Contacted>),
 }
 
 impl Shared {
     /// The notification that `change` makes for the other instances: the
-    /// table's letter (`b`, `p`, `a`), `:`, and the user. `None` for a
-    /// table not shared.
+    /// table's letter (`b`, `p`, `a`, `c`), `:`, and the user. `None` for
+    /// a table not shared.
     pub fn key(change: &Persist) -> Option<String> {
         let (table, user) = match change {
             Persist::InsertBinding(b) | Persist::UpdateBinding(b) => ('b', &b.aor),
@@ -386,6 +389,8 @@ impl Shared {
             Persist::DeletePublication { aor, .. } => ('p', aor),
             Persist::PutAuthorization(a) => ('a', &a.local_user),
             Persist::DeleteAuthorization { local_user, .. } => ('a', local_user),
+            Persist::RememberContact { local_user, .. }
+            | Persist::ForgetContact { local_user, .. } => ('c', local_user),
             _ => return None,
         };
         Some(format!("{table}:{user}"))
@@ -396,7 +401,7 @@ impl Shared {
         let (table, user) = key.split_once(':')?;
         let mut letters = table.chars();
         let letter = letters.next().filter(|_| letters.next().is_none())?;
-        matches!(letter, 'b' | 'p' | 'a').then_some((letter, user))
+        matches!(letter, 'b' | 'p' | 'a' | 'c').then_some((letter, user))
     }
 }
 

@@ -458,3 +458,71 @@ fn presence_across_instances_tokio() {
 fn presence_across_instances_async_std() {
     presence_across_instances("xfed-async-std", 52);
 }
+
+/// A `public-unverified` partner across instances: alice, on the first,
+/// writes to bob (the first remembers him as her contact); bob's answer
+/// reaches the second, which knows from the store that alice wrote to him
+/// and forwards it to her; before she wrote, the second refused him.
+fn first_contact_across_instances(bin: &str, prosody_ip: u8) {
+    require_peer!(xmpp_client::check_installed());
+    let Some(pg) = Postgres::start(&format!("contact-{bin}")) else {
+        return;
+    };
+    pg.create_db("xfed");
+    let d = deployment(&format!("contact-{bin}"), 2, &pg, prosody_ip, true);
+    for dir in &d.dirs {
+        let file = dir.join("xfed.toml");
+        let toml = std::fs::read_to_string(&file).unwrap();
+        let unverified = toml.replace("type = \"federated\"", "type = \"public-unverified\"");
+        assert_ne!(unverified, toml);
+        std::fs::write(&file, unverified).unwrap();
+    }
+    let prosody = require_peer!(Prosody::start(d.prosody.clone()));
+    let run = ["run", "--config", "xfed.toml"];
+    let mut first = Instance::start(bin, &run, &d.dirs[0]);
+    let mut second = Instance::start(bin, &run, &d.dirs[1]);
+    for i in [&mut first, &mut second] {
+        i.wait_log("shared store: hearing the other instances' writes", WAIT);
+    }
+    let mut bob = require_peer!(XmppClient::connect(
+        BOB,
+        "bob-secret",
+        prosody.c2s_addr(),
+        Duration::from_secs(60)
+    ));
+    let sip = ([127, 0, 0, 1], d.sip_ports[0]).into();
+    let mut alice = SipUa::new("alice", "xfed.test", "alice-secret", sip, false);
+    assert_eq!(alice.register(600), 200, "{}", first.log_text());
+
+    // Not invited yet: refused at the second.
+    let early = bob.send_chat(ALICE, "too early");
+    let e = bob.expect_reply("the refusal", &early, WAIT);
+    assert!(e.is_error(), "{e:?}");
+    // alice writes first, through the first instance.
+    let status = alice.message(BOB, "hello bob").status;
+    assert_eq!(status, 202, "{}", first.log_text());
+    bob.expect_message("alice's message", WAIT, |m| {
+        m.body.as_deref() == Some("hello bob")
+    });
+    second.wait_log(
+        "shared store: 1 remembered contact(s) of alice@xfed.test",
+        WAIT,
+    );
+    bob.send_chat(ALICE, "hello alice");
+    let got = alice
+        .receive(200, WAIT)
+        .unwrap_or_else(|| panic!("alice: no answer\n{}", second.log_text()));
+    assert_eq!(String::from_utf8_lossy(&got.body), "hello alice");
+    assert!(first.terminate());
+    assert!(second.terminate());
+}
+
+#[test]
+fn first_contact_across_instances_tokio() {
+    first_contact_across_instances("xfed", 55);
+}
+
+#[test]
+fn first_contact_across_instances_async_std() {
+    first_contact_across_instances("xfed-async-std", 56);
+}

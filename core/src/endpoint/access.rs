@@ -93,6 +93,36 @@ impl Access {
         })
     }
 
+    /// Takes what the shared store remembers of `local_user`'s contacts
+    /// (another instance wrote them): the store's rows replace what was
+    /// known, those expired at `now_unix` left out, within the bound. No
+    /// record: they are stored.
+    pub fn merge_stored(&mut self, local_user: &str, rows: Vec<Contacted>, now_unix: u64) {
+        self.contacted.remove(local_user);
+        for c in rows.into_iter().filter(|c| c.local_user == local_user) {
+            if now_unix.saturating_sub(c.last_at) < CONTACT_LIFETIME_SECS {
+                // The bound's eviction is the writer's to store.
+                let _ = self.insert(c.local_user, c.remote_jid, c.last_at);
+            }
+        }
+    }
+
+    /// [`Access::merge_stored`] for every user: `rows` is all the store
+    /// remembers.
+    pub fn merge_all_stored(&mut self, rows: Vec<Contacted>, now_unix: u64) {
+        let mut by_user: HashMap<String, Vec<Contacted>> = self
+            .contacted
+            .keys()
+            .map(|u| (u.clone(), Vec::new()))
+            .collect();
+        for c in rows {
+            by_user.entry(c.local_user.clone()).or_default().push(c);
+        }
+        for (user, rows) in by_user {
+            self.merge_stored(&user, rows, now_unix);
+        }
+    }
+
     /// The contacts `local_user` wrote to, with the last time, sorted.
     pub fn of_user(&self, local_user: &str) -> Vec<(String, u64)> {
         let mut v: Vec<(String, u64)> = self
@@ -226,6 +256,34 @@ mod tests {
                 .expect("config")
                 .config;
         Access::new(&config)
+    }
+
+    #[test]
+    fn the_shared_store_says_who_was_contacted() {
+        let mut a = unverified();
+        let row = |remote: &str, at| Contacted {
+            local_user: "alice@x.test".into(),
+            remote_jid: remote.into(),
+            first_at: at,
+            last_at: at,
+        };
+        assert!(!a.may_reach("bob@far.test", "alice@x.test", 100));
+        // alice wrote to bob through another instance.
+        a.merge_stored("alice@x.test", vec![row("bob@far.test", 50)], 100);
+        assert!(a.may_reach("bob@far.test", "alice@x.test", 100));
+        // Forgotten there (the operator removed him): forgotten here; an
+        // expired row lets nobody in.
+        a.merge_stored(
+            "alice@x.test",
+            vec![row("old@far.test", 1)],
+            1 + CONTACT_LIFETIME_SECS,
+        );
+        assert!(!a.may_reach("bob@far.test", "alice@x.test", 100));
+        assert_eq!(a.contacts(), 0);
+        a.merge_all_stored(vec![row("bob@far.test", 50)], 100);
+        assert!(a.may_reach("bob@far.test", "alice@x.test", 100));
+        a.merge_all_stored(Vec::new(), 100);
+        assert_eq!(a.contacts(), 0);
     }
 
     #[test]

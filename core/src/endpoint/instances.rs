@@ -34,6 +34,18 @@ impl Endpoint {
                 }
             }
             Shared::Publications(aor, rows) => self.shared_publications(aor, rows, t),
+            Shared::Contacts(user, rows) => {
+                let n = rows.len();
+                match &user {
+                    Some(user) => self.access.merge_stored(user, rows, t.unix),
+                    None => self.access.merge_all_stored(rows, t.unix),
+                }
+                let whose = user.as_deref().unwrap_or("every user");
+                self.detail(
+                    None,
+                    format!("shared store: {n} remembered contact(s) of {whose}"),
+                );
+            }
             Shared::Authorizations(user, rows) => {
                 let n = rows.len();
                 match &user {

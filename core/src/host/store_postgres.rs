@@ -320,6 +320,23 @@ fn contacted(r: &postgres::Row) -> Result<Contacted, StoreError> {
     })
 }
 
+/// The remembered contacts, of one local user or all.
+pub(super) fn contacts(
+    client: &mut Client,
+    user: Option<&str>,
+) -> Result<Vec<Contacted>, StoreError> {
+    const COLUMNS: &str = "SELECT local_user, remote_jid, first_at, last_at FROM contacts";
+    let rows = match user {
+        None => client.query(&format!("{COLUMNS} ORDER BY local_user, remote_jid"), &[]),
+        Some(user) => client.query(
+            &format!("{COLUMNS} WHERE local_user = $1 ORDER BY remote_jid"),
+            &[&user],
+        ),
+    }
+    .map_err(backend)?;
+    rows.iter().map(contacted).collect()
+}
+
 /// The bindings stored, of one address of record or all.
 pub(super) fn bindings(client: &mut Client, aor: Option<&str>) -> Result<Vec<Binding>, StoreError> {
     const COLUMNS: &str =
@@ -420,15 +437,7 @@ impl Store for PostgresStore {
     }
 
     fn load_contacts(&mut self) -> Result<Vec<Contacted>, StoreError> {
-        let rows = self
-            .client()?
-            .query(
-                "SELECT local_user, remote_jid, first_at, last_at
-                 FROM contacts ORDER BY local_user, remote_jid",
-                &[],
-            )
-            .map_err(backend)?;
-        rows.iter().map(contacted).collect()
+        contacts(self.client()?, None)
     }
 
     fn load_publications(&mut self) -> Result<Vec<StoredPublication>, StoreError> {

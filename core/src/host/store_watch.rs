@@ -1,6 +1,6 @@
 //! Hears what the other instances of a deployment write to the shared
 //! PostgreSQL store: every write of a shared row (bindings, presence
-//! publications and authorizations) notifies [`SHARED_CHANNEL`] with the
+//! publications and authorizations, remembered contacts) notifies [`SHARED_CHANNEL`] with the
 //! table and the user at commit ([`Shared::key`]), and this thread (a
 //! connection of its own, `LISTEN`) reads that user's rows of that table
 //! and hands them to the gateway task ([`Input::Shared`]): a message for
@@ -19,7 +19,7 @@ use postgres::{Client, NoTls};
 use tracing::{info, warn};
 
 use super::driver::Input;
-use super::store_postgres::{authorizations, bindings, publications, SHARED_CHANNEL};
+use super::store_postgres::{authorizations, bindings, contacts, publications, SHARED_CHANNEL};
 use super::store_worker::{RETRY_FIRST, RETRY_MAX};
 use crate::config::{Config, StoreUrl};
 use crate::store::{Shared, StoreError};
@@ -67,6 +67,7 @@ fn read(client: &mut Client, table: char, user: Option<&str>) -> Result<Shared, 
     Ok(match table {
         'b' => Shared::Bindings(owned, bindings(client, user)?),
         'p' => Shared::Publications(owned, publications(client, user)?),
+        'c' => Shared::Contacts(owned, contacts(client, user)?),
         _ => Shared::Authorizations(owned, authorizations(client, user)?),
     })
 }
@@ -84,7 +85,7 @@ fn watch<S>(
     client
         .batch_execute(&format!("LISTEN {SHARED_CHANNEL}"))
         .map_err(pg)?;
-    for table in ['b', 'p', 'a'] {
+    for table in ['b', 'p', 'a', 'c'] {
         let all = read(&mut client, table, None).map_err(|e| e.to_string())?;
         if tx.send_blocking(Input::Shared(all)).is_err() {
             return Ok(());

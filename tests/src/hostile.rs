@@ -454,13 +454,23 @@ pub fn run_all(bin: &str, counts: Counts) -> Vec<Report> {
     ];
     let log = t.inst.log_text();
     assert!(!log.contains("panicked"), "{log}");
+    // alice registered once first and once after each attack, from a new
+    // port each time. The store's writer runs beside the gateway: the
+    // last 200's binding lands within milliseconds, and a kill -9 before
+    // that would lose it (nothing acknowledged is lost while the process
+    // lives), so the kill waits for it.
+    let expected = reports.len() + 1;
+    let db = t.dir.join("xfed.db");
+    crate::eventually("every binding written", Duration::from_secs(10), || {
+        xfed_core::host::store_sqlite::SqliteStore::open_path(&db)
+            .and_then(|mut s| xfed_core::store::Store::load_bindings(&mut s))
+            .is_ok_and(|b| b.len() == expected)
+    });
     // kill -9 (Instance's drop), then the same directory again.
     let Target { inst, dir, .. } = t;
     drop(inst);
     let mut again = Instance::start(bin, &["run", "--config", "xfed.toml"], &dir);
-    // alice registered once first and once after each attack, from a new
-    // port each time.
-    let restored = format!("{} binding(s) restored", reports.len() + 1);
+    let restored = format!("{expected} binding(s) restored");
     again.wait_log(&restored, Duration::from_secs(10));
     assert!(again.terminate(), "{bin}: no clean exit after the restart");
     reports

@@ -2,7 +2,9 @@
 //! sockets: XMPP `<message>` bytes of an s2s stream in, SIP MESSAGE bytes
 //! out (reader, RFC 7572 mapping, request building with Via, serializing),
 //! and SIP MESSAGE datagrams in, `<message>` bytes out (parser, mapping,
-//! serializer). Transactions, queues and TLS are not included.
+//! serializer). Transactions, queues and TLS are not included. Also
+//! counts the calls into the allocator per message each way (the counting
+//! allocator costs a relaxed atomic add per call).
 //! Run with `cargo bench -p xfed-core --bench translate`.
 
 mod common;
@@ -16,6 +18,9 @@ use xfed_core::endpoint::Target;
 use xfed_core::sip::{parse_datagram, Limits as SipLimits, Message, Uri};
 use xfed_core::translate::{sip_message_to_xmpp, xmpp_message_to_sip};
 use xfed_core::xml::{ns, Element, Event, Limits, Reader, Scope, StreamHeader};
+
+#[global_allocator]
+static ALLOCATOR: common::Counting = common::Counting;
 
 const MESSAGES: usize = 10_000;
 const RUNS: usize = 20;
@@ -111,6 +116,20 @@ fn main() {
         input.len() as f64 / MESSAGES as f64,
         datagrams.iter().map(Vec::len).sum::<usize>() as f64 / MESSAGES as f64,
         back.len() as f64 / MESSAGES as f64
+    );
+    let per_message = |f: &mut dyn FnMut()| {
+        let before = common::allocations_made();
+        f();
+        (common::allocations_made() - before) as f64 / MESSAGES as f64
+    };
+    println!(
+        "allocations per message: XMPP -> SIP {:.1}, SIP -> XMPP {:.1}",
+        per_message(&mut || {
+            black_box(xmpp_to_sip(&input, &targets));
+        }),
+        per_message(&mut || {
+            black_box(sip_to_xmpp(&datagrams));
+        })
     );
     common::report(
         "XMPP -> SIP",

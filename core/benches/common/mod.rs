@@ -15,6 +15,7 @@ pub struct Counting;
 
 static LIVE_BYTES: AtomicI64 = AtomicI64::new(0);
 static ALLOCATIONS: AtomicI64 = AtomicI64::new(0);
+static MADE: AtomicI64 = AtomicI64::new(0);
 
 // SAFETY: every call goes to the system allocator unchanged; the counters
 // are plain atomics and never allocate.
@@ -22,6 +23,7 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         LIVE_BYTES.fetch_add(layout.size() as i64, Ordering::Relaxed);
         ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        MADE.fetch_add(1, Ordering::Relaxed);
         // SAFETY: the caller keeps the system allocator's contract.
         unsafe { System.alloc(layout) }
     }
@@ -35,6 +37,7 @@ unsafe impl GlobalAlloc for Counting {
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         LIVE_BYTES.fetch_add(new_size as i64 - layout.size() as i64, Ordering::Relaxed);
+        MADE.fetch_add(1, Ordering::Relaxed);
         // SAFETY: as above.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -50,6 +53,12 @@ pub fn live_bytes() -> i64 {
 /// bytes).
 pub fn live_allocations() -> i64 {
     ALLOCATIONS.load(Ordering::Relaxed)
+}
+
+/// Allocations and reallocations made since start (each a call into the
+/// allocator, freed or not).
+pub fn allocations_made() -> i64 {
+    MADE.load(Ordering::Relaxed)
 }
 
 /// (median, best) of `runs` timed calls of `f`, after one untimed call.

@@ -13,7 +13,7 @@ use xfed_core::sip::{parse_datagram, Frame, Limits, Message, Request, Response, 
 
 enum Link {
     Udp(UdpSocket),
-    Tcp(TcpStream, StreamFramer),
+    Tcp(TcpStream, Box<StreamFramer>),
 }
 
 /// One SIP user (`user@domain`) talking to one xfed SIP listener.
@@ -35,7 +35,7 @@ impl SipUa {
         let link = if tcp {
             let s = TcpStream::connect(server).expect("connect to xfed's SIP TCP listener");
             s.set_nodelay(true).ok();
-            Link::Tcp(s, StreamFramer::new(Limits::default()))
+            Link::Tcp(s, Box::new(StreamFramer::new(Limits::default())))
         } else {
             let s = UdpSocket::bind("127.0.0.1:0").expect("bind UDP");
             Link::Udp(s)

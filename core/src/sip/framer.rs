@@ -10,6 +10,9 @@ use super::message::Message;
 use super::parse::{build, looks_like_request, split_head, with_origin, Head, HeadScanner, Limits};
 
 /// What a stream yields.
+// Nearly every frame is a message, taken at once: boxing it would cost an
+// allocation per message to save stack on the rare ping.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Frame {
     /// A complete message, body included.

@@ -106,50 +106,140 @@ fn intern(name: &str) -> Cow<'static, str> {
     }
 }
 
-/// One header field line (after unfolding).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Header {
-    name: Cow<'static, str>,
-    value: String,
+/// One header field line (after unfolding), as the message holds it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Header<'a> {
+    name: &'a str,
+    value: &'a str,
 }
 
-impl Header {
+impl<'a> Header<'a> {
     /// The name as written (maybe a compact form).
-    pub fn name(&self) -> &str {
-        &self.name
+    pub fn name(&self) -> &'a str {
+        self.name
     }
 
     /// The name with a compact form expanded.
-    pub fn full_name(&self) -> &str {
-        full_name(&self.name)
+    pub fn full_name(&self) -> &'a str {
+        full_name(self.name)
     }
 
     /// The value, trimmed, folding replaced by single spaces.
-    pub fn value(&self) -> &str {
-        &self.value
+    pub fn value(&self) -> &'a str {
+        self.value
     }
 
     /// True when this is the header `name` (any spelling).
     pub fn is(&self, name: &str) -> bool {
-        same_name(&self.name, name)
+        same_name(self.name, name)
     }
+}
+
+/// Bytes of values and lines a request we build usually has (a MESSAGE:
+/// Via, Max-Forwards, From, To, Call-ID, CSeq, Content-Type and a few
+/// more), reserved at the first line.
+const TYPICAL_TEXT: usize = 384;
+const TYPICAL_LINES: usize = 10;
+
+/// Where one line's value is in [`Headers`]' text.
+#[derive(Clone, Debug)]
+struct Entry {
+    name: Cow<'static, str>,
+    start: usize,
+    end: usize,
 }
 
 /// Header fields in their order. Several lines of one name, and several
 /// comma-separated values in one line, are both kept as written.
 ///
+/// The values are slices of one text, written once as the message is read
+/// (or as lines are added): a message's header section costs one buffer,
+/// not one allocation per line. A line replaced or removed leaves its
+/// bytes in the text until the message goes.
+///
 /// Content-Length is framing, not content: the parser removes it (the body
 /// is the truth) and the writer always computes it, so [`Headers::push`]
 /// ignores it.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Default)]
 pub struct Headers {
-    list: Vec<Header>,
+    text: String,
+    list: Vec<Entry>,
 }
+
+impl PartialEq for Headers {
+    /// The same lines in the same order, however the text is laid out.
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Headers {}
+
+impl std::hash::Hash for Headers {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.len().hash(state);
+        for h in self {
+            h.hash(state);
+        }
+    }
+}
+
+impl std::fmt::Debug for Headers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.iter().map(|h| (h.name, h.value)))
+            .finish()
+    }
+}
+
+/// The lines of [`Headers`], in order.
+#[derive(Clone, Debug)]
+pub struct Iter<'a> {
+    text: &'a str,
+    entries: std::slice::Iter<'a, Entry>,
+}
+
+impl<'a> Iter<'a> {
+    fn header(&self, e: &'a Entry) -> Header<'a> {
+        Header {
+            name: &e.name,
+            value: self.text.get(e.start..e.end).unwrap_or(""),
+        }
+    }
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = Header<'a>;
+    fn next(&mut self) -> Option<Header<'a>> {
+        let e = self.entries.next()?;
+        Some(self.header(e))
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.entries.size_hint()
+    }
+}
+
+impl DoubleEndedIterator for Iter<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        let e = self.entries.next_back()?;
+        Some(self.header(e))
+    }
+}
+
+impl ExactSizeIterator for Iter<'_> {}
 
 impl Headers {
     /// No headers.
     pub fn new() -> Self {
         Headers::default()
+    }
+
+    /// No headers yet, room for `bytes` of values and `lines` lines.
+    pub(crate) fn with_capacity(bytes: usize, lines: usize) -> Self {
+        Headers {
+            text: String::with_capacity(bytes),
+            list: Vec::with_capacity(lines),
+        }
     }
 
     /// Number of header lines.
@@ -163,83 +253,138 @@ impl Headers {
     }
 
     /// Every header line, in the order written.
-    pub fn iter(&self) -> std::slice::Iter<'_, Header> {
-        self.list.iter()
+    pub fn iter(&self) -> Iter<'_> {
+        Iter {
+            text: &self.text,
+            entries: self.list.iter(),
+        }
+    }
+
+    /// Writes `value` into the text: where it is.
+    fn store(&mut self, name: Cow<'static, str>, value: &str) -> Entry {
+        if self.text.capacity() == 0 {
+            // A request we build: room for its usual lines at once,
+            // rather than growing from a few bytes.
+            self.text.reserve(TYPICAL_TEXT.max(value.len()));
+            self.list.reserve(TYPICAL_LINES);
+        }
+        let start = self.text.len();
+        self.text.push_str(value);
+        Entry {
+            name,
+            start,
+            end: self.text.len(),
+        }
     }
 
     /// Appends a header line. So that what is written reads back the same,
     /// characters a name cannot hold are dropped (an empty name becomes
     /// `X`), control characters in the value become spaces, and the value
     /// is trimmed. Content-Length is ignored (see the type's note).
-    pub fn push(&mut self, name: &str, value: impl Into<String>) {
-        if let Some(h) = sanitized(name, value.into()) {
-            self.list.push(h);
+    pub fn push(&mut self, name: &str, value: impl AsRef<str>) {
+        if let Some((name, value)) = sanitized(name, value.as_ref()) {
+            let e = self.store(name, &value);
+            self.list.push(e);
         }
     }
 
     /// Inserts a header line first (a Via we add on top).
-    pub fn push_front(&mut self, name: &str, value: impl Into<String>) {
-        if let Some(h) = sanitized(name, value.into()) {
-            self.list.insert(0, h);
+    pub fn push_front(&mut self, name: &str, value: impl AsRef<str>) {
+        if let Some((name, value)) = sanitized(name, value.as_ref()) {
+            let e = self.store(name, &value);
+            self.list.insert(0, e);
         }
     }
 
     /// Replaces every line of `name` by one line holding `value`, where the
     /// first was (or at the end).
-    pub fn set(&mut self, name: &str, value: impl Into<String>) {
-        let Some(h) = sanitized(name, value.into()) else {
+    pub fn set(&mut self, name: &str, value: impl AsRef<str>) {
+        let Some((clean, value)) = sanitized(name, value.as_ref()) else {
             return;
         };
-        match self.list.iter().position(|x| x.is(name)) {
+        let e = self.store(clean, &value);
+        match self.list.iter().position(|x| same_name(&x.name, name)) {
             Some(i) => {
-                self.list[i] = h;
+                self.list[i] = e;
                 let mut k = 0;
                 self.list.retain(|x| {
-                    let keep = k <= i || !x.is(name);
+                    let keep = k <= i || !same_name(&x.name, name);
                     k += 1;
                     keep
                 });
             }
-            None => self.list.push(h),
+            None => self.list.push(e),
         }
     }
 
     /// Removes every line of `name`; returns how many there were.
     pub fn remove(&mut self, name: &str) -> usize {
         let before = self.list.len();
-        self.list.retain(|h| !h.is(name));
+        self.list.retain(|h| !same_name(&h.name, name));
         before - self.list.len()
     }
 
     /// Appends without sanitizing, for the parser, which has validated.
-    pub(crate) fn push_parsed(&mut self, name: &str, value: String) {
-        self.list.push(Header {
-            name: intern(name),
-            value,
-        });
+    pub(crate) fn push_parsed(&mut self, name: &str, value: &str) {
+        let e = self.store(intern(name), value);
+        self.list.push(e);
     }
 
     /// Appends a copy of a line.
-    pub(crate) fn push_header(&mut self, h: &Header) {
-        self.list.push(h.clone());
+    pub(crate) fn push_header(&mut self, h: Header<'_>) {
+        let e = self.store(intern(h.name), h.value);
+        self.list.push(e);
     }
 
-    /// The value of the last line, for appending to a folded line.
-    pub(crate) fn last_value_mut(&mut self) -> Option<&mut String> {
-        self.list.last_mut().map(|h| &mut h.value)
+    /// Continues the last line's value with `more` (a folded line): one
+    /// space between, none at the end of what was there. The new length,
+    /// or `None` when there is no line yet.
+    pub(crate) fn fold_into_last(&mut self, more: &str) -> Option<usize> {
+        let last = self.list.last()?.clone();
+        let (mut start, mut end) = (last.start, last.end);
+        if end != self.text.len() {
+            // Not at the end of the text: moved there first.
+            let value = self.text.get(start..end).unwrap_or("").to_owned();
+            start = self.text.len();
+            self.text.push_str(&value);
+            end = self.text.len();
+        }
+        let kept = self
+            .text
+            .get(start..end)
+            .unwrap_or("")
+            .trim_end_matches([' ', '\t'])
+            .len();
+        self.text.truncate(start + kept);
+        if !more.is_empty() {
+            if kept > 0 {
+                self.text.push(' ');
+            }
+            self.text.push_str(more);
+        }
+        end = self.text.len();
+        if let Some(e) = self.list.last_mut() {
+            e.start = start;
+            e.end = end;
+        }
+        Some(end - start)
+    }
+
+    fn value_of(&self, e: &Entry) -> &str {
+        self.text.get(e.start..e.end).unwrap_or("")
     }
 
     /// True when some line is the header `name`.
     pub fn contains(&self, name: &str) -> bool {
-        self.list.iter().any(|h| h.is(name))
+        self.list.iter().any(|h| same_name(&h.name, name))
     }
 
     /// The value of the first line of `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.list
             .iter()
-            .find(|h| h.is(name))
-            .map(|h| h.value.as_str())
+            .find(|h| same_name(&h.name, name))
+            .map(|h| self.value_of(h))
     }
 
     /// The value of each line of `name`, in order, unsplit. For headers
@@ -247,8 +392,8 @@ impl Headers {
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.list
             .iter()
-            .filter(move |h| h.is(name))
-            .map(|h| h.value.as_str())
+            .filter(move |h| same_name(&h.name, name))
+            .map(|h| self.value_of(h))
     }
 
     /// Every value of the list header `name`: all its lines, each split at
@@ -438,10 +583,10 @@ impl Headers {
 }
 
 impl<'a> IntoIterator for &'a Headers {
-    type Item = &'a Header;
-    type IntoIter = std::slice::Iter<'a, Header>;
+    type Item = Header<'a>;
+    type IntoIter = Iter<'a>;
     fn into_iter(self) -> Self::IntoIter {
-        self.list.iter()
+        self.iter()
     }
 }
 
@@ -449,7 +594,8 @@ fn is_word(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(is_word_char)
 }
 
-fn sanitized(name: &str, value: String) -> Option<Header> {
+/// A name and value as [`Headers::push`] keeps them.
+fn sanitized<'v>(name: &str, value: &'v str) -> Option<(Cow<'static, str>, Cow<'v, str>)> {
     let mut name: String = name
         .bytes()
         .filter(|&b| is_token(b))
@@ -461,22 +607,21 @@ fn sanitized(name: &str, value: String) -> Option<Header> {
     if same_name(&name, "Content-Length") {
         return None;
     }
-    let value = if value.chars().any(|c| c.is_control() && c != '\t') {
-        value
-            .chars()
-            .map(|c| if c.is_control() && c != '\t' { ' ' } else { c })
-            .collect()
+    let value: Cow<'v, str> = if value.chars().any(|c| c.is_control() && c != '\t') {
+        Cow::Owned(
+            value
+                .chars()
+                .map(|c| if c.is_control() && c != '\t' { ' ' } else { c })
+                .collect(),
+        )
     } else {
-        value
+        Cow::Borrowed(value)
     };
-    let value = match trim_wsp(&value) {
-        t if t.len() == value.len() => value,
-        t => t.to_owned(),
+    let value = match value {
+        Cow::Borrowed(v) => Cow::Borrowed(trim_wsp(v)),
+        Cow::Owned(v) => Cow::Owned(trim_wsp(&v).to_owned()),
     };
-    Some(Header {
-        name: intern(&name),
-        value,
-    })
+    Some((intern(&name), value))
 }
 
 #[cfg(test)]

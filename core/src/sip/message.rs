@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::headers::{Header, Headers};
+use super::headers::Headers;
 use super::method::Method;
 use super::syntax::is_token;
 use super::uri::Uri;
@@ -155,7 +155,7 @@ impl Response {
 
 /// Headers in order, Content-Length last and always, blank line, body.
 fn write_rest(headers: &Headers, body: &[u8], out: &mut Vec<u8>) {
-    for h in headers.iter().filter(|h: &&Header| !h.is("Content-Length")) {
+    for h in headers.iter().filter(|h| !h.is("Content-Length")) {
         out.extend_from_slice(h.name().as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(h.value().as_bytes());

@@ -161,22 +161,15 @@ pub(crate) fn split_head(head: &[u8], limits: &Limits) -> Result<Head, ParseErro
     let text = text.strip_suffix("\r\n\r\n").unwrap_or(text);
     let mut lines = text.split("\r\n");
     let start = lines.next().unwrap_or("").to_owned();
-    let mut headers = Headers::new();
+    // One buffer for every value: they are never longer than the section.
+    let lines_hint = text.matches("\r\n").count();
+    let mut headers = Headers::with_capacity(text.len(), lines_hint);
     for line in lines {
         if line.starts_with([' ', '\t']) {
-            let Some(value) = headers.last_value_mut() else {
+            let Some(len) = headers.fold_into_last(line.trim_matches([' ', '\t'])) else {
                 return Err(bad("Continuation line before any header"));
             };
-            let more = line.trim_matches([' ', '\t']);
-            if !more.is_empty() {
-                let kept = value.trim_end_matches([' ', '\t']).len();
-                value.truncate(kept);
-                if !value.is_empty() {
-                    value.push(' ');
-                }
-                value.push_str(more);
-            }
-            if value.len() > limits.max_line_length {
+            if len > limits.max_line_length {
                 return Err(too_large(format!(
                     "Header field longer than {} bytes",
                     limits.max_line_length
@@ -191,7 +184,7 @@ pub(crate) fn split_head(head: &[u8], limits: &Limits) -> Result<Head, ParseErro
         if !is_token_str(name) {
             return Err(bad(format!("Bad header name '{}'", short(name))));
         }
-        headers.push_parsed(name, value.trim_matches([' ', '\t']).to_owned());
+        headers.push_parsed(name, value.trim_matches([' ', '\t']));
     }
     Ok(Head { start, headers })
 }

@@ -22,6 +22,8 @@
 //! Both runtimes.
 
 use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use xfed_tests::instances::deployment;
@@ -31,7 +33,7 @@ use xfed_tests::postgres::Postgres;
 use xfed_tests::prosody::Prosody;
 use xfed_tests::sip_ua::SipUa;
 use xfed_tests::xmpp_client::{self, OutgoingPresence, PresenceReceived, XmppClient};
-use xfed_tests::{eventually, require_peer, Instance};
+use xfed_tests::{eventually, free_port, require_peer, Instance};
 
 const WAIT: Duration = Duration::from_secs(20);
 const ALICE: &str = "alice@xfed.test";
@@ -301,6 +303,18 @@ fn three_instances_async_std() {
     three_instances("xfed-async-std", 50);
 }
 
+/// What the metrics listener at `addr` serves.
+fn scrape(addr: SocketAddr) -> String {
+    let Ok(mut s) = TcpStream::connect(addr) else {
+        return String::new();
+    };
+    let _ = s.set_read_timeout(Some(WAIT));
+    let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    answer
+}
+
 /// The next presence of `kind` from `user` to bob after the first `skip`.
 fn from_user(
     bob: &mut XmppClient,
@@ -326,6 +340,13 @@ fn presence_across_instances(bin: &str, prosody_ip: u8) {
     };
     pg.create_db("xfed");
     let d = deployment(&format!("presence-{bin}"), 2, &pg, prosody_ip, true);
+    // The second's metrics say whether it hears the first.
+    let metrics = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let file = d.dirs[1].join("xfed.toml");
+    let toml = std::fs::read_to_string(&file).unwrap();
+    let with_metrics = toml.replace("metrics = false", &format!("metrics = \"{metrics}\""));
+    assert_ne!(with_metrics, toml);
+    std::fs::write(&file, with_metrics).unwrap();
     let prosody = require_peer!(Prosody::start(d.prosody.clone()));
     let run = ["run", "--config", "xfed.toml"];
     let mut first = Instance::start(bin, &run, &d.dirs[0]);
@@ -333,6 +354,11 @@ fn presence_across_instances(bin: &str, prosody_ip: u8) {
     for i in [&mut first, &mut second] {
         i.wait_log("shared store: hearing the other instances' writes", WAIT);
     }
+    eventually("xfed_store_shared_up 1", WAIT, || {
+        scrape(metrics)
+            .lines()
+            .any(|l| l == "xfed_store_shared_up 1")
+    });
     let mut bob = require_peer!(XmppClient::connect(
         "bob@prosody.test",
         "bob-secret",

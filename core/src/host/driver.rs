@@ -489,6 +489,8 @@ pub struct Driver {
     /// When they are to be taken again, for what changed since (a
     /// timer, so that a quiet gateway's figures do not stay stale).
     observe_by: Option<Instant>,
+    /// The shared store's watcher, with several instances.
+    watching: Option<super::store_watch::Watching>,
 }
 
 /// How often the gauges are taken from the gateway's tables: scrapes
@@ -550,6 +552,7 @@ impl Driver {
             config,
             source: dep.source,
             observe_by: None,
+            watching: None,
         })
     }
 
@@ -697,9 +700,17 @@ impl Driver {
                     let mut r = lock(r);
                     r.observe(&self.gw);
                     r.observe_store(h.up(), h.waiting(), h.failures(), h.dropped());
+                    if let Some(w) = &self.watching {
+                        r.observe_shared(w.hearing.load(std::sync::atomic::Ordering::Relaxed));
+                    }
                 }
             }
         }
+    }
+
+    /// Keeps the shared store's watcher, whose state the metrics show.
+    pub fn watching(&mut self, w: super::store_watch::Watching) {
+        self.watching = Some(w);
     }
 
     /// The figures `[listen] metrics` serves, when it is on.

@@ -192,7 +192,9 @@ pub async fn serve<R: Runtime>(
         }
     }
     // Ends by itself once this loop's channel is gone.
-    let _watch = super::store_watch::start(&config, io.tx.clone());
+    if let Some(w) = super::store_watch::start(&config, io.tx.clone()) {
+        driver.watching(w);
+    }
     // Removed again when this ends.
     let _admin = admin_socket::serve(&admin_path, io.tx.clone())
         .map_err(|e| warn!("no admin socket at {}: {e}", admin_path.display()))

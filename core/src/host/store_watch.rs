@@ -10,6 +10,8 @@
 //! is read afresh (notifications sent meanwhile are lost).
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -27,27 +29,44 @@ use crate::store::{Shared, StoreError};
 /// How often the thread looks whether the gateway task is gone.
 const POLL: Duration = Duration::from_secs(1);
 
+/// The watcher thread, and whether it hears the other instances now
+/// (`xfed_store_shared_up`).
+#[derive(Debug)]
+pub struct Watching {
+    /// True while connected and listening.
+    pub hearing: Arc<AtomicBool>,
+    _thread: JoinHandle<()>,
+}
+
 /// Starts the watcher when `config` makes this instance one of several:
 /// a PostgreSQL store and a `sip.path`. It ends when the gateway task's
 /// channel closes.
-pub fn start<S: Send + 'static>(config: &Config, tx: Sender<Input<S>>) -> Option<JoinHandle<()>> {
+pub fn start<S: Send + 'static>(config: &Config, tx: Sender<Input<S>>) -> Option<Watching> {
     let StoreUrl::Postgres(url) = &config.store.url else {
         return None;
     };
     config.sip.path.as_ref()?;
     let url = url.expose().to_owned();
+    let hearing = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&hearing);
     std::thread::Builder::new()
         .name("xfed-store-watch".into())
-        .spawn(move || run(&url, &tx))
+        .spawn(move || run(&url, &tx, &flag))
         .map_err(|e| warn!("cannot watch the shared store for the other instances' writes: {e}"))
         .ok()
+        .map(|thread| Watching {
+            hearing,
+            _thread: thread,
+        })
 }
 
-fn run<S>(url: &str, tx: &Sender<Input<S>>) {
+fn run<S>(url: &str, tx: &Sender<Input<S>>, hearing: &AtomicBool) {
     let mut wait = RETRY_FIRST;
     let mut lost = false;
     while !tx.is_closed() {
-        match watch(url, tx, &mut lost, &mut wait) {
+        let result = watch(url, tx, &mut lost, &mut wait, hearing);
+        hearing.store(false, Ordering::Relaxed);
+        match result {
             Ok(()) => return,
             Err(e) => {
                 if !lost {
@@ -79,6 +98,7 @@ fn watch<S>(
     tx: &Sender<Input<S>>,
     lost: &mut bool,
     wait: &mut Duration,
+    hearing: &AtomicBool,
 ) -> Result<(), String> {
     let pg = |e: postgres::Error| format!("postgres: {e}");
     let mut client = Client::connect(url, NoTls).map_err(pg)?;
@@ -97,6 +117,7 @@ fn watch<S>(
         info!("shared store: hearing the other instances' writes");
     }
     *wait = RETRY_FIRST;
+    hearing.store(true, Ordering::Relaxed);
     loop {
         let mut changed: BTreeSet<String> = BTreeSet::new();
         {

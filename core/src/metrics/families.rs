@@ -90,4 +90,5 @@ families! {
     STORE_WAITING = "xfed_store_waiting", Gauge, [], "Rows waiting to be written to the store.";
     STORE_WRITE_FAILURES = "xfed_store_write_failures", Counter, [], "Store writes that failed and were kept for a retry.";
     STORE_DROPPED = "xfed_store_dropped", Counter, [], "Changes dropped because too many rows waited for the store.";
+    STORE_SHARED_UP = "xfed_store_shared_up", Gauge, [], "Several instances: 1 while this instance hears the others' writes to the shared store (bindings, presence, contacts), 0 while it does not.";
 }

@@ -207,6 +207,12 @@ impl Registry {
         self.set(STORE_WRITE_FAILURES, &[], failures);
         self.set(STORE_DROPPED, &[], dropped);
     }
+
+    /// Whether the store watcher hears the other instances (set only
+    /// where one runs).
+    pub fn observe_shared(&mut self, hearing: bool) {
+        self.set(STORE_SHARED_UP, &[], u64::from(hearing));
+    }
 }
 
 #[cfg(test)]

@@ -25,26 +25,31 @@ impl Endpoint {
         if self.mode != SipMode::Registrar {
             return;
         }
-        match rows {
+        let (n, what, user) = match rows {
             Shared::Bindings(aor, rows) => {
                 let bindings = self.registrar.bindings_mut();
                 match aor {
                     Some(aor) => bindings.merge_stored(&aor, rows, t.unix),
                     None => bindings.merge_all_stored(rows, t.unix),
                 }
+                return;
             }
-            Shared::Publications(aor, rows) => self.shared_publications(aor, rows, t),
+            Shared::Publications(aor, rows) => {
+                let n = rows.len();
+                let parse = |b: &[u8]| PidfDoc::parse(b, None).ok();
+                match &aor {
+                    Some(aor) => self.publications.merge_stored(aor, rows, parse, t.unix),
+                    None => self.publications.merge_all_stored(rows, parse, t.unix),
+                }
+                (n, "presence publication(s)", aor)
+            }
             Shared::Contacts(user, rows) => {
                 let n = rows.len();
                 match &user {
                     Some(user) => self.access.merge_stored(user, rows, t.unix),
                     None => self.access.merge_all_stored(rows, t.unix),
                 }
-                let whose = user.as_deref().unwrap_or("every user");
-                self.detail(
-                    None,
-                    format!("shared store: {n} remembered contact(s) of {whose}"),
-                );
+                (n, "remembered contact(s)", user)
             }
             Shared::Authorizations(user, rows) => {
                 let n = rows.len();
@@ -52,13 +57,14 @@ impl Endpoint {
                     Some(user) => self.watchers.merge_stored(user, rows),
                     None => self.watchers.merge_all_stored(rows),
                 }
-                let whose = user.as_deref().unwrap_or("every user");
-                self.detail(
-                    None,
-                    format!("shared store: {n} presence authorization(s) of {whose}"),
-                );
+                (n, "presence authorization(s)", user)
             }
-        }
+        };
+        // Another instance's publication composes here (so a probe or a
+        // new watcher gets the user's whole state); that instance tells the
+        // watchers of its changes itself.
+        let whose = user.as_deref().unwrap_or("every user");
+        self.detail(None, format!("shared store: {n} {what} of {whose}"));
     }
 
     /// How to reach the instance at `path` (its `sip.path`) with a
@@ -302,30 +308,5 @@ impl Origin {
     /// Whether another instance waits for the answer.
     pub(super) fn is_instance(&self) -> bool {
         matches!(self, Origin::Instance { .. })
-    }
-}
-
-impl Endpoint {
-    /// What the shared store holds of `aor`'s publications (or everyone's):
-    /// composed here from now on, so that a probe or a new watcher gets
-    /// the user's presence whichever instance the device published
-    /// through; that instance tells the watchers of the change itself.
-    pub(super) fn shared_publications(
-        &mut self,
-        aor: Option<String>,
-        rows: Vec<crate::store::StoredPublication>,
-        t: &Turn<'_>,
-    ) {
-        let n = rows.len();
-        let parse = |b: &[u8]| PidfDoc::parse(b, None).ok();
-        match &aor {
-            Some(aor) => self.publications.merge_stored(aor, rows, parse, t.unix),
-            None => self.publications.merge_all_stored(rows, parse, t.unix),
-        }
-        let whose = aor.as_deref().unwrap_or("every user");
-        self.detail(
-            None,
-            format!("shared store: {n} presence publication(s) of {whose}"),
-        );
     }
 }

@@ -311,6 +311,25 @@ fn put_dialog(tx: &mut Transaction<'_>, d: &StoredDialog) -> Result<(), StoreErr
     Ok(())
 }
 
+/// The rows of `select` (its columns and table) ordered by `order`: all,
+/// or those whose column `key` is `user`.
+fn rows_of(
+    client: &mut Client,
+    select: &str,
+    key: &str,
+    order: &str,
+    user: Option<&str>,
+) -> Result<Vec<postgres::Row>, StoreError> {
+    match user {
+        None => client.query(&format!("{select} ORDER BY {order}"), &[]),
+        Some(user) => client.query(
+            &format!("{select} WHERE {key} = $1 ORDER BY {order}"),
+            &[&user],
+        ),
+    }
+    .map_err(backend)
+}
+
 fn contacted(r: &postgres::Row) -> Result<Contacted, StoreError> {
     Ok(Contacted {
         local_user: r.get(0),
@@ -325,31 +344,16 @@ pub(super) fn contacts(
     client: &mut Client,
     user: Option<&str>,
 ) -> Result<Vec<Contacted>, StoreError> {
-    const COLUMNS: &str = "SELECT local_user, remote_jid, first_at, last_at FROM contacts";
-    let rows = match user {
-        None => client.query(&format!("{COLUMNS} ORDER BY local_user, remote_jid"), &[]),
-        Some(user) => client.query(
-            &format!("{COLUMNS} WHERE local_user = $1 ORDER BY remote_jid"),
-            &[&user],
-        ),
-    }
-    .map_err(backend)?;
+    let select = "SELECT local_user, remote_jid, first_at, last_at FROM contacts";
+    let rows = rows_of(client, select, "local_user", "local_user, remote_jid", user)?;
     rows.iter().map(contacted).collect()
 }
 
 /// The bindings stored, of one address of record or all.
 pub(super) fn bindings(client: &mut Client, aor: Option<&str>) -> Result<Vec<Binding>, StoreError> {
-    const COLUMNS: &str =
-        "SELECT aor, contact, expires_at, q, call_id, cseq, instance, reg_id, path
+    let select = "SELECT aor, contact, expires_at, q, call_id, cseq, instance, reg_id, path
          FROM bindings";
-    let rows = match aor {
-        None => client.query(&format!("{COLUMNS} ORDER BY aor, binding_key"), &[]),
-        Some(aor) => client.query(
-            &format!("{COLUMNS} WHERE aor = $1 ORDER BY binding_key"),
-            &[&aor],
-        ),
-    }
-    .map_err(backend)?;
+    let rows = rows_of(client, select, "aor", "aor, binding_key", aor)?;
     rows.iter()
         .map(|r| {
             let q = match r.get::<_, Option<i32>>(3) {
@@ -384,13 +388,8 @@ pub(super) fn publications(
     client: &mut Client,
     aor: Option<&str>,
 ) -> Result<Vec<StoredPublication>, StoreError> {
-    const COLUMNS: &str =
-        "SELECT aor, etag, expires_at, published_at, body, path FROM publications";
-    let rows = match aor {
-        None => client.query(&format!("{COLUMNS} ORDER BY aor, etag"), &[]),
-        Some(aor) => client.query(&format!("{COLUMNS} WHERE aor = $1 ORDER BY etag"), &[&aor]),
-    }
-    .map_err(backend)?;
+    let select = "SELECT aor, etag, expires_at, published_at, body, path FROM publications";
+    let rows = rows_of(client, select, "aor", "aor, etag", aor)?;
     rows.iter()
         .map(|r| {
             Ok(StoredPublication {
@@ -410,15 +409,8 @@ pub(super) fn authorizations(
     client: &mut Client,
     user: Option<&str>,
 ) -> Result<Vec<StoredAuthorization>, StoreError> {
-    const COLUMNS: &str = "SELECT local_user, remote_jid, approved, since FROM authorizations";
-    let rows = match user {
-        None => client.query(&format!("{COLUMNS} ORDER BY local_user, remote_jid"), &[]),
-        Some(user) => client.query(
-            &format!("{COLUMNS} WHERE local_user = $1 ORDER BY remote_jid"),
-            &[&user],
-        ),
-    }
-    .map_err(backend)?;
+    let select = "SELECT local_user, remote_jid, approved, since FROM authorizations";
+    let rows = rows_of(client, select, "local_user", "local_user, remote_jid", user)?;
     rows.iter()
         .map(|r| {
             Ok(StoredAuthorization {

@@ -377,23 +377,77 @@ pub enum Shared {
     Contacts(Option<String>, Vec<Contacted>),
 }
 
+/// The tables a [`Persist`] record writes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Table {
+    /// Registrar bindings.
+    Bindings,
+    /// Remembered first contacts.
+    Contacts,
+    /// Presence publications.
+    Publications,
+    /// Presence authorizations.
+    Authorizations,
+    /// SIP subscription dialogs.
+    Dialogs,
+}
+
+impl Persist {
+    /// The row it writes: its table and primary key, whose first part is
+    /// the user (the dialog's Call-ID for a dialog).
+    pub fn row(&self) -> (Table, &str, std::borrow::Cow<'_, str>) {
+        use std::borrow::Cow::Borrowed;
+        match self {
+            Persist::InsertBinding(b) | Persist::UpdateBinding(b) => {
+                (Table::Bindings, &b.aor, b.key().into())
+            }
+            Persist::DeleteBinding { aor, key } => (Table::Bindings, aor, Borrowed(key)),
+            Persist::RememberContact {
+                local_user,
+                remote_jid,
+                ..
+            }
+            | Persist::ForgetContact {
+                local_user,
+                remote_jid,
+            } => (Table::Contacts, local_user, Borrowed(remote_jid)),
+            Persist::PutPublication(p) => (Table::Publications, &p.aor, Borrowed(&p.etag)),
+            Persist::DeletePublication { aor, etag } => (Table::Publications, aor, Borrowed(etag)),
+            Persist::PutAuthorization(a) => (
+                Table::Authorizations,
+                &a.local_user,
+                Borrowed(&a.remote_jid),
+            ),
+            Persist::DeleteAuthorization {
+                local_user,
+                remote_jid,
+            } => (Table::Authorizations, local_user, Borrowed(remote_jid)),
+            Persist::PutDialog(d) => (
+                Table::Dialogs,
+                &d.dialog.call_id,
+                Borrowed(&d.dialog.local_tag),
+            ),
+            Persist::DeleteDialog { call_id, local_tag } => {
+                (Table::Dialogs, call_id, Borrowed(local_tag))
+            }
+        }
+    }
+}
+
 impl Shared {
     /// The notification that `change` makes for the other instances: the
     /// table's letter (`b`, `p`, `a`, `c`), `:`, and the user. `None` for
     /// a table not shared.
     pub fn key(change: &Persist) -> Option<String> {
-        let (table, user) = match change {
-            Persist::InsertBinding(b) | Persist::UpdateBinding(b) => ('b', &b.aor),
-            Persist::DeleteBinding { aor, .. } => ('b', aor),
-            Persist::PutPublication(p) => ('p', &p.aor),
-            Persist::DeletePublication { aor, .. } => ('p', aor),
-            Persist::PutAuthorization(a) => ('a', &a.local_user),
-            Persist::DeleteAuthorization { local_user, .. } => ('a', local_user),
-            Persist::RememberContact { local_user, .. }
-            | Persist::ForgetContact { local_user, .. } => ('c', local_user),
-            _ => return None,
+        let (table, user, _) = change.row();
+        let letter = match table {
+            Table::Bindings => 'b',
+            Table::Publications => 'p',
+            Table::Authorizations => 'a',
+            Table::Contacts => 'c',
+            Table::Dialogs => return None,
         };
-        Some(format!("{table}:{user}"))
+        Some(format!("{letter}:{user}"))
     }
 
     /// A notification's table letter and user, as [`Shared::key`] made it.

@@ -451,14 +451,10 @@ impl Endpoint {
                 t.now,
             ),
             anchor: (t.now, t.unix),
-            publications: registrar::publication::Publications::restore(
+            publications: registrar::publication::Publications::with_path(
                 Default::default(),
                 config.sip.path.clone(),
-                Vec::new(),
-                |_| None,
-                t.unix,
-            )
-            .0,
+            ),
             watchers: watchers::Watchers::new(
                 usize::try_from(config.sip.max_watchers).unwrap_or(usize::MAX),
             ),

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use tracing::{error, info, warn};
 
 use crate::config::StoreUrl;
-use crate::store::{Persist, Store, StoreError, Stored};
+use crate::store::{Persist, Store, StoreError, Stored, Table};
 
 /// The first wait before a failed write is tried again.
 pub const RETRY_FIRST: Duration = Duration::from_millis(250);
@@ -160,32 +160,11 @@ struct Waiting {
     next: u64,
 }
 
-type RowKey = (u8, String, String);
+type RowKey = (Table, String, String);
 
 fn row_key(p: &Persist) -> RowKey {
-    let (table, a, b) = match p {
-        Persist::InsertBinding(b) | Persist::UpdateBinding(b) => (0, b.aor.clone(), b.key()),
-        Persist::DeleteBinding { aor, key } => (0, aor.clone(), key.clone()),
-        Persist::RememberContact {
-            local_user,
-            remote_jid,
-            ..
-        }
-        | Persist::ForgetContact {
-            local_user,
-            remote_jid,
-        } => (1, local_user.clone(), remote_jid.clone()),
-        Persist::PutPublication(p) => (2, p.aor.clone(), p.etag.clone()),
-        Persist::DeletePublication { aor, etag } => (2, aor.clone(), etag.clone()),
-        Persist::PutAuthorization(a) => (3, a.local_user.clone(), a.remote_jid.clone()),
-        Persist::DeleteAuthorization {
-            local_user,
-            remote_jid,
-        } => (3, local_user.clone(), remote_jid.clone()),
-        Persist::PutDialog(d) => (4, d.dialog.call_id.clone(), d.dialog.local_tag.clone()),
-        Persist::DeleteDialog { call_id, local_tag } => (4, call_id.clone(), local_tag.clone()),
-    };
-    (table, a, b)
+    let (table, a, b) = p.row();
+    (table, a.to_owned(), b.into_owned())
 }
 
 impl Waiting {

@@ -237,6 +237,14 @@ impl<D: Document> Publications<D> {
         }
     }
 
+    /// None yet, for the instance whose `sip.path` is `path`.
+    pub fn with_path(policy: PublishPolicy, path: Option<String>) -> Publications<D> {
+        Publications {
+            path,
+            ..Publications::new(policy)
+        }
+    }
+
     /// Whether a stored publication was taken by another instance.
     fn is_foreign(&self, s: &StoredPublication) -> bool {
         s.path.is_some() && s.path != self.path
@@ -253,8 +261,7 @@ impl<D: Document> Publications<D> {
         parse: impl Fn(&[u8]) -> Option<D>,
         now_unix: u64,
     ) -> (Publications<D>, Vec<Persist>) {
-        let mut p = Publications::new(policy);
-        p.path = path;
+        let mut p = Publications::with_path(policy, path);
         let mut changes = Vec::new();
         for s in stored {
             let aor = normalize_aor(&s.aor);

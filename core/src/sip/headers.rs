@@ -109,7 +109,8 @@ fn intern(name: &str) -> Cow<'static, str> {
 /// One header field line (after unfolding), as the message holds it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Header<'a> {
-    name: &'a str,
+    /// As kept: a copy into other headers takes the interned name along.
+    name: &'a Cow<'static, str>,
     value: &'a str,
 }
 
@@ -187,7 +188,7 @@ impl std::hash::Hash for Headers {
 impl std::fmt::Debug for Headers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list()
-            .entries(self.iter().map(|h| (h.name, h.value)))
+            .entries(self.iter().map(|h| (h.name(), h.value)))
             .finish()
     }
 }
@@ -234,11 +235,11 @@ impl Headers {
         Headers::default()
     }
 
-    /// No headers yet, room for `bytes` of values and `lines` lines.
-    pub(crate) fn with_capacity(bytes: usize, lines: usize) -> Self {
+    /// No headers yet, room for `bytes` of values and the usual lines.
+    pub(crate) fn with_capacity(bytes: usize) -> Self {
         Headers {
             text: String::with_capacity(bytes),
-            list: Vec::with_capacity(lines),
+            list: Vec::with_capacity(TYPICAL_LINES),
         }
     }
 
@@ -332,7 +333,7 @@ impl Headers {
 
     /// Appends a copy of a line.
     pub(crate) fn push_header(&mut self, h: Header<'_>) {
-        let e = self.store(intern(h.name), h.value);
+        let e = self.store(h.name.clone(), h.value);
         self.list.push(e);
     }
 
@@ -340,8 +341,7 @@ impl Headers {
     /// space between, none at the end of what was there. The new length,
     /// or `None` when there is no line yet.
     pub(crate) fn fold_into_last(&mut self, more: &str) -> Option<usize> {
-        let last = self.list.last()?.clone();
-        let (mut start, mut end) = (last.start, last.end);
+        let (mut start, mut end) = self.list.last().map(|e| (e.start, e.end))?;
         if end != self.text.len() {
             // Not at the end of the text: moved there first.
             let value = self.text.get(start..end).unwrap_or("").to_owned();

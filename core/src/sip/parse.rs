@@ -162,8 +162,7 @@ pub(crate) fn split_head(head: &[u8], limits: &Limits) -> Result<Head, ParseErro
     let mut lines = text.split("\r\n");
     let start = lines.next().unwrap_or("").to_owned();
     // One buffer for every value: they are never longer than the section.
-    let lines_hint = text.matches("\r\n").count();
-    let mut headers = Headers::with_capacity(text.len(), lines_hint);
+    let mut headers = Headers::with_capacity(text.len());
     for line in lines {
         if line.starts_with([' ', '\t']) {
             let Some(len) = headers.fold_into_last(line.trim_matches([' ', '\t'])) else {

@@ -1,7 +1,9 @@
 //! Reader throughput on a realistic s2s stream: 10,000 `<message>` stanzas
 //! of about 300 bytes, fed in 64 KiB reads as a socket would deliver them.
 //! Run with `cargo bench -p xfed-core --bench xml_reader`; prints MB/s and
-//! stanzas/s (median and best of the runs) for reading and for writing.
+//! stanzas/s (median and best of the runs) for reading into trees, for
+//! reading as a relay does (`Reader::raw`: checked, routing attributes
+//! read, no tree) and for writing.
 
 mod common;
 
@@ -77,7 +79,24 @@ fn main() {
         }
         assert_eq!(n, STANZAS);
     });
-    report("read", input.len(), read);
+    report("read, trees", input.len(), read);
+    // What a relay does: each stanza checked and its routing attributes
+    // read, no tree.
+    let raw = common::measure(RUNS, || {
+        let mut r = Reader::raw(Limits::default());
+        let mut n = 0;
+        for chunk in input.chunks(64 * 1024) {
+            r.feed_all(chunk);
+            while let Some(ev) = r.poll() {
+                if let Ok(Event::Stanza(s)) = ev {
+                    black_box(s.to());
+                    n += 1;
+                }
+            }
+        }
+        assert_eq!(n, STANZAS);
+    });
+    report("read, raw (no trees)", input.len(), raw);
     let scope = Scope::server();
     let write = common::measure(RUNS, || {
         let mut out = Vec::with_capacity(input.len());

@@ -1,9 +1,11 @@
 //! Properties of the reader and writer: any chunking of a stream gives the
 //! same events, and serialize/parse round trips.
 
+use std::sync::Arc;
+
 use proptest::prelude::*;
 use xfed_core::xml::{
-    ns, parse_element, Element, ErrorKind, Event, Limits, Reader, Scope, StreamHeader,
+    ns, parse_element, Element, ErrorKind, Event, Limits, Reader, Scope, Stanza, StreamHeader,
 };
 
 fn xml_text() -> impl Strategy<Value = String> {
@@ -75,6 +77,35 @@ fn element() -> impl Strategy<Value = Element> {
     })
 }
 
+/// A stanza with the attributes routing reads, each maybe missing.
+fn stanza() -> impl Strategy<Value = Element> {
+    let value = || prop::option::of(xml_text());
+    (
+        prop::sample::select(vec!["message", "presence", "iq"]),
+        [value(), value(), value(), value(), value()],
+        prop::collection::vec(element(), 0..3),
+    )
+        .prop_map(|(name, values, children)| {
+            let mut e = Element::new(ns::SERVER, name);
+            let keys = [
+                ("", "to"),
+                ("", "from"),
+                ("", "type"),
+                ("", "id"),
+                (ns::XML, "lang"),
+            ];
+            for ((ans, key), v) in keys.into_iter().zip(values) {
+                if let Some(v) = v {
+                    e.set_attr_ns(ans, key, v);
+                }
+            }
+            for c in children {
+                e.push_child(c);
+            }
+            e
+        })
+}
+
 fn stream(stanzas: &[Element], tail: &[u8]) -> Vec<u8> {
     let scope = Scope::server();
     let header = StreamHeader::new(scope.clone())
@@ -93,12 +124,14 @@ fn stream(stanzas: &[Element], tail: &[u8]) -> Vec<u8> {
     out
 }
 
+const LIMITS: Limits = Limits {
+    max_stanza_size: 4096,
+    max_depth: 8,
+    max_attributes: 64,
+};
+
 fn read(chunks: &[&[u8]]) -> Vec<Result<Event, ErrorKind>> {
-    let mut r = Reader::new(Limits {
-        max_stanza_size: 4096,
-        max_depth: 8,
-        ..Limits::default()
-    });
+    let mut r = Reader::new(LIMITS);
     let mut out = Vec::new();
     for c in chunks {
         r.feed_all(c);
@@ -107,6 +140,63 @@ fn read(chunks: &[&[u8]]) -> Vec<Result<Event, ErrorKind>> {
         }));
     }
     out
+}
+
+/// The same input through the reader that builds no trees.
+fn read_raw(chunks: &[&[u8]]) -> Vec<Result<Event<Stanza>, ErrorKind>> {
+    let mut r = Reader::raw(LIMITS);
+    let mut out = Vec::new();
+    for c in chunks {
+        r.feed_all(c);
+        out.extend(std::iter::from_fn(|| {
+            r.poll().map(|e| e.map_err(|e| e.kind()))
+        }));
+    }
+    out
+}
+
+/// Checks that a raw stanza says what its tree says.
+fn same_stanza(raw: &Stanza, tree: &Element, default_ns: &str) -> Result<(), TestCaseError> {
+    let built = raw.element();
+    prop_assert_eq!(built.as_ref(), Ok(tree));
+    prop_assert!(raw.is(tree.ns(), tree.name()));
+    prop_assert_eq!(raw.to(), tree.attr("to"));
+    prop_assert_eq!(raw.from(), tree.attr("from"));
+    prop_assert_eq!(raw.kind(), tree.attr("type"));
+    prop_assert_eq!(raw.id(), tree.attr("id"));
+    prop_assert_eq!(raw.lang(), tree.lang());
+    if raw.self_contained() {
+        // Written into a stream with only the same default namespace, the
+        // text reads as the same tree.
+        let bare = Arc::new(Scope::new(default_ns.to_owned()));
+        let again = Stanza::parse(raw.text(), bare, 64).and_then(|s| s.element());
+        prop_assert_eq!(again.as_ref(), Ok(tree), "{}", raw.text());
+    }
+    Ok(())
+}
+
+fn too_many_attributes() -> Vec<u8> {
+    let attrs: String = (0..65).map(|i| format!(" a{i}=''")).collect();
+    format!("<a{attrs}/>").into_bytes()
+}
+
+/// A stream with some bytes replaced by ones that matter to XML.
+fn mangled() -> impl Strategy<Value = Vec<u8>> {
+    let byte = prop::sample::select(vec![
+        b'<', b'>', b'&', b';', b'\'', b'"', b'/', b' ', b'x', b':', b'=', b'#', 0xC3, 0,
+    ]);
+    (
+        prop::collection::vec(prop_oneof![stanza(), element()], 1..5),
+        prop::collection::vec((any::<prop::sample::Index>(), byte), 0..4),
+    )
+        .prop_map(|(stanzas, edits)| {
+            let mut input = stream(&stanzas, b"");
+            let len = input.len();
+            for (at, b) in edits {
+                input[at.index(len)] = b;
+            }
+            input
+        })
 }
 
 fn split<'a>(input: &'a [u8], cuts: &[prop::sample::Index]) -> Vec<&'a [u8]> {
@@ -165,5 +255,37 @@ proptest! {
         prop_assert_eq!(&chunked, &whole);
         let bytewise: Vec<&[u8]> = input.chunks(1).collect();
         prop_assert_eq!(read(&bytewise), whole);
+    }
+
+    #[test]
+    fn the_raw_reader_agrees_with_the_tree_reader(
+        input in prop_oneof![
+            2 => (prop::collection::vec(prop_oneof![stanza(), element()], 0..6), prop::sample::select(vec![
+                b"".to_vec(), b"<!-- c -->".to_vec(), b"<a>&bogus;</a>".to_vec(),
+                b"<a b='1' b='2'/>".to_vec(), b"<a xmlns:p='u' p:b='1' xmlns:q='u' q:b='2'/>".to_vec(),
+                b"<p:a/>".to_vec(), b"<a b='&lt;&#x41;\r\n'>x&amp;y<![CDATA[]]></a>".to_vec(),
+                b"<a>x<b>y</c></a>".to_vec(), too_many_attributes(),
+            ])).prop_map(|(stanzas, tail)| stream(&stanzas, &tail)),
+            3 => mangled(),
+        ],
+        cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..8),
+    ) {
+        let chunks = split(&input, &cuts);
+        let trees = read(&chunks);
+        let raws = read_raw(&chunks);
+        prop_assert_eq!(trees.len(), raws.len());
+        let mut default_ns = String::new();
+        for (tree, raw) in trees.iter().zip(&raws) {
+            match (tree, raw) {
+                (Ok(Event::Stanza(e)), Ok(Event::Stanza(s))) => same_stanza(s, e, &default_ns)?,
+                (Ok(Event::Header(a)), Ok(Event::Header(b))) => {
+                    prop_assert_eq!(a, b);
+                    default_ns = a.default_ns().to_owned();
+                }
+                (Ok(Event::End), Ok(Event::End)) => {}
+                (Err(a), Err(b)) => prop_assert_eq!(a, b),
+                (a, b) => prop_assert!(false, "tree {:?} but raw {:?}", a, b),
+            }
+        }
     }
 }

@@ -14,13 +14,15 @@ pub mod ns;
 mod parse;
 mod reader;
 mod scope;
+mod stanza;
 mod writer;
 
 pub use element::{Attr, Element, Node};
 pub use error::{Error, ErrorKind};
 pub use header::StreamHeader;
-pub use reader::{Event, Limits, Reader};
+pub use reader::{Event, Form, Limits, Reader};
 pub use scope::Scope;
+pub use stanza::Stanza;
 
 /// Parses a standalone element (no inherited namespace bindings); for
 /// tests, tools and configuration, not for streams.

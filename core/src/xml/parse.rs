@@ -107,9 +107,15 @@ impl<'s, 'a> Bindings<'s, 'a> {
         }
     }
 
-    /// Opens an element: records its declarations and returns it with its
-    /// name and attributes resolved.
-    fn open(&mut self, base: &'a str, tag: &BytesStart<'_>) -> Result<Element, Error> {
+    /// Whether `prefix` is bound by the stream header rather than inside
+    /// the element (`xml` is bound everywhere).
+    fn bound_outside(&self, prefix: Option<&str>) -> bool {
+        prefix.is_some_and(|p| p != "xml") && !self.index.contains_key(&prefix)
+    }
+
+    /// Opens an element: records its declarations and returns its tag
+    /// with the name and attributes resolved.
+    fn open(&mut self, base: &'a str, tag: &BytesStart<'_>) -> Result<Tag<'a>, Error> {
         self.frames.push(self.decls.len());
         let mut plain: SmallVec<[(&'a str, Cow<'a, str>); 8]> = SmallVec::new();
         for (count, attr) in tag.attributes().enumerate() {
@@ -141,13 +147,20 @@ impl<'s, 'a> Bindings<'s, 'a> {
         }
         let qname = sub(base, tag.name().as_ref())?;
         let (prefix, local) = split_qname(qname)?;
-        let mut e = Element::new(ns::intern(self.resolve(prefix)?), ns::intern_name(local));
+        let mut outer = self.bound_outside(prefix);
+        let mut open = Tag {
+            ns: ns::intern(self.resolve(prefix)?),
+            name: local,
+            attrs: SmallVec::new(),
+            outer: false,
+        };
         // Two different qualified names can resolve to one expanded name
         // (`a:x` and `b:x` with `a` and `b` bound to one namespace).
         let mut seen: HashSet<(&str, &str)> = HashSet::new();
         let hashed = plain.len() > LINEAR_DUPLICATE_CHECK;
         for (key, value) in plain {
             let (prefix, local) = split_qname(key)?;
+            outer |= self.bound_outside(prefix);
             let ans = match prefix {
                 None => "",
                 Some(p) => self.resolve(Some(p))?,
@@ -155,15 +168,151 @@ impl<'s, 'a> Bindings<'s, 'a> {
             let twice = if hashed {
                 !seen.insert((ans, local))
             } else {
-                e.attr_ns(ans, local).is_some()
+                open.attrs.iter().any(|(n, l, _)| *l == local && n == ans)
             };
             if twice {
                 return Err(malformed(format!("attribute '{key}' given twice")));
             }
-            e.push_attr_unchecked(ns::intern(ans), ns::intern_name(local), value.into_owned());
+            open.attrs.push((ns::intern(ans), local, value));
         }
-        Ok(e)
+        open.outer = outer;
+        Ok(open)
     }
+}
+
+/// Namespace, local name and unescaped value of an attribute.
+type ResolvedAttr<'a> = (Cow<'static, str>, &'a str, Cow<'a, str>);
+
+/// A start tag with its names resolved, borrowed from the input.
+struct Tag<'a> {
+    ns: Cow<'static, str>,
+    name: &'a str,
+    attrs: SmallVec<[ResolvedAttr<'a>; 8]>,
+    /// A prefix of the stream header is used.
+    outer: bool,
+}
+
+impl Tag<'_> {
+    fn element(self) -> Element {
+        let mut e = Element::new(self.ns, ns::intern_name(self.name));
+        for (ans, local, value) in self.attrs {
+            e.push_attr_unchecked(ans, ns::intern_name(local), value.into_owned());
+        }
+        e
+    }
+}
+
+/// What a walk over one element makes of its tags and text, which come in
+/// document order, already checked.
+trait Build<'a> {
+    type Out;
+    fn open(&mut self, tag: Tag<'a>);
+    fn text(&mut self, text: Cow<'a, str>);
+    /// Ends the innermost open element; the outermost one's result.
+    fn close(&mut self) -> Option<Self::Out>;
+}
+
+/// Builds the element tree.
+#[derive(Default)]
+struct Tree {
+    stack: Vec<Element>,
+}
+
+impl<'a> Build<'a> for Tree {
+    type Out = Element;
+
+    fn open(&mut self, tag: Tag<'a>) {
+        self.stack.push(tag.element());
+    }
+
+    fn text(&mut self, text: Cow<'a, str>) {
+        if let Some(top) = self.stack.last_mut() {
+            top.push_text(&text);
+        }
+    }
+
+    fn close(&mut self) -> Option<Element> {
+        let done = self.stack.pop()?;
+        match self.stack.last_mut() {
+            Some(parent) => {
+                parent.push_child(done);
+                None
+            }
+            None => Some(done),
+        }
+    }
+}
+
+/// Keeps the outermost tag's routing attributes and nothing else.
+#[derive(Default)]
+struct HeadOnly<'a> {
+    depth: usize,
+    head: Option<Head<'a>>,
+    outer: bool,
+}
+
+impl<'a> Build<'a> for HeadOnly<'a> {
+    type Out = Head<'a>;
+
+    fn open(&mut self, tag: Tag<'a>) {
+        self.outer |= tag.outer;
+        self.depth += 1;
+        if self.head.is_some() {
+            return;
+        }
+        let mut head = Head {
+            ns: tag.ns,
+            name: tag.name,
+            values: Default::default(),
+            outer: false,
+        };
+        for (ans, local, value) in tag.attrs {
+            let slot = match (ans.as_ref(), local) {
+                ("", "to") => Field::To,
+                ("", "from") => Field::From,
+                ("", "type") => Field::Type,
+                ("", "id") => Field::Id,
+                (ns::XML, "lang") => Field::Lang,
+                _ => continue,
+            };
+            head.values[slot as usize] = Some(value);
+        }
+        self.head = Some(head);
+    }
+
+    fn text(&mut self, _: Cow<'a, str>) {}
+
+    fn close(&mut self) -> Option<Head<'a>> {
+        self.depth = self.depth.saturating_sub(1);
+        if self.depth > 0 {
+            return None;
+        }
+        let mut head = self.head.take()?;
+        head.outer = self.outer;
+        Some(head)
+    }
+}
+
+/// The attributes of a stanza's own tag that routing reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Field {
+    To,
+    From,
+    Type,
+    Id,
+    Lang,
+}
+
+/// A checked element's namespace, name and routing attributes, borrowed
+/// from its text.
+#[derive(Debug)]
+pub(super) struct Head<'a> {
+    pub(super) ns: Cow<'static, str>,
+    pub(super) name: &'a str,
+    /// Indexed by [`Field`].
+    pub(super) values: [Option<Cow<'a, str>>; 5],
+    /// Some name uses a prefix the stream header binds.
+    pub(super) outer: bool,
 }
 
 fn check_binding(prefix: Option<&str>, ns: &str) -> Result<(), Error> {
@@ -188,48 +337,80 @@ fn reader(input: &str) -> quick_xml::Reader<&[u8]> {
 
 /// Parses one whole element (a stanza) against the stream's bindings.
 pub fn element(input: &str, scope: &Scope, max_attributes: usize) -> Result<Element, Error> {
+    walk(input, scope, max_attributes, &mut Tree::default())
+}
+
+/// Checks one whole element by exactly the rules of [`element`], without
+/// building its tree, and returns what routing reads of it.
+pub(super) fn head<'a>(
+    input: &'a str,
+    scope: &Scope,
+    max_attributes: usize,
+) -> Result<Head<'a>, Error> {
+    walk(input, scope, max_attributes, &mut HeadOnly::default())
+}
+
+/// The one pass over an element both readings share: tokens from
+/// quick-xml, namespaces and references resolved and checked here.
+fn walk<'a, B: Build<'a>>(
+    input: &'a str,
+    scope: &Scope,
+    max_attributes: usize,
+    build: &mut B,
+) -> Result<B::Out, Error> {
     let mut r = reader(input);
     let mut b = Bindings::new(scope, max_attributes);
-    let mut stack: Vec<Element> = Vec::new();
-    let mut text = String::new();
+    let mut depth = 0usize;
+    // The character data since the last markup: text and references lie
+    // next to each other in the input, so one span covers them.
+    let mut text: Option<(usize, usize)> = None;
     loop {
         let ev = r.read_event().map_err(quick)?;
-        if !matches!(ev, Event::Text(_) | Event::GeneralRef(_)) && !text.is_empty() {
-            if let Some(top) = stack.last_mut() {
-                top.push_text(&unescape_text(&text)?);
+        if !matches!(ev, Event::Text(_) | Event::GeneralRef(_)) {
+            if let Some((start, end)) = text.take() {
+                if depth > 0 {
+                    build.text(unescape_text(&input[start..end])?);
+                }
             }
-            text.clear();
         }
         match ev {
             Event::Start(tag) => {
-                let e = b.open(input, &tag)?;
-                stack.push(e);
+                build.open(b.open(input, &tag)?);
+                depth += 1;
             }
             Event::Empty(tag) => {
-                let e = b.open(input, &tag)?;
+                let tag = b.open(input, &tag)?;
                 b.pop();
-                match stack.last_mut() {
-                    Some(parent) => parent.push_child(e),
-                    None => return Ok(e),
+                build.open(tag);
+                if let Some(done) = build.close() {
+                    return Ok(done);
                 }
             }
             Event::End(_) => {
                 b.pop();
-                let done = stack.pop().ok_or_else(|| malformed("unbalanced end tag"))?;
-                match stack.last_mut() {
-                    Some(parent) => parent.push_child(done),
-                    None => return Ok(done),
+                depth = depth
+                    .checked_sub(1)
+                    .ok_or_else(|| malformed("unbalanced end tag"))?;
+                if let Some(done) = build.close() {
+                    return Ok(done);
                 }
             }
-            Event::Text(t) => text.push_str(sub(input, &t)?),
+            Event::Text(t) => {
+                let piece = span(input, sub(input, &t)?);
+                text = Some(extend(text, piece));
+            }
             Event::GeneralRef(r) => {
-                text.push('&');
-                text.push_str(sub(input, &r)?);
-                text.push(';');
+                let (start, end) = span(input, sub(input, &r)?);
+                // The span takes in the '&' before and the ';' after.
+                let piece = (start.saturating_sub(1), (end + 1).min(input.len()));
+                if !input.is_char_boundary(piece.0) || !input.is_char_boundary(piece.1) {
+                    return Err(malformed("token not on a character boundary"));
+                }
+                text = Some(extend(text, piece));
             }
             Event::CData(c) => {
-                if let Some(top) = stack.last_mut() {
-                    top.push_text(&normalize_eol(sub(input, &c)?));
+                if depth > 0 {
+                    build.text(normalize_eol(sub(input, &c)?));
                 }
             }
             Event::Comment(_) | Event::PI(_) | Event::DocType(_) | Event::Decl(_) => {
@@ -240,6 +421,19 @@ pub fn element(input: &str, scope: &Scope, max_attributes: usize) -> Result<Elem
             }
             Event::Eof => return Err(malformed("element not closed")),
         }
+    }
+}
+
+/// Where `part`, a sub-slice of `base`, lies in it.
+fn span(base: &str, part: &str) -> (usize, usize) {
+    let start = (part.as_ptr() as usize).wrapping_sub(base.as_ptr() as usize);
+    (start, start + part.len())
+}
+
+fn extend(run: Option<(usize, usize)>, (start, end): (usize, usize)) -> (usize, usize) {
+    match run {
+        Some((first, _)) => (first.min(start), end),
+        None => (start, end),
     }
 }
 
@@ -297,7 +491,7 @@ pub fn header(input: &str, max_attributes: usize) -> Result<StreamHeader, Error>
     };
     let base = Scope::default();
     let mut b = Bindings::new(&base, max_attributes);
-    let e = b.open(input, &tag)?;
+    let e = b.open(input, &tag)?.element();
     if e.name() != "stream" {
         return Err(Error::new(
             ErrorKind::NotAStream,

@@ -9,12 +9,14 @@
 //! boundaries anywhere (inside a character included) change nothing.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use super::element::Element;
 use super::error::{Error, ErrorKind};
 use super::header::StreamHeader;
 use super::parse;
 use super::scope::Scope;
+use super::stanza::Stanza;
 
 /// Resource limits of one stream; hostile input hits these, not memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,13 +44,14 @@ impl Default for Limits {
     }
 }
 
-/// What a stream yields.
+/// What a stream yields; `S` is what the reader makes of each top-level
+/// element (see [`Form`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Event {
+pub enum Event<S = Element> {
     /// The peer's stream header.
     Header(StreamHeader),
     /// One complete top-level element (stanza or negotiation element).
-    Stanza(Element),
+    Stanza(S),
     /// `</stream:stream>`: the peer closed its stream.
     End,
 }
@@ -86,13 +89,35 @@ enum Scan {
     Decl,
 }
 
+/// What a reader makes of a complete top-level element: its tree
+/// ([`Element`]), or its checked text ([`Stanza`]) where routing needs no
+/// more. Both check it by the same rules.
+pub trait Form: Sized {
+    /// Checks `text`, one whole element, against the stream's bindings.
+    fn read(text: &str, scope: &Arc<Scope>, max_attributes: usize) -> Result<Self, Error>;
+}
+
+impl Form for Element {
+    fn read(text: &str, scope: &Arc<Scope>, max_attributes: usize) -> Result<Self, Error> {
+        parse::element(text, scope, max_attributes)
+    }
+}
+
+impl Form for Stanza {
+    fn read(text: &str, scope: &Arc<Scope>, max_attributes: usize) -> Result<Self, Error> {
+        Stanza::parse(text, scope.clone(), max_attributes)
+    }
+}
+
 /// Capacity above which the construct buffer is released once a construct
 /// completes, so that one large stanza does not pin memory on an idle stream.
 const KEEP_CAPACITY: usize = 16 * 1024;
 
-/// Incremental XMPP stream reader: bytes in, [`Event`]s out.
+/// Incremental XMPP stream reader: bytes in, [`Event`]s out, each
+/// top-level element as an [`Element`] tree or, from [`Reader::raw`], as
+/// a [`Stanza`].
 #[derive(Debug)]
-pub struct Reader {
+pub struct Reader<S = Element> {
     limits: Limits,
     phase: Phase,
     scan: Scan,
@@ -100,10 +125,10 @@ pub struct Reader {
     /// Length of the prefix of `buf` already validated.
     checked: usize,
     depth: u32,
-    scope: Scope,
+    scope: Arc<Scope>,
     qname: String,
     offset: u64,
-    events: VecDeque<Event>,
+    events: VecDeque<Event<S>>,
     error: Option<Error>,
     failed: bool,
 }
@@ -111,20 +136,7 @@ pub struct Reader {
 impl Reader {
     /// A reader for a new stream (or a restarted one).
     pub fn new(limits: Limits) -> Self {
-        Reader {
-            limits,
-            phase: Phase::Prolog { decl_allowed: true },
-            scan: Scan::Idle,
-            buf: Vec::new(),
-            checked: 0,
-            depth: 0,
-            scope: Scope::default(),
-            qname: String::new(),
-            offset: 0,
-            events: VecDeque::new(),
-            error: None,
-            failed: false,
-        }
+        Reader::with_form(limits)
     }
 
     /// A reader of bare top-level elements without a stream header.
@@ -134,11 +146,38 @@ impl Reader {
             ..Reader::new(limits)
         }
     }
+}
+
+impl Reader<Stanza> {
+    /// A reader that yields each top-level element as a [`Stanza`]:
+    /// checked by the same rules, without building its tree.
+    pub fn raw(limits: Limits) -> Self {
+        Reader::with_form(limits)
+    }
+}
+
+impl<S: Form> Reader<S> {
+    fn with_form(limits: Limits) -> Self {
+        Reader {
+            limits,
+            phase: Phase::Prolog { decl_allowed: true },
+            scan: Scan::Idle,
+            buf: Vec::new(),
+            checked: 0,
+            depth: 0,
+            scope: Arc::default(),
+            qname: String::new(),
+            offset: 0,
+            events: VecDeque::new(),
+            error: None,
+            failed: false,
+        }
+    }
 
     /// Forgets the stream, as RFC 6120 requires after STARTTLS and SASL:
     /// the next bytes start a new stream header.
     pub fn reset(&mut self) {
-        *self = Reader::new(self.limits);
+        *self = Reader::with_form(self.limits);
     }
 
     /// Consumes bytes until an event completes or `input` is used up, and
@@ -177,7 +216,7 @@ impl Reader {
     }
 
     /// The next event, then the error that stopped the stream, if any.
-    pub fn poll(&mut self) -> Option<Result<Event, Error>> {
+    pub fn poll(&mut self) -> Option<Result<Event<S>, Error>> {
         if let Some(ev) = self.events.pop_front() {
             return Some(Ok(ev));
         }
@@ -443,7 +482,7 @@ impl Reader {
         match self.phase {
             Phase::Prolog { .. } => {
                 let header = parse::header(validate(&self.buf)?, self.limits.max_attributes)?;
-                self.scope = header.scope().clone();
+                self.scope = Arc::new(header.scope().clone());
                 self.qname = header.qname().to_owned();
                 self.phase = Phase::Open;
                 self.events.push_back(Event::Header(header));
@@ -497,8 +536,8 @@ impl Reader {
     fn stanza(&mut self) -> Result<(), Error> {
         // Every tag was checked as it completed; the last one ends the buffer.
         let text = std::str::from_utf8(&self.buf).map_err(|_| invalid_utf8())?;
-        let e = parse::element(text, &self.scope, self.limits.max_attributes)?;
-        self.events.push_back(Event::Stanza(e));
+        let stanza = S::read(text, &self.scope, self.limits.max_attributes)?;
+        self.events.push_back(Event::Stanza(stanza));
         self.finish_construct();
         Ok(())
     }
@@ -534,6 +573,16 @@ fn invalid_utf8() -> Error {
 /// Checks a complete construct: UTF-8, and only characters XML 1.0 allows.
 fn validate(bytes: &[u8]) -> Result<&str, Error> {
     let text = std::str::from_utf8(bytes).map_err(|_| invalid_utf8())?;
+    // Most text holds neither controls nor the lead byte of U+FFFE/U+FFFF:
+    // a test of whole blocks without branches finds that out quickly.
+    let suspect = |block: &[u8]| {
+        block.iter().fold(false, |seen, &b| {
+            seen | ((b < 0x20) & (b != b'\t') & (b != b'\n') & (b != b'\r')) | (b == 0xEF)
+        })
+    };
+    if !bytes.chunks(64).any(suspect) {
+        return Ok(text);
+    }
     for (i, &b) in bytes.iter().enumerate() {
         if b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r') {
             return Err(malformed(format!("control character U+{b:04X}")));

@@ -265,6 +265,8 @@ proptest! {
                 b"<a b='1' b='2'/>".to_vec(), b"<a xmlns:p='u' p:b='1' xmlns:q='u' q:b='2'/>".to_vec(),
                 b"<p:a/>".to_vec(), b"<a b='&lt;&#x41;\r\n'>x&amp;y<![CDATA[]]></a>".to_vec(),
                 b"<a>x<b>y</c></a>".to_vec(), too_many_attributes(),
+                b"<a>x<![<![CDATA[<]]></a>".to_vec(), b"<a xmlns:p='u' xmlns:p='u'/>".to_vec(),
+                b"<a'b>c'>&lt;&x;&&y;</a'b>c'>".to_vec(),
             ])).prop_map(|(stanzas, tail)| stream(&stanzas, &tail)),
             3 => mangled(),
         ],

@@ -1,9 +1,10 @@
 //! The stream reader fed arbitrary bytes: never panics, stays within its
-//! limits, and gives the same events whatever the chunking.
+//! limits, and gives the same events whatever the chunking; the raw
+//! reader (no trees) agrees with it on every input.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use xfed_core::xml::{Event, Limits, Reader};
+use xfed_core::xml::{ErrorKind, Event, Form, Limits, Reader, Stanza};
 
 const LIMITS: Limits = Limits {
     max_stanza_size: 4096,
@@ -11,8 +12,11 @@ const LIMITS: Limits = Limits {
     max_attributes: 16,
 };
 
-fn run(input: &[u8], chunk: usize) -> Vec<Result<Event, xfed_core::xml::ErrorKind>> {
-    let mut r = Reader::new(LIMITS);
+fn run<S: Form>(
+    mut r: Reader<S>,
+    input: &[u8],
+    chunk: usize,
+) -> Vec<Result<Event<S>, ErrorKind>> {
     let mut out = Vec::new();
     for piece in input.chunks(chunk) {
         let mut rest = piece;
@@ -33,9 +37,26 @@ fuzz_target!(|data: &[u8]| {
     let Some((&first, input)) = data.split_first() else {
         return;
     };
-    let whole = run(input, input.len().max(1));
-    let chunked = run(input, usize::from(first % 17) + 1);
+    let whole = run(Reader::new(LIMITS), input, input.len().max(1));
+    let chunked = run(Reader::new(LIMITS), input, usize::from(first % 17) + 1);
     assert_eq!(whole, chunked);
+    let raw = run(Reader::<Stanza>::raw(LIMITS), input, usize::from(first % 13) + 1);
+    assert_eq!(raw.len(), whole.len());
+    for (tree, raw) in whole.iter().zip(&raw) {
+        match (tree, raw) {
+            (Ok(Event::Stanza(e)), Ok(Event::Stanza(s))) => {
+                assert_eq!(s.element().as_ref(), Ok(e));
+                assert!(s.is(e.ns(), e.name()));
+                assert_eq!((s.to(), s.from()), (e.attr("to"), e.attr("from")));
+                assert_eq!((s.kind(), s.id()), (e.attr("type"), e.attr("id")));
+                assert_eq!(s.lang(), e.lang());
+            }
+            (Ok(Event::Header(a)), Ok(Event::Header(b))) => assert_eq!(a, b),
+            (Ok(Event::End), Ok(Event::End)) => {}
+            (Err(a), Err(b)) => assert_eq!(a, b),
+            (a, b) => panic!("tree {a:?} but raw {b:?}"),
+        }
+    }
     // Every element read back serializes to something that reads the same.
     for ev in whole.into_iter().flatten() {
         if let Event::Stanza(e) = ev {

@@ -55,6 +55,36 @@ pub fn unescape_text(raw: &str) -> Result<Cow<'_, str>, Error> {
     unescape(raw, false)
 }
 
+/// Checks the references in raw character data, as the tree reader
+/// does: each `&` closed by a `;` before the next `&` (which its tokenizer
+/// finds first), then each name, as [`unescape_text`] would read it.
+pub fn check_text(raw: &str) -> Result<(), Error> {
+    let bytes = raw.as_bytes();
+    let mut at = 0;
+    while let Some(i) = memchr::memchr(b'&', &bytes[at..]) {
+        let from = at + i + 1;
+        match memchr::memchr2(b';', b'&', &bytes[from..]) {
+            Some(j) if bytes[from + j] == b';' => at = from + j + 1,
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::NotWellFormed,
+                    "unterminated reference",
+                ))
+            }
+        }
+    }
+    let mut rest = raw;
+    while let Some(i) = memchr::memchr(b'&', rest.as_bytes()) {
+        let tail = &rest[i..];
+        let end = tail
+            .find(';')
+            .ok_or_else(|| Error::new(ErrorKind::NotWellFormed, "unterminated reference"))?;
+        reference(&tail[1..end])?;
+        rest = &tail[end + 1..];
+    }
+    Ok(())
+}
+
 /// Expands references in a raw attribute value and applies attribute-value
 /// normalization (literal whitespace characters become spaces).
 pub fn unescape_attr(raw: &str) -> Result<Cow<'_, str>, Error> {

@@ -13,6 +13,7 @@ mod header;
 pub mod ns;
 mod parse;
 mod reader;
+mod scan;
 mod scope;
 mod stanza;
 mod writer;

@@ -38,7 +38,7 @@ fn sub<'a>(base: &'a str, part: &[u8]) -> Result<&'a str, Error> {
 }
 
 /// Splits a qualified name into prefix and local part, checking both.
-fn split_qname(q: &str) -> Result<(Option<&str>, &str), Error> {
+pub(super) fn split_qname(q: &str) -> Result<(Option<&str>, &str), Error> {
     let (prefix, local) = match q.split_once(':') {
         Some((p, l)) => (Some(p), l),
         None => (None, q),
@@ -107,12 +107,6 @@ impl<'s, 'a> Bindings<'s, 'a> {
         }
     }
 
-    /// Whether `prefix` is bound by the stream header rather than inside
-    /// the element (`xml` is bound everywhere).
-    fn bound_outside(&self, prefix: Option<&str>) -> bool {
-        prefix.is_some_and(|p| p != "xml") && !self.index.contains_key(&prefix)
-    }
-
     /// Opens an element: records its declarations and returns its tag
     /// with the name and attributes resolved.
     fn open(&mut self, base: &'a str, tag: &BytesStart<'_>) -> Result<Tag<'a>, Error> {
@@ -147,12 +141,10 @@ impl<'s, 'a> Bindings<'s, 'a> {
         }
         let qname = sub(base, tag.name().as_ref())?;
         let (prefix, local) = split_qname(qname)?;
-        let mut outer = self.bound_outside(prefix);
         let mut open = Tag {
             ns: ns::intern(self.resolve(prefix)?),
             name: local,
             attrs: SmallVec::new(),
-            outer: false,
         };
         // Two different qualified names can resolve to one expanded name
         // (`a:x` and `b:x` with `a` and `b` bound to one namespace).
@@ -160,7 +152,6 @@ impl<'s, 'a> Bindings<'s, 'a> {
         let hashed = plain.len() > LINEAR_DUPLICATE_CHECK;
         for (key, value) in plain {
             let (prefix, local) = split_qname(key)?;
-            outer |= self.bound_outside(prefix);
             let ans = match prefix {
                 None => "",
                 Some(p) => self.resolve(Some(p))?,
@@ -175,7 +166,6 @@ impl<'s, 'a> Bindings<'s, 'a> {
             }
             open.attrs.push((ns::intern(ans), local, value));
         }
-        open.outer = outer;
         Ok(open)
     }
 }
@@ -188,8 +178,6 @@ struct Tag<'a> {
     ns: Cow<'static, str>,
     name: &'a str,
     attrs: SmallVec<[ResolvedAttr<'a>; 8]>,
-    /// A prefix of the stream header is used.
-    outer: bool,
 }
 
 impl Tag<'_> {
@@ -202,35 +190,24 @@ impl Tag<'_> {
     }
 }
 
-/// What a walk over one element makes of its tags and text, which come in
-/// document order, already checked.
-trait Build<'a> {
-    type Out;
-    fn open(&mut self, tag: Tag<'a>);
-    fn text(&mut self, text: Cow<'a, str>);
-    /// Ends the innermost open element; the outermost one's result.
-    fn close(&mut self) -> Option<Self::Out>;
-}
-
-/// Builds the element tree.
+/// The element tree under construction: open elements, innermost last.
 #[derive(Default)]
 struct Tree {
     stack: Vec<Element>,
 }
 
-impl<'a> Build<'a> for Tree {
-    type Out = Element;
-
-    fn open(&mut self, tag: Tag<'a>) {
+impl Tree {
+    fn open(&mut self, tag: Tag<'_>) {
         self.stack.push(tag.element());
     }
 
-    fn text(&mut self, text: Cow<'a, str>) {
+    fn text(&mut self, text: &str) {
         if let Some(top) = self.stack.last_mut() {
-            top.push_text(&text);
+            top.push_text(text);
         }
     }
 
+    /// Ends the innermost open element; the outermost one when done.
     fn close(&mut self) -> Option<Element> {
         let done = self.stack.pop()?;
         match self.stack.last_mut() {
@@ -240,56 +217,6 @@ impl<'a> Build<'a> for Tree {
             }
             None => Some(done),
         }
-    }
-}
-
-/// Keeps the outermost tag's routing attributes and nothing else.
-#[derive(Default)]
-struct HeadOnly<'a> {
-    depth: usize,
-    head: Option<Head<'a>>,
-    outer: bool,
-}
-
-impl<'a> Build<'a> for HeadOnly<'a> {
-    type Out = Head<'a>;
-
-    fn open(&mut self, tag: Tag<'a>) {
-        self.outer |= tag.outer;
-        self.depth += 1;
-        if self.head.is_some() {
-            return;
-        }
-        let mut head = Head {
-            ns: tag.ns,
-            name: tag.name,
-            values: Default::default(),
-            outer: false,
-        };
-        for (ans, local, value) in tag.attrs {
-            let slot = match (ans.as_ref(), local) {
-                ("", "to") => Field::To,
-                ("", "from") => Field::From,
-                ("", "type") => Field::Type,
-                ("", "id") => Field::Id,
-                (ns::XML, "lang") => Field::Lang,
-                _ => continue,
-            };
-            head.values[slot as usize] = Some(value);
-        }
-        self.head = Some(head);
-    }
-
-    fn text(&mut self, _: Cow<'a, str>) {}
-
-    fn close(&mut self) -> Option<Head<'a>> {
-        self.depth = self.depth.saturating_sub(1);
-        if self.depth > 0 {
-            return None;
-        }
-        let mut head = self.head.take()?;
-        head.outer = self.outer;
-        Some(head)
     }
 }
 
@@ -315,7 +242,7 @@ pub(super) struct Head<'a> {
     pub(super) outer: bool,
 }
 
-fn check_binding(prefix: Option<&str>, ns: &str) -> Result<(), Error> {
+pub(super) fn check_binding(prefix: Option<&str>, ns: &str) -> Result<(), Error> {
     let bad = match prefix {
         Some("xmlns") => true,
         Some("xml") => ns != ns::XML,
@@ -335,32 +262,13 @@ fn reader(input: &str) -> quick_xml::Reader<&[u8]> {
     quick_xml::Reader::from_reader(input.as_bytes())
 }
 
-/// Parses one whole element (a stanza) against the stream's bindings.
+/// Parses one whole element (a stanza) against the stream's bindings:
+/// tokens from quick-xml, namespaces and references resolved and checked
+/// here.
 pub fn element(input: &str, scope: &Scope, max_attributes: usize) -> Result<Element, Error> {
-    walk(input, scope, max_attributes, &mut Tree::default())
-}
-
-/// Checks one whole element by exactly the rules of [`element`], without
-/// building its tree, and returns what routing reads of it.
-pub(super) fn head<'a>(
-    input: &'a str,
-    scope: &Scope,
-    max_attributes: usize,
-) -> Result<Head<'a>, Error> {
-    walk(input, scope, max_attributes, &mut HeadOnly::default())
-}
-
-/// The one pass over an element both readings share: tokens from
-/// quick-xml, namespaces and references resolved and checked here.
-fn walk<'a, B: Build<'a>>(
-    input: &'a str,
-    scope: &Scope,
-    max_attributes: usize,
-    build: &mut B,
-) -> Result<B::Out, Error> {
     let mut r = reader(input);
     let mut b = Bindings::new(scope, max_attributes);
-    let mut depth = 0usize;
+    let mut tree = Tree::default();
     // The character data since the last markup: text and references lie
     // next to each other in the input, so one span covers them.
     let mut text: Option<(usize, usize)> = None;
@@ -368,30 +276,27 @@ fn walk<'a, B: Build<'a>>(
         let ev = r.read_event().map_err(quick)?;
         if !matches!(ev, Event::Text(_) | Event::GeneralRef(_)) {
             if let Some((start, end)) = text.take() {
-                if depth > 0 {
-                    build.text(unescape_text(&input[start..end])?);
+                if !tree.stack.is_empty() {
+                    tree.text(&unescape_text(&input[start..end])?);
                 }
             }
         }
         match ev {
-            Event::Start(tag) => {
-                build.open(b.open(input, &tag)?);
-                depth += 1;
-            }
+            Event::Start(tag) => tree.open(b.open(input, &tag)?),
             Event::Empty(tag) => {
                 let tag = b.open(input, &tag)?;
                 b.pop();
-                build.open(tag);
-                if let Some(done) = build.close() {
+                tree.open(tag);
+                if let Some(done) = tree.close() {
                     return Ok(done);
                 }
             }
             Event::End(_) => {
                 b.pop();
-                depth = depth
-                    .checked_sub(1)
-                    .ok_or_else(|| malformed("unbalanced end tag"))?;
-                if let Some(done) = build.close() {
+                if tree.stack.is_empty() {
+                    return Err(malformed("unbalanced end tag"));
+                }
+                if let Some(done) = tree.close() {
                     return Ok(done);
                 }
             }
@@ -409,8 +314,8 @@ fn walk<'a, B: Build<'a>>(
                 text = Some(extend(text, piece));
             }
             Event::CData(c) => {
-                if depth > 0 {
-                    build.text(normalize_eol(sub(input, &c)?));
+                if !tree.stack.is_empty() {
+                    tree.text(&normalize_eol(sub(input, &c)?));
                 }
             }
             Event::Comment(_) | Event::PI(_) | Event::DocType(_) | Event::Decl(_) => {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use super::element::Element;
 use super::error::{Error, ErrorKind};
 use super::parse::{self, Field, Head};
+use super::scan;
 use super::scope::Scope;
 
 /// Where a value lies: a span of the text when it needed no unescaping,
@@ -39,7 +40,7 @@ impl Stanza {
             return Err(Error::new(ErrorKind::LimitExceeded, "element over 4 GiB"));
         }
         let text: Box<str> = text.into();
-        let head = parse::head(&text, &scope, max_attributes)?;
+        let head = scan::head(&text, &scope, max_attributes)?;
         let Head {
             ns,
             name,

@@ -1,0 +1,344 @@
+//! The raw reader's one pass over a stanza: every tag, name, attribute,
+//! reference and namespace binding checked by the rules of
+//! [`super::parse::element`], and the outermost tag's routing attributes
+//! kept, borrowed from the text. No tokenizer and no tree: markup is found
+//! with `memchr`, names and values are slices of the input.
+//!
+//! The stream reader has already checked the text as UTF-8 and XML
+//! characters, refused comments, processing instructions and DTDs, and
+//! bounded its size and depth; this pass covers the rest.
+
+use std::borrow::Cow;
+
+use smallvec::SmallVec;
+
+use super::error::{Error, ErrorKind};
+use super::escape::{check_text, unescape_attr};
+use super::ns;
+use super::parse::{check_binding, split_qname, Field, Head};
+use super::scope::Scope;
+
+fn malformed(detail: impl Into<String>) -> Error {
+    Error::new(ErrorKind::NotWellFormed, detail)
+}
+
+fn not_closed() -> Error {
+    malformed("element not closed")
+}
+
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+/// Checks one whole element and returns its head.
+pub(super) fn head<'a>(
+    text: &'a str,
+    scope: &Scope,
+    max_attributes: usize,
+) -> Result<Head<'a>, Error> {
+    Pass {
+        text,
+        pos: 0,
+        scope,
+        max_attributes,
+        decls: SmallVec::new(),
+        open: SmallVec::new(),
+        outer: false,
+    }
+    .run()
+}
+
+/// The state of the pass.
+struct Pass<'a, 's> {
+    text: &'a str,
+    pos: usize,
+    scope: &'s Scope,
+    max_attributes: usize,
+    /// Namespace declarations of the open elements, innermost last.
+    decls: SmallVec<[(Option<&'a str>, Cow<'a, str>); 4]>,
+    /// Each open element's qualified name and where its declarations
+    /// start in `decls`.
+    open: SmallVec<[(&'a str, usize); 8]>,
+    /// A prefix of the stream header is used.
+    outer: bool,
+}
+
+impl<'a> Pass<'a, '_> {
+    fn bytes(&self) -> &'a [u8] {
+        self.text.as_bytes()
+    }
+
+    fn run(mut self) -> Result<Head<'a>, Error> {
+        let mut head = None;
+        loop {
+            let rest = &self.bytes()[self.pos..];
+            let lt = memchr::memchr(b'<', rest).ok_or_else(not_closed)?;
+            let run = (self.pos, self.pos + lt);
+            self.pos += lt + 1;
+            // As the tree reader does: the markup after a run of text is
+            // found (and an end tag matched) before the text's references
+            // are checked, and those before the markup's names.
+            let markup = self.markup()?;
+            if !self.open.is_empty() || matches!(markup, Markup::End { .. }) {
+                check_text(&self.text[run.0..run.1])?;
+            }
+            let done = match markup {
+                Markup::End { frame, after } => {
+                    self.decls.truncate(frame);
+                    self.pos = after;
+                    self.open.is_empty()
+                }
+                Markup::CData { after } => {
+                    self.pos = after;
+                    false
+                }
+                Markup::Start { gt } => self.start_tag(gt, &mut head)?,
+            };
+            if done {
+                return head.ok_or_else(not_closed).map(|mut h: Head<'a>| {
+                    h.outer = self.outer;
+                    h
+                });
+            }
+        }
+    }
+
+    /// After `<`: where the markup ends, an end tag matched to its start.
+    fn markup(&mut self) -> Result<Markup, Error> {
+        let bytes = self.bytes();
+        match bytes.get(self.pos) {
+            Some(b'/') => {
+                let start = self.pos + 1;
+                let gt = memchr::memchr(b'>', &bytes[start..]).ok_or_else(not_closed)?;
+                let name = self.text[start..start + gt].trim_end_matches([' ', '\t', '\r', '\n']);
+                let Some((open, frame)) = self.open.pop() else {
+                    return Err(malformed("unbalanced end tag"));
+                };
+                if name != open {
+                    return Err(malformed(format!(
+                        "end tag '{name}' does not match '{open}'"
+                    )));
+                }
+                Ok(Markup::End {
+                    frame,
+                    after: start + gt + 1,
+                })
+            }
+            Some(b'!') => {
+                const OPEN: &str = "![CDATA[";
+                let rest = &self.text[self.pos..];
+                if rest.starts_with("!--") {
+                    return Err(Error::new(
+                        ErrorKind::RestrictedXml,
+                        "comment inside a stanza",
+                    ));
+                }
+                if !rest.starts_with(OPEN) {
+                    return Err(malformed("malformed CDATA section"));
+                }
+                let body = self.pos + OPEN.len();
+                let end = memchr::memmem::find(&bytes[body..], b"]]>").ok_or_else(not_closed)?;
+                Ok(Markup::CData {
+                    after: body + end + 3,
+                })
+            }
+            Some(b'?') => Err(Error::new(
+                ErrorKind::RestrictedXml,
+                "processing instruction inside a stanza",
+            )),
+            _ => {
+                // The tag ends at the first '>' outside quotes, wherever
+                // they stand (as the stream reader found its extent).
+                let gt = self.pos + tag_end(&bytes[self.pos..]).ok_or_else(not_closed)?;
+                Ok(Markup::Start { gt })
+            }
+        }
+    }
+
+    /// After `<` and a name character; true when it was the outermost
+    /// element and empty.
+    fn start_tag(&mut self, gt: usize, head: &mut Option<Head<'a>>) -> Result<bool, Error> {
+        // Its name is what comes before the first space.
+        let whole = &self.text[self.pos..gt];
+        self.pos = gt + 1;
+        let (content, empty) = match whole.strip_suffix('/') {
+            Some(c) => (c, true),
+            None => (whole, false),
+        };
+        let name_len = content.bytes().position(is_space).unwrap_or(content.len());
+        let qname = &content[..name_len];
+        let mut attrs = Attributes {
+            text: content,
+            pos: name_len,
+        };
+        let frame = self.decls.len();
+        let mut plain: SmallVec<[(&'a str, Cow<'a, str>); 8]> = SmallVec::new();
+        let mut count = 0;
+        let mut keys: SmallVec<[&str; 8]> = SmallVec::new();
+        while attrs.more() {
+            if count >= self.max_attributes {
+                return Err(Error::new(
+                    ErrorKind::LimitExceeded,
+                    format!(
+                        "more than {} attributes on one element",
+                        self.max_attributes
+                    ),
+                ));
+            }
+            count += 1;
+            let (key, raw) = attrs.next()?;
+            // The same name written twice, declarations included.
+            if keys.contains(&key) {
+                return Err(malformed(format!("attribute '{key}' given twice")));
+            }
+            keys.push(key);
+            let value = unescape_attr(raw)?;
+            if key == "xmlns" {
+                check_binding(None, &value)?;
+                self.decls.push((None, value));
+            } else if let Some(p) = key.strip_prefix("xmlns:") {
+                check_binding(Some(p), &value)?;
+                self.decls.push((Some(p), value));
+            } else {
+                plain.push((key, value));
+            }
+        }
+        let (prefix, local) = split_qname(qname)?;
+        self.outer |= self.bound_outside(prefix);
+        let ns = ns::intern(self.resolve(prefix)?);
+        let mut values: [Option<Cow<'a, str>>; 5] = Default::default();
+        let mut outer = false;
+        let mut seen: SmallVec<[(&str, &str); 8]> = SmallVec::new();
+        for (key, value) in plain {
+            let (prefix, local) = split_qname(key)?;
+            outer |= self.bound_outside(prefix);
+            let ans = match prefix {
+                None => "",
+                Some(p) => self.resolve(Some(p))?,
+            };
+            if seen.iter().any(|(n, l)| *l == local && *n == ans) {
+                return Err(malformed(format!("attribute '{key}' given twice")));
+            }
+            seen.push((ans, local));
+            let slot = match (ans, local) {
+                ("", "to") => Field::To,
+                ("", "from") => Field::From,
+                ("", "type") => Field::Type,
+                ("", "id") => Field::Id,
+                (ns::XML, "lang") => Field::Lang,
+                _ => continue,
+            };
+            values[slot as usize] = Some(value);
+        }
+        drop(seen);
+        self.outer |= outer;
+        if head.is_none() {
+            *head = Some(Head {
+                ns,
+                name: local,
+                values,
+                outer: false,
+            });
+        }
+        if empty {
+            self.decls.truncate(frame);
+            return Ok(self.open.is_empty());
+        }
+        self.open.push((qname, frame));
+        Ok(false)
+    }
+
+    /// Whether `prefix` is bound by the stream header rather than inside
+    /// the element (`xml` is bound everywhere).
+    fn bound_outside(&self, prefix: Option<&str>) -> bool {
+        prefix.is_some_and(|p| p != "xml" && !self.decls.iter().any(|(q, _)| *q == Some(p)))
+    }
+
+    fn resolve(&self, prefix: Option<&str>) -> Result<&str, Error> {
+        if let Some((_, ns)) = self.decls.iter().rev().find(|(q, _)| *q == prefix) {
+            return Ok(ns);
+        }
+        match prefix {
+            None => Ok(self.scope.default_ns()),
+            Some(p) => self
+                .scope
+                .resolve(p)
+                .ok_or_else(|| malformed(format!("prefix '{p}' is not bound"))),
+        }
+    }
+}
+
+/// A piece of markup found, not yet taken in.
+enum Markup {
+    /// An end tag that matched; the open element's declarations start at
+    /// `frame`.
+    End {
+        frame: usize,
+        after: usize,
+    },
+    CData {
+        after: usize,
+    },
+    /// A start tag whose `>` is at `gt`.
+    Start {
+        gt: usize,
+    },
+}
+
+/// Where a start tag's `>` is: the first outside quotes.
+fn tag_end(bytes: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    loop {
+        at += memchr::memchr3(b'>', b'\'', b'"', &bytes[at..])?;
+        let q = bytes[at];
+        if q == b'>' {
+            return Some(at);
+        }
+        at += 1;
+        at += memchr::memchr(q, &bytes[at..])? + 1;
+    }
+}
+
+/// The attributes of one start tag, after its name.
+struct Attributes<'a> {
+    text: &'a str,
+    pos: usize,
+}
+
+impl<'a> Attributes<'a> {
+    /// Skips spaces; whether anything is left.
+    fn more(&mut self) -> bool {
+        let bytes = self.text.as_bytes();
+        while bytes.get(self.pos).is_some_and(|&b| is_space(b)) {
+            self.pos += 1;
+        }
+        self.pos < bytes.len()
+    }
+
+    /// One `name = 'value'`: the name and the raw value.
+    fn next(&mut self) -> Result<(&'a str, &'a str), Error> {
+        let bytes = self.text.as_bytes();
+        let start = self.pos;
+        let len = bytes[start..]
+            .iter()
+            .position(|&b| is_space(b) || b == b'=')
+            .unwrap_or(bytes.len() - start);
+        let key = &self.text[start..start + len];
+        self.pos += len;
+        self.more();
+        if bytes.get(self.pos) != Some(&b'=') {
+            return Err(malformed(format!("attribute '{key}' without a value")));
+        }
+        self.pos += 1;
+        self.more();
+        let quote = match bytes.get(self.pos) {
+            Some(&q @ (b'\'' | b'"')) => q,
+            _ => return Err(malformed(format!("attribute '{key}' not quoted"))),
+        };
+        let body = self.pos + 1;
+        let end = memchr::memchr(quote, &bytes[body..])
+            .ok_or_else(|| malformed(format!("attribute '{key}' not closed")))?;
+        self.pos = body + end + 1;
+        Ok((key, &self.text[body..body + end]))
+    }
+}

@@ -1,16 +1,31 @@
 //! The stream reader fed arbitrary bytes: never panics, stays within its
-//! limits, and gives the same events whatever the chunking; the raw
-//! reader (no trees) agrees with it on every input.
+//! limits, gives the same events whatever the chunking, and agrees with
+//! the reference reading (quick-xml's tokenizer); the raw reader (no
+//! trees) agrees with it too.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use xfed_core::xml::{ErrorKind, Event, Form, Limits, Reader, Stanza};
+use std::sync::Arc;
+
+use xfed_core::xml::{
+    reference_element, Element, Error, ErrorKind, Event, Form, Limits, Reader, Scope, Stanza,
+};
 
 const LIMITS: Limits = Limits {
     max_stanza_size: 4096,
     max_depth: 16,
     max_attributes: 16,
 };
+
+/// Elements read by the general tokenizer.
+#[derive(Debug, PartialEq)]
+struct Reference(Element);
+
+impl Form for Reference {
+    fn read(text: &str, scope: &Arc<Scope>, max_attributes: usize) -> Result<Self, Error> {
+        reference_element(text, scope, max_attributes).map(Reference)
+    }
+}
 
 fn run<S: Form>(
     mut r: Reader<S>,
@@ -40,6 +55,17 @@ fuzz_target!(|data: &[u8]| {
     let whole = run(Reader::new(LIMITS), input, input.len().max(1));
     let chunked = run(Reader::new(LIMITS), input, usize::from(first % 17) + 1);
     assert_eq!(whole, chunked);
+    let reference = run(Reader::<Reference>::with_form(LIMITS), input, input.len().max(1));
+    assert_eq!(reference.len(), whole.len());
+    for (fast, slow) in whole.iter().zip(&reference) {
+        match (fast, slow) {
+            (Ok(Event::Stanza(e)), Ok(Event::Stanza(Reference(r)))) => assert_eq!(e, r),
+            (Ok(Event::Header(a)), Ok(Event::Header(b))) => assert_eq!(a, b),
+            (Ok(Event::End), Ok(Event::End)) => {}
+            (Err(a), Err(b)) => assert_eq!(a, b),
+            (a, b) => panic!("reader {a:?} but reference {b:?}"),
+        }
+    }
     let raw = run(Reader::<Stanza>::raw(LIMITS), input, usize::from(first % 13) + 1);
     assert_eq!(raw.len(), whole.len());
     for (tree, raw) in whole.iter().zip(&raw) {

@@ -25,6 +25,18 @@ pub use reader::{Event, Form, Limits, Reader};
 pub use scope::Scope;
 pub use stanza::Stanza;
 
+/// Reads one whole element with a general XML tokenizer (quick-xml) by
+/// the rules the stream reader's own single pass applies: the independent
+/// reference that pass is tested against, by property tests and the
+/// `xml_reader` fuzz target. Streams never use it.
+pub fn reference_element(
+    text: &str,
+    scope: &Scope,
+    max_attributes: usize,
+) -> Result<Element, Error> {
+    parse::element(text, scope, max_attributes)
+}
+
 /// Parses a standalone element (no inherited namespace bindings); for
 /// tests, tools and configuration, not for streams.
 pub fn parse_element(input: &str) -> Result<Element, Error> {

@@ -171,13 +171,13 @@ impl<'s, 'a> Bindings<'s, 'a> {
 }
 
 /// Namespace, local name and unescaped value of an attribute.
-type ResolvedAttr<'a> = (Cow<'static, str>, &'a str, Cow<'a, str>);
+pub(super) type ResolvedAttr<'a> = (Cow<'static, str>, &'a str, Cow<'a, str>);
 
 /// A start tag with its names resolved, borrowed from the input.
-struct Tag<'a> {
-    ns: Cow<'static, str>,
-    name: &'a str,
-    attrs: SmallVec<[ResolvedAttr<'a>; 8]>,
+pub(super) struct Tag<'a> {
+    pub(super) ns: Cow<'static, str>,
+    pub(super) name: &'a str,
+    pub(super) attrs: SmallVec<[ResolvedAttr<'a>; 8]>,
 }
 
 impl Tag<'_> {
@@ -192,23 +192,23 @@ impl Tag<'_> {
 
 /// The element tree under construction: open elements, innermost last.
 #[derive(Default)]
-struct Tree {
+pub(super) struct Tree {
     stack: Vec<Element>,
 }
 
 impl Tree {
-    fn open(&mut self, tag: Tag<'_>) {
+    pub(super) fn open(&mut self, tag: Tag<'_>) {
         self.stack.push(tag.element());
     }
 
-    fn text(&mut self, text: &str) {
+    pub(super) fn text(&mut self, text: &str) {
         if let Some(top) = self.stack.last_mut() {
             top.push_text(text);
         }
     }
 
     /// Ends the innermost open element; the outermost one when done.
-    fn close(&mut self) -> Option<Element> {
+    pub(super) fn close(&mut self) -> Option<Element> {
         let done = self.stack.pop()?;
         match self.stack.last_mut() {
             Some(parent) => {
@@ -343,7 +343,7 @@ fn extend(run: Option<(usize, usize)>, (start, end): (usize, usize)) -> (usize, 
 }
 
 /// XML 1.0 end-of-line handling for CDATA, where references are not expanded.
-fn normalize_eol(s: &str) -> Cow<'_, str> {
+pub(super) fn normalize_eol(s: &str) -> Cow<'_, str> {
     if s.contains('\r') {
         Cow::Owned(s.replace("\r\n", "\n").replace('\r', "\n"))
     } else {

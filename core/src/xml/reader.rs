@@ -15,6 +15,7 @@ use super::element::Element;
 use super::error::{Error, ErrorKind};
 use super::header::StreamHeader;
 use super::parse;
+use super::scan;
 use super::scope::Scope;
 use super::stanza::Stanza;
 
@@ -99,7 +100,7 @@ pub trait Form: Sized {
 
 impl Form for Element {
     fn read(text: &str, scope: &Arc<Scope>, max_attributes: usize) -> Result<Self, Error> {
-        parse::element(text, scope, max_attributes)
+        scan::element(text, scope, max_attributes)
     }
 }
 
@@ -157,7 +158,8 @@ impl Reader<Stanza> {
 }
 
 impl<S: Form> Reader<S> {
-    fn with_form(limits: Limits) -> Self {
+    /// A reader for a new stream that makes each top-level element an `S`.
+    pub fn with_form(limits: Limits) -> Self {
         Reader {
             limits,
             phase: Phase::Prolog { decl_allowed: true },

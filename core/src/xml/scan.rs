@@ -9,13 +9,16 @@
 //! bounded its size and depth; this pass covers the rest.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
+use std::hash::Hash;
 
 use smallvec::SmallVec;
 
+use super::element::Element;
 use super::error::{Error, ErrorKind};
-use super::escape::{check_text, unescape_attr};
+use super::escape::{check_text, unescape_attr, unescape_text};
 use super::ns;
-use super::parse::{check_binding, split_qname, Field, Head};
+use super::parse::{check_binding, normalize_eol, split_qname, Field, Head, Tag, Tree};
 use super::scope::Scope;
 
 fn malformed(detail: impl Into<String>) -> Error {
@@ -36,16 +39,38 @@ pub(super) fn head<'a>(
     scope: &Scope,
     max_attributes: usize,
 ) -> Result<Head<'a>, Error> {
-    Pass {
+    let mut pass = Pass::new(text, scope, max_attributes, Build::Head(None));
+    pass.run()?;
+    match pass.build {
+        Build::Head(Some(mut head)) => {
+            head.outer = pass.outer;
+            Ok(head)
+        }
+        _ => Err(not_closed()),
+    }
+}
+
+/// Checks one whole element and builds its tree, in the same pass.
+pub(super) fn element(text: &str, scope: &Scope, max_attributes: usize) -> Result<Element, Error> {
+    let mut pass = Pass::new(
         text,
-        pos: 0,
         scope,
         max_attributes,
-        decls: SmallVec::new(),
-        open: SmallVec::new(),
-        outer: false,
+        Build::Tree(Tree::default(), None),
+    );
+    pass.run()?;
+    match pass.build {
+        Build::Tree(_, Some(done)) => Ok(done),
+        _ => Err(not_closed()),
     }
-    .run()
+}
+
+/// What the pass makes of the element besides checking it.
+enum Build<'a> {
+    /// The outermost tag's routing attributes.
+    Head(Option<Head<'a>>),
+    /// The tree, and the outermost element once closed.
+    Tree(Tree, Option<Element>),
 }
 
 /// The state of the pass.
@@ -61,46 +86,73 @@ struct Pass<'a, 's> {
     open: SmallVec<[(&'a str, usize); 8]>,
     /// A prefix of the stream header is used.
     outer: bool,
+    build: Build<'a>,
 }
 
-impl<'a> Pass<'a, '_> {
+impl<'a, 's> Pass<'a, 's> {
+    fn new(text: &'a str, scope: &'s Scope, max_attributes: usize, build: Build<'a>) -> Self {
+        Pass {
+            text,
+            pos: 0,
+            scope,
+            max_attributes,
+            decls: SmallVec::new(),
+            open: SmallVec::new(),
+            outer: false,
+            build,
+        }
+    }
+
     fn bytes(&self) -> &'a [u8] {
         self.text.as_bytes()
     }
 
-    fn run(mut self) -> Result<Head<'a>, Error> {
-        let mut head = None;
+    /// Reads until the outermost element closes.
+    fn run(&mut self) -> Result<(), Error> {
         loop {
             let rest = &self.bytes()[self.pos..];
             let lt = memchr::memchr(b'<', rest).ok_or_else(not_closed)?;
-            let run = (self.pos, self.pos + lt);
+            let run = &self.text[self.pos..self.pos + lt];
             self.pos += lt + 1;
             // As the tree reader does: the markup after a run of text is
             // found (and an end tag matched) before the text's references
             // are checked, and those before the markup's names.
             let markup = self.markup()?;
             if !self.open.is_empty() || matches!(markup, Markup::End { .. }) {
-                check_text(&self.text[run.0..run.1])?;
+                check_text(run)?;
+                if let Build::Tree(tree, _) = &mut self.build {
+                    tree.text(&unescape_text(run)?);
+                }
             }
             let done = match markup {
                 Markup::End { frame, after } => {
                     self.decls.truncate(frame);
                     self.pos = after;
-                    self.open.is_empty()
+                    self.close()
                 }
-                Markup::CData { after } => {
+                Markup::CData { content, after } => {
+                    if let Build::Tree(tree, _) = &mut self.build {
+                        tree.text(&normalize_eol(&self.text[content.0..content.1]));
+                    }
                     self.pos = after;
                     false
                 }
-                Markup::Start { gt } => self.start_tag(gt, &mut head)?,
+                Markup::Start { gt } => self.start_tag(gt)?,
             };
             if done {
-                return head.ok_or_else(not_closed).map(|mut h: Head<'a>| {
-                    h.outer = self.outer;
-                    h
-                });
+                return Ok(());
             }
         }
+    }
+
+    /// Ends the innermost open element; true when it was the outermost.
+    fn close(&mut self) -> bool {
+        if let Build::Tree(tree, done) = &mut self.build {
+            if let Some(e) = tree.close() {
+                *done = Some(e);
+            }
+        }
+        self.open.is_empty()
     }
 
     /// After `<`: where the markup ends, an end tag matched to its start.
@@ -139,6 +191,7 @@ impl<'a> Pass<'a, '_> {
                 let body = self.pos + OPEN.len();
                 let end = memchr::memmem::find(&bytes[body..], b"]]>").ok_or_else(not_closed)?;
                 Ok(Markup::CData {
+                    content: (body, body + end),
                     after: body + end + 3,
                 })
             }
@@ -155,9 +208,9 @@ impl<'a> Pass<'a, '_> {
         }
     }
 
-    /// After `<` and a name character; true when it was the outermost
-    /// element and empty.
-    fn start_tag(&mut self, gt: usize, head: &mut Option<Head<'a>>) -> Result<bool, Error> {
+    /// A start tag ending at `gt`; true when it was the outermost element
+    /// and empty.
+    fn start_tag(&mut self, gt: usize) -> Result<bool, Error> {
         // Its name is what comes before the first space.
         let whole = &self.text[self.pos..gt];
         self.pos = gt + 1;
@@ -174,7 +227,7 @@ impl<'a> Pass<'a, '_> {
         let frame = self.decls.len();
         let mut plain: SmallVec<[(&'a str, Cow<'a, str>); 8]> = SmallVec::new();
         let mut count = 0;
-        let mut keys: SmallVec<[&str; 8]> = SmallVec::new();
+        let mut keys = Names::default();
         while attrs.more() {
             if count >= self.max_attributes {
                 return Err(Error::new(
@@ -188,10 +241,9 @@ impl<'a> Pass<'a, '_> {
             count += 1;
             let (key, raw) = attrs.next()?;
             // The same name written twice, declarations included.
-            if keys.contains(&key) {
+            if keys.seen_before(key) {
                 return Err(malformed(format!("attribute '{key}' given twice")));
             }
-            keys.push(key);
             let value = unescape_attr(raw)?;
             if key == "xmlns" {
                 check_binding(None, &value)?;
@@ -206,9 +258,11 @@ impl<'a> Pass<'a, '_> {
         let (prefix, local) = split_qname(qname)?;
         self.outer |= self.bound_outside(prefix);
         let ns = ns::intern(self.resolve(prefix)?);
+        let trees = matches!(self.build, Build::Tree(..));
         let mut values: [Option<Cow<'a, str>>; 5] = Default::default();
+        let mut resolved = SmallVec::new();
         let mut outer = false;
-        let mut seen: SmallVec<[(&str, &str); 8]> = SmallVec::new();
+        let mut seen = Names::default();
         for (key, value) in plain {
             let (prefix, local) = split_qname(key)?;
             outer |= self.bound_outside(prefix);
@@ -216,10 +270,13 @@ impl<'a> Pass<'a, '_> {
                 None => "",
                 Some(p) => self.resolve(Some(p))?,
             };
-            if seen.iter().any(|(n, l)| *l == local && *n == ans) {
+            if seen.seen_before((ans, local)) {
                 return Err(malformed(format!("attribute '{key}' given twice")));
             }
-            seen.push((ans, local));
+            if trees {
+                resolved.push((ns::intern(ans), local, value));
+                continue;
+            }
             let slot = match (ans, local) {
                 ("", "to") => Field::To,
                 ("", "from") => Field::From,
@@ -232,17 +289,25 @@ impl<'a> Pass<'a, '_> {
         }
         drop(seen);
         self.outer |= outer;
-        if head.is_none() {
-            *head = Some(Head {
+        match &mut self.build {
+            Build::Head(head @ None) => {
+                *head = Some(Head {
+                    ns,
+                    name: local,
+                    values,
+                    outer: false,
+                })
+            }
+            Build::Head(Some(_)) => {}
+            Build::Tree(tree, _) => tree.open(Tag {
                 ns,
                 name: local,
-                values,
-                outer: false,
-            });
+                attrs: resolved,
+            }),
         }
         if empty {
             self.decls.truncate(frame);
-            return Ok(self.open.is_empty());
+            return Ok(self.close());
         }
         self.open.push((qname, frame));
         Ok(false)
@@ -268,21 +333,51 @@ impl<'a> Pass<'a, '_> {
     }
 }
 
+/// Names met on one tag, to refuse one given twice: compared one by one
+/// while few, hashed beyond, so a tag with many attributes costs linear
+/// time.
+struct Names<T> {
+    few: SmallVec<[T; 8]>,
+    many: HashSet<T>,
+}
+
+impl<T> Default for Names<T> {
+    fn default() -> Self {
+        Names {
+            few: SmallVec::new(),
+            many: HashSet::new(),
+        }
+    }
+}
+
+impl<T: Copy + Eq + Hash> Names<T> {
+    fn seen_before(&mut self, name: T) -> bool {
+        if self.few.len() < self.few.inline_size() {
+            if self.few.contains(&name) {
+                return true;
+            }
+            self.few.push(name);
+            return false;
+        }
+        if self.many.is_empty() {
+            self.many.extend(self.few.iter().copied());
+        }
+        !self.many.insert(name)
+    }
+}
+
 /// A piece of markup found, not yet taken in.
 enum Markup {
     /// An end tag that matched; the open element's declarations start at
     /// `frame`.
-    End {
-        frame: usize,
-        after: usize,
-    },
+    End { frame: usize, after: usize },
+    /// A CDATA section, its content between the two.
     CData {
+        content: (usize, usize),
         after: usize,
     },
     /// A start tag whose `>` is at `gt`.
-    Start {
-        gt: usize,
-    },
+    Start { gt: usize },
 }
 
 /// Where a start tag's `>` is: the first outside quotes.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::element::Element;
 use super::error::{Error, ErrorKind};
-use super::parse::{self, Field, Head};
+use super::parse::{Field, Head};
 use super::scan;
 use super::scope::Scope;
 
@@ -125,7 +125,7 @@ impl Stanza {
 
     /// The element tree, for where the content is needed.
     pub fn element(&self) -> Result<Element, Error> {
-        parse::element(&self.text, &self.scope, usize::MAX)
+        scan::element(&self.text, &self.scope, usize::MAX)
     }
 
     fn value(&self, field: Field) -> Option<&str> {

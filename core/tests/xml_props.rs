@@ -311,3 +311,56 @@ proptest! {
         }
     }
 }
+
+/// More declarations than are searched one by one: the index of prefixes
+/// must shadow and unwind as the reference does, and an element packed
+/// with prefixes under many declarations must read (in linear time: the
+/// reader would take seconds otherwise).
+#[test]
+fn many_declarations_resolve_as_the_reference_does() {
+    let mut text = String::from("<message to='a@b' from='c@d'>");
+    for depth in 0..29 {
+        let decls: String = (0..40)
+            .map(|i| format!(" xmlns:p{i}='urn:{depth}:{}'", i % 7))
+            .collect();
+        text.push_str(&format!("<e{depth}{decls}>"));
+    }
+    for _ in 0..100 {
+        let attrs: String = (0..24).map(|i| format!(" p{i}:a{i}='v'")).collect();
+        text.push_str(&format!("<p3:leaf{attrs}/>"));
+    }
+    for depth in (0..29).rev() {
+        // Out of the inner declarations, p5 resolves to the outer ones.
+        text.push_str(&format!("<p5:after{depth}/></e{depth}>"));
+    }
+    let scope = Scope::server();
+    let read = |stanza: &str| {
+        let mut input = stream(&[], b"");
+        let end = input.len() - b"</stream:stream>".len();
+        input.splice(end..end, stanza.bytes());
+        let mut trees = Reader::new(Limits::default());
+        trees.feed_all(&input);
+        let mut raw = Reader::raw(Limits::default());
+        raw.feed_all(&input);
+        let tree = std::iter::from_fn(|| trees.poll()).nth(1).unwrap();
+        let raw = std::iter::from_fn(|| raw.poll()).nth(1).unwrap();
+        (tree, raw)
+    };
+    let good = format!("{text}</message>");
+    let reference = reference_element(&good, &scope, 64).unwrap();
+    let (tree, raw) = read(&good);
+    assert_eq!(tree.unwrap(), Event::Stanza(reference.clone()));
+    let Ok(Event::Stanza(s)) = raw else {
+        panic!("raw reader: {raw:?}");
+    };
+    assert_eq!(s.element().unwrap(), reference);
+    assert_eq!(s.to(), Some("a@b"));
+    assert!(s.self_contained());
+    // p30 was never declared: each reader says so.
+    let bad = format!("{text}<p30:x/></message>");
+    let kind = reference_element(&bad, &scope, 64).unwrap_err().kind();
+    assert_eq!(kind, ErrorKind::NotWellFormed);
+    let (tree, raw) = read(&bad);
+    assert_eq!(tree.unwrap_err().kind(), kind);
+    assert_eq!(raw.unwrap_err().kind(), kind);
+}

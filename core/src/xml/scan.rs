@@ -9,7 +9,7 @@
 //! bounded its size and depth; this pass covers the rest.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 
 use smallvec::SmallVec;
@@ -80,7 +80,7 @@ struct Pass<'a, 's> {
     scope: &'s Scope,
     max_attributes: usize,
     /// Namespace declarations of the open elements, innermost last.
-    decls: SmallVec<[(Option<&'a str>, Cow<'a, str>); 4]>,
+    decls: Decls<'a>,
     /// Each open element's qualified name and where its declarations
     /// start in `decls`.
     open: SmallVec<[(&'a str, usize); 8]>,
@@ -96,7 +96,7 @@ impl<'a, 's> Pass<'a, 's> {
             pos: 0,
             scope,
             max_attributes,
-            decls: SmallVec::new(),
+            decls: Decls::default(),
             open: SmallVec::new(),
             outer: false,
             build,
@@ -247,10 +247,10 @@ impl<'a, 's> Pass<'a, 's> {
             let value = unescape_attr(raw)?;
             if key == "xmlns" {
                 check_binding(None, &value)?;
-                self.decls.push((None, value));
+                self.decls.push(None, value);
             } else if let Some(p) = key.strip_prefix("xmlns:") {
                 check_binding(Some(p), &value)?;
-                self.decls.push((Some(p), value));
+                self.decls.push(Some(p), value);
             } else {
                 plain.push((key, value));
             }
@@ -316,11 +316,11 @@ impl<'a, 's> Pass<'a, 's> {
     /// Whether `prefix` is bound by the stream header rather than inside
     /// the element (`xml` is bound everywhere).
     fn bound_outside(&self, prefix: Option<&str>) -> bool {
-        prefix.is_some_and(|p| p != "xml" && !self.decls.iter().any(|(q, _)| *q == Some(p)))
+        prefix.is_some_and(|p| p != "xml" && self.decls.find(Some(p)).is_none())
     }
 
     fn resolve(&self, prefix: Option<&str>) -> Result<&str, Error> {
-        if let Some((_, ns)) = self.decls.iter().rev().find(|(q, _)| *q == prefix) {
+        if let Some(ns) = self.decls.find(prefix) {
             return Ok(ns);
         }
         match prefix {
@@ -330,6 +330,66 @@ impl<'a, 's> Pass<'a, 's> {
                 .resolve(p)
                 .ok_or_else(|| malformed(format!("prefix '{p}' is not bound"))),
         }
+    }
+}
+
+/// Namespace declarations of the open elements, innermost last. Searched
+/// one by one while few; beyond, each prefix's declarations are indexed,
+/// so that an element full of prefixes under many declarations costs
+/// linear time, as in the reference reader.
+#[derive(Default)]
+struct Decls<'a> {
+    list: SmallVec<[(Option<&'a str>, Cow<'a, str>); 4]>,
+    index: HashMap<Option<&'a str>, SmallVec<[usize; 2]>>,
+}
+
+/// Declarations searched one by one.
+const LINEAR_DECLS: usize = 16;
+
+impl<'a> Decls<'a> {
+    fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    fn push(&mut self, prefix: Option<&'a str>, ns: Cow<'a, str>) {
+        self.list.push((prefix, ns));
+        if !self.index.is_empty() {
+            let i = self.list.len() - 1;
+            self.index.entry(prefix).or_default().push(i);
+        } else if self.list.len() > LINEAR_DECLS {
+            for (i, (p, _)) in self.list.iter().enumerate() {
+                self.index.entry(*p).or_default().push(i);
+            }
+        }
+    }
+
+    /// Forgets the declarations from `n` on (an element closed).
+    fn truncate(&mut self, n: usize) {
+        if !self.index.is_empty() {
+            for (p, _) in self.list.drain(n..) {
+                if let Some(v) = self.index.get_mut(&p) {
+                    v.pop();
+                    if v.is_empty() {
+                        self.index.remove(&p);
+                    }
+                }
+            }
+        }
+        self.list.truncate(n);
+    }
+
+    /// The innermost declaration of `prefix`.
+    fn find(&self, prefix: Option<&str>) -> Option<&str> {
+        if self.index.is_empty() {
+            return self
+                .list
+                .iter()
+                .rev()
+                .find(|(q, _)| *q == prefix)
+                .map(|(_, ns)| ns.as_ref());
+        }
+        let i = *self.index.get(&prefix)?.last()?;
+        self.list.get(i).map(|(_, ns)| ns.as_ref())
     }
 }
 

@@ -424,6 +424,7 @@ fn settings(
                 .collect(),
         }),
         bounds: spec.bounds,
+        relay: false,
     }
 }
 

@@ -535,6 +535,7 @@ fn main() {
         keepalive_interval: Duration::from_secs(3600),
         partners: Arc::new(AnyPeer),
         bounds: S2sBounds::default(),
+        relay: false,
     });
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -18,7 +18,7 @@ pub mod sip_ua;
 pub mod sipp;
 pub mod xmpp_client;
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -447,4 +447,25 @@ pub fn write_config(
     let path = dir.join("xfed.toml");
     std::fs::write(&path, toml).expect("write config");
     path
+}
+
+/// What the metrics listener at `addr` serves (empty when it does not
+/// answer within ten seconds).
+pub fn scrape_metrics(addr: SocketAddr) -> String {
+    let Ok(mut s) = TcpStream::connect(addr) else {
+        return String::new();
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    answer
+}
+
+/// The value of a metric line `name` (with its labels, if any) in a
+/// scrape, if present.
+pub fn metric_value(scrape: &str, name: &str) -> Option<f64> {
+    scrape
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }

@@ -20,7 +20,9 @@ use xfed_core::tls::testing::{LeafSpec, TestCa};
 use xfed_tests::prosody::{prosody_for_xfed, write_dialback_certs, Prosody};
 use xfed_tests::sip_ua::SipUa;
 use xfed_tests::xmpp_client::{self, XmppClient};
-use xfed_tests::{free_port, require_peer, temp_dir, Instance};
+use xfed_tests::{
+    eventually, free_port, metric_value, require_peer, scrape_metrics, temp_dir, Instance,
+};
 
 const WAIT: Duration = Duration::from_secs(20);
 const ALICE: &str = "alice@xfed.test";
@@ -53,7 +55,7 @@ fn split(bin: &str, prosody_ip: u8) {
     write_dialback_certs(&edge_dir, "xfed.test", "prosody.test");
     deployment_certs(&ca, &edge_dir);
     deployment_certs(&ca, &gw_dir);
-    let (s2s, internal, sip) = (free_port(), free_port(), free_port());
+    let (s2s, internal, sip, metrics) = (free_port(), free_port(), free_port(), free_port());
     let options = prosody_for_xfed(&edge_dir, prosody_ip, s2s);
     let partner = format!(
         "[[partner]]\ndomain = \"prosody.test\"\ntype = \"federated\"\nconnect = \"{}\"\n\
@@ -62,7 +64,7 @@ fn split(bin: &str, prosody_ip: u8) {
     );
     let edge_toml = format!(
         "{}[listen]\ns2s = [\"127.0.0.1:{s2s}\"]\ns2s_direct_tls = []\ninternal = \"127.0.0.1:{internal}\"\n\
-         metrics = false\n\n{partner}",
+         metrics = \"127.0.0.1:{metrics}\"\n\n{partner}",
         common("edge")
     );
     std::fs::write(edge_dir.join("xfed.toml"), edge_toml).unwrap();
@@ -103,6 +105,12 @@ fn split(bin: &str, prosody_ip: u8) {
         )
     });
     assert!(String::from_utf8_lossy(&got.body).contains("hello through the edge"));
+    // The edge wrote bob's message on to the gateway as it came, unread.
+    let edge_metrics = ([127, 0, 0, 1], metrics).into();
+    eventually("the edge's count of stanzas relayed unread", WAIT, || {
+        let scraped = scrape_metrics(edge_metrics);
+        metric_value(&scraped, "xfed_s2s_stanzas_relayed_unread_total").is_some_and(|n| n >= 1.0)
+    });
     assert_eq!(alice.message(PROSODY_BOB, "hello from inside").status, 202);
     bob.expect_message("alice's answer", WAIT, |m| {
         m.body.as_deref() == Some("hello from inside")

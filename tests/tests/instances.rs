@@ -22,8 +22,7 @@
 //! Both runtimes.
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use xfed_tests::instances::deployment;
@@ -33,7 +32,7 @@ use xfed_tests::postgres::Postgres;
 use xfed_tests::prosody::Prosody;
 use xfed_tests::sip_ua::SipUa;
 use xfed_tests::xmpp_client::{self, OutgoingPresence, PresenceReceived, XmppClient};
-use xfed_tests::{eventually, free_port, require_peer, Instance};
+use xfed_tests::{eventually, free_port, require_peer, scrape_metrics, Instance};
 
 const WAIT: Duration = Duration::from_secs(20);
 const ALICE: &str = "alice@xfed.test";
@@ -303,18 +302,6 @@ fn three_instances_async_std() {
     three_instances("xfed-async-std", 50);
 }
 
-/// What the metrics listener at `addr` serves.
-fn scrape(addr: SocketAddr) -> String {
-    let Ok(mut s) = TcpStream::connect(addr) else {
-        return String::new();
-    };
-    let _ = s.set_read_timeout(Some(WAIT));
-    let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n");
-    let mut answer = String::new();
-    let _ = s.read_to_string(&mut answer);
-    answer
-}
-
 /// The next presence of `kind` from `user` to bob after the first `skip`.
 fn from_user(
     bob: &mut XmppClient,
@@ -355,7 +342,7 @@ fn presence_across_instances(bin: &str, prosody_ip: u8) {
         i.wait_log("shared store: hearing the other instances' writes", WAIT);
     }
     eventually("xfed_store_shared_up 1", WAIT, || {
-        scrape(metrics)
+        scrape_metrics(metrics)
             .lines()
             .any(|l| l == "xfed_store_shared_up 1")
     });

@@ -199,5 +199,6 @@ pub(super) fn session_settings(
         keepalive_interval: g.keepalive_interval,
         partners: config.clone(),
         bounds: S2sBounds::from_config(g),
+        relay: g.role == crate::config::Role::Edge,
     }
 }

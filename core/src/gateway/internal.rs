@@ -10,6 +10,7 @@
 //! `stream_establishment_timeout`.
 
 use super::*;
+use crate::jid::Jid;
 use crate::tls::{check_peer, PeerCert};
 use crate::xmpp::component::{Component, ComponentEvent};
 
@@ -159,6 +160,38 @@ impl Gateway {
             l.session.send_stanza(&stanza);
         }
         self.internal_flush(conn);
+    }
+
+    /// A partner's stanza on an edge, as it came: written on to the first
+    /// gateway up without being read, when it goes to a local user, its
+    /// stream is not paused and its text means the same on the link;
+    /// otherwise the tree path takes it (and bounces what it must).
+    pub(super) fn relay(&mut self, stanza: Stanza, source: ConnId, t: Time) {
+        let to_user = stanza
+            .to()
+            .and_then(|to| Jid::parse(to).ok())
+            .is_some_and(|to| !to.is_domain() && self.settings.is_local(to.domain()));
+        let up = self.edge.as_ref().and_then(|e| {
+            e.links
+                .iter()
+                .find(|(_, l)| l.by.is_none())
+                .map(|(c, _)| *c)
+        });
+        let unread = to_user && stanza.self_contained() && !self.held.contains_key(&source);
+        if let (true, Some(conn)) = (unread, up) {
+            if let Some(l) = self.internal_link(conn) {
+                l.session.send_raw(&stanza);
+            }
+            self.stanzas.relayed_unread += 1;
+            return self.internal_flush(conn);
+        }
+        match stanza.element() {
+            Ok(e) => self.forward(e, Some(source), t),
+            Err(e) => self.detail(
+                Some(source),
+                format!("a checked stanza did not read again, dropped: {e}"),
+            ),
+        }
     }
 
     fn internal_link(&mut self, conn: ConnId) -> Option<&mut GatewayLink> {

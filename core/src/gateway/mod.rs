@@ -33,7 +33,7 @@ use crate::log_budget::LogBudget;
 use crate::output::Output;
 use crate::rng::Rng;
 use crate::time::Time;
-use crate::xml::{ns, Element};
+use crate::xml::{ns, Element, Stanza};
 use crate::xmpp::session::{AuthMethod, Direction, Session, SessionEvent, Settings};
 use crate::xmpp::stanza::{self, Kind, StanzaCondition};
 use crate::xmpp::{StreamCondition, StreamError};
@@ -70,6 +70,8 @@ enum Work {
     /// Deliver, answer or send a stanza toward its domain; with the
     /// inbound stream it came over, which backpressure may pause.
     Route(Element, Option<ConnId>),
+    /// The same for a stanza that came unread over an edge's stream.
+    Relay(Stanza, ConnId),
     /// Take what a session produced: bytes, events, its end.
     Drain(ConnId),
 }
@@ -148,6 +150,8 @@ pub struct StanzaCounts {
     pub received: u64,
     /// Written to streams.
     pub sent: u64,
+    /// Of those read, passed on to a gateway unread (an edge's relay).
+    pub relayed_unread: u64,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -227,6 +231,7 @@ impl Gateway {
         while let Some(work) = self.work.pop_front() {
             match work {
                 Work::Route(stanza, source) => self.forward(stanza, source, t),
+                Work::Relay(stanza, source) => self.relay(stanza, source, t),
                 Work::Drain(conn) => self.take_session(conn, t),
             }
         }

@@ -81,6 +81,10 @@ impl Gateway {
                 self.stanzas.received += 1;
                 self.route_from(e, conn);
             }
+            SessionEvent::Relay(s) => {
+                self.stanzas.received += 1;
+                self.work.push_back(Work::Relay(s, conn));
+            }
             SessionEvent::VerifyNeeded {
                 receiving,
                 originating,

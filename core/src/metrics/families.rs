@@ -78,6 +78,7 @@ families! {
     LIMITS = "xfed_limits_reached", Counter, ["key"], "Times a configured bound refused something, by configuration key.";
     EVENTS_SUPPRESSED = "xfed_events_suppressed", Counter, [], "Events left out of the log during floods.";
     S2S_STANZAS = "xfed_s2s_stanzas", Counter, ["direction"], "Stanzas read from (in) and written to (out) s2s streams.";
+    S2S_STANZAS_UNREAD = "xfed_s2s_stanzas_relayed_unread", Counter, [], "Stanzas an edge read from s2s streams and wrote on to a gateway as they came, without building their tree.";
     SIP_TO_XMPP_SECONDS = "xfed_sip_to_xmpp_seconds", Histogram, [], "Seconds from a SIP MESSAGE's arrival to its stanza written to an authenticated s2s stream.";
     XMPP_TO_SIP_SECONDS = "xfed_xmpp_to_sip_seconds", Histogram, [], "Seconds from an XMPP message's arrival to the 2xx of its SIP MESSAGE.";
     S2S_CONNECTIONS = "xfed_s2s_connections", Gauge, [], "Live s2s connections, in and out.";

@@ -184,6 +184,7 @@ impl Registry {
         let stanzas = gw.stanza_counts();
         self.set(S2S_STANZAS, &[("direction", "in")], stanzas.received);
         self.set(S2S_STANZAS, &[("direction", "out")], stanzas.sent);
+        self.set(S2S_STANZAS_UNREAD, &[], stanzas.relayed_unread);
         let t = gw.sip_tables();
         for (table, v) in [
             ("transactions", t.transactions),

@@ -318,6 +318,7 @@ mod tests {
             keepalive_interval: Duration::from_secs(300),
             partners: Arc::new(loaded.config),
             bounds: S2sBounds::default(),
+            relay: false,
         }
     }
 

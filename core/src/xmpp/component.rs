@@ -19,7 +19,7 @@ use rustls::{ClientConfig, ServerConfig};
 use rustls_pki_types::CertificateDer;
 
 use super::pipe::Pipe;
-use crate::xml::{ns, Element, Event, Limits, Reader, Scope, StreamHeader};
+use crate::xml::{ns, Element, Event, Limits, Reader, Scope, Stanza, StreamHeader};
 use crate::xmpp::{StreamCondition, StreamError};
 
 /// What the link tells the gateway.
@@ -335,6 +335,17 @@ impl Component {
         let mut e = stanza.clone();
         e.move_ns(ns::SERVER, ns::COMPONENT);
         self.send_element(&e);
+    }
+
+    /// Sends a partner's stanza as it came over s2s, unread. Its text
+    /// must be self-contained ([`Stanza::self_contained`]): its unprefixed
+    /// names then take this stream's content namespace, as
+    /// [`Self::send_stanza`] moves them there.
+    pub fn send_raw(&mut self, stanza: &Stanza) {
+        if self.phase != Phase::Up || !stanza.self_contained() {
+            return;
+        }
+        self.pipe.send(stanza.text().as_bytes());
     }
 
     /// Closes our side with `</stream:stream>`.

@@ -1,6 +1,6 @@
 //! What a session tells the gateway, and what it was opened for.
 
-use crate::xml::Element;
+use crate::xml::{Element, Stanza};
 use crate::xmpp::stanza::StanzaCondition;
 
 /// How a domain pair was authenticated.
@@ -45,6 +45,10 @@ pub enum SessionEvent {
     },
     /// A stanza from an authenticated peer, addressing checked.
     Stanza(Element),
+    /// A stanza over an authenticated inbound stream, as it came, from a
+    /// session whose settings say `relay`: checked, addressed, authorized,
+    /// never built into a tree.
+    Relay(Stanza),
     /// Receiving role: ask the authoritative server of `originating`
     /// whether `key` is valid (Step 2 of XEP-0220).
     VerifyNeeded {

@@ -18,18 +18,21 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
+use crate::jid::Jid;
 use crate::rng::Rng;
 use crate::tls::{check_peer, PeerCert};
-use crate::xml::{Element, Event, Reader, Scope};
+use crate::xml::{Element, Event, Scope, Stanza};
 
 use super::pipe::Pipe;
 use super::stanza::StanzaCondition;
 use super::{StreamCondition, StreamError};
+use input::{Input, Read};
 use pairs::Pairs;
 
 mod dialback;
 mod event;
 mod inbound;
+mod input;
 mod outbound;
 mod pairs;
 mod recheck;
@@ -83,7 +86,7 @@ pub struct Session {
     dir: Direction,
     direct_tls: bool,
     pipe: Pipe,
-    reader: Reader,
+    reader: Input,
     phase: Phase,
     rng: Rng,
     /// Inbound: the id we issued; outbound: the id the peer issued.
@@ -178,7 +181,7 @@ impl Session {
             dir,
             direct_tls,
             pipe: Pipe::default(),
-            reader: Reader::new(settings.limits),
+            reader: Input::new(settings.limits, settings.relay),
             phase: Phase::Connecting,
             rng,
             stream_id: String::new(),
@@ -332,7 +335,8 @@ impl Session {
                 rest = &rest[n..];
                 while let Some(ev) = self.reader.poll() {
                     match ev {
-                        Ok(ev) => self.on_xml(ev, settings, t),
+                        Ok(Read::Xml(ev)) => self.on_xml(ev, settings, t),
+                        Ok(Read::Relay(stanza)) => self.on_relay(stanza, settings, t),
                         Err(e) => {
                             let cond = StreamCondition::from(e.kind());
                             self.events
@@ -426,6 +430,37 @@ impl Session {
                 self.pipe.close();
                 self.finish("peer closed the stream".into());
             }
+        }
+    }
+
+    /// A stanza from a raw input: passed on as it came when it comes from
+    /// a domain authenticated for it, over an inbound stream or, with
+    /// bidi, our outbound one; anything else takes the tree path, which
+    /// answers it.
+    fn on_relay(&mut self, stanza: Stanza, settings: &Settings, t: Time) {
+        let domain = |v: Option<&str>| Some(Jid::parse(v?).ok()?.domain().to_owned());
+        let pair = (domain(stanza.from()), domain(stanza.to()));
+        let authorized = self.phase == Phase::Open
+            && match (&self.dir, pair) {
+                (Direction::Inbound, (Some(from), Some(to))) => {
+                    self.authorized.contains(&from, &to)
+                }
+                (Direction::Outbound { local, remote }, (Some(from), Some(to))) => {
+                    self.bidi && self.is_established() && from == *remote && to == *local
+                }
+                _ => false,
+            };
+        if authorized {
+            self.last_active = t.now;
+            self.events.push_back(SessionEvent::Relay(stanza));
+            return;
+        }
+        match stanza.element() {
+            Ok(e) => self.on_xml(Event::Stanza(e), settings, t),
+            Err(e) => self.stream_error(
+                settings,
+                StreamError::new(StreamCondition::from(e.kind()), e.detail().to_owned()),
+            ),
         }
     }
 

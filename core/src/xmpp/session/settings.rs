@@ -49,6 +49,10 @@ pub struct Settings {
     pub partners: Arc<dyn Partners>,
     /// What dialback requests may make the gateway hold.
     pub bounds: S2sBounds,
+    /// Stanzas over authenticated inbound streams come out as they came
+    /// ([`super::SessionEvent::Relay`]), not as trees: for an edge, which
+    /// passes them on unread.
+    pub relay: bool,
 }
 
 /// What an unauthenticated peer can make the s2s side hold, at most: the

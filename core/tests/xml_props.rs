@@ -131,16 +131,9 @@ const LIMITS: Limits = Limits {
     max_attributes: 64,
 };
 
+/// The stream reader's events for `chunks`, errors by class.
 fn read(chunks: &[&[u8]]) -> Vec<Result<Event, ErrorKind>> {
-    let mut r = Reader::new(LIMITS);
-    let mut out = Vec::new();
-    for c in chunks {
-        r.feed_all(c);
-        out.extend(std::iter::from_fn(|| {
-            r.poll().map(|e| e.map_err(|e| e.kind()))
-        }));
-    }
-    out
+    read_as::<Element>(chunks)
 }
 
 /// The same input through a reader of another form.

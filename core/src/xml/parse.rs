@@ -37,6 +37,14 @@ fn sub<'a>(base: &'a str, part: &[u8]) -> Result<&'a str, Error> {
     }
 }
 
+/// A start tag with more attributes than `max`, declarations included.
+pub(super) fn too_many_attributes(max: usize) -> Error {
+    Error::new(
+        ErrorKind::LimitExceeded,
+        format!("more than {max} attributes on one element"),
+    )
+}
+
 /// Splits a qualified name into prefix and local part, checking both.
 pub(super) fn split_qname(q: &str) -> Result<(Option<&str>, &str), Error> {
     let (prefix, local) = match q.split_once(':') {
@@ -114,13 +122,7 @@ impl<'s, 'a> Bindings<'s, 'a> {
         let mut plain: SmallVec<[(&'a str, Cow<'a, str>); 8]> = SmallVec::new();
         for (count, attr) in tag.attributes().enumerate() {
             if count >= self.max_attributes {
-                return Err(Error::new(
-                    ErrorKind::LimitExceeded,
-                    format!(
-                        "more than {} attributes on one element",
-                        self.max_attributes
-                    ),
-                ));
+                return Err(too_many_attributes(self.max_attributes));
             }
             let attr = attr.map_err(|e| malformed(format!("attribute: {e}")))?;
             let key = sub(base, attr.key.as_ref())?;

@@ -18,7 +18,9 @@ use super::element::Element;
 use super::error::{Error, ErrorKind};
 use super::escape::{check_text, unescape_attr, unescape_text};
 use super::ns;
-use super::parse::{check_binding, normalize_eol, split_qname, Field, Head, Tag, Tree};
+use super::parse::{
+    check_binding, normalize_eol, split_qname, too_many_attributes, Field, Head, Tag, Tree,
+};
 use super::scope::Scope;
 
 fn malformed(detail: impl Into<String>) -> Error {
@@ -230,13 +232,7 @@ impl<'a, 's> Pass<'a, 's> {
         let mut keys = Names::default();
         while attrs.more() {
             if count >= self.max_attributes {
-                return Err(Error::new(
-                    ErrorKind::LimitExceeded,
-                    format!(
-                        "more than {} attributes on one element",
-                        self.max_attributes
-                    ),
-                ));
+                return Err(too_many_attributes(self.max_attributes));
             }
             count += 1;
             let (key, raw) = attrs.next()?;

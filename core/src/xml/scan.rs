@@ -406,10 +406,33 @@ impl<T> Default for Names<T> {
     }
 }
 
-impl<T: Copy + Eq + Hash> Names<T> {
+/// A name compared in place: names are short, and a call into `memcmp`
+/// for each pair cost more than the comparison (a fifth of the raw
+/// reader's time).
+trait Short: Copy + Eq + Hash {
+    fn same(&self, other: &Self) -> bool;
+}
+
+fn same_str(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y)
+}
+
+impl Short for &str {
+    fn same(&self, other: &Self) -> bool {
+        same_str(self, other)
+    }
+}
+
+impl Short for (&str, &str) {
+    fn same(&self, other: &Self) -> bool {
+        same_str(self.1, other.1) && same_str(self.0, other.0)
+    }
+}
+
+impl<T: Short> Names<T> {
     fn seen_before(&mut self, name: T) -> bool {
         if self.few.len() < self.few.inline_size() {
-            if self.few.contains(&name) {
+            if self.few.iter().any(|n| n.same(&name)) {
                 return true;
             }
             self.few.push(name);

@@ -64,14 +64,12 @@ impl Runtime for AsyncStd {
         async_std::task::sleep(d)
     }
 
-    fn connect(addr: SocketAddr) -> impl Future<Output = io::Result<TcpStream>> + Send {
-        async move {
-            // As for accepted ones: each write is a whole turn's output,
-            // which Nagle's algorithm would hold for the peer's delayed ACK.
-            let s = TcpStream::connect(addr).await?;
-            let _ = s.set_nodelay(true);
-            Ok(s)
-        }
+    async fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
+        // As for accepted ones: each write is a whole turn's output, which
+        // Nagle's algorithm would hold for the peer's delayed ACK.
+        let s = TcpStream::connect(addr).await?;
+        let _ = s.set_nodelay(true);
+        Ok(s)
     }
 
     fn listener(l: std::net::TcpListener) -> io::Result<TcpListener> {

@@ -88,18 +88,29 @@ pub fn check_text(raw: &str) -> Result<(), Error> {
 /// Expands references in a raw attribute value and applies attribute-value
 /// normalization (literal whitespace characters become spaces).
 pub fn unescape_attr(raw: &str) -> Result<Cow<'_, str>, Error> {
-    if raw.contains('<') {
+    // One pass without branches for both questions: values are short,
+    // and most hold neither.
+    let (lt, special) = raw.bytes().fold((false, false), |(lt, special), b| {
+        (
+            lt | (b == b'<'),
+            special | (b == b'&') | (b == b'\r') | (b == b'\n') | (b == b'\t'),
+        )
+    });
+    if lt {
         return Err(Error::new(
             ErrorKind::NotWellFormed,
             "'<' in an attribute value",
         ));
+    }
+    if !special {
+        return Ok(Cow::Borrowed(raw));
     }
     unescape(raw, true)
 }
 
 fn unescape(raw: &str, attr: bool) -> Result<Cow<'_, str>, Error> {
     let special = |b: u8| b == b'&' || b == b'\r' || (attr && (b == b'\n' || b == b'\t'));
-    if !raw.bytes().any(special) {
+    if !attr && memchr::memchr2(b'&', b'\r', raw.as_bytes()).is_none() {
         return Ok(Cow::Borrowed(raw));
     }
     let mut out = String::with_capacity(raw.len());

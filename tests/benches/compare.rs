@@ -148,16 +148,7 @@ fn run() -> Result<(), Skip> {
         let mut bob = Script::receiver("bob@prosody.test", "bob-secret", partner.c2s_addr(), n)?;
         bob.wait_line("ready", wait);
         let uac = |calls: u32, run: &str, rate: Option<u32>| {
-            let mut o = SippOptions::new("uac_bench_message.xml", sip_tcp, Transport::Tcp)
-                .key("ruri", "bob@prosody.test")
-                .key("from_user", "alice")
-                .key("domain", "xfed.test")
-                .key("run", run)
-                .timeout(send_time);
-            o.calls = calls;
-            o.rate = rate;
-            o.limit = Some(2_000);
-            o.trace_msg = false;
+            let o = SippOptions::load_to_bob(sip_tcp, run, calls, rate).timeout(send_time);
             Sipp::start(o).expect("sipp")
         };
         assert!(uac(1, "warmup", None).wait(wait).ok(), "SIP warm-up failed");

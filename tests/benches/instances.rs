@@ -75,17 +75,7 @@ fn listening(addr: SocketAddr) {
 /// sipp sending `calls` MESSAGEs as alice to bob@prosody.test through
 /// the instance at `sip`.
 fn uac(sip: SocketAddr, calls: u32, run: &str, rate: Option<u32>, timeout: Duration) -> Sipp {
-    let mut o = SippOptions::new("uac_bench_message.xml", sip, Transport::Tcp)
-        .key("ruri", "bob@prosody.test")
-        .key("from_user", "alice")
-        .key("domain", "xfed.test")
-        .key("run", run)
-        .timeout(timeout);
-    o.calls = calls;
-    o.rate = rate;
-    o.limit = Some(2_000);
-    o.trace_msg = false;
-    Sipp::start(o).expect("sipp")
+    Sipp::start(SippOptions::load_to_bob(sip, run, calls, rate).timeout(timeout)).expect("sipp")
 }
 
 /// sipp registering `user` (digest) over TCP with the instance at `sip`

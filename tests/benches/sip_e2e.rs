@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use xfed_tests::load::{cpu_seconds, env_num, percentile, release_xfed, Script, XfedLab};
 use xfed_tests::prosody::Skip;
-use xfed_tests::sipp::{self, Sipp, SippOptions, Transport};
+use xfed_tests::sipp::{self, Sipp, SippOptions};
 use xfed_tests::temp_dir;
 
 fn main() {
@@ -55,14 +55,8 @@ fn run() -> Result<(), Skip> {
     receiver.wait_line("ready", Duration::from_secs(20));
 
     let uac = |calls: u32, run: &str, rate: Option<u32>, trace: bool| {
-        let mut o = SippOptions::new("uac_bench_message.xml", sip_tcp, Transport::Tcp)
-            .key("ruri", "bob@prosody.test")
-            .key("from_user", "alice")
-            .key("domain", "xfed.test")
-            .key("run", run)
-            .timeout(Duration::from_secs(120));
-        o.calls = calls;
-        o.rate = rate;
+        let mut o =
+            SippOptions::load_to_bob(sip_tcp, run, calls, rate).timeout(Duration::from_secs(120));
         o.limit = Some(limit);
         o.trace_msg = trace;
         // One line per call with its MESSAGE -> 202 time (ms resolution).

@@ -144,6 +144,23 @@ impl SippOptions {
         }
     }
 
+    /// The benches' load: `calls` MESSAGEs from alice@xfed.test to
+    /// bob@prosody.test over TCP (`uac_bench_message.xml`, no digest: a
+    /// trusted source), `rate` a second, at most 2,000 waiting for their
+    /// answer, `run` in each body, messages not traced.
+    pub fn load_to_bob(remote: SocketAddr, run: &str, calls: u32, rate: Option<u32>) -> Self {
+        let mut o = SippOptions::new("uac_bench_message.xml", remote, Transport::Tcp)
+            .key("ruri", "bob@prosody.test")
+            .key("from_user", "alice")
+            .key("domain", "xfed.test")
+            .key("run", run);
+        o.calls = calls;
+        o.rate = rate;
+        o.limit = Some(2_000);
+        o.trace_msg = false;
+        o
+    }
+
     pub fn key(mut self, name: &str, value: &str) -> Self {
         self.keys.push((name.into(), value.into()));
         self

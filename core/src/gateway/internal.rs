@@ -142,12 +142,7 @@ impl Gateway {
 
     /// A stanza for a local user, on an edge: to the first gateway up.
     pub(super) fn internal_deliver(&mut self, stanza: Element, t: Time) {
-        let up = self.edge.as_ref().and_then(|e| {
-            e.links
-                .iter()
-                .find(|(_, l)| l.by.is_none())
-                .map(|(c, _)| *c)
-        });
+        let up = self.gateway_up();
         let Some(conn) = up else {
             return self.bounce(
                 &stanza,
@@ -171,12 +166,7 @@ impl Gateway {
             .to()
             .and_then(|to| Jid::parse(to).ok())
             .is_some_and(|to| !to.is_domain() && self.settings.is_local(to.domain()));
-        let up = self.edge.as_ref().and_then(|e| {
-            e.links
-                .iter()
-                .find(|(_, l)| l.by.is_none())
-                .map(|(c, _)| *c)
-        });
+        let up = self.gateway_up();
         let unread = to_user && stanza.self_contained() && !self.held.contains_key(&source);
         if let (true, Some(conn)) = (unread, up) {
             if let Some(l) = self.internal_link(conn) {
@@ -192,6 +182,12 @@ impl Gateway {
                 format!("a checked stanza did not read again, dropped: {e}"),
             ),
         }
+    }
+
+    /// The first gateway link up (attached, not waiting on its handshake).
+    fn gateway_up(&self) -> Option<ConnId> {
+        let links = &self.edge.as_ref()?.links;
+        links.iter().find(|(_, l)| l.by.is_none()).map(|(c, _)| *c)
     }
 
     fn internal_link(&mut self, conn: ConnId) -> Option<&mut GatewayLink> {

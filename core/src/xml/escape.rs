@@ -55,10 +55,10 @@ pub fn unescape_text(raw: &str) -> Result<Cow<'_, str>, Error> {
     unescape(raw, false)
 }
 
-/// Checks the references in raw character data, as the tree reader
-/// does: each `&` closed by a `;` before the next `&` (which its tokenizer
-/// finds first), then each name, as [`unescape_text`] would read it.
-pub fn check_text(raw: &str) -> Result<(), Error> {
+/// Checks that each `&` in raw character data is closed by a `;` before
+/// the next `&`: what the reference reader's tokenizer refuses first,
+/// before any reference's name is read.
+pub fn check_closed(raw: &str) -> Result<(), Error> {
     let bytes = raw.as_bytes();
     let mut at = 0;
     while let Some(i) = memchr::memchr(b'&', &bytes[at..]) {
@@ -73,6 +73,12 @@ pub fn check_text(raw: &str) -> Result<(), Error> {
             }
         }
     }
+    Ok(())
+}
+
+/// Checks the references in raw character data as [`unescape_text`]
+/// would read them, without expanding them (after [`check_closed`]).
+pub fn check_text(raw: &str) -> Result<(), Error> {
     let mut rest = raw;
     while let Some(i) = memchr::memchr(b'&', rest.as_bytes()) {
         let tail = &rest[i..];

@@ -16,7 +16,7 @@ use smallvec::SmallVec;
 
 use super::element::Element;
 use super::error::{Error, ErrorKind};
-use super::escape::{check_text, unescape_attr, unescape_text};
+use super::escape::{check_closed, check_text, unescape_attr, unescape_text};
 use super::ns;
 use super::parse::{
     check_binding, normalize_eol, split_qname, too_many_attributes, Field, Head, Tag, Tree,
@@ -121,9 +121,11 @@ impl<'a, 's> Pass<'a, 's> {
             // are checked, and those before the markup's names.
             let markup = self.markup()?;
             if !self.open.is_empty() || matches!(markup, Markup::End { .. }) {
-                check_text(run)?;
-                if let Build::Tree(tree, _) = &mut self.build {
-                    tree.text(&unescape_text(run)?);
+                check_closed(run)?;
+                match &mut self.build {
+                    // Expanding reads each name, as checking would.
+                    Build::Tree(tree, _) => tree.text(&unescape_text(run)?),
+                    Build::Head(_) => check_text(run)?,
                 }
             }
             let done = match markup {

@@ -21,10 +21,15 @@ pub enum Kind {
 impl Kind {
     /// The kind of a top-level element in the stream's content namespace.
     pub fn of(e: &Element) -> Option<Kind> {
-        if e.ns() != ns::SERVER {
+        Kind::named(e.ns(), e.name())
+    }
+
+    /// The same from the element's expanded name alone (a raw stanza's).
+    pub fn named(ns: &str, name: &str) -> Option<Kind> {
+        if ns != ns::SERVER {
             return None;
         }
-        match e.name() {
+        match name {
             "message" => Some(Kind::Message),
             "presence" => Some(Kind::Presence),
             "iq" => Some(Kind::Iq),

@@ -2,7 +2,8 @@
 //! partners' stanzas on unread, those stanzas as they came (checked, not
 //! built into trees). Negotiation elements are trees either way.
 
-use crate::xml::{ns, Error, Event, Limits, Reader, Stanza};
+use crate::xml::{Error, Event, Limits, Reader, Stanza};
+use crate::xmpp::stanza::Kind;
 
 /// The session's reader, in the form its gateway wants.
 #[derive(Debug)]
@@ -41,7 +42,7 @@ impl Input {
             Input::Raw(r) => r.poll()?,
         };
         Some(match raw {
-            Ok(Event::Stanza(s)) if is_stanza(&s) => Ok(Read::Relay(s)),
+            Ok(Event::Stanza(s)) if Kind::named(s.ns(), s.name()).is_some() => Ok(Read::Relay(s)),
             Ok(Event::Stanza(s)) => s.element().map(|e| Read::Xml(Event::Stanza(e))),
             Ok(Event::Header(h)) => Ok(Read::Xml(Event::Header(h))),
             Ok(Event::End) => Ok(Read::Xml(Event::End)),
@@ -62,10 +63,4 @@ impl Input {
             Input::Raw(r) => r.release_idle(),
         }
     }
-}
-
-/// A message, presence or iq in the stream's content namespace (what
-/// [`crate::xmpp::stanza::Kind::of`] takes for a stanza).
-fn is_stanza(s: &Stanza) -> bool {
-    s.ns() == ns::SERVER && matches!(s.name(), "message" | "presence" | "iq")
 }

@@ -50,10 +50,13 @@ impl Rng {
 
     /// 128 random bits as lowercase hex: stream ids and similar tokens.
     pub fn token(&mut self) -> String {
-        self.block()[..16]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = String::with_capacity(32);
+        for b in &self.block()[..16] {
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0x0f)]));
+        }
+        out
     }
 }
 

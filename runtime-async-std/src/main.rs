@@ -1,4 +1,5 @@
-//! xfed on async-std: only async-std's sockets, timers and signals,
+//! xfed on async-std: only async-std's timers and UDP sockets, its
+//! reactor's (`async-io`) TCP streams, and signals,
 //! adapted to [`Runtime`]; the tasks and the event loop are
 //! `xfed_core::host`'s, shared with the tokio binary. async-std is
 //! discontinued upstream (RUSTSEC-2025-0052): this stays an adapter.
@@ -12,13 +13,15 @@
 
 use std::future::Future;
 use std::io;
-use std::net::{Shutdown, SocketAddr};
+use std::io::Read;
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use async_io::Async;
 use async_signal::{Signal, Signals};
-use async_std::net::{TcpListener, TcpStream, UdpSocket};
-use futures_lite::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use async_std::net::UdpSocket;
+use futures_lite::{AsyncWriteExt, StreamExt};
 use xfed_core::host::driver;
 use xfed_core::host::runtime::{self, Runtime, Sig};
 
@@ -45,8 +48,8 @@ impl Drop for LocalTask {
 }
 
 impl Runtime for AsyncStd {
-    type Tcp = TcpStream;
-    type Listener = TcpListener;
+    type Tcp = Async<TcpStream>;
+    type Listener = Async<TcpListener>;
     type Udp = UdpSocket;
     type Task = LocalTask;
     type Signals = Signals;
@@ -64,41 +67,43 @@ impl Runtime for AsyncStd {
         async_std::task::sleep(d)
     }
 
-    async fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
+    async fn connect(addr: SocketAddr) -> io::Result<Async<TcpStream>> {
         // As for accepted ones: each write is a whole turn's output, which
         // Nagle's algorithm would hold for the peer's delayed ACK.
-        let s = TcpStream::connect(addr).await?;
-        let _ = s.set_nodelay(true);
+        let s = Async::<TcpStream>::connect(addr).await?;
+        let _ = s.get_ref().set_nodelay(true);
         Ok(s)
     }
 
-    fn listener(l: std::net::TcpListener) -> io::Result<TcpListener> {
-        Ok(l.into())
+    fn listener(l: TcpListener) -> io::Result<Async<TcpListener>> {
+        Async::new(l)
     }
 
-    async fn accept(l: &TcpListener) -> io::Result<(TcpStream, SocketAddr)> {
+    async fn accept(l: &Async<TcpListener>) -> io::Result<(Async<TcpStream>, SocketAddr)> {
         let (s, peer) = l.accept().await?;
-        let _ = s.set_nodelay(true);
+        let _ = s.get_ref().set_nodelay(true);
         Ok((s, peer))
     }
 
-    fn read<'a>(
-        s: &'a mut TcpStream,
-        buf: &'a mut [u8],
-    ) -> impl Future<Output = io::Result<usize>> + Send + 'a {
-        s.read(buf)
+    fn readable(s: &Async<TcpStream>) -> impl Future<Output = io::Result<()>> + Send + '_ {
+        s.readable()
+    }
+
+    fn try_read(s: &Async<TcpStream>, buf: &mut [u8]) -> io::Result<usize> {
+        // The socket is non-blocking (`Async` made it so).
+        s.get_ref().read(buf)
     }
 
     fn write_all<'a>(
-        s: &'a mut TcpStream,
+        s: &'a mut Async<TcpStream>,
         buf: &'a [u8],
     ) -> impl Future<Output = io::Result<()>> + Send + 'a {
         s.write_all(buf)
     }
 
-    async fn shutdown(s: &mut TcpStream) {
+    async fn shutdown(s: &mut Async<TcpStream>) {
         let _ = s.flush().await;
-        let _ = s.shutdown(Shutdown::Write);
+        let _ = s.get_ref().shutdown(Shutdown::Write);
     }
 
     fn udp(s: std::net::UdpSocket) -> io::Result<UdpSocket> {

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::task::JoinHandle;
@@ -72,11 +72,12 @@ impl Runtime for Tokio {
         Ok((s, peer))
     }
 
-    fn read<'a>(
-        s: &'a mut TcpStream,
-        buf: &'a mut [u8],
-    ) -> impl Future<Output = io::Result<usize>> + Send + 'a {
-        s.read(buf)
+    fn readable(s: &TcpStream) -> impl Future<Output = io::Result<()>> + Send + '_ {
+        s.readable()
+    }
+
+    fn try_read(s: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+        s.try_read(buf)
     }
 
     fn write_all<'a>(

@@ -47,7 +47,7 @@ async fn ask_tcp<R: Runtime>(resolver: SocketAddr, query: &[u8]) -> io::Result<V
 
 async fn read_exact<R: Runtime>(s: &mut R::Tcp, mut buf: &mut [u8]) -> io::Result<()> {
     while !buf.is_empty() {
-        match R::read(s, buf).await? {
+        match super::runtime::read::<R>(s, buf).await? {
             0 => return Err(io::ErrorKind::UnexpectedEof.into()),
             n => buf = &mut buf[n..],
         }

@@ -840,6 +840,16 @@ fn lock(r: &metrics_listener::Shared) -> std::sync::MutexGuard<'_, Registry> {
 /// Logs a core event through tracing, its kind and connection as fields,
 /// with whatever a peer put in its text escaped ([`logtext::escape`]).
 pub fn log(event: &Event) {
+    // Formatting costs more than the rest of a relayed message's logging:
+    // only for a level that is written.
+    let enabled = match event.level() {
+        Level::Info => tracing::enabled!(tracing::Level::INFO),
+        Level::Warn => tracing::enabled!(tracing::Level::WARN),
+        Level::Debug => tracing::enabled!(tracing::Level::DEBUG),
+    };
+    if !enabled {
+        return;
+    }
     let conn = event.conn().map_or(0, |c| c.0);
     let kind = event.kind();
     let text = event.to_string();

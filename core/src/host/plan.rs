@@ -747,7 +747,7 @@ async fn drive<R: Runtime>(addr: SocketAddr, mut probe: Probe) -> Result<Reached
         if let Some(outcome) = probe.outcome() {
             return outcome.clone();
         }
-        match R::read(&mut s, &mut buf).await {
+        match super::runtime::read::<R>(&s, &mut buf).await {
             Ok(0) => probe.handle_eof(),
             Ok(n) => probe.handle_bytes(&buf[..n]),
             Err(e) => return Err(e.to_string()),

@@ -36,7 +36,7 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 /// pending read to write, then reads again).
 pub trait Runtime: Sized + 'static {
     /// A connected TCP stream.
-    type Tcp: Send + 'static;
+    type Tcp: Send + Sync + 'static;
     /// A bound TCP listener.
     type Listener: Send + Sync + 'static;
     /// A bound UDP socket (only received from: sending goes through the
@@ -61,11 +61,12 @@ pub trait Runtime: Sized + 'static {
     fn accept(
         l: &Self::Listener,
     ) -> impl Future<Output = io::Result<(Self::Tcp, SocketAddr)>> + Send;
-    /// Reads what is there (0 at the end).
-    fn read<'a>(
-        s: &'a mut Self::Tcp,
-        buf: &'a mut [u8],
-    ) -> impl Future<Output = io::Result<usize>> + Send + 'a;
+    /// Waits until the stream may have bytes (or its end, or an error)
+    /// to read: a connection waits holding no buffer.
+    fn readable(s: &Self::Tcp) -> impl Future<Output = io::Result<()>> + Send + '_;
+    /// Reads what is there without waiting (0 at the end, `WouldBlock`
+    /// when readiness was spurious).
+    fn try_read(s: &Self::Tcp, buf: &mut [u8]) -> io::Result<usize>;
     /// Writes all of `buf`.
     fn write_all<'a>(
         s: &'a mut Self::Tcp,
@@ -93,6 +94,17 @@ pub enum Sig {
     Stop,
     /// SIGHUP: read the configuration again (`systemctl reload`).
     Reload,
+}
+
+/// Reads what is there, waiting for it (0 at the end).
+pub async fn read<R: Runtime>(s: &R::Tcp, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        R::readable(s).await?;
+        match R::try_read(s, buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            r => return r,
+        }
+    }
 }
 
 /// The first of two futures to finish (`a` is polled first).
@@ -480,26 +492,30 @@ async fn udp_loop<R: Runtime>(sock: R::Udp, local: SocketAddr, tx: Sender<Input<
     }
 }
 
-/// The read buffer of a connection waiting for its peer: an idle link
-/// holds only this much.
-const READ_IDLE: usize = 512;
-/// The read buffer while the peer sends more than [`READ_IDLE`] at a time.
-const READ_BUSY: usize = 16 * 1024;
+/// Most bytes taken from a socket in one read: what a busy peer has sent
+/// since the last turn, in one system call.
+const READ_MAX: usize = 64 * 1024;
 
-/// After a read of `n` bytes: one that filled the buffer means more is
-/// waiting, so the next reads take up to [`READ_BUSY`]; one that did not
-/// emptied the socket, and the buffer goes back to [`READ_IDLE`] for the
-/// wait.
-fn resize_read_buffer(buf: &mut Vec<u8>, n: usize) {
-    if n == buf.len() && buf.len() < READ_BUSY {
-        *buf = vec![0; READ_BUSY];
-    } else if n < buf.len() && buf.len() > READ_IDLE {
-        *buf = vec![0; READ_IDLE];
-    }
+thread_local! {
+    /// The buffer every connection task on this thread reads into. A task
+    /// waits for readiness holding none, then reads and copies out what
+    /// came, without waiting: an idle link holds no read buffer, and a
+    /// busy one gets everything there is in one read.
+    static READ_BUFFER: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; READ_MAX]);
+}
+
+/// What is there to read on `s` now, as its own bytes; `WouldBlock` when
+/// nothing was.
+fn read_now<R: Runtime>(s: &R::Tcp) -> io::Result<Vec<u8>> {
+    READ_BUFFER.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        let n = R::try_read(s, &mut buf)?;
+        Ok(buf[..n].to_vec())
+    })
 }
 
 enum Wake {
-    Read(io::Result<usize>),
+    Read(io::Result<()>),
     Gateway(Option<ToConn>),
     Linger,
 }
@@ -516,7 +532,6 @@ async fn conn_task<R: Runtime>(
     tx: Sender<Input<R::Tcp>>,
     (written, limit): (SendQueue, usize),
 ) {
-    let mut buf = vec![0u8; READ_IDLE];
     let mut closing: Option<Instant> = None;
     let mut paused = false;
     'conn: loop {
@@ -526,7 +541,7 @@ async fn conn_task<R: Runtime>(
             if !reading {
                 std::future::pending::<()>().await;
             }
-            Wake::Read(R::read(&mut stream, &mut buf).await)
+            Wake::Read(R::readable(&stream).await)
         };
         let gw = async {
             if closing.is_some() {
@@ -545,15 +560,17 @@ async fn conn_task<R: Runtime>(
         // back what we write to it (and be dropped for not reading).
         let wake = or(gw, or(read, linger)).await;
         let command = match wake {
-            Wake::Read(Ok(0) | Err(_)) | Wake::Linger => break,
-            Wake::Read(Ok(n)) => {
-                if closing.is_none() {
-                    let bytes = Input::Bytes(conn, buf[..n].to_vec());
-                    if tx.send(bytes).await.is_err() {
-                        break;
-                    }
+            Wake::Read(Err(_)) | Wake::Linger => break,
+            Wake::Read(Ok(())) => {
+                let bytes = match read_now::<R>(&stream) {
+                    Ok(bytes) if bytes.is_empty() => break,
+                    Ok(bytes) => bytes,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    Err(_) => break,
+                };
+                if closing.is_none() && tx.send(Input::Bytes(conn, bytes)).await.is_err() {
+                    break;
                 }
-                resize_read_buffer(&mut buf, n);
                 continue;
             }
             Wake::Gateway(command) => command,
@@ -594,23 +611,5 @@ async fn conn_task<R: Runtime>(
     }
     if closing.is_none() {
         let _ = tx.send(Input::Closed(conn)).await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_read_buffer_grows_while_reads_fill_it_and_shrinks_when_they_do_not() {
-        let mut buf = vec![0u8; READ_IDLE];
-        resize_read_buffer(&mut buf, 100);
-        assert_eq!(buf.len(), READ_IDLE);
-        resize_read_buffer(&mut buf, READ_IDLE);
-        assert_eq!(buf.len(), READ_BUSY);
-        resize_read_buffer(&mut buf, READ_BUSY);
-        assert_eq!(buf.len(), READ_BUSY);
-        resize_read_buffer(&mut buf, READ_BUSY - 1);
-        assert_eq!((buf.len(), buf.capacity()), (READ_IDLE, READ_IDLE));
     }
 }

@@ -122,33 +122,31 @@ fn main() {
         f();
         (common::allocations_made() - before) as f64 / MESSAGES as f64
     };
+    let allocations = (
+        per_message(&mut || {
+            black_box(xmpp_to_sip(&input, &targets));
+        }),
+        per_message(&mut || {
+            black_box(sip_to_xmpp(&datagrams));
+        }),
+    );
     println!(
         "allocations per message: XMPP -> SIP {:.1}, SIP -> XMPP {:.1}",
-        per_message(&mut || {
-            black_box(xmpp_to_sip(&input, &targets));
-        }),
-        per_message(&mut || {
-            black_box(sip_to_xmpp(&datagrams));
-        })
+        allocations.0, allocations.1
     );
-    common::report(
-        "XMPP -> SIP",
-        "messages",
-        MESSAGES,
-        RUNS,
-        common::measure(RUNS, || {
-            black_box(xmpp_to_sip(&input, &targets));
-        }),
-    );
-    common::report(
-        "SIP -> XMPP",
-        "messages",
-        MESSAGES,
-        RUNS,
-        common::measure(RUNS, || {
-            black_box(sip_to_xmpp(&datagrams));
-        }),
-    );
+    common::figure("translate.xmpp_to_sip_allocations", allocations.0);
+    common::figure("translate.sip_to_xmpp_allocations", allocations.1);
+    let into_sip = common::measure(RUNS, || {
+        black_box(xmpp_to_sip(&input, &targets));
+    });
+    common::report("XMPP -> SIP", "messages", MESSAGES, RUNS, into_sip);
+    let into_xmpp = common::measure(RUNS, || {
+        black_box(sip_to_xmpp(&datagrams));
+    });
+    common::report("SIP -> XMPP", "messages", MESSAGES, RUNS, into_xmpp);
+    let us = |(median, _): (std::time::Duration, _)| median.as_secs_f64() * 1e6 / MESSAGES as f64;
+    common::figure("translate.xmpp_to_sip_us", us(into_sip));
+    common::figure("translate.sip_to_xmpp_us", us(into_xmpp));
     common::report(
         "round trip (XMPP -> SIP -> XMPP)",
         "messages",

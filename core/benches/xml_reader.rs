@@ -97,6 +97,9 @@ fn main() {
         assert_eq!(n, STANZAS);
     });
     report("read, raw (no trees)", input.len(), raw);
+    let mbs = |(median, _): (Duration, Duration)| input.len() as f64 / median.as_secs_f64() / 1e6;
+    common::figure("xml_reader.trees_mbs", mbs(read));
+    common::figure("xml_reader.raw_mbs", mbs(raw));
     let scope = Scope::server();
     let write = common::measure(RUNS, || {
         let mut out = Vec::with_capacity(input.len());

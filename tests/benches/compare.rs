@@ -33,7 +33,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use xfed_core::tls::testing::{LeafSpec, TestCert};
-use xfed_tests::load::{cpu_seconds, env_num, percentile, release_xfed, Script, XfedLab};
+use xfed_tests::load::{cpu_seconds, env_num, figure, percentile, release_xfed, Script, XfedLab};
 use xfed_tests::prosody::{Prosody, ProsodyOptions, Skip};
 use xfed_tests::sipp::{self, Sipp, SippOptions, Transport};
 use xfed_tests::{free_port, temp_dir};
@@ -253,6 +253,15 @@ fn run() -> Result<(), Skip> {
             "{name:<26} {xfed:>8.1} us {prosody:>9.1} us {:>10.2}       <= {TARGET_US} us: {verdict}",
             prosody / xfed.max(1e-9)
         );
+    }
+    let figures = [
+        ("into_us", into_xfed.per_message_us()),
+        ("out_us", out_xfed.per_message_us()),
+        ("prosody_into_us", into_prosody.per_message_us()),
+        ("prosody_out_us", out_prosody.per_message_us()),
+    ];
+    for (key, value) in figures {
+        figure(&format!("compare.{runtime}.{key}"), value);
     }
     println!(
         "what bounds xfed's figure, with its profile: README, Benchmarks (the compare row); \

@@ -48,7 +48,7 @@ use xfed_core::rng::Rng;
 use xfed_core::tls::testing::{LeafSpec, TestCa, NOW};
 use xfed_core::tls::{client_config, direct_tls_client_config, CallerClock};
 use xfed_core::xmpp::session::{S2sBounds, Session, SessionEvent, Settings, Time};
-use xfed_tests::load::Killed;
+use xfed_tests::load::{figure, Killed};
 use xfed_tests::prosody::{Prosody, ProsodyOptions, Skip};
 use xfed_tests::{free_port, release_binary, spawn_quiet, temp_dir, write_config, PartnerSpec};
 
@@ -584,6 +584,11 @@ fn main() {
     );
     for note in prosody.iter().flat_map(|(_, notes)| notes) {
         println!("note: {note}");
+    }
+    figure("idle.links", xfed.links as f64);
+    figure("idle.xfed_kib", xfed.per_link());
+    if let Some((p, _)) = &prosody {
+        figure("idle.prosody_kib", p.per_link());
     }
 
     let _ = std::fs::remove_dir_all(&dir);

@@ -15,6 +15,12 @@ use crate::xmpp_client::python;
 const RECEIVER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/peers/xmpp_count.py");
 const SENDER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/peers/xmpp_send.py");
 
+/// A figure for `--bench targets`, which runs the benches and gathers
+/// these lines into issue 11's table: `figure KEY VALUE`.
+pub fn figure(key: &str, value: f64) {
+    println!("figure {key} {value}");
+}
+
 /// The number in environment variable `name`, else `default`: a load
 /// bench's knobs.
 pub fn env_num(name: &str, default: u32) -> u32 {

@@ -111,6 +111,9 @@ fn burst(bin: &str, prosody_ip: u8) {
         bounced.len(),
         bodies.len(),
     );
+    xfed_tests::load::figure(&format!("burst.{bin}.sent"), BURST as f64);
+    xfed_tests::load::figure(&format!("burst.{bin}.delivered"), bodies.len() as f64);
+    xfed_tests::load::figure(&format!("burst.{bin}.bounced"), bounced.len() as f64);
     assert!(
         bounced.is_empty(),
         "{} bounced: {:?}",

@@ -91,3 +91,9 @@ pub fn report(
         median.as_secs_f64() * 1e6 / count as f64
     );
 }
+
+/// A figure for `--bench targets` (xfed-tests), which runs the benches and
+/// gathers these lines into issue 11's table: `figure KEY VALUE`.
+pub fn figure(key: &str, value: f64) {
+    println!("figure {key} {value}");
+}

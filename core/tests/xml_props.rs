@@ -169,6 +169,19 @@ fn same_stanza(raw: &Stanza, tree: &Element, default_ns: &str) -> Result<(), Tes
     prop_assert_eq!(raw.kind(), tree.attr("type"));
     prop_assert_eq!(raw.id(), tree.attr("id"));
     prop_assert_eq!(raw.lang(), tree.lang());
+    // Its children as translation reads them, without the tree.
+    let children = raw.children();
+    prop_assert!(children.is_ok(), "{:?}", children);
+    let children = children.unwrap_or_default();
+    let kids: Vec<&Element> = tree.children().collect();
+    prop_assert_eq!(children.len(), kids.len(), "{}", raw.text());
+    for (c, k) in children.iter().zip(kids) {
+        prop_assert_eq!(c.ns.as_ref(), k.ns());
+        prop_assert_eq!(c.name, k.name());
+        prop_assert_eq!(c.lang.as_deref(), k.lang());
+        let text = k.text();
+        prop_assert_eq!(c.text.as_ref(), text.as_ref(), "{}", raw.text());
+    }
     if raw.self_contained() {
         // Written into a stream with only the same default namespace, the
         // text reads as the same tree.
@@ -271,6 +284,7 @@ proptest! {
                 b"<a>x<b>y</c></a>".to_vec(), too_many_attributes(),
                 b"<a>x<![<![CDATA[<]]></a>".to_vec(), b"<a xmlns:p='u' xmlns:p='u'/>".to_vec(),
                 b"<a'b>c'>&lt;&x;&&y;</a'b>c'>".to_vec(), b"<a>x<![CDATA[<y>\r\n]]>z&#13;</a>".to_vec(),
+                b"<message><body>a<![CDATA[<b>\r\n]]><i>j</i>&amp;c</body><x:y xmlns:x='urn:x' xml:lang='de'>q</x:y><z xmlns='urn:z'/></message>".to_vec(),
             ])).prop_map(|(stanzas, tail)| stream(&stanzas, &tail)),
             3 => mangled(),
         ],

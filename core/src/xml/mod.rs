@@ -23,7 +23,7 @@ pub use error::{Error, ErrorKind};
 pub use header::StreamHeader;
 pub use reader::{Event, Form, Limits, Reader};
 pub use scope::Scope;
-pub use stanza::Stanza;
+pub use stanza::{Child, Stanza};
 
 /// Reads one whole element with a general XML tokenizer (quick-xml) by
 /// the rules the stream reader's own single pass applies: the independent

@@ -22,6 +22,7 @@ use super::parse::{
     check_binding, normalize_eol, split_qname, too_many_attributes, Field, Head, Tag, Tree,
 };
 use super::scope::Scope;
+use super::stanza::Child;
 
 fn malformed(detail: impl Into<String>) -> Error {
     Error::new(ErrorKind::NotWellFormed, detail)
@@ -64,6 +65,162 @@ pub(super) fn element(text: &str, scope: &Scope, max_attributes: usize) -> Resul
     match pass.build {
         Build::Tree(_, Some(done)) => Ok(done),
         _ => Err(not_closed()),
+    }
+}
+
+/// The direct children of one element the pass has checked (a
+/// [`super::Stanza`]'s text), read without building a tree: for each, its
+/// namespace, name, `xml:lang` and the text directly inside it, as
+/// [`Element::text`] reads them. Relies on the check: nothing is checked
+/// again, and grandchildren are only skipped.
+pub(super) fn children<'a>(
+    text: &'a str,
+    scope: &'a Scope,
+) -> Result<SmallVec<[Child<'a>; 4]>, Error> {
+    let bytes = text.as_bytes();
+    let mut out = SmallVec::new();
+    // The element's own tag: its declarations bind its children's names.
+    let gt = 1 + tag_end(&bytes[1..]).ok_or_else(not_closed)?;
+    let (tag, empty) = start_tag_parts(&text[1..gt]);
+    if empty {
+        return Ok(out);
+    }
+    let own = declarations(tag)?;
+    let mut pos = gt + 1;
+    loop {
+        let lt = pos + memchr::memchr(b'<', &bytes[pos..]).ok_or_else(not_closed)?;
+        match bytes.get(lt + 1) {
+            // The element's end tag.
+            Some(b'/') => return Ok(out),
+            Some(b'!') => pos = cdata_after(bytes, lt)?.1,
+            _ => {
+                let gt = lt + 1 + tag_end(&bytes[lt + 1..]).ok_or_else(not_closed)?;
+                let (tag, empty) = start_tag_parts(&text[lt + 1..gt]);
+                let name_len = tag.bytes().position(is_space).unwrap_or(tag.len());
+                let (prefix, name) = split_qname(&tag[..name_len])?;
+                let decls = declarations(tag)?;
+                let bound = |d: &SmallVec<[(Option<&str>, Cow<'a, str>); 2]>| {
+                    d.iter().rev().find(|(p, _)| *p == prefix).map(|(_, v)| v.clone())
+                };
+                let ns = match bound(&decls).or_else(|| bound(&own)) {
+                    Some(v) => ns::intern(&v),
+                    None => ns::intern(match prefix {
+                        None => scope.default_ns(),
+                        Some(p) => scope
+                            .resolve(p)
+                            .ok_or_else(|| malformed(format!("prefix '{p}' is not bound")))?,
+                    }),
+                };
+                let lang = attribute(tag, "xml:lang")?;
+                pos = gt + 1;
+                let mut inner = Cow::Borrowed("");
+                if !empty {
+                    pos = direct_text(text, pos, &mut inner)?;
+                }
+                out.push(Child {
+                    ns,
+                    name,
+                    lang,
+                    text: inner,
+                });
+            }
+        }
+    }
+}
+
+/// A start tag's content between `<` and `>`, without the `/` of an empty
+/// element, and whether it was one.
+fn start_tag_parts(whole: &str) -> (&str, bool) {
+    match whole.strip_suffix('/') {
+        Some(c) => (c, true),
+        None => (whole, false),
+    }
+}
+
+/// The namespace declarations of a start tag's content.
+fn declarations(tag: &str) -> Result<SmallVec<[(Option<&str>, Cow<'_, str>); 2]>, Error> {
+    let name_len = tag.bytes().position(is_space).unwrap_or(tag.len());
+    let mut attrs = Attributes {
+        text: tag,
+        pos: name_len,
+    };
+    let mut out = SmallVec::new();
+    while attrs.more() {
+        let (key, raw) = attrs.next()?;
+        if key == "xmlns" {
+            out.push((None, unescape_attr(raw)?));
+        } else if let Some(p) = key.strip_prefix("xmlns:") {
+            out.push((Some(p), unescape_attr(raw)?));
+        }
+    }
+    Ok(out)
+}
+
+/// The unescaped value of attribute `key` (as written) of a start tag.
+fn attribute<'a>(tag: &'a str, key: &str) -> Result<Option<Cow<'a, str>>, Error> {
+    let name_len = tag.bytes().position(is_space).unwrap_or(tag.len());
+    let mut attrs = Attributes {
+        text: tag,
+        pos: name_len,
+    };
+    while attrs.more() {
+        let (k, raw) = attrs.next()?;
+        if k == key {
+            return Ok(Some(unescape_attr(raw)?));
+        }
+    }
+    Ok(None)
+}
+
+/// A CDATA section whose `<` is at `lt`: its content and where it ends.
+fn cdata_after(bytes: &[u8], lt: usize) -> Result<((usize, usize), usize), Error> {
+    let body = lt + "<![CDATA[".len();
+    let end = body
+        + memchr::memmem::find(bytes.get(body..).unwrap_or_default(), b"]]>")
+            .ok_or_else(not_closed)?;
+    Ok(((body, end), end + 3))
+}
+
+/// From `pos`, inside an element just opened, to past its end tag: the
+/// text directly inside it (not in its children) appended to `out`.
+fn direct_text<'a>(text: &'a str, mut pos: usize, out: &mut Cow<'a, str>) -> Result<usize, Error> {
+    let bytes = text.as_bytes();
+    let mut depth = 1usize;
+    let add = |out: &mut Cow<'a, str>, more: Cow<'a, str>| {
+        if out.is_empty() {
+            *out = more;
+        } else {
+            out.to_mut().push_str(&more);
+        }
+    };
+    loop {
+        let lt = pos + memchr::memchr(b'<', &bytes[pos..]).ok_or_else(not_closed)?;
+        if depth == 1 && lt > pos {
+            add(out, unescape_text(&text[pos..lt])?);
+        }
+        match bytes.get(lt + 1) {
+            Some(b'/') => {
+                pos = lt + 1 + memchr::memchr(b'>', &bytes[lt + 1..]).ok_or_else(not_closed)? + 1;
+                depth -= 1;
+                if depth == 0 {
+                    return Ok(pos);
+                }
+            }
+            Some(b'!') => {
+                let ((a, b), after) = cdata_after(bytes, lt)?;
+                if depth == 1 {
+                    add(out, normalize_eol(&text[a..b]));
+                }
+                pos = after;
+            }
+            _ => {
+                let gt = lt + 1 + tag_end(&bytes[lt + 1..]).ok_or_else(not_closed)?;
+                if bytes[gt - 1] != b'/' {
+                    depth += 1;
+                }
+                pos = gt + 1;
+            }
+        }
     }
 }
 

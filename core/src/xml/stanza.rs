@@ -5,6 +5,8 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
+use smallvec::SmallVec;
+
 use super::element::Element;
 use super::error::{Error, ErrorKind};
 use super::parse::{Field, Head};
@@ -128,6 +130,13 @@ impl Stanza {
         scan::element(&self.text, &self.scope, usize::MAX)
     }
 
+    /// The direct children as translation reads them (namespace, name,
+    /// `xml:lang`, the text directly inside), without a tree; what
+    /// [`Stanza::element`]'s children would say.
+    pub fn children(&self) -> Result<SmallVec<[Child<'_>; 4]>, Error> {
+        scan::children(&self.text, &self.scope)
+    }
+
     fn value(&self, field: Field) -> Option<&str> {
         match self.values[field as usize].as_ref()? {
             Value::Span(a, b) => Some(self.span((*a, *b))),
@@ -137,5 +146,48 @@ impl Stanza {
 
     fn span(&self, (a, b): (u32, u32)) -> &str {
         self.text.get(a as usize..b as usize).unwrap_or_default()
+    }
+}
+
+/// A direct child of a [`Stanza`], read from its text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Child<'a> {
+    /// Namespace name.
+    pub ns: Cow<'static, str>,
+    /// Local name.
+    pub name: &'a str,
+    /// Its own `xml:lang`.
+    pub lang: Option<Cow<'a, str>>,
+    /// The text directly inside it, unescaped, as [`Element::text`].
+    pub text: Cow<'a, str>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::xml::ns;
+
+    #[test]
+    fn children_read_as_the_tree_does() {
+        let scope = Arc::new(Scope::server());
+        let text = "<message xmlns:p='urn:p' to='a@b' xml:lang='en'>x<body xml:lang='fr'>a &amp; \
+                    <![CDATA[<b>]]>c<i>skipped</i>d</body><p:thread xmlns:p='urn:t'>t</p:thread>\
+                    <p:x/><active xmlns='http://jabber.org/protocol/chatstates'/></message>";
+        let stanza = Stanza::parse(text, scope, 64).unwrap();
+        let children = stanza.children().unwrap();
+        let tree = stanza.element().unwrap();
+        let kids: Vec<_> = tree.children().collect();
+        assert_eq!(children.len(), 4);
+        for (c, k) in children.iter().zip(kids) {
+            assert_eq!(
+                (c.ns.as_ref(), c.name, c.lang.as_deref(), c.text.as_ref()),
+                (k.ns(), k.name(), k.lang(), k.text().as_ref())
+            );
+        }
+        assert_eq!(children[0].text, "a & <b>cd");
+        assert_eq!(children[0].ns, ns::SERVER);
+        assert_eq!(children[1].ns, "urn:t");
+        assert_eq!(children[2].ns, "urn:p");
+        assert_eq!(children[3].ns, ns::CHATSTATES);
     }
 }

@@ -1,6 +1,8 @@
 //! Translation throughput on one core, the gateway's hot path without the
 //! sockets: XMPP `<message>` bytes of an s2s stream in, SIP MESSAGE bytes
-//! out (reader, RFC 7572 mapping, request building with Via, serializing),
+//! out (reader, RFC 7572 mapping read from each message's text as the
+//! gateway does, or through its element tree as before, request building
+//! with Via, serializing),
 //! and SIP MESSAGE datagrams in, `<message>` bytes out (parser, mapping,
 //! serializer). Transactions, queues and TLS are not included. Also
 //! counts the calls into the allocator per message each way (the counting
@@ -16,8 +18,10 @@ use xfed_core::config::SipTransport;
 use xfed_core::endpoint::pager::{message_request, sip_im_of};
 use xfed_core::endpoint::Target;
 use xfed_core::sip::{parse_datagram, Limits as SipLimits, Message, Uri};
-use xfed_core::translate::{sip_message_to_xmpp, xmpp_message_to_sip};
-use xfed_core::xml::{ns, Element, Event, Limits, Reader, Scope, StreamHeader};
+use xfed_core::translate::{
+    sip_message_to_xmpp, xmpp_message_to_sip, xmpp_stanza_to_sip, ImError, SipIm,
+};
+use xfed_core::xml::{ns, Element, Event, Form, Limits, Reader, Scope, StreamHeader};
 
 #[global_allocator]
 static ALLOCATOR: common::Counting = common::Counting;
@@ -66,9 +70,34 @@ fn target(i: usize) -> Target {
     }
 }
 
-/// XMPP bytes -> SIP MESSAGE bytes; returns the datagrams.
+/// XMPP bytes -> SIP MESSAGE bytes, each message read as text and
+/// translated from it (the gateway's path); returns the datagrams.
 fn xmpp_to_sip(input: &[u8], targets: &[Target]) -> Vec<Vec<u8>> {
-    let mut reader = Reader::new(Limits::default());
+    translate_with(
+        Reader::raw(Limits::default()),
+        input,
+        targets,
+        xmpp_stanza_to_sip,
+    )
+}
+
+/// The same through element trees (the path before, and the one for
+/// messages from components and the local side).
+fn xmpp_trees_to_sip(input: &[u8], targets: &[Target]) -> Vec<Vec<u8>> {
+    translate_with(
+        Reader::new(Limits::default()),
+        input,
+        targets,
+        xmpp_message_to_sip,
+    )
+}
+
+fn translate_with<S: Form>(
+    mut reader: Reader<S>,
+    input: &[u8],
+    targets: &[Target],
+    map: fn(&S) -> Result<SipIm, ImError>,
+) -> Vec<Vec<u8>> {
     let mut out = Vec::with_capacity(MESSAGES);
     for chunk in input.chunks(64 * 1024) {
         reader.feed_all(chunk);
@@ -76,7 +105,7 @@ fn xmpp_to_sip(input: &[u8], targets: &[Target]) -> Vec<Vec<u8>> {
             let Ok(Event::Stanza(stanza)) = ev else {
                 continue;
             };
-            let im = xmpp_message_to_sip(&stanza).expect("a gatewayed message");
+            let im = map(&stanza).expect("a gatewayed message");
             let call_id = im.call_id.clone().unwrap_or_default();
             let mut req = message_request(&im, &targets[out.len()], &call_id, "8b1c2d").unwrap();
             req.headers.push_front(
@@ -122,6 +151,13 @@ fn main() {
         f();
         (common::allocations_made() - before) as f64 / MESSAGES as f64
     };
+    assert_eq!(xmpp_trees_to_sip(&input, &targets), datagrams);
+    println!(
+        "allocations per message, XMPP -> SIP through trees: {:.1}",
+        per_message(&mut || {
+            black_box(xmpp_trees_to_sip(&input, &targets));
+        })
+    );
     let allocations = (
         per_message(&mut || {
             black_box(xmpp_to_sip(&input, &targets));
@@ -136,10 +172,26 @@ fn main() {
     );
     common::figure("translate.xmpp_to_sip_allocations", allocations.0);
     common::figure("translate.sip_to_xmpp_allocations", allocations.1);
+    let trees = common::measure(RUNS, || {
+        black_box(xmpp_trees_to_sip(&input, &targets));
+    });
+    common::report(
+        "XMPP -> SIP through trees",
+        "messages",
+        MESSAGES,
+        RUNS,
+        trees,
+    );
     let into_sip = common::measure(RUNS, || {
         black_box(xmpp_to_sip(&input, &targets));
     });
-    common::report("XMPP -> SIP", "messages", MESSAGES, RUNS, into_sip);
+    common::report(
+        "XMPP -> SIP from the text",
+        "messages",
+        MESSAGES,
+        RUNS,
+        into_sip,
+    );
     let into_xmpp = common::measure(RUNS, || {
         black_box(sip_to_xmpp(&datagrams));
     });

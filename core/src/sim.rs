@@ -424,7 +424,7 @@ fn settings(
                 .collect(),
         }),
         bounds: spec.bounds,
-        relay: false,
+        reading: crate::xmpp::session::Reading::Trees,
     }
 }
 

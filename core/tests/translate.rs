@@ -8,11 +8,29 @@ use xfed_core::translate::chatstate::IS_COMPOSING_CONTENT_TYPE;
 use xfed_core::translate::im::{ACCEPTED_CONTENT_TYPES, TEXT_PLAIN_UTF8};
 use xfed_core::translate::{
     is_composing_xml, jid_to_sip, next_is_composing, parse_is_composing, sip_message_to_xmpp,
-    sip_to_jid, sip_to_xmpp, xmpp_message_to_sip, xmpp_to_sip, AddressError, ChatState,
-    ComposingState, ImError, IsComposingError, SipIm,
+    sip_to_jid, sip_to_xmpp, xmpp_message_to_sip, xmpp_stanza_to_sip, xmpp_to_sip, AddressError,
+    ChatState, ComposingState, ImError, IsComposingError, SipIm,
 };
-use xfed_core::xml::{ns, parse_element, Element};
+use xfed_core::xml::{ns, parse_element, Child, Element, Scope, Stanza};
 use xfed_core::xmpp::stanza::{ErrorType, StanzaCondition};
+
+/// The message mapping read from the tree, checked to say the same read
+/// from the stanza's text without one (the gateway's path).
+fn to_sip(msg: &Element) -> Result<SipIm, ImError> {
+    let tree = xmpp_message_to_sip(msg);
+    let scope = Scope::server();
+    let mut text = Vec::new();
+    msg.write(&scope, &mut text);
+    let text = String::from_utf8(text).expect("UTF-8");
+    let stanza = Stanza::parse(&text, std::sync::Arc::new(scope), 64).expect("a stanza");
+    assert_eq!(xmpp_stanza_to_sip(&stanza), tree, "{text}");
+    tree
+}
+
+fn chat_state(msg: &Element) -> Option<ChatState> {
+    let children: Vec<Child<'_>> = msg.children().map(Child::of).collect();
+    ChatState::of_message(&children)
+}
 
 fn jid(s: &str) -> Jid {
     match Jid::parse(s) {
@@ -507,7 +525,7 @@ fn rfc7572_xmpp_to_sip_example() {
          to='romeo@example.net'><body>Art thou not Romeo, and a Montague?</body></message>",
     );
     assert_eq!(
-        xmpp_message_to_sip(&msg),
+        to_sip(&msg),
         Ok(SipIm {
             from: "sip:juliet@example.com;gr=yn0cl4bnw0yr3vym".into(),
             to: "sip:romeo@example.net".into(),
@@ -563,7 +581,7 @@ fn rfc7572_language_example() {
         Ok(msg.clone())
     );
     // And back.
-    let back = xmpp_message_to_sip(&msg).unwrap();
+    let back = to_sip(&msg).unwrap();
     assert_eq!(back.language.as_deref(), Some("cs"));
     assert_eq!(back.body, text);
 }
@@ -576,7 +594,7 @@ fn rfc7572_table_1_xmpp_to_sip() {
          id='m1' type='chat' xml:lang='en'><subject>Parting</subject><body>Good night</body>\
          <thread>act2scene2</thread></message>",
     );
-    let im = xmpp_message_to_sip(&msg).unwrap();
+    let im = to_sip(&msg).unwrap();
     // <body/> -> body (text/plain)
     assert_eq!(im.body, "Good night");
     assert_eq!(im.content_type, TEXT_PLAIN_UTF8);
@@ -605,7 +623,7 @@ fn rfc7572_table_1_xmpp_to_sip() {
                 m.remove_attr("type");
             }
         }
-        assert_eq!(xmpp_message_to_sip(&m), Ok(im.clone()), "{ty:?}");
+        assert_eq!(to_sip(&m), Ok(im.clone()), "{ty:?}");
     }
 }
 
@@ -650,10 +668,10 @@ fn rfc7572_table_2_sip_to_xmpp() {
     assert_eq!(msg.attr("id"), Some("z9hG4bK776"));
     // type chat by default, with <active/> (XEP-0085 content message).
     assert_eq!(msg.attr("type"), Some("chat"));
-    assert_eq!(ChatState::of_message(&msg), Some(ChatState::Active));
+    assert_eq!(chat_state(&msg), Some(ChatState::Active));
 
     // And the way back gives the same SIP fields.
-    let back = xmpp_message_to_sip(&msg).unwrap();
+    let back = to_sip(&msg).unwrap();
     assert_eq!(back.from, im.from);
     assert_eq!(back.to, im.to);
     assert_eq!(back.body, im.body);
@@ -675,7 +693,7 @@ fn sip_messages_become_chat_with_thread_and_active_state() {
             .map(|t| t.text().into_owned()),
         Some("c1".into())
     );
-    assert_eq!(ChatState::of_message(&msg), Some(ChatState::Active));
+    assert_eq!(chat_state(&msg), Some(ChatState::Active));
 }
 
 #[test]
@@ -745,7 +763,7 @@ fn xmpp_messages_not_gatewayed() {
     ];
     for (xml, err, condition) in rows {
         let msg = element(xml);
-        assert_eq!(xmpp_message_to_sip(&msg).as_ref(), Err(err), "{xml}");
+        assert_eq!(to_sip(&msg).as_ref(), Err(err), "{xml}");
         assert_eq!(err.condition(), *condition, "{xml}");
         assert!(!err.to_string().is_empty());
     }
@@ -762,7 +780,7 @@ fn xmpp_to_sip_traps() {
         "<message xmlns='jabber:client' from='juliet@example.com' to='romeo@example.net' type='chat'>\
          <body>hi</body><active xmlns='http://jabber.org/protocol/chatstates'/></message>",
     );
-    let im = xmpp_message_to_sip(&msg).unwrap();
+    let im = to_sip(&msg).unwrap();
     assert_eq!(im.body, "hi");
     assert_eq!(im.from, "sip:juliet@example.com");
 
@@ -772,14 +790,14 @@ fn xmpp_to_sip_traps() {
          <subject>Hi&#13;\nX-Evil: 1</subject><body>x</body></message>",
     );
     assert_eq!(
-        xmpp_message_to_sip(&msg).unwrap().subject.as_deref(),
+        to_sip(&msg).unwrap().subject.as_deref(),
         Some("Hi  X-Evil: 1")
     );
     let msg = element(
         "<message xmlns='jabber:server' from='a@example.com' to='b@example.net'>\
          <subject> \n </subject><body>x</body></message>",
     );
-    assert_eq!(xmpp_message_to_sip(&msg).unwrap().subject, None);
+    assert_eq!(to_sip(&msg).unwrap().subject, None);
 
     // A thread that is no SIP word, or too long, leaves the Call-ID to the SIP layer.
     for thread in [
@@ -792,7 +810,7 @@ fn xmpp_to_sip_traps() {
             "<message xmlns='jabber:server' from='a@example.com' to='b@example.net'><body>x</body></message>",
         );
         msg.push_child(Element::new(ns::SERVER, "thread").with_text(&thread));
-        assert_eq!(xmpp_message_to_sip(&msg).unwrap().call_id, None, "{thread}");
+        assert_eq!(to_sip(&msg).unwrap().call_id, None, "{thread}");
     }
 
     // An xml:lang that is no language tag is not copied into a header.
@@ -800,7 +818,7 @@ fn xmpp_to_sip_traps() {
         "<message xmlns='jabber:server' from='a@example.com' to='b@example.net' xml:lang='en&#10;X: y'>\
          <body>x</body></message>",
     );
-    assert_eq!(xmpp_message_to_sip(&msg).unwrap().language, None);
+    assert_eq!(to_sip(&msg).unwrap().language, None);
 
     // Several bodies (RFC 6121 5.2.3): the one in the message's language,
     // and its language wins over the message's.
@@ -808,7 +826,7 @@ fn xmpp_to_sip_traps() {
         "<message xmlns='jabber:server' from='a@example.com' to='b@example.net' xml:lang='de'>\
          <body xml:lang='en'>Hello</body><body>Hallo</body></message>",
     );
-    let im = xmpp_message_to_sip(&msg).unwrap();
+    let im = to_sip(&msg).unwrap();
     assert_eq!(
         (im.body.as_str(), im.language.as_deref()),
         ("Hallo", Some("de"))
@@ -817,7 +835,7 @@ fn xmpp_to_sip_traps() {
         "<message xmlns='jabber:server' from='a@example.com' to='b@example.net' xml:lang='de'>\
          <body xml:lang='en'>Hello</body><body xml:lang='fr'>Salut</body></message>",
     );
-    let im = xmpp_message_to_sip(&msg).unwrap();
+    let im = to_sip(&msg).unwrap();
     assert_eq!(
         (im.body.as_str(), im.language.as_deref()),
         ("Hello", Some("en"))
@@ -828,7 +846,7 @@ fn xmpp_to_sip_traps() {
         "<message xmlns='jabber:server' from='o\\27malley@b\u{fc}cher.example/r' to='m\\26m@example.net'>\
          <body>x</body></message>",
     );
-    let im = xmpp_message_to_sip(&msg).unwrap();
+    let im = to_sip(&msg).unwrap();
     assert_eq!(im.from, "sip:o'malley@xn--bcher-kva.example;gr=r");
     assert_eq!(im.to, "sip:m&m@example.net");
 }
@@ -1158,7 +1176,7 @@ fn chat_state_elements() {
         "<message xmlns='jabber:server' from='a@b' to='c@d' type='chat'><body>x</body>\
          <composing xmlns='http://jabber.org/protocol/chatstates'/><thread>t</thread></message>",
     );
-    assert_eq!(ChatState::of_message(&msg), Some(ChatState::Composing));
+    assert_eq!(chat_state(&msg), Some(ChatState::Composing));
     ChatState::Active.set_on(&mut msg);
     assert_eq!(
         msg,
@@ -1171,7 +1189,7 @@ fn chat_state_elements() {
     let msg = element(
         "<message xmlns='jabber:server'><typing xmlns='http://jabber.org/protocol/chatstates'/></message>",
     );
-    assert_eq!(ChatState::of_message(&msg), None);
+    assert_eq!(chat_state(&msg), None);
 }
 
 /// Several chat states map to idle; repeating a status costs a MESSAGE.
@@ -1330,7 +1348,7 @@ proptest! {
             let wire = String::from_utf8_lossy(&msg.to_bytes()).into_owned();
             prop_assert_eq!(parse_element(&wire), Ok(msg.clone()));
             // And the way back never puts a line break in a header.
-            if let Ok(back) = xmpp_message_to_sip(&msg) {
+            if let Ok(back) = to_sip(&msg) {
                 for h in [back.subject, back.call_id, back.language].into_iter().flatten() {
                     prop_assert!(!h.contains(['\r', '\n']), "{:?}", h);
                 }

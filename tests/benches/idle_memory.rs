@@ -47,7 +47,7 @@ use xfed_core::config::{Negotiation, Partners, StreamPolicy};
 use xfed_core::rng::Rng;
 use xfed_core::tls::testing::{LeafSpec, TestCa, NOW};
 use xfed_core::tls::{client_config, direct_tls_client_config, CallerClock};
-use xfed_core::xmpp::session::{S2sBounds, Session, SessionEvent, Settings, Time};
+use xfed_core::xmpp::session::{Reading, S2sBounds, Session, SessionEvent, Settings, Time};
 use xfed_tests::load::{figure, Killed};
 use xfed_tests::prosody::{Prosody, ProsodyOptions, Skip};
 use xfed_tests::{free_port, release_binary, spawn_quiet, temp_dir, write_config, PartnerSpec};
@@ -535,7 +535,7 @@ fn main() {
         keepalive_interval: Duration::from_secs(3600),
         partners: Arc::new(AnyPeer),
         bounds: S2sBounds::default(),
-        relay: false,
+        reading: Reading::Trees,
     });
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

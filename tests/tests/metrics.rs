@@ -163,6 +163,9 @@ fn counters_move_on_both_runtimes() {
     );
     let body = wait_for(mb, "xfed_s2s_stanzas_total{direction=\"in\"}", 1);
     assert_eq!(value(&body, relayed_in), 1, "{body}");
+    // Translated from the stanza's text, with no element tree.
+    let unread = "xfed_s2s_messages_translated_unread_total";
+    assert_eq!(value(&body, unread), 1, "{body}");
     assert_eq!(value(&body, relayed_out), 0, "{body}");
     let inbound = "xfed_streams_authenticated_total{partner=\"a.test\",direction=\"in\",method=\"dialback\",tls=\"TLSv1_";
     assert!(body.lines().any(|l| l.starts_with(inbound)), "{body}");

@@ -1,8 +1,10 @@
 //! Pager-mode IM both ways (RFC 3428 MESSAGE <-> XMPP message), chat
 //! states, forking to a user's contacts, and the errors of each side.
 
+use super::arrived::Arrived;
 use super::subscribe::contact_of_via;
 use super::*;
+use crate::xml::Stanza;
 
 impl Endpoint {
     /// A MESSAGE from a SIP user toward XMPP.
@@ -237,26 +239,54 @@ impl Endpoint {
         if self.presence_from_xmpp(&stanza, &from, &to, t) {
             return;
         }
-        if !self.admit_from_xmpp(&stanza, &from, &to, t) {
+        self.message_from_xmpp(Arrived::Tree(stanza), &from, &to, source, t);
+    }
+
+    /// A message for a local user as it came over inbound stream `source`,
+    /// its checked text: translated from the text, with no element tree.
+    pub fn message_text_from_xmpp(
+        &mut self,
+        stanza: Stanza,
+        source: Option<ConnId>,
+        t: &mut Turn<'_>,
+    ) {
+        let stanza = Arrived::Text(stanza);
+        let Some(addr) = stanza.addressing() else {
+            return;
+        };
+        self.message_from_xmpp(stanza, &addr.from, &addr.to, source, t);
+    }
+
+    fn message_from_xmpp(
+        &mut self,
+        stanza: Arrived,
+        from: &Jid,
+        to: &Jid,
+        source: Option<ConnId>,
+        t: &mut Turn<'_>,
+    ) {
+        if !self.admit_from_xmpp(&stanza, from, to, t) {
             return;
         }
-        let Some((im, chat_state)) = self.sip_im_for(&stanza, &from, &to) else {
+        let Some((im, chat_state)) = self.sip_im_for(&stanza, from, to) else {
             return;
         };
-        let Some(outgoing) = self.outgoing_for(stanza, &from, &to, im, chat_state, t) else {
+        let Some(outgoing) = self.outgoing_for(stanza, from, to, im, chat_state, t) else {
             return;
         };
-        self.enqueue(&from, &to, outgoing, source, t);
+        self.enqueue(from, to, outgoing, source, t);
     }
 
     /// Whether a stanza for local user `to` may go to SIP: a message, to a
     /// user with XMPP access, from someone who may reach them. Errors
     /// about messages we sent (after their 202) are only reported.
-    fn admit_from_xmpp(&mut self, stanza: &Element, from: &Jid, to: &Jid, t: &Turn<'_>) -> bool {
-        if stanza::is_error(stanza) {
-            let cond =
-                stanza::error_condition(stanza).map_or("undefined-condition", |c| c.as_str());
-            let id = stanza.attr("id").unwrap_or("");
+    fn admit_from_xmpp(&mut self, stanza: &Arrived, from: &Jid, to: &Jid, t: &Turn<'_>) -> bool {
+        if stanza.is_error() {
+            let tree = stanza.tree();
+            let cond = (tree.as_deref())
+                .and_then(stanza::error_condition)
+                .map_or("undefined-condition", |c| c.as_str());
+            let id = stanza.id().unwrap_or("");
             self.event(Event::MessageRefused {
                 from: from.to_string(),
                 to: to.to_string(),
@@ -264,9 +294,9 @@ impl Endpoint {
             });
             return false;
         }
-        if Kind::of(stanza) != Some(Kind::Message) {
+        if stanza.kind() != Some(Kind::Message) {
             let why = "only messages reach SIP users";
-            self.refuse_stanza(stanza, StanzaCondition::ServiceUnavailable, why);
+            self.refuse_arrived(stanza, StanzaCondition::ServiceUnavailable, why);
             return false;
         }
         let local_user = to.bare().as_str().to_owned();
@@ -281,7 +311,7 @@ impl Endpoint {
             return true;
         };
         self.message_refused(from, to, why);
-        self.refuse_stanza(stanza, StanzaCondition::ServiceUnavailable, "");
+        self.refuse_arrived(stanza, StanzaCondition::ServiceUnavailable, "");
         false
     }
 
@@ -289,13 +319,13 @@ impl Endpoint {
     /// isComposing update (with the chat state) when the state changed.
     fn sip_im_for(
         &mut self,
-        stanza: &Element,
+        stanza: &Arrived,
         from: &Jid,
         to: &Jid,
     ) -> Option<(translate::SipIm, Option<ChatState>)> {
         let remote = from.bare().as_str().to_owned();
         let local_user = to.bare().as_str().to_owned();
-        match translate::xmpp_message_to_sip(stanza) {
+        match stanza.to_sip() {
             Ok(im) => {
                 let body = self.settings.log_message_bodies.then(|| im.body.clone());
                 self.event(Event::Relayed {
@@ -320,7 +350,7 @@ impl Endpoint {
             }
             Err(e) => {
                 let cond = e.condition().unwrap_or(StanzaCondition::BadRequest);
-                self.refuse_stanza(stanza, cond, "");
+                self.refuse_arrived(stanza, cond, "");
                 None
             }
         }
@@ -331,7 +361,7 @@ impl Endpoint {
     /// it cannot be sent.
     fn outgoing_for(
         &mut self,
-        stanza: Element,
+        stanza: Arrived,
         from: &Jid,
         to: &Jid,
         im: translate::SipIm,
@@ -348,7 +378,7 @@ impl Endpoint {
             };
             self.message_refused(from, to, &format!("{why}; {CONCEALED}"));
             if chat_state.is_none() {
-                self.refuse_stanza(&stanza, CONCEALED, "");
+                self.refuse_arrived(&stanza, CONCEALED, "");
             }
             return None;
         };
@@ -359,7 +389,7 @@ impl Endpoint {
             Ok(r) => r,
             Err(e) => {
                 self.message_refused(from, to, &e);
-                self.refuse_stanza(&stanza, StanzaCondition::JidMalformed, "");
+                self.refuse_arrived(&stanza, StanzaCondition::JidMalformed, "");
                 return None;
             }
         };
@@ -368,7 +398,7 @@ impl Endpoint {
             Ok(targets) => targets,
             Err(why) => {
                 self.message_refused(from, to, why);
-                self.refuse_stanza(&stanza, StanzaCondition::PolicyViolation, why);
+                self.refuse_arrived(&stanza, StanzaCondition::PolicyViolation, why);
                 return None;
             }
         };
@@ -829,9 +859,13 @@ impl Endpoint {
             });
             let status = if best.status == 408 { 504 } else { best.status };
             self.respond(*tx, request, status, Some(&best.reason), t);
-        } else if let (Origin::Stanza(stanza), false, Some(best)) =
+        } else if let (Origin::Stanza(arrived), false, Some(best)) =
             (&f.origin, f.chat_state, f.best)
         {
+            let Some(stanza) = arrived.tree() else {
+                return self.settled(&destination, reliable, t);
+            };
+            let stanza = stanza.as_ref();
             let (condition, error_type, text) = if best.conceals_existence() {
                 (CONCEALED, ErrorType::Cancel, None)
             } else {
@@ -864,7 +898,7 @@ impl Endpoint {
         t: &mut Turn<'_>,
     ) {
         match origin {
-            Origin::Stanza(stanza) => self.refuse_stanza(&stanza, condition, text),
+            Origin::Stanza(stanza) => self.refuse_arrived(&stanza, condition, text),
             Origin::Instance { tx, request } => {
                 // RFC 4320 section 4.1: no 408 to a non-INVITE.
                 let status = match translate::xmpp_to_sip(condition, false, false) {
@@ -873,6 +907,17 @@ impl Endpoint {
                 };
                 self.respond(tx, &request, status, Some(condition.as_str()), t);
             }
+        }
+    }
+
+    /// Answers what arrived with an error, from its tree.
+    fn refuse_arrived(&mut self, stanza: &Arrived, condition: StanzaCondition, text: &str) {
+        match stanza.tree() {
+            Some(tree) => self.refuse_stanza(&tree, condition, text),
+            None => self.detail(
+                None,
+                format!("a checked stanza did not read again, not answered ({condition})"),
+            ),
         }
     }
 

@@ -9,6 +9,7 @@
 //! ([`Endpoint::delivered`]), which is when a SIP MESSAGE gets its 202.
 
 mod access;
+mod arrived;
 mod backpressure;
 mod conns;
 mod contacts;
@@ -142,7 +143,7 @@ struct Outgoing {
 #[derive(Debug)]
 enum Origin {
     /// An XMPP stanza: an error reply when no branch succeeds.
-    Stanza(Element),
+    Stanza(arrived::Arrived),
     /// Another instance of the deployment (the user registered here):
     /// its server transaction gets the final answer, success included.
     Instance { tx: TxId, request: Request },

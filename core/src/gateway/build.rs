@@ -12,7 +12,7 @@ use crate::endpoint::{Endpoint, NextHop, SipSettings, Turn};
 use crate::store::Stored;
 use crate::tls::{self, CallerClock, LocalIdentity, TrustAnchors};
 use crate::xml::Limits;
-use crate::xmpp::session::{S2sBounds, Settings};
+use crate::xmpp::session::{Reading, S2sBounds, Settings};
 
 use super::Gateway;
 
@@ -199,6 +199,9 @@ pub(super) fn session_settings(
         keepalive_interval: g.keepalive_interval,
         partners: config.clone(),
         bounds: S2sBounds::from_config(g),
-        relay: g.role == crate::config::Role::Edge,
+        reading: match g.role {
+            crate::config::Role::Edge => Reading::Stanzas,
+            _ => Reading::Messages,
+        },
     }
 }

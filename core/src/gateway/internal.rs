@@ -166,8 +166,19 @@ impl Gateway {
             .to()
             .and_then(|to| Jid::parse(to).ok())
             .is_some_and(|to| !to.is_domain() && self.settings.is_local(to.domain()));
+        let held = self.held.contains_key(&source);
+        // A gateway's message for a SIP user: translated from its text.
+        // (A held stream's stanzas wait their turn as trees.)
+        let message = Kind::named(stanza.ns(), stanza.name()) == Some(Kind::Message);
+        if to_user && message && !held && self.edge.is_none() && self.sip.is_some() {
+            self.stanzas.translated_unread += 1;
+            self.with_sip(t, |ep, turn| {
+                ep.message_text_from_xmpp(stanza, Some(source), turn)
+            });
+            return;
+        }
         let up = self.gateway_up();
-        let unread = to_user && stanza.self_contained() && !self.held.contains_key(&source);
+        let unread = to_user && stanza.self_contained() && !held;
         if let (true, Some(conn)) = (unread, up) {
             if let Some(l) = self.internal_link(conn) {
                 l.session.send_raw(&stanza);

@@ -152,6 +152,9 @@ pub struct StanzaCounts {
     pub sent: u64,
     /// Of those read, passed on to a gateway unread (an edge's relay).
     pub relayed_unread: u64,
+    /// Of those read, messages for SIP users translated from their text,
+    /// with no element tree.
+    pub translated_unread: u64,
 }
 
 impl std::fmt::Debug for Gateway {

@@ -185,6 +185,11 @@ impl Registry {
         self.set(S2S_STANZAS, &[("direction", "in")], stanzas.received);
         self.set(S2S_STANZAS, &[("direction", "out")], stanzas.sent);
         self.set(S2S_STANZAS_UNREAD, &[], stanzas.relayed_unread);
+        self.set(
+            S2S_MESSAGES_TRANSLATED_UNREAD,
+            &[],
+            stanzas.translated_unread,
+        );
         let t = gw.sip_tables();
         for (table, v) in [
             ("transactions", t.transactions),

@@ -293,7 +293,7 @@ mod tests {
         check_peer, direct_tls_server_config, probe_client_config, server_config, CallerClock,
         PeerCert,
     };
-    use crate::xmpp::session::{S2sBounds, Session, Settings, Time};
+    use crate::xmpp::session::{Reading, S2sBounds, Session, Settings, Time};
 
     /// xfed's own inbound side for plan.test, certificate from `ca`.
     fn settings(ca: &TestCa) -> Settings {
@@ -318,7 +318,7 @@ mod tests {
             keepalive_interval: Duration::from_secs(300),
             partners: Arc::new(loaded.config),
             bounds: S2sBounds::default(),
-            relay: false,
+            reading: Reading::Trees,
         }
     }
 

@@ -14,7 +14,7 @@
 
 use std::fmt;
 
-use crate::xml::{ns, parse_element, Element, Node};
+use crate::xml::{ns, parse_element, Child, Element, Node};
 
 /// MIME type of isComposing documents (RFC 3994 section 8.1).
 pub const IS_COMPOSING_CONTENT_TYPE: &str = "application/im-iscomposing+xml";
@@ -63,13 +63,13 @@ impl ChatState {
         ChatState::ALL.into_iter().find(|s| s.as_str() == name)
     }
 
-    /// The state a message carries: its first child in the chat states
+    /// The state a message carries (given its children): its first child in the chat states
     /// namespace (XEP-0085 allows at most one). Unknown names are ignored.
-    pub fn of_message(message: &Element) -> Option<ChatState> {
-        message
-            .children()
-            .filter(|c| c.ns() == ns::CHATSTATES)
-            .find_map(|c| ChatState::from_name(c.name()))
+    pub fn of_message(children: &[Child<'_>]) -> Option<ChatState> {
+        children
+            .iter()
+            .filter(|c| c.ns == ns::CHATSTATES)
+            .find_map(|c| ChatState::from_name(c.name))
     }
 
     /// The `<state xmlns='http://jabber.org/protocol/chatstates'/>` child.

@@ -12,7 +12,9 @@ use std::borrow::Cow;
 use std::fmt;
 
 use crate::jid::Jid;
-use crate::xml::{ns, Element};
+use smallvec::SmallVec;
+
+use crate::xml::{ns, Child, Element, Stanza};
 use crate::xmpp::stanza::StanzaCondition;
 
 use super::address::{jid_to_sip, sip_to_jid, AddressError};
@@ -222,15 +224,27 @@ fn is_call_id(s: &str) -> bool {
 
 /// Of several `name` children (RFC 6121 allows one per language), the one
 /// in the message's language or without one, else the first.
-fn pick<'a>(msg: &'a Element, name: &str) -> Option<&'a Element> {
-    let mut all = msg.children().filter(|c| c.is(msg.ns(), name));
-    let first = all.next()?;
-    let lang = msg.lang();
-    let fits = |e: &Element| e.lang().is_none() || e.lang() == lang;
-    if fits(first) {
+fn pick(msg: &Message<'_>, name: &str) -> Option<usize> {
+    let mut all =
+        (msg.children.iter().enumerate()).filter(|(_, c)| c.ns == msg.ns && c.name == name);
+    let (first, child) = all.next()?;
+    let fits = |c: &Child<'_>| c.lang.is_none() || c.lang.as_deref() == msg.lang;
+    if fits(child) {
         return Some(first);
     }
-    Some(all.find(|e| fits(e)).unwrap_or(first))
+    Some(all.find(|(_, c)| fits(c)).map_or(first, |(i, _)| i))
+}
+
+/// What the mapping reads of a `<message/>`, from a tree or from a
+/// stanza's text: the same mapping either way.
+struct Message<'a> {
+    ns: &'a str,
+    name: &'a str,
+    kind: Option<&'a str>,
+    from: Option<&'a str>,
+    to: Option<&'a str>,
+    lang: Option<&'a str>,
+    children: SmallVec<[Child<'a>; 4]>,
 }
 
 /// Translates an XMPP message into a SIP MESSAGE (RFC 7572 Table 1).
@@ -247,42 +261,75 @@ fn pick<'a>(msg: &'a Element, name: &str) -> Option<&'a Element> {
 /// receiver to idle by itself (RFC 3994 section 3.3). The `id` maps to the
 /// transaction, which the caller keeps.
 pub fn xmpp_message_to_sip(msg: &Element) -> Result<SipIm, ImError> {
-    if msg.name() != "message" || !is_stanza_ns(msg.ns()) {
+    to_sip(Message {
+        ns: msg.ns(),
+        name: msg.name(),
+        kind: msg.attr("type"),
+        from: msg.attr("from"),
+        to: msg.attr("to"),
+        lang: msg.lang(),
+        children: msg.children().map(Child::of).collect(),
+    })
+}
+
+/// [`xmpp_message_to_sip`] read from a stanza's checked text, with no
+/// element tree: what a gateway does with a message for a SIP user.
+pub fn xmpp_stanza_to_sip(msg: &Stanza) -> Result<SipIm, ImError> {
+    // The stanza was checked by the rules its children are read by: an
+    // error here means a bug, answered as a malformed message.
+    let children = msg.children().map_err(|_| ImError::NotAMessage)?;
+    to_sip(Message {
+        ns: msg.ns(),
+        name: msg.name(),
+        kind: msg.kind(),
+        from: msg.from(),
+        to: msg.to(),
+        lang: msg.lang(),
+        children,
+    })
+}
+
+fn to_sip(mut msg: Message<'_>) -> Result<SipIm, ImError> {
+    if msg.name != "message" || !is_stanza_ns(msg.ns) {
         return Err(ImError::NotAMessage);
     }
-    match msg.attr("type") {
+    match msg.kind {
         Some("error") => return Err(ImError::ErrorMessage),
         Some("groupchat") => return Err(ImError::Groupchat),
         _ => {}
     }
-    let jid = |name: &str| msg.attr(name).and_then(|v| Jid::parse(v).ok());
-    let (from, to) = match (jid("from"), jid("to")) {
+    let jid = |v: Option<&str>| v.and_then(|v| Jid::parse(v).ok());
+    let (from, to) = match (jid(msg.from), jid(msg.to)) {
         (Some(from), Some(to)) => (from, to),
         _ => return Err(ImError::BadAddress),
     };
-    let body = match pick(msg, "body") {
-        Some(body) if !body.text().is_empty() => body,
+    let body = match pick(&msg, "body") {
+        Some(i) if !msg.children[i].text.is_empty() => i,
         _ => {
-            return Err(match ChatState::of_message(msg) {
+            return Err(match ChatState::of_message(&msg.children) {
                 Some(state) => ImError::ChatStateOnly(state),
                 None => ImError::NoBody,
             })
         }
     };
-    let language = body
-        .lang()
-        .or(msg.lang())
+    let language = msg.children[body]
+        .lang
+        .as_deref()
+        .or(msg.lang)
         .and_then(language_tag)
         .map(str::to_owned);
-    let subject = pick(msg, "subject").and_then(|s| header_text(&s.text()));
+    let subject = pick(&msg, "subject").and_then(|i| header_text(&msg.children[i].text));
     let call_id = msg
-        .child(msg.ns(), "thread")
-        .map(|t| t.text().into_owned())
-        .filter(|t| is_call_id(t));
+        .children
+        .iter()
+        .find(|c| c.ns == msg.ns && c.name == "thread")
+        .map(|t| t.text.as_ref())
+        .filter(|t| is_call_id(t))
+        .map(str::to_owned);
     Ok(SipIm {
         from: jid_to_sip(&from),
         to: jid_to_sip(&to),
-        body: body.text().into_owned(),
+        body: std::mem::take(&mut msg.children[body].text).into_owned(),
         content_type: TEXT_PLAIN_UTF8.to_owned(),
         subject,
         call_id,

@@ -17,7 +17,7 @@ pub use chatstate::{
     IsComposing, IsComposingError,
 };
 pub use error::{sip_to_xmpp, xmpp_to_sip};
-pub use im::{sip_message_to_xmpp, xmpp_message_to_sip, ImError, SipIm};
+pub use im::{sip_message_to_xmpp, xmpp_message_to_sip, xmpp_stanza_to_sip, ImError, SipIm};
 pub use presence::{
     parse_pidf, parse_pidf_with_language, pidf_body, pidf_document, pidf_to_xmpp,
     presentity_from_xmpp, presentity_to_xmpp, xmpp_to_pidf, Availability, Disclosure, Note,

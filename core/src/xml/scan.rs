@@ -99,12 +99,15 @@ pub(super) fn children<'a>(
                 let name_len = tag.bytes().position(is_space).unwrap_or(tag.len());
                 let (prefix, name) = split_qname(&tag[..name_len])?;
                 let decls = declarations(tag)?;
-                let bound = |d: &SmallVec<[(Option<&str>, Cow<'a, str>); 2]>| {
-                    d.iter().rev().find(|(p, _)| *p == prefix).map(|(_, v)| v.clone())
+                let bound = |d: &Declarations<'a>| {
+                    d.iter()
+                        .rev()
+                        .find(|(p, _)| *p == prefix)
+                        .map(|(_, v)| v.clone())
                 };
                 let ns = match bound(&decls).or_else(|| bound(&own)) {
-                    Some(v) => ns::intern(&v),
-                    None => ns::intern(match prefix {
+                    Some(v) => v,
+                    None => Cow::Borrowed(match prefix {
                         None => scope.default_ns(),
                         Some(p) => scope
                             .resolve(p)
@@ -137,8 +140,12 @@ fn start_tag_parts(whole: &str) -> (&str, bool) {
     }
 }
 
+/// A start tag's namespace declarations: prefix (`None` for the default)
+/// and namespace name.
+type Declarations<'a> = SmallVec<[(Option<&'a str>, Cow<'a, str>); 2]>;
+
 /// The namespace declarations of a start tag's content.
-fn declarations(tag: &str) -> Result<SmallVec<[(Option<&str>, Cow<'_, str>); 2]>, Error> {
+fn declarations(tag: &str) -> Result<Declarations<'_>, Error> {
     let name_len = tag.bytes().position(is_space).unwrap_or(tag.len());
     let mut attrs = Attributes {
         text: tag,

@@ -149,17 +149,30 @@ impl Stanza {
     }
 }
 
-/// A direct child of a [`Stanza`], read from its text.
+/// A direct child of a [`Stanza`], read from its text (or of an
+/// [`Element`], [`Child::of`]): what translation reads of it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Child<'a> {
     /// Namespace name.
-    pub ns: Cow<'static, str>,
+    pub ns: Cow<'a, str>,
     /// Local name.
     pub name: &'a str,
     /// Its own `xml:lang`.
     pub lang: Option<Cow<'a, str>>,
     /// The text directly inside it, unescaped, as [`Element::text`].
     pub text: Cow<'a, str>,
+}
+
+impl<'a> Child<'a> {
+    /// What a tree's child says, borrowed from it.
+    pub fn of(e: &'a Element) -> Self {
+        Child {
+            ns: Cow::Borrowed(e.ns()),
+            name: e.name(),
+            lang: e.lang().map(Cow::Borrowed),
+            text: e.text(),
+        }
+    }
 }
 
 #[cfg(test)]

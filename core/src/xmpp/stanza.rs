@@ -60,8 +60,13 @@ pub struct Addressing {
 /// Reads the addressing of a stanza received over s2s; `None` means
 /// `improper-addressing` (missing, empty or malformed `from`/`to`).
 pub fn addressing(e: &Element) -> Option<Addressing> {
-    let from = Jid::parse(e.attr("from")?).ok()?;
-    let to = Jid::parse(e.attr("to")?).ok()?;
+    addressing_of(e.attr("from"), e.attr("to"))
+}
+
+/// [`addressing`] from the two attributes' values.
+pub fn addressing_of(from: Option<&str>, to: Option<&str>) -> Option<Addressing> {
+    let from = Jid::parse(from?).ok()?;
+    let to = Jid::parse(to?).ok()?;
     Some(Addressing { from, to })
 }
 

@@ -1,8 +1,12 @@
-//! What a session reads: element trees, or, on an edge that passes the
-//! partners' stanzas on unread, those stanzas as they came (checked, not
-//! built into trees). Negotiation elements are trees either way.
+//! What a session reads: element trees, or stanzas as they came (checked,
+//! not built into trees): all of them on an edge that passes the partners'
+//! stanzas on unread, messages on a gateway that translates them from
+//! their text. Negotiation elements are trees either way.
 
-use crate::xml::{Error, Event, Limits, Reader, Stanza};
+use std::sync::Arc;
+
+use super::settings::Reading;
+use crate::xml::{Element, Error, Event, Form, Limits, Reader, Scope, Stanza};
 use crate::xmpp::stanza::Kind;
 
 /// The session's reader, in the form its gateway wants.
@@ -11,6 +15,33 @@ pub(super) enum Input {
     Trees(Reader),
     /// Stanzas (`message`, `presence`, `iq`) stay text.
     Raw(Reader<Stanza>),
+    /// Messages stay text; the rest are trees.
+    Messages(Reader<MessageText>),
+}
+
+/// A top-level element checked in one pass: as text when it is named
+/// `message` (its namespace is looked at once read), as a tree otherwise.
+#[derive(Debug)]
+pub(super) enum MessageText {
+    Text(Stanza),
+    Tree(Element),
+}
+
+impl Form for MessageText {
+    fn read(text: &str, scope: &Arc<Scope>, max_attributes: usize) -> Result<Self, Error> {
+        let name_len = text
+            .bytes()
+            .skip(1)
+            .position(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n' | b'/' | b'>'))
+            .unwrap_or(0);
+        let qname = text.get(1..1 + name_len).unwrap_or_default();
+        let local = qname.rsplit(':').next().unwrap_or_default();
+        if local == "message" {
+            Stanza::read(text, scope, max_attributes).map(MessageText::Text)
+        } else {
+            Element::read(text, scope, max_attributes).map(MessageText::Tree)
+        }
+    }
 }
 
 /// One thing read.
@@ -21,11 +52,11 @@ pub(super) enum Read {
 }
 
 impl Input {
-    pub(super) fn new(limits: Limits, relay: bool) -> Self {
-        if relay {
-            Input::Raw(Reader::raw(limits))
-        } else {
-            Input::Trees(Reader::new(limits))
+    pub(super) fn new(limits: Limits, reading: Reading) -> Self {
+        match reading {
+            Reading::Trees => Input::Trees(Reader::new(limits)),
+            Reading::Stanzas => Input::Raw(Reader::raw(limits)),
+            Reading::Messages => Input::Messages(Reader::with_form(limits)),
         }
     }
 
@@ -33,6 +64,7 @@ impl Input {
         match self {
             Input::Trees(r) => r.feed(input),
             Input::Raw(r) => r.feed(input),
+            Input::Messages(r) => r.feed(input),
         }
     }
 
@@ -40,6 +72,15 @@ impl Input {
         let raw = match self {
             Input::Trees(r) => return r.poll().map(|ev| ev.map(Read::Xml)),
             Input::Raw(r) => r.poll()?,
+            Input::Messages(r) => match r.poll()? {
+                Ok(Event::Stanza(MessageText::Tree(e))) => {
+                    return Some(Ok(Read::Xml(Event::Stanza(e))))
+                }
+                Ok(Event::Stanza(MessageText::Text(s))) => Ok(Event::Stanza(s)),
+                Ok(Event::Header(h)) => Ok(Event::Header(h)),
+                Ok(Event::End) => Ok(Event::End),
+                Err(e) => Err(e),
+            },
         };
         Some(match raw {
             Ok(Event::Stanza(s)) if Kind::named(s.ns(), s.name()).is_some() => Ok(Read::Relay(s)),
@@ -54,6 +95,7 @@ impl Input {
         match self {
             Input::Trees(r) => r.reset(),
             Input::Raw(r) => r.reset(),
+            Input::Messages(r) => r.reset(),
         }
     }
 
@@ -61,6 +103,7 @@ impl Input {
         match self {
             Input::Trees(r) => r.release_idle(),
             Input::Raw(r) => r.release_idle(),
+            Input::Messages(r) => r.release_idle(),
         }
     }
 }

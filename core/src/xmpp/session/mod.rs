@@ -40,7 +40,7 @@ mod settings;
 mod timers;
 
 pub use event::{AuthMethod, Direction, SessionEvent};
-pub use settings::{S2sBounds, Settings, Time};
+pub use settings::{Reading, S2sBounds, Settings, Time};
 pub use timers::keepalive_period;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -181,7 +181,7 @@ impl Session {
             dir,
             direct_tls,
             pipe: Pipe::default(),
-            reader: Input::new(settings.limits, settings.relay),
+            reader: Input::new(settings.limits, settings.reading),
             phase: Phase::Connecting,
             rng,
             stream_id: String::new(),

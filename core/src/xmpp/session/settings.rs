@@ -49,10 +49,21 @@ pub struct Settings {
     pub partners: Arc<dyn Partners>,
     /// What dialback requests may make the gateway hold.
     pub bounds: S2sBounds,
-    /// Stanzas over authenticated inbound streams come out as they came
-    /// ([`super::SessionEvent::Relay`]), not as trees: for an edge, which
-    /// passes them on unread.
-    pub relay: bool,
+    /// Which stanzas over authenticated streams come out as they came
+    /// ([`super::SessionEvent::Relay`]), not as trees.
+    pub reading: Reading,
+}
+
+/// What a session reads as text rather than as element trees.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reading {
+    /// Nothing: every stanza is a tree.
+    Trees,
+    /// Every stanza: an edge passes them on unread.
+    Stanzas,
+    /// Messages: a gateway translates them to SIP from their text; the
+    /// rest (presence, iq) are trees, each read in one pass.
+    Messages,
 }
 
 /// What an unauthenticated peer can make the s2s side hold, at most: the

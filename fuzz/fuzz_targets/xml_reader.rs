@@ -8,7 +8,7 @@ use libfuzzer_sys::fuzz_target;
 use std::sync::Arc;
 
 use xfed_core::xml::{
-    reference_element, Element, Error, ErrorKind, Event, Form, Limits, Reader, Scope, Stanza,
+    reference_element, Child, Element, Error, ErrorKind, Event, Form, Limits, Reader, Scope, Stanza,
 };
 
 const LIMITS: Limits = Limits {
@@ -27,11 +27,7 @@ impl Form for Reference {
     }
 }
 
-fn run<S: Form>(
-    mut r: Reader<S>,
-    input: &[u8],
-    chunk: usize,
-) -> Vec<Result<Event<S>, ErrorKind>> {
+fn run<S: Form>(mut r: Reader<S>, input: &[u8], chunk: usize) -> Vec<Result<Event<S>, ErrorKind>> {
     let mut out = Vec::new();
     for piece in input.chunks(chunk) {
         let mut rest = piece;
@@ -55,7 +51,11 @@ fuzz_target!(|data: &[u8]| {
     let whole = run(Reader::new(LIMITS), input, input.len().max(1));
     let chunked = run(Reader::new(LIMITS), input, usize::from(first % 17) + 1);
     assert_eq!(whole, chunked);
-    let reference = run(Reader::<Reference>::with_form(LIMITS), input, input.len().max(1));
+    let reference = run(
+        Reader::<Reference>::with_form(LIMITS),
+        input,
+        input.len().max(1),
+    );
     assert_eq!(reference.len(), whole.len());
     for (fast, slow) in whole.iter().zip(&reference) {
         match (fast, slow) {
@@ -66,7 +66,11 @@ fuzz_target!(|data: &[u8]| {
             (a, b) => panic!("reader {a:?} but reference {b:?}"),
         }
     }
-    let raw = run(Reader::<Stanza>::raw(LIMITS), input, usize::from(first % 13) + 1);
+    let raw = run(
+        Reader::<Stanza>::raw(LIMITS),
+        input,
+        usize::from(first % 13) + 1,
+    );
     assert_eq!(raw.len(), whole.len());
     for (tree, raw) in whole.iter().zip(&raw) {
         match (tree, raw) {
@@ -76,6 +80,10 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!((s.to(), s.from()), (e.attr("to"), e.attr("from")));
                 assert_eq!((s.kind(), s.id()), (e.attr("type"), e.attr("id")));
                 assert_eq!(s.lang(), e.lang());
+                // The children translation reads from the text.
+                let children = s.children().expect("children of a checked stanza");
+                let tree: Vec<Child<'_>> = e.children().map(Child::of).collect();
+                assert_eq!(children.as_slice(), tree.as_slice());
             }
             (Ok(Event::Header(a)), Ok(Event::Header(b))) => assert_eq!(a, b),
             (Ok(Event::End), Ok(Event::End)) => {}

@@ -167,8 +167,9 @@ fn main() {
             unit: "us",
             keys: [Some("translate.xmpp_to_sip_us"), None, None],
             goal: Goal::AtMost(1.0),
-            bound: "the element tree, the mapping's strings and the SIP request built and \
-                    written, no hot spot: see the allocations a message below",
+            bound: "the message is read from its text (no tree), then the mapping's strings \
+                    and the SIP request are built and written: no hot spot, see the \
+                    allocations a message above",
         },
         Row {
             measure: "core: SIP -> XMPP per message",
@@ -177,7 +178,7 @@ fn main() {
             goal: Goal::AtMost(1.0),
             bound: "SIP parsing (header values are slices, URIs and name-addrs are not), \
                     RFC 7247 address mapping with PRECIS, the stanza's tree and \
-                    serialization: see the allocations a message below",
+                    serialization: see the allocations a message above",
         },
         Row {
             measure: "XML reading, relayed stanzas",

@@ -188,6 +188,15 @@ fn same_stanza(raw: &Stanza, tree: &Element, default_ns: &str) -> Result<(), Tes
         let bare = Arc::new(Scope::new(default_ns.to_owned()));
         let again = Stanza::parse(raw.text(), bare, 64).and_then(|s| s.element());
         prop_assert_eq!(again.as_ref(), Ok(tree), "{}", raw.text());
+        // Written into a stream of another content namespace (s2s and a
+        // component link), its names move there as a tree's would.
+        if !default_ns.is_empty() {
+            let other = Arc::new(Scope::new("urn:other-content".to_owned()));
+            let moved = Stanza::parse(raw.text(), other, 64).and_then(|s| s.element());
+            let mut want = tree.clone();
+            want.move_ns(default_ns, "urn:other-content");
+            prop_assert_eq!(moved.as_ref(), Ok(&want), "{}", raw.text());
+        }
     }
     Ok(())
 }

@@ -109,12 +109,23 @@ fn split(bin: &str, prosody_ip: u8) {
     let edge_metrics = ([127, 0, 0, 1], metrics).into();
     eventually("the edge's count of stanzas relayed unread", WAIT, || {
         let scraped = scrape_metrics(edge_metrics);
-        metric_value(&scraped, "xfed_s2s_stanzas_relayed_unread_total").is_some_and(|n| n >= 1.0)
+        let relayed = "xfed_s2s_stanzas_relayed_unread_total{direction=\"in\"}";
+        metric_value(&scraped, relayed).is_some_and(|n| n >= 1.0)
     });
     assert_eq!(alice.message(PROSODY_BOB, "hello from inside").status, 202);
     bob.expect_message("alice's answer", WAIT, |m| {
         m.body.as_deref() == Some("hello from inside")
     });
+    // And the gateway's answer on to Prosody's stream, unread too.
+    eventually(
+        "the edge's count of the gateway's stanzas relayed unread",
+        WAIT,
+        || {
+            let scraped = scrape_metrics(edge_metrics);
+            let relayed = "xfed_s2s_stanzas_relayed_unread_total{direction=\"out\"}";
+            metric_value(&scraped, relayed).is_some_and(|n| n >= 1.0)
+        },
+    );
 
     // The link cut: the edge stops; alice is answered with an error.
     assert!(edge.terminate());

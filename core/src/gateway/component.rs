@@ -275,14 +275,15 @@ impl Gateway {
                     }
                 }
                 ComponentEvent::Up { .. } => self.component_up(i, conn, t),
-                ComponentEvent::Stanza(e) => match stanza::addressing(&e) {
-                    Some(a) if self.settings.is_local(a.to.domain()) => {
-                        self.deliver_local(e, None, t);
+                ComponentEvent::Stanza(e) => self.component_stanza(e, conn, t),
+                // Only an edge's accepting side reads stanzas unread; a
+                // connecting link's would be read as trees all the same.
+                ComponentEvent::Relay(s) => match s.element() {
+                    Ok(mut e) => {
+                        e.move_ns(crate::xml::ns::COMPONENT, crate::xml::ns::SERVER);
+                        self.component_stanza(e, conn, t)
                     }
-                    _ => self.detail(
-                        Some(conn),
-                        "component: a stanza not for a local domain dropped".into(),
-                    ),
+                    Err(e) => self.detail(Some(conn), format!("component: unreadable stanza: {e}")),
                 },
                 ComponentEvent::Closed { reason } => {
                     self.component_flush(i, conn);
@@ -290,6 +291,18 @@ impl Gateway {
                     return self.component_down(i, &reason, t);
                 }
             }
+        }
+    }
+
+    /// A stanza the server sent over a link: delivered when it is for a
+    /// local domain.
+    fn component_stanza(&mut self, e: Element, conn: ConnId, t: Time) {
+        match stanza::addressing(&e) {
+            Some(a) if self.settings.is_local(a.to.domain()) => self.deliver_local(e, None, t),
+            _ => self.detail(
+                Some(conn),
+                "component: a stanza not for a local domain dropped".into(),
+            ),
         }
     }
 

@@ -195,6 +195,47 @@ impl Gateway {
         }
     }
 
+    /// A gateway's stanza as it came over the link: written on unread to
+    /// the partner's stream when it is from a local domain to a partner
+    /// and a stream that can take it is up and not congested; anything
+    /// else (a route to set up, a refusal) takes the tree path.
+    pub(super) fn relay_out(&mut self, stanza: Stanza, t: Time) {
+        let domain = |v: Option<&str>| Some(Jid::parse(v?).ok()?.domain().to_owned());
+        let ready = match (domain(stanza.from()), domain(stanza.to())) {
+            (Some(from), Some(to))
+                if self.settings.is_local(&from) && self.settings.policy(&to).is_some() =>
+            {
+                (self.sessions.iter())
+                    .find(|(_, s)| s.can_send(&from, &to))
+                    .map(|(c, _)| *c)
+                    .filter(|c| !self.congested.contains(c))
+            }
+            _ => None,
+        };
+        if let Some(conn) = ready {
+            let sent = self
+                .sessions
+                .get_mut(&conn)
+                .is_some_and(|s| s.send_raw(&stanza, t));
+            if sent {
+                self.stanzas.sent += 1;
+                self.stanzas.relayed_out_unread += 1;
+                self.drain(conn);
+                return;
+            }
+        }
+        match stanza.element() {
+            Ok(mut e) => {
+                e.move_ns(ns::COMPONENT, ns::SERVER);
+                self.forward(e, None, t)
+            }
+            Err(e) => self.detail(
+                None,
+                format!("a gateway's checked stanza did not read again, dropped: {e}"),
+            ),
+        }
+    }
+
     /// The first gateway link up (attached, not waiting on its handshake).
     fn gateway_up(&self) -> Option<ConnId> {
         let links = &self.edge.as_ref()?.links;
@@ -235,6 +276,7 @@ impl Gateway {
                     self.event(Event::ComponentLink { up: true, detail });
                 }
                 ComponentEvent::Stanza(e) => self.route(e),
+                ComponentEvent::Relay(s) => self.work.push_back(Work::RelayOut(s)),
                 ComponentEvent::Closed { reason } => {
                     self.internal_flush(conn);
                     self.out.push_back(Output::Close { conn });

@@ -72,6 +72,8 @@ enum Work {
     Route(Element, Option<ConnId>),
     /// The same for a stanza that came unread over an edge's stream.
     Relay(Stanza, ConnId),
+    /// A gateway's stanza that came unread over an edge's link from it.
+    RelayOut(Stanza),
     /// Take what a session produced: bytes, events, its end.
     Drain(ConnId),
 }
@@ -152,6 +154,9 @@ pub struct StanzaCounts {
     pub sent: u64,
     /// Of those read, passed on to a gateway unread (an edge's relay).
     pub relayed_unread: u64,
+    /// Of those written, a gateway's stanzas passed on unread (an edge's
+    /// relay the other way).
+    pub relayed_out_unread: u64,
     /// Of those read, messages for SIP users translated from their text,
     /// with no element tree.
     pub translated_unread: u64,
@@ -235,6 +240,7 @@ impl Gateway {
             match work {
                 Work::Route(stanza, source) => self.forward(stanza, source, t),
                 Work::Relay(stanza, source) => self.relay(stanza, source, t),
+                Work::RelayOut(stanza) => self.relay_out(stanza, t),
                 Work::Drain(conn) => self.take_session(conn, t),
             }
         }

@@ -78,7 +78,7 @@ families! {
     LIMITS = "xfed_limits_reached", Counter, ["key"], "Times a configured bound refused something, by configuration key.";
     EVENTS_SUPPRESSED = "xfed_events_suppressed", Counter, [], "Events left out of the log during floods.";
     S2S_STANZAS = "xfed_s2s_stanzas", Counter, ["direction"], "Stanzas read from (in) and written to (out) s2s streams.";
-    S2S_STANZAS_UNREAD = "xfed_s2s_stanzas_relayed_unread", Counter, [], "Stanzas an edge read from s2s streams and wrote on to a gateway as they came, without building their tree.";
+    S2S_STANZAS_UNREAD = "xfed_s2s_stanzas_relayed_unread", Counter, ["direction"], "Stanzas an edge passed on as they came, without building their tree: from s2s streams to a gateway (in), from a gateway to s2s streams (out).";
     S2S_MESSAGES_TRANSLATED_UNREAD = "xfed_s2s_messages_translated_unread", Counter, [], "Messages for SIP users read from s2s streams and translated to SIP from their text, without building their tree.";
     SIP_TO_XMPP_SECONDS = "xfed_sip_to_xmpp_seconds", Histogram, [], "Seconds from a SIP MESSAGE's arrival to its stanza written to an authenticated s2s stream.";
     XMPP_TO_SIP_SECONDS = "xfed_xmpp_to_sip_seconds", Histogram, [], "Seconds from an XMPP message's arrival to the 2xx of its SIP MESSAGE.";

@@ -184,7 +184,16 @@ impl Registry {
         let stanzas = gw.stanza_counts();
         self.set(S2S_STANZAS, &[("direction", "in")], stanzas.received);
         self.set(S2S_STANZAS, &[("direction", "out")], stanzas.sent);
-        self.set(S2S_STANZAS_UNREAD, &[], stanzas.relayed_unread);
+        self.set(
+            S2S_STANZAS_UNREAD,
+            &[("direction", "in")],
+            stanzas.relayed_unread,
+        );
+        self.set(
+            S2S_STANZAS_UNREAD,
+            &[("direction", "out")],
+            stanzas.relayed_out_unread,
+        );
         self.set(
             S2S_MESSAGES_TRANSLATED_UNREAD,
             &[],

@@ -403,11 +403,16 @@ impl Via {
     /// sent-by as compared by server transaction matching (RFC 3261
     /// section 17.2.3): host case-folded, port as written.
     pub(crate) fn sent_by_key(&self) -> String {
-        let host = self.host.to_string().to_ascii_lowercase();
-        match self.port {
-            Some(p) => format!("{host}:{p}"),
-            None => host,
+        use fmt::Write;
+        // One buffer: this runs for every request a server transaction
+        // takes.
+        let mut key = String::with_capacity(48);
+        let _ = write!(key, "{}", self.host);
+        key.make_ascii_lowercase();
+        if let Some(p) = self.port {
+            let _ = write!(key, ":{p}");
         }
+        key
     }
 }
 

@@ -250,7 +250,8 @@ struct Pass<'a, 's> {
     /// Each open element's qualified name and where its declarations
     /// start in `decls`.
     open: SmallVec<[(&'a str, usize); 8]>,
-    /// A prefix of the stream header is used.
+    /// A prefix of the stream header is used, or the stream's content
+    /// namespace is declared.
     outer: bool,
     build: Build<'a>,
 }
@@ -407,6 +408,12 @@ impl<'a, 's> Pass<'a, 's> {
                 return Err(malformed(format!("attribute '{key}' given twice")));
             }
             let value = unescape_attr(raw)?;
+            // Naming the stream's own content namespace ties the text to
+            // it: written into a stream with another, it would keep this
+            // one where a tree's names would move.
+            if (key == "xmlns" || key.starts_with("xmlns:")) && *value == *self.scope.default_ns() {
+                self.outer = true;
+            }
             if key == "xmlns" {
                 check_binding(None, &value)?;
                 self.decls.push(None, value);

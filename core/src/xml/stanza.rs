@@ -120,7 +120,8 @@ impl Stanza {
 
     /// True when the text means the same in any stream whose default
     /// namespace plays the same part: no name uses a prefix that only the
-    /// stream header declares. Such a stanza can be written on as it is.
+    /// stream header declares, and nothing declares the stream's content
+    /// namespace itself. Such a stanza can be written on as it is.
     pub fn self_contained(&self) -> bool {
         !self.outer
     }

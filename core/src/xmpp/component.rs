@@ -18,8 +18,9 @@ use std::sync::Arc;
 use rustls::{ClientConfig, ServerConfig};
 use rustls_pki_types::CertificateDer;
 
+use super::input::{Input, Read, Reading};
 use super::pipe::Pipe;
-use crate::xml::{ns, Element, Event, Limits, Reader, Scope, Stanza, StreamHeader};
+use crate::xml::{ns, Element, Event, Limits, Scope, Stanza, StreamHeader};
 use crate::xmpp::{StreamCondition, StreamError};
 
 /// What the link tells the gateway.
@@ -36,6 +37,10 @@ pub enum ComponentEvent {
     },
     /// A stanza from the server, in `jabber:server`.
     Stanza(Element),
+    /// A stanza from a gateway to an edge as it came, checked, with no
+    /// tree (the accepting side reads them so): for an s2s stream as it
+    /// is when [`Stanza::self_contained`].
+    Relay(Stanza),
     /// The stream ended (ours or theirs), and why.
     Closed {
         /// Why, for the log.
@@ -73,7 +78,7 @@ pub struct Component {
     domain: String,
     secret: String,
     pipe: Pipe,
-    reader: Reader,
+    reader: Input,
     phase: Phase,
     secured: bool,
     events: VecDeque<ComponentEvent>,
@@ -126,6 +131,8 @@ impl Component {
         tls: Arc<ServerConfig>,
     ) -> Result<Component, String> {
         let mut c = Component::with(Side::Accepting { domains, id }, "", secret, limits);
+        // An edge writes a gateway's stanzas on to s2s as they came.
+        c.reader = Input::new(limits, Reading::Stanzas, ns::COMPONENT);
         c.pipe.start_server(tls).map_err(|e| e.0)?;
         Ok(c)
     }
@@ -136,7 +143,7 @@ impl Component {
             domain: domain.to_owned(),
             secret: secret.to_owned(),
             pipe: Pipe::default(),
-            reader: Reader::new(limits),
+            reader: Input::new(limits, Reading::Trees, ns::COMPONENT),
             phase: Phase::Header,
             secured: false,
             events: VecDeque::new(),
@@ -198,14 +205,19 @@ impl Component {
             self.events.push_back(ComponentEvent::Secured);
         }
         let plain = self.pipe.take_plain();
-        self.reader.feed_all(&plain);
-        while self.phase != Phase::Closed {
-            match self.reader.poll() {
-                None => break,
-                Some(Ok(ev)) => self.on_event(ev),
-                Some(Err(e)) => {
-                    let cond = StreamCondition::from(e.kind());
-                    self.fail(StreamError::new(cond, e.to_string()));
+        let mut rest = &plain[..];
+        while !rest.is_empty() && self.phase != Phase::Closed {
+            let n = self.reader.feed(rest);
+            rest = &rest[n..];
+            while self.phase != Phase::Closed {
+                match self.reader.poll() {
+                    None => break,
+                    Some(Ok(Read::Xml(ev))) => self.on_event(ev),
+                    Some(Ok(Read::Relay(stanza))) => self.on_relay(stanza),
+                    Some(Err(e)) => {
+                        let cond = StreamCondition::from(e.kind());
+                        self.fail(StreamError::new(cond, e.to_string()));
+                    }
                 }
             }
         }
@@ -324,6 +336,23 @@ impl Component {
                 StreamCondition::InvalidXml,
                 "a second stream header",
             )),
+        }
+    }
+
+    /// A stanza read as text: passed on as it came once the link is up
+    /// and when it is in the link's namespace; anything else takes the
+    /// tree path, which answers it.
+    fn on_relay(&mut self, stanza: Stanza) {
+        if self.phase == Phase::Up && stanza.ns() == ns::COMPONENT {
+            self.events.push_back(ComponentEvent::Relay(stanza));
+            return;
+        }
+        match stanza.element() {
+            Ok(e) => self.on_event(Event::Stanza(e)),
+            Err(e) => {
+                let cond = StreamCondition::from(e.kind());
+                self.fail(StreamError::new(cond, e.to_string()));
+            }
         }
     }
 

@@ -2,6 +2,7 @@
 
 pub mod component;
 pub mod dialback_key;
+pub(crate) mod input;
 pub mod ping;
 mod pipe;
 pub mod session;

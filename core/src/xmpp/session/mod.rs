@@ -26,21 +26,21 @@ use crate::xml::{Element, Event, Scope, Stanza};
 use super::pipe::Pipe;
 use super::stanza::StanzaCondition;
 use super::{StreamCondition, StreamError};
-use input::{Input, Read};
+use crate::xmpp::input::{Input, Read};
 use pairs::Pairs;
 
 mod dialback;
 mod event;
 mod inbound;
-mod input;
 mod outbound;
 mod pairs;
 mod recheck;
 mod settings;
 mod timers;
 
+pub use crate::xmpp::input::Reading;
 pub use event::{AuthMethod, Direction, SessionEvent};
-pub use settings::{Reading, S2sBounds, Settings, Time};
+pub use settings::{S2sBounds, Settings, Time};
 pub use timers::keepalive_period;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -181,7 +181,7 @@ impl Session {
             dir,
             direct_tls,
             pipe: Pipe::default(),
-            reader: Input::new(settings.limits, settings.reading),
+            reader: Input::new(settings.limits, settings.reading, crate::xml::ns::SERVER),
             phase: Phase::Connecting,
             rng,
             stream_id: String::new(),
@@ -468,6 +468,19 @@ impl Session {
     pub fn send_stanza(&mut self, e: &Element, t: Time) {
         self.last_active = t.now;
         self.send_element(e, t);
+    }
+
+    /// Sends a stanza as it came over another stream, unread: only a
+    /// self-contained one ([`Stanza::self_contained`]), whose unprefixed
+    /// names then take this stream's content namespace as
+    /// [`Self::send_stanza`]'s tree would; false when it was not sent.
+    pub fn send_raw(&mut self, stanza: &Stanza, t: Time) -> bool {
+        if !stanza.self_contained() {
+            return false;
+        }
+        self.last_active = t.now;
+        self.send_bytes(stanza.text().as_bytes(), t);
+        true
     }
 
     /// Closes with `</stream:stream>` (SIGTERM, idle streams): RFC 6120

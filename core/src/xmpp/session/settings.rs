@@ -9,6 +9,7 @@ use rustls::{ClientConfig, ServerConfig};
 use crate::config::{Negotiation, Partners, StreamPolicy};
 use crate::tls::{CallerClock, TrustAnchors};
 use crate::xml::Limits;
+use crate::xmpp::input::Reading;
 
 pub use crate::time::Time;
 
@@ -52,18 +53,6 @@ pub struct Settings {
     /// Which stanzas over authenticated streams come out as they came
     /// ([`super::SessionEvent::Relay`]), not as trees.
     pub reading: Reading,
-}
-
-/// What a session reads as text rather than as element trees.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Reading {
-    /// Nothing: every stanza is a tree.
-    Trees,
-    /// Every stanza: an edge passes them on unread.
-    Stanzas,
-    /// Messages: a gateway translates them to SIP from their text; the
-    /// rest (presence, iq) are trees, each read in one pass.
-    Messages,
 }
 
 /// What an unauthenticated peer can make the s2s side hold, at most: the

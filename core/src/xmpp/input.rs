@@ -42,7 +42,7 @@ enum Forms {
 /// A top-level element checked in one pass: as text when it is named
 /// `message` (its namespace is looked at once read), as a tree otherwise.
 #[derive(Debug)]
-pub(crate) enum MessageText {
+enum MessageText {
     Text(Stanza),
     Tree(Element),
 }
@@ -130,5 +130,49 @@ impl Input {
             Forms::Raw(r) => r.release_idle(),
             Forms::Messages(r) => r.release_idle(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STREAM: &[u8] = b"<stream:stream xmlns='jabber:server' \
+        xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>";
+
+    fn read_all(reading: Reading, stanza_ns: &'static str, body: &[u8]) -> Vec<Read> {
+        let mut input = Input::new(Limits::default(), reading, stanza_ns);
+        let mut all = [STREAM, body].concat();
+        let mut out = Vec::new();
+        while !all.is_empty() {
+            let n = input.feed(&all);
+            all.drain(..n);
+            while let Some(r) = input.poll() {
+                out.push(r.expect("well-formed"));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_gateway_reads_messages_as_text_and_the_rest_as_trees() {
+        let body = b"<message to='a@b'><body>x</body></message><presence to='a@b'/>\
+            <message xmlns='urn:other'/>";
+        let read = read_all(Reading::Messages, ns::SERVER, body);
+        assert!(matches!(&read[0], Read::Xml(Event::Header(_))));
+        assert!(matches!(&read[1], Read::Relay(s) if s.name() == "message"));
+        assert!(matches!(&read[2], Read::Xml(Event::Stanza(e)) if e.name() == "presence"));
+        // Not a stanza of the stream: a tree, for the session to refuse.
+        assert!(matches!(&read[3], Read::Xml(Event::Stanza(e)) if e.ns() == "urn:other"));
+    }
+
+    #[test]
+    fn only_stanzas_of_the_streams_namespace_come_out_as_text() {
+        let body = b"<presence to='a@b'/>";
+        let read = read_all(Reading::Stanzas, ns::SERVER, body);
+        assert!(matches!(&read[1], Read::Relay(_)));
+        // Read as a component link's stanzas, jabber:server is not theirs.
+        let read = read_all(Reading::Stanzas, ns::COMPONENT, body);
+        assert!(matches!(&read[1], Read::Xml(Event::Stanza(_))));
     }
 }

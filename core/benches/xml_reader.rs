@@ -10,7 +10,7 @@ mod common;
 use std::hint::black_box;
 use std::time::Duration;
 
-use xfed_core::xml::{ns, Element, Event, Limits, Reader, Scope, StreamHeader};
+use xfed_core::xml::{ns, Element, Event, Form, Limits, Reader, Scope, StreamHeader};
 
 const STANZAS: usize = 10_000;
 const RUNS: usize = 30;
@@ -58,6 +58,21 @@ fn report(what: &str, bytes: usize, (median, best): (Duration, Duration)) {
     );
 }
 
+/// Reads the whole stream in 64 KiB reads, handing each stanza to `each`.
+fn read_all<S: Form>(mut r: Reader<S>, input: &[u8], mut each: impl FnMut(&S)) {
+    let mut n = 0;
+    for chunk in input.chunks(64 * 1024) {
+        r.feed_all(chunk);
+        while let Some(ev) = r.poll() {
+            if let Ok(Event::Stanza(s)) = ev {
+                each(&s);
+                n += 1;
+            }
+        }
+    }
+    assert_eq!(n, STANZAS);
+}
+
 fn main() {
     let (input, stanzas) = stream();
     println!(
@@ -66,35 +81,17 @@ fn main() {
         input.len() as f64 / STANZAS as f64
     );
     let read = common::measure(RUNS, || {
-        let mut r = Reader::new(Limits::default());
-        let mut n = 0;
-        for chunk in input.chunks(64 * 1024) {
-            r.feed_all(chunk);
-            while let Some(ev) = r.poll() {
-                if let Ok(Event::Stanza(e)) = ev {
-                    black_box(&e);
-                    n += 1;
-                }
-            }
-        }
-        assert_eq!(n, STANZAS);
+        read_all(Reader::new(Limits::default()), &input, |e| {
+            black_box(e);
+        })
     });
     report("read, trees", input.len(), read);
     // What a relay does: each stanza checked and its routing attributes
     // read, no tree.
     let raw = common::measure(RUNS, || {
-        let mut r = Reader::raw(Limits::default());
-        let mut n = 0;
-        for chunk in input.chunks(64 * 1024) {
-            r.feed_all(chunk);
-            while let Some(ev) = r.poll() {
-                if let Ok(Event::Stanza(s)) = ev {
-                    black_box(s.to());
-                    n += 1;
-                }
-            }
-        }
-        assert_eq!(n, STANZAS);
+        read_all(Reader::raw(Limits::default()), &input, |s| {
+            black_box(s.to());
+        })
     });
     report("read, raw (no trees)", input.len(), raw);
     let mbs = |(median, _): (Duration, Duration)| input.len() as f64 / median.as_secs_f64() / 1e6;

@@ -32,15 +32,12 @@ impl Arrived {
         }
     }
 
-    fn attr_type(&self) -> Option<&str> {
-        match self {
+    pub(super) fn is_error(&self) -> bool {
+        let kind = match self {
             Arrived::Tree(e) => e.attr("type"),
             Arrived::Text(s) => s.kind(),
-        }
-    }
-
-    pub(super) fn is_error(&self) -> bool {
-        self.attr_type() == Some("error")
+        };
+        kind == Some("error")
     }
 
     pub(super) fn id(&self) -> Option<&str> {

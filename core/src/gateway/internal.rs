@@ -200,13 +200,13 @@ impl Gateway {
     /// and a stream that can take it is up and not congested; anything
     /// else (a route to set up, a refusal) takes the tree path.
     pub(super) fn relay_out(&mut self, stanza: Stanza, t: Time) {
-        let domain = |v: Option<&str>| Some(Jid::parse(v?).ok()?.domain().to_owned());
-        let ready = match (domain(stanza.from()), domain(stanza.to())) {
-            (Some(from), Some(to))
-                if self.settings.is_local(&from) && self.settings.policy(&to).is_some() =>
+        let addr = stanza::addressing_of(stanza.from(), stanza.to());
+        let ready = match addr.as_ref().map(|a| (a.from.domain(), a.to.domain())) {
+            Some((from, to))
+                if self.settings.is_local(from) && self.settings.policy(to).is_some() =>
             {
                 (self.sessions.iter())
-                    .find(|(_, s)| s.can_send(&from, &to))
+                    .find(|(_, s)| s.can_send(from, to))
                     .map(|(c, _)| *c)
                     .filter(|c| !self.congested.contains(c))
             }

@@ -85,7 +85,7 @@ pub(super) fn children<'a>(
     if empty {
         return Ok(out);
     }
-    let own = declarations(tag)?;
+    let own = attributes(tag)?.decls;
     let mut pos = gt + 1;
     loop {
         let lt = pos + memchr::memchr(b'<', &bytes[pos..]).ok_or_else(not_closed)?;
@@ -96,9 +96,8 @@ pub(super) fn children<'a>(
             _ => {
                 let gt = lt + 1 + tag_end(&bytes[lt + 1..]).ok_or_else(not_closed)?;
                 let (tag, empty) = start_tag_parts(&text[lt + 1..gt]);
-                let name_len = tag.bytes().position(is_space).unwrap_or(tag.len());
-                let (prefix, name) = split_qname(&tag[..name_len])?;
-                let decls = declarations(tag)?;
+                let Read { qname, decls, lang } = attributes(tag)?;
+                let (prefix, name) = split_qname(qname)?;
                 let bound = |d: &Declarations<'a>| {
                     d.iter()
                         .rev()
@@ -114,7 +113,6 @@ pub(super) fn children<'a>(
                             .ok_or_else(|| malformed(format!("prefix '{p}' is not bound")))?,
                     }),
                 };
-                let lang = attribute(tag, "xml:lang")?;
                 pos = gt + 1;
                 let mut inner = Cow::Borrowed("");
                 if !empty {
@@ -144,39 +142,32 @@ fn start_tag_parts(whole: &str) -> (&str, bool) {
 /// and namespace name.
 type Declarations<'a> = SmallVec<[(Option<&'a str>, Cow<'a, str>); 2]>;
 
-/// The namespace declarations of a start tag's content.
-fn declarations(tag: &str) -> Result<Declarations<'_>, Error> {
-    let name_len = tag.bytes().position(is_space).unwrap_or(tag.len());
-    let mut attrs = Attributes {
-        text: tag,
-        pos: name_len,
+/// What [`children`] reads of a start tag, in one pass over it.
+struct Read<'a> {
+    qname: &'a str,
+    decls: Declarations<'a>,
+    lang: Option<Cow<'a, str>>,
+}
+
+/// A start tag's name, namespace declarations and `xml:lang`.
+fn attributes(tag: &str) -> Result<Read<'_>, Error> {
+    let (qname, mut attrs) = Attributes::of(tag);
+    let mut read = Read {
+        qname,
+        decls: SmallVec::new(),
+        lang: None,
     };
-    let mut out = SmallVec::new();
     while attrs.more() {
         let (key, raw) = attrs.next()?;
         if key == "xmlns" {
-            out.push((None, unescape_attr(raw)?));
+            read.decls.push((None, unescape_attr(raw)?));
         } else if let Some(p) = key.strip_prefix("xmlns:") {
-            out.push((Some(p), unescape_attr(raw)?));
+            read.decls.push((Some(p), unescape_attr(raw)?));
+        } else if key == "xml:lang" {
+            read.lang = Some(unescape_attr(raw)?);
         }
     }
-    Ok(out)
-}
-
-/// The unescaped value of attribute `key` (as written) of a start tag.
-fn attribute<'a>(tag: &'a str, key: &str) -> Result<Option<Cow<'a, str>>, Error> {
-    let name_len = tag.bytes().position(is_space).unwrap_or(tag.len());
-    let mut attrs = Attributes {
-        text: tag,
-        pos: name_len,
-    };
-    while attrs.more() {
-        let (k, raw) = attrs.next()?;
-        if k == key {
-            return Ok(Some(unescape_attr(raw)?));
-        }
-    }
-    Ok(None)
+    Ok(read)
 }
 
 /// A CDATA section whose `<` is at `lt`: its content and where it ends.
@@ -380,19 +371,9 @@ impl<'a, 's> Pass<'a, 's> {
     /// A start tag ending at `gt`; true when it was the outermost element
     /// and empty.
     fn start_tag(&mut self, gt: usize) -> Result<bool, Error> {
-        // Its name is what comes before the first space.
-        let whole = &self.text[self.pos..gt];
+        let (content, empty) = start_tag_parts(&self.text[self.pos..gt]);
         self.pos = gt + 1;
-        let (content, empty) = match whole.strip_suffix('/') {
-            Some(c) => (c, true),
-            None => (whole, false),
-        };
-        let name_len = content.bytes().position(is_space).unwrap_or(content.len());
-        let qname = &content[..name_len];
-        let mut attrs = Attributes {
-            text: content,
-            pos: name_len,
-        };
+        let (qname, mut attrs) = Attributes::of(content);
         let frame = self.decls.len();
         let mut plain: SmallVec<[(&'a str, Cow<'a, str>); 8]> = SmallVec::new();
         let mut count = 0;
@@ -653,6 +634,18 @@ struct Attributes<'a> {
 }
 
 impl<'a> Attributes<'a> {
+    /// A start tag's content between `<` and `>` (without an empty
+    /// element's `/`): its qualified name (what comes before the first
+    /// space) and its attributes after it.
+    fn of(tag: &'a str) -> (&'a str, Self) {
+        let name_len = tag.bytes().position(is_space).unwrap_or(tag.len());
+        let attrs = Attributes {
+            text: tag,
+            pos: name_len,
+        };
+        (&tag[..name_len], attrs)
+    }
+
     /// Skips spaces; whether anything is left.
     fn more(&mut self) -> bool {
         let bytes = self.text.as_bytes();

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use crate::xml::{ns, Element, Error, Event, Form, Limits, Reader, Scope, Stanza};
+use crate::xml::{Element, Error, Event, Form, Limits, Reader, Scope, Stanza};
 use crate::xmpp::stanza::Kind;
 
 /// What a stream reads as text rather than as element trees.
@@ -105,8 +105,7 @@ impl Input {
                 Err(e) => Err(e),
             },
         };
-        let stanza =
-            |s: &Stanza| s.ns() == self.stanza_ns && Kind::named(ns::SERVER, s.name()).is_some();
+        let stanza = |s: &Stanza| s.ns() == self.stanza_ns && Kind::of_name(s.name()).is_some();
         Some(match raw {
             Ok(Event::Stanza(s)) if stanza(&s) => Ok(Read::Relay(s)),
             Ok(Event::Stanza(s)) => s.element().map(|e| Read::Xml(Event::Stanza(e))),
@@ -136,6 +135,7 @@ impl Input {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::xml::ns;
 
     const STREAM: &[u8] = b"<stream:stream xmlns='jabber:server' \
         xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>";

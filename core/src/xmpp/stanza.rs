@@ -29,6 +29,12 @@ impl Kind {
         if ns != ns::SERVER {
             return None;
         }
+        Kind::of_name(name)
+    }
+
+    /// The kind a stanza of this local name is, in whatever namespace its
+    /// stream gives stanzas.
+    pub fn of_name(name: &str) -> Option<Kind> {
         match name {
             "message" => Some(Kind::Message),
             "presence" => Some(Kind::Presence),

@@ -18,7 +18,6 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use crate::jid::Jid;
 use crate::rng::Rng;
 use crate::tls::{check_peer, PeerCert};
 use crate::xml::{Element, Event, Scope, Stanza};
@@ -438,15 +437,13 @@ impl Session {
     /// bidi, our outbound one; anything else takes the tree path, which
     /// answers it.
     fn on_relay(&mut self, stanza: Stanza, settings: &Settings, t: Time) {
-        let domain = |v: Option<&str>| Some(Jid::parse(v?).ok()?.domain().to_owned());
-        let pair = (domain(stanza.from()), domain(stanza.to()));
+        let addr = crate::xmpp::stanza::addressing_of(stanza.from(), stanza.to());
+        let pair = addr.as_ref().map(|a| (a.from.domain(), a.to.domain()));
         let authorized = self.phase == Phase::Open
             && match (&self.dir, pair) {
-                (Direction::Inbound, (Some(from), Some(to))) => {
-                    self.authorized.contains(&from, &to)
-                }
-                (Direction::Outbound { local, remote }, (Some(from), Some(to))) => {
-                    self.bidi && self.is_established() && from == *remote && to == *local
+                (Direction::Inbound, Some((from, to))) => self.authorized.contains(from, to),
+                (Direction::Outbound { local, remote }, Some((from, to))) => {
+                    self.bidi && self.is_established() && from == remote && to == local
                 }
                 _ => false,
             };
